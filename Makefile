@@ -1,0 +1,94 @@
+# async.h — build, test, install.  `make V=1` shows the commands.
+CC      ?= cc
+AR      ?= ar
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CFLAGS  ?= -O2 -g
+ARM_CC  ?= arm-none-eabi-gcc
+
+# Warnings the project is held to. -Wjump-misses-init and -Wuninitialized catch automatic locals that
+# would not survive an await (see async.h); -Wjump-misses-init exists in gcc only.
+WARN := -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wundef \
+        -Wwrite-strings -Wuninitialized -Werror
+WARN += $(shell $(CC) -Wjump-misses-init -Werror -x c -c /dev/null -o /dev/null 2>/dev/null && echo -Wjump-misses-init)
+
+ifeq ($(SANITIZE),1)
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  BUILD    ?= build-san
+endif
+BUILD ?= build
+
+ALL_CFLAGS  = $(WARN) -I. -Isrc $(SANFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+LIBS        = -lev -lpthread
+
+ifeq ($(V),1)
+  Q :=
+else
+  Q := @
+endif
+
+LIB_SRC  := src/core.c src/ev_loop.c
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
+SAMPLES  := $(basename $(notdir $(wildcard samples/*.c)))
+SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)
+TEST_SRC := $(wildcard test/test_*.c)
+
+.PHONY: all lib samples test check-portable valgrind install clean bench
+
+all: lib samples
+
+lib: $(BUILD)/libasync.a
+
+$(BUILD)/src/%.o: src/%.c async.h src/internal.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libasync.a: $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)$(AR) rcs $@ $^
+
+samples: $(SAMPLE_BIN)
+
+$(BUILD)/samples/%: samples/%.c $(BUILD)/libasync.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
+
+$(BUILD)/test/runner: test/runner.c test/test.h $(TEST_SRC) $(BUILD)/libasync.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' \
+	    test/runner.c -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
+
+# The test runner; `make test T=gather` runs the tests whose names contain "gather".
+test: $(BUILD)/test/runner samples
+	$(Q)$(BUILD)/test/runner $(T)
+
+# The portable core alone: strict C99 with gcc and clang, and freestanding Cortex-M3.
+check-portable:
+	@echo "  CHECK   async.h core: gcc, clang, $(ARM_CC)"
+	$(Q)printf '#define ASYNC_IMPLEMENTATION\n#include "async.h"\n' > $(BUILD)/core_check.c
+	$(Q)gcc   -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror -I. -c $(BUILD)/core_check.c -o /dev/null
+	$(Q)clang -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror -I. -c $(BUILD)/core_check.c -o /dev/null
+	$(Q)$(ARM_CC) -mcpu=cortex-m3 -mthumb -Os -std=c99 -ffreestanding -Wall -Wextra -Wpedantic -Werror \
+	    -I. -c $(BUILD)/core_check.c -o $(BUILD)/core_m3.o
+	$(Q)arm-none-eabi-size $(BUILD)/core_m3.o
+
+valgrind: $(BUILD)/test/runner samples
+	$(Q)ASYNC_TEST_VALGRIND=1 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+	    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --trace-children=no \
+	    $(BUILD)/test/runner $(T)
+
+bench: $(BUILD)/libasync.a
+	$(Q)$(MAKE) --no-print-directory -C bench BUILD=$(abspath $(BUILD))
+
+install: $(BUILD)/libasync.a
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 async.h $(DESTDIR)$(PREFIX)/include/async.h
+	install -m 644 $(BUILD)/libasync.a $(DESTDIR)$(PREFIX)/lib/libasync.a
+	sed -e 's|@PREFIX@|$(PREFIX)|' async.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/async.pc
+
+clean:
+	rm -rf build build-san

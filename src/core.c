@@ -1,0 +1,3 @@
+/* The portable core's implementation, compiled once into libasync.a. */
+#define ASYNC_IMPLEMENTATION
+#include "async.h"

@@ -1,0 +1,174 @@
+/* The libev backend: the loop's clock, its blocking wait, and embedding in an application's ev_loop.
+ *
+ * Two ways to drive the scheduler:
+ *  - async_run (async_loop_new): the core calls async_poll for a pass, then wait() blocks in
+ *    ev_run(EVRUN_ONCE) until the next timer is due or I/O arrives.
+ *  - async_loop_attach: the application calls ev_run; an ev_prepare callback runs each pass (the whole
+ *    batch of ready tasks in one callback), one ev_timer stands for every sleeper, and an ev_idle keeps
+ *    libev from blocking while tasks are ready. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct async__hosted {
+    async_loop loop; /* first: the loop pointer is the block pointer */
+    struct ev_loop *ev;
+    bool owns_ev;
+    ev_timer timer;     /* the next timer deadline */
+    ev_prepare prepare; /* attach mode: one pass per libev iteration */
+    ev_idle idle;       /* attach mode: do not block while tasks are ready */
+} async__hosted;
+
+async_ms async__monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (async_ms)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+static async_ms hosted_clock(async_loop *loop) {
+    (void)loop;
+    return async__monotonic_ms();
+}
+
+static void *hosted_realloc(void *ctx, void *ptr, size_t size) {
+    (void)ctx;
+    return realloc(ptr, size);
+}
+
+static void hosted_report(async_loop *loop, async_task *task, const async_error *error, void *ctx) {
+    (void)loop;
+    (void)ctx;
+    fprintf(stderr, "async: error never retrieved in %s: %s (%d)\n", async_task_name(task),
+            async_error_message(error), error ? error->code : 0);
+}
+
+static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+    (void)ev;
+    (void)w;
+    (void)revents; /* waking up is all it is for: the next pass fires the due sleepers */
+}
+
+static void idle_cb(struct ev_loop *ev, ev_idle *w, int revents) {
+    (void)ev;
+    (void)w;
+    (void)revents;
+}
+
+/* Arms the single ev_timer for `timeout_ms` (stopped if negative). */
+static void arm_timer(async__hosted *h, int32_t timeout_ms) {
+    ev_timer_stop(h->ev, &h->timer);
+    if (timeout_ms >= 0) {
+        ev_timer_set(&h->timer, timeout_ms / 1000.0, 0.);
+        ev_timer_start(h->ev, &h->timer);
+    }
+}
+
+static bool hosted_wait(async_loop *loop, int32_t timeout_ms) {
+    async__hosted *h = (async__hosted *)(void *)loop;
+    int active;
+    if (timeout_ms == 0) return ev_run(h->ev, EVRUN_NOWAIT) != 0 || true;
+    arm_timer(h, timeout_ms);
+    active = ev_run(h->ev, EVRUN_ONCE);
+    ev_timer_stop(h->ev, &h->timer);
+    return active != 0;
+}
+
+static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents) {
+    async__hosted *h = (async__hosted *)(void *)((char *)w - offsetof(async__hosted, prepare));
+    int32_t timeout = async_poll(&h->loop);
+    (void)revents;
+    if (timeout == 0) {
+        if (!ev_is_active(&h->idle)) ev_idle_start(ev, &h->idle);
+    } else if (ev_is_active(&h->idle)) {
+        ev_idle_stop(ev, &h->idle);
+    }
+    arm_timer(h, timeout > 0 ? timeout : -1);
+}
+
+static async__hosted *hosted_new(struct ev_loop *ev, bool owns_ev) {
+    async__hosted *h = (async__hosted *)calloc(1, sizeof *h);
+    if (!h) return NULL;
+    async_loop_init(&h->loop);
+    async_loop_set_allocator(&h->loop, hosted_realloc, NULL);
+    async_loop_set_error_handler(&h->loop, hosted_report, NULL);
+    async_loop_set_clock(&h->loop, hosted_clock);
+    h->loop.backend = h;
+    h->ev = ev;
+    h->owns_ev = owns_ev;
+    ev_timer_init(&h->timer, timer_cb, 0., 0.);
+    ev_prepare_init(&h->prepare, prepare_cb);
+    ev_idle_init(&h->idle, idle_cb);
+    return h;
+}
+
+async_loop *async_loop_new(unsigned flags) {
+    const char *clock = getenv("ASYNC_CLOCK");
+    struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
+    async__hosted *h;
+    if (!ev) return NULL;
+    h = hosted_new(ev, true);
+    if (!h) {
+        ev_loop_destroy(ev);
+        return NULL;
+    }
+    if ((flags & ASYNC_LOOP_VIRTUAL_CLOCK) || (clock && strcmp(clock, "virtual") == 0)) {
+        async_loop_set_clock(&h->loop, NULL);
+    } else {
+        h->loop.wait = hosted_wait;
+    }
+    return &h->loop;
+}
+
+async_loop *async_loop_attach(struct ev_loop *ev) {
+    async__hosted *h;
+    if (!ev) return NULL;
+    h = hosted_new(ev, false);
+    if (!h) return NULL;
+    ev_prepare_start(ev, &h->prepare);
+    ev_unref(ev); /* the prepare watcher alone does not keep the application's ev_run going */
+    return &h->loop;
+}
+
+struct ev_loop *async_loop_ev(async_loop *loop) {
+    return loop ? ((async__hosted *)(void *)loop)->ev : NULL;
+}
+
+void async_loop_free(async_loop *loop) {
+    async__hosted *h = (async__hosted *)(void *)loop;
+    if (!h) return;
+    async_loop_report_errors(loop);
+    ev_timer_stop(h->ev, &h->timer);
+    ev_idle_stop(h->ev, &h->idle);
+    if (ev_is_active(&h->prepare)) {
+        ev_ref(h->ev);
+        ev_prepare_stop(h->ev, &h->prepare);
+    }
+    if (loop->timers != loop->inline_timers) free(loop->timers);
+    if (h->owns_ev) ev_loop_destroy(h->ev);
+    free(h);
+}
+
+int async_main(async_task *main) {
+    async_loop *loop = async_loop_new(0);
+    async_ms start;
+    int rc;
+    if (!loop) {
+        fprintf(stderr, "async: %s\n", async_strerror(ASYNC_ENOMEM));
+        return ASYNC_ENOMEM;
+    }
+    start = async_loop_now(loop);
+    rc = async_run(loop, main);
+    if (rc) {
+        const async_error *e = async_task_error(main);
+        fprintf(stderr, "async: main failed: %s (%d)\n", e ? async_error_message(e) : async_strerror(rc), rc);
+    }
+    if (!loop->clock)
+        fprintf(stderr, "async: virtual time %lu ms\n", (unsigned long)(async_ms)(async_loop_now(loop) - start));
+    async_loop_free(loop);
+    return rc;
+}
