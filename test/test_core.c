@@ -1,0 +1,1 @@
+static const test_case core_tests[] = {{NULL, NULL}};
