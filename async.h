@@ -140,7 +140,8 @@ struct async_task {
     uint8_t flags; /* private */
 };
 
-/** Prepares a task header to run `fn`. Returns t, or NULL if t is NULL, fn is NULL, or t's previous run
+/** Prepares a task header to run `fn`. The first time, the memory must be zeroed (static storage, a
+ *  zeroed parent frame, calloc): the old state is read to refuse reusing a frame that still runs. Returns t, or NULL if t is NULL, fn is NULL, or t's previous run
  *  has not finished (the header is then left untouched, so spawning it fails with ASYNC_EBUSY). */
 ASYNC_API async_task *async_task_init(async_task *t, async_fn fn);
 /** Zeroes a whole frame of `size` bytes and prepares its header (the first member) to run fn. Returns
@@ -219,7 +220,8 @@ typedef enum async_group_mode {
  *  (shielded ones are not) and awaited first. */
 struct async_group {
     async_task *waiters;    /* private */
-    async_task *children;   /* private: sibling list */
+    async_task *children;   /* private: sibling list, in start order */
+    async_task *last_child; /* private */
     async_loop *loop;       /* private */
     async_task *parent;     /* private */
     async_group *live_next; /* private: the loop's list of groups with running children */
@@ -904,7 +906,7 @@ static void async__group_cancel_children(async_group *g, const async_task *excep
 static int async__group_begin(async_task *t, async_group *g, int mode) {
     if (g->running) return ASYNC_EBUSY;
     g->waiters = NULL;
-    g->children = NULL;
+    g->children = g->last_child = NULL;
     g->loop = async__loop_of(t);
     g->parent = t;
     g->error = NULL;
@@ -919,8 +921,12 @@ static int async__group_add(async_group *g, async_task *child) {
     if (child->state != ASYNC__S_INIT) return child->state == ASYNC__S_DONE ? ASYNC_EINVAL : ASYNC_EBUSY;
     child->owner = g;
     child->flags = (uint8_t)((child->flags & ~ASYNC__F_OWNER) | ASYNC__OWN_GROUP);
-    child->u.sibling = g->children;
-    g->children = child;
+    child->u.sibling = NULL;
+    if (g->last_child)
+        g->last_child->u.sibling = child;
+    else
+        g->children = child;
+    g->last_child = child;
     g->count++;
     if (g->running++ == 0) async__group_link(g);
     g->parent->flags |= ASYNC__F_OWNS;
@@ -1288,10 +1294,8 @@ ASYNC_API int async__group_check(async_task *t, async_group *g) {
             }
             return ASYNC__GO;
         case ASYNC_GROUP_TIMEOUT: {
-            async_task *timer = &((async_timeout *)(void *)g)->timer, *work = g->children;
             if (g->flags & ASYNC__G_TIMED_OUT) return async__raise_code(t, ASYNC_ETIMEDOUT);
-            if (work == timer) work = timer->u.sibling;
-            return work ? async__outcome(t, work) : ASYNC__GO;
+            return g->children ? async__outcome(t, g->children) : ASYNC__GO; /* the work is first */
         }
         case ASYNC_GROUP_SHIELD: return g->children ? async__outcome(t, g->children) : ASYNC__GO;
         default: return ASYNC__GO;
