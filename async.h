@@ -108,8 +108,9 @@ typedef struct async_loop async_loop;
 typedef struct async_group async_group;
 typedef struct async_future async_future;
 
-/** What a coroutine step returns: suspended at an await, or finished (result stored in the task). */
-typedef enum async_status { ASYNC_PENDING = 0, ASYNC_DONE = 1 } async_status;
+/** What a coroutine step returns: suspended at an await, or finished (result stored in the task).
+ *  ASYNC__AGAIN is private: "call me again now" (the coroutine moved to another resume point). */
+typedef enum async_status { ASYNC_PENDING = 0, ASYNC_DONE = 1, ASYNC__AGAIN = 2 } async_status;
 
 /** A coroutine: a function over its frame. The frame is a struct whose first member is the async_task
  *  header; the function casts the header pointer to the frame. */
@@ -343,17 +344,16 @@ ASYNC_API bool async_loop_has_ready(const async_loop *loop);
 #define ASYNC__RAISE 2 /* the error is in t->r.error: jump to the handler */
 #define ASYNC__RETURNING 3 /* a return is pending (ASYNC_END_TRY only) */
 
-#define ASYNC__TO_HANDLER(t)                                \
-    do {                                                    \
-        (t)->lc = (uint16_t)sizeof(struct async__c);        \
-        goto async__dispatch;                               \
-    } while (0)
+/* Jumps to a resume point: store it and return ASYNC__AGAIN; the caller calls the coroutine again at
+ * once. Never a backward goto or a fall-through into a resume label: a resume point reachable only
+ * through the switch is what lets the compilers report a local used across an await. */
+#define ASYNC__GOTO(t, point) return ((t)->lc = (uint16_t)(point), ASYNC__AGAIN)
+#define ASYNC__TO_HANDLER(t) ASYNC__GOTO(t, sizeof(struct async__c))
 
 /** Opens a coroutine body; `t` is the coroutine's async_task parameter. */
 #define ASYNC_BEGIN(t)                                      \
     struct async__c { char n[ASYNC__LC_RAISE]; };          \
     struct async__f { char n[ASYNC__LC_RETURN]; };         \
-    async__dispatch:                                        \
     switch ((t)->lc) {                                      \
     case 0:
 
@@ -367,18 +367,21 @@ ASYNC_API bool async_loop_has_ready(const async_loop *loop);
     case ASYNC__LC_RAISE:                                               \
         return async__complete((t));                                    \
     default:                                                            \
-        if (async__redirect((t))) goto async__dispatch;                 \
+        if (async__redirect((t))) return ASYNC__AGAIN;                  \
         return async__complete((t));                                    \
     }
 
-/* An await: `start` runs once (its result: GO, or RAISE), then `check` runs now and on every resume
- * (GO, WAIT or RAISE). */
+/* An await: `start` runs once: GO (nothing to wait for: come back at once to the check), WAIT (it
+ * suspended: return PENDING) or RAISE. `check` runs on every resume: GO, WAIT or RAISE. */
 #define ASYNC__AWAIT(t, start, check)                                   \
     do {                                                                \
         ASYNC__LINE_OK();                                               \
-        if ((start) == ASYNC__RAISE) ASYNC__TO_HANDLER(t);              \
         (t)->lc = __LINE__;                                             \
-        ASYNC__FALLTHROUGH;                                             \
+        switch (start) {                                                \
+        case ASYNC__GO: return ASYNC__AGAIN;                            \
+        case ASYNC__WAIT: return ASYNC_PENDING;                         \
+        default: ASYNC__TO_HANDLER(t);                                  \
+        }                                                               \
     case __LINE__:                                                      \
         switch (check) {                                                \
         case ASYNC__GO: break;                                          \
@@ -422,7 +425,7 @@ ASYNC_API bool async_loop_has_ready(const async_loop *loop);
     } while (0)
 /** Leaves a task group (async with TaskGroup() exit): waits for every child; the first error cancelled
  *  the others and is raised here once all have ended. */
-#define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, ASYNC__GO, async__group_check((t), (g)))
+#define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__group_check((t), (g)))
 /** await asyncio.wait_for(child, ms / 1000.0): at the deadline the child is cancelled and, once it has
  *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). */
 #define AWAIT_TIMEOUT(t, tmo, ms, child) \
@@ -437,8 +440,7 @@ ASYNC_API bool async_loop_has_ready(const async_loop *loop);
 #define ASYNC_RETURN(t, value)                              \
     do {                                                    \
         async__set_return((t), (intptr_t)(value));          \
-        (t)->lc = (uint16_t)sizeof(struct async__f);        \
-        goto async__dispatch;                               \
+        ASYNC__GOTO(t, sizeof(struct async__f));            \
     } while (0)
 /** raise: fails with `code` and a static message, caught by the nearest ASYNC_CATCH (code must be a
  *  constant; for codes computed at run time raise a static async_error with ASYNC_THROW_ERROR). */
@@ -471,8 +473,7 @@ ASYNC_API bool async_loop_has_ready(const async_loop *loop);
 
 /** except: runs when the try block raised; async_caught(t) is the error (re-raise with ASYNC_RERAISE). */
 #define ASYNC_CATCH(t)                                                                      \
-            (t)->lc = (uint16_t)ASYNC__LC_FINALLY(sizeof(struct async__try));               \
-            goto async__dispatch;                                                           \
+            ASYNC__GOTO(t, ASYNC__LC_FINALLY(sizeof(struct async__try)));                   \
         }                                                                                   \
         case ASYNC__LC_CATCH(sizeof(struct async__try)):                                    \
             async__caught_enter((t));                                                        \
@@ -496,8 +497,8 @@ ASYNC_API bool async_loop_has_ready(const async_loop *loop);
         ASYNC__FALLTHROUGH;                                                                 \
         case ASYNC__LC_ENDTRY(sizeof(struct async__try)):                                   \
         switch (async__end_try((t))) {                                                      \
-        case ASYNC__RAISE: (t)->lc = (uint16_t)sizeof(struct async__up_c); goto async__dispatch; \
-        case ASYNC__RETURNING: (t)->lc = (uint16_t)sizeof(struct async__up_f); goto async__dispatch; \
+        case ASYNC__RAISE: ASYNC__GOTO(t, sizeof(struct async__up_c));                     \
+        case ASYNC__RETURNING: ASYNC__GOTO(t, sizeof(struct async__up_f));                 \
         default: break;                                                                     \
         }                                                                                   \
     }
@@ -522,6 +523,7 @@ ASYNC_API int async__gather_start(async_task *t, async_group *g, int mode, async
 ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode, async_task *first, size_t n,
                                         size_t stride);
 ASYNC_API int async__group_check(async_task *t, async_group *g);
+ASYNC_API int async__group_wait(async_task *t, async_group *g);
 ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *child);
 ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int32_t ms, async_task *child);
 
@@ -1073,6 +1075,14 @@ static int async__deliver_cancel(async_task *t, async_task *runner) {
     return ASYNC__RAISE;
 }
 
+/* Steps coroutine t until it suspends or finishes (ASYNC__AGAIN: it moved to another resume point). */
+static async_status async__resume(async_task *t) {
+    async_status st;
+    do st = t->fn(t);
+    while (st == ASYNC__AGAIN);
+    return st;
+}
+
 static bool async__waiting(const async_task *runner) {
     return runner->state >= ASYNC__S_SLEEPING && runner->state <= ASYNC__S_WAIT_GROUP;
 }
@@ -1112,13 +1122,13 @@ ASYNC_API int async__await_start(async_task *t, async_task *x) {
         runner->state = ASYNC__S_WAIT_TASK;
         async__wl_push(&x->u.waiters, runner);
     }
-    return ASYNC__GO;
+    return ASYNC__WAIT;
 }
 
 ASYNC_API int async__await_check(async_task *t, async_task *x) {
     async_task *runner = async__runner(t);
     if (ASYNC__OWNER(x) == ASYNC__OWN_TASK && x->owner == t && x->state != ASYNC__S_DONE) {
-        async_status st = (x->flags & ASYNC__F_FINISHING) ? async__complete(x) : x->fn(x);
+        async_status st = (x->flags & ASYNC__F_FINISHING) ? async__complete(x) : async__resume(x);
         if (st == ASYNC_PENDING) return ASYNC__WAIT;
         return async__outcome(t, x);
     }
@@ -1128,8 +1138,7 @@ ASYNC_API int async__await_check(async_task *t, async_task *x) {
         return async__outcome(t, x);
     }
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
-    async__await_start(t, x); /* woken for a sibling's end: wait again */
-    return ASYNC__WAIT;
+    return async__await_start(t, x); /* woken for a sibling's end: wait again */
 }
 
 ASYNC_API int async__sleep_start(async_task *t, int32_t ms) {
@@ -1143,7 +1152,7 @@ ASYNC_API int async__sleep_start(async_task *t, int32_t ms) {
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     if (ms <= 0) {
         async__push_ready(loop, runner);
-        return ASYNC__GO;
+        return ASYNC__WAIT;
     }
     rc = async__timer_add(loop, runner, loop->now + (async_ms)ms);
     if (rc) {
@@ -1151,7 +1160,7 @@ ASYNC_API int async__sleep_start(async_task *t, int32_t ms) {
         return ASYNC__RAISE;
     }
     runner->state = ASYNC__S_SLEEPING;
-    return ASYNC__GO;
+    return ASYNC__WAIT;
 }
 
 ASYNC_API int async__sleep_check(async_task *t) {
@@ -1207,7 +1216,7 @@ ASYNC_API int async__future_start(async_task *t, async_future *f) {
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     runner->state = ASYNC__S_WAIT;
     async__wl_push(&f->waiters, runner);
-    return ASYNC__GO;
+    return ASYNC__WAIT;
 }
 
 ASYNC_API int async__future_check(async_task *t, async_future *f) {
@@ -1219,7 +1228,7 @@ ASYNC_API int async__future_check(async_task *t, async_future *f) {
         return ASYNC__RAISE;
     }
     if (f->state == 1) return ASYNC__GO;
-    return async__future_start(t, f) == ASYNC__RAISE ? ASYNC__RAISE : ASYNC__WAIT;
+    return async__future_start(t, f); /* woken without a result: wait again */
 }
 
 /* ---- gather, task groups, timeout, shield ---- */
@@ -1250,7 +1259,7 @@ ASYNC_API int async__gather_start(async_task *t, async_group *g, int mode, async
             return async__raise_code(t, rc);
         }
     }
-    return ASYNC__GO;
+    return async__group_wait(t, g);
 }
 
 ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode, async_task *first, size_t n,
@@ -1267,7 +1276,7 @@ ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode,
             return async__raise_code(t, rc);
         }
     }
-    return ASYNC__GO;
+    return async__group_wait(t, g);
 }
 
 ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *child) {
@@ -1277,6 +1286,20 @@ ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *c
 
 static bool async__group_settled(const async_group *g) {
     return g->running == 0 || (g->mode == ASYNC_GROUP_GATHER && g->error);
+}
+
+/* The start of an await on a group: nothing to wait for (GO), or wait in its list (WAIT). */
+ASYNC_API int async__group_wait(async_task *t, async_group *g) {
+    async_task *runner = async__runner(t);
+    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    if (async__group_settled(g)) return ASYNC__GO;
+    if (runner->flags & ASYNC__F_CANCEL) {
+        if (g->mode == ASYNC_GROUP_SHIELD) return async__deliver_cancel(t, runner);
+        async__group_cancel_children(g, NULL); /* cancelled before waiting: pass it on, then wait */
+    }
+    runner->state = ASYNC__S_WAIT_GROUP;
+    async__wl_push(&g->waiters, runner);
+    return ASYNC__WAIT;
 }
 
 ASYNC_API int async__group_check(async_task *t, async_group *g) {
@@ -1330,7 +1353,7 @@ ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int32_t ms
         async__group_cancel_children(&tmo->group, NULL);
         return async__raise_code(t, rc);
     }
-    return ASYNC__GO;
+    return async__group_wait(t, &tmo->group);
 }
 
 /* ---- cancellation ---- */
@@ -1421,7 +1444,7 @@ static void async__step(async_loop *loop, async_task *t) {
     else if (t->lc == 0 && (t->flags & ASYNC__F_CANCEL))
         async__finish_unstarted(t); /* cancelled before its first step: the body never runs */
     else
-        t->fn(t);
+        async__resume(t);
 }
 
 static void async__fire_timers(async_loop *loop) {
