@@ -8,8 +8,9 @@
 
 #include "test_core.c"
 #include "test_samples.c"
+#include "test_compile_fail.c"
 
-static const test_case *const suites[] = {core_tests, samples_tests};
+static const test_case *const suites[] = {core_tests, samples_tests, compile_fail_tests};
 
 void test_fail(const char *file, int line, const char *fmt, ...) {
     va_list ap;
