@@ -91,4 +91,4 @@ install: $(BUILD)/libasync.a
 	sed -e 's|@PREFIX@|$(PREFIX)|' async.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/async.pc
 
 clean:
-	rm -rf build build-san build-clang
+	rm -rf build build-san build-clang build-names

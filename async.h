@@ -21,7 +21,9 @@
  * line (a duplicate-case build error says so) and no AWAIT inside a switch statement of your own.
  *
  * Configuration (define before including; the same values for every file of a program):
- *   ASYNC_CONFIG_TASK_NAMES    1 stores a name pointer per task (+1 word). Default: 1 hosted, 0 freestanding.
+ *   ASYNC_CONFIG_TASK_NAMES    1 stores a name pointer per task (+1 word: 56 bytes on x86-64). Default 0:
+ *                              the header stays at 48 bytes (24 on 32-bit), and tasks report as "task".
+ *                              Build libasync.a with the same value (make CFLAGS=-DASYNC_CONFIG_TASK_NAMES=1).
  *   ASYNC_CONFIG_INLINE_TIMERS timer slots inside async_loop before the allocator hook is needed. Default 8.
  *   ASYNC_ASSERT(cond, msg)    called on API misuse in addition to the returned error code. Default: nothing.
  *   ASYNC_API                  storage class of the public functions. Default: extern.
@@ -35,11 +37,7 @@
 #include <string.h>
 
 #ifndef ASYNC_CONFIG_TASK_NAMES
-#  if defined(__STDC_HOSTED__) && __STDC_HOSTED__
-#    define ASYNC_CONFIG_TASK_NAMES 1
-#  else
-#    define ASYNC_CONFIG_TASK_NAMES 0
-#  endif
+#  define ASYNC_CONFIG_TASK_NAMES 0
 #endif
 #ifndef ASYNC_CONFIG_INLINE_TIMERS
 #  define ASYNC_CONFIG_INLINE_TIMERS 8
@@ -117,7 +115,8 @@ typedef enum async_status { ASYNC_PENDING = 0, ASYNC_DONE = 1, ASYNC__AGAIN = 2 
 typedef async_status (*async_fn)(async_task *t);
 
 /** The task header: the first member of every coroutine frame (name it `task`). All fields are private;
- *  use the functions below. 48 bytes on x86-64 (56 with task names), 24 on 32-bit targets. */
+ *  use the functions below. 48 bytes on x86-64 and 24 on 32-bit targets, everything included (a sleeping
+ *  task's timer is one 16-byte slot in the loop's heap); 8/4 more with ASYNC_CONFIG_TASK_NAMES. */
 struct async_task {
     async_fn fn; /* private: the coroutine */
     union {
@@ -169,7 +168,8 @@ ASYNC_API const async_error *async_task_error(async_task *t);
 ASYNC_API intptr_t async_task_value(const async_task *t);
 /** True if t finished cancelled (its error is ASYNC_ECANCELED). */
 ASYNC_API bool async_task_cancelled(const async_task *t);
-/** Names the task for reports and dumps (static string; kept only with ASYNC_CONFIG_TASK_NAMES). */
+/** Names the task for reports and dumps (a string that outlives the task). Stored only when the program
+ *  is built with ASYNC_CONFIG_TASK_NAMES=1; otherwise names cost nothing and are not kept. */
 ASYNC_API void async_task_set_name(async_task *t, const char *name);
 /** The task's name, or "task" when none was set or names are configured out. */
 ASYNC_API const char *async_task_name(const async_task *t);
@@ -573,9 +573,8 @@ ASYNC_API int async_main(async_task *main);
 
 /* A C99 static assertion: a negative array size is a compile error. */
 #define ASYNC__STATIC_ASSERT(cond, name) typedef char async__assert_##name[(cond) ? 1 : -1]
-ASYNC__STATIC_ASSERT(sizeof(async_task) <= (5 + ASYNC_CONFIG_TASK_NAMES) * sizeof(void *) + 4 ||
-                         sizeof(async_task) <= (6 + ASYNC_CONFIG_TASK_NAMES) * sizeof(void *),
-                     task_header_budget);
+/* The header budget: 48 bytes on 64-bit targets, 24 on 32-bit ones (+1 pointer with task names). */
+ASYNC__STATIC_ASSERT(sizeof(async_task) <= (6 + ASYNC_CONFIG_TASK_NAMES) * sizeof(void *), task_header_budget);
 
 /* Task states */
 enum {
@@ -1501,17 +1500,17 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
     if (rc) return rc;
     while (main->state != ASYNC__S_DONE) {
         int32_t timeout = async_poll(loop);
-        if (main->state == ASYNC__S_DONE || timeout == 0) continue;
-        if (loop->wait && (loop->wait(loop, timeout) || timeout >= 0)) {
-            continue;
-        } else if (timeout > 0 && !loop->clock) {
-            loop->now += (async_ms)timeout; /* virtual clock: jump to the next timer */
-        } else if (timeout < 0 || loop->wait) {
-            /* nothing can wake main: cancel it so its finally blocks run, then report the deadlock */
-            if (deadlocked) break;
-            deadlocked = true;
-            async_cancel(main);
+        if (main->state == ASYNC__S_DONE) break;
+        if (loop->wait) { /* hosted: poll I/O (without blocking while tasks are ready) */
+            if (loop->wait(loop, timeout) || timeout >= 0) continue;
+        } else if (timeout >= 0) {
+            if (!loop->clock) loop->now += (async_ms)timeout; /* virtual clock: jump to the next timer */
+            continue;                                          /* a real clock without wait: poll again */
         }
+        /* nothing can wake main: cancel it so its finally blocks run, then report the deadlock */
+        if (deadlocked) break;
+        deadlocked = true;
+        async_cancel(main);
     }
     if (main->state != ASYNC__S_DONE) {
         async_loop_report_errors(loop);

@@ -71,7 +71,10 @@ static void arm_timer(async__hosted *h, int32_t timeout_ms) {
 static bool hosted_wait(async_loop *loop, int32_t timeout_ms) {
     async__hosted *h = (async__hosted *)(void *)loop;
     int active;
-    if (timeout_ms == 0) return ev_run(h->ev, EVRUN_NOWAIT) != 0 || true;
+    if (timeout_ms == 0) { /* tasks are ready: look at I/O without blocking */
+        ev_run(h->ev, EVRUN_NOWAIT);
+        return true;
+    }
     arm_timer(h, timeout_ms);
     active = ev_run(h->ev, EVRUN_ONCE);
     ev_timer_stop(h->ev, &h->timer);

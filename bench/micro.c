@@ -1,0 +1,177 @@
+/* Microbenchmarks of the portable core alone (no libev, virtual clock): what each primitive costs.
+ * Run under `valgrind --tool=callgrind` for instruction counts that a noisy machine does not blur
+ * (`make bench-callgrind`). Prints one line per figure: name, ns per operation, operations. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define ASYNC_IMPLEMENTATION
+#include "async.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *std_realloc(void *ctx, void *p, size_t n) {
+    (void)ctx;
+    return realloc(p, n);
+}
+
+static void report(const char *name, double seconds, long ops) {
+    printf("micro=%-28s ns_per_op=%7.2f ops=%ld\n", name, seconds * 1e9 / (double)ops, ops);
+}
+
+/* ---- resume of a ready task: K tasks each yield R times ---- */
+typedef struct {
+    async_task task;
+    long left;
+} yielder_frame;
+
+static async_status yielder_run(async_task *t) {
+    yielder_frame *f = (yielder_frame *)t;
+    ASYNC_BEGIN(t);
+    while (f->left-- > 0) ASYNC_YIELD(t);
+    ASYNC_END(t);
+}
+
+static void bench_resume(long k, long rounds) {
+    async_loop loop;
+    yielder_frame *fs = calloc((size_t)k, sizeof *fs);
+    double t0;
+    long i;
+    async_loop_init(&loop);
+    for (i = 0; i < k; i++) {
+        async_task_init(&fs[i].task, yielder_run);
+        fs[i].left = rounds;
+        async_spawn(&loop, &fs[i].task);
+    }
+    t0 = now_s();
+    while (async_poll(&loop) >= 0) {}
+    report("resume_ready_task (yield)", now_s() - t0, k * (rounds + 1));
+    free(fs);
+}
+
+/* ---- spawn + yield + complete (W1 without libev) ---- */
+typedef struct {
+    async_task task;
+    long i;
+} w1_frame;
+
+static async_status w1_run(async_task *t) {
+    w1_frame *f = (w1_frame *)t;
+    ASYNC_BEGIN(t);
+    ASYNC_YIELD(t);
+    ASYNC_RETURN(t, f->i);
+    ASYNC_END(t);
+}
+
+typedef struct {
+    async_task task;
+    w1_frame *tasks;
+    long n;
+    async_group all;
+} gather_frame;
+
+static async_status gather_run(async_task *t) {
+    gather_frame *f = (gather_frame *)t;
+    ASYNC_BEGIN(t);
+    AWAIT_GATHER_ARRAY(t, &f->all, &f->tasks[0].task, (size_t)f->n, sizeof f->tasks[0]);
+    ASYNC_END(t);
+}
+
+static void bench_spawn(long n) {
+    async_loop loop;
+    static gather_frame g;
+    double t0;
+    long i;
+    long long sum = 0;
+    async_loop_init(&loop);
+    ASYNC_FRAME_INIT(&g, gather_run);
+    g.n = n;
+    g.tasks = calloc((size_t)n, sizeof *g.tasks);
+    t0 = now_s();
+    for (i = 0; i < n; i++) {
+        async_task_init(&g.tasks[i].task, w1_run);
+        g.tasks[i].i = i;
+    }
+    async_run(&loop, &g.task);
+    for (i = 0; i < n; i++) sum += async_task_value(&g.tasks[i].task);
+    report("spawn_yield_complete (W1)", now_s() - t0, n);
+    if (sum != (long long)n * (n - 1) / 2) printf("checksum mismatch\n");
+    free(g.tasks);
+}
+
+/* ---- await of a completed future, R times in one task ---- */
+typedef struct {
+    async_task task;
+    async_future *fut;
+    long left;
+} fut_frame;
+
+static async_status fut_run(async_task *t) {
+    fut_frame *f = (fut_frame *)t;
+    ASYNC_BEGIN(t);
+    while (f->left-- > 0) AWAIT_FUTURE(t, f->fut);
+    ASYNC_END(t);
+}
+
+static void bench_future(long rounds) {
+    async_loop loop;
+    async_future fut = {0};
+    static fut_frame f;
+    double t0;
+    async_loop_init(&loop);
+    async_future_set_value(&fut, 1);
+    ASYNC_FRAME_INIT(&f, fut_run);
+    f.fut = &fut;
+    f.left = rounds;
+    t0 = now_s();
+    async_run(&loop, &f.task);
+    report("await_completed_future", now_s() - t0, rounds);
+}
+
+/* ---- timer insert + fire: N sleepers with spread deadlines ---- */
+typedef struct {
+    async_task task;
+    int ms;
+} sleeper_frame;
+
+static async_status sleeper_run(async_task *t) {
+    sleeper_frame *f = (sleeper_frame *)t;
+    ASYNC_BEGIN(t);
+    AWAIT_SLEEP(t, f->ms);
+    ASYNC_END(t);
+}
+
+static void bench_timers(long n) {
+    async_loop loop;
+    sleeper_frame *fs = calloc((size_t)n, sizeof *fs);
+    double t0;
+    long i;
+    int32_t d;
+    async_loop_init(&loop);
+    async_loop_set_allocator(&loop, std_realloc, NULL);
+    for (i = 0; i < n; i++) {
+        async_task_init(&fs[i].task, sleeper_run);
+        fs[i].ms = 1 + (int)((i * 7919) % 1000);
+        async_spawn(&loop, &fs[i].task);
+    }
+    t0 = now_s();
+    while ((d = async_poll(&loop)) >= 0) loop.now += (async_ms)d;
+    report("timer_insert_fire (heap)", now_s() - t0, n);
+    if (loop.timers != loop.inline_timers) free(loop.timers);
+    free(fs);
+}
+
+int main(int argc, char **argv) {
+    long scale = argc > 1 ? atol(argv[1]) : 1;
+    printf("micro=%-28s bytes=%lu\n", "sizeof(async_task)", (unsigned long)sizeof(async_task));
+    bench_resume(1000, 1000 * scale);
+    bench_spawn(1000000 * scale);
+    bench_future(10000000 * scale);
+    bench_timers(1000000 * scale);
+    return 0;
+}
