@@ -34,7 +34,7 @@ SAMPLES  := $(basename $(notdir $(wildcard samples/*.c)))
 SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)
 TEST_SRC := $(wildcard test/test_*.c)
 
-.PHONY: all lib samples test check-portable valgrind install clean bench
+.PHONY: all lib samples test check check-portable check-install valgrind install clean bench run
 
 all: lib samples
 
@@ -66,10 +66,30 @@ $(BUILD)/test/runner: test/runner.c test/test.h $(TEST_SRC) $(BUILD)/libasync.a
 test: $(BUILD)/test/runner samples
 	$(Q)$(BUILD)/test/runner $(T)
 
+# Builds and runs the showcase sample: seed 001's gather of three tasks (3, 2 and 1 s) in 3 s.
+run: $(BUILD)/samples/gather
+	$(BUILD)/samples/gather
+
+# Everything CI runs: clang and gcc, ASan+UBSan, valgrind, the portable core, an install; the plain
+# gcc run last, so the final line is its "N passed, N failed".
+check: check-portable check-install
+	$(Q)$(MAKE) --no-print-directory test CC=clang BUILD=build-clang
+	$(Q)$(MAKE) --no-print-directory test SANITIZE=1
+	$(Q)$(MAKE) --no-print-directory valgrind
+	$(Q)$(MAKE) --no-print-directory test
+
+# Installs into a scratch directory and builds a sample against it with pkg-config, as a user would.
+check-install: $(BUILD)/libasync.a
+	@echo "  CHECK   make install + pkg-config"
+	$(Q)rm -rf $(BUILD)/stage && $(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD))/stage PREFIX=/usr >/dev/null
+	$(Q)PKG_CONFIG_SYSROOT_DIR=$(abspath $(BUILD))/stage PKG_CONFIG_LIBDIR=$(abspath $(BUILD))/stage/usr/lib/pkgconfig \
+	    sh -c '$(CC) -std=c99 samples/hello_world.c $$(pkg-config --cflags async) -o $(BUILD)/stage/hello $$(pkg-config --libs async)'
+	$(Q)ASYNC_CLOCK=virtual $(BUILD)/stage/hello >/dev/null 2>&1
+
 # The portable core alone: strict C99 with gcc and clang, and freestanding Cortex-M3.
 check-portable:
 	@echo "  CHECK   async.h core: gcc, clang, $(ARM_CC)"
-	$(Q)printf '#define ASYNC_IMPLEMENTATION\n#include "async.h"\n' > $(BUILD)/core_check.c
+	$(Q)mkdir -p $(BUILD) && printf '#define ASYNC_IMPLEMENTATION\n#include "async.h"\n' > $(BUILD)/core_check.c
 	$(Q)gcc   -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror -I. -c $(BUILD)/core_check.c -o /dev/null
 	$(Q)clang -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror -I. -c $(BUILD)/core_check.c -o /dev/null
 	$(Q)$(ARM_CC) -mcpu=cortex-m3 -mthumb -Os -std=c99 -ffreestanding -Wall -Wextra -Wpedantic -Werror \

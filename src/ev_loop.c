@@ -59,11 +59,14 @@ static void idle_cb(struct ev_loop *ev, ev_idle *w, int revents) {
     (void)revents;
 }
 
-/* Arms the single ev_timer for `timeout_ms` (stopped if negative). */
+/* Arms the single ev_timer for `timeout_ms` (stopped if negative). It repeats, so that once it has
+ * fired it still holds the application's ev_run open until the next prepare callback runs the sleepers
+ * it woke and re-arms it (or stops it when nothing is left). */
 static void arm_timer(async__hosted *h, int32_t timeout_ms) {
     ev_timer_stop(h->ev, &h->timer);
     if (timeout_ms >= 0) {
-        ev_timer_set(&h->timer, timeout_ms / 1000.0, 0.);
+        double s = timeout_ms / 1000.0;
+        ev_timer_set(&h->timer, s, s > 0. ? s : 0.001);
         ev_timer_start(h->ev, &h->timer);
     }
 }

@@ -9,8 +9,9 @@
 #include "test_core.c"
 #include "test_samples.c"
 #include "test_compile_fail.c"
+#include "test_ev.c"
 
-static const test_case *const suites[] = {core_tests, samples_tests, compile_fail_tests};
+static const test_case *const suites[] = {core_tests, samples_tests, compile_fail_tests, ev_tests};
 
 void test_fail(const char *file, int line, const char *fmt, ...) {
     va_list ap;
