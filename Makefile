@@ -101,8 +101,19 @@ valgrind: $(BUILD)/test/runner samples
 	    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --trace-children=no \
 	    $(BUILD)/test/runner $(T)
 
-bench: $(BUILD)/libasync.a
-	$(Q)$(MAKE) --no-print-directory -C bench BUILD=$(abspath $(BUILD))
+# Benchmarks: the core's primitives alone, then W1 beside the peers of ../shared/bench (medians of 3).
+BENCH_N ?= 100000
+bench: $(BUILD)/bench/w1 $(BUILD)/bench/micro
+	$(Q)$(BUILD)/bench/micro
+	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh W1 $(BENCH_N) 3
+
+$(BUILD)/bench/micro: bench/micro.c async.h
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WARN) -O2 -I. $(CFLAGS) $< -o $@
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libasync.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
 
 install: $(BUILD)/libasync.a
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -148,9 +148,11 @@ TEST(await_coroutine_runs_inline_and_returns_its_value) {
     ASSERT_EQ(loop->steps, 2);
 }
 
+/* Awaits a task (target) or a future (fut), logs the value or the error it got. */
 typedef struct {
     async_task task;
     async_task *target;
+    async_future *fut;
     const char *name;
     long got;
     int code;
@@ -160,8 +162,13 @@ static async_status awaiter_run(async_task *t) {
     awaiter_frame *f = (awaiter_frame *)t;
     ASYNC_BEGIN(t);
     ASYNC_TRY(t) {
-        AWAIT(t, f->target);
-        f->got = (long)async_task_value(f->target);
+        if (f->fut) {
+            AWAIT_FUTURE(t, f->fut);
+            f->got = (long)async_future_value(f->fut);
+        } else {
+            AWAIT(t, f->target);
+            f->got = (long)async_task_value(f->target);
+        }
         LOG("%s=%ld ", f->name, f->got);
     }
     ASYNC_CATCH(t) {
@@ -176,6 +183,14 @@ static async_task *awaiter(awaiter_frame *f, const char *name, async_task *targe
     if (ASYNC_FRAME_INIT(f, awaiter_run)) {
         f->name = name;
         f->target = target;
+    }
+    return &f->task;
+}
+
+static async_task *fwait(awaiter_frame *f, const char *name, async_future *fut) {
+    if (ASYNC_FRAME_INIT(f, awaiter_run)) {
+        f->name = name;
+        f->fut = fut;
     }
     return &f->task;
 }
@@ -481,42 +496,10 @@ TEST(cancelling_an_awaiter_cancels_the_awaited_task_and_waits_for_it) {
 
 /* ---- futures ---- */
 
-typedef struct {
-    async_task task;
-    async_future *fut;
-    const char *name;
-    long got;
-    int code;
-} fwait_frame;
-
-static async_status fwait_run(async_task *t) {
-    fwait_frame *f = (fwait_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_TRY(t) {
-        AWAIT_FUTURE(t, f->fut);
-        f->got = (long)async_future_value(f->fut);
-        LOG("%s=%ld ", f->name, f->got);
-    }
-    ASYNC_CATCH(t) {
-        f->code = async_caught(t)->code;
-        LOG("%s!%d ", f->name, f->code);
-    }
-    ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static async_task *fwait(fwait_frame *f, const char *name, async_future *fut) {
-    if (ASYNC_FRAME_INIT(f, fwait_run)) {
-        f->name = name;
-        f->fut = fut;
-    }
-    return &f->task;
-}
-
 TEST(future_wakes_waiters_in_order_and_cancel_detaches_one) {
     async_loop *loop = new_loop();
     async_future fut;
-    static fwait_frame w[3];
+    static awaiter_frame w[3];
     memset(&fut, 0, sizeof fut);
     async_spawn(loop, fwait(&w[0], "a", &fut));
     async_spawn(loop, fwait(&w[1], "b", &fut));
@@ -537,7 +520,7 @@ TEST(future_wakes_waiters_in_order_and_cancel_detaches_one) {
 TEST(future_error_is_raised_in_the_awaiter) {
     async_loop *loop = new_loop();
     async_future fut;
-    static fwait_frame w;
+    static awaiter_frame w;
     async_future_init(memset(&fut, 0, sizeof fut));
     async_spawn(loop, fwait(&w, "a", &fut));
     async_poll(loop);
@@ -551,7 +534,7 @@ TEST(future_error_is_raised_in_the_awaiter) {
 TEST(main_waiting_forever_is_a_deadlock_and_its_finally_runs) {
     async_loop *loop = new_loop();
     async_future fut;
-    static fwait_frame w;
+    static awaiter_frame w;
     memset(&fut, 0, sizeof fut);
     ASSERT_EQ(async_run(loop, fwait(&w, "m", &fut)), ASYNC_EDEADLK);
     ASSERT_STR_EQ(trace, "m!-125 "); /* cancelled so that its handlers ran */
