@@ -28,7 +28,7 @@ else
   Q := @
 endif
 
-LIB_SRC  := src/core.c src/ev_loop.c
+LIB_SRC  := src/core.c src/ev_loop.c src/frames.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
 SAMPLES  := $(basename $(notdir $(wildcard samples/*.c)))
 SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)

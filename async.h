@@ -552,6 +552,12 @@ ASYNC_API struct ev_loop *async_loop_ev(async_loop *loop);
 /** Frees a loop made by async_loop_new or async_loop_attach (reporting unretrieved errors first). The
  *  tasks' frames are the caller's; tasks still scheduled are simply never run again. */
 ASYNC_API void async_loop_free(async_loop *loop);
+/** Zeroed memory for `count` frames of `size` bytes (a pool for many tasks: index it as an array), with
+ *  its pages mapped up front (one mmap with MAP_POPULATE from 1 MiB on, instead of a page fault per 4 KB
+ *  on first touch). NULL if count or size is 0, the product overflows, or memory is short. */
+ASYNC_API void *async_frames_new(size_t count, size_t size);
+/** Frees a pool from async_frames_new (the same count and size). NULL is ignored. */
+ASYNC_API void async_frames_free(void *frames, size_t count, size_t size);
 /** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
  *  an error is also printed to stderr). With ASYNC_CLOCK=virtual the elapsed virtual time is printed to
  *  stderr as "async: virtual time N ms". */

@@ -12,7 +12,7 @@ trap 'rm -f "$out"' EXIT
 
 for ((r = 0; r < runs; r++)); do
     case $w in
-    W1) "$build/bench/w1" "$n" ;;
+    W1) "$build/bench/w1" "$n"; BENCH_CALLOC=1 "$build/bench/w1" "$n" ;;
     esac
     if [ -x "$peers/run-peers.sh" ]; then "$peers/run-peers.sh" "$w" "$n" 1 2>&1 | grep -v '^#' ; fi
 done | tee "$out"
@@ -20,12 +20,15 @@ done | tee "$out"
 # the figure is the field before checksum (ns_per_op, bytes_per_task, ...)
 awk '
 /^workload=/ {
-    impl = ""; fig = ""; val = ""
+    impl = ""; fig = ""; val = ""; wall = ""; count = ""
     for (i = 1; i <= NF; i++) {
         split($i, kv, "=")
         if (kv[1] == "impl") impl = kv[2]
+        if (kv[1] == "wall_s") wall = kv[2]
+        if (kv[1] == "n" || kv[1] == "N") count = kv[2]
         if (kv[1] ~ /^(ns_per_op|ns_per_switch|bytes_per_task)$/) { fig = kv[1]; val = kv[2] }
     }
+    if (val == "" && wall != "" && count > 0 && $1 == "workload=W1") val = wall * 1e9 / count  # Asio prints N and wall only
     if (impl != "" && val != "") { v[impl, ++cnt[impl]] = val; figname = fig }
 }
 function median(impl,   k, m, a, i, j, t) {

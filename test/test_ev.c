@@ -77,7 +77,22 @@ TEST(ev_unretrieved_error_is_printed_when_the_loop_is_freed) {
     ASSERT(strstr(buf, "async: error never retrieved in task: worker failed (1001)") != NULL);
 }
 
+TEST(frames_pool_is_zeroed_and_checks_its_size) {
+    size_t big = 100000, i;
+    worker_frame *small = async_frames_new(10, sizeof *small), *many = async_frames_new(big, sizeof *many);
+    ASSERT(small != NULL && many != NULL);
+    for (i = 0; i < big; i++) ASSERT_EQ(many[i].task.state, 0);
+    ASSERT(ASYNC_FRAME_INIT(&many[big - 1], worker_run));
+    ASSERT(async_frames_new(0, 8) == NULL);
+    ASSERT(async_frames_new(8, 0) == NULL);
+    ASSERT(async_frames_new((size_t)-1 / 2, 4) == NULL); /* overflow */
+    async_frames_free(small, 10, sizeof *small);
+    async_frames_free(many, big, sizeof *many);
+    async_frames_free(NULL, 1, 1);
+}
+
 static const test_case ev_tests[] = {
+    TEST_ENTRY(frames_pool_is_zeroed_and_checks_its_size)
     TEST_ENTRY(ev_loop_new_sleeps_in_real_time)
     TEST_ENTRY(ev_loop_new_with_virtual_clock_flag)
     TEST_ENTRY(ev_attach_runs_tasks_inside_the_applications_ev_run)
