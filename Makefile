@@ -28,7 +28,7 @@ else
   Q := @
 endif
 
-LIB_SRC  := src/core.c src/ev_loop.c src/frames.c
+LIB_SRC  := $(wildcard src/*.c)
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
 SAMPLES  := $(basename $(notdir $(wildcard samples/*.c)))
 SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)
@@ -40,7 +40,7 @@ all: lib samples
 
 lib: $(BUILD)/libasync.a
 
-$(BUILD)/src/%.o: src/%.c async.h src/internal.h
+$(BUILD)/src/%.o: src/%.c async.h $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -56,10 +56,19 @@ $(BUILD)/samples/%: samples/%.c $(BUILD)/libasync.a
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
 
-$(BUILD)/test/runner: test/runner.c test/test.h $(TEST_SRC) $(BUILD)/libasync.a
+# Every test/test_NAME.c is one suite whose table is NAME_tests.
+TEST_NAMES := $(TEST_SRC:test/test_%.c=%)
+
+$(BUILD)/test/suites.h: $(TEST_SRC) Makefile
+	@mkdir -p $(dir $@)
+	$(Q){ $(foreach n,$(TEST_NAMES),echo '#include "test_$(n).c"';) \
+	      printf 'static const test_case *const suites[] = {'; \
+	      $(foreach n,$(TEST_NAMES),printf '$(n)_tests, ';) echo '};'; } > $@
+
+$(BUILD)/test/runner: test/runner.c test/test.h $(TEST_SRC) $(BUILD)/test/suites.h $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' \
+	$(Q)$(CC) $(ALL_CFLAGS) -Itest -I$(BUILD)/test -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' \
 	    test/runner.c -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
 
 # The test runner; `make test T=gather` runs the tests whose names contain "gather".
