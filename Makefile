@@ -21,6 +21,9 @@ BUILD ?= build
 ALL_CFLAGS  = $(WARN) -I. -Isrc $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 LIBS        = -lev -lpthread
+# Areas with build rules of their own (firmware, network, ...) keep them in mk/*.mk; they may add to
+# LIBS, CHECK_EXTRA (targets `make check` runs before the test suites) and .PHONY.
+CHECK_EXTRA :=
 
 ifeq ($(V),1)
   Q :=
@@ -33,6 +36,9 @@ LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
 SAMPLES  := $(basename $(notdir $(wildcard samples/*.c)))
 SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)
 TEST_SRC := $(wildcard test/test_*.c)
+
+.DEFAULT_GOAL := all
+-include $(wildcard mk/*.mk)
 
 .PHONY: all lib samples test check check-portable check-install valgrind install clean bench run
 
@@ -81,7 +87,7 @@ run: $(BUILD)/samples/gather
 
 # Everything CI runs: clang and gcc, ASan+UBSan, valgrind, the portable core, an install; the plain
 # gcc run last, so the final line is its "N passed, N failed".
-check: check-portable check-install
+check: check-portable check-install $(CHECK_EXTRA)
 	$(Q)$(MAKE) --no-print-directory test CC=clang BUILD=build-clang
 	$(Q)$(MAKE) --no-print-directory test SANITIZE=1
 	$(Q)$(MAKE) --no-print-directory valgrind
@@ -128,7 +134,7 @@ install: $(BUILD)/libasync.a
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 async.h $(DESTDIR)$(PREFIX)/include/async.h
 	install -m 644 $(BUILD)/libasync.a $(DESTDIR)$(PREFIX)/lib/libasync.a
-	sed -e 's|@PREFIX@|$(PREFIX)|' async.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/async.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LIBS)|' async.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/async.pc
 
 clean:
-	rm -rf build build-san build-clang build-names
+	rm -rf build build-*
