@@ -72,7 +72,29 @@ extern "C" {
     X(ASYNC_ETIMEDOUT, -110, "timed out")                                                      \
     X(ASYNC_EINPROGRESS, -115, "task has not finished")                                        \
     X(ASYNC_ECANCELED, -125, "task was cancelled")                                             \
-    X(ASYNC_EFAULT, -14, "corrupt coroutine state (resume point unknown)")
+    X(ASYNC_EFAULT, -14, "corrupt coroutine state (resume point unknown)")                    \
+    X(ASYNC_ENOENT, -2, "no such file or directory")                                           \
+    X(ASYNC_EIO, -5, "input/output error")                                                     \
+    X(ASYNC_EBADF, -9, "bad file descriptor")                                                  \
+    X(ASYNC_EACCES, -13, "permission denied")                                                  \
+    X(ASYNC_EEXIST, -17, "file exists")                                                        \
+    X(ASYNC_EISDIR, -21, "is a directory")                                                     \
+    X(ASYNC_EMFILE, -24, "too many open files")                                                \
+    X(ASYNC_ENOSPC, -28, "no space left on device")                                            \
+    X(ASYNC_EPIPE, -32, "broken pipe")                                                         \
+    X(ASYNC_ENODATA, -61, "end of stream before the expected data")                            \
+    X(ASYNC_EPROTO, -71, "protocol error (malformed input)")                                   \
+    X(ASYNC_EOVERFLOW, -75, "input exceeds its limit")                                         \
+    X(ASYNC_EMSGSIZE, -90, "message too long")                                                 \
+    X(ASYNC_ENOTSUP, -95, "operation not supported")                                           \
+    X(ASYNC_EADDRINUSE, -98, "address already in use")                                         \
+    X(ASYNC_ENETUNREACH, -101, "network is unreachable")                                       \
+    X(ASYNC_ECONNABORTED, -103, "connection aborted")                                          \
+    X(ASYNC_ECONNRESET, -104, "connection reset by peer")                                      \
+    X(ASYNC_ENOTCONN, -107, "socket is not connected")                                         \
+    X(ASYNC_ECONNREFUSED, -111, "connection refused")                                          \
+    X(ASYNC_EHOSTUNREACH, -113, "no route to host")                                            \
+    X(ASYNC_ENXIO, -6, "no such device or address (name not resolved)")
 
 /** The library's error codes (negative), ASYNC_OK (0), and ASYNC_EUSER: applications number their own
  *  codes from ASYNC_EUSER (1000) up to 32767. */
