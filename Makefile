@@ -101,14 +101,15 @@ check-install: $(BUILD)/libasync.a
 	    sh -c '$(CC) -std=c99 samples/hello_world.c $$(pkg-config --cflags async) -o $(BUILD)/stage/hello $$(pkg-config --libs async)'
 	$(Q)ASYNC_CLOCK=virtual $(BUILD)/stage/hello >/dev/null 2>&1
 
-# The portable core alone: strict C99 with gcc and clang, and freestanding Cortex-M3.
+# The portable core alone: strict C99 with gcc and clang, and freestanding Cortex-M3 with the compiler's
+# own headers only (-nostdinc: no C library).
 check-portable:
 	@echo "  CHECK   async.h core: gcc, clang, $(ARM_CC)"
 	$(Q)mkdir -p $(BUILD) && printf '#define ASYNC_IMPLEMENTATION\n#include "async.h"\n' > $(BUILD)/core_check.c
 	$(Q)gcc   -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror -I. -c $(BUILD)/core_check.c -o /dev/null
 	$(Q)clang -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror -I. -c $(BUILD)/core_check.c -o /dev/null
 	$(Q)$(ARM_CC) -mcpu=cortex-m3 -mthumb -Os -std=c99 -ffreestanding -Wall -Wextra -Wpedantic -Werror \
-	    -I. -c $(BUILD)/core_check.c -o $(BUILD)/core_m3.o
+	    -nostdinc -isystem $$($(ARM_CC) -print-file-name=include) -I. -c $(BUILD)/core_check.c -o $(BUILD)/core_m3.o
 	$(Q)arm-none-eabi-size $(BUILD)/core_m3.o
 
 valgrind: $(BUILD)/test/runner samples

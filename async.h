@@ -34,7 +34,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__STDC_HOSTED__) && __STDC_HOSTED__
 #include <string.h>
+#else
+/* Freestanding (firmware): C99 guarantees no <string.h>; the two functions the core needs are declared
+ * here and come from the board's C library or libgcc-style support code. */
+void *memset(void *s, int c, size_t n);
+void *memcpy(void *dst, const void *src, size_t n);
+#endif
 
 #ifndef ASYNC_CONFIG_TASK_NAMES
 #  define ASYNC_CONFIG_TASK_NAMES 0
