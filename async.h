@@ -86,6 +86,12 @@ extern "C" {
     X(ASYNC_EACCES, -13, "permission denied")                                                  \
     X(ASYNC_EEXIST, -17, "file exists")                                                        \
     X(ASYNC_EISDIR, -21, "is a directory")                                                     \
+    X(ASYNC_EPERM, -1, "operation not permitted")                                              \
+    X(ASYNC_ENOTDIR, -20, "not a directory")                                                   \
+    X(ASYNC_EFBIG, -27, "file too large")                                                      \
+    X(ASYNC_EROFS, -30, "read-only file system")                                               \
+    X(ASYNC_ENAMETOOLONG, -36, "file name too long")                                           \
+    X(ASYNC_ELOOP, -40, "too many levels of symbolic links")                                   \
     X(ASYNC_EMFILE, -24, "too many open files")                                                \
     X(ASYNC_ENOSPC, -28, "no space left on device")                                            \
     X(ASYNC_EPIPE, -32, "broken pipe")                                                         \
@@ -242,7 +248,8 @@ typedef enum async_group_mode {
     ASYNC_GROUP_GATHER,          /* gather: first error is raised at once, the others keep running */
     ASYNC_GROUP_GATHER_SETTLED,  /* gather(return_exceptions=True): wait for all, raise nothing */
     ASYNC_GROUP_TIMEOUT,         /* wait_for: child 0 is the work, child 1 the deadline */
-    ASYNC_GROUP_SHIELD           /* shield: the awaiter's cancellation does not reach the child */
+    ASYNC_GROUP_SHIELD,          /* shield: the awaiter's cancellation does not reach the child */
+    ASYNC_GROUP_GENERATOR        /* async generator: the producer, run for its consumer */
 } async_group_mode;
 
 /** A set of child tasks owned by the coroutine whose frame holds it. Zero-initialise it (a zeroed frame
@@ -277,6 +284,157 @@ typedef struct async_timeout {
     async_task timer;   /* private: sleeps, then cancels the work */
     int32_t ms;         /* private */
 } async_timeout;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Synchronisation: locks, events, conditions, semaphores, queues (asyncio's, with fair FIFO wake-ups) */
+/* ------------------------------------------------------------------------------------------------ */
+/* Every primitive here is a plain struct the caller places (zeroed or initialised by its init function)
+ * and never allocates, except a growing queue, which uses the realloc function it is given. Waiters wake
+ * in the order they began waiting, and what is released is handed to the first waiter directly: a task
+ * arriving later cannot take it first (asyncio lets a newcomer barge in; here a wake-up is a grant).
+ * A waiter that is cancelled leaves the wait at once; a grant it had not yet used passes to the next. */
+
+/** A FIFO list of waiting tasks (private; part of every primitive). */
+typedef struct async_waitq {
+    async_task *head; /* private */
+    async_task *tail; /* private */
+} async_waitq;
+
+/** asyncio.Lock: not re-entrant; released in the order it was requested. Zero-initialise it. */
+typedef struct async_lock {
+    async_waitq waiters; /* private */
+    async_task *holder;  /* private: the task that holds it */
+} async_lock;
+
+/** Releases l, handing it to the first waiter. ASYNC_EPERM if l is not locked, ASYNC_EINVAL for NULL. */
+ASYNC_API int async_lock_release(async_lock *l);
+/** True while l is held. */
+ASYNC_API bool async_lock_locked(const async_lock *l);
+
+/** asyncio.Event: waiters of a set event all wake. Zero-initialise it. */
+typedef struct async_event {
+    async_waitq waiters; /* private */
+    bool is_set;         /* private */
+} async_event;
+
+/** Sets e and wakes every waiter (in the order they began waiting). ASYNC_EINVAL for NULL. */
+ASYNC_API int async_event_set(async_event *e);
+/** Clears e: later waits block until the next set. */
+ASYNC_API void async_event_clear(async_event *e);
+/** True while e is set. */
+ASYNC_API bool async_event_is_set(const async_event *e);
+
+/** asyncio.Condition: a wait list used under a lock. Initialise with async_condition_init. */
+typedef struct async_condition {
+    async_waitq waiters; /* private */
+    async_lock *lock;    /* private */
+    async_lock own_lock; /* private: used when no lock is given */
+} async_condition;
+
+/** Prepares c over `lock`, or over a lock of its own when lock is NULL. ASYNC_EINVAL for NULL c,
+ *  ASYNC_EBUSY while tasks wait on c. */
+ASYNC_API int async_condition_init(async_condition *c, async_lock *lock);
+/** The lock of c (acquire it with AWAIT_LOCK before waiting or notifying). */
+ASYNC_API async_lock *async_condition_lock(async_condition *c);
+/** Wakes up to n waiters of c (first come, first woken); each reacquires the lock before it goes on.
+ *  Returns how many were woken, or ASYNC_EPERM if c's lock is not held, ASYNC_EINVAL for NULL. */
+ASYNC_API int async_condition_notify(async_condition *c, int n);
+/** Wakes every waiter of c. Same returns as async_condition_notify. */
+ASYNC_API int async_condition_notify_all(async_condition *c);
+
+/** asyncio.Semaphore / BoundedSemaphore. Initialise with async_semaphore_init. */
+typedef struct async_semaphore {
+    async_waitq waiters; /* private */
+    int32_t value;       /* private */
+    int32_t bound;       /* private: 0, or the most value a bounded semaphore may reach */
+} async_semaphore;
+
+/** Prepares s with `value` permits (>= 0); bounded: releasing beyond the initial value is an error.
+ *  ASYNC_EINVAL for NULL or a negative value, ASYNC_EBUSY while tasks wait on s. */
+ASYNC_API int async_semaphore_init(async_semaphore *s, int32_t value, bool bounded);
+/** Returns a permit: to the first waiter if any, else to the count. ASYNC_ERANGE if a bounded semaphore
+ *  would exceed its initial value (BoundedSemaphore's ValueError), ASYNC_EINVAL for NULL. */
+ASYNC_API int async_semaphore_release(async_semaphore *s);
+/** Takes a permit without waiting: 0, or ASYNC_EAGAIN if none is free (or tasks already wait). */
+ASYNC_API int async_semaphore_try_acquire(async_semaphore *s);
+/** Free permits. */
+ASYNC_API int32_t async_semaphore_value(const async_semaphore *s);
+
+/** Order of a queue's items. */
+typedef enum async_queue_kind {
+    ASYNC_QUEUE_FIFO = 0, /**< asyncio.Queue */
+    ASYNC_QUEUE_LIFO,     /**< asyncio.LifoQueue */
+    ASYNC_QUEUE_PRIORITY  /**< asyncio.PriorityQueue: smallest first by the queue's compare function
+                               (numeric order of the items by default); equal items leave in the order
+                               they were put (asyncio's heap makes no such promise) */
+} async_queue_kind;
+
+/** Orders two items of a priority queue: negative, zero or positive, like strcmp. */
+typedef int (*async_queue_compare)(intptr_t a, intptr_t b);
+
+/** A queue of intptr_t items (integers or pointers to the caller's objects), like asyncio.Queue.
+ *  Initialise with async_queue_init (caller's storage) or async_queue_init_growing. */
+typedef struct async_queue {
+    async_waitq getters, putters, joiners; /* private */
+    intptr_t *items;                       /* private: ring (FIFO), stack (LIFO) or heap (priority) */
+    uint32_t *seq;                         /* private: priority queues: put order of each item */
+    void *(*realloc_fn)(void *ptr, size_t size); /* private: grows storage; NULL: fixed */
+    async_queue_compare compare;           /* private */
+    size_t capacity, maxsize, head, count; /* private */
+    size_t reserved_items, reserved_slots; /* private: granted to woken getters/putters not yet run */
+    size_t unfinished;                     /* private: items put and not yet task_done */
+    uint32_t next_seq;                     /* private */
+    uint8_t kind, shutdown;                /* private */
+} async_queue;
+
+/** Prepares a bounded queue over caller storage: `capacity` items (its maxsize). A priority queue
+ *  needs `seq` storage of the same capacity (stable order); FIFO and LIFO pass NULL. ASYNC_EINVAL for
+ *  a NULL q or storage, a zero capacity, or a priority queue without seq; ASYNC_EBUSY while tasks wait. */
+ASYNC_API int async_queue_init(async_queue *q, async_queue_kind kind, intptr_t *storage, uint32_t *seq,
+                               size_t capacity);
+/** Prepares a queue whose storage grows with realloc_fn (realloc, or a pool's; realloc_fn(p, 0) must
+ *  free p): maxsize items at most, 0 for no bound. Free it with async_queue_free_storage. Growth
+ *  failure is ASYNC_ENOMEM at the put. */
+ASYNC_API int async_queue_init_growing(async_queue *q, async_queue_kind kind, size_t maxsize,
+                                       void *(*realloc_fn)(void *ptr, size_t size));
+/** Frees a growing queue's storage (its items are dropped). */
+ASYNC_API void async_queue_free_storage(async_queue *q);
+/** Sets a priority queue's order (NULL: numeric). */
+ASYNC_API void async_queue_set_compare(async_queue *q, async_queue_compare compare);
+/** put_nowait: 0; ASYNC_EAGAIN if full (QueueFull), ASYNC_ESHUTDOWN after shutdown, ASYNC_ENOMEM if a
+ *  growing queue cannot grow, ASYNC_EINVAL for NULL. */
+ASYNC_API int async_queue_put_nowait(async_queue *q, intptr_t item);
+/** get_nowait: 0 and the item in *out; ASYNC_EAGAIN if empty (QueueEmpty), ASYNC_ESHUTDOWN if empty
+ *  and shut down, ASYNC_EINVAL for NULL. */
+ASYNC_API int async_queue_get_nowait(async_queue *q, intptr_t *out);
+/** Marks one item taken with get as processed (task_done); ASYNC_ERANGE if called more times than
+ *  items were put. Joiners wake when every item is done. */
+ASYNC_API int async_queue_task_done(async_queue *q);
+/** shutdown(immediate): puts fail with ASYNC_ESHUTDOWN from now on and waiting putters wake with it;
+ *  gets drain what is left, then fail with ASYNC_ESHUTDOWN. Immediate drops the items left (counting
+ *  them done) so that waiting getters and joiners wake at once. */
+ASYNC_API int async_queue_shutdown(async_queue *q, bool immediate);
+/** Items in the queue. */
+ASYNC_API size_t async_queue_size(const async_queue *q);
+/** Items put and not yet marked done. */
+ASYNC_API size_t async_queue_unfinished(const async_queue *q);
+/** True if a put would have to wait. */
+ASYNC_API bool async_queue_full(const async_queue *q);
+
+/** An async generator's channel: the consumer iterates with ASYNC_FOR / AWAIT_NEXT, the producer (a
+ *  coroutine run as the consumer's child) hands values over with ASYNC_YIELD_VALUE. Zero-initialise it. */
+typedef struct async_gen {
+    async_group group;          /* private: the producer is its only child (first member: see below) */
+    async_task *producer_wait;  /* private: the producer, suspended at a yield */
+    const async_error *thrown;  /* private: an error the consumer throws in */
+    intptr_t value;             /* private */
+    uint8_t state;              /* private */
+} async_gen;
+
+/** True once the producer has finished (the ASYNC_FOR loop is over). */
+ASYNC_API bool async_gen_done(const async_gen *g);
+/** True once the producer was started by a first AWAIT_NEXT. */
+ASYNC_API bool async_gen_started(const async_gen *g);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The loop                                                                                          */
@@ -314,6 +472,8 @@ struct async_loop {
     void *on_error_ctx;
     void *backend;
     async__timer inline_timers[ASYNC_CONFIG_INLINE_TIMERS];
+    struct async_signal *signals; /* signals an ISR may raise (see Interrupts) */
+    volatile uint32_t signalled;  /* set by async_signal_raise, cleared by async_poll before its scan */
 };
 
 /** Initialises a loop with the virtual clock (time jumps to the next timer when nothing is ready) and
@@ -340,6 +500,97 @@ ASYNC_API unsigned async_loop_report_errors(async_loop *loop);
 ASYNC_API uint32_t async_loop_timers(const async_loop *loop);
 /** True if tasks are ready to run. */
 ASYNC_API bool async_loop_has_ready(const async_loop *loop);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Interrupts                                                                                        */
+/* ------------------------------------------------------------------------------------------------ */
+/* An interrupt handler never touches the scheduler: it raises a signal, and the loop's next async_poll
+ * completes the signal's future, which wakes the tasks awaiting it (in the same pass).
+ * ISR-SAFE: async_signal_raise, async_signal_raise_error and async_loop_signalled, nothing else. Every
+ * other function of this header runs in the loop's context (the main loop, thread mode). Why those three
+ * are safe on one core, with no lock, no interrupt masking and no atomic instruction (a Cortex-M0 does):
+ * a raise stores only its own signal's volatile fields (value, then a raise count), then sets the loop's
+ * volatile flag word, the same store from any ISR; the loop clears that flag *before* it scans its
+ * signals, so a raise that lands during the scan sets it again for the next pass instead of being lost;
+ * and the loop reads a signal's value again if the raise count moved while it read (the ISR preempted
+ * it). One raising context per signal (one ISR, or ISRs that cannot preempt each other). Not for several
+ * cores or threads: volatile orders nothing between cores. */
+
+/** An interrupt's way into the loop: a future that an ISR completes by raising the signal. Tasks await
+ *  it as AWAIT_FUTURE(t, &sig->future) and read async_future_value(&sig->future) (or catch the raised
+ *  error). Raises that arrive before the loop delivers one coalesce: the latest value wins. A raise that
+ *  arrives while the future still holds an earlier outcome waits for async_signal_reset. Start zeroed. */
+typedef struct async_signal async_signal;
+struct async_signal {
+    async_future future;               /**< completed by async_poll with the raised value or error */
+    async_signal *next;                /* private: the loop's list of signals */
+    async_loop *volatile loop;         /* private: set by async_signal_init, NULL once closed */
+    volatile intptr_t value;           /* private: the latest raised value (ISR-written) */
+    const async_error *volatile error; /* private: or the latest raised error (ISR-written) */
+    volatile uint32_t raised;          /* private: raises so far (ISR-written only) */
+    uint32_t taken;                    /* private: the raise count the loop delivered last */
+};
+
+/** Registers a zeroed (or closed) signal with the loop, its future pending. Call it before enabling the
+ *  interrupt that raises it. ASYNC_EINVAL for NULL, ASYNC_EBUSY if s is registered already. */
+ASYNC_API int async_signal_init(async_signal *s, async_loop *loop);
+/** ISR-SAFE. Raises s with a value: the loop's next async_poll completes s's future with it. Returns 0,
+ *  ASYNC_EINVAL for NULL, ASYNC_ESHUTDOWN if s is not registered (never initialised, or closed). */
+ASYNC_API int async_signal_raise(async_signal *s, intptr_t value);
+/** ISR-SAFE. Raises s with an error (a static record): the awaiters' AWAIT_FUTURE raises it. Returns as
+ *  async_signal_raise, and ASYNC_EINVAL for a NULL error. */
+ASYNC_API int async_signal_raise_error(async_signal *s, const async_error *error);
+/** Re-arms s after its future completed, so the next raise completes it again; a raise that came in
+ *  between is delivered by the next async_poll. ASYNC_EINVAL for NULL, ASYNC_ESHUTDOWN if s is not
+ *  registered, ASYNC_EBUSY while tasks await the future (it is pending: nothing to re-arm). */
+ASYNC_API int async_signal_reset(async_signal *s);
+/** Unregisters s (disable its interrupt first): later raises return ASYNC_ESHUTDOWN and a raise not yet
+ *  delivered is dropped. ASYNC_EINVAL for NULL, ASYNC_ESHUTDOWN if s is not registered, ASYNC_EBUSY (s
+ *  stays registered) while tasks await its future. */
+ASYNC_API int async_signal_close(async_signal *s);
+/** ISR-SAFE. True if a raise waits for the loop's next pass. A board tests it with interrupts masked just
+ *  before it sleeps (WFI still wakes on a masked interrupt, whose handler runs once they are unmasked),
+ *  so that a raise between async_poll and the sleep is not slept through. */
+ASYNC_API bool async_loop_signalled(const async_loop *loop);
+/** True if signals are registered: an interrupt may still wake a loop that has nothing scheduled. */
+ASYNC_API bool async_loop_has_signals(const async_loop *loop);
+/** How async_run waits between passes on a loop of async_loop_init's: wait(loop, ms) returns after at
+ *  most ms milliseconds (0: tasks are ready, return at once; -1: no timer is set), or earlier once a
+ *  signal was raised, and returns false only if nothing could ever wake the loop (async_run then ends
+ *  main with ASYNC_EDEADLK). A board sleeps there with WFI. Hosted loops have theirs: leave those. */
+ASYNC_API void async_loop_set_wait(async_loop *loop, bool (*wait)(async_loop *loop, int32_t timeout_ms));
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Static frame pools                                                                                */
+/* ------------------------------------------------------------------------------------------------ */
+
+/** Frames sized at compile time, for tasks started at run time with no allocator: a frame array and a
+ *  bitmap of the frames handed out. Define one with ASYNC_FRAME_POOL. All fields are private. */
+typedef struct async_frame_pool {
+    void *frames;
+    uint32_t *used; /* one bit per frame */
+    size_t size;    /* bytes per frame */
+    uint32_t count;
+} async_frame_pool;
+
+/** Defines `static async_frame_pool name` over n static frames of frame_type, whose first member must be
+ *  the async_task `task` (a build error otherwise). Costs n frames plus 4 bytes per 32 frames. */
+#define ASYNC_FRAME_POOL(name, frame_type, n)                                                          \
+    static frame_type name##_frames_[(n)];                                                             \
+    static uint32_t name##_used_[((n) + 31) / 32];                                                     \
+    static async_frame_pool name = {                                                                   \
+        name##_frames_, name##_used_,                                                                  \
+        sizeof(frame_type) + 0 * sizeof(char[offsetof(frame_type, task) == 0 ? 1 : -1]), (n)}
+
+/** A zeroed frame from the pool, ready for ASYNC_FRAME_INIT; NULL if every frame is out (or pool is
+ *  NULL): the caller's ASYNC_ENOMEM. */
+ASYNC_API void *async_frame_pool_get(async_frame_pool *pool);
+/** Returns a frame to its pool. ASYNC_EINVAL for NULL, a pointer that is not one of the pool's frames, or
+ *  a frame not handed out; ASYNC_EBUSY (the frame stays out) while its task runs or owns running
+ *  children, or holds an error no one retrieved (read it with async_task_code first). */
+ASYNC_API int async_frame_pool_put(async_frame_pool *pool, void *frame);
+/** Frames of the pool not handed out. */
+ASYNC_API uint32_t async_frame_pool_available(const async_frame_pool *pool);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The coroutine macros                                                                              */
@@ -465,6 +716,87 @@ ASYNC_API bool async_loop_has_ready(const async_loop *loop);
     ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_SHIELD, (async_task *[]){(child)}, 1),  \
                  async__group_check((t), (g)))
 
+/** await lock.acquire(): waits its turn (FIFO). ASYNC_EDEADLK if this task already holds l. */
+#define AWAIT_LOCK(t, l) ASYNC__AWAIT(t, async__lock_start((t), (l)), async__lock_check((t), (l)))
+/** await event.wait(): returns at once if e is set. */
+#define AWAIT_EVENT(t, e) ASYNC__AWAIT(t, async__event_start((t), (e)), async__event_check((t), (e)))
+/** await condition.wait(): releases c's lock (which this task must hold: else ASYNC_EPERM), waits for a
+ *  notify, and reacquires the lock before going on — also when it fails with ASYNC_ECANCELED. */
+#define AWAIT_CONDITION(t, c) ASYNC__AWAIT(t, async__cond_start((t), (c)), async__cond_check((t), (c)))
+/** await semaphore.acquire(). */
+#define AWAIT_SEMAPHORE(t, s) ASYNC__AWAIT(t, async__sem_start((t), (s)), async__sem_check((t), (s)))
+/** await queue.put(item): waits while the queue is full; ASYNC_ESHUTDOWN once it is shut down.
+ *  `item` is evaluated again after the wait: make it a constant or a frame field. */
+#define AWAIT_QUEUE_PUT(t, q, item) \
+    ASYNC__AWAIT(t, async__qput_start((t), (q)), async__qput_check((t), (q), (intptr_t)(item)))
+/** item = await queue.get(): *out receives the item; ASYNC_ESHUTDOWN once shut down and empty. */
+#define AWAIT_QUEUE_GET(t, q, out) ASYNC__AWAIT(t, async__qget_start((t), (q)), async__qget_check((t), (q), (out)))
+/** await queue.join(): until every item put has been marked with async_queue_task_done. */
+#define AWAIT_QUEUE_JOIN(t, q) ASYNC__AWAIT(t, async__qjoin_start((t), (q)), async__qjoin_check((t), (q)))
+
+/** async with: enter (an await that acquires something), then
+ *      ASYNC_WITH(t) { body } ASYNC_WITH_EXIT(t) { release, may await } ASYNC_END_WITH(t);
+ *  The exit block runs when the body ends, raises, returns or is cancelled; a pending error, return or
+ *  cancellation goes on after it. */
+#define ASYNC_WITH(t) ASYNC_TRY(t)
+/** The release part of ASYNC_WITH. */
+#define ASYNC_WITH_EXIT(t) ASYNC_FINALLY(t)
+/** Closes ASYNC_WITH. */
+#define ASYNC_END_WITH(t) ASYNC_END_TRY(t)
+/** async with lock: { body } ASYNC_END_WITH_LOCK(t, l); the lock is released on every way out. */
+#define ASYNC_WITH_LOCK(t, l) \
+    AWAIT_LOCK(t, l);         \
+    ASYNC_TRY(t)
+/** Closes ASYNC_WITH_LOCK. */
+#define ASYNC_END_WITH_LOCK(t, l)       \
+    ASYNC_FINALLY(t) {                  \
+        (void)async_lock_release(l);    \
+    }                                   \
+    ASYNC_END_TRY(t)
+/** async with semaphore: { body } ASYNC_END_WITH_SEMAPHORE(t, s). */
+#define ASYNC_WITH_SEMAPHORE(t, s) \
+    AWAIT_SEMAPHORE(t, s);         \
+    ASYNC_TRY(t)
+/** Closes ASYNC_WITH_SEMAPHORE. */
+#define ASYNC_END_WITH_SEMAPHORE(t, s)      \
+    ASYNC_FINALLY(t) {                      \
+        (void)async_semaphore_release(s);   \
+    }                                       \
+    ASYNC_END_TRY(t)
+
+/** value = await anext(gen): the first call starts `producer` (a prepared coroutine, evaluated only
+ *  then) as a child of this task; *out receives the next value. When the producer has finished,
+ *  async_gen_done(g) is true and *out is unchanged; an error it raised is raised here. Cancelling this
+ *  task cancels the producer too (it runs on the consumer's behalf, as in asyncio). */
+#define AWAIT_NEXT(t, g, producer, out)                                                                \
+    ASYNC__AWAIT(t, async__gen_next_start((t), (g), async_gen_started(g) ? (async_task *)0 : (producer), \
+                                          (const async_error *)0),                                    \
+                 async__gen_next_check((t), (g), (out)))
+/** gen.athrow(error): raises `error` (a static record) inside the producer at its yield; like
+ *  AWAIT_NEXT, *out receives what it yields next. */
+#define AWAIT_GEN_THROW(t, g, error, out)                                                       \
+    ASYNC__AWAIT(t, async__gen_next_start((t), (g), (async_task *)0, (error)),                  \
+                 async__gen_next_check((t), (g), (out)))
+/** await gen.aclose(): cancels a producer still running and waits until its cleanup (finally blocks)
+ *  has run. Leaving the consumer's frame does the same for a generator not closed explicitly. */
+#define AWAIT_GEN_CLOSE(t, g) ASYNC__AWAIT(t, async__gen_close_start((t), (g)), async__gen_close_check((t), (g)))
+/** async for value in producer: ASYNC_FOR(t, &f->gen, producer, &f->value) { body } — break and
+ *  continue work as in any loop. */
+#define ASYNC_FOR(t, g, producer, out)                                  \
+    for (;;)                                                            \
+        if (1) {                                                        \
+            AWAIT_NEXT(t, g, producer, out);                            \
+            if (async_gen_done(g)) break;                               \
+            goto ASYNC__LABEL(async__for_body_, __LINE__);              \
+        } else                                                          \
+            ASYNC__LABEL(async__for_body_, __LINE__):
+/** yield value, inside a producer coroutine run by AWAIT_NEXT/ASYNC_FOR: hands the value to the
+ *  consumer and waits until it asks for the next one. ASYNC_EINVAL if the task is not a producer. */
+#define ASYNC_YIELD_VALUE(t, value) \
+    ASYNC__AWAIT(t, async__gen_yield_start((t), (intptr_t)(value)), async__gen_yield_check((t)))
+#define ASYNC__LABEL2(a, b) a##b
+#define ASYNC__LABEL(a, b) ASYNC__LABEL2(a, b)
+
 /** return value: finishes the coroutine with an integer value, after running enclosing finally blocks. */
 #define ASYNC_RETURN(t, value)                              \
     do {                                                    \
@@ -555,6 +887,26 @@ ASYNC_API int async__group_check(async_task *t, async_group *g);
 ASYNC_API int async__group_wait(async_task *t, async_group *g);
 ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *child);
 ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int32_t ms, async_task *child);
+ASYNC_API int async__lock_start(async_task *t, async_lock *l);
+ASYNC_API int async__lock_check(async_task *t, async_lock *l);
+ASYNC_API int async__event_start(async_task *t, async_event *e);
+ASYNC_API int async__event_check(async_task *t, async_event *e);
+ASYNC_API int async__cond_start(async_task *t, async_condition *c);
+ASYNC_API int async__cond_check(async_task *t, async_condition *c);
+ASYNC_API int async__sem_start(async_task *t, async_semaphore *s);
+ASYNC_API int async__sem_check(async_task *t, async_semaphore *s);
+ASYNC_API int async__qput_start(async_task *t, async_queue *q);
+ASYNC_API int async__qput_check(async_task *t, async_queue *q, intptr_t item);
+ASYNC_API int async__qget_start(async_task *t, async_queue *q);
+ASYNC_API int async__qget_check(async_task *t, async_queue *q, intptr_t *out);
+ASYNC_API int async__qjoin_start(async_task *t, async_queue *q);
+ASYNC_API int async__qjoin_check(async_task *t, async_queue *q);
+ASYNC_API int async__gen_next_start(async_task *t, async_gen *g, async_task *producer, const async_error *thrown);
+ASYNC_API int async__gen_next_check(async_task *t, async_gen *g, intptr_t *out);
+ASYNC_API int async__gen_close_start(async_task *t, async_gen *g);
+ASYNC_API int async__gen_close_check(async_task *t, async_gen *g);
+ASYNC_API int async__gen_yield_start(async_task *t, intptr_t value);
+ASYNC_API int async__gen_yield_check(async_task *t);
 
 /* ================================================================================================ */
 /* The hosted runtime (libasync.a, link with -lasync -lev): a loop on libev, with real time.         */
@@ -592,6 +944,412 @@ ASYNC_API void async_frames_free(void *frames, size_t count, size_t size);
  *  stderr as "async: virtual time N ms". */
 ASYNC_API int async_main(async_task *main);
 
+/* ---- Threads and files ---- */
+/* asyncio.to_thread and aiofiles: a plain C function runs on a pthread pool while the loop goes on; its
+ * completion comes back to the loop thread through an ev_async. Awaiting it is like any await: an error
+ * is raised at the await (ASYNC_CATCH sees it), and cancelling or timing out the awaiter never stops the
+ * thread: the call runs to its end and its result goes to the call's dtor. Every job record is allocated
+ * by the runtime (through the loop's allocator: failure is ASYNC_ENOMEM at the await), never in the
+ * awaiting frame, so a cancelled awaiter's frame may go away while the thread still runs.
+ * Under the virtual clock, thread work takes no virtual time: while a job is in flight the loop blocks for
+ * its completion instead of jumping to the next timer. async_loop_free waits for the loop's jobs still in
+ * flight and passes their results to their dtors. */
+
+/** A pool of threads that run blocking calls. Many loops may share one (async_loop_set_pool); a loop
+ *  with none set makes its own on first use (see async_loop_set_threads). */
+typedef struct async_pool async_pool;
+/** The most threads a pool may have. */
+#define ASYNC_POOL_MAX_THREADS 1024u
+/** Threads of a loop's own pool when neither async_loop_set_threads nor the environment variable
+ *  ASYNC_THREADS (1..ASYNC_POOL_MAX_THREADS) says otherwise. */
+#define ASYNC_POOL_DEFAULT_THREADS 4u
+
+/** Runs on a pool thread: does the blocking work on arg, stores its result, and returns 0 or an error
+ *  code (a negated errno such as ASYNC_EIO, or an application code >= ASYNC_EUSER). *result starts 0. */
+typedef int (*async_thread_fn)(void *arg, intptr_t *result);
+/** Called on the loop thread, exactly once, for a call whose outcome no one receives (its awaiter was
+ *  cancelled or timed out, or the loop was freed first), whatever fn returned: frees the result (and arg,
+ *  if it was allocated for the call). May be NULL when there is nothing to free. */
+typedef void (*async_thread_dtor)(intptr_t result, void *arg);
+
+typedef struct async__job async__job;
+
+/** The state of one awaited call, a frame field (zeroed with the frame; reusable for the next call). */
+typedef struct async_thread_call {
+    async__job *job;   /* private: the runtime's record while the call is awaited */
+    intptr_t result;   /* private: see async_thread_result */
+    async_error error; /* private: the record raised for a code the library does not know */
+} async_thread_call;
+
+/** A pool of `threads` threads (1..ASYNC_POOL_MAX_THREADS), all started now. NULL if threads is out of
+ *  range or memory or threads are short. */
+ASYNC_API async_pool *async_pool_new(unsigned threads);
+/** Stops and joins the pool's threads and frees it. ASYNC_EBUSY (nothing done) while a loop still uses
+ *  it: free those loops, or give them another pool, first. NULL is ignored (0). */
+ASYNC_API int async_pool_free(async_pool *pool);
+/** Makes the loop run its calls on `pool` (NULL: on a pool of its own again), which must outlive the
+ *  loop's use of it. ASYNC_EBUSY while the loop has calls in flight, ASYNC_EINVAL for a NULL or
+ *  non-hosted loop, ASYNC_ENOMEM if the loop's thread state cannot be allocated. */
+ASYNC_API int async_loop_set_pool(async_loop *loop, async_pool *pool);
+/** The size of the loop's own pool (made on first use; ASYNC_THREADS or 4 by default). ASYNC_EINVAL for
+ *  0 or more than ASYNC_POOL_MAX_THREADS or a NULL loop, ASYNC_EBUSY while calls are in flight. */
+ASYNC_API int async_loop_set_threads(async_loop *loop, unsigned threads);
+/** Calls of the loop in flight: submitted and not yet returned to the loop. */
+ASYNC_API unsigned async_loop_jobs(async_loop *loop);
+
+/** result = await asyncio.to_thread(fn, arg): runs fn(arg, &result) on the loop's pool and waits for it.
+ *  fn's error is raised here; its result is then async_thread_result(call). `call` is a frame field
+ *  (async_thread_call *); arg is passed as is, so what it points to must stay valid until fn returns,
+ *  even if the awaiter is cancelled: not in the awaiting frame unless that frame outlives the call.
+ *  dtor receives results no one awaits any more. Fails with ASYNC_EINVAL (NULL fn or call),
+ *  ASYNC_ENOMEM, ASYNC_ENOTSUP (a loop without the hosted runtime), or a pool's start-up error. */
+#define AWAIT_TO_THREAD(t, call, fn, arg, dtor) \
+    ASYNC__AWAIT(t, async__thread_start((t), (call), (fn), (arg), (dtor)), async__thread_check((t), (call)))
+/** The result the call's function stored (0 before it succeeded). */
+ASYNC_API intptr_t async_thread_result(const async_thread_call *call);
+
+/** An open file (aiofiles' file object), from AWAIT_FILE_OPEN, closed by AWAIT_FILE_CLOSE. It belongs to
+ *  the loop that opened it; files left open are closed when that loop is freed. */
+typedef struct async_file async_file;
+
+/* File calls run on the loop's pool like to_thread. Errors are the negated errno of the failing system
+ * call (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_EISDIR, ASYNC_ENOSPC, ...), raised at the await. Buffers are
+ * copied through memory of the call's own, so the pool never touches the awaiting frame: a cancelled
+ * read or write may still happen, but not into or from memory that may be gone. The arguments are
+ * evaluated again when the await resumes: use frame fields (as for every await). */
+
+/** content = await read(path): the whole file into a malloc'd buffer, NUL-terminated for convenience,
+ *  that the caller frees: *data (char **) and *len (size_t *, bytes without the NUL). */
+#define AWAIT_FILE_READ_ALL(t, call, path, data, len)                                             \
+    ASYNC__AWAIT(t, async__file_read_all_start((t), (call), (path), (data)),                       \
+                 async__file_read_all_check((t), (call), (data), (len)))
+/** await write(path, data): creates or truncates path (permission bits `mode`, e.g. 0644, less the
+ *  umask) and writes len bytes of data (copied at the start). */
+#define AWAIT_FILE_WRITE_ALL(t, call, path, data, len, mode)                                      \
+    ASYNC__AWAIT(t, async__file_write_all_start((t), (call), (path), (data), (len), (mode)),       \
+                 async__thread_check((t), (call)))
+/** file = await aiofiles.open(path, how): how is fopen's mode, "r", "w", "a", "r+", "w+", "a+", with
+ *  an optional "x" (fail if it exists) and "b" (ignored); created files get permissions 0666 less the
+ *  umask. *file (async_file **) is set on success. ASYNC_EINVAL for another mode. */
+#define AWAIT_FILE_OPEN(t, call, file, path, how)                                                 \
+    ASYNC__AWAIT(t, async__file_open_start((t), (call), (path), (how)),                            \
+                 async__file_open_check((t), (call), (file)))
+/** await file.read(cap): reads up to cap bytes into buf; *nread (size_t *) is how many, 0 at the end
+ *  of the file. */
+#define AWAIT_FILE_READ(t, call, file, buf, cap, nread)                                           \
+    ASYNC__AWAIT(t, async__file_read_start((t), (call), (file), (buf), (cap)),                     \
+                 async__file_read_check((t), (call), (buf), (cap), (nread)))
+/** await file.write(data): writes all len bytes of data (copied at the start). */
+#define AWAIT_FILE_WRITE(t, call, file, data, len)                                                \
+    ASYNC__AWAIT(t, async__file_write_start((t), (call), (file), (data), (len)),                   \
+                 async__thread_check((t), (call)))
+/** await file.close(): closes and frees the file once the calls on it in flight have ended (the file
+ *  is unusable from the start of the await on, even if the awaiter is cancelled); raises close's error.
+ *  NULL is ASYNC_EINVAL; a file already being closed is ASYNC_EBADF. */
+#define AWAIT_FILE_CLOSE(t, call, file) \
+    ASYNC__AWAIT(t, async__file_close_start((t), (call), (file)), async__thread_check((t), (call)))
+
+/* private helpers used by the macros */
+ASYNC_API int async__thread_start(async_task *t, async_thread_call *call, async_thread_fn fn, void *arg,
+                                  async_thread_dtor dtor);
+ASYNC_API int async__thread_check(async_task *t, async_thread_call *call);
+ASYNC_API int async__file_read_all_start(async_task *t, async_thread_call *call, const char *path, char **data);
+ASYNC_API int async__file_read_all_check(async_task *t, async_thread_call *call, char **data, size_t *len);
+ASYNC_API int async__file_write_all_start(async_task *t, async_thread_call *call, const char *path,
+                                          const void *data, size_t len, unsigned mode);
+ASYNC_API int async__file_open_start(async_task *t, async_thread_call *call, const char *path, const char *how);
+ASYNC_API int async__file_open_check(async_task *t, async_thread_call *call, async_file **file);
+ASYNC_API int async__file_read_start(async_task *t, async_thread_call *call, async_file *file, void *buf,
+                                     size_t cap);
+ASYNC_API int async__file_read_check(async_task *t, async_thread_call *call, void *buf, size_t cap,
+                                     size_t *nread);
+ASYNC_API int async__file_write_start(async_task *t, async_thread_call *call, async_file *file,
+                                      const void *data, size_t len);
+ASYNC_API int async__file_close_start(async_task *t, async_thread_call *call, async_file *file);
+
+/* ---- Network ---- */
+/* fd readiness, TCP streams (asyncio's open_connection / start_server), a small HTTP/1.1 server and
+ * client, and loops on several threads. These waits need a loop that polls the OS: async_loop_new(0),
+ * async_main or async_loop_attach (on the virtual clock an fd wait raises ASYNC_ENOTSUP). Deadlines are
+ * milliseconds from the start of the operation; a negative deadline means none. Errors are raised as
+ * ASYNC_E* codes: ASYNC_ETIMEDOUT (deadline), ASYNC_ECONNREFUSED, ASYNC_ECONNRESET and ASYNC_EPIPE (peer),
+ * ASYNC_ENODATA (end of stream mid-message), ASYNC_EOVERFLOW (a line over its limit), ASYNC_EBADF (closed
+ * stream), other OS errors as their negated errno when the table above has it, else ASYNC_EIO. */
+
+/** Readiness bits of an fd wait. */
+enum { ASYNC_IO_READ = 1, ASYNC_IO_WRITE = 2 };
+
+/** One fd wait with an optional deadline, kept in a frame (one per concurrent wait). Zero-initialise it.
+ *  It holds a libev ev_io and ev_timer in opaque storage, started only while a task waits and stopped
+ *  when the wait ends by readiness, deadline, cancellation or error. */
+typedef struct async_io {
+    async_future ready; /* private: the readiness bits, or the error */
+    async_loop *loop;   /* private: the loop whose libev runs the watchers */
+    union {
+        void *align_p;
+        double align_d;
+        unsigned char bytes[112];
+    } ev; /* private: ev_io + ev_timer */
+} async_io;
+
+/** Waits until fd is readable (or has hung up), at most ms milliseconds (ASYNC_ETIMEDOUT); w is the
+ *  frame's async_io. Cancelling the task stops the watcher and raises ASYNC_ECANCELED. */
+#define AWAIT_READABLE(t, w, fd, ms) \
+    ASYNC__AWAIT(t, async__io_start((t), (w), (fd), ASYNC_IO_READ, (ms)), async__io_check((t), (w)))
+/** Waits until fd is writable, at most ms milliseconds. */
+#define AWAIT_WRITABLE(t, w, fd, ms) \
+    ASYNC__AWAIT(t, async__io_start((t), (w), (fd), ASYNC_IO_WRITE, (ms)), async__io_check((t), (w)))
+/** The readiness bits (ASYNC_IO_READ | ASYNC_IO_WRITE) the last completed wait on w reported. */
+ASYNC_API unsigned async_io_events(const async_io *w);
+/** Stops w's watchers if a wait is pending (for a frame abandoned without being resumed). */
+ASYNC_API void async_io_stop(async_io *w);
+/** The loop that runs task t (through the coroutines that await it inline), or NULL if t is not
+ *  scheduled. */
+ASYNC_API async_loop *async_task_loop(const async_task *t);
+
+/** A TCP stream (asyncio's StreamReader and StreamWriter in one): an fd, a read buffer and a write
+ *  buffer. Zero-initialise it (or async_stream_open an fd). At most one read await and one write or drain
+ *  await at a time (two tasks may read and write concurrently). async_stream_close frees its buffers. */
+typedef struct async_stream {
+    int fd;                      /* private: the socket, -1 once closed (0 in a zeroed stream: see flags) */
+    int error;                   /* private: a sticky error (reset, broken pipe) */
+    unsigned flags;              /* private */
+    async_io rio, wio;           /* private: read and write waits */
+    char *rbuf;                  /* private: input is rbuf[rpos, rlen) */
+    size_t rpos, rlen, rcap;     /* private */
+    char *wbuf;                  /* private: output not yet sent is wbuf[wpos, wlen) */
+    size_t wpos, wlen, wcap;     /* private */
+    async_ms rdeadline, wdeadline; /* private */
+    int32_t rms, wms;            /* private: deadline of the pending read / write, -1 none */
+    void *op_buf;                /* private: the pending read's arguments and results */
+    size_t op_n, op_limit, *op_out;
+    const char **op_line;
+    const char *op_host;         /* private: the pending connect */
+    int op_port;
+} async_stream;
+
+/** Adopts a connected socket (made non-blocking; SIGPIPE suppressed). 0, ASYNC_EINVAL (NULL), ASYNC_EBADF
+ *  (fd < 0). The stream owns fd from now on, also on failure. */
+ASYNC_API int async_stream_open(async_stream *s, int fd);
+/** Closes the socket at once (unsent output is dropped; AWAIT_STREAM_DRAIN first to keep it) and frees the
+ *  buffers. Safe on a closed or zeroed stream and NULL. */
+ASYNC_API void async_stream_close(async_stream *s);
+/** The socket, or -1 when closed. */
+ASYNC_API int async_stream_fd(const async_stream *s);
+/** asyncio.open_connection(host, port): connects s to host:port within ms (ASYNC_ETIMEDOUT). host is an
+ *  IPv4 or IPv6 literal or "localhost"; other names are resolved on a thread (getaddrinfo) without
+ *  blocking the loop. ASYNC_ECONNREFUSED, ASYNC_ENETUNREACH, ASYNC_EHOSTUNREACH, ASYNC_ENXIO (unknown
+ *  name). host must outlive the await. */
+#define AWAIT_STREAM_CONNECT(t, s, host, port, ms)                                                    \
+    ASYNC__AWAIT(t, async__stream_connect_start((t), (s), (host), (port), (ms)),                     \
+                 async__stream_connect_check((t), (s)))
+/** reader.read(cap): reads 1..cap bytes into buf and stores the count in *n (0 at end of stream). */
+#define AWAIT_STREAM_READ(t, s, buf, cap, n, ms)                                                      \
+    ASYNC__AWAIT(t, async__stream_read_start((t), (s), 0, (buf), (cap), 0, (n), NULL, (ms)),          \
+                 async__stream_read_check((t), (s)))
+/** reader.readexactly(n): fills buf with exactly n bytes; ASYNC_ENODATA if the stream ends first. */
+#define AWAIT_STREAM_READEXACTLY(t, s, buf, n, ms)                                                    \
+    ASYNC__AWAIT(t, async__stream_read_start((t), (s), 1, (buf), (n), 0, NULL, NULL, (ms)),           \
+                 async__stream_read_check((t), (s)))
+/** reader.readline(): *line points at the next line in the stream's buffer, '\n' included, *len its
+ *  length (valid until the next read). At the end of the stream the rest is returned without '\n', and
+ *  *len is 0 once nothing is left. ASYNC_EOVERFLOW if no '\n' comes within `limit` bytes. */
+#define AWAIT_STREAM_READLINE(t, s, line, len, limit, ms)                                             \
+    ASYNC__AWAIT(t, async__stream_read_start((t), (s), 2, NULL, 0, (limit), (len), (line), (ms)),     \
+                 async__stream_read_check((t), (s)))
+/** Reads more input into the stream's own buffer (up to `limit` bytes buffered in all); *n is the count
+ *  read, 0 at end of stream. For parsers that work in place: see async_stream_peek/_consume. */
+#define AWAIT_STREAM_FILL(t, s, limit, n, ms)                                                         \
+    ASYNC__AWAIT(t, async__stream_read_start((t), (s), 3, NULL, 0, (limit), (n), NULL, (ms)),         \
+                 async__stream_read_check((t), (s)))
+/** The input buffered and not consumed yet; *len gets its length. */
+ASYNC_API const char *async_stream_peek(const async_stream *s, size_t *len);
+/** Drops the first n buffered input bytes (at most what is buffered). */
+ASYNC_API void async_stream_consume(async_stream *s, size_t n);
+/** writer.write(data): sends what the socket takes now and buffers the rest (no await). 0, ASYNC_EINVAL,
+ *  ASYNC_ENOMEM, ASYNC_EBADF (closed), or the stream's sticky error (ASYNC_EPIPE, ASYNC_ECONNRESET). */
+ASYNC_API int async_stream_write(async_stream *s, const void *data, size_t n);
+/** Bytes written and not yet handed to the kernel. */
+ASYNC_API size_t async_stream_pending(const async_stream *s);
+/** await writer.drain(): waits until every buffered byte is handed to the kernel (asyncio stops at its
+ *  low-water mark; this waits for all of it), at most ms. Raises the stream's error, if any. */
+#define AWAIT_STREAM_DRAIN(t, s, ms) \
+    ASYNC__AWAIT(t, async__stream_drain_start((t), (s), (ms)), async__stream_drain_check((t), (s)))
+
+/** Builds a connection's task: called by the server for each accepted connection with zeroed memory of
+ *  the server's frame_size, the connection's stream (owned and closed by the server once the task has
+ *  ended) and the server's arg. Returns the task to run (normally frame's header), NULL to refuse. */
+typedef async_task *(*async_conn_fn)(void *frame, async_stream *s, void *arg);
+
+/** Flags of async_server_listen. */
+enum {
+    ASYNC_SERVER_REUSEPORT = 1 /**< SO_REUSEPORT: several loops (threads) listen on one port */
+};
+
+/** asyncio.start_server: a listening socket and a task per connection. Zero-initialise it. Connections
+ *  live in memory the server allocates (the conn frame plus its stream); a connection that cannot get
+ *  memory is closed at once and the server goes on (counted in `refused`). */
+typedef struct async_server {
+    async_task task;        /* private: the accept loop (async_server_serve) */
+    int fd;                 /* private: the listening socket, -1 when closed */
+    int port;               /* private */
+    async_io accept;        /* private */
+    size_t frame_size;      /* private */
+    async_conn_fn fn;       /* private */
+    void *arg;              /* private */
+    void *live, *zombies;   /* private: running connections; ended ones not yet freed */
+    size_t nlive;           /* private */
+    int32_t grace_ms;       /* private */
+    bool closing;           /* private */
+    async_future idle;      /* private: completed when the last connection ends after close */
+    const async_error *error; /* private: why the accept loop stopped, if not closed */
+    async_task waiter;      /* private: awaits `idle` under the grace deadline */
+    async_timeout grace;    /* private */
+    union {
+        void *align_p;
+        unsigned char bytes[40];
+    } reaper;               /* private: an ev_check that frees ended connections */
+    unsigned long accepted; /**< connections accepted so far (read-only) */
+    unsigned long refused;  /**< connections closed at once for lack of memory or by fn (read-only) */
+} async_server;
+
+/** Binds host:port (IPv4 or IPv6 literal, "localhost", or NULL for every IPv4 address; port 0 picks a
+ *  free port) and listens. Each accepted connection gets zeroed memory of frame_size bytes and the task
+ *  fn returns is spawned on the loop. 0, ASYNC_EINVAL, ASYNC_EADDRINUSE, ASYNC_EACCES, ASYNC_EMFILE, ... */
+ASYNC_API int async_server_listen(async_server *srv, const char *host, int port, unsigned flags,
+                                  size_t frame_size, async_conn_fn fn, void *arg);
+/** The port the server listens on (the one picked when it was asked for port 0). */
+ASYNC_API int async_server_port(const async_server *srv);
+/** server.serve_forever(): the accept loop, to AWAIT or spawn. It ends after async_server_close once
+ *  every connection has ended (connections still running at the grace deadline are cancelled). Cancelling
+ *  it is a close with no grace: connections are cancelled, awaited, and ASYNC_ECANCELED is raised. */
+ASYNC_API async_task *async_server_serve(async_server *srv);
+/** Stops accepting (closes the listening socket) and lets the running connections finish; after grace_ms
+ *  (negative: no limit) the remaining ones are cancelled. Callable from any task of the server's loop,
+ *  including a connection's own. */
+ASYNC_API void async_server_close(async_server *srv, int32_t grace_ms);
+/** True once async_server_close was called: connection handlers end at their next message boundary. */
+ASYNC_API bool async_server_closing(const async_server *srv);
+/** Connections running now. */
+ASYNC_API size_t async_server_connections(const async_server *srv);
+/** Marks the connection of stream s as idle (between messages) or busy; async_server_close cancels idle
+ *  connections at once instead of waiting for them. */
+ASYNC_API void async_stream_set_idle(async_stream *s, bool idle);
+
+/** One request as the HTTP server hands it to its handler; pointers valid during the call. */
+typedef struct async_http_request {
+    const char *method;  /**< "GET", "POST", ... */
+    const char *target;  /**< the request target as sent ("/path?query") */
+    int version_minor;   /**< 1 for HTTP/1.1, 0 for HTTP/1.0 */
+    size_t nheaders;     /**< header fields, in order: names[i]: values[i] */
+    const char *const *names;
+    const char *const *values;
+    const char *body;    /**< the body (chunked bodies de-chunked), body_len bytes */
+    size_t body_len;
+} async_http_request;
+
+/** The response a handler fills in. Zeroed before each call; status 0 means 200. */
+typedef struct async_http_response {
+    int status;               /**< status code; the reason phrase is the standard one */
+    const char *content_type; /**< NULL: "text/plain" */
+    const char *headers;      /**< extra header lines, each ending in "\r\n", or NULL */
+    const void *body;         /**< body_len bytes, copied before the handler's next call */
+    size_t body_len;
+    bool close;               /**< close the connection after this response */
+} async_http_response;
+
+/** A request handler: fills res from req. Runs on the loop; returns 0, or an error code that becomes a
+ *  500 response. */
+typedef int (*async_http_handler)(const async_http_request *req, async_http_response *res, void *arg);
+
+/** Limits of the HTTP server (0 in a field means its default). Over-long request lines get 414, too many
+ *  or too large header fields 431, a body over max_body 413, malformed input 400; the connection is
+ *  then closed. */
+typedef struct async_http_limits {
+    size_t max_request_line; /**< method + target + version; default 8 KiB */
+    size_t max_header_bytes; /**< all header fields together; default 16 KiB */
+    size_t max_headers;      /**< number of header fields; default 64 */
+    size_t max_body;         /**< default 1 MiB */
+    int32_t idle_ms;         /**< keep-alive connection idle before close; default 30 s */
+    int32_t request_ms;      /**< a whole request (head and body) must arrive within it; default 10 s */
+} async_http_limits;
+
+/** An HTTP/1.1 server (keep-alive, pipelining, limits) on an async_server. Zero-initialise it. */
+typedef struct async_http_server {
+    async_server server;      /* private */
+    async_http_handler handler; /* private */
+    void *arg;                /* private */
+    async_http_limits limits; /* private */
+} async_http_server;
+
+/** Listens on host:port (see async_server_listen) and answers each request with handler(req, res, arg).
+ *  limits may be NULL (defaults). */
+ASYNC_API int async_http_server_listen(async_http_server *hs, const char *host, int port, unsigned flags,
+                                       const async_http_limits *limits, async_http_handler handler, void *arg);
+/** The accept loop to AWAIT or spawn (async_server_serve). */
+ASYNC_API async_task *async_http_server_serve(async_http_server *hs);
+/** Graceful shutdown: stop accepting, close idle keep-alive connections, finish the requests in flight
+ *  (answered with "Connection: close"), cancel what still runs after grace_ms. */
+ASYNC_API void async_http_server_close(async_http_server *hs, int32_t grace_ms);
+/** The port the server listens on. */
+ASYNC_API int async_http_server_port(const async_http_server *hs);
+/** The value of header `name` (case-insensitive) in req, or NULL. */
+ASYNC_API const char *async_http_request_header(const async_http_request *req, const char *name);
+
+/** A small HTTP/1.1 client: GET over a keep-alive connection (reused while the host and port stay the
+ *  same), Content-Length, chunked and close-delimited bodies, a deadline per request, redirects not
+ *  followed unless asked. Zero-initialise it; async_http_client_close frees what it holds. */
+typedef struct async_http_client {
+    async_task task;         /* private: the GET coroutine */
+    async_stream stream;     /* private: the connection */
+    char host[256];          /* private: where the connection goes */
+    int port;                /* private */
+    const char *url;         /* private: the pending request */
+    int32_t ms;              /* private */
+    async_ms deadline;       /* private */
+    int redirects;           /* private: redirects followed in this request */
+    size_t n;                /* private */
+    void *state;             /* private: parser and response (malloc'ed) */
+    int max_redirects;       /**< redirects to follow (0: none, the default) */
+    size_t max_body;         /**< largest body accepted (0: 16 MiB); over it: ASYNC_EMSGSIZE */
+} async_http_client;
+
+/** await session.get(url): an "http://host[:port]/path" URL (ASYNC_EINVAL for others, ASYNC_ENOTSUP
+ *  for https) fetched within ms. Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
+ *  response), ASYNC_ENODATA (the connection ended mid-response). Any status is a success: read it with
+ *  async_http_status. AWAIT the returned task. url must outlive the await. */
+ASYNC_API async_task *async_http_get(async_http_client *c, const char *url, int32_t ms);
+/** The last response's status code (0 before one). */
+ASYNC_API int async_http_status(const async_http_client *c);
+/** The last response's body (NUL-terminated), *len its length; "" before one. */
+ASYNC_API const char *async_http_body(const async_http_client *c, size_t *len);
+/** The last response's header `name` (case-insensitive), or NULL. */
+ASYNC_API const char *async_http_header(const async_http_client *c, const char *name);
+/** Closes the connection and frees the response. The client can be used again. */
+ASYNC_API void async_http_client_close(async_http_client *c);
+
+/** A thread-safe door into a loop (call_soon_threadsafe): any thread queues a function that the loop's
+ *  thread then runs between passes. Made and freed on the loop's thread; while it exists the loop does
+ *  not report a deadlock (another thread may still wake it). */
+typedef struct async_remote async_remote;
+/** A remote for loop (which must poll the OS: async_loop_new(0) or attached). NULL: no memory or bad loop. */
+ASYNC_API async_remote *async_remote_new(async_loop *loop);
+/** Queues fn(loop, arg) to run on r's loop, from any thread. 0, ASYNC_EINVAL, ASYNC_ENOMEM. */
+ASYNC_API int async_remote_call(async_remote *r, void (*fn)(async_loop *loop, void *arg), void *arg);
+/** Runs what is still queued, then frees r (on the loop's thread, once no other thread calls it). */
+ASYNC_API void async_remote_free(async_remote *r);
+
+/* private helpers of the network macros */
+ASYNC_API int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int32_t ms);
+ASYNC_API int async__io_check(async_task *t, async_io *w);
+ASYNC_API int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int32_t ms);
+ASYNC_API int async__stream_connect_check(async_task *t, async_stream *s);
+ASYNC_API int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, size_t n, size_t limit,
+                                       size_t *out, const char **line, int32_t ms);
+ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
+ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int32_t ms);
+ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
+
 #endif /* hosted */
 
 #ifdef __cplusplus
@@ -618,6 +1376,7 @@ enum {
     ASYNC__S_RUNNING,    /* being stepped (an inline child: started and not finished) */
     ASYNC__S_SLEEPING,   /* in the timer heap */
     ASYNC__S_WAIT,       /* in a wait list; cancelling detaches it */
+    ASYNC__S_WAIT_Q,     /* in a primitive's FIFO wait queue; cancelling detaches it */
     ASYNC__S_WAIT_TASK,  /* in a task's waiters; cancelling passes on to that task */
     ASYNC__S_WAIT_GROUP, /* in a group's waiters; cancelling passes on to the children */
     ASYNC__S_DONE
@@ -980,6 +1739,9 @@ static void async__group_child_done(async_group *g, async_task *child) {
             g->error = child->r.error;
             async__group_cancel_children(g, child);
         }
+        break;
+    case ASYNC_GROUP_GENERATOR:
+        if (failed && child->r.error->code != ASYNC_ECANCELED && !g->error) g->error = child->r.error;
         break;
     case ASYNC_GROUP_GATHER:
         if (failed && !g->error) {
@@ -1390,6 +2152,638 @@ ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int32_t ms
     return async__group_wait(t, &tmo->group);
 }
 
+/* ---- synchronisation: FIFO wait queues with grants ----
+ * A waiter sits in an async_waitq linked through q.next, its last link tagged with the queue's address
+ * (so a cancelled waiter finds its queue and leaves it). Releasing hands the resource to the first
+ * waiter: it is popped, marked GRANTED and made ready; its check then takes the grant, or passes it on
+ * if the task was cancelled meanwhile. */
+
+/* While a task waits (never once it is done), the SEEN bit means "granted". */
+#define ASYNC__F_GRANTED ASYNC__F_SEEN
+
+static void async__wq_push(async_waitq *wq, async_task *w) {
+    w->q.next = ASYNC__TAG(&wq->head);
+    if (wq->tail)
+        wq->tail->q.next = w;
+    else
+        wq->head = w;
+    wq->tail = w;
+    w->state = ASYNC__S_WAIT_Q;
+}
+
+static async_task *async__wq_pop(async_waitq *wq) {
+    async_task *w = wq->head;
+    if (!w) return NULL;
+    if (ASYNC__IS_TAG(w->q.next))
+        wq->head = wq->tail = NULL;
+    else
+        wq->head = w->q.next;
+    w->q.next = NULL;
+    return w;
+}
+
+static void async__wq_remove(async_task *w) {
+    async_waitq *wq = (async_waitq *)(void *)async__wl_of(w);
+    async_task *prev = NULL, *p = wq->head;
+    while (p != w) {
+        prev = p;
+        p = p->q.next;
+    }
+    if (ASYNC__IS_TAG(w->q.next)) {
+        wq->tail = prev;
+        if (prev)
+            prev->q.next = w->q.next;
+        else
+            wq->head = NULL;
+    } else if (prev) {
+        prev->q.next = w->q.next;
+    } else {
+        wq->head = w->q.next;
+    }
+    w->q.next = NULL;
+}
+
+static void async__grant(async_task *w) {
+    w->flags |= ASYNC__F_GRANTED;
+    async__wake(w);
+}
+
+/* Wakes the first waiter of wq with a grant; false if none waits. */
+static bool async__grant_first(async_waitq *wq) {
+    async_task *w = async__wq_pop(wq);
+    if (!w) return false;
+    async__grant(w);
+    return true;
+}
+
+/* Wakes every waiter, with a grant or (granted false) just to look again. */
+static void async__wake_queue(async_waitq *wq, bool granted) {
+    async_task *w;
+    while ((w = async__wq_pop(wq)) != NULL) {
+        if (granted)
+            async__grant(w);
+        else
+            async__wake(w);
+    }
+}
+
+/* Takes the runner's grant: true if it had one. */
+static bool async__take_grant(async_task *runner) {
+    bool granted = (runner->flags & ASYNC__F_GRANTED) != 0;
+    runner->flags &= (uint8_t)~ASYNC__F_GRANTED;
+    return granted;
+}
+
+/* The start of a primitive's wait: GO with a grant if `available`, else queue (WAIT), or raise the
+ * cancellation already requested. */
+static int async__wait_or_take(async_task *t, async_waitq *wq, bool available) {
+    async_task *runner = async__runner(t);
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    if (available) {
+        runner->flags |= ASYNC__F_GRANTED;
+        return ASYNC__GO;
+    }
+    async__wq_push(wq, runner);
+    return ASYNC__WAIT;
+}
+
+/* locks */
+
+ASYNC_API int async__lock_start(async_task *t, async_lock *l) {
+    async_task *runner = async__runner(t);
+    int rc;
+    if (!l) return async__raise_code(t, ASYNC_EINVAL);
+    if (l->holder == runner) return async__raise_code(t, ASYNC_EDEADLK);
+    rc = async__wait_or_take(t, &l->waiters, l->holder == NULL);
+    if (rc == ASYNC__GO) l->holder = runner;
+    return rc;
+}
+
+ASYNC_API int async_lock_release(async_lock *l) {
+    async_task *w;
+    if (!l) return ASYNC_EINVAL;
+    if (!l->holder) return ASYNC_EPERM;
+    w = async__wq_pop(&l->waiters);
+    l->holder = w;
+    if (w) async__grant(w);
+    return 0;
+}
+
+ASYNC_API int async__lock_check(async_task *t, async_lock *l) {
+    async_task *runner = async__runner(t);
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (async__take_grant(runner)) {
+        if (!(runner->flags & ASYNC__F_CANCEL)) return ASYNC__GO;
+        async_lock_release(l); /* cancelled before it could use the lock: the next one gets it */
+    }
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    return async__lock_start(t, l);
+}
+
+ASYNC_API bool async_lock_locked(const async_lock *l) { return l && l->holder; }
+
+/* events */
+
+ASYNC_API int async_event_set(async_event *e) {
+    if (!e) return ASYNC_EINVAL;
+    e->is_set = true;
+    async__wake_queue(&e->waiters, true);
+    return 0;
+}
+
+ASYNC_API void async_event_clear(async_event *e) {
+    if (e) e->is_set = false;
+}
+
+ASYNC_API bool async_event_is_set(const async_event *e) { return e && e->is_set; }
+
+ASYNC_API int async__event_start(async_task *t, async_event *e) {
+    if (!e) return async__raise_code(t, ASYNC_EINVAL);
+    return async__wait_or_take(t, &e->waiters, e->is_set);
+}
+
+ASYNC_API int async__event_check(async_task *t, async_event *e) {
+    async_task *runner = async__runner(t);
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (runner->flags & ASYNC__F_CANCEL) {
+        async__take_grant(runner);
+        return async__deliver_cancel(t, runner);
+    }
+    if (async__take_grant(runner)) return ASYNC__GO;
+    return async__event_start(t, e);
+}
+
+/* conditions */
+
+ASYNC_API int async_condition_init(async_condition *c, async_lock *lock) {
+    if (!c) return ASYNC_EINVAL;
+    if (c->waiters.head || (c->lock && c->lock->waiters.head)) return ASYNC_EBUSY;
+    memset(c, 0, sizeof *c);
+    c->lock = lock ? lock : &c->own_lock;
+    return 0;
+}
+
+ASYNC_API async_lock *async_condition_lock(async_condition *c) {
+    if (!c) return NULL;
+    if (!c->lock) c->lock = &c->own_lock; /* a zeroed condition uses its own lock */
+    return c->lock;
+}
+
+ASYNC_API int async_condition_notify(async_condition *c, int n) {
+    int woken = 0;
+    if (!c || n < 0) return ASYNC_EINVAL;
+    if (!async_lock_locked(async_condition_lock(c))) return ASYNC_EPERM;
+    while (woken < n && async__grant_first(&c->waiters)) woken++;
+    return woken;
+}
+
+ASYNC_API int async_condition_notify_all(async_condition *c) { return async_condition_notify(c, 0x7FFFFFFF); }
+
+ASYNC_API int async__cond_start(async_task *t, async_condition *c) {
+    async_task *runner = async__runner(t);
+    async_lock *l;
+    if (!c) return async__raise_code(t, ASYNC_EINVAL);
+    l = async_condition_lock(c);
+    if (l->holder != runner) return async__raise_code(t, ASYNC_EPERM);
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    async_lock_release(l);
+    async__wq_push(&c->waiters, runner);
+    return ASYNC__WAIT;
+}
+
+ASYNC_API int async__cond_check(async_task *t, async_condition *c) {
+    async_task *runner = async__runner(t);
+    async_lock *l = c->lock;
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    async__take_grant(runner); /* notified, or the lock handed over: either way, on to the lock */
+    if (l->holder == NULL) l->holder = runner;
+    if (l->holder != runner) { /* reacquire first, whatever happened (asyncio does the same) */
+        async__wq_push(&l->waiters, runner);
+        return ASYNC__WAIT;
+    }
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    return ASYNC__GO;
+}
+
+/* semaphores */
+
+ASYNC_API int async_semaphore_init(async_semaphore *s, int32_t value, bool bounded) {
+    if (!s || value < 0) return ASYNC_EINVAL;
+    if (s->waiters.head) return ASYNC_EBUSY;
+    s->value = value;
+    s->bound = bounded ? value : 0;
+    return 0;
+}
+
+ASYNC_API int async_semaphore_release(async_semaphore *s) {
+    if (!s) return ASYNC_EINVAL;
+    if (async__grant_first(&s->waiters)) return 0;
+    if (s->bound && s->value >= s->bound) return ASYNC_ERANGE;
+    if (s->value == 0x7FFFFFFF) return ASYNC_ERANGE;
+    s->value++;
+    return 0;
+}
+
+ASYNC_API int async_semaphore_try_acquire(async_semaphore *s) {
+    if (!s) return ASYNC_EINVAL;
+    if (s->value <= 0 || s->waiters.head) return ASYNC_EAGAIN;
+    s->value--;
+    return 0;
+}
+
+ASYNC_API int32_t async_semaphore_value(const async_semaphore *s) { return s ? s->value : 0; }
+
+ASYNC_API int async__sem_start(async_task *t, async_semaphore *s) {
+    int rc;
+    if (!s) return async__raise_code(t, ASYNC_EINVAL);
+    rc = async__wait_or_take(t, &s->waiters, s->value > 0 && !s->waiters.head);
+    if (rc == ASYNC__GO) s->value--;
+    return rc;
+}
+
+ASYNC_API int async__sem_check(async_task *t, async_semaphore *s) {
+    async_task *runner = async__runner(t);
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (async__take_grant(runner)) {
+        if (!(runner->flags & ASYNC__F_CANCEL)) return ASYNC__GO;
+        if (!async__grant_first(&s->waiters)) s->value++; /* give the permit back */
+    }
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    return async__sem_start(t, s);
+}
+
+/* queues */
+
+ASYNC_API int async_queue_init(async_queue *q, async_queue_kind kind, intptr_t *storage, uint32_t *seq,
+                               size_t capacity) {
+    if (!q || !storage || capacity == 0 || (kind == ASYNC_QUEUE_PRIORITY && !seq) || (unsigned)kind > 2u)
+        return ASYNC_EINVAL;
+    if (q->getters.head || q->putters.head || q->joiners.head) return ASYNC_EBUSY;
+    memset(q, 0, sizeof *q);
+    q->kind = (uint8_t)kind;
+    q->items = storage;
+    q->seq = seq;
+    q->capacity = q->maxsize = capacity;
+    return 0;
+}
+
+ASYNC_API int async_queue_init_growing(async_queue *q, async_queue_kind kind, size_t maxsize,
+                                       void *(*realloc_fn)(void *ptr, size_t size)) {
+    if (!q || !realloc_fn || (unsigned)kind > 2u) return ASYNC_EINVAL;
+    if (q->getters.head || q->putters.head || q->joiners.head) return ASYNC_EBUSY;
+    memset(q, 0, sizeof *q);
+    q->kind = (uint8_t)kind;
+    q->maxsize = maxsize;
+    q->realloc_fn = realloc_fn;
+    return 0;
+}
+
+ASYNC_API void async_queue_free_storage(async_queue *q) {
+    if (!q || !q->realloc_fn) return;
+    if (q->items) q->realloc_fn(q->items, 0);
+    if (q->seq) q->realloc_fn(q->seq, 0);
+    q->items = NULL;
+    q->seq = NULL;
+    q->capacity = q->count = q->head = 0;
+}
+
+ASYNC_API void async_queue_set_compare(async_queue *q, async_queue_compare compare) {
+    if (q) q->compare = compare;
+}
+
+ASYNC_API size_t async_queue_size(const async_queue *q) { return q ? q->count : 0; }
+ASYNC_API size_t async_queue_unfinished(const async_queue *q) { return q ? q->unfinished : 0; }
+ASYNC_API bool async_queue_full(const async_queue *q) {
+    return q && q->maxsize && q->count + q->reserved_slots >= q->maxsize;
+}
+
+/* Priority order: the compare function (or numbers), then put order. */
+static bool async__q_before(const async_queue *q, size_t a, size_t b) {
+    intptr_t x = q->items[a], y = q->items[b];
+    int c = q->compare ? q->compare(x, y) : (x < y ? -1 : x > y);
+    return c < 0 || (c == 0 && (int32_t)(q->seq[a] - q->seq[b]) < 0);
+}
+
+static void async__q_swap(async_queue *q, size_t a, size_t b) {
+    intptr_t v = q->items[a];
+    uint32_t s = q->seq[a];
+    q->items[a] = q->items[b];
+    q->seq[a] = q->seq[b];
+    q->items[b] = v;
+    q->seq[b] = s;
+}
+
+static int async__q_grow(async_queue *q) {
+    size_t cap = q->capacity ? q->capacity * 2 : 8;
+    intptr_t *items;
+    if (!q->realloc_fn || cap < q->capacity || cap > (size_t)-1 / sizeof(intptr_t)) return ASYNC_ENOMEM;
+    if (q->maxsize && cap > q->maxsize) cap = q->maxsize;
+    items = (intptr_t *)q->realloc_fn(q->items, cap * sizeof *items);
+    if (!items) return ASYNC_ENOMEM;
+    q->items = items;
+    if (q->kind == ASYNC_QUEUE_PRIORITY) {
+        uint32_t *seq = (uint32_t *)q->realloc_fn(q->seq, cap * sizeof *seq);
+        if (!seq) return ASYNC_ENOMEM; /* items grew alone: harmless, capacity stays */
+        q->seq = seq;
+    }
+    if (q->kind == ASYNC_QUEUE_FIFO && q->head) {
+        /* the ring is full and wrapped: move its oldest part (head to the old end) to the new end,
+         * last item first, as the two ranges may overlap */
+        size_t n = q->capacity - q->head, i;
+        for (i = n; i-- > 0;) items[cap - n + i] = items[q->head + i];
+        q->head = cap - n;
+    }
+    q->capacity = cap;
+    return 0;
+}
+
+/* Stores an item; there is room for it (a free or reserved slot). */
+static int async__q_store(async_queue *q, intptr_t item) {
+    size_t i;
+    if (q->count == q->capacity) {
+        int rc = async__q_grow(q);
+        if (rc) return rc;
+    }
+    switch (q->kind) {
+    case ASYNC_QUEUE_FIFO: q->items[(q->head + q->count) % q->capacity] = item; break;
+    case ASYNC_QUEUE_LIFO: q->items[q->count] = item; break;
+    default:
+        i = q->count;
+        q->items[i] = item;
+        q->seq[i] = q->next_seq++;
+        while (i > 0 && async__q_before(q, i, (i - 1) / 2)) {
+            async__q_swap(q, i, (i - 1) / 2);
+            i = (i - 1) / 2;
+        }
+        break;
+    }
+    q->count++;
+    q->unfinished++;
+    /* an item for a waiting getter: reserve it and hand it over */
+    if (q->count > q->reserved_items && async__grant_first(&q->getters)) q->reserved_items++;
+    return 0;
+}
+
+static intptr_t async__q_take(async_queue *q) {
+    intptr_t item;
+    size_t i = 0, c;
+    switch (q->kind) {
+    case ASYNC_QUEUE_FIFO:
+        item = q->items[q->head];
+        q->head = (q->head + 1) % q->capacity;
+        break;
+    case ASYNC_QUEUE_LIFO: item = q->items[q->count - 1]; break;
+    default:
+        item = q->items[0];
+        q->items[0] = q->items[q->count - 1];
+        q->seq[0] = q->seq[q->count - 1];
+        for (;;) {
+            c = 2 * i + 1;
+            if (c >= q->count - 1) break;
+            if (c + 1 < q->count - 1 && async__q_before(q, c + 1, c)) c++;
+            if (!async__q_before(q, c, i)) break;
+            async__q_swap(q, i, c);
+            i = c;
+        }
+        break;
+    }
+    q->count--;
+    if (q->count == 0) q->head = 0;
+    /* a free slot for a waiting putter */
+    if ((!q->maxsize || q->count + q->reserved_slots < q->maxsize) && async__grant_first(&q->putters))
+        q->reserved_slots++;
+    return item;
+}
+
+ASYNC_API int async_queue_put_nowait(async_queue *q, intptr_t item) {
+    if (!q || (!q->items && !q->realloc_fn)) return ASYNC_EINVAL;
+    if (q->shutdown) return ASYNC_ESHUTDOWN;
+    if (async_queue_full(q)) return ASYNC_EAGAIN;
+    return async__q_store(q, item);
+}
+
+ASYNC_API int async_queue_get_nowait(async_queue *q, intptr_t *out) {
+    if (!q || !out) return ASYNC_EINVAL;
+    if (q->count <= q->reserved_items) return q->shutdown ? ASYNC_ESHUTDOWN : ASYNC_EAGAIN;
+    *out = async__q_take(q);
+    return 0;
+}
+
+ASYNC_API int async_queue_task_done(async_queue *q) {
+    if (!q) return ASYNC_EINVAL;
+    if (q->unfinished == 0) return ASYNC_ERANGE;
+    if (--q->unfinished == 0) async__wake_queue(&q->joiners, true);
+    return 0;
+}
+
+ASYNC_API int async_queue_shutdown(async_queue *q, bool immediate) {
+    if (!q) return ASYNC_EINVAL;
+    q->shutdown = 1;
+    if (immediate) {
+        size_t dropped = q->count - q->reserved_items;
+        q->count = q->reserved_items; /* reserved items still go to the getters woken for them */
+        if (q->count == 0) q->head = 0;
+        q->unfinished = q->unfinished > dropped ? q->unfinished - dropped : 0;
+        if (q->unfinished == 0) async__wake_queue(&q->joiners, true);
+    }
+    async__wake_queue(&q->putters, false);
+    if (q->count <= q->reserved_items) async__wake_queue(&q->getters, false);
+    return 0;
+}
+
+ASYNC_API int async__qput_start(async_task *t, async_queue *q) {
+    int rc;
+    if (!q || (!q->items && !q->realloc_fn)) return async__raise_code(t, ASYNC_EINVAL);
+    if (q->shutdown) return async__raise_code(t, ASYNC_ESHUTDOWN);
+    rc = async__wait_or_take(t, &q->putters, !async_queue_full(q) && !q->putters.head);
+    if (rc == ASYNC__GO) q->reserved_slots++;
+    return rc;
+}
+
+ASYNC_API int async__qput_check(async_task *t, async_queue *q, intptr_t item) {
+    async_task *runner = async__runner(t);
+    int rc;
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (async__take_grant(runner)) {
+        q->reserved_slots--;
+        if (!(runner->flags & ASYNC__F_CANCEL)) {
+            if (q->shutdown) return async__raise_code(t, ASYNC_ESHUTDOWN);
+            rc = async__q_store(q, item);
+            return rc ? async__raise_code(t, rc) : ASYNC__GO;
+        }
+        if (async__grant_first(&q->putters)) q->reserved_slots++; /* the slot goes to the next putter */
+    }
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    return async__qput_start(t, q);
+}
+
+ASYNC_API int async__qget_start(async_task *t, async_queue *q) {
+    int rc;
+    if (!q) return async__raise_code(t, ASYNC_EINVAL);
+    if (q->count <= q->reserved_items && q->shutdown) return async__raise_code(t, ASYNC_ESHUTDOWN);
+    rc = async__wait_or_take(t, &q->getters, q->count > q->reserved_items && !q->getters.head);
+    if (rc == ASYNC__GO) q->reserved_items++;
+    return rc;
+}
+
+ASYNC_API int async__qget_check(async_task *t, async_queue *q, intptr_t *out) {
+    async_task *runner = async__runner(t);
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (async__take_grant(runner)) {
+        q->reserved_items--;
+        if (!(runner->flags & ASYNC__F_CANCEL)) {
+            intptr_t item = async__q_take(q);
+            if (out) *out = item;
+            return ASYNC__GO;
+        }
+        if (async__grant_first(&q->getters)) q->reserved_items++; /* the item goes to the next getter */
+    }
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    return async__qget_start(t, q);
+}
+
+ASYNC_API int async__qjoin_start(async_task *t, async_queue *q) {
+    if (!q) return async__raise_code(t, ASYNC_EINVAL);
+    return async__wait_or_take(t, &q->joiners, q->unfinished == 0);
+}
+
+ASYNC_API int async__qjoin_check(async_task *t, async_queue *q) {
+    async_task *runner = async__runner(t);
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (runner->flags & ASYNC__F_CANCEL) {
+        async__take_grant(runner);
+        return async__deliver_cancel(t, runner);
+    }
+    if (async__take_grant(runner)) return ASYNC__GO;
+    return async__qjoin_start(t, q);
+}
+
+/* ---- async generators: the producer runs as the only child of the generator's group, owned by the
+ * consumer; the consumer waits in the group's list, the producer in producer_wait. ---- */
+
+#define ASYNC__GEN_VALUE 0x01u /* a yielded value waits for the consumer */
+#define ASYNC__GEN_WANT 0x02u  /* the consumer asked for the next value */
+#define ASYNC__GEN_DONE 0x04u  /* the producer finished */
+
+ASYNC_API bool async_gen_done(const async_gen *g) { return g && (g->state & ASYNC__GEN_DONE); }
+ASYNC_API bool async_gen_started(const async_gen *g) { return g && (g->group.count || (g->state & ASYNC__GEN_DONE)); }
+
+ASYNC_API int async__gen_next_start(async_task *t, async_gen *g, async_task *producer, const async_error *thrown) {
+    async_task *runner = async__runner(t);
+    int rc;
+    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    if (g->state & ASYNC__GEN_DONE) return ASYNC__GO;
+    if (!g->group.count) {
+        if (thrown) { /* athrow before the first anext: the producer never starts */
+            g->state |= ASYNC__GEN_DONE;
+            async__raise(t, thrown);
+            return ASYNC__RAISE;
+        }
+        rc = async__group_begin(t, &g->group, ASYNC_GROUP_GENERATOR);
+        if (!rc) rc = async__group_add(&g->group, producer);
+        if (rc) return async__raise_code(t, rc);
+    } else if (g->group.waiters) {
+        return async__raise_code(t, ASYNC_EBUSY); /* another consumer is already waiting */
+    }
+    g->thrown = thrown;
+    g->state |= ASYNC__GEN_WANT;
+    async__wl_wake_all(&g->producer_wait);
+    return async__group_wait(t, &g->group);
+}
+
+ASYNC_API int async__gen_next_check(async_task *t, async_gen *g, intptr_t *out) {
+    async_task *runner = async__runner(t);
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (g->state & ASYNC__GEN_VALUE) {
+        g->state &= (uint8_t)~ASYNC__GEN_VALUE;
+        if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+        if (out) *out = g->value;
+        return ASYNC__GO;
+    }
+    if (g->group.running == 0) { /* the producer has finished */
+        g->state |= ASYNC__GEN_DONE;
+        if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+        if (g->group.error) {
+            const async_error *e = g->group.error;
+            g->group.error = NULL; /* raised once */
+            async__raise(t, e);
+            return ASYNC__RAISE;
+        }
+        return ASYNC__GO;
+    }
+    runner->state = ASYNC__S_WAIT_GROUP; /* woken early (a cancel passed on): wait for the producer */
+    async__wl_push(&g->group.waiters, runner);
+    return ASYNC__WAIT;
+}
+
+ASYNC_API int async__gen_close_start(async_task *t, async_gen *g) {
+    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    g->state |= ASYNC__GEN_DONE;
+    if (!g->group.running) return ASYNC__GO;
+    async__group_cancel_children(&g->group, NULL);
+    return async__group_wait(t, &g->group);
+}
+
+ASYNC_API int async__gen_close_check(async_task *t, async_gen *g) {
+    async_task *runner = async__runner(t);
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (g->group.running) {
+        runner->state = ASYNC__S_WAIT_GROUP;
+        async__wl_push(&g->group.waiters, runner);
+        return ASYNC__WAIT;
+    }
+    g->state &= (uint8_t)~ASYNC__GEN_VALUE;
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    if (g->group.error) { /* an error raised by the cleanup itself */
+        const async_error *e = g->group.error;
+        g->group.error = NULL;
+        async__raise(t, e);
+        return ASYNC__RAISE;
+    }
+    return ASYNC__GO;
+}
+
+/* The generator whose producer `runner` is, or NULL. */
+static async_gen *async__gen_of(async_task *runner) {
+    async_group *g;
+    if (ASYNC__OWNER(runner) != ASYNC__OWN_GROUP) return NULL;
+    g = (async_group *)runner->owner;
+    return g->mode == ASYNC_GROUP_GENERATOR ? (async_gen *)(void *)g : NULL;
+}
+
+ASYNC_API int async__gen_yield_start(async_task *t, intptr_t value) {
+    async_task *runner = async__runner(t);
+    async_gen *g = async__gen_of(runner);
+    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    g->value = value;
+    g->state = (uint8_t)((g->state | ASYNC__GEN_VALUE) & ~ASYNC__GEN_WANT);
+    async__wl_wake_all(&g->group.waiters);
+    runner->state = ASYNC__S_WAIT;
+    async__wl_push(&g->producer_wait, runner);
+    return ASYNC__WAIT;
+}
+
+ASYNC_API int async__gen_yield_check(async_task *t) {
+    async_task *runner = async__runner(t);
+    async_gen *g = async__gen_of(runner);
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    if (g->state & ASYNC__GEN_WANT) {
+        if (g->thrown) {
+            const async_error *e = g->thrown;
+            g->thrown = NULL;
+            async__raise(t, e);
+            return ASYNC__RAISE;
+        }
+        return ASYNC__GO;
+    }
+    runner->state = ASYNC__S_WAIT;
+    async__wl_push(&g->producer_wait, runner);
+    return ASYNC__WAIT;
+}
+
 /* ---- cancellation ---- */
 
 static void async__finish_unstarted(async_task *t) {
@@ -1418,6 +2812,10 @@ ASYNC_API bool async_cancel(async_task *t) {
         async__wl_remove(t);
         async__wake(t);
         break;
+    case ASYNC__S_WAIT_Q:
+        async__wq_remove(t);
+        async__wake(t);
+        break;
     case ASYNC__S_WAIT_TASK: { /* asyncio: cancelling the awaiter cancels the awaited task */
         async_task **headp = async__wl_of(t);
         async_cancel((async_task *)(void *)((char *)headp - offsetof(async_task, u)));
@@ -1436,6 +2834,149 @@ ASYNC_API bool async_cancel(async_task *t) {
     default: break; /* ready or running: delivered at its next await */
     }
     return true;
+}
+
+/* ---- interrupts: signals an ISR raises (the contract is in the header's Interrupts section) ---- */
+
+ASYNC_API int async_signal_init(async_signal *s, async_loop *loop) {
+    if (!s || !loop) return ASYNC_EINVAL;
+    if (s->loop) return ASYNC_EBUSY;
+    s->future.waiters = NULL;
+    s->future.r.value = 0;
+    s->future.state = 0;
+    s->value = 0;
+    s->error = NULL;
+    s->taken = s->raised;
+    s->next = loop->signals;
+    loop->signals = s;
+    s->loop = loop; /* last: raises reach the loop from here on */
+    return 0;
+}
+
+/* The ISR side: volatile stores only, in this order (value, count, loop flag); see async__signals_deliver. */
+static int async__signal_post(async_signal *s, intptr_t value, const async_error *error) {
+    async_loop *loop;
+    if (!s) return ASYNC_EINVAL;
+    loop = s->loop;
+    if (!loop) return ASYNC_ESHUTDOWN;
+    s->value = value;
+    s->error = error;
+    s->raised = s->raised + 1; /* the one writer of the count: no atomic needed */
+    loop->signalled = 1;
+    return 0;
+}
+
+ASYNC_API int async_signal_raise(async_signal *s, intptr_t value) {
+    return async__signal_post(s, value, NULL);
+}
+
+ASYNC_API int async_signal_raise_error(async_signal *s, const async_error *error) {
+    if (!error) return ASYNC_EINVAL;
+    return async__signal_post(s, 0, error);
+}
+
+/* The loop side, from async_poll when the flag is set. The flag is cleared before the scan, so a raise
+ * during the scan is seen on the next pass; a signal's count is read before and after its value, so a
+ * value that an ISR replaced halfway is read again. */
+static void async__signals_deliver(async_loop *loop) {
+    async_signal *s;
+    loop->signalled = 0;
+    for (s = loop->signals; s; s = s->next) {
+        uint32_t n;
+        intptr_t value;
+        const async_error *error;
+        if (s->raised == s->taken || s->future.state) continue; /* nothing new, or not re-armed yet */
+        do {
+            n = s->raised;
+            value = s->value;
+            error = s->error;
+        } while (n != s->raised);
+        s->taken = n;
+        if (error)
+            async_future_set_error(&s->future, error);
+        else
+            async_future_set_value(&s->future, value);
+    }
+}
+
+ASYNC_API int async_signal_reset(async_signal *s) {
+    async_loop *loop;
+    int rc;
+    if (!s) return ASYNC_EINVAL;
+    loop = s->loop;
+    if (!loop) return ASYNC_ESHUTDOWN;
+    if (!s->future.state) return s->future.waiters ? ASYNC_EBUSY : 0;
+    rc = async_future_init(&s->future);
+    if (rc) return rc;
+    if (s->raised != s->taken) loop->signalled = 1; /* raised while the future held its outcome */
+    return 0;
+}
+
+ASYNC_API int async_signal_close(async_signal *s) {
+    async_loop *loop;
+    async_signal **pp;
+    if (!s) return ASYNC_EINVAL;
+    loop = s->loop;
+    if (!loop) return ASYNC_ESHUTDOWN;
+    if (s->future.waiters) return ASYNC_EBUSY;
+    s->loop = NULL; /* first: raises fail from here on */
+    for (pp = &loop->signals; *pp && *pp != s; pp = &(*pp)->next) {}
+    if (*pp) *pp = s->next;
+    s->next = NULL;
+    return 0;
+}
+
+ASYNC_API bool async_loop_signalled(const async_loop *loop) { return loop && loop->signalled; }
+ASYNC_API bool async_loop_has_signals(const async_loop *loop) { return loop && loop->signals; }
+
+ASYNC_API void async_loop_set_wait(async_loop *loop, bool (*wait)(async_loop *, int32_t)) {
+    if (loop) loop->wait = wait;
+}
+
+/* ---- static frame pools ---- */
+
+ASYNC_API void *async_frame_pool_get(async_frame_pool *pool) {
+    uint32_t i;
+    if (!pool || !pool->frames || !pool->used) return NULL;
+    for (i = 0; i < pool->count; i++) {
+        uint32_t bit = 1u << (i % 32);
+        if (pool->used[i / 32] == UINT32_MAX) { /* a full word: skip its 32 frames */
+            i |= 31;
+            continue;
+        }
+        if (!(pool->used[i / 32] & bit)) {
+            void *frame = (char *)pool->frames + (size_t)i * pool->size;
+            pool->used[i / 32] |= bit;
+            memset(frame, 0, pool->size);
+            return frame;
+        }
+    }
+    return NULL;
+}
+
+ASYNC_API int async_frame_pool_put(async_frame_pool *pool, void *frame) {
+    uintptr_t base, p;
+    size_t i;
+    async_task *t = (async_task *)frame;
+    if (!pool || !frame || !pool->frames || !pool->size) return ASYNC_EINVAL;
+    base = (uintptr_t)pool->frames;
+    p = (uintptr_t)frame;
+    if (p < base || (p - base) % pool->size || (p - base) / pool->size >= pool->count) return ASYNC_EINVAL;
+    i = (p - base) / pool->size;
+    if (!(pool->used[i / 32] & (1u << (i % 32)))) return ASYNC_EINVAL; /* not handed out */
+    if (async__live(t)) return ASYNC_EBUSY;
+    if (t->state == ASYNC__S_DONE && (t->flags & (ASYNC__F_RAISE | ASYNC__F_SEEN)) == ASYNC__F_RAISE)
+        return ASYNC_EBUSY; /* its error was never retrieved: reusing the frame would lose it */
+    pool->used[i / 32] &= ~(1u << (i % 32));
+    return 0;
+}
+
+ASYNC_API uint32_t async_frame_pool_available(const async_frame_pool *pool) {
+    uint32_t i, n = 0;
+    if (!pool || !pool->used) return 0;
+    for (i = 0; i < pool->count; i++)
+        if (!(pool->used[i / 32] & (1u << (i % 32)))) n++;
+    return n;
 }
 
 /* ---- the loop ---- */
@@ -1501,6 +3042,7 @@ ASYNC_API int32_t async_poll(async_loop *loop) {
     async_task *t;
     if (!loop) return -1;
     if (loop->clock) loop->now = loop->clock(loop);
+    if (loop->signalled) async__signals_deliver(loop); /* what ISRs raised: its waiters run this pass */
     async__fire_timers(loop);
     /* one pass over what is ready now; what it makes ready runs on the next pass (asyncio's order) */
     t = loop->ready_head;
