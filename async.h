@@ -208,6 +208,19 @@ ASYNC_API bool async_task_cancelled(const async_task *t);
 ASYNC_API void async_task_set_name(async_task *t, const char *name);
 /** The task's name, or "task" when none was set or names are configured out. */
 ASYNC_API const char *async_task_name(const async_task *t);
+/** The loop that runs task t (through the coroutines that await it inline), or NULL if t is not
+ *  scheduled. Inside a coroutine: asyncio.get_running_loop(). */
+ASYNC_API async_loop *async_task_loop(const async_task *t);
+/** The coroutine that owns t: the one awaiting it inline, or the parent of its group; NULL for a task
+ *  of the loop (spawned) and for NULL. */
+ASYNC_API async_task *async_task_parent(const async_task *t);
+/** What t is doing, for reports: "new", "ready", "running", "sleeping", "waiting", "awaiting a task",
+ *  "awaiting children" or "done". */
+ASYNC_API const char *async_task_state(const async_task *t);
+/** Where t's coroutine is: its source file, its function and the line it will resume at (the await it
+ *  waits in; 0 before its first step). Works for coroutines written with ASYNC_BEGIN/ASYNC_END, at no
+ *  cost to them. False (outputs untouched) if t is NULL, has no function, or has finished. */
+ASYNC_API bool async_task_where(async_task *t, const char **file, const char **function, unsigned *line);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Futures                                                                                           */
@@ -471,6 +484,8 @@ struct async_loop {
     async_error_handler on_error;
     void *on_error_ctx;
     void *backend;
+    const struct async_loop_hooks *hooks; /* instrumentation (debug mode); NULL: none */
+    void *hooks_ctx;
     async__timer inline_timers[ASYNC_CONFIG_INLINE_TIMERS];
     struct async_signal *signals; /* signals an ISR may raise (see Interrupts) */
     volatile uint32_t signalled;  /* set by async_signal_raise, cleared by async_poll before its scan */
@@ -487,9 +502,9 @@ ASYNC_API void async_loop_set_allocator(async_loop *loop, void *(*realloc_fn)(vo
 ASYNC_API void async_loop_set_error_handler(async_loop *loop, async_error_handler fn, void *ctx);
 /** The loop's current time in ms. */
 ASYNC_API async_ms async_loop_now(const async_loop *loop);
-/** Runs one pass: fires due timers, then runs every task that was ready at the start of the pass.
- *  Returns how long the caller may sleep before calling again: 0 if tasks are ready, the ms to the
- *  next timer, or -1 if nothing is scheduled. The firmware main loop calls this (see README). */
+/** Runs one pass: delivers raised signals, fires due timers, then runs every task that was ready at
+ *  the start of the pass. Returns how long the caller may sleep before calling again: 0 if tasks are
+ *  ready (or a signal was raised meanwhile), the ms to the next timer, or -1 if nothing is scheduled. The firmware main loop calls this (see README). */
 ASYNC_API int32_t async_poll(async_loop *loop);
 /** Spawns main on the loop and runs the loop until main finishes; returns main's code (0 or its error),
  *  or ASYNC_EDEADLK if main waits and nothing is left that could wake it. Reports unretrieved errors. */
@@ -500,6 +515,20 @@ ASYNC_API unsigned async_loop_report_errors(async_loop *loop);
 ASYNC_API uint32_t async_loop_timers(const async_loop *loop);
 /** True if tasks are ready to run. */
 ASYNC_API bool async_loop_has_ready(const async_loop *loop);
+
+/** Instrumentation of a loop, all optional (the hosted debug mode is built on it). Hooks run on the
+ *  loop's thread, inside the pass; they must not resume tasks. */
+typedef struct async_loop_hooks {
+    void (*step_begin)(async_loop *loop, async_task *task); /**< before a scheduled task runs a step */
+    void (*step_end)(async_loop *loop, async_task *task);   /**< after it (the task may have finished) */
+    void (*task_done)(async_loop *loop, async_task *task);  /**< a task finished (inline ones too) */
+    void (*inline_start)(async_loop *loop, async_task *parent, async_task *child); /**< AWAIT of a coroutine */
+} async_loop_hooks;
+
+/** Installs hooks (NULL removes them); ctx is for the hooks (async_loop_hooks_ctx). */
+ASYNC_API void async_loop_set_hooks(async_loop *loop, const async_loop_hooks *hooks, void *ctx);
+/** The ctx given with the hooks. */
+ASYNC_API void *async_loop_hooks_ctx(const async_loop *loop);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Interrupts                                                                                        */
@@ -614,6 +643,8 @@ ASYNC_API uint32_t async_frame_pool_available(const async_frame_pool *pool);
 #define ASYNC__LC_CATCH(line) (0x4000 | (line))
 #define ASYNC__LC_FINALLY(line) (0x8000 | (line))
 #define ASYNC__LC_ENDTRY(line) (0xC000 | (line))
+#define ASYNC__LC_FILE 0x3FFE     /* asks the coroutine for __FILE__ (async_task_where) */
+#define ASYNC__LC_FUNCTION 0x3FFF /* and for __func__ */
 #define ASYNC__LC_RETURN 0xFFFE
 #define ASYNC__LC_RAISE 0xFFFF
 #define ASYNC__LINE_OK() ((void)sizeof(char[(__LINE__ < 0x3F00) ? 1 : -1]))
@@ -635,6 +666,12 @@ ASYNC_API uint32_t async_frame_pool_available(const async_frame_pool *pool);
     struct async__c { char n[ASYNC__LC_RAISE]; };          \
     struct async__f { char n[ASYNC__LC_RETURN]; };         \
     switch ((t)->lc) {                                      \
+    case ASYNC__LC_FILE:                                    \
+        (t)->r.value = (intptr_t)__FILE__;                  \
+        return ASYNC_PENDING;                               \
+    case ASYNC__LC_FUNCTION:                                \
+        (t)->r.value = (intptr_t)__func__;                  \
+        return ASYNC_PENDING;                               \
     case 0:
 
 /** Closes a coroutine body: falling off the end finishes the task with value 0. */
@@ -913,6 +950,7 @@ ASYNC_API int async__gen_yield_check(async_task *t);
 /* Not available to freestanding builds.                                                              */
 /* ================================================================================================ */
 #if !defined(ASYNC_FREESTANDING) && defined(__STDC_HOSTED__) && __STDC_HOSTED__
+#include <stdio.h>
 struct ev_loop;
 
 /** Flags of async_loop_new. */
@@ -928,7 +966,7 @@ ASYNC_API async_loop *async_loop_new(unsigned flags);
  *  tasks run in one ev_prepare callback per iteration and one ev_timer serves every sleeper.
  *  NULL if out of memory or ev is NULL. */
 ASYNC_API async_loop *async_loop_attach(struct ev_loop *ev);
-/** The libev loop under `loop`. */
+/** The libev loop under `loop`, or NULL if loop is not a hosted loop (async_loop_init'ed by hand). */
 ASYNC_API struct ev_loop *async_loop_ev(async_loop *loop);
 /** Frees a loop made by async_loop_new or async_loop_attach (reporting unretrieved errors first). The
  *  tasks' frames are the caller's; tasks still scheduled are simply never run again. */
@@ -939,6 +977,28 @@ ASYNC_API void async_loop_free(async_loop *loop);
 ASYNC_API void *async_frames_new(size_t count, size_t size);
 /** Frees a pool from async_frames_new (the same count and size). NULL is ignored. */
 ASYNC_API void async_frames_free(void *frames, size_t count, size_t size);
+/* ---- Debug mode ---- */
+
+/** Debug mode on or off (async_loop_new turns it on when the environment has ASYNC_DEBUG=1): a step
+ *  that blocks the loop longer than the slow-step threshold (100 ms) is reported with the coroutine, the
+ *  file:line where it resumed and where it next suspended; async_dump lists every live task; tasks
+ *  never started are reported when the loop is freed. Reports go to stderr (async_debug_set_output).
+ *  ASYNC_ENOMEM, ASYNC_EINVAL for NULL, ASYNC_EBUSY if other hooks are installed on the loop. */
+ASYNC_API int async_loop_set_debug(async_loop *loop, bool on);
+/** True while loop is in debug mode. */
+ASYNC_API bool async_loop_debug(const async_loop *loop);
+/** The slow-step threshold in ms (debug mode only). */
+ASYNC_API void async_debug_set_slow_step(async_loop *loop, uint32_t ms);
+/** Where debug reports go (NULL: stderr). */
+ASYNC_API void async_debug_set_output(async_loop *loop, FILE *out);
+/** Prints every live task as a tree — spawned tasks, their group children, and the coroutines each
+ *  awaits inline — each with its function, file:line and state: the await chain of stackless code.
+ *  Debug mode only (otherwise one line says so). out NULL: stderr. */
+ASYNC_API void async_dump(async_loop *loop, FILE *out);
+/** Debug mode: SIGQUIT (kill -QUIT) prints async_dump to the debug output. ASYNC_EINVAL if debug mode is
+ *  off, ASYNC_ENOTSUP without a libev loop. */
+ASYNC_API int async_debug_dump_on_sigquit(async_loop *loop);
+
 /** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
  *  an error is also printed to stderr). With ASYNC_CLOCK=virtual the elapsed virtual time is printed to
  *  stderr as "async: virtual time N ms". */
@@ -1103,9 +1163,6 @@ typedef struct async_io {
 ASYNC_API unsigned async_io_events(const async_io *w);
 /** Stops w's watchers if a wait is pending (for a frame abandoned without being resumed). */
 ASYNC_API void async_io_stop(async_io *w);
-/** The loop that runs task t (through the coroutines that await it inline), or NULL if t is not
- *  scheduled. */
-ASYNC_API async_loop *async_task_loop(const async_task *t);
 
 /** A TCP stream (asyncio's StreamReader and StreamWriter in one): an fd, a read buffer and a write
  *  buffer. Zero-initialise it (or async_stream_open an fd). At most one read await and one write or drain
@@ -1338,6 +1395,11 @@ ASYNC_API async_remote *async_remote_new(async_loop *loop);
 ASYNC_API int async_remote_call(async_remote *r, void (*fn)(async_loop *loop, void *arg), void *arg);
 /** Runs what is still queued, then frees r (on the loop's thread, once no other thread calls it). */
 ASYNC_API void async_remote_free(async_remote *r);
+/** Runs n loops on n threads (the calling thread is loop 0), each with its own async_loop_new(0), and
+ *  waits for all of them. make_main(index, arg) builds each loop's main task; all are built first, in
+ *  index order, on the calling thread (so main 0 may bind a port that the others then share with
+ *  ASYNC_SERVER_REUSEPORT). Returns the first non-zero code in index order, ASYNC_EINVAL, ASYNC_ENOMEM. */
+ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg);
 
 /* private helpers of the network macros */
 ASYNC_API int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int32_t ms);
@@ -1459,6 +1521,43 @@ static async_loop *async__loop_of(const async_task *t) {
         default: return NULL;
         }
     }
+}
+
+ASYNC_API async_loop *async_task_loop(const async_task *t) { return t ? async__loop_of(t) : NULL; }
+
+ASYNC_API async_task *async_task_parent(const async_task *t) {
+    if (!t) return NULL;
+    switch (ASYNC__OWNER(t)) {
+    case ASYNC__OWN_GROUP: return ((async_group *)t->owner)->parent;
+    case ASYNC__OWN_TASK: return (async_task *)t->owner;
+    default: return NULL;
+    }
+}
+
+ASYNC_API const char *async_task_state(const async_task *t) {
+    static const char *const names[] = {"new", "ready", "running", "sleeping", "waiting", "waiting",
+                                        "awaiting a task", "awaiting children", "done"};
+    if (!t || t->state >= sizeof names / sizeof names[0]) return "invalid";
+    return names[t->state];
+}
+
+ASYNC_API bool async_task_where(async_task *t, const char **file, const char **function, unsigned *line) {
+    uint16_t lc;
+    intptr_t r;
+    if (!t || !t->fn || t->state == ASYNC__S_DONE) return false;
+    /* the coroutine answers two special resume points at the top of its switch and changes nothing */
+    lc = t->lc;
+    r = t->r.value;
+    t->lc = ASYNC__LC_FILE;
+    t->fn(t);
+    if (file) *file = (const char *)t->r.value;
+    t->lc = ASYNC__LC_FUNCTION;
+    t->fn(t);
+    if (function) *function = (const char *)t->r.value;
+    t->lc = lc;
+    t->r.value = r;
+    if (line) *line = lc < 0x4000u ? lc : (lc < 0xFFFEu ? (lc & 0x3FFFu) : 0u);
+    return true;
 }
 
 /* The scheduled task that runs t (t itself unless t is awaited inline). */
@@ -1816,6 +1915,10 @@ ASYNC_API async_status async__complete(async_task *t) {
     }
     t->flags &= (uint8_t) ~(ASYNC__F_FINISHING | ASYNC__F_RETURN | ASYNC__F_CANCEL);
     t->state = ASYNC__S_DONE;
+    {
+        async_loop *loop = async__loop_of(t);
+        if (loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, t);
+    }
     switch (ASYNC__OWNER(t)) {
     case ASYNC__OWN_GROUP:
         t->flags |= ASYNC__F_SEEN; /* the group retrieves its children's errors */
@@ -1898,8 +2001,10 @@ ASYNC_API int async__await_start(async_task *t, async_task *x) {
         return ASYNC__RAISE;
     }
     if (x->state == ASYNC__S_INIT) { /* a coroutine call: x runs inline, as part of this task */
+        async_loop *loop = async__loop_of(runner);
         x->owner = t;
         x->flags = (uint8_t)((x->flags & ~ASYNC__F_OWNER) | ASYNC__OWN_TASK);
+        if (loop && loop->hooks && loop->hooks->inline_start) loop->hooks->inline_start(loop, t, x);
         x->state = ASYNC__S_RUNNING;
         return ASYNC__GO;
     }
@@ -3011,8 +3116,7 @@ ASYNC_API async_ms async_loop_now(const async_loop *loop) { return loop ? loop->
 ASYNC_API uint32_t async_loop_timers(const async_loop *loop) { return loop ? loop->ntimers : 0; }
 ASYNC_API bool async_loop_has_ready(const async_loop *loop) { return loop && loop->ready_head; }
 
-static void async__step(async_loop *loop, async_task *t) {
-    loop->steps++;
+static void async__step_unhooked(async_task *t) {
     t->state = ASYNC__S_RUNNING;
     if (t->flags & ASYNC__F_FINISHING)
         async__complete(t);
@@ -3021,6 +3125,25 @@ static void async__step(async_loop *loop, async_task *t) {
     else
         async__resume(t);
 }
+
+static void async__step(async_loop *loop, async_task *t) {
+    loop->steps++;
+    if (!loop->hooks) {
+        async__step_unhooked(t);
+        return;
+    }
+    if (loop->hooks->step_begin) loop->hooks->step_begin(loop, t);
+    async__step_unhooked(t);
+    if (loop->hooks->step_end) loop->hooks->step_end(loop, t);
+}
+
+ASYNC_API void async_loop_set_hooks(async_loop *loop, const async_loop_hooks *hooks, void *ctx) {
+    if (!loop) return;
+    loop->hooks = hooks;
+    loop->hooks_ctx = ctx;
+}
+
+ASYNC_API void *async_loop_hooks_ctx(const async_loop *loop) { return loop ? loop->hooks_ctx : NULL; }
 
 static void async__fire_timers(async_loop *loop) {
     while (loop->ntimers && (int32_t)(loop->timers[0].deadline - loop->now) <= 0) {
@@ -3052,7 +3175,7 @@ ASYNC_API int32_t async_poll(async_loop *loop) {
         async__step(loop, t);
         t = next;
     }
-    return async__next_timeout(loop);
+    return loop->signalled ? 0 : async__next_timeout(loop); /* raised meanwhile: deliver it now */
 }
 
 ASYNC_API unsigned async_loop_report_errors(async_loop *loop) {

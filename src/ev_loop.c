@@ -113,7 +113,7 @@ static async__hosted *hosted_new(struct ev_loop *ev, bool owns_ev) {
 }
 
 async_loop *async_loop_new(unsigned flags) {
-    const char *clock = getenv("ASYNC_CLOCK");
+    const char *clock = getenv("ASYNC_CLOCK"), *debug;
     struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
     async__hosted *h;
     if (!ev) return NULL;
@@ -127,6 +127,9 @@ async_loop *async_loop_new(unsigned flags) {
     } else {
         h->loop.wait = hosted_wait;
     }
+    debug = getenv("ASYNC_DEBUG");
+    if (debug && strcmp(debug, "0") != 0 && async_loop_set_debug(&h->loop, true) == 0)
+        async_debug_dump_on_sigquit(&h->loop);
     return &h->loop;
 }
 
@@ -141,12 +144,14 @@ async_loop *async_loop_attach(struct ev_loop *ev) {
 }
 
 struct ev_loop *async_loop_ev(async_loop *loop) {
-    return loop ? ((async__hosted *)(void *)loop)->ev : NULL;
+    /* only a hosted loop has one: its backend is itself (the loop is the first member) */
+    return loop && loop->backend == (void *)loop ? ((async__hosted *)(void *)loop)->ev : NULL;
 }
 
 void async_loop_free(async_loop *loop) {
     async__hosted *h = (async__hosted *)(void *)loop;
     if (!h) return;
+    async__debug_free(loop); /* reports tasks never started */
     async_loop_report_errors(loop);
     ev_timer_stop(h->ev, &h->timer);
     ev_idle_stop(h->ev, &h->idle);

@@ -7,4 +7,7 @@
 /* Milliseconds of CLOCK_MONOTONIC, truncated to the loop's wrap-safe 32-bit clock. */
 async_ms async__monotonic_ms(void);
 
+/* Debug mode (debug.c): at loop free, reports tasks never started and frees its state. */
+void async__debug_free(async_loop *loop);
+
 #endif

@@ -1,0 +1,333 @@
+/* Debug mode: steps that block the loop, a dump of every live task with its await chain (a backtrace
+ * for stackless code), tasks never started. Built on the core's loop hooks, so a loop without debug
+ * mode pays one branch per step and nothing else.
+ *
+ * Live tasks are kept in a hash table keyed by the task's address: a scheduled task enters at its
+ * first step, a coroutine awaited inline when it starts, and each leaves when it finishes (before its
+ * frame can be reused). An entry also knows the inline child its task awaits, so the innermost
+ * coroutine of a step (where it really resumed) is one walk down the chain. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <ev.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct debug_entry {
+    async_task *task;  /* NULL: free slot */
+    async_task *child; /* the coroutine it awaits inline, if any */
+} debug_entry;
+
+typedef struct debug_where {
+    const char *file, *function;
+    unsigned line;
+} debug_where;
+
+typedef struct async__debug {
+    async_loop *loop;
+    FILE *out;
+    uint32_t slow_ms;
+    debug_entry *slots;
+    size_t cap, count; /* cap: a power of two */
+    bool oom_noted;
+    /* the step in progress */
+    uint64_t step_ns;
+    debug_where resumed;
+    ev_signal sigquit;
+    bool sigquit_on;
+} async__debug;
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static async__debug *debug_of(const async_loop *loop);
+
+/* ---- the table of live tasks: open addressing, linear probing, deletion by backward shift ---- */
+
+static size_t slot_of(const async__debug *d, const async_task *t) {
+    uintptr_t h = (uintptr_t)t;
+    h ^= h >> 17;
+    h *= (uintptr_t)0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 7) & (d->cap - 1);
+}
+
+static debug_entry *find(async__debug *d, const async_task *t) {
+    size_t i;
+    if (!d->cap) return NULL;
+    for (i = slot_of(d, t); d->slots[i].task; i = (i + 1) & (d->cap - 1))
+        if (d->slots[i].task == t) return &d->slots[i];
+    return NULL;
+}
+
+static bool grow(async__debug *d) {
+    size_t old_cap = d->cap, cap = old_cap ? old_cap * 2 : 64, i, k;
+    debug_entry *old = d->slots, *slots = (debug_entry *)calloc(cap, sizeof *slots);
+    if (!slots) return false;
+    d->slots = slots;
+    d->cap = cap;
+    for (i = 0; i < old_cap; i++) {
+        if (!old[i].task) continue;
+        for (k = slot_of(d, old[i].task); slots[k].task; k = (k + 1) & (cap - 1)) {}
+        slots[k] = old[i];
+    }
+    free(old);
+    return true;
+}
+
+static debug_entry *add(async__debug *d, async_task *t) {
+    debug_entry *e = find(d, t);
+    size_t i;
+    if (e) return e;
+    if ((d->count + 1) * 4 > d->cap * 3 && !grow(d)) {
+        if (!d->oom_noted) fprintf(d->out, "async: debug: out of memory; the task dump will be incomplete\n");
+        d->oom_noted = true;
+        return NULL;
+    }
+    for (i = slot_of(d, t); d->slots[i].task; i = (i + 1) & (d->cap - 1)) {}
+    d->slots[i].task = t;
+    d->slots[i].child = NULL;
+    d->count++;
+    return &d->slots[i];
+}
+
+static void del(async__debug *d, const async_task *t) {
+    debug_entry *e = find(d, t);
+    size_t i, j, k;
+    if (!e) return;
+    i = (size_t)(e - d->slots);
+    d->slots[i].task = NULL;
+    d->count--;
+    /* shift back the entries of the same run that could no longer be found past the hole */
+    for (j = (i + 1) & (d->cap - 1); d->slots[j].task; j = (j + 1) & (d->cap - 1)) {
+        bool stays;
+        k = slot_of(d, d->slots[j].task);
+        stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            d->slots[i] = d->slots[j];
+            d->slots[j].task = NULL;
+            i = j;
+        }
+    }
+}
+
+/* ---- describing a task ---- */
+
+static debug_where where_of(async_task *t) {
+    debug_where w = {"?", "?", 0};
+    async_task_where(t, &w.file, &w.function, &w.line);
+    return w;
+}
+
+/* The innermost coroutine of the chain that t runs (t itself when it awaits nothing inline). */
+static async_task *innermost(async__debug *d, async_task *t) {
+    debug_entry *e;
+    unsigned depth = 0;
+    while ((e = find(d, t)) && e->child && e->child != t && depth++ < 1000) t = e->child;
+    return t;
+}
+
+/* ---- hooks ---- */
+
+static void step_begin(async_loop *loop, async_task *t) {
+    async__debug *d = debug_of(loop);
+    add(d, t);
+    d->resumed = where_of(innermost(d, t));
+    d->step_ns = now_ns();
+}
+
+static void step_end(async_loop *loop, async_task *t) {
+    async__debug *d = debug_of(loop);
+    uint64_t ns = now_ns() - d->step_ns;
+    if (ns >= (uint64_t)d->slow_ms * 1000000u) {
+        debug_where s = {"?", "?", 0};
+        bool done = async_task_done(t);
+        if (!done) s = where_of(innermost(d, t));
+        fprintf(d->out, "async: debug: a step of %s (%s) blocked the loop for %lu ms: resumed at %s:%u in %s, %s",
+                d->resumed.function, async_task_name(t), (unsigned long)(ns / 1000000u), d->resumed.file,
+                d->resumed.line, d->resumed.function, done ? "then finished" : "next suspended at ");
+        if (!done) fprintf(d->out, "%s:%u in %s", s.file, s.line, s.function);
+        fputc('\n', d->out);
+        fflush(d->out);
+    }
+}
+
+static void task_done(async_loop *loop, async_task *t) {
+    async__debug *d = debug_of(loop);
+    async_task *parent = async_task_parent(t);
+    debug_entry *pe = parent ? find(d, parent) : NULL;
+    if (pe && pe->child == t) pe->child = NULL;
+    del(d, t);
+}
+
+static void inline_start(async_loop *loop, async_task *parent, async_task *child) {
+    async__debug *d = debug_of(loop);
+    debug_entry *pe = add(d, parent);
+    if (pe) pe->child = child;
+    add(d, child);
+}
+
+static const async_loop_hooks debug_hooks = {step_begin, step_end, task_done, inline_start};
+
+static async__debug *debug_of(const async_loop *loop) {
+    return loop && loop->hooks == &debug_hooks ? (async__debug *)async_loop_hooks_ctx(loop) : NULL;
+}
+
+/* ---- the dump ---- */
+
+typedef struct dump_node {
+    async_task *parent, *task;
+} dump_node;
+
+static int by_parent(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)((const dump_node *)a)->parent, y = (uintptr_t)((const dump_node *)b)->parent;
+    return x < y ? -1 : x > y;
+}
+
+static int by_parent_then_task(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)((const dump_node *)a)->task, y = (uintptr_t)((const dump_node *)b)->task;
+    int c = by_parent(a, b);
+    return c ? c : (x < y ? -1 : x > y);
+}
+
+/* What t does: a coroutine awaited inline shares its task's state, seen from the task that runs it. */
+static const char *state_of(async__debug *d, async_task *t) {
+    debug_entry *e = find(d, t), *pe;
+    async_task *runner = t, *parent;
+    unsigned depth = 0;
+    if (e && e->child) return "awaiting inline";
+    while ((parent = async_task_parent(runner)) && (pe = find(d, parent)) && pe->child == runner && depth++ < 1000)
+        runner = parent;
+    return async_task_state(runner);
+}
+
+static void dump_tree(async__debug *d, FILE *out, dump_node *nodes, size_t n, async_task *parent, unsigned depth) {
+    dump_node key, *first;
+    size_t lo = 0, hi = n;
+    key.parent = parent;
+    while (lo < hi) { /* the first node whose parent is `parent` */
+        size_t mid = (lo + hi) / 2;
+        if (by_parent(&nodes[mid], &key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (first = nodes + lo; first < nodes + n && first->parent == parent; first++) {
+        async_task *t = first->task;
+        debug_where w = where_of(t);
+        fprintf(out, "%*s%s %s:%u (%s)%s%s\n", (int)(2 + 2 * depth), "", w.function, w.file, w.line,
+                state_of(d, t), ASYNC_CONFIG_TASK_NAMES ? " " : "",
+                ASYNC_CONFIG_TASK_NAMES ? async_task_name(t) : "");
+        if (depth < 64) dump_tree(d, out, nodes, n, t, depth + 1);
+    }
+}
+
+void async_dump(async_loop *loop, FILE *out) {
+    async__debug *d = debug_of(loop);
+    dump_node *nodes;
+    size_t i, n = 0;
+    if (!loop) return;
+    if (!out) out = stderr;
+    if (!d) {
+        fprintf(out, "async: dump: debug mode is off (ASYNC_DEBUG=1 or async_loop_set_debug)\n");
+        return;
+    }
+    nodes = (dump_node *)malloc((d->count ? d->count : 1) * sizeof *nodes);
+    if (!nodes) {
+        fprintf(out, "async: dump: out of memory\n");
+        return;
+    }
+    for (i = 0; i < d->cap; i++) {
+        async_task *t = d->slots[i].task;
+        if (!t || async_task_done(t)) continue;
+        nodes[n].task = t;
+        nodes[n].parent = async_task_parent(t);
+        if (nodes[n].parent && !find(d, nodes[n].parent)) nodes[n].parent = NULL; /* shown as a root */
+        n++;
+    }
+    qsort(nodes, n, sizeof *nodes, by_parent_then_task);
+    fprintf(out, "async: %lu live task%s at %lu ms\n", (unsigned long)n, n == 1 ? "" : "s",
+            (unsigned long)async_loop_now(loop));
+    dump_tree(d, out, nodes, n, NULL, 0);
+    fflush(out);
+    free(nodes);
+}
+
+/* ---- switching it on and off ---- */
+
+static void sigquit_cb(struct ev_loop *ev, ev_signal *w, int revents) {
+    async__debug *d = (async__debug *)(void *)((char *)w - offsetof(async__debug, sigquit));
+    (void)ev;
+    (void)revents;
+    async_dump(d->loop, d->out);
+}
+
+int async_loop_set_debug(async_loop *loop, bool on) {
+    async__debug *d;
+    if (!loop) return ASYNC_EINVAL;
+    d = debug_of(loop);
+    if (on == (d != NULL)) return 0;
+    if (!on) {
+        async__debug_free(loop);
+        return 0;
+    }
+    if (loop->hooks) return ASYNC_EBUSY; /* someone else's hooks are installed */
+    d = (async__debug *)calloc(1, sizeof *d);
+    if (!d) return ASYNC_ENOMEM;
+    d->loop = loop;
+    d->out = stderr;
+    d->slow_ms = 100;
+    async_loop_set_hooks(loop, &debug_hooks, d);
+    return 0;
+}
+
+bool async_loop_debug(const async_loop *loop) { return debug_of(loop) != NULL; }
+
+void async_debug_set_slow_step(async_loop *loop, uint32_t ms) {
+    async__debug *d = debug_of(loop);
+    if (d) d->slow_ms = ms;
+}
+
+void async_debug_set_output(async_loop *loop, FILE *out) {
+    async__debug *d = debug_of(loop);
+    if (d) d->out = out ? out : stderr;
+}
+
+int async_debug_dump_on_sigquit(async_loop *loop) {
+    async__debug *d = debug_of(loop);
+    struct ev_loop *ev;
+    if (!d) return ASYNC_EINVAL;
+    ev = async_loop_ev(loop);
+    if (!ev) return ASYNC_ENOTSUP;
+    if (d->sigquit_on) return 0;
+    ev_signal_init(&d->sigquit, sigquit_cb, SIGQUIT);
+    ev_signal_start(ev, &d->sigquit);
+    ev_unref(ev); /* waiting for the signal does not keep the loop alive */
+    d->sigquit_on = true;
+    return 0;
+}
+
+/* At loop free (or when switched off): tasks that never ran their first step are reported. */
+void async__debug_free(async_loop *loop) {
+    async__debug *d = debug_of(loop);
+    async_task *t;
+    if (!d) return;
+    for (t = loop->ready_head; t; t = t->q.next) {
+        if (t->lc == 0 && !async_task_done(t)) {
+            debug_where w = where_of(t);
+            fprintf(d->out, "async: debug: task %s (%s, %s) was never started\n", w.function, async_task_name(t),
+                    w.file);
+        }
+    }
+    if (d->sigquit_on) {
+        struct ev_loop *ev = async_loop_ev(loop);
+        ev_ref(ev);
+        ev_signal_stop(ev, &d->sigquit);
+    }
+    async_loop_set_hooks(loop, NULL, NULL);
+    free(d->slots);
+    free(d);
+}
