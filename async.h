@@ -219,7 +219,8 @@ ASYNC_API async_task *async_task_parent(const async_task *t);
 ASYNC_API const char *async_task_state(const async_task *t);
 /** Where t's coroutine is: its source file, its function and the line it will resume at (the await it
  *  waits in; 0 before its first step). Works for coroutines written with ASYNC_BEGIN/ASYNC_END, at no
- *  cost to them. False (outputs untouched) if t is NULL, has no function, or has finished. */
+ *  cost to them (a finished task tells where it ended). False (outputs untouched) if t is NULL or has
+ *  no function. */
 ASYNC_API bool async_task_where(async_task *t, const char **file, const char **function, unsigned *line);
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -500,11 +501,15 @@ ASYNC_API void async_loop_set_clock(async_loop *loop, async_ms (*clock)(async_lo
 ASYNC_API void async_loop_set_allocator(async_loop *loop, void *(*realloc_fn)(void *, void *, size_t), void *ctx);
 /** Receives errors no one retrieved (reported when async_run returns and by async_loop_report_errors). */
 ASYNC_API void async_loop_set_error_handler(async_loop *loop, async_error_handler fn, void *ctx);
-/** The loop's current time in ms. */
+/** The loop's time in ms as of the start of the current pass (what timers are measured from). */
 ASYNC_API async_ms async_loop_now(const async_loop *loop);
+/** asyncio's loop.time(): reads the clock now (after a blocking call it has moved on) and returns it;
+ *  with the virtual clock, the virtual time. */
+ASYNC_API async_ms async_loop_time(async_loop *loop);
 /** Runs one pass: delivers raised signals, fires due timers, then runs every task that was ready at
  *  the start of the pass. Returns how long the caller may sleep before calling again: 0 if tasks are
- *  ready (or a signal was raised meanwhile), the ms to the next timer, or -1 if nothing is scheduled. The firmware main loop calls this (see README). */
+ *  ready (or a signal was raised meanwhile), the ms to the next timer, or -1 if nothing is scheduled.
+ *  The firmware main loop calls this (see README). */
 ASYNC_API int32_t async_poll(async_loop *loop);
 /** Spawns main on the loop and runs the loop until main finishes; returns main's code (0 or its error),
  *  or ASYNC_EDEADLK if main waits and nothing is left that could wake it. Reports unretrieved errors. */
@@ -561,7 +566,8 @@ struct async_signal {
 };
 
 /** Registers a zeroed (or closed) signal with the loop, its future pending. Call it before enabling the
- *  interrupt that raises it. ASYNC_EINVAL for NULL, ASYNC_EBUSY if s is registered already. */
+ *  interrupt that raises it, and close it before the loop is freed or initialised again (the loop keeps
+ *  a list of its signals). ASYNC_EINVAL for NULL, ASYNC_EBUSY if s is registered already. */
 ASYNC_API int async_signal_init(async_signal *s, async_loop *loop);
 /** ISR-SAFE. Raises s with a value: the loop's next async_poll completes s's future with it. Returns 0,
  *  ASYNC_EINVAL for NULL, ASYNC_ESHUTDOWN if s is not registered (never initialised, or closed). */
@@ -1009,11 +1015,13 @@ ASYNC_API int async_main(async_task *main);
  * completion comes back to the loop thread through an ev_async. Awaiting it is like any await: an error
  * is raised at the await (ASYNC_CATCH sees it), and cancelling or timing out the awaiter never stops the
  * thread: the call runs to its end and its result goes to the call's dtor. Every job record is allocated
- * by the runtime (through the loop's allocator: failure is ASYNC_ENOMEM at the await), never in the
- * awaiting frame, so a cancelled awaiter's frame may go away while the thread still runs.
- * Under the virtual clock, thread work takes no virtual time: while a job is in flight the loop blocks for
- * its completion instead of jumping to the next timer. async_loop_free waits for the loop's jobs still in
- * flight and passes their results to their dtors. */
+ * by the runtime (through the loop's allocator, which must be malloc-compatible: failure is ASYNC_ENOMEM
+ * at the await), never in the awaiting frame, so a cancelled awaiter's frame may go away while the
+ * thread still runs. The calls a pass of the loop starts reach the pool together, when the pass is over.
+ * Under the virtual clock, thread work takes no virtual time: while a call is in flight the loop blocks
+ * for its completion instead of jumping to the next timer (so a timeout around a call does not fire
+ * there). async_loop_free waits for the loop's calls still in flight (a call that never returns blocks
+ * it) and passes the results no one received to their dtors. Pool threads block every signal. */
 
 /** A pool of threads that run blocking calls. Many loops may share one (async_loop_set_pool); a loop
  *  with none set makes its own on first use (see async_loop_set_threads). */
@@ -1041,28 +1049,32 @@ typedef struct async_thread_call {
     async_error error; /* private: the record raised for a code the library does not know */
 } async_thread_call;
 
-/** A pool of `threads` threads (1..ASYNC_POOL_MAX_THREADS), all started now. NULL if threads is out of
- *  range or memory or threads are short. */
+/** A pool of `threads` threads (1..ASYNC_POOL_MAX_THREADS), all started now; calls run in FIFO order.
+ *  NULL if threads is out of range or memory or threads are short. */
 ASYNC_API async_pool *async_pool_new(unsigned threads);
 /** Stops and joins the pool's threads and frees it. ASYNC_EBUSY (nothing done) while a loop still uses
  *  it: free those loops, or give them another pool, first. NULL is ignored (0). */
 ASYNC_API int async_pool_free(async_pool *pool);
-/** Makes the loop run its calls on `pool` (NULL: on a pool of its own again), which must outlive the
- *  loop's use of it. ASYNC_EBUSY while the loop has calls in flight, ASYNC_EINVAL for a NULL or
- *  non-hosted loop, ASYNC_ENOMEM if the loop's thread state cannot be allocated. */
+/** Makes the loop run its calls on `pool`, shared with other loops (on other threads too); NULL: on a
+ *  pool of its own again. The loop's own pool, if it had one, is stopped. ASYNC_EBUSY while the loop has
+ *  calls in flight, ASYNC_EINVAL for a NULL or non-hosted loop, ASYNC_ENOMEM if the loop's thread state
+ *  cannot be allocated. */
 ASYNC_API int async_loop_set_pool(async_loop *loop, async_pool *pool);
-/** The size of the loop's own pool (made on first use; ASYNC_THREADS or 4 by default). ASYNC_EINVAL for
- *  0 or more than ASYNC_POOL_MAX_THREADS or a NULL loop, ASYNC_EBUSY while calls are in flight. */
+/** The size of the loop's own pool (made on its first call; ASYNC_THREADS or 4 by default; an existing
+ *  one of another size is stopped and made again). ASYNC_EINVAL for 0, more than ASYNC_POOL_MAX_THREADS,
+ *  or a NULL or non-hosted loop; ASYNC_EBUSY while calls are in flight. */
 ASYNC_API int async_loop_set_threads(async_loop *loop, unsigned threads);
-/** Calls of the loop in flight: submitted and not yet returned to the loop. */
+/** The loop's calls in flight: started and not yet back on the loop thread (0 for NULL). */
 ASYNC_API unsigned async_loop_jobs(async_loop *loop);
 
 /** result = await asyncio.to_thread(fn, arg): runs fn(arg, &result) on the loop's pool and waits for it.
- *  fn's error is raised here; its result is then async_thread_result(call). `call` is a frame field
+ *  fn's error is raised here (a code the library does not list is raised as a record inside `call`,
+ *  valid while the frame is); its result is then async_thread_result(call). `call` is a frame field
  *  (async_thread_call *); arg is passed as is, so what it points to must stay valid until fn returns,
  *  even if the awaiter is cancelled: not in the awaiting frame unless that frame outlives the call.
  *  dtor receives results no one awaits any more. Fails with ASYNC_EINVAL (NULL fn or call),
- *  ASYNC_ENOMEM, ASYNC_ENOTSUP (a loop without the hosted runtime), or a pool's start-up error. */
+ *  ASYNC_ENOMEM, ASYNC_ENOTSUP (a loop without the hosted runtime), ASYNC_EAGAIN (the loop's own pool
+ *  could not start its threads). A cancellation pending at the start never runs fn. */
 #define AWAIT_TO_THREAD(t, call, fn, arg, dtor) \
     ASYNC__AWAIT(t, async__thread_start((t), (call), (fn), (arg), (dtor)), async__thread_check((t), (call)))
 /** The result the call's function stored (0 before it succeeded). */
@@ -1072,8 +1084,9 @@ ASYNC_API intptr_t async_thread_result(const async_thread_call *call);
  *  the loop that opened it; files left open are closed when that loop is freed. */
 typedef struct async_file async_file;
 
-/* File calls run on the loop's pool like to_thread. Errors are the negated errno of the failing system
- * call (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_EISDIR, ASYNC_ENOSPC, ...), raised at the await. Buffers are
+/* File calls run on the loop's pool like to_thread. Errors are the failing system call's errno as the
+ * library's code (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_EISDIR, ASYNC_ENOSPC, ...; ASYNC_EIO for an errno
+ * the table does not have), raised at the await; they fail like to_thread too. Buffers are
  * copied through memory of the call's own, so the pool never touches the awaiting frame: a cancelled
  * read or write may still happen, but not into or from memory that may be gone. The arguments are
  * evaluated again when the await resumes: use frame fields (as for every await). */
@@ -1544,7 +1557,7 @@ ASYNC_API const char *async_task_state(const async_task *t) {
 ASYNC_API bool async_task_where(async_task *t, const char **file, const char **function, unsigned *line) {
     uint16_t lc;
     intptr_t r;
-    if (!t || !t->fn || t->state == ASYNC__S_DONE) return false;
+    if (!t || !t->fn) return false;
     /* the coroutine answers two special resume points at the top of its switch and changes nothing */
     lc = t->lc;
     r = t->r.value;
@@ -3113,6 +3126,11 @@ ASYNC_API void async_loop_set_error_handler(async_loop *loop, async_error_handle
 }
 
 ASYNC_API async_ms async_loop_now(const async_loop *loop) { return loop ? loop->now : 0; }
+ASYNC_API async_ms async_loop_time(async_loop *loop) {
+    if (!loop) return 0;
+    if (loop->clock) loop->now = loop->clock(loop);
+    return loop->now;
+}
 ASYNC_API uint32_t async_loop_timers(const async_loop *loop) { return loop ? loop->ntimers : 0; }
 ASYNC_API bool async_loop_has_ready(const async_loop *loop) { return loop && loop->ready_head; }
 

@@ -17,6 +17,7 @@
 typedef struct debug_entry {
     async_task *task;  /* NULL: free slot */
     async_task *child; /* the coroutine it awaits inline, if any */
+    uint64_t start_ns; /* a coroutine awaited inline: when it started */
 } debug_entry;
 
 typedef struct debug_where {
@@ -34,6 +35,7 @@ typedef struct async__debug {
     /* the step in progress */
     uint64_t step_ns;
     debug_where resumed;
+    bool reported; /* a coroutine of this step was already reported as the one that blocked */
     ev_signal sigquit;
     bool sigquit_on;
 } async__debug;
@@ -90,6 +92,7 @@ static debug_entry *add(async__debug *d, async_task *t) {
     for (i = slot_of(d, t); d->slots[i].task; i = (i + 1) & (d->cap - 1)) {}
     d->slots[i].task = t;
     d->slots[i].child = NULL;
+    d->slots[i].start_ns = 0;
     d->count++;
     return &d->slots[i];
 }
@@ -136,13 +139,14 @@ static void step_begin(async_loop *loop, async_task *t) {
     async__debug *d = debug_of(loop);
     add(d, t);
     d->resumed = where_of(innermost(d, t));
+    d->reported = false;
     d->step_ns = now_ns();
 }
 
 static void step_end(async_loop *loop, async_task *t) {
     async__debug *d = debug_of(loop);
     uint64_t ns = now_ns() - d->step_ns;
-    if (ns >= (uint64_t)d->slow_ms * 1000000u) {
+    if (ns >= (uint64_t)d->slow_ms * 1000000u && !d->reported) {
         debug_where s = {"?", "?", 0};
         bool done = async_task_done(t);
         if (!done) s = where_of(innermost(d, t));
@@ -158,16 +162,28 @@ static void step_end(async_loop *loop, async_task *t) {
 static void task_done(async_loop *loop, async_task *t) {
     async__debug *d = debug_of(loop);
     async_task *parent = async_task_parent(t);
-    debug_entry *pe = parent ? find(d, parent) : NULL;
+    debug_entry *pe = parent ? find(d, parent) : NULL, *e = find(d, t);
+    if (e && e->start_ns >= d->step_ns && pe && pe->child == t) {
+        /* a coroutine that started and ended inside this step: if the step was slow, it is the culprit */
+        uint64_t ns = now_ns() - e->start_ns;
+        if (ns >= (uint64_t)d->slow_ms * 1000000u) {
+            debug_where w = where_of(t), p = where_of(parent);
+            fprintf(d->out, "async: debug: %s (%s) blocked the loop for %lu ms without awaiting, called from %s:%u in %s\n",
+                    w.function, w.file, (unsigned long)(ns / 1000000u), p.file, p.line, p.function);
+            fflush(d->out);
+            d->reported = true;
+        }
+    }
     if (pe && pe->child == t) pe->child = NULL;
     del(d, t);
 }
 
 static void inline_start(async_loop *loop, async_task *parent, async_task *child) {
     async__debug *d = debug_of(loop);
-    debug_entry *pe = add(d, parent);
+    debug_entry *pe = add(d, parent), *ce;
     if (pe) pe->child = child;
-    add(d, child);
+    ce = add(d, child);
+    if (ce) ce->start_ns = now_ns();
 }
 
 static const async_loop_hooks debug_hooks = {step_begin, step_end, task_done, inline_start};

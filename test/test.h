@@ -42,5 +42,8 @@ void test_fail(const char *file, int line, const char *fmt, ...);
 /* Runs samples/NAME (built into SAMPLES_DIR) under the virtual clock; checks its exit status, that its
  * standard output is exactly `expected`, and that it took exactly `virtual_ms` of virtual time. */
 void test_run_sample(const char *name, int exit_status, const char *expected, long virtual_ms);
+/* Runs samples/NAME with the virtual clock or in real time; *out and *err receive its standard output
+ * and error (malloc'ed); returns its exit status (-1 if it did not exit). */
+int test_capture_sample(const char *name, int virtual_clock, char **out, char **err);
 
 #endif

@@ -65,6 +65,51 @@ TEST(debug_reports_a_step_that_blocks_the_loop_with_both_lines) {
     fclose(out);
 }
 
+typedef struct {
+    async_task task;
+} culprit_frame;
+
+static async_status culprit_run(async_task *t) { /* async def culprit(): time.sleep(0.03) */
+    ASYNC_BEGIN(t);
+    block_ms(30);
+    ASYNC_END(t);
+}
+
+typedef struct {
+    async_task task;
+    culprit_frame culprit;
+    unsigned line;
+} culprit_main_frame;
+
+static async_status culprit_main_run(async_task *t) {
+    culprit_main_frame *f = (culprit_main_frame *)t;
+    ASYNC_BEGIN(t);
+    ASYNC_FRAME_INIT(&f->culprit, culprit_run);
+    f->line = __LINE__ + 1;
+    AWAIT(t, &f->culprit.task);
+    ASYNC_END(t);
+}
+
+TEST(debug_names_the_inline_coroutine_that_blocked) {
+    async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
+    static culprit_main_frame f;
+    FILE *out = debug_capture();
+    char expect[256];
+    const char *got;
+    ASSERT_EQ(async_loop_set_debug(loop, true), 0);
+    async_debug_set_output(loop, out);
+    async_debug_set_slow_step(loop, 20);
+    ASYNC_FRAME_INIT(&f, culprit_main_run);
+    ASSERT_EQ(async_run(loop, &f.task), 0);
+    got = debug_captured(out);
+    ASSERT(strstr(got, "async: debug: culprit_run (" __FILE__ ") blocked the loop for ") == got);
+    snprintf(expect, sizeof expect, " ms without awaiting, called from %s:%u in culprit_main_run\n", __FILE__, f.line);
+    ASSERT(strstr(got, expect));
+    ASSERT(!strstr(got, "a step of")); /* the culprit's report replaces the step's */
+    async_loop_free(loop);
+    fclose(out);
+}
+
 TEST(debug_mode_off_or_fast_steps_report_nothing) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
     static blocker_frame f;
@@ -203,7 +248,9 @@ TEST(task_where_names_file_function_and_line) {
     ASSERT_STR_EQ(async_task_state(&f.task), "sleeping");
     drain(loop);
     ASSERT_EQ(line, f.resumed_line); /* it waited in the first sleep */
-    ASSERT(!async_task_where(&f.task, &file, &fn, &line));
+    fn = NULL;
+    ASSERT(async_task_where(&f.task, &file, &fn, &line)); /* where it ended */
+    ASSERT_STR_EQ(fn, "blocker_run");
     ASSERT_STR_EQ(async_task_state(&f.task), "done");
     ASSERT(async_task_loop(&f.task) == loop);
     ASSERT(async_task_parent(&f.task) == NULL);
@@ -250,6 +297,7 @@ TEST(sigquit_prints_the_dump_in_debug_mode) {
 
 static const test_case debug_tests[] = {
     TEST_ENTRY(debug_reports_a_step_that_blocks_the_loop_with_both_lines)
+    TEST_ENTRY(debug_names_the_inline_coroutine_that_blocked)
     TEST_ENTRY(debug_mode_off_or_fast_steps_report_nothing)
     TEST_ENTRY(debug_refuses_to_replace_other_hooks)
     TEST_ENTRY(dump_prints_the_live_tasks_as_an_await_tree)

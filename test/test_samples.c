@@ -70,6 +70,61 @@ TEST(sample_tasks_sequential) {
     test_run_sample("tasks_sequential", 0, "Task 1 completed\nTask 2 completed\n", 2000);
 }
 
+/* ---- the toolkit's samples ---- */
+
+TEST(sample_async_with) {
+    test_run_sample("async_with", 0, "Acquiring resource\nUsing resource\nReleasing resource\n", 3000);
+}
+
+TEST(sample_async_range) {
+    test_run_sample("async_range", 0, "Generated: 1\nGenerated: 2\nGenerated: 3\nGenerated: 4\n", 2000);
+}
+
+TEST(sample_task_queue) {
+    test_run_sample("task_queue", 0,
+                    "Processed task: Task 0\nProcessed task: Task 1\nProcessed task: Task 2\n"
+                    "Processed task: Task 3\nProcessed task: Task 4\nProcessed task: Task 5\n"
+                    "Processed task: Task 6\nProcessed task: Task 7\nProcessed task: Task 8\n"
+                    "Processed task: Task 9\n",
+                    2817); /* ten durations from the sample's fixed seed, each within 100..500 ms */
+}
+
+TEST(sample_debugging) {
+    test_run_sample("debugging", 0, "Caught an error: Oops!\nTask failed, but we caught it!\n", 2000);
+}
+
+TEST(sample_producer_consumer) {
+    test_run_sample("producer_consumer", 0,
+                    "Produced 1\nProduced 2\nProduced 3\nConsumed 1\nProduced 4\nConsumed 2\nProduced 5\n"
+                    "Consumed 3\nProduced 6\nConsumed 4\nConsumed 5\nConsumed 6\nConsumer done\n",
+                    1800); /* the consumer's pace: 6 x 0.3 s */
+}
+
+TEST(sample_retry_backoff) {
+    test_run_sample("retry_backoff", 0,
+                    "Attempt 1 failed: service unavailable; retrying in 0.5 s\n"
+                    "Attempt 2 failed: service unavailable; retrying in 1.0 s\n"
+                    "Result: OK\n",
+                    2100);
+}
+
+/* Real time, as the slide measures it: the blocking call is what the sample is about. */
+TEST(sample_performance_blocking_call_is_measured_and_named) {
+    char *out, *err;
+    double fast = -1, slow = -1;
+    const char *second;
+    ASSERT_EQ(test_capture_sample("performance", 0, &out, &err), 0);
+    ASSERT(sscanf(out, "10 fast operations took %lf seconds\n", &fast) == 1);
+    second = strchr(out, '\n');
+    ASSERT(second && sscanf(second + 1, "1 slow operation took %lf seconds\n", &slow) == 1);
+    ASSERT(fast >= 0.10 && fast < 0.15); /* concurrent: one 0.1 s wait, not ten */
+    ASSERT(slow >= 1.00 && slow < 1.10);
+    if (!strstr(err, "async: debug: slow_operation_run (samples/performance.c) blocked the loop for "))
+        test_fail(__FILE__, __LINE__, "debug mode did not name the blocking call; stderr:\n%s", err);
+    free(out);
+    free(err);
+}
+
 static const test_case samples_tests[] = {
     TEST_ENTRY(sample_gather)
     TEST_ENTRY(sample_hello_world)
@@ -85,5 +140,12 @@ static const test_case samples_tests[] = {
     TEST_ENTRY(sample_send_email)
     TEST_ENTRY(sample_gather_list)
     TEST_ENTRY(sample_tasks_sequential)
+    TEST_ENTRY(sample_async_with)
+    TEST_ENTRY(sample_async_range)
+    TEST_ENTRY(sample_task_queue)
+    TEST_ENTRY(sample_debugging)
+    TEST_ENTRY(sample_producer_consumer)
+    TEST_ENTRY(sample_retry_backoff)
+    TEST_ENTRY(sample_performance_blocking_call_is_measured_and_named)
     {NULL, NULL}
 };
