@@ -16,6 +16,10 @@ ifeq ($(SANITIZE),1)
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   BUILD    ?= build-san
 endif
+ifeq ($(SANITIZE),thread)
+  SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+  BUILD    ?= build-tsan
+endif
 BUILD ?= build
 
 ALL_CFLAGS  = $(WARN) -I. -Isrc $(SANFLAGS) $(CFLAGS)
@@ -119,9 +123,10 @@ valgrind: $(BUILD)/test/runner samples
 
 # Benchmarks: the core's primitives alone, then W1 beside the peers of ../shared/bench (medians of 3).
 BENCH_N ?= 100000
-bench: $(BUILD)/bench/w1 $(BUILD)/bench/micro
+bench: $(BUILD)/bench/w1 $(BUILD)/bench/w3 $(BUILD)/bench/micro
 	$(Q)$(BUILD)/bench/micro
 	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh W1 $(BENCH_N) 3
+	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh W3 $(BENCH_N) 3
 
 $(BUILD)/bench/micro: bench/micro.c async.h
 	@mkdir -p $(dir $@)

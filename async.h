@@ -46,6 +46,11 @@ void *memcpy(void *dst, const void *src, size_t n);
 #ifndef ASYNC_CONFIG_TASK_NAMES
 #  define ASYNC_CONFIG_TASK_NAMES 0
 #endif
+#ifndef ASYNC_CONFIG_BATCH_STEPS
+/* async_run looks at the clock and at I/O again after this many coroutine steps (or when nothing is
+ * ready): a system call per few hundred hand-overs instead of one per pass. */
+#  define ASYNC_CONFIG_BATCH_STEPS 256
+#endif
 #ifndef ASYNC_CONFIG_INLINE_TIMERS
 #  define ASYNC_CONFIG_INLINE_TIMERS 8
 #endif
@@ -511,6 +516,11 @@ ASYNC_API async_ms async_loop_time(async_loop *loop);
  *  ready (or a signal was raised meanwhile), the ms to the next timer, or -1 if nothing is scheduled.
  *  The firmware main loop calls this (see README). */
 ASYNC_API int32_t async_poll(async_loop *loop);
+/** Like async_poll, but goes on with further passes on the same clock reading while tasks are ready,
+ *  until about max_steps coroutine steps have run (whole passes: it may run more): what async_run does
+ *  between two looks at the clock and at I/O, so that tasks handing work to each other do not pay a
+ *  system call per hand-over. Returns what async_poll returns. */
+ASYNC_API int32_t async_poll_batch(async_loop *loop, uint32_t max_steps);
 /** Spawns main on the loop and runs the loop until main finishes; returns main's code (0 or its error),
  *  or ASYNC_EDEADLK if main waits and nothing is left that could wake it. Reports unretrieved errors. */
 ASYNC_API int async_run(async_loop *loop, async_task *main);
@@ -2623,7 +2633,10 @@ static int async__q_store(async_queue *q, intptr_t item) {
         if (rc) return rc;
     }
     switch (q->kind) {
-    case ASYNC_QUEUE_FIFO: q->items[(q->head + q->count) % q->capacity] = item; break;
+    case ASYNC_QUEUE_FIFO: /* the ring's next slot, without a division */
+        i = q->head + q->count;
+        q->items[i >= q->capacity ? i - q->capacity : i] = item;
+        break;
     case ASYNC_QUEUE_LIFO: q->items[q->count] = item; break;
     default:
         i = q->count;
@@ -2648,7 +2661,7 @@ static intptr_t async__q_take(async_queue *q) {
     switch (q->kind) {
     case ASYNC_QUEUE_FIFO:
         item = q->items[q->head];
-        q->head = (q->head + 1) % q->capacity;
+        if (++q->head == q->capacity) q->head = 0;
         break;
     case ASYNC_QUEUE_LIFO: item = q->items[q->count - 1]; break;
     default:
@@ -3179,10 +3192,9 @@ static int32_t async__next_timeout(const async_loop *loop) {
     return d > 0 ? d : 0;
 }
 
-ASYNC_API int32_t async_poll(async_loop *loop) {
+/* One pass on the current clock reading: what ISRs raised, due timers, then every task ready now. */
+static int32_t async__pass(async_loop *loop) {
     async_task *t;
-    if (!loop) return -1;
-    if (loop->clock) loop->now = loop->clock(loop);
     if (loop->signalled) async__signals_deliver(loop); /* what ISRs raised: its waiters run this pass */
     async__fire_timers(loop);
     /* one pass over what is ready now; what it makes ready runs on the next pass (asyncio's order) */
@@ -3194,6 +3206,22 @@ ASYNC_API int32_t async_poll(async_loop *loop) {
         t = next;
     }
     return loop->signalled ? 0 : async__next_timeout(loop); /* raised meanwhile: deliver it now */
+}
+
+ASYNC_API int32_t async_poll(async_loop *loop) {
+    if (!loop) return -1;
+    if (loop->clock) loop->now = loop->clock(loop);
+    return async__pass(loop);
+}
+
+ASYNC_API int32_t async_poll_batch(async_loop *loop, uint32_t max_steps) {
+    uint64_t end;
+    int32_t timeout;
+    if (!loop) return -1;
+    end = loop->steps + max_steps;
+    timeout = async_poll(loop);
+    while (timeout == 0 && loop->steps < end) timeout = async__pass(loop);
+    return timeout;
 }
 
 ASYNC_API unsigned async_loop_report_errors(async_loop *loop) {
@@ -3217,7 +3245,7 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
     rc = async_spawn(loop, main);
     if (rc) return rc;
     while (main->state != ASYNC__S_DONE) {
-        int32_t timeout = async_poll(loop);
+        int32_t timeout = async_poll_batch(loop, ASYNC_CONFIG_BATCH_STEPS);
         if (main->state == ASYNC__S_DONE) break;
         if (loop->wait) { /* hosted: poll I/O (without blocking while tasks are ready) */
             if (loop->wait(loop, timeout) || timeout >= 0) continue;
