@@ -1,0 +1,54 @@
+/* The firmware port: async_main and the loop's clock and sleep for a board (see port.h). */
+#include <stdio.h>
+
+#include "board.h"
+
+static async_ms board_clock(async_loop *loop) {
+    (void)loop;
+    return board_millis();
+}
+
+bool board_wait(async_loop *loop, int32_t ms) {
+    async_ms deadline = async_loop_now(loop) + (async_ms)ms;
+    if (ms == 0) return true;
+    if (ms < 0 && !async_loop_has_signals(loop)) return false;
+    for (;;) {
+        /* masked between the test and the WFI: an interrupt in between stays pending, so WFI returns at
+         * once instead of sleeping through a raise */
+        board_irq_disable();
+        if (async_loop_signalled(loop) || (ms > 0 && (int32_t)(board_millis() - deadline) >= 0)) break;
+        board_wfi();
+        board_irq_enable(); /* the pending handler runs here */
+    }
+    board_irq_enable();
+    return true;
+}
+
+static void board_report(async_loop *loop, async_task *task, const async_error *error, void *ctx) {
+    (void)loop;
+    (void)ctx;
+    printf("async: error never retrieved in %s: %s (%d)\n", async_task_name(task), async_error_message(error),
+           error ? error->code : 0);
+}
+
+void board_loop_init(async_loop *loop) {
+    async_loop_init(loop);
+    async_loop_set_clock(loop, board_clock);
+    async_loop_set_wait(loop, board_wait);
+    async_loop_set_error_handler(loop, board_report, NULL);
+}
+
+int async_main(async_task *main) {
+    static async_loop loop;
+    async_ms start;
+    int rc;
+    board_loop_init(&loop);
+    start = async_loop_now(&loop);
+    rc = async_run(&loop, main);
+    if (rc) {
+        const async_error *e = async_task_error(main);
+        printf("async: main failed: %s (%d)\n", e ? async_error_message(e) : async_strerror(rc), rc);
+    }
+    printf("board: elapsed %lu ms\n", (unsigned long)(async_ms)(async_loop_now(&loop) - start));
+    return rc;
+}

@@ -1,0 +1,714 @@
+/* The firmware side of the core, on the host: signals that interrupt handlers raise (delivered by
+ * async_poll; under the virtual clock, on a simulated board whose wait is WFI, and raised for real from
+ * a POSIX signal handler, the host's nearest thing to an interrupt), static frame pools, and the boards'
+ * printf formatter against the C library's. The images themselves run in QEMU: make test-firmware. */
+#include <limits.h>
+#include <signal.h>
+#include <sys/time.h>
+
+#include "samples/firmware/libc/format.c"
+
+static char fw_log[1024];
+
+static void fw_logf(const char *fmt, ...) {
+    va_list ap;
+    size_t len = strlen(fw_log);
+    va_start(ap, fmt);
+    vsnprintf(fw_log + len, sizeof fw_log - len, fmt, ap);
+    va_end(ap);
+}
+
+/* A loop on the virtual clock and an empty log. */
+static async_loop *fw_loop(void) {
+    static async_loop loop;
+    async_loop_init(&loop);
+    fw_log[0] = '\0';
+    return &loop;
+}
+
+/* Polls until nothing is scheduled, jumping the virtual clock to each timer. */
+static void fw_drain(async_loop *loop) {
+    int32_t d;
+    while ((d = async_poll(loop)) >= 0) loop->now += (async_ms)d;
+}
+
+/* ---- a task that awaits a signal and logs what it got ---- */
+
+typedef struct {
+    async_task task;
+    const char *name;
+    async_signal *sig;
+} fw_waiter_frame;
+
+static async_status fw_waiter_run(async_task *t) {
+    fw_waiter_frame *f = (fw_waiter_frame *)t;
+    ASYNC_BEGIN(t);
+    ASYNC_TRY(t) {
+        AWAIT_FUTURE(t, &f->sig->future);
+        fw_logf("%s=%ld ", f->name, (long)async_future_value(&f->sig->future));
+    } ASYNC_CATCH(t) {
+        fw_logf("%s!%d ", f->name, async_caught(t)->code);
+        ASYNC_RERAISE(t);
+    } ASYNC_END_TRY(t);
+    ASYNC_END(t);
+}
+
+static async_task *fw_waiter(fw_waiter_frame *f, const char *name, async_signal *sig) {
+    if (ASYNC_FRAME_INIT(f, fw_waiter_run)) {
+        f->name = name;
+        f->sig = sig;
+    }
+    return &f->task;
+}
+
+static const async_error fw_fault = {ASYNC_EUSER + 1, "sensor fault"};
+
+/* ---- signals ---- */
+
+TEST(firmware_signal_raise_wakes_every_waiter_on_the_next_poll) {
+    async_loop *loop = fw_loop();
+    static async_signal sig;
+    static fw_waiter_frame a, b;
+    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASSERT(async_loop_has_signals(loop));
+    ASSERT_EQ(async_spawn(loop, fw_waiter(&a, "a", &sig)), 0);
+    ASSERT_EQ(async_spawn(loop, fw_waiter(&b, "b", &sig)), 0);
+    ASSERT_EQ(async_poll(loop), -1); /* both wait; nothing else is scheduled */
+    ASSERT(!async_loop_signalled(loop));
+
+    ASSERT_EQ(async_signal_raise(&sig, 42), 0); /* what an ISR does: nothing runs yet */
+    ASSERT(async_loop_signalled(loop));
+    ASSERT_STR_EQ(fw_log, "");
+    ASSERT(!async_future_done(&sig.future));
+
+    ASSERT_EQ(async_poll(loop), -1); /* delivered, and both waiters ran in the same pass, in order */
+    ASSERT_STR_EQ(fw_log, "a=42 b=42 ");
+    ASSERT(!async_loop_signalled(loop));
+    ASSERT_EQ(async_task_code(&a.task), 0);
+    ASSERT_EQ(async_task_code(&b.task), 0);
+    ASSERT_EQ(async_future_value(&sig.future), 42);
+    ASSERT_EQ(async_signal_close(&sig), 0);
+    ASSERT(!async_loop_has_signals(loop));
+}
+
+TEST(firmware_signal_raises_before_a_poll_coalesce_to_the_latest) {
+    async_loop *loop = fw_loop();
+    static async_signal sig;
+    static fw_waiter_frame a;
+    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_poll(loop);
+    ASSERT_EQ(async_signal_raise(&sig, 1), 0);
+    ASSERT_EQ(async_signal_raise(&sig, 2), 0);
+    ASSERT_EQ(async_signal_raise(&sig, 3), 0);
+    async_poll(loop);
+    ASSERT_STR_EQ(fw_log, "a=3 ");
+    async_poll(loop); /* nothing is delivered twice */
+    ASSERT_STR_EQ(fw_log, "a=3 ");
+    ASSERT_EQ(async_future_value(&sig.future), 3);
+}
+
+TEST(firmware_signal_raise_waits_for_reset_while_the_future_holds_an_outcome) {
+    async_loop *loop = fw_loop();
+    static async_signal sig;
+    static fw_waiter_frame a, b;
+    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASSERT_EQ(async_signal_reset(&sig), 0); /* pending with no waiter: nothing to do */
+    async_signal_raise(&sig, 1);
+    async_poll(loop);
+    ASSERT_EQ(async_future_value(&sig.future), 1);
+
+    async_signal_raise(&sig, 2); /* the future still holds 1: this raise is kept, not lost */
+    ASSERT_EQ(async_poll(loop), -1);
+    ASSERT_EQ(async_future_value(&sig.future), 1);
+    ASSERT(!async_loop_signalled(loop));
+
+    ASSERT_EQ(async_signal_reset(&sig), 0);
+    ASSERT(!async_future_done(&sig.future));
+    ASSERT(async_loop_signalled(loop)); /* the kept raise is due */
+    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_poll(loop); /* delivered before a's first step: a finds it at once */
+    ASSERT_STR_EQ(fw_log, "a=2 ");
+
+    ASSERT_EQ(async_signal_reset(&sig), 0);
+    async_spawn(loop, fw_waiter(&b, "b", &sig));
+    async_poll(loop);
+    ASSERT_EQ(async_signal_reset(&sig), ASYNC_EBUSY); /* b awaits it: pending, nothing to re-arm */
+    async_signal_raise(&sig, 3);
+    async_poll(loop);
+    ASSERT_STR_EQ(fw_log, "a=2 b=3 ");
+}
+
+TEST(firmware_signal_error_is_raised_at_the_await) {
+    async_loop *loop = fw_loop();
+    static async_signal sig;
+    static fw_waiter_frame a;
+    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_poll(loop);
+    ASSERT_EQ(async_signal_raise_error(&sig, NULL), ASYNC_EINVAL);
+    ASSERT(!async_loop_signalled(loop));
+    ASSERT_EQ(async_signal_raise_error(&sig, &fw_fault), 0);
+    async_poll(loop);
+    ASSERT_STR_EQ(fw_log, "a!1001 ");
+    ASSERT_EQ(async_task_code(&a.task), ASYNC_EUSER + 1);
+    ASSERT(async_future_error(&sig.future) == &fw_fault);
+    ASSERT_STR_EQ(async_error_message(async_future_error(&sig.future)), "sensor fault");
+
+    ASSERT_EQ(async_signal_reset(&sig), 0); /* a value after an error: the future is clean again */
+    async_signal_raise(&sig, 9);
+    async_poll(loop);
+    ASSERT(async_future_error(&sig.future) == NULL);
+    ASSERT_EQ(async_future_value(&sig.future), 9);
+}
+
+TEST(firmware_signal_cancelled_waiter_is_released_and_the_signal_stays_usable) {
+    async_loop *loop = fw_loop();
+    static async_signal sig;
+    static fw_waiter_frame a;
+    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_poll(loop);
+    ASSERT(async_cancel(&a.task));
+    async_poll(loop);
+    ASSERT_STR_EQ(fw_log, "a!-125 ");
+    ASSERT(async_task_cancelled(&a.task));
+    async_task_code(&a.task);
+    ASSERT_EQ(async_signal_raise(&sig, 5), 0); /* no waiter left: the future keeps the value */
+    async_poll(loop);
+    ASSERT_EQ(async_future_value(&sig.future), 5);
+    ASSERT_EQ(async_signal_close(&sig), 0);
+}
+
+typedef struct {
+    async_task task;
+    fw_waiter_frame waiter;
+    async_timeout timeout;
+    async_signal *sig;
+    async_loop *loop;
+    async_ms at;
+} fw_wait_for_frame;
+
+static async_status fw_wait_for_run(async_task *t) {
+    fw_wait_for_frame *f = (fw_wait_for_frame *)t;
+    ASYNC_BEGIN(t);
+    ASYNC_TRY(t) {
+        AWAIT_TIMEOUT(t, &f->timeout, 50, fw_waiter(&f->waiter, "w", f->sig));
+    } ASYNC_CATCH(t) {
+        fw_logf("main!%d ", async_caught(t)->code);
+        f->at = async_loop_now(f->loop);
+    } ASYNC_END_TRY(t);
+    ASYNC_END(t);
+}
+
+TEST(firmware_signal_wait_for_times_out_under_the_virtual_clock) {
+    async_loop *loop = fw_loop();
+    static async_signal sig;
+    static fw_wait_for_frame m;
+    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASYNC_FRAME_INIT(&m, fw_wait_for_run);
+    m.sig = &sig;
+    m.loop = loop;
+    async_spawn(loop, &m.task);
+    fw_drain(loop);
+    ASSERT_STR_EQ(fw_log, "w!-125 main!-110 ");
+    ASSERT_EQ(m.at, 50);
+    ASSERT_EQ(async_task_code(&m.task), 0);
+    async_signal_raise(&sig, 1); /* too late: the future takes it, no one waits */
+    async_poll(loop);
+    ASSERT_EQ(async_future_value(&sig.future), 1);
+}
+
+TEST(firmware_signal_misuse_returns_codes) {
+    async_loop *loop = fw_loop();
+    static async_loop other;
+    static async_signal sig, zero;
+    static fw_waiter_frame a;
+    async_loop_init(&other);
+    ASSERT_EQ(async_signal_init(NULL, loop), ASYNC_EINVAL);
+    ASSERT_EQ(async_signal_init(&sig, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_signal_raise(NULL, 1), ASYNC_EINVAL);
+    ASSERT_EQ(async_signal_raise_error(NULL, &fw_fault), ASYNC_EINVAL);
+    ASSERT_EQ(async_signal_reset(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_signal_close(NULL), ASYNC_EINVAL);
+    /* never initialised */
+    ASSERT_EQ(async_signal_raise(&zero, 1), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_signal_raise_error(&zero, &fw_fault), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_signal_reset(&zero), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_signal_close(&zero), ASYNC_ESHUTDOWN);
+    ASSERT(!async_loop_signalled(NULL));
+    ASSERT(!async_loop_has_signals(NULL));
+    async_loop_set_wait(NULL, NULL);
+
+    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASSERT_EQ(async_signal_init(&sig, loop), ASYNC_EBUSY);
+    ASSERT_EQ(async_signal_init(&sig, &other), ASYNC_EBUSY);
+    ASSERT(!async_loop_has_signals(&other));
+
+    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_poll(loop);
+    ASSERT_EQ(async_signal_close(&sig), ASYNC_EBUSY); /* a task awaits it: it stays registered */
+    ASSERT_EQ(async_signal_raise(&sig, 4), 0);
+    async_poll(loop);
+    ASSERT_STR_EQ(fw_log, "a=4 ");
+
+    ASSERT_EQ(async_signal_close(&sig), 0);
+    ASSERT(!async_loop_has_signals(loop));
+    ASSERT_EQ(async_signal_raise(&sig, 5), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_signal_reset(&sig), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_signal_close(&sig), ASYNC_ESHUTDOWN);
+    ASSERT(!async_loop_signalled(loop));
+
+    ASSERT_EQ(async_signal_init(&sig, &other), 0); /* closed: it may join a loop again, pending */
+    ASSERT(!async_future_done(&sig.future));
+    ASSERT_EQ(async_signal_raise(&sig, 6), 0);
+    ASSERT(async_loop_signalled(&other));
+    ASSERT(!async_loop_signalled(loop));
+    async_poll(&other);
+    ASSERT_EQ(async_future_value(&sig.future), 6);
+}
+
+TEST(firmware_signal_close_unlinks_it_and_drops_its_undelivered_raise) {
+    async_loop *loop = fw_loop();
+    static async_signal s[3];
+    int i;
+    for (i = 0; i < 3; i++) ASSERT_EQ(async_signal_init(&s[i], loop), 0);
+    ASSERT_EQ(async_signal_close(&s[1]), 0); /* the middle of the loop's list */
+    async_signal_raise(&s[0], 10);
+    async_signal_raise(&s[2], 12);
+    ASSERT_EQ(async_signal_raise(&s[1], 11), ASYNC_ESHUTDOWN);
+    async_poll(loop);
+    ASSERT_EQ(async_future_value(&s[0].future), 10);
+    ASSERT_EQ(async_future_value(&s[2].future), 12);
+    ASSERT(!async_future_done(&s[1].future));
+
+    async_signal_reset(&s[2]);
+    async_signal_raise(&s[2], 13);
+    ASSERT_EQ(async_signal_close(&s[2]), 0); /* raised, not yet delivered: dropped with it */
+    async_poll(loop);
+    ASSERT(!async_future_done(&s[2].future));
+    ASSERT(async_loop_has_signals(loop));
+    ASSERT_EQ(async_signal_close(&s[0]), 0);
+    ASSERT(!async_loop_has_signals(loop));
+}
+
+/* raises its own signal in the middle of a pass, as an interrupt during the pass would, then awaits it */
+typedef struct {
+    async_task task;
+    async_signal *sig;
+} fw_self_frame;
+
+static async_status fw_self_run(async_task *t) {
+    fw_self_frame *f = (fw_self_frame *)t;
+    ASYNC_BEGIN(t);
+    async_signal_raise(f->sig, 77);
+    AWAIT_FUTURE(t, &f->sig->future);
+    ASYNC_RETURN(t, async_future_value(&f->sig->future));
+    ASYNC_END(t);
+}
+
+TEST(firmware_signal_raised_during_a_pass_is_delivered_on_the_next) {
+    async_loop *loop = fw_loop();
+    static async_signal sig;
+    static fw_self_frame f;
+    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASYNC_FRAME_INIT(&f, fw_self_run);
+    f.sig = &sig;
+    async_spawn(loop, &f.task);
+    ASSERT_EQ(async_poll(loop), 0); /* nothing ready or timed, but a raise is due: come back at once */
+    ASSERT(async_loop_signalled(loop));
+    ASSERT(!async_task_done(&f.task));
+    ASSERT_EQ(async_poll(loop), -1);
+    ASSERT_EQ(async_task_value(&f.task), 77);
+
+    /* async_run on the virtual clock takes the 0 as "go on", not as a deadlock */
+    ASSERT_EQ(async_signal_reset(&sig), 0);
+    ASYNC_FRAME_INIT(&f, fw_self_run);
+    f.sig = &sig;
+    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_task_value(&f.task), 77);
+}
+
+/* ---- a simulated board: a millisecond counter, and a wait that "sleeps" by moving it on ---- */
+
+static async_ms fw_board_ms;
+static async_signal fw_irq;
+static int fw_sleeps;
+
+static async_ms fw_board_clock(async_loop *loop) {
+    (void)loop;
+    return fw_board_ms;
+}
+
+/* WFI: until the deadline, or, with no timer set, until the next interrupt (7 ms later, raising fw_irq
+ * with the time) if a signal is registered at all. */
+static bool fw_board_wait(async_loop *loop, int32_t ms) {
+    if (ms == 0) return true;
+    fw_sleeps++;
+    if (ms < 0) {
+        if (!async_loop_has_signals(loop)) return false;
+        fw_board_ms += 7;
+        async_signal_raise(&fw_irq, (intptr_t)fw_board_ms);
+        return true;
+    }
+    fw_board_ms += (async_ms)ms;
+    return true;
+}
+
+typedef struct {
+    async_task task;
+    async_future never;
+} fw_board_main_frame;
+
+static async_status fw_board_main_run(async_task *t) {
+    ASYNC_BEGIN(t);
+    AWAIT_SLEEP(t, 100);
+    AWAIT_FUTURE(t, &fw_irq.future);
+    ASYNC_RETURN(t, async_future_value(&fw_irq.future));
+    ASYNC_END(t);
+}
+
+static async_status fw_board_stuck_run(async_task *t) {
+    fw_board_main_frame *f = (fw_board_main_frame *)t;
+    ASYNC_BEGIN(t);
+    AWAIT_FUTURE(t, &f->never);
+    ASYNC_END(t);
+}
+
+TEST(firmware_async_run_sleeps_in_the_boards_wait_until_an_interrupt) {
+    async_loop *loop = fw_loop();
+    static fw_board_main_frame m;
+    fw_board_ms = 1000;
+    fw_sleeps = 0;
+    async_loop_set_clock(loop, fw_board_clock);
+    async_loop_set_wait(loop, fw_board_wait);
+    ASSERT_EQ(async_signal_init(&fw_irq, loop), 0);
+    ASYNC_FRAME_INIT(&m, fw_board_main_run);
+    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_task_value(&m.task), 1107); /* slept 100 ms, then until the interrupt 7 ms later */
+    ASSERT_EQ(async_loop_now(loop), 1107);
+    ASSERT_EQ(fw_sleeps, 2);
+
+    /* with no signal registered, a wait with no timer cannot end: the board's wait says so, and
+     * async_run ends main with ASYNC_EDEADLK instead of sleeping for ever */
+    ASSERT_EQ(async_signal_close(&fw_irq), 0);
+    ASYNC_FRAME_INIT(&m, fw_board_stuck_run);
+    ASSERT_EQ(async_run(loop, &m.task), ASYNC_EDEADLK);
+    ASSERT(async_task_cancelled(&m.task));
+}
+
+/* ---- raised for real from a POSIX signal handler, which interrupts the loop as an ISR would ---- */
+
+#define FW_RAISES 300
+static async_signal fw_alarm;
+static volatile sig_atomic_t fw_alarms;
+
+static void fw_on_alarm(int signo) {
+    (void)signo;
+    if (fw_alarms < FW_RAISES) {
+        fw_alarms = fw_alarms + 1;
+        async_signal_raise(&fw_alarm, (intptr_t)fw_alarms);
+    }
+}
+
+typedef struct {
+    async_task task;
+    intptr_t last;
+    int deliveries, out_of_order;
+} fw_consumer_frame;
+
+static async_status fw_consumer_run(async_task *t) {
+    fw_consumer_frame *f = (fw_consumer_frame *)t;
+    ASYNC_BEGIN(t);
+    while (f->last < FW_RAISES) {
+        AWAIT_FUTURE(t, &fw_alarm.future);
+        if (async_future_value(&fw_alarm.future) <= f->last) f->out_of_order++;
+        f->last = async_future_value(&fw_alarm.future);
+        f->deliveries++;
+        async_signal_reset(&fw_alarm);
+    }
+    ASYNC_END(t);
+}
+
+TEST(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale) {
+    async_loop *loop = fw_loop();
+    static fw_consumer_frame c;
+    struct sigaction sa, old_sa;
+    struct itimerval every = {{0, 200}, {0, 200}}, off = {{0, 0}, {0, 0}};
+    sigset_t alrm, old_mask;
+    ASSERT_EQ(async_signal_init(&fw_alarm, loop), 0);
+    ASYNC_FRAME_INIT(&c, fw_consumer_run);
+    async_spawn(loop, &c.task);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fw_on_alarm;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(sigaction(SIGALRM, &sa, &old_sa), 0);
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    ASSERT_EQ(setitimer(ITIMER_REAL, &every, NULL), 0);
+    while (!async_task_done(&c.task)) {
+        async_poll(loop);
+        if (async_task_done(&c.task)) break;
+        /* the board's sleep: masked, test, then wait with the signal unmasked (WFI's sigsuspend) */
+        sigprocmask(SIG_BLOCK, &alrm, &old_mask);
+        if (!async_loop_signalled(loop)) sigsuspend(&old_mask);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    }
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old_sa, NULL);
+    ASSERT_EQ(c.last, FW_RAISES);         /* the last raise arrived */
+    ASSERT_EQ(c.out_of_order, 0);         /* never an old value, never one twice */
+    ASSERT(c.deliveries >= 1 && c.deliveries <= FW_RAISES);
+    ASSERT_EQ(async_task_code(&c.task), 0);
+    ASSERT_EQ(async_signal_close(&fw_alarm), 0);
+}
+
+/* ---- static frame pools ---- */
+
+typedef struct {
+    async_task task;
+    int n;
+    char odd[13]; /* a frame size that is not a multiple of 8 */
+} fw_job_frame;
+
+ASYNC_FRAME_POOL(fw_jobs, fw_job_frame, 40); /* more than one bitmap word */
+
+static async_status fw_job_run(async_task *t) {
+    fw_job_frame *f = (fw_job_frame *)t;
+    ASYNC_BEGIN(t);
+    AWAIT_SLEEP(t, 10);
+    if (f->n < 0) ASYNC_THROW(t, ASYNC_EUSER + 5, "job failed");
+    ASYNC_RETURN(t, f->n);
+    ASYNC_END(t);
+}
+
+TEST(firmware_frame_pool_hands_out_zeroed_frames_until_it_is_empty) {
+    static fw_job_frame *got[40];
+    fw_job_frame *again;
+    int i, j;
+    ASSERT_EQ(async_frame_pool_available(&fw_jobs), 40);
+    for (i = 0; i < 40; i++) {
+        got[i] = async_frame_pool_get(&fw_jobs);
+        ASSERT(got[i] != NULL);
+        ASSERT_EQ(got[i]->n, 0);
+        ASSERT(got[i]->task.fn == NULL);
+        for (j = 0; j < i; j++) ASSERT(got[i] != got[j]);
+        memset(got[i], 0xA5, sizeof *got[i]); /* dirty it: the next hand-out must be clean */
+    }
+    ASSERT(async_frame_pool_get(&fw_jobs) == NULL);
+    ASSERT_EQ(async_frame_pool_available(&fw_jobs), 0);
+
+    memset(got[35], 0, sizeof *got[35]); /* a frame goes back with a header that never ran */
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, got[35]), 0);
+    ASSERT_EQ(async_frame_pool_available(&fw_jobs), 1);
+    again = async_frame_pool_get(&fw_jobs);
+    ASSERT(again == got[35]); /* found past a full bitmap word */
+    ASSERT_EQ(again->n, 0);
+    for (i = 0; i < 40; i++) {
+        memset(got[i], 0, sizeof *got[i]);
+        ASSERT_EQ(async_frame_pool_put(&fw_jobs, got[i]), 0);
+    }
+    ASSERT_EQ(async_frame_pool_available(&fw_jobs), 40);
+}
+
+TEST(firmware_frame_pool_put_refuses_what_it_cannot_take_back) {
+    static fw_job_frame outside;
+    fw_job_frame *f = async_frame_pool_get(&fw_jobs);
+    ASSERT(f != NULL);
+    ASSERT(async_frame_pool_get(NULL) == NULL);
+    ASSERT_EQ(async_frame_pool_available(NULL), 0);
+    ASSERT_EQ(async_frame_pool_put(NULL, f), ASYNC_EINVAL);
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, &outside), ASYNC_EINVAL);
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, (char *)f + 1), ASYNC_EINVAL); /* inside a frame */
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, (char *)fw_jobs_frames_ + 40 * sizeof(fw_job_frame)),
+              ASYNC_EINVAL); /* one past the end */
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, f + 1), ASYNC_EINVAL); /* not handed out */
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, f), 0);
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, f), ASYNC_EINVAL); /* twice */
+    ASSERT_EQ(async_frame_pool_available(&fw_jobs), 40);
+}
+
+TEST(firmware_frame_pool_keeps_frames_of_running_tasks_and_of_unread_errors) {
+    async_loop *loop = fw_loop();
+    fw_job_frame *ok = async_frame_pool_get(&fw_jobs), *bad = async_frame_pool_get(&fw_jobs);
+    ASSERT(ok && bad);
+    ASSERT(ASYNC_FRAME_INIT(ok, fw_job_run));
+    ASSERT(ASYNC_FRAME_INIT(bad, fw_job_run));
+    ok->n = 3;
+    bad->n = -1;
+    ASSERT_EQ(async_spawn(loop, &ok->task), 0);
+    ASSERT_EQ(async_spawn(loop, &bad->task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, ok), ASYNC_EBUSY); /* sleeping */
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, bad), ASYNC_EBUSY);
+    fw_drain(loop);
+    ASSERT_EQ(async_task_value(&ok->task), 3);
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, ok), 0);
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, bad), ASYNC_EBUSY); /* its error was never read */
+    ASSERT_EQ(async_task_code(&bad->task), ASYNC_EUSER + 5);
+    ASSERT_EQ(async_frame_pool_put(&fw_jobs, bad), 0);
+    ASSERT_EQ(async_loop_report_errors(loop), 0); /* nothing was lost on the way */
+    ASSERT_EQ(async_frame_pool_available(&fw_jobs), 40);
+}
+
+/* a dispatcher that starts a job per request from a pool of its own (defined in the function), and
+ * reports ASYNC_ENOMEM when the pool is out */
+typedef struct {
+    async_task task;
+    async_group jobs;
+    int i, started, refused;
+} fw_dispatch_frame;
+
+static async_status fw_dispatch_run(async_task *t) {
+    fw_dispatch_frame *f = (fw_dispatch_frame *)t;
+    ASYNC_FRAME_POOL(pool, fw_job_frame, 3);
+    ASYNC_BEGIN(t);
+    for (f->i = 0; f->i < 5; f->i++) {
+        fw_job_frame *job = async_frame_pool_get(&pool);
+        if (!job) {
+            fw_logf("%d:%s ", f->i, async_strerror(ASYNC_ENOMEM));
+            f->refused++;
+            continue;
+        }
+        ASYNC_FRAME_INIT(job, fw_job_run);
+        job->n = f->i;
+        ASYNC_SPAWN(t, &f->jobs, &job->task);
+        f->started++;
+    }
+    AWAIT_GROUP(t, &f->jobs);
+    fw_logf("free %u", (unsigned)async_frame_pool_available(&pool));
+    ASYNC_END(t);
+}
+
+TEST(firmware_frame_pool_in_a_function_runs_out_with_a_clear_code) {
+    async_loop *loop = fw_loop();
+    static fw_dispatch_frame d;
+    ASYNC_FRAME_INIT(&d, fw_dispatch_run);
+    async_spawn(loop, &d.task);
+    fw_drain(loop);
+    ASSERT_EQ(async_task_code(&d.task), 0);
+    ASSERT_EQ(d.started, 3);
+    ASSERT_EQ(d.refused, 2);
+    ASSERT_STR_EQ(fw_log, "3:out of memory 4:out of memory free 0");
+}
+
+/* ---- the boards' printf ---- */
+
+static void fw_to_string(char c, void *ctx) {
+    char *s = ctx;
+    size_t n = strlen(s);
+    s[n] = c;
+    s[n + 1] = '\0';
+}
+
+/* Formats with the board's formatter and with the C library's; both texts and counts must agree. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void fw_check_format(const char *file, int line, const char *fmt, ...) {
+    char mine[256] = "", libc[256];
+    int n_mine, n_libc;
+    va_list ap, aq;
+    va_start(ap, fmt);
+    va_copy(aq, ap);
+    n_mine = board_vformat(fw_to_string, mine, fmt, ap);
+    n_libc = vsnprintf(libc, sizeof libc, fmt, aq);
+    va_end(aq);
+    va_end(ap);
+    if (strcmp(mine, libc) != 0 || n_mine != n_libc)
+        test_fail(file, line, "format \"%s\": board \"%s\" (%d), C library \"%s\" (%d)", fmt, mine, n_mine, libc,
+                  n_libc);
+}
+#define FW_CHECK_FORMAT(...) fw_check_format(__FILE__, __LINE__, __VA_ARGS__)
+
+/* The board's formatter alone, for what it deliberately does differently from the C library. */
+static const char *fw_format(char *buf, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    board_vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+TEST(firmware_format_matches_the_c_library) {
+    int x = 0;
+    FW_CHECK_FORMAT("plain text, no conversion");
+    FW_CHECK_FORMAT("%d %d %d %d %d", 0, 7, -7, INT_MAX, INT_MIN);
+    FW_CHECK_FORMAT("%i|%5d|%-5d|%05d|", 42, 42, 42, -42);
+    FW_CHECK_FORMAT("%ld %ld %lu", LONG_MAX, LONG_MIN, ULONG_MAX);
+    FW_CHECK_FORMAT("%u %x %X %08x %x", UINT_MAX, 0xBEEFu, 0xBEEFu, 0x2Au, 0u);
+    FW_CHECK_FORMAT("%.3d|%5.3d|%-6.2d|%.0d|%.0u|%.4x", 7, -7, 3, 0, 0u, 0xABu);
+    FW_CHECK_FORMAT("%zu %zd %zx", (size_t)123, (ptrdiff_t)-5, (size_t)255);
+    FW_CHECK_FORMAT("%hd %hu %hhd %hhu %hx", (short)-3, (unsigned short)65535, (signed char)-100,
+                    (unsigned char)200, (unsigned short)0xFFFF);
+    FW_CHECK_FORMAT("[%s] [%8s] [%-8s] [%.2s] [%5.1s] [%s]", "abc", "abc", "abc", "abc", "abc", "");
+    FW_CHECK_FORMAT("[%c] [%3c] [%-3c]", 'x', 'y', 'z');
+    FW_CHECK_FORMAT("[%*d] [%-*d] [%*d] [%.*s] [%.*s]", 5, 1, 5, 2, -4, 3, 2, "abcdef", -1, "abc");
+    FW_CHECK_FORMAT("100%% %d%%", 5);
+    FW_CHECK_FORMAT("%p", (void *)&x);
+    FW_CHECK_FORMAT("Task %s started\n['%s', '%s', '%s']\n%d\n", "A", "Result of A", "Result of B", "Result of C",
+                    5);
+}
+
+TEST(firmware_format_shows_what_it_does_not_know_as_written) {
+    char buf[64];
+    double d = 1.5;
+    long long ll = 5;
+    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%f|%lld|%q|%#x|", d, ll), "%f|%lld|%q|%#x|");
+    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "end%"), "end%");
+    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "[%-05d]", 42), "[42   ]"); /* '-' wins over '0', as in C */
+    /* an int passed for %hd and %hhu is converted to short and unsigned char, as C's printf does */
+    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%hd %hhu %hhd", 70000, 300, 200), "4464 44 -56");
+    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%p", (void *)NULL), "0x0");
+    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%s", (char *)NULL), "(null)");
+}
+
+TEST(firmware_format_truncates_like_snprintf) {
+    char buf[8];
+    ASSERT_STR_EQ(fw_format(buf, 4, "abcdef"), "abc");
+    ASSERT_STR_EQ(fw_format(buf, 1, "abcdef"), "");
+    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%d-%s", 12, "xyz"), "12-xyz");
+    memset(buf, 'x', sizeof buf);
+    fw_format(buf, 0, "abc"); /* size 0: nothing written */
+    ASSERT_EQ(buf[0], 'x');
+}
+
+static int fw_vsn(char *buf, size_t size, const char *fmt, ...) {
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = board_vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+TEST(firmware_format_returns_the_full_length_and_takes_a_null_buffer) {
+    char buf[4];
+    ASSERT_EQ(fw_vsn(buf, sizeof buf, "%d", 123456), 6);
+    ASSERT_STR_EQ(buf, "123");
+    ASSERT_EQ(fw_vsn(NULL, 0, "%s", "hello"), 5);
+    ASSERT_EQ(fw_vsn(NULL, 10, "%s", "hello"), 5);
+}
+
+static const test_case firmware_tests[] = {
+    TEST_ENTRY(firmware_signal_raise_wakes_every_waiter_on_the_next_poll)
+    TEST_ENTRY(firmware_signal_raises_before_a_poll_coalesce_to_the_latest)
+    TEST_ENTRY(firmware_signal_raise_waits_for_reset_while_the_future_holds_an_outcome)
+    TEST_ENTRY(firmware_signal_error_is_raised_at_the_await)
+    TEST_ENTRY(firmware_signal_cancelled_waiter_is_released_and_the_signal_stays_usable)
+    TEST_ENTRY(firmware_signal_wait_for_times_out_under_the_virtual_clock)
+    TEST_ENTRY(firmware_signal_misuse_returns_codes)
+    TEST_ENTRY(firmware_signal_close_unlinks_it_and_drops_its_undelivered_raise)
+    TEST_ENTRY(firmware_signal_raised_during_a_pass_is_delivered_on_the_next)
+    TEST_ENTRY(firmware_async_run_sleeps_in_the_boards_wait_until_an_interrupt)
+    TEST_ENTRY(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale)
+    TEST_ENTRY(firmware_frame_pool_hands_out_zeroed_frames_until_it_is_empty)
+    TEST_ENTRY(firmware_frame_pool_put_refuses_what_it_cannot_take_back)
+    TEST_ENTRY(firmware_frame_pool_keeps_frames_of_running_tasks_and_of_unread_errors)
+    TEST_ENTRY(firmware_frame_pool_in_a_function_runs_out_with_a_clear_code)
+    TEST_ENTRY(firmware_format_matches_the_c_library)
+    TEST_ENTRY(firmware_format_shows_what_it_does_not_know_as_written)
+    TEST_ENTRY(firmware_format_truncates_like_snprintf)
+    TEST_ENTRY(firmware_format_returns_the_full_length_and_takes_a_null_buffer)
+    {NULL, NULL}};
