@@ -3262,7 +3262,8 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
         async_loop_report_errors(loop);
         return ASYNC_EDEADLK;
     }
-    rc = deadlocked ? ASYNC_EDEADLK : async_task_code(main);
+    rc = async_task_code(main); /* retrieved: the cancellation of a deadlocked main is not "lost" */
+    if (deadlocked) rc = ASYNC_EDEADLK;
     async_loop_report_errors(loop);
     return rc;
 }
