@@ -22,6 +22,7 @@ typedef struct async__hosted {
     ev_timer timer;     /* the next timer deadline */
     ev_prepare prepare; /* attach mode: one pass per libev iteration */
     ev_idle idle;       /* attach mode: do not block while tasks are ready */
+    async__threads *threads; /* to_thread and files (thread_pool.c), made on first use */
 } async__hosted;
 
 async_ms async__monotonic_ms(void) {
@@ -37,6 +38,10 @@ static async_ms hosted_clock(async_loop *loop) {
 
 static void *hosted_realloc(void *ctx, void *ptr, size_t size) {
     (void)ctx;
+    if (size == 0) { /* the core's way of freeing */
+        free(ptr);
+        return NULL;
+    }
     return realloc(ptr, size);
 }
 
@@ -81,7 +86,21 @@ static bool hosted_wait(async_loop *loop, int32_t timeout_ms) {
     arm_timer(h, timeout_ms);
     active = ev_run(h->ev, EVRUN_ONCE);
     ev_timer_stop(h->ev, &h->timer);
-    return active != 0;
+    /* a callback that woke a task may have stopped the last active watcher: that is no deadlock */
+    return active != 0 || async_loop_has_ready(loop);
+}
+
+/* The virtual clock: time jumps to the next timer (as async_run does without a wait hook), except while
+ * calls run on threads: their completions may wake tasks before that timer, so block for them first. */
+static bool virtual_wait(async_loop *loop, int32_t timeout_ms) {
+    async__hosted *h = (async__hosted *)(void *)loop;
+    if (async__threads_busy(loop)) {
+        ev_run(h->ev, timeout_ms == 0 ? EVRUN_NOWAIT : EVRUN_ONCE);
+        return true;
+    }
+    if (timeout_ms < 0) return false;
+    loop->now += (async_ms)timeout_ms;
+    return true;
 }
 
 static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents) {
@@ -124,6 +143,7 @@ async_loop *async_loop_new(unsigned flags) {
     }
     if ((flags & ASYNC_LOOP_VIRTUAL_CLOCK) || (clock && strcmp(clock, "virtual") == 0)) {
         async_loop_set_clock(&h->loop, NULL);
+        h->loop.wait = virtual_wait;
     } else {
         h->loop.wait = hosted_wait;
     }
@@ -143,6 +163,10 @@ async_loop *async_loop_attach(struct ev_loop *ev) {
     return &h->loop;
 }
 
+async__threads **async__loop_threads(async_loop *loop) {
+    return loop && loop->backend == (void *)loop ? &((async__hosted *)(void *)loop)->threads : NULL;
+}
+
 struct ev_loop *async_loop_ev(async_loop *loop) {
     /* only a hosted loop has one: its backend is itself (the loop is the first member) */
     return loop && loop->backend == (void *)loop ? ((async__hosted *)(void *)loop)->ev : NULL;
@@ -153,13 +177,14 @@ void async_loop_free(async_loop *loop) {
     if (!h) return;
     async__debug_free(loop); /* reports tasks never started */
     async_loop_report_errors(loop);
+    async__threads_free(loop); /* waits for calls still on threads */
     ev_timer_stop(h->ev, &h->timer);
     ev_idle_stop(h->ev, &h->idle);
     if (ev_is_active(&h->prepare)) {
         ev_ref(h->ev);
         ev_prepare_stop(h->ev, &h->prepare);
     }
-    if (loop->timers != loop->inline_timers) free(loop->timers);
+    async_loop_free_storage(loop); /* the timer heap and lane */
     if (h->owns_ev) ev_loop_destroy(h->ev);
     free(h);
 }

@@ -1,0 +1,367 @@
+/* Files without blocking the loop (aiofiles): each call is a job on the loop's thread pool.
+ *
+ * A job carries its own copy of what the system call needs (the path, the bytes to write, a buffer to
+ * read into), so the pool thread never touches the awaiting frame: a cancelled awaiter's frame may go
+ * away while the call still runs. A read is copied into the caller's buffer on the loop thread, when
+ * the await resumes. Errors are the negated errno of the failing call (async__errno_code). */
+#define _POSIX_C_SOURCE 200809L
+#include "thread_pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the calls, on a pool thread ---- */
+
+static int file_error(void) { return async__errno_code(errno); }
+
+static int open_retry(const char *path, int flags, mode_t mode) {
+    int fd;
+    do fd = open(path, flags | O_CLOEXEC, mode);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+/* Writes all len bytes; 0 or an error code. */
+static int write_all(int fd, const unsigned char *p, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return file_error();
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* close(2): on Linux the fd is gone even when it reports EINTR, so that is no error. */
+static int close_checked(int fd) { return close(fd) == 0 || errno == EINTR ? 0 : file_error(); }
+
+typedef struct {
+    size_t len;  /* out: bytes read */
+    char path[]; /* in */
+} read_all_args;
+
+static int read_all_fn(void *arg, intptr_t *result) {
+    read_all_args *a = (read_all_args *)arg;
+    struct stat st;
+    size_t cap = 4096, len = 0;
+    char *buf;
+    int fd = open_retry(a->path, O_RDONLY, 0), rc = 0;
+    if (fd < 0) return file_error();
+    /* a regular file's size is a good first guess; a pipe or /proc file grows the buffer as it goes */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 1)
+        cap = (size_t)st.st_size + 1;
+    buf = (char *)malloc(cap);
+    if (!buf) {
+        close(fd);
+        return ASYNC_ENOMEM;
+    }
+    for (;;) {
+        ssize_t n;
+        if (cap - len < 2) {
+            char *p = cap <= SIZE_MAX / 2 ? (char *)realloc(buf, cap * 2) : NULL;
+            if (!p) {
+                rc = ASYNC_ENOMEM;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            rc = file_error();
+            break;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    close(fd); /* read-only: nothing for close to report */
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[len] = '\0';
+    a->len = len;
+    *result = (intptr_t)buf;
+    return 0;
+}
+
+static void free_result(intptr_t result, void *arg) {
+    (void)arg;
+    free((void *)result);
+}
+
+typedef struct {
+    size_t len;
+    unsigned mode;
+    const char *path; /* into data[], after the bytes */
+    unsigned char data[];
+} write_all_args;
+
+static int write_all_fn(void *arg, intptr_t *result) {
+    write_all_args *a = (write_all_args *)arg;
+    int rc, fd = open_retry(a->path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)a->mode);
+    if (fd < 0) return file_error();
+    rc = write_all(fd, a->data, a->len);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    rc = close_checked(fd); /* some file systems report a failed write only here */
+    if (rc) return rc;
+    *result = (intptr_t)a->len;
+    return 0;
+}
+
+typedef struct {
+    int flags;
+    char path[];
+} open_args;
+
+static int open_fn(void *arg, intptr_t *result) {
+    open_args *a = (open_args *)arg;
+    int fd = open_retry(a->path, a->flags, 0666);
+    *result = fd;
+    return fd < 0 ? file_error() : 0;
+}
+
+static void close_result(intptr_t result, void *arg) {
+    (void)arg;
+    if (result >= 0) close((int)result);
+}
+
+typedef struct {
+    int fd;
+    size_t len;
+    unsigned char bytes[]; /* read: the buffer; write: the data */
+} rw_args;
+
+static int read_fn(void *arg, intptr_t *result) {
+    rw_args *a = (rw_args *)arg;
+    ssize_t n;
+    do n = read(a->fd, a->bytes, a->len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return file_error();
+    *result = (intptr_t)n;
+    return 0;
+}
+
+static int write_fn(void *arg, intptr_t *result) {
+    rw_args *a = (rw_args *)arg;
+    int rc = write_all(a->fd, a->bytes, a->len);
+    if (!rc) *result = (intptr_t)a->len;
+    return rc;
+}
+
+static int close_fn(void *arg, intptr_t *result) {
+    (void)result;
+    return close_checked(((rw_args *)arg)->fd);
+}
+
+/* ---- the awaits, on the loop thread ---- */
+
+static int raise_invalid(async_task *t) {
+    async__raise(t, async_error_of(ASYNC_EINVAL));
+    return ASYNC__RAISE;
+}
+
+static int raise_code(async_task *t, async_thread_call *call, int code) {
+    call->job = NULL;
+    return async__thread_raise(t, call, code);
+}
+
+/* A job with `extra` bytes of payload for fn, or NULL after raising. */
+static async__job *new_job(async_task *t, async_thread_call *call, size_t extra, async_thread_fn fn,
+                           async_thread_dtor dtor, int *status) {
+    int err = 0;
+    async__job *j = async__job_new(t, extra, &err);
+    if (!j) {
+        *status = raise_code(t, call, err);
+        return NULL;
+    }
+    j->fn = fn;
+    j->arg = j->payload;
+    j->dtor = dtor;
+    return j;
+}
+
+/* The file's checks before a call on it: open, not being closed, of this loop. */
+static int file_usable(async__job *j, const async_file *file) {
+    if (file->closing) return ASYNC_EBADF;
+    if (file->home != j->home) return ASYNC_EINVAL;
+    return 0;
+}
+
+int async__file_read_all_start(async_task *t, async_thread_call *call, const char *path, char **data) {
+    size_t plen;
+    async__job *j;
+    int status = ASYNC__RAISE;
+    if (!call) return raise_invalid(t);
+    if (!path || !data) return raise_code(t, call, ASYNC_EINVAL);
+    plen = strlen(path) + 1;
+    j = new_job(t, call, sizeof(read_all_args) + plen, read_all_fn, free_result, &status);
+    if (!j) return status;
+    memcpy(((read_all_args *)j->arg)->path, path, plen);
+    return async__job_start(t, call, j);
+}
+
+int async__file_read_all_check(async_task *t, async_thread_call *call, char **data, size_t *len) {
+    async__job *j = NULL;
+    int rc = async__job_wait(t, call, &j);
+    if (rc != ASYNC__GO) return rc;
+    if (j->rc == 0) {
+        *data = (char *)j->result;
+        if (len) *len = ((read_all_args *)j->arg)->len;
+    }
+    return async__job_end(t, call, j);
+}
+
+int async__file_write_all_start(async_task *t, async_thread_call *call, const char *path, const void *data,
+                                size_t len, unsigned mode) {
+    size_t plen;
+    async__job *j;
+    write_all_args *a;
+    int status = ASYNC__RAISE;
+    if (!call) return raise_invalid(t);
+    if (!path || (!data && len) || mode > 07777) return raise_code(t, call, ASYNC_EINVAL);
+    plen = strlen(path) + 1;
+    if (len > SIZE_MAX - sizeof *a - plen) return raise_code(t, call, ASYNC_ENOMEM);
+    j = new_job(t, call, sizeof *a + len + plen, write_all_fn, NULL, &status);
+    if (!j) return status;
+    a = (write_all_args *)j->arg;
+    a->len = len;
+    a->mode = mode;
+    if (len) memcpy(a->data, data, len);
+    memcpy(a->data + len, path, plen);
+    a->path = (const char *)a->data + len;
+    return async__job_start(t, call, j);
+}
+
+/* fopen's modes as open(2) flags; -1 for anything else. */
+static int open_flags(const char *how) {
+    int flags, plus = 0, excl = 0;
+    const char *p;
+    switch (how[0]) {
+    case 'r': flags = 0; break;
+    case 'w': flags = O_CREAT | O_TRUNC; break;
+    case 'a': flags = O_CREAT | O_APPEND; break;
+    default: return -1;
+    }
+    for (p = how + 1; *p; p++) {
+        if (*p == '+' && !plus)
+            plus = 1;
+        else if (*p == 'x' && !excl && how[0] != 'r')
+            excl = 1;
+        else if (*p != 'b')
+            return -1;
+    }
+    if (excl) flags |= O_EXCL;
+    return flags | (plus ? O_RDWR : how[0] == 'r' ? O_RDONLY : O_WRONLY);
+}
+
+int async__file_open_start(async_task *t, async_thread_call *call, const char *path, const char *how) {
+    size_t plen;
+    async__job *j;
+    int flags, status = ASYNC__RAISE;
+    if (!call) return raise_invalid(t);
+    if (!path || !how || (flags = open_flags(how)) < 0) return raise_code(t, call, ASYNC_EINVAL);
+    plen = strlen(path) + 1;
+    j = new_job(t, call, sizeof(open_args) + plen, open_fn, close_result, &status);
+    if (!j) return status;
+    ((open_args *)j->arg)->flags = flags;
+    memcpy(((open_args *)j->arg)->path, path, plen);
+    return async__job_start(t, call, j);
+}
+
+int async__file_open_check(async_task *t, async_thread_call *call, async_file **file) {
+    async__job *j = NULL;
+    async_file *f;
+    int rc = async__job_wait(t, call, &j);
+    if (rc != ASYNC__GO) return rc;
+    if (j->rc) return async__job_end(t, call, j);
+    f = file ? (async_file *)calloc(1, sizeof *f) : NULL;
+    if (!f) { /* nowhere to keep it: the fd is closed, nothing leaks */
+        close((int)j->result);
+        j->rc = file ? ASYNC_ENOMEM : ASYNC_EINVAL;
+        return async__job_end(t, call, j);
+    }
+    f->fd = (int)j->result;
+    async__file_link(j->home, f);
+    *file = f;
+    return async__job_end(t, call, j);
+}
+
+/* A read or write job on file with a payload of len bytes. */
+static async__job *rw_job(async_task *t, async_thread_call *call, async_file *file, size_t len, async_thread_fn fn,
+                          int *status) {
+    async__job *j;
+    int rc;
+    if (len > SIZE_MAX - sizeof(rw_args) - sizeof(async__align)) {
+        *status = raise_code(t, call, ASYNC_ENOMEM);
+        return NULL;
+    }
+    j = new_job(t, call, sizeof(rw_args) + len, fn, NULL, status);
+    if (!j) return NULL;
+    rc = file_usable(j, file);
+    if (rc) {
+        async__job_drop(j);
+        *status = raise_code(t, call, rc);
+        return NULL;
+    }
+    ((rw_args *)j->arg)->fd = file->fd;
+    ((rw_args *)j->arg)->len = len;
+    j->file = file;
+    return j;
+}
+
+int async__file_read_start(async_task *t, async_thread_call *call, async_file *file, void *buf, size_t cap) {
+    async__job *j;
+    int status = ASYNC__RAISE;
+    if (!call) return raise_invalid(t);
+    if (!file || (!buf && cap)) return raise_code(t, call, ASYNC_EINVAL);
+    j = rw_job(t, call, file, cap, read_fn, &status);
+    return j ? async__job_start(t, call, j) : status;
+}
+
+int async__file_read_check(async_task *t, async_thread_call *call, void *buf, size_t cap, size_t *nread) {
+    async__job *j = NULL;
+    int rc = async__job_wait(t, call, &j);
+    if (rc != ASYNC__GO) return rc;
+    if (j->rc == 0) {
+        size_t n = (size_t)j->result;
+        if (n > cap) n = cap; /* cap is the same expression as at the start; never more than asked */
+        if (n) memcpy(buf, ((rw_args *)j->arg)->bytes, n);
+        if (nread) *nread = n;
+    }
+    return async__job_end(t, call, j);
+}
+
+int async__file_write_start(async_task *t, async_thread_call *call, async_file *file, const void *data,
+                            size_t len) {
+    async__job *j;
+    int status = ASYNC__RAISE;
+    if (!call) return raise_invalid(t);
+    if (!file || (!data && len)) return raise_code(t, call, ASYNC_EINVAL);
+    j = rw_job(t, call, file, len, write_fn, &status);
+    if (!j) return status;
+    if (len) memcpy(((rw_args *)j->arg)->bytes, data, len);
+    return async__job_start(t, call, j);
+}
+
+int async__file_close_start(async_task *t, async_thread_call *call, async_file *file) {
+    async__job *j;
+    int status = ASYNC__RAISE;
+    if (!call) return raise_invalid(t);
+    if (!file) return raise_code(t, call, ASYNC_EINVAL);
+    j = rw_job(t, call, file, 0, close_fn, &status);
+    if (!j) return status;
+    j->closes = 1;
+    return async__job_start(t, call, j);
+}
