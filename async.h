@@ -51,6 +51,16 @@ void *memcpy(void *dst, const void *src, size_t n);
  * ready): a system call per few hundred hand-overs instead of one per pass. */
 #  define ASYNC_CONFIG_BATCH_STEPS 256
 #endif
+#ifndef ASYNC_CONFIG_TIMER_FIFO
+/* Sleeps whose deadlines come in order (the common case: many tasks sleeping the same time) go to a
+ * FIFO instead of the heap: O(1) and sequential in memory. Needs the loop's allocator; off by default on
+ * freestanding builds, where the heap alone keeps the code small. */
+#  if defined(__STDC_HOSTED__) && __STDC_HOSTED__
+#    define ASYNC_CONFIG_TIMER_FIFO 1
+#  else
+#    define ASYNC_CONFIG_TIMER_FIFO 0
+#  endif
+#endif
 #ifndef ASYNC_CONFIG_INLINE_TIMERS
 #  define ASYNC_CONFIG_INLINE_TIMERS 8
 #endif
@@ -477,6 +487,10 @@ struct async_loop {
     async_task *ready_head, *ready_tail;
     async__timer *timers;
     uint32_t ntimers, timer_cap, timer_seq;
+#if ASYNC_CONFIG_TIMER_FIFO
+    async__timer *fifo; /* ring of timers set in deadline order (cap a power of two); task NULL: cancelled */
+    uint32_t fifo_head, fifo_count, fifo_cap, fifo_live;
+#endif
     async_ms now;
     async_group *live_groups;
     async_task *unretrieved;
@@ -526,8 +540,12 @@ ASYNC_API int32_t async_poll_batch(async_loop *loop, uint32_t max_steps);
 ASYNC_API int async_run(async_loop *loop, async_task *main);
 /** Passes every unretrieved error to the error handler and forgets them. Returns how many there were. */
 ASYNC_API unsigned async_loop_report_errors(async_loop *loop);
-/** Number of sleeping tasks (timer heap entries). */
+/** Number of sleeping tasks. */
 ASYNC_API uint32_t async_loop_timers(const async_loop *loop);
+/** Frees the timer storage the loop grew with its allocator (which must free when asked for size 0);
+ *  sleeping tasks are forgotten. For loops set up with async_loop_init and an allocator; the hosted
+ *  async_loop_free does it. */
+ASYNC_API void async_loop_free_storage(async_loop *loop);
 /** True if tasks are ready to run. */
 ASYNC_API bool async_loop_has_ready(const async_loop *loop);
 
@@ -1025,9 +1043,9 @@ ASYNC_API int async_main(async_task *main);
  * completion comes back to the loop thread through an ev_async. Awaiting it is like any await: an error
  * is raised at the await (ASYNC_CATCH sees it), and cancelling or timing out the awaiter never stops the
  * thread: the call runs to its end and its result goes to the call's dtor. Every job record is allocated
- * by the runtime (through the loop's allocator, which must be malloc-compatible: failure is ASYNC_ENOMEM
- * at the await), never in the awaiting frame, so a cancelled awaiter's frame may go away while the
- * thread still runs. The calls a pass of the loop starts reach the pool together, when the pass is over.
+ * by the runtime (through the loop's allocator: failure is ASYNC_ENOMEM at the await), never in the
+ * awaiting frame, so a cancelled awaiter's frame may go away while the thread still runs. The calls a
+ * pass of the loop starts reach the pool together, when the pass is over.
  * Under the virtual clock, thread work takes no virtual time: while a call is in flight the loop blocks
  * for its completion instead of jumping to the next timer (so a timeout around a call does not fire
  * there). async_loop_free waits for the loop's calls still in flight (a call that never returns blocks
@@ -1176,7 +1194,9 @@ typedef struct async_io {
 } async_io;
 
 /** Waits until fd is readable (or has hung up), at most ms milliseconds (ASYNC_ETIMEDOUT); w is the
- *  frame's async_io. Cancelling the task stops the watcher and raises ASYNC_ECANCELED. */
+ *  frame's async_io. Cancelling the task stops the watcher and raises ASYNC_ECANCELED. Waits on the same
+ *  fd reuse its epoll registration: after closing an fd, zero its async_io (the number may come back as
+ *  another socket, which libev would then never register). */
 #define AWAIT_READABLE(t, w, fd, ms) \
     ASYNC__AWAIT(t, async__io_start((t), (w), (fd), ASYNC_IO_READ, (ms)), async__io_check((t), (w)))
 /** Waits until fd is writable, at most ms milliseconds. */
@@ -1217,8 +1237,8 @@ ASYNC_API void async_stream_close(async_stream *s);
 /** The socket, or -1 when closed. */
 ASYNC_API int async_stream_fd(const async_stream *s);
 /** asyncio.open_connection(host, port): connects s to host:port within ms (ASYNC_ETIMEDOUT). host is an
- *  IPv4 or IPv6 literal or "localhost"; other names are resolved on a thread (getaddrinfo) without
- *  blocking the loop. ASYNC_ECONNREFUSED, ASYNC_ENETUNREACH, ASYNC_EHOSTUNREACH, ASYNC_ENXIO (unknown
+ *  IPv4 or IPv6 literal or "localhost"; other names are resolved by getaddrinfo on a short-lived thread
+ *  of their own (the deadline covers it; a cancelled lookup finishes there and is dropped). ASYNC_ECONNREFUSED, ASYNC_ENETUNREACH, ASYNC_EHOSTUNREACH, ASYNC_ENXIO (unknown
  *  name). host must outlive the await. */
 #define AWAIT_STREAM_CONNECT(t, s, host, port, ms)                                                    \
     ASYNC__AWAIT(t, async__stream_connect_start((t), (s), (host), (port), (ms)),                     \
@@ -1648,8 +1668,62 @@ static void async__timer_sift(async_loop *loop, uint32_t i) {
     async__timer_place(loop, i, tm);
 }
 
+#if ASYNC_CONFIG_TIMER_FIFO
+/* The FIFO lane: a slot with this bit is a position in loop->fifo, not in the heap. */
+#define ASYNC__FIFO_SLOT ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
+static async__timer *async__fifo_at(const async_loop *loop, uint32_t k) {
+    return &loop->fifo[(loop->fifo_head + k) & (loop->fifo_cap - 1)];
+}
+
+/* Drops cancelled entries at the head, so that the head is a live timer or the lane is empty. */
+static void async__fifo_trim(async_loop *loop) {
+    while (loop->fifo_count && !loop->fifo[loop->fifo_head].task) {
+        loop->fifo_head = (loop->fifo_head + 1) & (loop->fifo_cap - 1);
+        loop->fifo_count--;
+    }
+}
+
+/* Appends a timer whose deadline is not before the lane's last; false if it does not fit (heap then). */
+static bool async__fifo_add(async_loop *loop, async__timer tm) {
+    uint32_t i;
+    if (loop->fifo_count) {
+        const async__timer *last = async__fifo_at(loop, loop->fifo_count - 1);
+        if ((int32_t)(tm.deadline - last->deadline) < 0) return false;
+    }
+    if (loop->fifo_count == loop->fifo_cap) {
+        uint32_t cap = loop->fifo_cap ? loop->fifo_cap * 2 : 64, k;
+        async__timer *p;
+        if (!loop->realloc_fn || cap < loop->fifo_cap) return false;
+        p = (async__timer *)loop->realloc_fn(loop->alloc_ctx, loop->fifo, cap * sizeof *p);
+        if (!p) return false;
+        /* unwrap the ring into the new space: the part before the head moves after the old end */
+        for (k = 0; k < loop->fifo_head; k++) p[loop->fifo_cap + k] = p[k];
+        loop->fifo = p;
+        loop->fifo_cap = cap;
+        for (k = 0; k < loop->fifo_count; k++) {
+            async__timer *e = &p[loop->fifo_head + k];
+            if (e->task) e->task->q.slot = ASYNC__FIFO_SLOT | (loop->fifo_head + k);
+        }
+    }
+    i = (loop->fifo_head + loop->fifo_count) & (loop->fifo_cap - 1);
+    loop->fifo[i] = tm;
+    tm.task->q.slot = ASYNC__FIFO_SLOT | i;
+    loop->fifo_count++;
+    loop->fifo_live++;
+    return true;
+}
+#endif
+
 static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) {
     async__timer tm;
+    tm.deadline = deadline;
+    tm.seq = loop->timer_seq++;
+    tm.task = t;
+#if ASYNC_CONFIG_TIMER_FIFO
+    /* the lane from the moment the inline slots are not enough: small loops never allocate */
+    if ((loop->fifo_count || loop->ntimers >= ASYNC_CONFIG_INLINE_TIMERS) && async__fifo_add(loop, tm)) return 0;
+#endif
     if (loop->ntimers == loop->timer_cap) {
         uint32_t cap = loop->timer_cap * 2;
         async__timer *p;
@@ -1664,9 +1738,6 @@ static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) 
         loop->timers = p;
         loop->timer_cap = cap;
     }
-    tm.deadline = deadline;
-    tm.seq = loop->timer_seq++;
-    tm.task = t;
     loop->timers[loop->ntimers++] = tm;
     async__timer_sift(loop, loop->ntimers - 1);
     return 0;
@@ -1678,6 +1749,31 @@ static void async__timer_remove(async_loop *loop, uint32_t i) {
         loop->timers[i] = loop->timers[loop->ntimers];
         async__timer_sift(loop, i);
     }
+}
+
+/* The earliest timer (heap top or lane head), or NULL. */
+static const async__timer *async__timer_first(const async_loop *loop) {
+    const async__timer *h = loop->ntimers ? &loop->timers[0] : NULL;
+#if ASYNC_CONFIG_TIMER_FIFO
+    if (loop->fifo_count) {
+        const async__timer *f = &loop->fifo[loop->fifo_head];
+        if (!h || async__timer_before(f, h)) return f;
+    }
+#endif
+    return h;
+}
+
+/* Removes a sleeping task's timer (cancellation, or firing). */
+static void async__timer_cancel(async_loop *loop, async_task *t) {
+#if ASYNC_CONFIG_TIMER_FIFO
+    if (t->q.slot & ASYNC__FIFO_SLOT) {
+        loop->fifo[t->q.slot & ~ASYNC__FIFO_SLOT].task = NULL;
+        loop->fifo_live--;
+        async__fifo_trim(loop);
+        return;
+    }
+#endif
+    async__timer_remove(loop, (uint32_t)t->q.slot);
 }
 
 /* ---- tasks ---- */
@@ -2936,7 +3032,7 @@ ASYNC_API bool async_cancel(async_task *t) {
     t->flags |= ASYNC__F_CANCEL;
     switch (t->state) {
     case ASYNC__S_SLEEPING:
-        async__timer_remove(async__loop_of(t), (uint32_t)t->q.slot);
+        async__timer_cancel(async__loop_of(t), t);
         async__wake(t);
         break;
     case ASYNC__S_WAIT:
@@ -3144,7 +3240,27 @@ ASYNC_API async_ms async_loop_time(async_loop *loop) {
     if (loop->clock) loop->now = loop->clock(loop);
     return loop->now;
 }
-ASYNC_API uint32_t async_loop_timers(const async_loop *loop) { return loop ? loop->ntimers : 0; }
+ASYNC_API uint32_t async_loop_timers(const async_loop *loop) {
+    if (!loop) return 0;
+#if ASYNC_CONFIG_TIMER_FIFO
+    return loop->ntimers + loop->fifo_live;
+#else
+    return loop->ntimers;
+#endif
+}
+
+ASYNC_API void async_loop_free_storage(async_loop *loop) {
+    if (!loop) return;
+    if (loop->timers != loop->inline_timers && loop->realloc_fn) loop->realloc_fn(loop->alloc_ctx, loop->timers, 0);
+    loop->timers = loop->inline_timers;
+    loop->timer_cap = ASYNC_CONFIG_INLINE_TIMERS;
+    loop->ntimers = 0;
+#if ASYNC_CONFIG_TIMER_FIFO
+    if (loop->fifo && loop->realloc_fn) loop->realloc_fn(loop->alloc_ctx, loop->fifo, 0);
+    loop->fifo = NULL;
+    loop->fifo_head = loop->fifo_count = loop->fifo_cap = loop->fifo_live = 0;
+#endif
+}
 ASYNC_API bool async_loop_has_ready(const async_loop *loop) { return loop && loop->ready_head; }
 
 static void async__step_unhooked(async_task *t) {
@@ -3177,18 +3293,21 @@ ASYNC_API void async_loop_set_hooks(async_loop *loop, const async_loop_hooks *ho
 ASYNC_API void *async_loop_hooks_ctx(const async_loop *loop) { return loop ? loop->hooks_ctx : NULL; }
 
 static void async__fire_timers(async_loop *loop) {
-    while (loop->ntimers && (int32_t)(loop->timers[0].deadline - loop->now) <= 0) {
-        async_task *t = loop->timers[0].task;
-        async__timer_remove(loop, 0);
+    const async__timer *first;
+    while ((first = async__timer_first(loop)) != NULL && (int32_t)(first->deadline - loop->now) <= 0) {
+        async_task *t = first->task;
+        async__timer_cancel(loop, t);
         async__push_ready(loop, t);
     }
 }
 
 static int32_t async__next_timeout(const async_loop *loop) {
+    const async__timer *first;
     int32_t d;
     if (loop->ready_head) return 0;
-    if (!loop->ntimers) return -1;
-    d = (int32_t)(loop->timers[0].deadline - loop->now);
+    first = async__timer_first(loop);
+    if (!first) return -1;
+    d = (int32_t)(first->deadline - loop->now);
     return d > 0 ? d : 0;
 }
 

@@ -13,7 +13,9 @@ trap 'rm -f "$out"' EXIT
 for ((r = 0; r < runs; r++)); do
     case $w in
     W1) "$build/bench/w1" "$n"; BENCH_CALLOC=1 "$build/bench/w1" "$n" ;;
+    W2) "$build/bench/w2" "$n" ;;
     W3) "$build/bench/w3" "$n" ;;
+    W5) "$build/bench/w5" "$n" ;;
     esac
     if [ -x "$peers/run-peers.sh" ]; then "$peers/run-peers.sh" "$w" "$n" 1 2>&1 | grep -v '^#' ; fi
 done | tee "$out"
