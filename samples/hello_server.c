@@ -1,0 +1,89 @@
+/* A "hello" HTTP/1.1 server: seed 002's scalable web servers, and the W4 benchmark target.
+ *
+ *   async def hello(reader, writer): ...         # aiohttp: web.Response(text="hello")
+ *   server = await asyncio.start_server(hello, "127.0.0.1", port)
+ *   async with server: await server.serve_forever()
+ *
+ *   hello_server [--port N] [--threads N] [--seconds S]
+ *
+ * Prints the port it bound ("--port 0", the default, picks a free one). With --threads N, N loops on N
+ * threads each listen on the port (SO_REUSEPORT) and the kernel spreads the connections. With --seconds
+ * S it shuts down gracefully after S seconds; otherwise it serves until killed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "async.h"
+
+static int hello(const async_http_request *req, async_http_response *res, void *arg) {
+    (void)req;
+    (void)arg;
+    res->body = "hello";
+    res->body_len = 5;
+    return 0;
+}
+
+typedef struct {
+    async_task task;
+    async_http_server http;
+    async_group g;
+    int seconds;
+} server_frame;
+
+static async_status server_run(async_task *t) {
+    server_frame *f = (server_frame *)t;
+    ASYNC_BEGIN(t);
+    ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->http));
+    if (f->seconds > 0) {
+        AWAIT_SLEEP(t, f->seconds * 1000);
+        async_http_server_close(&f->http, 1000);
+    }
+    AWAIT_GROUP(t, &f->g);
+    ASYNC_END(t);
+}
+
+static struct {
+    int port, threads, seconds;
+    server_frame *frames;
+} opt = {0, 1, 0, NULL};
+
+/* Loop i's main: a server on the shared port (loop 0 picks it when asked for port 0). */
+static async_task *make_server(unsigned i, void *arg) {
+    server_frame *f = &opt.frames[i];
+    int rc;
+    (void)arg;
+    ASYNC_FRAME_INIT(f, server_run);
+    f->seconds = opt.seconds;
+    rc = async_http_server_listen(&f->http, "127.0.0.1", opt.port, opt.threads > 1 ? ASYNC_SERVER_REUSEPORT : 0,
+                                  NULL, hello, NULL);
+    if (rc) {
+        fprintf(stderr, "hello_server: cannot listen on port %d: %s\n", opt.port, async_strerror(rc));
+        return NULL;
+    }
+    if (i == 0) {
+        opt.port = async_http_server_port(&f->http);
+        printf("Serving on http://127.0.0.1:%d/ with %d thread%s\n", opt.port, opt.threads, opt.threads > 1 ? "s" : "");
+        fflush(stdout);
+    }
+    return &f->task;
+}
+
+int main(int argc, char **argv) {
+    int i, rc;
+    for (i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--port") == 0) opt.port = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--threads") == 0) opt.threads = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--seconds") == 0) opt.seconds = atoi(argv[i + 1]);
+        else break;
+    }
+    if (i < argc || opt.threads < 1 || opt.threads > 256 || opt.port < 0 || opt.port > 65535) {
+        fprintf(stderr, "usage: %s [--port N] [--threads N] [--seconds S]\n", argv[0]);
+        return 2;
+    }
+    opt.frames = calloc((size_t)opt.threads, sizeof *opt.frames);
+    if (!opt.frames) return 1;
+    rc = async_run_threads((unsigned)opt.threads, make_server, NULL);
+    free(opt.frames);
+    if (rc) fprintf(stderr, "hello_server: %s\n", async_strerror(rc));
+    return rc ? 1 : 0;
+}

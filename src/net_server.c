@@ -1,0 +1,282 @@
+/* asyncio.start_server: a listening socket, an accept loop, a task per connection.
+ *
+ * Each connection is one allocation: a small wrapper task, the stream, and the user's frame. The wrapper
+ * awaits the user's task inline (no extra scheduling hop), swallows its error (a reset peer ends one
+ * connection, never the server), closes the stream, and moves itself to the server's zombie list: a
+ * task's memory cannot be freed by its own last step, so an ev_check watcher frees ended connections
+ * after the pass that ended them. Connections are root tasks of the loop rather than children of a task
+ * group: a group keeps its finished children linked until all have ended, which a server never reaches. */
+#include "net.h"
+
+#include <ev.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64
+#define LISTEN_BACKLOG 4096
+
+typedef struct net_conn {
+    async_task task; /* the wrapper */
+    async_server *srv;
+    struct net_conn *next, *prev;
+    async_task *user;
+    bool started, cancelled;
+    async_stream stream;
+    union {
+        void *p;
+        double d;
+        long long ll;
+    } frame[]; /* the user's frame, srv->frame_size bytes */
+} net_conn;
+
+typedef char reaper_fits[sizeof(ev_check) <= sizeof(((async_server *)0)->reaper) ? 1 : -1];
+
+static const async_error server_closed = {ASYNC_ESHUTDOWN, "server closed"};
+
+static ev_check *reaper(async_server *srv) { return (ev_check *)(void *)srv->reaper.bytes; }
+
+static void reap(async_server *srv) {
+    net_conn *c = (net_conn *)srv->zombies;
+    srv->zombies = NULL;
+    while (c) {
+        net_conn *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
+static void reaper_cb(struct ev_loop *ev, ev_check *w, int revents) {
+    async_server *srv = (async_server *)(void *)((char *)w - offsetof(async_server, reaper));
+    (void)ev;
+    (void)revents;
+    if (srv->zombies) reap(srv);
+}
+
+static void conn_unlink(net_conn *c) {
+    async_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->live = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = NULL;
+    srv->nlive--;
+}
+
+static void conn_end(net_conn *c) {
+    async_server *srv = c->srv;
+    async_stream_close(&c->stream);
+    conn_unlink(c);
+    c->next = (net_conn *)srv->zombies;
+    srv->zombies = c;
+    if (srv->closing && srv->nlive == 0 && !async_future_done(&srv->idle)) async_future_set_value(&srv->idle, 0);
+}
+
+static async_status conn_run(async_task *t) {
+    net_conn *c = (net_conn *)t;
+    ASYNC_BEGIN(t);
+    c->started = true;
+    if (!c->cancelled) {
+        ASYNC_TRY(t) {
+            AWAIT(t, c->user);
+        }
+        ASYNC_CATCH(t) {
+            /* the connection's own error (reset, timeout, cancelled at shutdown) ends it alone */
+        }
+        ASYNC_END_TRY(t);
+    }
+    conn_end(c);
+    ASYNC_END(t);
+}
+
+static void conn_cancel(net_conn *c) {
+    if (c->started)
+        async_cancel(&c->task);
+    else
+        c->cancelled = true; /* not stepped yet: its body will skip the user's task */
+}
+
+static void cancel_all(async_server *srv, bool idle_only) {
+    net_conn *c;
+    for (c = (net_conn *)srv->live; c; c = c->next)
+        if (!idle_only || (c->stream.flags & NS_IDLE)) conn_cancel(c);
+}
+
+void async_stream_set_idle(async_stream *s, bool idle) {
+    if (!s || !(s->flags & NS_SERVER)) return;
+    if (idle) {
+        net_conn *c = (net_conn *)(void *)((char *)s - offsetof(net_conn, stream));
+        s->flags |= NS_IDLE;
+        if (c->srv->closing) conn_cancel(c);
+    } else {
+        s->flags &= ~NS_IDLE;
+    }
+}
+
+static void close_listener(async_server *srv) {
+    if (srv->fd >= 0) {
+        async_io_stop(&srv->accept);
+        close(srv->fd);
+        srv->fd = -1;
+    }
+}
+
+int async_server_listen(async_server *srv, const char *host, int port, unsigned flags, size_t frame_size,
+                        async_conn_fn fn, void *arg) {
+    struct sockaddr_storage ss;
+    unsigned len;
+    socklen_t slen;
+    int fd, one = 1, rc;
+    if (!srv || !fn || port < 0 || port > 65535 || frame_size > ((size_t)1 << 30)) return ASYNC_EINVAL;
+    memset(srv, 0, sizeof *srv);
+    srv->fd = -1;
+    if (!net__numeric_addr(host, port, &ss, &len)) return ASYNC_EINVAL; /* listen on an address, not a name */
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return net__errno_code(errno);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if ((flags & ASYNC_SERVER_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        rc = net__errno_code(errno);
+        close(fd);
+        return rc;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        rc = net__errno_code(errno);
+        close(fd);
+        return rc;
+    }
+    slen = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &slen);
+    srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)(void *)&ss)->sin_port);
+    srv->fd = fd;
+    srv->frame_size = frame_size;
+    srv->fn = fn;
+    srv->arg = arg;
+    srv->grace_ms = -1;
+    return 0;
+}
+
+int async_server_port(const async_server *srv) { return srv ? srv->port : 0; }
+size_t async_server_connections(const async_server *srv) { return srv ? srv->nlive : 0; }
+bool async_server_closing(const async_server *srv) { return srv && srv->closing; }
+
+/* Accepts what is waiting (up to a batch). ASYNC_EMFILE when out of descriptors, else 0. */
+static int accept_some(async_server *srv, async_loop *loop) {
+    int i;
+    for (i = 0; i < ACCEPT_BATCH && srv->fd >= 0; i++) {
+        int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+        net_conn *c;
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) return ASYNC_EMFILE;
+            return 0; /* EAGAIN, or an error of this one connection */
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c = (net_conn *)calloc(1, sizeof *c + srv->frame_size);
+        if (!c) { /* ASYNC_ENOMEM for this connection: it is closed, the server goes on */
+            close(fd);
+            srv->refused++;
+            continue;
+        }
+        c->srv = srv;
+        async_stream_open(&c->stream, fd);
+        c->stream.flags |= NS_SERVER;
+        c->user = srv->fn(c->frame, &c->stream, srv->arg);
+        if (!c->user || !async_task_init(&c->task, conn_run) || async_spawn(loop, &c->task)) {
+            async_stream_close(&c->stream);
+            free(c);
+            srv->refused++;
+            continue;
+        }
+        c->next = (net_conn *)srv->live;
+        if (c->next) c->next->prev = c;
+        srv->live = c;
+        srv->nlive++;
+        srv->accepted++;
+    }
+    return 0;
+}
+
+static async_status idle_waiter_run(async_task *t) {
+    async_server *srv = (async_server *)(void *)((char *)t - offsetof(async_server, waiter));
+    ASYNC_BEGIN(t);
+    AWAIT_FUTURE(t, &srv->idle);
+    ASYNC_END(t);
+}
+
+static async_status serve_run(async_task *t) {
+    async_server *srv = (async_server *)t;
+    struct ev_loop *ev = net__ev_of(async_task_loop(t));
+    ASYNC_BEGIN(t);
+    if (!ev) ASYNC_THROW(t, ASYNC_ENOTSUP, "a server needs a loop that polls the OS (not the virtual clock)");
+    if (srv->fd < 0 && !srv->closing) ASYNC_THROW(t, ASYNC_EBADF, "the server is not listening");
+    ev_check_init(reaper(srv), reaper_cb);
+    ev_check_start(ev, reaper(srv));
+    ev_unref(ev); /* the reaper alone does not keep the loop running */
+    ASYNC_TRY(t) {
+        while (!srv->closing) {
+            AWAIT_READABLE(t, &srv->accept, srv->fd, -1);
+            if (accept_some(srv, async_task_loop(t)) == ASYNC_EMFILE)
+                AWAIT_SLEEP(t, 50); /* out of descriptors: the listener stays readable; let some close */
+        }
+    }
+    ASYNC_CATCH(t) {
+        if (async_caught(t)->code != ASYNC_ESHUTDOWN) { /* cancelled, or the listener failed */
+            srv->error = async_caught(t);
+            srv->closing = true;
+            srv->grace_ms = 0;
+            async_future_init(&srv->idle);
+        }
+    }
+    ASYNC_END_TRY(t);
+    close_listener(srv);
+    if (srv->nlive && srv->grace_ms > 0) {
+        ASYNC_TRY(t) {
+            async_task_init(&srv->waiter, idle_waiter_run);
+            AWAIT_TIMEOUT(t, &srv->grace, srv->grace_ms, &srv->waiter);
+        }
+        ASYNC_CATCH(t) {
+            /* the grace period ran out (or the server was cancelled): what is left is cancelled below */
+        }
+        ASYNC_END_TRY(t);
+    }
+    if (srv->grace_ms >= 0) cancel_all(srv, false);
+    while (srv->nlive) { /* a frame never ends while connections it owns run: wait, even if cancelled */
+        ASYNC_TRY(t) {
+            AWAIT_FUTURE(t, &srv->idle);
+        }
+        ASYNC_CATCH(t) {
+            cancel_all(srv, false);
+        }
+        ASYNC_END_TRY(t);
+    }
+    ev_ref(ev);
+    ev_check_stop(ev, reaper(srv));
+    reap(srv);
+    if (srv->error) ASYNC_THROW_ERROR(t, srv->error);
+    ASYNC_END(t);
+}
+
+async_task *async_server_serve(async_server *srv) {
+    if (!srv) return NULL;
+    async_task_init(&srv->task, serve_run);
+    return &srv->task;
+}
+
+void async_server_close(async_server *srv, int32_t grace_ms) {
+    if (!srv || srv->closing) return;
+    srv->closing = true;
+    srv->grace_ms = grace_ms;
+    async_future_init(&srv->idle);
+    if (srv->nlive == 0) async_future_set_value(&srv->idle, 0);
+    cancel_all(srv, true); /* idle connections end now */
+    if (srv->accept.loop) { /* the accept loop waits: wake it with the shutdown */
+        async_io_stop(&srv->accept);
+        async_future_set_error(&srv->accept.ready, &server_closed);
+    } else {
+        close_listener(srv); /* never served, or between waits: the loop sees `closing` */
+    }
+}

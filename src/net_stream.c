@@ -1,0 +1,471 @@
+/* TCP streams: connect, the read operations over one growable input buffer, write + drain.
+ *
+ * Every operation tries the socket first and waits for readiness only when it would block, with one
+ * exception that saves a system call per message: after a recv that came back short, the kernel buffer
+ * is known to be empty, so the next read waits for readiness before trying (raw libev servers do the
+ * same by reading only in their ev_io callback). Output is sent at once when the socket takes it; the
+ * rest is buffered and moves during AWAIT_STREAM_DRAIN. */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RBUF_MIN 4096
+
+/* read operations (the `op` argument of async__stream_read_start) */
+enum { OP_READ = 0, OP_EXACTLY = 1, OP_LINE = 2, OP_FILL = 3 };
+/* outcome of one attempt at the pending read */
+enum { TRY_DONE = 1, TRY_WAIT = 2 };
+
+static void set_nonblocking(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+int async_stream_open(async_stream *s, int fd) {
+    if (!s) {
+        if (fd >= 0) close(fd);
+        return ASYNC_EINVAL;
+    }
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    if (fd < 0) return ASYNC_EBADF;
+    set_nonblocking(fd);
+    s->fd = fd;
+    s->flags = NS_OPEN;
+    return 0;
+}
+
+void async_stream_close(async_stream *s) {
+    unsigned keep;
+    if (!s) return;
+    if (s->flags & NS_RESOLVING) net__resolve_abandon(s);
+    async_io_stop(&s->rio);
+    async_io_stop(&s->wio);
+    if (s->flags & NS_OPEN) close(s->fd);
+    free(s->rbuf);
+    free(s->wbuf);
+    keep = s->flags & NS_SERVER;
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->flags = keep;
+}
+
+int async_stream_fd(const async_stream *s) { return s && (s->flags & NS_OPEN) ? s->fd : -1; }
+
+const char *async_stream_peek(const async_stream *s, size_t *len) {
+    if (len) *len = s && s->rbuf ? s->rlen - s->rpos : 0;
+    return s && s->rbuf ? s->rbuf + s->rpos : "";
+}
+
+void async_stream_consume(async_stream *s, size_t n) {
+    if (!s || !s->rbuf) return;
+    if (n > s->rlen - s->rpos) n = s->rlen - s->rpos;
+    s->rpos += n;
+    if (s->rpos == s->rlen) s->rpos = s->rlen = 0;
+}
+
+size_t async_stream_pending(const async_stream *s) { return s ? s->wlen - s->wpos : 0; }
+
+/* The sticky errors a peer causes; others are reported once. */
+static int stream_fail(async_stream *s, int err) {
+    int code = net__errno_code(err);
+    if (code == ASYNC_ECONNRESET || code == ASYNC_EPIPE || code == ASYNC_ENOTCONN) s->error = code;
+    return code;
+}
+
+/* Remaining ms of a deadline (-1: none). */
+static int32_t remaining(async_loop *loop, async_ms deadline, int32_t ms) {
+    int32_t d;
+    if (ms < 0) return -1;
+    d = (int32_t)(deadline - async_loop_now(loop));
+    return d > 0 ? d : 0;
+}
+
+/* ---- reading ---- */
+
+/* Reads once from the socket into the input buffer, growing it up to `limit` bytes buffered (at least
+ * one byte of room). >0: bytes read; 0: end of stream; ASYNC_EAGAIN; another error. */
+static long fill(async_stream *s, size_t limit) {
+    size_t room;
+    ssize_t r;
+    if (s->rpos == s->rlen) s->rpos = s->rlen = 0;
+    if (s->rpos > 0 && s->rlen == s->rcap) { /* compact */
+        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
+        s->rlen -= s->rpos;
+        s->rpos = 0;
+    }
+    if (s->rlen == s->rcap) {
+        size_t cap = s->rcap ? s->rcap * 2 : RBUF_MIN;
+        char *p;
+        if (cap > limit + 1 && limit + 1 > s->rcap) cap = limit + 1;
+        if (cap <= s->rcap) cap = s->rcap + RBUF_MIN; /* a limit below what is buffered: still make room */
+        p = (char *)realloc(s->rbuf, cap);
+        if (!p) return ASYNC_ENOMEM;
+        s->rbuf = p;
+        s->rcap = cap;
+    }
+    room = s->rcap - s->rlen;
+    r = recv(s->fd, s->rbuf + s->rlen, room, 0);
+    if (r > 0) {
+        s->rlen += (size_t)r;
+        if ((size_t)r < room) s->flags |= NS_DRAINED;
+        return (long)r;
+    }
+    if (r == 0) {
+        s->flags |= NS_EOF;
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        s->flags |= NS_DRAINED;
+        return ASYNC_EAGAIN;
+    }
+    if (errno == EINTR) return ASYNC_EAGAIN;
+    return stream_fail(s, errno);
+}
+
+static size_t take(async_stream *s, void *dst, size_t n) {
+    size_t have = s->rbuf ? s->rlen - s->rpos : 0;
+    if (n > have) n = have;
+    if (n) {
+        memcpy(dst, s->rbuf + s->rpos, n);
+        async_stream_consume(s, n);
+    }
+    return n;
+}
+
+/* One attempt at the pending read: TRY_DONE, TRY_WAIT (needs readiness) or an error code. */
+static int try_read(async_stream *s, int op) {
+    long r;
+    for (;;) {
+        size_t have = s->rbuf ? s->rlen - s->rpos : 0;
+        switch (op) {
+        case OP_READ:
+            if (have) {
+                *s->op_out = take(s, s->op_buf, s->op_n);
+                return TRY_DONE;
+            }
+            if (s->flags & NS_EOF) {
+                *s->op_out = 0;
+                return TRY_DONE;
+            }
+            if (s->flags & NS_DRAINED) return TRY_WAIT;
+            { /* nothing buffered: straight into the caller's memory */
+                ssize_t n = recv(s->fd, s->op_buf, s->op_n, 0);
+                if (n > 0) {
+                    if ((size_t)n < s->op_n) s->flags |= NS_DRAINED;
+                    *s->op_out = (size_t)n;
+                    return TRY_DONE;
+                }
+                if (n == 0) {
+                    s->flags |= NS_EOF;
+                    continue;
+                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                    s->flags |= NS_DRAINED;
+                    return TRY_WAIT;
+                }
+                return stream_fail(s, errno);
+            }
+        case OP_EXACTLY:
+            s->op_limit += take(s, (char *)s->op_buf + s->op_limit, s->op_n - s->op_limit);
+            if (s->op_limit == s->op_n) return TRY_DONE;
+            if (s->flags & NS_EOF) return ASYNC_ENODATA;
+            if (s->flags & NS_DRAINED) return TRY_WAIT;
+            r = fill(s, s->op_n - s->op_limit);
+            break;
+        case OP_LINE: {
+            const char *nl = have > s->op_n ? memchr(s->rbuf + s->rpos + s->op_n, '\n', have - s->op_n) : NULL;
+            if (nl || (s->flags & NS_EOF)) {
+                size_t len = nl ? (size_t)(nl - (s->rbuf + s->rpos)) + 1 : have;
+                if (len > s->op_limit) return ASYNC_EOVERFLOW;
+                *s->op_line = have ? s->rbuf + s->rpos : "";
+                *s->op_out = len;
+                s->rpos += len; /* consumed, but not moved: the line stays valid until the next read */
+                return TRY_DONE;
+            }
+            s->op_n = have; /* scanned so far */
+            if (have >= s->op_limit) return ASYNC_EOVERFLOW;
+            if (s->flags & NS_DRAINED) return TRY_WAIT;
+            r = fill(s, s->op_limit);
+            break;
+        }
+        default: /* OP_FILL */
+            if (have >= s->op_limit) return ASYNC_EOVERFLOW;
+            if (s->flags & NS_EOF) {
+                *s->op_out = 0;
+                return TRY_DONE;
+            }
+            if (s->flags & NS_DRAINED) return TRY_WAIT;
+            r = fill(s, s->op_limit);
+            if (r >= 0) {
+                *s->op_out = (size_t)r;
+                return TRY_DONE;
+            }
+            break;
+        }
+        if (r == ASYNC_EAGAIN) return TRY_WAIT;
+        if (r < 0) return (int)r;
+        /* read something or hit the end: look again */
+    }
+}
+
+static int read_step(async_task *t, async_stream *s) {
+    int r = try_read(s, (int)((s->flags >> 16) & 3u));
+    if (r == TRY_DONE) {
+        s->flags |= NS_RDONE;
+        return ASYNC__GO;
+    }
+    if (r == TRY_WAIT)
+        return async__io_start(t, &s->rio, s->fd, ASYNC_IO_READ,
+                               remaining(async_task_loop(t), s->rdeadline, s->rms));
+    return net__raise(t, r);
+}
+
+int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, size_t n, size_t limit,
+                             size_t *out, const char **line, int32_t ms) {
+    if (!s || (op == OP_READ && (!buf || !n || !out)) || (op == OP_EXACTLY && n && !buf) ||
+        (op == OP_LINE && (!line || !out || !limit)) || (op == OP_FILL && (!out || !limit)))
+        return net__raise(t, ASYNC_EINVAL);
+    if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
+    if (s->error) return net__raise(t, s->error);
+    s->flags = (s->flags & 0xFFFFu & ~NS_RDONE) | ((unsigned)op << 16);
+    s->op_buf = buf;
+    s->op_n = op == OP_EXACTLY ? n : op == OP_READ ? n : 0;
+    s->op_limit = op == OP_EXACTLY ? 0 : limit;
+    s->op_out = out;
+    s->op_line = line;
+    s->rms = ms;
+    if (ms >= 0) s->rdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
+    return read_step(t, s);
+}
+
+int async__stream_read_check(async_task *t, async_stream *s) {
+    int rc;
+    if (s->flags & NS_RDONE) {
+        s->flags &= ~NS_RDONE;
+        return ASYNC__GO;
+    }
+    rc = async__io_check(t, &s->rio);
+    if (rc != ASYNC__GO) return rc;
+    s->flags &= ~NS_DRAINED;
+    if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF); /* closed while waiting */
+    rc = read_step(t, s);
+    if (rc == ASYNC__GO) s->flags &= ~NS_RDONE;
+    return rc;
+}
+
+/* ---- writing ---- */
+
+/* Sends buffered output. 0 when all of it went, ASYNC_EAGAIN, or an error. */
+static int flush(async_stream *s) {
+    while (s->wpos < s->wlen) {
+        ssize_t r = send(s->fd, s->wbuf + s->wpos, s->wlen - s->wpos, MSG_NOSIGNAL);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return ASYNC_EAGAIN;
+            return stream_fail(s, errno);
+        }
+        s->wpos += (size_t)r;
+    }
+    s->wpos = s->wlen = 0;
+    return 0;
+}
+
+int async_stream_write(async_stream *s, const void *data, size_t n) {
+    const char *p = (const char *)data;
+    if (!s || (n && !data)) return ASYNC_EINVAL;
+    if (!(s->flags & NS_OPEN)) return ASYNC_EBADF;
+    if (s->error) return s->error;
+    if (!n) return 0;
+    if (s->wpos == s->wlen) { /* nothing queued: hand it to the kernel now */
+        for (;;) {
+            ssize_t r = send(s->fd, p, n, MSG_NOSIGNAL);
+            if (r >= 0) {
+                p += r;
+                n -= (size_t)r;
+                if (!n) return 0;
+                continue;
+            }
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            return stream_fail(s, errno);
+        }
+    }
+    if (s->wlen + n > s->wcap || (s->wpos && s->wlen + n > s->wcap)) {
+        size_t used = s->wlen - s->wpos, cap = s->wcap ? s->wcap : RBUF_MIN;
+        char *q;
+        if (s->wpos) { /* compact first */
+            memmove(s->wbuf, s->wbuf + s->wpos, used);
+            s->wpos = 0;
+            s->wlen = used;
+        }
+        if (used + n < used) return ASYNC_ENOMEM;
+        while (cap < used + n) {
+            if (cap > SIZE_MAX / 2) return ASYNC_ENOMEM;
+            cap *= 2;
+        }
+        if (cap > s->wcap) {
+            q = (char *)realloc(s->wbuf, cap);
+            if (!q) return ASYNC_ENOMEM;
+            s->wbuf = q;
+            s->wcap = cap;
+        }
+    }
+    memcpy(s->wbuf + s->wlen, p, n);
+    s->wlen += n;
+    return 0;
+}
+
+static int drain_step(async_task *t, async_stream *s) {
+    int rc = flush(s);
+    if (rc == 0) {
+        s->flags |= NS_WDONE;
+        return ASYNC__GO;
+    }
+    if (rc == ASYNC_EAGAIN)
+        return async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, s->wms));
+    return net__raise(t, rc);
+}
+
+int async__stream_drain_start(async_task *t, async_stream *s, int32_t ms) {
+    if (!s) return net__raise(t, ASYNC_EINVAL);
+    if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
+    if (s->error) return net__raise(t, s->error);
+    s->flags &= ~NS_WDONE;
+    s->wms = ms;
+    if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
+    return drain_step(t, s);
+}
+
+int async__stream_drain_check(async_task *t, async_stream *s) {
+    int rc;
+    if (s->flags & NS_WDONE) {
+        s->flags &= ~NS_WDONE;
+        return ASYNC__GO;
+    }
+    rc = async__io_check(t, &s->wio);
+    if (rc != ASYNC__GO) return rc;
+    if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
+    rc = drain_step(t, s);
+    if (rc == ASYNC__GO) s->flags &= ~NS_WDONE;
+    return rc;
+}
+
+/* ---- connecting ---- */
+
+int net__numeric_addr(const char *host, int port, struct sockaddr_storage *ss, unsigned *len) {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)(void *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)(void *)ss;
+    char buf[64];
+    size_t n;
+    memset(ss, 0, sizeof *ss);
+    if (!host || !*host || strcmp(host, "0.0.0.0") == 0) {
+        a4->sin_family = AF_INET;
+        a4->sin_addr.s_addr = htonl(INADDR_ANY);
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof *a4;
+        return 1;
+    }
+    if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof *a4;
+        return 1;
+    }
+    n = strlen(host); /* "[::1]" as in URLs, or "::1" */
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof buf) {
+        memcpy(buf, host + 1, n - 2);
+        buf[n - 2] = '\0';
+        host = buf;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *a6;
+        return 1;
+    }
+    return 0;
+}
+
+/* Starts a non-blocking connect to a resolved address: 0 (connected), ASYNC_EINPROGRESS, or an error
+ * (the socket is then closed). */
+int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) {
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, rc;
+    if (fd < 0) return net__errno_code(errno);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    s->fd = fd;
+    s->flags = (s->flags & NS_SERVER) | NS_OPEN;
+    do rc = connect(fd, sa, (socklen_t)len);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0) return 0;
+    if (errno == EINPROGRESS) {
+        s->flags |= NS_CONNECTING;
+        return ASYNC_EINPROGRESS;
+    }
+    rc = net__errno_code(errno);
+    async_stream_close(s);
+    return rc;
+}
+
+
+int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int32_t ms) {
+    struct sockaddr_storage ss;
+    unsigned len;
+    int rc;
+    if (!s || !host || port <= 0 || port > 65535) return net__raise(t, ASYNC_EINVAL);
+    if (s->flags & NS_OPEN) return net__raise(t, ASYNC_EBUSY);
+    s->fd = -1;
+    s->error = 0;
+    s->flags &= NS_SERVER;
+    s->wms = ms;
+    if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
+    s->op_host = host;
+    s->op_port = port;
+    if (!net__numeric_addr(host, port, &ss, &len)) return net__resolve_start(t, s);
+    rc = net__connect_addr(s, (struct sockaddr *)&ss, len);
+    if (rc == 0) {
+        s->flags |= NS_WDONE;
+        return ASYNC__GO;
+    }
+    if (rc != ASYNC_EINPROGRESS) return net__raise(t, rc);
+    rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, ms));
+    if (rc == ASYNC__RAISE) async_stream_close(s);
+    return rc;
+}
+
+int async__stream_connect_check(async_task *t, async_stream *s) {
+    int rc, err = 0;
+    socklen_t len = sizeof err;
+    if (s->flags & NS_WDONE) {
+        s->flags &= ~NS_WDONE;
+        return ASYNC__GO;
+    }
+    if (s->flags & NS_RESOLVING) {
+        rc = net__resolve_check(t, s);
+        if (rc != ASYNC__GO) return rc;
+        if (!(s->flags & NS_CONNECTING)) return ASYNC__GO; /* connected at once */
+        rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, s->wms));
+        if (rc == ASYNC__RAISE) async_stream_close(s);
+        return rc;
+    }
+    rc = async__io_check(t, &s->wio);
+    if (rc == ASYNC__WAIT) return rc;
+    if (rc == ASYNC__RAISE) { /* deadline or cancellation: no half-open socket is left behind */
+        async_stream_close(s);
+        return rc;
+    }
+    s->flags &= ~NS_CONNECTING;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err) {
+        async_stream_close(s);
+        return net__raise(t, net__errno_code(err));
+    }
+    return ASYNC__GO;
+}
