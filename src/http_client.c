@@ -83,6 +83,11 @@ static int on_headers(http_parser *p) {
     if (r->last == 3) r->head[r->head_len++] = '\0';  /* room was kept by head_add */
     r->last = 0;
     r->status = (int)p->status_code;
+    if (r->status < 100 || r->status > 999) { /* the parser takes one or two digits too: not HTTP */
+        r->status = 0;
+        r->error = ASYNC_EPROTO;
+        return -1;
+    }
     if (p->content_length != (uint64_t)-1 && p->content_length > max) {
         r->error = ASYNC_EMSGSIZE;
         return -1;
@@ -103,6 +108,7 @@ static int on_body(http_parser *p, const char *at, size_t n) {
     }
     memcpy(r->body + r->body_len, at, n);
     r->body_len += n;
+    r->body[r->body_len] = '\0'; /* terminated at every step: also when a later error ends the parse */
     return 0;
 }
 

@@ -190,7 +190,8 @@ static int try_read(async_stream *s, int op) {
                 return TRY_DONE;
             }
             s->op_n = have; /* scanned so far */
-            if (have >= s->op_limit) return ASYNC_EOVERFLOW;
+            /* a line of exactly `limit` bytes may still end with EOF: only one more byte overflows */
+            if (have > s->op_limit) return ASYNC_EOVERFLOW;
             if (s->flags & NS_DRAINED) return TRY_WAIT;
             r = fill(s, s->op_limit);
             break;
