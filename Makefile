@@ -44,7 +44,7 @@ TEST_SRC := $(wildcard test/test_*.c)
 .DEFAULT_GOAL := all
 -include $(wildcard mk/*.mk)
 
-.PHONY: all lib samples test check check-portable check-install valgrind install clean bench run
+.PHONY: all lib samples test check check-portable check-install valgrind install clean bench bench-callgrind run
 
 all: lib samples
 
@@ -125,16 +125,27 @@ valgrind: $(BUILD)/test/runner samples
 	    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --trace-children=no \
 	    $(BUILD)/test/runner $(T)
 
-# Benchmarks: the core's primitives alone, then W1 beside the peers of ../shared/bench (medians of 3).
-BENCH_N ?= 100000
-bench: $(BUILD)/bench/w1 $(BUILD)/bench/w3 $(BUILD)/bench/micro
-	$(Q)$(BUILD)/bench/micro
-	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh W1 $(BENCH_N) 3
-	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh W3 $(BENCH_N) 3
+# Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W5 beside
+# the peers of ../shared/bench in one session, interleaved, medians of 3, with a CSV and an SVG chart.
+# BENCH_QUICK=1: small sizes and one run. Pick workloads with BENCH_WORKLOADS="W1 W3".
+BENCH_WORKLOADS ?=
+bench: $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w4 w5,$(BUILD)/bench/$(w))
+	$(Q)$(BUILD)/bench/micro $(if $(filter 1,$(BENCH_QUICK)),small)
+	$(Q)$(MAKE) --no-print-directory bench-callgrind
+	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh $(BENCH_WORKLOADS)
+
+# Instructions per operation of each core primitive (setup included), steady on a noisy machine.
+bench-callgrind: $(BUILD)/bench/micro
+	$(Q)for f in bench_resume bench_spawn bench_future bench_timers_in_order bench_timers; do \
+	    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$(BUILD)/bench/cg.$$f \
+	        $(BUILD)/bench/micro small $$f >$(BUILD)/bench/cg.$$f.txt 2>&1; \
+	    awk -v f=$$f -F'ops=' '/ops=/ {ops = $$2} /Collected/ {split($$0, c, " "); ir = c[4]} \
+	        END {printf "callgrind=%-22s instructions_per_op=%8.1f\n", f, ir / ops}' $(BUILD)/bench/cg.$$f.txt; \
+	done
 
 $(BUILD)/bench/micro: bench/micro.c async.h
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(WARN) -O2 -I. $(CFLAGS) $< -o $@
+	$(Q)$(CC) $(WARN) -O2 -I. $(CFLAGS) $(if $(wildcard /usr/include/valgrind/callgrind.h),-DASYNC_BENCH_CALLGRIND) $< -o $@
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)

@@ -6,10 +6,21 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define ASYNC_IMPLEMENTATION
 #include "async.h"
+
+/* Under callgrind (make bench-callgrind) only the timed parts are counted. */
+#ifdef ASYNC_BENCH_CALLGRIND
+#include <valgrind/callgrind.h>
+#define TIMED_BEGIN() CALLGRIND_TOGGLE_COLLECT
+#define TIMED_END() CALLGRIND_TOGGLE_COLLECT
+#else
+#define TIMED_BEGIN() ((void)0)
+#define TIMED_END() ((void)0)
+#endif
 
 static double now_s(void) {
     struct timespec ts;
@@ -19,6 +30,10 @@ static double now_s(void) {
 
 static void *std_realloc(void *ctx, void *p, size_t n) {
     (void)ctx;
+    if (n == 0) {
+        free(p);
+        return NULL;
+    }
     return realloc(p, n);
 }
 
@@ -54,7 +69,8 @@ static async_status yielder_run(async_task *t) {
     ASYNC_END(t);
 }
 
-static void bench_resume(long k, long rounds) {
+static void bench_resume(long rounds) { /* 1000 tasks yield `rounds` times each */
+    const long k = 1000;
     async_loop loop;
     yielder_frame *fs = prefaulted((size_t)k, sizeof *fs);
     double t0;
@@ -66,7 +82,9 @@ static void bench_resume(long k, long rounds) {
         async_spawn(&loop, &fs[i].task);
     }
     t0 = now_s();
+    TIMED_BEGIN();
     while (async_poll(&loop) >= 0) {}
+    TIMED_END();
     report("resume_ready_task (yield)", now_s() - t0, k * (rounds + 1));
     free(fs);
 }
@@ -110,12 +128,14 @@ static void bench_spawn(long n) {
     g.n = n;
     g.tasks = prefaulted((size_t)n, sizeof *g.tasks);
     t0 = now_s();
+    TIMED_BEGIN();
     for (i = 0; i < n; i++) {
         async_task_init(&g.tasks[i].task, w1_run);
         g.tasks[i].i = i;
     }
     async_run(&loop, &g.task);
     for (i = 0; i < n; i++) sum += async_task_value(&g.tasks[i].task);
+    TIMED_END();
     report("spawn_yield_complete (W1)", now_s() - t0, n);
     if (sum != (long long)n * (n - 1) / 2) printf("checksum mismatch\n");
     free(g.tasks);
@@ -146,7 +166,9 @@ static void bench_future(long rounds) {
     f.fut = &fut;
     f.left = rounds;
     t0 = now_s();
+    TIMED_BEGIN();
     async_run(&loop, &f.task);
+    TIMED_END();
     report("await_completed_future", now_s() - t0, rounds);
 }
 
@@ -177,18 +199,53 @@ static void bench_timers(long n) {
         async_spawn(&loop, &fs[i].task);
     }
     t0 = now_s();
+    TIMED_BEGIN();
     while ((d = async_poll(&loop)) >= 0) loop.now += (async_ms)d;
+    TIMED_END();
     report("timer_insert_fire (heap)", now_s() - t0, n);
-    if (loop.timers != loop.inline_timers) free(loop.timers);
+    async_loop_free_storage(&loop);
     free(fs);
 }
 
+/* ---- the same, with every sleeper sleeping as long: deadlines in order take the FIFO lane ---- */
+static void bench_timers_in_order(long n) {
+    async_loop loop;
+    sleeper_frame *fs = prefaulted((size_t)n, sizeof *fs);
+    double t0;
+    long i;
+    int32_t d;
+    async_loop_init(&loop);
+    async_loop_set_allocator(&loop, std_realloc, NULL);
+    for (i = 0; i < n; i++) {
+        async_task_init(&fs[i].task, sleeper_run);
+        fs[i].ms = 1000;
+        async_spawn(&loop, &fs[i].task);
+    }
+    t0 = now_s();
+    TIMED_BEGIN();
+    while ((d = async_poll(&loop)) >= 0) loop.now += (async_ms)d;
+    TIMED_END();
+    report("timer_insert_fire (in order)", now_s() - t0, n);
+    async_loop_free_storage(&loop);
+    free(fs);
+}
+
+/* micro [small [NAME]]: "small" divides the counts by 100 (for callgrind); NAME runs one benchmark. */
 int main(int argc, char **argv) {
-    long scale = argc > 1 ? atol(argv[1]) : 1;
-    printf("micro=%-28s bytes=%lu\n", "sizeof(async_task)", (unsigned long)sizeof(async_task));
-    bench_resume(1000, 1000 * scale);
-    bench_spawn(1000000 * scale);
-    bench_future(10000000 * scale);
-    bench_timers(1000000 * scale);
+    long div = argc > 1 && strcmp(argv[1], "small") == 0 ? 100 : 1;
+    const char *only = argc > 2 ? argv[2] : NULL;
+    /* called through a volatile pointer: never inlined, so callgrind can count each one by name */
+    void (*volatile fn)(long);
+#define RUN(name, n)                                                     \
+    if (!only || strcmp(only, #name) == 0) {                             \
+        fn = name;                                                       \
+        fn(n);                                                           \
+    }
+    if (!only) printf("micro=%-28s bytes=%lu\n", "sizeof(async_task)", (unsigned long)sizeof(async_task));
+    RUN(bench_resume, 1000 / div);
+    RUN(bench_spawn, 1000000 / div);
+    RUN(bench_future, 10000000 / div);
+    RUN(bench_timers_in_order, 1000000 / div);
+    RUN(bench_timers, 1000000 / div);
     return 0;
 }
