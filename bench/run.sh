@@ -17,7 +17,8 @@ workloads=("$@"); [ ${#workloads[@]} -eq 0 ] && workloads=(W1 W2 W3 W4 W5)
 export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 raw=$build/bench/results.txt
 mkdir -p "$build/bench" "$BENCH_OUT"
-: > "$raw"
+# BENCH_REPORT=FILE: no runs, only the table, CSV and chart from the lines of an earlier run
+if [ -n "${BENCH_REPORT:-}" ]; then grep '^workload=' "$BENCH_REPORT" > "$raw"; workloads=(); else : > "$raw"; fi
 
 # W4: our hello server under the peers' exact load (server pinned to CPU 0, wrk -t2 -c100 on CPU 1)
 w4_ours() { # threads impl-name
@@ -38,7 +39,7 @@ w4_ours() { # threads impl-name
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 }
 
-for w in "${workloads[@]}"; do
+for w in ${workloads[@]+"${workloads[@]}"}; do
     arg=$n; [ "$w" = W4 ] && arg=$secs
     echo "# $w: $arg, $runs run(s) each" >&2
     for ((r = 0; r < runs; r++)); do
@@ -100,18 +101,20 @@ END {
 if command -v gnuplot >/dev/null && [ -s "$here/results.csv" ]; then
     ws=$(awk -F, 'NR > 1 && !seen[$1]++ {printf "%s ", $1}' "$here/results.csv")
     npanels=$(wc -w <<<"$ws")
+    dat=$build/bench/chart; mkdir -p "$dat"
     {
-        echo "set terminal svg size 1000,$((260 * npanels)) font 'sans,11' background '#ffffff'"
+        echo "set terminal svg size 900,$((250 * npanels)) font 'sans,11' background '#ffffff'"
         echo "set output '$here/results.svg'"
-        echo "set datafile separator ','"
         echo "set multiplot layout $npanels,1"
         echo "set style fill solid 0.8 border -1; set boxwidth 0.6; set logscale y; set grid ytics"
-        echo "set xtics rotate by -20 nomirror; set key off; set yrange [*:*]"
+        echo "set xtics nomirror noenhanced; set key off; set offsets 0.5, 0.5, 0, 0"
         for w in $ws; do
+            awk -F, -v w="$w" 'NR > 1 && $1 == w {print $2, $4}' "$here/results.csv" > "$dat/$w.dat"
             label=$(awk -F, -v w="$w" 'NR > 1 && $1 == w {print $3; exit}' "$here/results.csv")
-            echo "set title '$w: $label (median, log scale, lower is better)'"
-            echo "plot '$here/results.csv' using (\$1 eq '$w' ? \$4 : 1/0):xtic(\$1 eq '$w' ? stringcolumn(2) : '') with boxes lc rgb '#4477aa'"
+            echo "set title '$w: ${label//_/ } (median, log scale, lower is better)' noenhanced"
+            echo "plot '$dat/$w.dat' using 0:2:xtic(1) with boxes lc rgb '#4477aa', '' using 0:2:(sprintf('%.1f', \$2)) with labels offset 0,0.7"
         done
         echo "unset multiplot"
-    } | gnuplot 2>/dev/null && echo "chart: bench/results.svg" >&2
+    } | gnuplot && echo "chart: bench/results.svg" >&2
 fi
+true
