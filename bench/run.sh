@@ -103,7 +103,7 @@ if command -v gnuplot >/dev/null && [ -s "$here/results.csv" ]; then
     npanels=$(wc -w <<<"$ws")
     dat=$build/bench/chart; mkdir -p "$dat"
     {
-        echo "set terminal svg size 900,$((250 * npanels)) font 'sans,11' background '#ffffff'"
+        echo "set terminal svg size 1100,$((250 * npanels)) font 'sans,10' background '#ffffff'"
         echo "set output '$here/results.svg'"
         echo "set multiplot layout $npanels,1"
         echo "set style fill solid 0.8 border -1; set boxwidth 0.6; set logscale y; set grid ytics"
