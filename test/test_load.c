@@ -2,6 +2,7 @@
  * 127.0.0.1: 10,000 connections open at once and each answered, while slow clients, malformed requests
  * and abrupt disconnects come and go; a fresh client is answered promptly throughout. Bounded in count
  * and time; the server stops by itself (--seconds). */
+#include <sys/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -32,6 +33,7 @@ static pid_t load_start_server(int *port, int seconds) {
     fflush(NULL);
     pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives its test */
         dup2(out[1], 1);
         close(out[0]);
         execl(path, path, "--port", "0", "--seconds", secs, (char *)NULL);

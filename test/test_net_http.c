@@ -4,6 +4,7 @@
  * graceful shutdown, and the network samples. Peers run as child processes whose output comes back
  * through a stream of the same loop that runs our server, so nothing blocks and every wait has a
  * deadline. */
+#include <sys/prctl.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -37,6 +38,7 @@ static pid_t http_spawn(const char *const argv[], int *fd) {
     ASSERT(pid >= 0);
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives its test */
         dup2(devnull, 0);
         dup2(sv[1], 1);
         dup2(sv[1], 2);

@@ -2,6 +2,7 @@
  * web scraping and fetch_json against python's http.server, api_errors against a refused port and a
  * listener that never answers, hello_server under curl (1 and 2 threads), the chat server with nc
  * clients and a slow client. Every child is bounded by `timeout`. */
+#include <sys/prctl.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -81,6 +82,7 @@ static pid_t ns_start(const char *cmd) {
     ASSERT(pid >= 0);
     if (pid == 0) {
         setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a server never outlives its test, even one that failed part-way */
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
