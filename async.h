@@ -426,8 +426,10 @@ ASYNC_API int async_queue_init(async_queue *q, async_queue_kind kind, intptr_t *
  *  failure is ASYNC_ENOMEM at the put. */
 ASYNC_API int async_queue_init_growing(async_queue *q, async_queue_kind kind, size_t maxsize,
                                        void *(*realloc_fn)(void *ptr, size_t size));
-/** Frees a growing queue's storage (its items are dropped). */
-ASYNC_API void async_queue_free_storage(async_queue *q);
+/** Frees a growing queue's storage (its items are dropped); a fixed queue's storage is the caller's and
+ *  is left alone. 0; ASYNC_EINVAL for NULL; ASYNC_EBUSY (nothing freed) while tasks wait on q or were
+ *  handed an item or a slot they have not used yet. */
+ASYNC_API int async_queue_free_storage(async_queue *q);
 /** Sets a priority queue's order (NULL: numeric). */
 ASYNC_API void async_queue_set_compare(async_queue *q, async_queue_compare compare);
 /** put_nowait: 0; ASYNC_EAGAIN if full (QueueFull), ASYNC_ESHUTDOWN after shutdown, ASYNC_ENOMEM if a
@@ -778,7 +780,8 @@ ASYNC_API uint32_t async_frame_pool_available(const async_frame_pool *pool);
  *  the others and is raised here once all have ended. */
 #define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__group_check((t), (g)))
 /** await asyncio.wait_for(child, ms / 1000.0): at the deadline the child is cancelled and, once it has
- *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). */
+ *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). If the deadline
+ *  cannot be set (the timer heap cannot grow), the child is cancelled and ASYNC_ENOMEM is raised. */
 #define AWAIT_TIMEOUT(t, tmo, ms, child) \
     ASYNC__AWAIT(t, async__timeout_start((t), (tmo), (ms), (child)), async__group_check((t), &(tmo)->group))
 /** await asyncio.shield(child): cancelling the awaiter raises ASYNC_ECANCELED here at once but does not
@@ -1973,6 +1976,11 @@ static void async__group_child_done(async_group *g, async_task *child) {
             if (!failed) {
                 g->flags |= ASYNC__G_TIMED_OUT;
                 async__group_cancel_children(g, timer);
+            } else if (child->r.error->code != ASYNC_ECANCELED) {
+                /* the deadline could not be set (its sleep failed: ASYNC_ENOMEM): rather than let the
+                 * work run unbounded and lose the error, cancel the work and raise the error */
+                g->error = child->r.error;
+                async__group_cancel_children(g, timer);
             }
         } else if (timer->state != ASYNC__S_DONE) {
             async_cancel(timer);
@@ -2338,6 +2346,10 @@ ASYNC_API int async__group_check(async_task *t, async_group *g) {
             return ASYNC__GO;
         case ASYNC_GROUP_TIMEOUT: {
             if (g->flags & ASYNC__G_TIMED_OUT) return async__raise_code(t, ASYNC_ETIMEDOUT);
+            if (g->error) { /* the deadline's own failure (see async__group_child_done) */
+                async__raise(t, g->error);
+                return ASYNC__RAISE;
+            }
             return g->children ? async__outcome(t, g->children) : ASYNC__GO; /* the work is first */
         }
         case ASYNC_GROUP_SHIELD: return g->children ? async__outcome(t, g->children) : ASYNC__GO;
@@ -2662,13 +2674,19 @@ ASYNC_API int async_queue_init_growing(async_queue *q, async_queue_kind kind, si
     return 0;
 }
 
-ASYNC_API void async_queue_free_storage(async_queue *q) {
-    if (!q || !q->realloc_fn) return;
+ASYNC_API int async_queue_free_storage(async_queue *q) {
+    if (!q) return ASYNC_EINVAL;
+    /* a task woken with a grant would take its item from the freed storage (a NULL dereference), and
+     * waiting ones would wait on a queue that no longer holds what they wait for: refuse, as init does */
+    if (q->getters.head || q->putters.head || q->joiners.head || q->reserved_items || q->reserved_slots)
+        return ASYNC_EBUSY;
+    if (!q->realloc_fn) return 0;
     if (q->items) q->realloc_fn(q->items, 0);
     if (q->seq) q->realloc_fn(q->seq, 0);
     q->items = NULL;
     q->seq = NULL;
     q->capacity = q->count = q->head = 0;
+    return 0;
 }
 
 ASYNC_API void async_queue_set_compare(async_queue *q, async_queue_compare compare) {
@@ -2956,6 +2974,11 @@ ASYNC_API int async__gen_close_check(async_task *t, async_gen *g) {
     async_task *runner = async__runner(t);
     if (async__waiting(runner)) return ASYNC__WAIT;
     if (g->group.running) {
+        /* woken while the producer runs: only a yield in its cleanup does that. No one will ask for
+         * that value, so waiting would never end: cancel the producer again at that yield (as the
+         * consumer's frame end does) */
+        g->state &= (uint8_t)~ASYNC__GEN_VALUE;
+        async__group_cancel_children(&g->group, NULL);
         runner->state = ASYNC__S_WAIT_GROUP;
         async__wl_push(&g->group.waiters, runner);
         return ASYNC__WAIT;

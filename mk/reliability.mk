@@ -106,7 +106,7 @@ COV_BUILD      ?= $(BUILD)-cov
 COV_FLAGS      := -O0 -g --coverage -fprofile-update=atomic
 COV_INJECT     ?= 1
 COV_INJECT_MAX ?= 40
-COV_GCOVR      := gcovr -r . --object-directory $(COV_BUILD) -f 'async\.h' -f 'src/' --exclude-unreachable-branches \
+COV_GCOVR      := gcovr -r . $(COV_BUILD) --object-directory $(COV_BUILD) -f 'async\.h' -f 'src/' --exclude-unreachable-branches \
                   --exclude-throw-branches
 .PHONY: coverage coverage-report
 
