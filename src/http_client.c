@@ -56,6 +56,9 @@ static int head_add(http_resp *r, const char *at, size_t n, int kind) {
     if (extra) r->head[r->head_len++] = '\0';
     memcpy(r->head + r->head_len, at, n);
     r->head_len += n;
+    /* kept NUL-terminated (room reserved above): a response cut inside a trailer's name leaves that
+     * name last, and async_http_header's strlen ran past it into stale or uninitialised bytes */
+    r->head[r->head_len] = '\0';
     r->last = kind;
     return 0;
 }
@@ -114,8 +117,21 @@ static int on_body(http_parser *p, const char *at, size_t n) {
 
 static int on_complete(http_parser *p) {
     http_resp *r = (http_resp *)p->data;
+    /* Trailers of a chunked body come as more fields after on_headers, with no call to end them: the last
+     * value was left without its NUL (the lookup then read past it: into an older response's bytes, or
+     * missed an empty value). Room for the NUL was kept by head_add. */
+    if (r->last == 3) r->head[r->head_len++] = '\0';
+    r->last = 0;
+    if (r->status / 100 == 1 && r->status != 101) {
+        /* an interim response (100 Continue, 103 Early Hints): the final one follows on the same stream
+         * (RFC 9110 15.2: a client must parse and may ignore them). It used to be taken as the answer, and
+         * the real answer then stayed in the buffer as the answer to the next request. */
+        r->status = 0;
+        return 0;
+    }
     r->complete = true;
-    r->keep_alive = http_should_keep_alive(p) != 0;
+    /* after a 101 the connection speaks another protocol: never reused for the next GET */
+    r->keep_alive = http_should_keep_alive(p) != 0 && !p->upgrade;
     http_parser_pause(p, 1);
     return 0;
 }
@@ -191,6 +207,13 @@ static int prepare(async_http_client *c, http_resp *r, bool *same) {
         if (pl + 1 > sizeof r->path) return ASYNC_EINVAL;
         memcpy(r->path, r->url + u.field_data[UF_PATH].off, pl);
         r->path[pl] = '\0';
+    } else if (u.field_set & (1 << UF_QUERY)) {
+        /* "http://host?q": an empty path with a query, sent as "/?q" (RFC 3986 6.2.3); the query used to be
+         * dropped. It is shorter than the URL, so it fits r->path. */
+        r->path[0] = '/';
+        r->path[1] = '?';
+        memcpy(r->path + 2, r->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+        r->path[2 + u.field_data[UF_QUERY].len] = '\0';
     } else {
         strcpy(r->path, "/");
     }

@@ -67,6 +67,10 @@ static int append(http_conn *c, const char *p, size_t n) {
     }
     memcpy(c->head + c->head_len, p, n);
     c->head_len += n;
+    /* Always NUL-terminated (room kept above): the trailers of a chunked body come as fields after
+     * on_headers_complete and nothing ends the last one, whose value the handler then read on into the
+     * bytes of an earlier, longer request. */
+    c->head[c->head_len] = '\0';
     return 0;
 }
 
@@ -313,7 +317,10 @@ static int dispatch(http_conn *c) {
     rc = c->hs->handler(&req, &res, c->hs->arg);
     close = res.close || !c->keep_alive || async_server_closing(&c->hs->server);
     c->keep_alive = !close;
-    if (rc) return respond(c->s, 500, "text/plain", NULL, "Internal Server Error", 21, true, false) ? rc : 0;
+    if (rc) { /* the 500 says "Connection: close": then close (RFC 9112 9.6), not read what is pipelined */
+        c->keep_alive = false;
+        return respond(c->s, 500, "text/plain", NULL, "Internal Server Error", 21, true, false) ? rc : 0;
+    }
     return respond(c->s, res.status ? res.status : 200, res.content_type, res.headers, res.body, res.body_len, close,
                    c->parser.method == HTTP_HEAD);
 }
