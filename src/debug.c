@@ -36,6 +36,8 @@ typedef struct async__debug {
     uint64_t step_ns;
     debug_where resumed;
     bool reported; /* a coroutine of this step was already reported as the one that blocked */
+    bool in_step;  /* between step_begin and step_end */
+    bool off;      /* switched off during a step: the hooks go when it ends (see async_loop_set_debug) */
     ev_signal sigquit;
     bool sigquit_on;
 } async__debug;
@@ -140,12 +142,18 @@ static void step_begin(async_loop *loop, async_task *t) {
     add(d, t);
     d->resumed = where_of(innermost(d, t));
     d->reported = false;
+    d->in_step = true;
     d->step_ns = now_ns();
 }
 
 static void step_end(async_loop *loop, async_task *t) {
     async__debug *d = debug_of(loop);
     uint64_t ns = now_ns() - d->step_ns;
+    d->in_step = false;
+    if (d->off) { /* the step switched debug mode off: the core is done with the hooks now */
+        async__debug_free(loop);
+        return;
+    }
     if (ns >= (uint64_t)d->slow_ms * 1000000u && !d->reported) {
         debug_where s = {"?", "?", 0};
         bool done = async_task_done(t);
@@ -285,9 +293,18 @@ int async_loop_set_debug(async_loop *loop, bool on) {
     async__debug *d;
     if (!loop) return ASYNC_EINVAL;
     d = debug_of(loop);
+    if (d && d->off) { /* switched off earlier in this step: on again keeps it */
+        d->off = !on;
+        return 0;
+    }
     if (on == (d != NULL)) return 0;
     if (!on) {
-        async__debug_free(loop);
+        /* From inside a task's step the hooks must stay until step_end: the core calls it through
+         * loop->hooks after the step (removing them now made that a NULL dereference). */
+        if (d->in_step)
+            d->off = true;
+        else
+            async__debug_free(loop);
         return 0;
     }
     if (loop->hooks) return ASYNC_EBUSY; /* someone else's hooks are installed */
@@ -300,7 +317,10 @@ int async_loop_set_debug(async_loop *loop, bool on) {
     return 0;
 }
 
-bool async_loop_debug(const async_loop *loop) { return debug_of(loop) != NULL; }
+bool async_loop_debug(const async_loop *loop) {
+    const async__debug *d = debug_of(loop);
+    return d && !d->off;
+}
 
 void async_debug_set_slow_step(async_loop *loop, uint32_t ms) {
     async__debug *d = debug_of(loop);

@@ -48,8 +48,10 @@ static void *hosted_realloc(void *ctx, void *ptr, size_t size) {
 static void hosted_report(async_loop *loop, async_task *task, const async_error *error, void *ctx) {
     (void)loop;
     (void)ctx;
+    /* error is never NULL: only a task that raised is reported, and async__raise stores EINVAL's record
+     * for a NULL error */
     fprintf(stderr, "async: error never retrieved in %s: %s (%d)\n", async_task_name(task),
-            async_error_message(error), error ? error->code : 0);
+            async_error_message(error), error->code);
 }
 
 static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents) {
@@ -64,14 +66,15 @@ static void idle_cb(struct ev_loop *ev, ev_idle *w, int revents) {
     (void)revents;
 }
 
-/* Arms the single ev_timer for `timeout_ms` (stopped if negative). It repeats, so that once it has
+/* Arms the single ev_timer for `timeout_ms` (stopped if negative; never 0: both callers handle "tasks
+ * are ready" without the timer, so an armed interval is at least 1 ms). It repeats, so that once it has
  * fired it still holds the application's ev_run open until the next prepare callback runs the sleepers
  * it woke and re-arms it (or stops it when nothing is left). */
 static void arm_timer(async__hosted *h, int32_t timeout_ms) {
     ev_timer_stop(h->ev, &h->timer);
-    if (timeout_ms >= 0) {
+    if (timeout_ms > 0) {
         double s = timeout_ms / 1000.0;
-        ev_timer_set(&h->timer, s, s > 0. ? s : 0.001);
+        ev_timer_set(&h->timer, s, s);
         ev_timer_start(h->ev, &h->timer);
     }
 }
@@ -148,7 +151,9 @@ async_loop *async_loop_new(unsigned flags) {
         h->loop.wait = hosted_wait;
     }
     debug = getenv("ASYNC_DEBUG");
-    if (debug && strcmp(debug, "0") != 0 && async_loop_set_debug(&h->loop, true) == 0)
+    /* "0" and the empty string are off (as asyncio reads PYTHONASYNCIODEBUG: set and non-empty): an
+     * empty value is how a shell script unsets a variable for one command */
+    if (debug && *debug && strcmp(debug, "0") != 0 && async_loop_set_debug(&h->loop, true) == 0)
         async_debug_dump_on_sigquit(&h->loop);
     return &h->loop;
 }

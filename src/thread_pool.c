@@ -366,7 +366,7 @@ static void wake_cb(struct ev_loop *ev, ev_async *w, int revents) {
     list = h->done;
     h->done = NULL;
     pthread_mutex_unlock(&h->mu);
-    if (list) home_take_back(h, list);
+    home_take_back(h, list); /* an empty list takes nothing back */
 }
 
 
@@ -493,7 +493,7 @@ int async_loop_set_threads(async_loop *loop, unsigned threads) {
     if (h->inflight) return ASYNC_EBUSY;
     h->own_threads = threads;
     if (h->own && h->own->nthreads != threads) { /* remade at the next call */
-        if (h->pool == h->own) h->pool = NULL;
+        h->pool = NULL; /* it was the own pool: while a shared pool is set, the loop has no own one */
         pool_stop(h->own, h->own->nthreads);
         h->own = NULL;
     }
@@ -574,9 +574,7 @@ async__job *async__job_new(async_task *t, size_t extra, int *err) {
     return j;
 }
 
-void async__job_drop(async__job *j) {
-    if (j) job_free(j->home, j);
-}
+void async__job_drop(async__job *j) { job_free(j->home, j); }
 
 int async__job_start(async_task *t, async_thread_call *call, async__job *j) {
     async__threads *h = j->home;

@@ -50,7 +50,7 @@ struct async_file {
 /* A new job of the loop that runs t, with `extra` bytes of payload, or NULL with *err set
  * (ASYNC_ENOTSUP: not a hosted loop; ASYNC_ENOMEM; a pool's start-up error). */
 async__job *async__job_new(async_task *t, size_t extra, int *err);
-/* Frees a job that was never started. */
+/* Frees a job (not NULL) that was never started. */
 void async__job_drop(async__job *j);
 /* The start of the await: the awaiter waits on j and j goes to the pool (or waits for j->file's calls
  * to end if it closes it). ASYNC__WAIT, or ASYNC__RAISE (cancellation pending; j is freed). */
