@@ -1420,13 +1420,15 @@ typedef struct async_http_client {
 /** await session.get(url): an "http://host[:port]/path" URL (ASYNC_EINVAL for others, ASYNC_ENOTSUP
  *  for https) fetched within ms. Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
  *  response), ASYNC_ENODATA (the connection ended mid-response). Any status is a success: read it with
- *  async_http_status. AWAIT the returned task. url must outlive the await. */
+ *  async_http_status. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
+ *  answer and its connection is not reused. AWAIT the returned task. url must outlive the await. */
 ASYNC_API async_task *async_http_get(async_http_client *c, const char *url, int32_t ms);
-/** The last response's status code (0 before one). */
+/** The last response's status code (0 before one). After a GET that failed part-way, what had arrived
+ *  (status, headers, body so far) stays readable until the next GET. */
 ASYNC_API int async_http_status(const async_http_client *c);
 /** The last response's body (NUL-terminated), *len its length; "" before one. */
 ASYNC_API const char *async_http_body(const async_http_client *c, size_t *len);
-/** The last response's header `name` (case-insensitive), or NULL. */
+/** The last response's header or trailer `name` (case-insensitive; the first of repeated ones), or NULL. */
 ASYNC_API const char *async_http_header(const async_http_client *c, const char *name);
 /** Closes the connection and frees the response. The client can be used again. */
 ASYNC_API void async_http_client_close(async_http_client *c);
@@ -2055,7 +2057,8 @@ ASYNC_API async_status async__complete(async_task *t) {
         if (t->u.waiters) {
             t->flags |= ASYNC__F_SEEN;
             async__wl_wake_all(&t->u.waiters);
-        } else if (t->flags & ASYNC__F_RAISE) {
+        } else if ((t->flags & ASYNC__F_RAISE) && t->r.error->code != ASYNC_ECANCELED) {
+            /* a cancelled task is not an error anyone missed: asyncio does not log it either */
             async_loop *loop = (async_loop *)t->owner;
             t->q.next = loop->unretrieved;
             loop->unretrieved = t;
@@ -3304,7 +3307,8 @@ static void async__step(async_loop *loop, async_task *t) {
     }
     if (loop->hooks->step_begin) loop->hooks->step_begin(loop, t);
     async__step_unhooked(t);
-    if (loop->hooks->step_end) loop->hooks->step_end(loop, t);
+    /* read again: the step may have taken the hooks away (async_loop_set_hooks(loop, NULL, ...)) */
+    if (loop->hooks && loop->hooks->step_end) loop->hooks->step_end(loop, t);
 }
 
 ASYNC_API void async_loop_set_hooks(async_loop *loop, const async_loop_hooks *hooks, void *ctx) {

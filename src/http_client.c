@@ -237,6 +237,71 @@ static int prepare(async_http_client *c, http_resp *r, bool *same) {
     return 0;
 }
 
+/* RFC 3986 5.2.4 on an absolute path, up to its query: "/a/b/../c/./d?x" becomes "/a/c/d?x". In place
+ * (the result is never longer). */
+static void remove_dot_segments(char *path) {
+    char *in = path, *out = path, *end = path + strcspn(path, "?#");
+    while (in < end) { /* in is at a '/' */
+        char *seg = in + 1, *next = seg + strcspn(seg, "/?#");
+        size_t n = (size_t)(next - seg);
+        bool last = next == end;
+        if (n == 1 && seg[0] == '.') {
+            if (last) *out++ = '/';
+        } else if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+            while (out > path && *--out != '/') {}
+            if (last) *out++ = '/';
+        } else {
+            memmove(out, in, (size_t)(next - in));
+            out += next - in;
+        }
+        in = next;
+    }
+    if (out == path) *out++ = '/';
+    memmove(out, end, strlen(end) + 1);
+}
+
+/* The URL a redirect's Location names, resolved against the request's URL (RFC 3986 5.2: absolute,
+ * "//host/path", "/path", "?query", "#fragment" or a path relative to the request's directory, with
+ * "." and ".." segments removed), into r->url. 0, or ASYNC_EINVAL if it does not fit. */
+static int resolve_location(const async_http_client *c, http_resp *r, const char *loc) {
+    char path[sizeof r->path + sizeof r->url];
+    size_t scheme = strcspn(loc, ":/?#"), base;
+    int m;
+    if (strlen(loc) + 1 > sizeof r->url) return ASYNC_EINVAL;
+    if (scheme > 0 && loc[scheme] == ':') { /* absolute */
+        memmove(r->url, loc, strlen(loc) + 1);
+        return 0;
+    }
+    if (loc[0] == '/' && loc[1] == '/') { /* another server, the same scheme */
+        m = snprintf(path, sizeof path, "http:%s", loc);
+        if (m < 0 || (size_t)m >= sizeof r->url) return ASYNC_EINVAL;
+        memcpy(r->url, path, (size_t)m + 1);
+        return 0;
+    }
+    if (loc[0] == '/') {
+        base = 0;
+    } else if (loc[0] == '?') {
+        base = strcspn(r->path, "?");
+    } else if (loc[0] == '#' || loc[0] == '\0') {
+        base = strlen(r->path);
+        loc = "";
+    } else { /* relative to the request's directory */
+        base = strcspn(r->path, "?");
+        while (base > 0 && r->path[base - 1] != '/') base--;
+    }
+    memcpy(path, r->path, base); /* r->path starts with '/', so path does too */
+    memcpy(path + base, loc, strlen(loc) + 1);
+    remove_dot_segments(path);
+    {
+        char url[sizeof r->url + sizeof c->host + 16];
+        m = snprintf(url, sizeof url, "http://%s%s%s:%d%s", strchr(c->host, ':') ? "[" : "", c->host,
+                     strchr(c->host, ':') ? "]" : "", c->port, path);
+        if (m < 0 || (size_t)m >= sizeof r->url) return ASYNC_EINVAL;
+        memcpy(r->url, url, (size_t)m + 1);
+    }
+    return 0;
+}
+
 static int32_t left(async_task *t, async_http_client *c) {
     int32_t d;
     if (c->ms < 0) return -1;
@@ -307,17 +372,8 @@ static async_status get_run(async_task *t) {
             if (r->body) r->body[r->body_len] = '\0';
             if (!r->keep_alive) async_stream_close(&c->stream);
             if (r->status >= 300 && r->status < 400 && c->redirects < c->max_redirects && async_http_header(c, "Location")) {
-                const char *loc = async_http_header(c, "Location");
-                if (strlen(loc) + 1 > sizeof r->url) ASYNC_THROW(t, ASYNC_EINVAL, "redirect location too long");
-                if (loc[0] == '/') { /* relative to this server */
-                    char tmp[sizeof r->url + sizeof c->host + 16];
-                    int m = snprintf(tmp, sizeof tmp, "http://%s%s%s:%d%s", strchr(c->host, ':') ? "[" : "",
-                                     c->host, strchr(c->host, ':') ? "]" : "", c->port, loc);
-                    if (m < 0 || (size_t)m >= sizeof r->url) ASYNC_THROW(t, ASYNC_EINVAL, "redirect location too long");
-                    memcpy(r->url, tmp, (size_t)m + 1);
-                } else {
-                    memmove(r->url, loc, strlen(loc) + 1);
-                }
+                if (resolve_location(c, r, async_http_header(c, "Location")))
+                    ASYNC_THROW(t, ASYNC_EINVAL, "redirect location too long");
                 c->redirects++;
                 continue;
             }

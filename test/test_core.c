@@ -268,6 +268,26 @@ TEST(retrieving_an_error_later_takes_it_off_the_report) {
     ASSERT_EQ(reported, 0);
 }
 
+/* asyncio logs "exception was never retrieved" for failed tasks only, not for cancelled ones */
+TEST(cancelled_task_is_not_reported_as_unretrieved) {
+    async_loop *loop = new_loop();
+    static worker_frame started, unstarted, bad;
+    reported = 0;
+    async_loop_set_error_handler(loop, count_report, NULL);
+    async_spawn(loop, worker(&started, "s", 50, 0));
+    async_spawn(loop, worker(&bad, "b", 0, 0));
+    bad.fail = 1;
+    ASSERT_EQ(async_poll(loop), 0); /* all three have run their first step; "b" has failed */
+    ASSERT(async_cancel(&started.task));
+    async_spawn(loop, worker(&unstarted, "u", 50, 0)); /* not yet started when cancelled */
+    ASSERT(async_cancel(&unstarted.task));
+    while (async_poll(loop) >= 0) {}
+    ASSERT(async_task_cancelled(&started.task));
+    ASSERT(async_task_cancelled(&unstarted.task));
+    ASSERT_EQ(async_loop_report_errors(loop), 1); /* only the failure */
+    ASSERT_EQ(reported, 1);
+}
+
 TEST(main_error_is_async_run_result) {
     async_loop *loop = new_loop();
     static worker_frame w;
@@ -974,6 +994,7 @@ static const test_case core_tests[] = {
     TEST_ENTRY(awaiting_a_failed_task_raises_its_error_in_every_awaiter)
     TEST_ENTRY(unretrieved_error_is_reported_once)
     TEST_ENTRY(retrieving_an_error_later_takes_it_off_the_report)
+    TEST_ENTRY(cancelled_task_is_not_reported_as_unretrieved)
     TEST_ENTRY(main_error_is_async_run_result)
     TEST_ENTRY(try_without_error_runs_finally)
     TEST_ENTRY(catch_handles_the_childs_error_then_finally)

@@ -714,9 +714,10 @@ static async_status hte_redirects(async_task *t) {
     hte_expect(f, ASYNC_EINVAL, 302, NULL);
     AWAIT(t, hte_get(f, 1000, "http://127.0.0.1:%d/toolong-rel", HTE_PORT(f)));
     hte_expect(f, ASYNC_EINVAL, 302, NULL);
-    /* a Location that is not a URL nor an absolute path */
-    AWAIT(t, hte_get(f, 1000, "http://127.0.0.1:%d/bad", HTE_PORT(f)));
-    hte_expect(f, ASYNC_EINVAL, 301, NULL);
+    /* Locations relative to the request (RFC 3986 5.2): a path with dot segments and a fragment, then
+     * a query alone */
+    AWAIT(t, hte_get(f, 1000, "http://127.0.0.1:%d/d/e/rel", HTE_PORT(f)));
+    hte_expect(f, 0, 200, "resolved");
     /* a redirect on a connection the server closes: the next request goes on a new one */
     AWAIT(t, hte_get(f, 1000, "http://127.0.0.1:%d/closing", HTE_PORT(f)));
     hte_expect(f, 0, 200, "after-close");
@@ -735,7 +736,10 @@ TEST(http_errors_client_redirects_relative_absolute_limited) {
         {"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n", HTE_KEEP, 0, NULL},
         {hte_resp_long, HTE_KEEP, 0, NULL},
         {hte_resp_rel, HTE_KEEP, 0, NULL},
-        {"HTTP/1.1 301 Moved\r\nLocation: page2.html\r\nContent-Length: 0\r\n\r\n", HTE_KEEP, 0, NULL},
+        {"HTTP/1.1 301 Moved\r\nLocation: ../up/./page2.html?q=1#top\r\nContent-Length: 0\r\n\r\n", HTE_KEEP, 0, NULL},
+        {"HTTP/1.1 302 Found\r\nLocation: ?q=2\r\nContent-Length: 0\r\n\r\n", HTE_KEEP, 0, NULL},
+        {"HTTP/1.1 302 Found\r\nLocation: ../..\r\nContent-Length: 0\r\n\r\n", HTE_KEEP, 0, NULL},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nresolved", HTE_KEEP, 0, NULL},
         {"HTTP/1.1 302 Found\r\nLocation: /after\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", HTE_CLOSE, 0, NULL},
         {"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nafter-close", HTE_KEEP, 0, NULL},
     };
@@ -772,10 +776,13 @@ TEST(http_errors_client_redirects_relative_absolute_limited) {
              "GET /loop HTTP/1.1|Host: 127.0.0.1:%d\n"
              "GET /toolong HTTP/1.1|Host: 127.0.0.1:%d\n"
              "GET /toolong-rel HTTP/1.1|Host: 127.0.0.1:%d\n"
-             "GET /bad HTTP/1.1|Host: 127.0.0.1:%d\n"
+             "GET /d/e/rel HTTP/1.1|Host: 127.0.0.1:%d\n"
+             "GET /d/up/page2.html?q=1 HTTP/1.1|Host: 127.0.0.1:%d\n"
+             "GET /d/up/page2.html?q=2 HTTP/1.1|Host: 127.0.0.1:%d\n"
+             "GET / HTTP/1.1|Host: 127.0.0.1:%d\n"
              "GET /closing HTTP/1.1|Host: 127.0.0.1:%d\n"
              "GET /after HTTP/1.1|Host: 127.0.0.1:%d\n",
-             p, p, p, p, p, p, p, p, p, p, p, p, p);
+             p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p);
     ASSERT_STR_EQ(f.a.log, want);
     snprintf(want, sizeof want, "GET /on-b?x=1 HTTP/1.1|Host: 127.0.0.1:%d\n", bp);
     ASSERT_STR_EQ(f.b.log, want);
