@@ -152,6 +152,17 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
     return append(c, at, n);
 }
 
+/* Whether the request so far has "Expect: 100-continue" (names and values are NUL-terminated pieces of
+ * c->head by now). */
+static bool expects_continue(const http_conn *c) {
+    size_t i;
+    for (i = 0; i < c->nheaders; i++)
+        if (strcasecmp(c->head + c->offs[2 * i], "Expect") == 0 &&
+            strcasecmp(c->head + c->offs[2 * i + 1], "100-continue") == 0)
+            return true;
+    return false;
+}
+
 /* Errors return -1 here: 1 would mean "no body" to the parser. */
 static int on_headers_complete(http_parser *p) {
     http_conn *c = (http_conn *)p->data;
@@ -163,8 +174,18 @@ static int on_headers_complete(http_parser *p) {
     if (c->last == 0) c->last = 1; /* no target piece came: the NUL below still gives an empty one */
     if (end_piece(c)) return -1;
     if (p->content_length != ULLONG_MAX && p->content_length > c->hs->limits.max_body) {
-        c->reject = 413;
+        c->reject = 413; /* answered at once, so a client that waits for 100 Continue sends nothing */
         return -1;
+    }
+    if (p->http_major == 1 && p->http_minor >= 1 && expects_continue(c) &&
+        ((p->content_length != ULLONG_MAX && p->content_length > 0) || (p->flags & F_CHUNKED))) {
+        /* RFC 9110 10.1.1: the client waits for this before it sends the body (curl for a second), so
+         * it goes out now: the connection's loop drains it before it reads again */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (async_stream_write(c->s, cont, sizeof cont - 1)) {
+            c->reject = 500;
+            return -1;
+        }
     }
     return 0;
 }

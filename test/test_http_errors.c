@@ -1415,6 +1415,63 @@ static async_task *hte_read2(hte_srv *m) {
     return &m->xch;
 }
 
+/* Expect: 100-continue (RFC 9110 10.1.1): a client that waits for the 100 before it sends the body gets
+ * it at once; an HTTP/1.0 request's expectation is ignored; a body over the limit is refused (413) at
+ * once, with no 100; a client that sends the body anyway gets the 100 and then the answer. */
+static async_status hte_continue(async_task *t) {
+    hte_srv *m = HTE_SRV(t, scen);
+    static const char head[] = "POST /up HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n";
+    ASYNC_BEGIN(t);
+    AWAIT_STREAM_CONNECT(t, &m->s2, "127.0.0.1", m->port, 1000);
+    ASSERT_EQ(async_stream_write(&m->s2, head, sizeof head - 1), 0);
+    AWAIT_STREAM_DRAIN(t, &m->s2, 1000);
+    m->got2_len = 0;
+    do { /* the body is not sent until the 100 has come */
+        AWAIT_STREAM_READ(t, &m->s2, m->got2 + m->got2_len, sizeof m->got2 - 1 - m->got2_len, &m->n, 3000);
+        ASSERT(m->n > 0);
+        m->got2_len += m->n;
+        m->got2[m->got2_len] = '\0';
+    } while (m->got2_len < 25);
+    ASSERT_STR_EQ(m->got2, "HTTP/1.1 100 Continue\r\n\r\n");
+    ASSERT_EQ(hte_calls, 0);
+    ASSERT_EQ(async_stream_write(&m->s2, "hello", 5), 0);
+    AWAIT_STREAM_DRAIN(t, &m->s2, 1000);
+    shutdown(async_stream_fd(&m->s2), SHUT_WR);
+    AWAIT(t, hte_read2(m));
+    ASSERT_EQ(m->code, 0);
+    hte_ok_answer(hte_want, "POST /up 1.1 n=2 body=5:hello xt=[-] null=1");
+    ASSERT_STR_EQ(m->got2, hte_want);
+    async_stream_close(&m->s2);
+    /* HTTP/1.0: no 100 */
+    AWAIT(t, hte_xch(m, "POST /old HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", HTE_X_SHUT));
+    ASSERT_EQ(m->code, 0);
+    ASSERT(strstr(m->got, "100 Continue") == NULL);
+    ASSERT(strstr(m->got, "POST /old 1.0 n=2 body=2:hi") != NULL);
+    /* over the limit: 413 at once */
+    AWAIT(t, hte_xch(m, "POST /big HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99\r\n\r\n", HTE_X_SHUT));
+    ASSERT_EQ(m->code, 0);
+    hte_error_answer(hte_want, sizeof hte_want, 413, "Content Too Large");
+    ASSERT_STR_EQ(m->got, hte_want);
+    /* the body sent without waiting, chunked: the 100, then the answer; no body: no 100 */
+    AWAIT(t, hte_xch(m, "POST /eager HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "2\r\nhi\r\n0\r\n\r\nGET /none HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", HTE_X_SHUT));
+    ASSERT_EQ(m->code, 0);
+    {
+        char *w = hte_want + sprintf(hte_want, "HTTP/1.1 100 Continue\r\n\r\n");
+        w = hte_ok_answer(w, "POST /eager 1.1 n=2 body=2:hi xt=[-] null=1");
+        hte_ok_answer(w, "GET /none 1.1 n=1 body=0: xt=[-] null=1");
+    }
+    ASSERT_STR_EQ(m->got, hte_want);
+    ASSERT_EQ(hte_calls, 4);
+    ASYNC_END(t);
+}
+
+TEST(http_errors_server_expect_100_continue) {
+    async_http_limits lim = {0};
+    lim.max_body = 64;
+    hte_server_test(hte_continue, &lim, false);
+}
+
 /* A connection that never sends a byte, and one kept alive after a request: both closed quietly when
  * idle_ms passes. A request cut by a reset ends its connection without an answer. */
 static async_status hte_idle(async_task *t) {
@@ -1644,6 +1701,7 @@ static const test_case http_errors_tests[] = {
     TEST_ENTRY(http_errors_server_reason_phrases_for_every_status_class)
     TEST_ENTRY(http_errors_server_response_shapes_head_and_handler_close)
     TEST_ENTRY(http_errors_server_request_trailers_are_terminated)
+    TEST_ENTRY(http_errors_server_expect_100_continue)
     TEST_ENTRY(http_errors_server_handler_error_answers_500_and_closes)
     TEST_ENTRY(http_errors_server_request_buffer_grows_at_every_separator)
     TEST_ENTRY(http_errors_server_idle_connections_close_quietly)
