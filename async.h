@@ -2168,7 +2168,16 @@ ASYNC_API int async__await_check(async_task *t, async_task *x) {
         if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
         return async__outcome(t, x);
     }
-    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    if (runner->flags & ASYNC__F_CANCEL) {
+        if (ASYNC__OWNER(x) != ASYNC__OWN_GROUP) return async__deliver_cancel(t, runner);
+        /* a group's child awaited from outside its group: as for any awaited task (asyncio), the
+         * cancellation passes on to x and the awaiter waits for x to end (woken at each sibling's end
+         * meanwhile, it asks again only if x has taken the last request) */
+        if (!(x->flags & ASYNC__F_CANCEL)) async_cancel(x);
+        runner->state = ASYNC__S_WAIT;
+        async__wl_push(&((async_group *)x->owner)->waiters, runner);
+        return ASYNC__WAIT;
+    }
     return async__await_start(t, x); /* woken for a sibling's end: wait again */
 }
 

@@ -1059,7 +1059,7 @@ TEST(misuse_finished_child_of_a_running_group_cannot_be_reinitialised) {
     ASSERT(ASYNC_FRAME_INIT(&a, mu_worker_run)); /* the group is idle: reusable */
 }
 
-TEST(misuse_awaiting_a_group_child_wakes_on_each_sibling_end_and_cancel_only_detaches) {
+TEST(misuse_awaiting_a_group_child_wakes_on_each_sibling_end_and_cancel_passes_on) {
     async_loop *loop = mu_loop();
     static mu_op_frame a, b, c;
     static mu_worker_frame w[3];
@@ -1081,15 +1081,17 @@ TEST(misuse_awaiting_a_group_child_wakes_on_each_sibling_end_and_cancel_only_det
     ASSERT_STR_EQ(async_task_state(&a.task), "awaiting children");
     ASSERT_STR_EQ(async_task_state(&c.task), "waiting");
     mu_run_until(loop, 15);
-    ASSERT(async_cancel(&c.task)); /* c stops waiting; the child it awaited belongs to a's gather */
+    /* c cancelled: as for any awaited task (asyncio), the cancellation passes on to the child it
+     * awaits, though that child belongs to a's gather, and c waits for it to end */
+    ASSERT(async_cancel(&c.task));
     mu_run_until(loop, 20);
     ASSERT_EQ(c.code[0], ASYNC_ECANCELED);
     ASSERT_EQ(c.at[0], 15);
-    ASSERT_STR_EQ(async_task_state(&w[1].task), "sleeping");
-    /* a cancelled: both children are cancelled; a wakes at w1's end and waits on for w2's cleanup */
+    ASSERT(async_task_cancelled(&w[1].task));
+    ASSERT_STR_EQ(async_task_state(&a.task), "awaiting children"); /* a's gather waits for w2 */
+    /* a cancelled: w2 is cancelled; a waits on for w2's cleanup */
     ASSERT(async_cancel(&a.task));
     mu_run_until(loop, 25);
-    ASSERT(async_task_cancelled(&w[1].task));
     ASSERT(!async_task_done(&a.task));
     mu_drain(loop);
     ASSERT_EQ(a.code[3], ASYNC_ECANCELED);
@@ -1097,6 +1099,32 @@ TEST(misuse_awaiting_a_group_child_wakes_on_each_sibling_end_and_cancel_only_det
     ASSERT_EQ(async_task_code(&w[2].task), 0); /* swallowed the cancellation, ended normally */
     ASSERT_EQ(async_task_value(&w[2].task), 3);
     ASSERT_EQ(async_group_running(&g), 0);
+}
+
+/* The awaiter waits for the child's end, even when the child swallows the cancellation and cleans up. */
+TEST(misuse_awaiter_of_a_group_child_waits_for_the_cancelled_childs_cleanup) {
+    async_loop *loop = mu_loop();
+    static mu_op_frame a, c;
+    static mu_worker_frame w;
+    static async_group g;
+    mu_op(&a);
+    mu_add(&a, MU_SPAWN, &g)->c0 = mu_worker(&w, 30, 7);
+    w.swallow_cancel = 1;
+    w.after_cancel_ms = 10;
+    mu_add(&a, MU_GROUP, &g);
+    mu_op1(&c, MU_AWAIT, &w.task);
+    ASSERT_EQ(async_spawn(loop, &a.task), 0);
+    ASSERT_EQ(async_spawn(loop, &c.task), 0);
+    mu_run_until(loop, 5);
+    ASSERT(async_cancel(&c.task));
+    mu_run_until(loop, 10);
+    ASSERT(!async_task_done(&c.task)); /* w cleans up for 10 ms */
+    mu_drain(loop);
+    ASSERT_EQ(c.code[0], ASYNC_ECANCELED);
+    ASSERT_EQ(c.at[0], 15);
+    ASSERT_EQ(async_task_value(&w.task), 7); /* swallowed, ended normally */
+    ASSERT_EQ(a.code[1], 0);
+    ASSERT_EQ(a.at[1], 15);
 }
 
 TEST(misuse_shield_returns_the_childs_outcome_and_a_cancel_at_a_later_await_of_its_group) {
@@ -2053,7 +2081,8 @@ static const test_case misuse_tests[] = {
     TEST_ENTRY(misuse_busy_groups_and_timeouts_are_ebusy_and_their_children_run_on)
     TEST_ENTRY(misuse_task_group_keeps_the_first_error_when_a_cancelled_sibling_fails_too)
     TEST_ENTRY(misuse_finished_child_of_a_running_group_cannot_be_reinitialised)
-    TEST_ENTRY(misuse_awaiting_a_group_child_wakes_on_each_sibling_end_and_cancel_only_detaches)
+    TEST_ENTRY(misuse_awaiting_a_group_child_wakes_on_each_sibling_end_and_cancel_passes_on)
+    TEST_ENTRY(misuse_awaiter_of_a_group_child_waits_for_the_cancelled_childs_cleanup)
     TEST_ENTRY(misuse_shield_returns_the_childs_outcome_and_a_cancel_at_a_later_await_of_its_group)
     TEST_ENTRY(misuse_wait_for_whose_deadline_cannot_be_set_is_enomem_not_unbounded)
     TEST_ENTRY(misuse_corrupt_resume_point_in_the_handler_range_fails_with_efault)
