@@ -29,6 +29,13 @@ int net__resolve_check(async_task *t, async_stream *s);
 struct sockaddr;
 int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len);
 
+/* errno says the call would block. EWOULDBLOCK is EAGAIN on Linux: compared only where it differs. */
+#if EWOULDBLOCK == EAGAIN
+#define NET_WOULD_BLOCK(err) ((err) == EAGAIN)
+#else
+#define NET_WOULD_BLOCK(err) ((err) == EAGAIN || (err) == EWOULDBLOCK)
+#endif
+
 /* Stream flags */
 #define NS_OPEN 0x01u       /* fd is ours and open */
 #define NS_EOF 0x02u        /* the peer sent FIN */

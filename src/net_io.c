@@ -7,6 +7,7 @@
 #include "net.h"
 
 #include <ev.h>
+#include <fcntl.h>
 #include <stdlib.h>
 
 typedef struct io_watchers {
@@ -31,7 +32,7 @@ struct ev_loop *net__ev_of(async_loop *loop) {
 
 int net__errno_code(int err) {
     const async_error *e;
-    if (err == EAGAIN || err == EWOULDBLOCK) return ASYNC_EAGAIN;
+    if (NET_WOULD_BLOCK(err)) return ASYNC_EAGAIN;
     if (err == ENFILE) return ASYNC_EMFILE;
     if (err == ENOBUFS) return ASYNC_ENOMEM;
     if (err == ETIMEDOUT) return ASYNC_ETIMEDOUT;
@@ -40,8 +41,7 @@ int net__errno_code(int err) {
 }
 
 int net__raise(async_task *t, int code) {
-    const async_error *e = async_error_of(code);
-    async__raise(t, e ? e : async_error_of(ASYNC_EIO));
+    async__raise(t, async_error_of(code)); /* every caller's code is in the table (net__errno_code's are) */
     return ASYNC__RAISE;
 }
 
@@ -96,9 +96,14 @@ int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int32_t
         async__raise(t, &no_os);
         return ASYNC__RAISE;
     }
-    if (w->loop) stop_watchers(w); /* a wait abandoned earlier */
+    /* Another task waits on w: its wait is left alone (its watchers stay). */
     if (async_future_init(&w->ready)) return net__raise(t, ASYNC_EBUSY);
+    if (w->loop) stop_watchers(w); /* a wait abandoned earlier */
     x = watchers(w);
+    /* The first wait of w on this fd: a number that is no open descriptor is ASYNC_EBADF here (libev
+     * would abort the process on it, in its epoll_ctl assertion). One fcntl per fd, not per wait; F_GETFD
+     * fails only with EBADF. */
+    if ((x->io.cb != io_cb || x->io.fd != fd) && fcntl(fd, F_GETFD) < 0) return net__raise(t, ASYNC_EBADF);
     evmask = (events & ASYNC_IO_READ ? EV_READ : 0) | (events & ASYNC_IO_WRITE ? EV_WRITE : 0);
     /* The same fd and events as the last wait: restart without ev_io_set, which would make libev call
      * epoll_ctl again at its next poll (one system call per wait saved on a keep-alive connection). A

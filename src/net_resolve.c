@@ -75,10 +75,10 @@ static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents) {
     async_future_set_error(j->done, async_error_of(ASYNC_ETIMEDOUT));
 }
 
-/* The stream lets go of its job (answer used, cancelled, or timed out). */
+/* The stream lets go of its job (answer used, cancelled, or timed out). Called only while it has one:
+ * NS_RESOLVING and op_buf are set and cleared together. */
 void net__resolve_abandon(async_stream *s) {
     resolve_job *j = (resolve_job *)s->op_buf;
-    if (!j) return;
     stop_job(j);
     pthread_mutex_lock(&j->mu);
     j->abandoned = true;

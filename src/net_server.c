@@ -72,7 +72,8 @@ static void conn_end(net_conn *c) {
     conn_unlink(c);
     c->next = (net_conn *)srv->zombies;
     srv->zombies = c;
-    if (srv->closing && srv->nlive == 0 && !async_future_done(&srv->idle)) async_future_set_value(&srv->idle, 0);
+    /* idle is pending here: it completes only when nlive drops to 0, and accept_some re-arms it */
+    if (srv->closing && srv->nlive == 0) async_future_set_value(&srv->idle, 0);
 }
 
 static async_status conn_run(async_task *t) {
@@ -117,7 +118,8 @@ void async_stream_set_idle(async_stream *s, bool idle) {
 }
 
 static void close_listener(async_server *srv) {
-    if (srv->fd >= 0) {
+    /* fn is set by a successful listen: a zero-initialised server's fd 0 is not its to close */
+    if (srv->fn && srv->fd >= 0) {
         async_io_stop(&srv->accept);
         close(srv->fd);
         srv->fd = -1;
@@ -185,17 +187,22 @@ static int accept_some(async_server *srv, async_loop *loop) {
         async_stream_open(&c->stream, fd);
         c->stream.flags |= NS_SERVER;
         c->user = srv->fn(c->frame, &c->stream, srv->arg);
-        if (!c->user || !async_task_init(&c->task, conn_run) || async_spawn(loop, &c->task)) {
+        if (!c->user) {
             async_stream_close(&c->stream);
             free(c);
             srv->refused++;
             continue;
         }
+        async_task_init(&c->task, conn_run); /* a fresh task on the server's own loop: neither can fail */
+        async_spawn(loop, &c->task);
         c->next = (net_conn *)srv->live;
         if (c->next) c->next->prev = c;
         srv->live = c;
         srv->nlive++;
         srv->accepted++;
+        /* fn closed the server (with no connection live, `idle` is complete): now there is one to wait
+         * for, or the accept loop would spin on the complete future while this connection never runs */
+        if (srv->closing && async_future_done(&srv->idle)) async_future_init(&srv->idle);
     }
     return 0;
 }
@@ -212,7 +219,9 @@ static async_status serve_run(async_task *t) {
     struct ev_loop *ev = net__ev_of(async_task_loop(t));
     ASYNC_BEGIN(t);
     if (!ev) ASYNC_THROW(t, ASYNC_ENOTSUP, "a server needs a loop that polls the OS (not the virtual clock)");
-    if (srv->fd < 0 && !srv->closing) ASYNC_THROW(t, ASYNC_EBADF, "the server is not listening");
+    /* Never listened (zero-initialised: its fd 0 is not ours), or the listen failed. A listen that
+     * succeeded set fn, and only a close (closing) takes its fd away. */
+    if (!srv->fn) ASYNC_THROW(t, ASYNC_EBADF, "the server is not listening");
     ev_check_init(reaper(srv), reaper_cb);
     ev_check_start(ev, reaper(srv));
     ev_unref(ev); /* the reaper alone does not keep the loop running */
@@ -239,7 +248,9 @@ static async_status serve_run(async_task *t) {
             AWAIT_TIMEOUT(t, &srv->grace, srv->grace_ms, &srv->waiter);
         }
         ASYNC_CATCH(t) {
-            /* the grace period ran out (or the server was cancelled): what is left is cancelled below */
+            /* the grace period ran out, or the server was cancelled (raised at the end, as documented; no
+             * error is recorded yet, or grace_ms would be 0): what is left is cancelled below */
+            if (async_caught(t)->code == ASYNC_ECANCELED) srv->error = async_caught(t);
         }
         ASYNC_END_TRY(t);
     }
@@ -248,7 +259,8 @@ static async_status serve_run(async_task *t) {
         ASYNC_TRY(t) {
             AWAIT_FUTURE(t, &srv->idle);
         }
-        ASYNC_CATCH(t) {
+        ASYNC_CATCH(t) { /* cancelled (idle only ever completes with a value) */
+            if (!srv->error) srv->error = async_caught(t);
             cancel_all(srv, false);
         }
         ASYNC_END_TRY(t);

@@ -22,12 +22,8 @@ enum { OP_READ = 0, OP_EXACTLY = 1, OP_LINE = 2, OP_FILL = 3 };
 /* outcome of one attempt at the pending read */
 enum { TRY_DONE = 1, TRY_WAIT = 2 };
 
-static void set_nonblocking(int fd) {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
 int async_stream_open(async_stream *s, int fd) {
+    int fl;
     if (!s) {
         if (fd >= 0) close(fd);
         return ASYNC_EINVAL;
@@ -35,11 +31,17 @@ int async_stream_open(async_stream *s, int fd) {
     memset(s, 0, sizeof *s);
     s->fd = -1;
     if (fd < 0) return ASYNC_EBADF;
-    set_nonblocking(fd);
+    /* A number that is no open descriptor fails here, not at the first read: the stream would otherwise
+     * close() it later, when it may belong to someone else. */
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return ASYNC_EBADF;
+    if (!(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     s->fd = fd;
     s->flags = NS_OPEN;
     return 0;
 }
+
+static const async_error closed_under_wait = {ASYNC_EBADF, "the stream was closed under the operation"};
 
 void async_stream_close(async_stream *s) {
     unsigned keep;
@@ -47,6 +49,12 @@ void async_stream_close(async_stream *s) {
     if (s->flags & NS_RESOLVING) net__resolve_abandon(s);
     async_io_stop(&s->rio);
     async_io_stop(&s->wio);
+    /* A task may wait on the stream (read, drain, connect), or have been woken and not yet resumed: the
+     * memset below must not drop it from a future's wait list (a lost waiter, and a corrupt list), and
+     * whatever it finds when it resumes must say that the stream is gone. So waiters are woken first and
+     * both futures are left failed with ASYNC_EBADF (every operation resets its future when it starts). */
+    if (s->rio.ready.waiters) async_future_set_error(&s->rio.ready, &closed_under_wait);
+    if (s->wio.ready.waiters) async_future_set_error(&s->wio.ready, &closed_under_wait);
     if (s->flags & NS_OPEN) close(s->fd);
     free(s->rbuf);
     free(s->wbuf);
@@ -54,6 +62,8 @@ void async_stream_close(async_stream *s) {
     memset(s, 0, sizeof *s);
     s->fd = -1;
     s->flags = keep;
+    async_future_set_error(&s->rio.ready, &closed_under_wait);
+    async_future_set_error(&s->wio.ready, &closed_under_wait);
 }
 
 int async_stream_fd(const async_stream *s) { return s && (s->flags & NS_OPEN) ? s->fd : -1; }
@@ -103,8 +113,10 @@ static long fill(async_stream *s, size_t limit) {
     if (s->rlen == s->rcap) {
         size_t cap = s->rcap ? s->rcap * 2 : RBUF_MIN;
         char *p;
+        /* Up to limit + 1 bytes (limit + 1 wraps to 0 for SIZE_MAX: no cap). Still more than rcap: the
+         * callers never fill past their limit (have <= limit), and the buffer is only full here with
+         * rpos == 0, so rcap == have <= limit. */
         if (cap > limit + 1 && limit + 1 > s->rcap) cap = limit + 1;
-        if (cap <= s->rcap) cap = s->rcap + RBUF_MIN; /* a limit below what is buffered: still make room */
         p = (char *)realloc(s->rbuf, cap);
         if (!p) return ASYNC_ENOMEM;
         s->rbuf = p;
@@ -121,7 +133,7 @@ static long fill(async_stream *s, size_t limit) {
         s->flags |= NS_EOF;
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (NET_WOULD_BLOCK(errno)) {
         s->flags |= NS_DRAINED;
         return ASYNC_EAGAIN;
     }
@@ -166,7 +178,7 @@ static int try_read(async_stream *s, int op) {
                     s->flags |= NS_EOF;
                     continue;
                 }
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                if (NET_WOULD_BLOCK(errno) || errno == EINTR) {
                     s->flags |= NS_DRAINED;
                     return TRY_WAIT;
                 }
@@ -235,6 +247,7 @@ int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, 
         return net__raise(t, ASYNC_EINVAL);
     if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
     if (s->error) return net__raise(t, s->error);
+    if (s->rio.loop) return net__raise(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
     s->flags = (s->flags & 0xFFFFu & ~NS_RDONE) | ((unsigned)op << 16);
     s->op_buf = buf;
     s->op_n = op == OP_EXACTLY ? n : op == OP_READ ? n : 0;
@@ -253,9 +266,8 @@ int async__stream_read_check(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     rc = async__io_check(t, &s->rio);
-    if (rc != ASYNC__GO) return rc;
+    if (rc != ASYNC__GO) return rc; /* also when the stream was closed meanwhile: ASYNC_EBADF */
     s->flags &= ~NS_DRAINED;
-    if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF); /* closed while waiting */
     rc = read_step(t, s);
     if (rc == ASYNC__GO) s->flags &= ~NS_RDONE;
     return rc;
@@ -269,7 +281,7 @@ static int flush(async_stream *s) {
         ssize_t r = send(s->fd, s->wbuf + s->wpos, s->wlen - s->wpos, MSG_NOSIGNAL);
         if (r < 0) {
             if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return ASYNC_EAGAIN;
+            if (NET_WOULD_BLOCK(errno)) return ASYNC_EAGAIN;
             return stream_fail(s, errno);
         }
         s->wpos += (size_t)r;
@@ -294,11 +306,11 @@ int async_stream_write(async_stream *s, const void *data, size_t n) {
                 continue;
             }
             if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (NET_WOULD_BLOCK(errno)) break;
             return stream_fail(s, errno);
         }
     }
-    if (s->wlen + n > s->wcap || (s->wpos && s->wlen + n > s->wcap)) {
+    if (n > s->wcap - s->wlen) { /* no room at the end (not wlen + n > wcap: that sum may wrap) */
         size_t used = s->wlen - s->wpos, cap = s->wcap ? s->wcap : RBUF_MIN;
         char *q;
         if (s->wpos) { /* compact first */
@@ -338,6 +350,7 @@ int async__stream_drain_start(async_task *t, async_stream *s, int32_t ms) {
     if (!s) return net__raise(t, ASYNC_EINVAL);
     if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
     if (s->error) return net__raise(t, s->error);
+    if (s->wio.loop) return net__raise(t, ASYNC_EBUSY); /* another drain or the connect waits */
     s->flags &= ~NS_WDONE;
     s->wms = ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
@@ -351,8 +364,7 @@ int async__stream_drain_check(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     rc = async__io_check(t, &s->wio);
-    if (rc != ASYNC__GO) return rc;
-    if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
+    if (rc != ASYNC__GO) return rc; /* also when the stream was closed meanwhile: ASYNC_EBADF */
     rc = drain_step(t, s);
     if (rc == ASYNC__GO) s->flags &= ~NS_WDONE;
     return rc;
@@ -411,7 +423,11 @@ int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) 
         return ASYNC_EINPROGRESS;
     }
     rc = net__errno_code(errno);
-    async_stream_close(s);
+    /* Not async_stream_close, whose memset would drop the connect's state: the name lookup's job (leaked,
+     * its watchers left running) and the deadline that the next address of the lookup still needs. */
+    close(fd);
+    s->fd = -1;
+    s->flags &= ~NS_OPEN;
     return rc;
 }
 
