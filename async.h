@@ -1197,7 +1197,8 @@ typedef struct async_io {
 } async_io;
 
 /** Waits until fd is readable (or has hung up), at most ms milliseconds (ASYNC_ETIMEDOUT); w is the
- *  frame's async_io. Cancelling the task stops the watcher and raises ASYNC_ECANCELED. Waits on the same
+ *  frame's async_io. Cancelling the task stops the watcher and raises ASYNC_ECANCELED. ASYNC_EBADF if fd
+ *  is not open; ASYNC_EBUSY (the first wait untouched) if another task waits on w. Waits on the same
  *  fd reuse its epoll registration: after closing an fd, zero its async_io (the number may come back as
  *  another socket, which libev would then never register). */
 #define AWAIT_READABLE(t, w, fd, ms) \
@@ -1212,7 +1213,8 @@ ASYNC_API void async_io_stop(async_io *w);
 
 /** A TCP stream (asyncio's StreamReader and StreamWriter in one): an fd, a read buffer and a write
  *  buffer. Zero-initialise it (or async_stream_open an fd). At most one read await and one write or drain
- *  await at a time (two tasks may read and write concurrently). async_stream_close frees its buffers. */
+ *  await at a time (two tasks may read and write concurrently; a second reader or drainer gets ASYNC_EBUSY).
+ *  async_stream_close frees its buffers. */
 typedef struct async_stream {
     int fd;                      /* private: the socket, -1 once closed (0 in a zeroed stream: see flags) */
     int error;                   /* private: a sticky error (reset, broken pipe) */
@@ -1232,10 +1234,11 @@ typedef struct async_stream {
 } async_stream;
 
 /** Adopts a connected socket (made non-blocking; SIGPIPE suppressed). 0, ASYNC_EINVAL (NULL), ASYNC_EBADF
- *  (fd < 0). The stream owns fd from now on, also on failure. */
+ *  (fd < 0 or not an open descriptor). The stream owns fd from now on, also on failure. */
 ASYNC_API int async_stream_open(async_stream *s, int fd);
 /** Closes the socket at once (unsent output is dropped; AWAIT_STREAM_DRAIN first to keep it) and frees the
- *  buffers. Safe on a closed or zeroed stream and NULL. */
+ *  buffers; a task waiting on the stream gets ASYNC_EBADF. Safe on a closed or zeroed stream and NULL.
+ *  Close streams before their loop is freed (a stream remembers the loop its wait ran on). */
 ASYNC_API void async_stream_close(async_stream *s);
 /** The socket, or -1 when closed. */
 ASYNC_API int async_stream_fd(const async_stream *s);

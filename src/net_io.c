@@ -114,6 +114,9 @@ int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int32_t
     ev_io_start(ev, &x->io);
     ev_init(&x->timer, timer_cb);
     if (ms >= 0) {
+        /* libev counts the timeout from its time of the last poll, which lags by however long this pass
+         * has run so far: without the update a deadline fires that much early (seen: 52 ms for 60) */
+        ev_now_update(ev);
         ev_timer_set(&x->timer, ms / 1000.0, 0.);
         ev_timer_start(ev, &x->timer);
     }
