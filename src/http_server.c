@@ -266,9 +266,13 @@ static char *put_num(char *o, unsigned long long v) {
     return o;
 }
 
+/* The Connection header of a response: none (HTTP/1.1 keeps the connection), close, or keep-alive (an
+ * HTTP/1.0 client that asked to keep it: without the header it would close, RFC 9112 C.2.2). */
+enum { CONN_DEFAULT, CONN_CLOSE, CONN_KEEP };
+
 /* Writes one response: head and body in one send when the body is small. */
 static int respond(async_stream *s, int status, const char *type, const char *extra, const void *body, size_t len,
-                   bool close, bool head_only) {
+                   int conn, bool head_only) {
     char small[2048], *buf = small, *o;
     size_t extra_len = extra ? strlen(extra) : 0, type_len, head_cap;
     bool together;
@@ -276,7 +280,7 @@ static int respond(async_stream *s, int status, const char *type, const char *ex
     if (status < 100 || status > 999) status = 500;
     if (!type) type = "text/plain";
     type_len = strlen(type);
-    head_cap = 128 + type_len + extra_len;
+    head_cap = 160 + type_len + extra_len; /* the fixed parts: at most 126 bytes */
     together = !head_only && head_cap + len <= sizeof small;
     if (head_cap > sizeof small) {
         buf = (char *)malloc(head_cap);
@@ -292,7 +296,9 @@ static int respond(async_stream *s, int status, const char *type, const char *ex
     o = put(o, "\r\nContent-Type: ");
     memcpy(o, type, type_len);
     o += type_len;
-    o = put(o, close ? "\r\nConnection: close\r\n" : "\r\n");
+    o = put(o, conn == CONN_CLOSE  ? "\r\nConnection: close\r\n"
+               : conn == CONN_KEEP ? "\r\nConnection: keep-alive\r\n"
+                                   : "\r\n");
     if (extra_len) {
         memcpy(o, extra, extra_len);
         o += extra_len;
@@ -310,7 +316,7 @@ static int respond(async_stream *s, int status, const char *type, const char *ex
 
 static int respond_error(http_conn *c, int status) {
     const char *text = reason(status);
-    return respond(c->s, status, "text/plain", NULL, text, strlen(text), true, false);
+    return respond(c->s, status, "text/plain", NULL, text, strlen(text), CONN_CLOSE, false);
 }
 
 /* Calls the handler for the parsed request and writes its response. */
@@ -340,9 +346,10 @@ static int dispatch(http_conn *c) {
     c->keep_alive = !close;
     if (rc) { /* the 500 says "Connection: close": then close (RFC 9112 9.6), not read what is pipelined */
         c->keep_alive = false;
-        return respond(c->s, 500, "text/plain", NULL, "Internal Server Error", 21, true, false) ? rc : 0;
+        return respond(c->s, 500, "text/plain", NULL, "Internal Server Error", 21, CONN_CLOSE, false) ? rc : 0;
     }
-    return respond(c->s, res.status ? res.status : 200, res.content_type, res.headers, res.body, res.body_len, close,
+    return respond(c->s, res.status ? res.status : 200, res.content_type, res.headers, res.body, res.body_len,
+                   close ? CONN_CLOSE : c->parser.http_minor == 0 ? CONN_KEEP : CONN_DEFAULT,
                    c->parser.method == HTTP_HEAD);
 }
 

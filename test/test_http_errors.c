@@ -1271,7 +1271,9 @@ static async_status hte_shapes(async_task *t) {
     o += sprintf(o, "POST /p2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", 3000, hte_body3000);
     w = hte_ok_answer(w, "POST /p2 1.1 n=1 body=3000:cccccccc xt=[-] null=1");
     o += sprintf(o, "GET /old HTTP/1.0\r\nConnection: keep-alive\r\nX-T: 1.0\r\n\r\n");
-    w = hte_ok_answer(w, "GET /old 1.0 n=2 body=0: xt=[1.0] null=1");
+    /* an HTTP/1.0 client keeps the connection only if the answer says so (RFC 9112 C.2.2) */
+    w += sprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: 40\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n\r\n"
+                    "GET /old 1.0 n=2 body=0: xt=[1.0] null=1");
     o += sprintf(o, "GET /close HTTP/1.1\r\n\r\nGET /never HTTP/1.1\r\n\r\n");
     w += sprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nbye");
     AWAIT(t, hte_xch(m, hte_req, 0));
