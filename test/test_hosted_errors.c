@@ -1193,6 +1193,7 @@ TEST(hosted_errors_debug_table_of_hundreds_of_tasks) {
     int i, k, late;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_debug_set_output(loop, out);
+    async_debug_set_slow_step(loop, 600000); /* the dumps themselves are slow under valgrind */
     ASYNC_FRAME_INIT(&m, he_crowd_run);
     m.out = out;
     /* first a run across the end of the 1,024-slot table: twelve frames whose home is one of its last
@@ -1273,6 +1274,7 @@ TEST(hosted_errors_debug_deep_inline_chain_dump_is_capped) {
     int lines = 0;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_debug_set_output(loop, out);
+    async_debug_set_slow_step(loop, 600000); /* starting 1,100 coroutines under valgrind is no report */
     ASYNC_FRAME_INIT(&m, he_deep_run);
     m.out = out;
     ASSERT_EQ(async_run(loop, &m.task), 0);
