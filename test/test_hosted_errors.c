@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net_util.h"
+
 /* glibc's (GNU) default thread attributes; declared here because the runner is built as POSIX C */
 int pthread_getattr_default_np(pthread_attr_t *attr);
 int pthread_setattr_default_np(const pthread_attr_t *attr);
@@ -76,13 +78,6 @@ static char *he_read_file(const char *path) {
     buf[n] = '\0';
     fclose(f);
     return buf;
-}
-
-static int he_count_fds(void) {
-    int fd, n = 0;
-    for (fd = 0; fd < 1024; fd++)
-        if (fcntl(fd, F_GETFD) != -1) n++;
-    return n;
 }
 
 /* The process's threads, as the kernel counts them. */
@@ -421,11 +416,11 @@ TEST(thread_hosted_errors_file_open_without_a_place_for_the_file_closes_it) {
     he_write_file(path, "abc");
     he_op(&f, HE_TO_THREAD); /* makes the pool and its eventfd first */
     ASSERT_EQ(he_go(loop, &f), 0);
-    before = he_count_fds();
+    before = test_count_fds();
     he_op(&f, HE_OPEN)->path = path;
     f.filep = NULL;
     ASSERT_EQ(he_go(loop, &f), ASYNC_EINVAL);
-    ASSERT_EQ(he_count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
     ASSERT_EQ(async_loop_jobs(loop), 0);
     async_loop_free(loop);
     he_rmdir();

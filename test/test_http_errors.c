@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net_util.h"
+
 static int hte_run(async_task *main) {
     async_loop *loop = async_loop_new(0);
     int rc;
@@ -18,14 +20,6 @@ static int hte_run(async_task *main) {
     rc = async_run(loop, main);
     async_loop_free(loop);
     return rc;
-}
-
-/* Makes the next close() of fd send a reset instead of a FIN. */
-static void hte_linger0(int fd) {
-    struct linger l;
-    l.l_onoff = 1;
-    l.l_linger = 0;
-    ASSERT(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0);
 }
 
 /* =============================== the scripted peer (for the client) =============================== */
@@ -111,7 +105,7 @@ static async_status hte_pconn_run(async_task *t) {
         if (f->step->delay_ms) AWAIT_SLEEP(t, f->step->delay_ms);
         if (f->step->action == HTE_DROP) break;
         if (f->step->action == HTE_DROP_RESET) {
-            hte_linger0(async_stream_fd(f->s));
+            test_linger0(async_stream_fd(f->s));
             break;
         }
         if (f->step->resp) {
@@ -120,7 +114,7 @@ static async_status hte_pconn_run(async_task *t) {
         }
         if (f->step->action == HTE_CLOSE) break;
         if (f->step->action == HTE_RESET) {
-            hte_linger0(async_stream_fd(f->s));
+            test_linger0(async_stream_fd(f->s));
             break;
         }
         if (f->step->action == HTE_SHUT || f->step->action == HTE_HOLD) {
@@ -989,7 +983,7 @@ static int hte_handler(const async_http_request *req, async_http_response *res, 
         return 0;
     }
     if (strncmp(req->target, "/rst", 4) == 0) { /* the client (our s2) resets under the handler's feet */
-        hte_linger0(async_stream_fd(&m->s2));
+        test_linger0(async_stream_fd(&m->s2));
         async_stream_close(&m->s2);
         if (strcmp(req->target, "/rst-fail") == 0) return ASYNC_EIO;
         if (strcmp(req->target, "/rst-big") == 0) { /* the head cannot be sent: nor is the body tried */
@@ -1027,7 +1021,7 @@ static async_status hte_xch_run(async_task *t) {
         ASSERT_EQ(async_stream_write(&m->s, m->send, m->send_len), 0);
         AWAIT_STREAM_DRAIN(t, &m->s, 1000);
         if (m->xflags & HTE_X_RESET) {
-            hte_linger0(async_stream_fd(&m->s));
+            test_linger0(async_stream_fd(&m->s));
             m->code = 0;
             ASYNC_RETURN(t, 0);
         }
@@ -1535,7 +1529,7 @@ static async_status hte_linger(async_task *t) {
     m->conns++;
     ASSERT_EQ(async_stream_write(&m->s2, "POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789", 50), 0);
     AWAIT_STREAM_READEXACTLY(t, &m->s2, m->got2, strlen(hte_want), 1000);
-    hte_linger0(async_stream_fd(&m->s2));
+    test_linger0(async_stream_fd(&m->s2));
     async_stream_close(&m->s2);
     AWAIT(t, hte_wait_idle(m));
     ASSERT(async_loop_now(async_task_loop(t)) - m->t0 < 900); /* not the 1 s of lingering */
@@ -1619,7 +1613,7 @@ static async_status hte_drain_resets(async_task *t) {
         m->conns++;
         ASSERT_EQ(async_stream_write(&m->s, m->i ? "GET /big HTTP/1.0\r\n\r\n" : "GET /big HTTP/1.1\r\n\r\n", 21), 0);
         AWAIT_STREAM_READEXACTLY(t, &m->s, m->got, 1000, 1000);
-        hte_linger0(async_stream_fd(&m->s));
+        test_linger0(async_stream_fd(&m->s));
         async_stream_close(&m->s);
         AWAIT(t, hte_wait_idle(m));
     }

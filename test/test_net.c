@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net_util.h"
+
 static int net_run(async_task *main) {
     async_loop *loop = async_loop_new(0);
     int rc;
@@ -23,29 +25,6 @@ static double net_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* A listening socket on a free port of 127.0.0.1 that never accepts (backlog as given). */
-static int net_listen_raw(int backlog, int *port) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT(fd >= 0);
-    ASSERT(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    ASSERT(listen(fd, backlog) == 0);
-    ASSERT(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-/* A port with nothing listening on it (bound, then closed). */
-static int net_closed_port(void) {
-    int port, fd = net_listen_raw(1, &port);
-    close(fd);
-    return port;
 }
 
 /* ---- fd readiness ---- */
@@ -175,7 +154,7 @@ static async_task *net_connect(net_connect_frame *f, const char *host, int port,
 
 TEST(net_connect_refused) {
     static net_connect_frame f;
-    ASSERT_EQ(net_run(net_connect(&f, "127.0.0.1", net_closed_port(), 1000)), ASYNC_ECONNREFUSED);
+    ASSERT_EQ(net_run(net_connect(&f, "127.0.0.1", test_closed_port(), 1000)), ASYNC_ECONNREFUSED);
     ASSERT_EQ(async_stream_fd(&f.s), -1);
 }
 
@@ -188,7 +167,7 @@ TEST(net_connect_bad_arguments) {
 
 TEST(net_connect_localhost_name_resolves_on_a_thread) {
     static net_connect_frame f;
-    int port, fd = net_listen_raw(8, &port);
+    int port, fd = test_listen_raw(8, &port);
     ASSERT_EQ(net_run(net_connect(&f, "localhost", port, 2000)), 0);
     ASSERT_EQ(net_run(net_connect(&f, "ip6-localhost.invalid", port, 2000)), ASYNC_ENXIO);
     close(fd);
@@ -196,7 +175,7 @@ TEST(net_connect_localhost_name_resolves_on_a_thread) {
 
 TEST(net_connect_timeout_when_the_backlog_is_full) {
     static net_connect_frame f;
-    int port, fd = net_listen_raw(0, &port), i, fill[8];
+    int port, fd = test_listen_raw(0, &port), i, fill[8];
     double t0;
     /* fill the accept queue of a listener that never accepts: later SYNs are dropped */
     for (i = 0; i < 8; i++) {
@@ -237,7 +216,7 @@ static async_status net_backpressure_run(async_task *t) {
 
 TEST(net_drain_waits_for_a_slow_reader_with_deadline) {
     static net_connect_frame f;
-    int port, lfd = net_listen_raw(8, &port);
+    int port, lfd = test_listen_raw(8, &port);
     ASYNC_FRAME_INIT(&f, net_backpressure_run);
     f.port = port;
     ASSERT_EQ(net_run(&f.task), 0);
@@ -265,7 +244,7 @@ static async_status net_epipe_run(async_task *t) {
 
 TEST(net_write_to_a_closed_peer_is_epipe_not_sigpipe) {
     static net_connect_frame f;
-    int port, lfd = net_listen_raw(8, &port);
+    int port, lfd = test_listen_raw(8, &port);
     ASYNC_FRAME_INIT(&f, net_epipe_run);
     f.port = port;
     f.ms = lfd;

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net_util.h"
+
 /* The errno mapping of the network layer (src/net_io.c), tested directly. */
 int net__errno_code(int err);
 
@@ -33,45 +35,6 @@ static int ne_run_virtual(async_task *main) {
     return rc;
 }
 
-/* A listening socket on a free port of 127.0.0.1 that never accepts unless the test does. */
-static int ne_listen_raw(int backlog, int *port) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT(fd >= 0);
-    ASSERT(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    ASSERT(listen(fd, backlog) == 0);
-    ASSERT(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-/* A port with nothing listening on it (bound, then closed). */
-static int ne_closed_port(void) {
-    int port, fd = ne_listen_raw(1, &port);
-    close(fd);
-    return port;
-}
-
-/* Two connected TCP sockets on 127.0.0.1 (blocking; a stream made from one turns it non-blocking). */
-static void ne_tcp_pair(int fds[2]) {
-    struct sockaddr_in a;
-    int port, lfd = ne_listen_raw(1, &port);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT(fds[0] >= 0);
-    ASSERT(connect(fds[0], (struct sockaddr *)&a, sizeof a) == 0);
-    fds[1] = accept(lfd, NULL, NULL);
-    ASSERT(fds[1] >= 0);
-    close(lfd);
-}
-
 /* A connection that the kernel accepted for lfd (the raw listener), or -1 if none came. */
 static int ne_accept_now(int lfd) {
     int fl = fcntl(lfd, F_GETFL), fd;
@@ -82,13 +45,6 @@ static int ne_accept_now(int lfd) {
 }
 
 static bool ne_fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1 || errno != EBADF; }
-
-/* Open descriptors below 1024: a test that must leak none compares this before and after. */
-static int ne_count_fds(void) {
-    int fd, n = 0;
-    for (fd = 0; fd < 1024; fd++) n += fcntl(fd, F_GETFD) != -1;
-    return n;
-}
 
 static async_ms ne_frozen_clock(async_loop *loop) {
     (void)loop;
@@ -467,7 +423,7 @@ TEST(net_errors_connect_rejects_bad_arguments) {
     static ne_op_frame f;
     static async_stream s;
     static char long_name[300];
-    int sv[2], port, lfd = ne_listen_raw(4, &port);
+    int sv[2], port, lfd = test_listen_raw(4, &port);
     ASSERT_EQ(ne_do(ne_connect_op(&f, NULL, "127.0.0.1", port, 100)), ASYNC_EINVAL);
     ASSERT_EQ(ne_do(ne_connect_op(&f, &s, NULL, port, 100)), ASYNC_EINVAL);
     ASSERT_EQ(ne_do(ne_connect_op(&f, &s, "127.0.0.1", 0, 100)), ASYNC_EINVAL);
@@ -490,14 +446,14 @@ TEST(net_errors_connect_rejects_bad_arguments) {
 TEST(net_errors_connect_on_the_virtual_clock_is_enotsup_and_leaves_no_socket) {
     static ne_op_frame f;
     static async_stream s;
-    int port, lfd = ne_listen_raw(4, &port), fds = ne_count_fds();
+    int port, lfd = test_listen_raw(4, &port), fds = test_count_fds();
     ASSERT_EQ(ne_run_virtual(&ne_connect_op(&f, &s, "127.0.0.1", port, 100)->task), 0);
     ASSERT_EQ(f.code, ASYNC_ENOTSUP);
     ASSERT_EQ(async_stream_fd(&s), -1);
     ASSERT_EQ(ne_run_virtual(&ne_connect_op(&f, &s, "127.1", port, 100)->task), 0); /* a name to resolve */
     ASSERT_EQ(f.code, ASYNC_ENOTSUP);
     ASSERT_EQ(async_stream_fd(&s), -1);
-    ASSERT_EQ(ne_count_fds(), fds); /* the socket of the first attempt was closed */
+    ASSERT_EQ(test_count_fds(), fds); /* the socket of the first attempt was closed */
     close(lfd);
 }
 
@@ -505,7 +461,7 @@ TEST(net_errors_connect_by_name_resolves_on_a_thread_and_connects) {
     static ne_op_frame f;
     static async_stream s;
     char buf[8];
-    int port, lfd = ne_listen_raw(8, &port), peer;
+    int port, lfd = test_listen_raw(8, &port), peer;
     /* "127.1" is not a literal inet_pton takes: getaddrinfo resolves it (numerically, no DNS) */
     ASSERT_EQ(ne_do(ne_connect_op(&f, &s, "127.1", port, 2000)), 0);
     ASSERT(async_stream_fd(&s) >= 0);
@@ -529,7 +485,7 @@ TEST(net_errors_connect_by_name_resolves_on_a_thread_and_connects) {
 TEST(net_errors_connect_by_name_to_a_closed_port_is_refused) {
     static ne_op_frame f;
     static async_stream s;
-    ASSERT_EQ(ne_do(ne_connect_op(&f, &s, "127.1", ne_closed_port(), 2000)), ASYNC_ECONNREFUSED);
+    ASSERT_EQ(ne_do(ne_connect_op(&f, &s, "127.1", test_closed_port(), 2000)), ASYNC_ECONNREFUSED);
     ASSERT_EQ(async_stream_fd(&s), -1);
 }
 
@@ -558,7 +514,7 @@ TEST(net_errors_connect_to_a_malformed_name_is_enxio) {
 TEST(net_errors_connect_to_the_any_address_reaches_this_host) {
     static ne_op_frame f;
     static async_stream s;
-    int port, lfd = ne_listen_raw(8, &port), peer;
+    int port, lfd = test_listen_raw(8, &port), peer;
     ASSERT_EQ(ne_do(ne_connect_op(&f, &s, "", port, 1000)), 0);
     peer = ne_accept_now(lfd);
     ASSERT(peer >= 0);
@@ -616,7 +572,7 @@ TEST(net_errors_out_of_descriptors_connect_and_listen_are_emfile) {
     static async_stream s;
     static async_server srv;
     struct rlimit old;
-    int port, lfd = ne_listen_raw(8, &port);
+    int port, lfd = test_listen_raw(8, &port);
     async_loop *loop = async_loop_new(0);
     ASSERT(loop != NULL);
     old = ne_no_more_fds();
@@ -773,7 +729,7 @@ TEST(net_errors_reset_by_peer_is_sticky_for_every_operation) {
     static ne_sticky_frame f;
     struct linger lg = {1, 0};
     int fds[2];
-    ne_tcp_pair(fds);
+    test_tcp_pair(fds);
     ASSERT(setsockopt(fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
     close(fds[1]); /* an abortive close: a reset */
     ASYNC_FRAME_INIT(&f, ne_sticky_run);
@@ -1036,7 +992,7 @@ typedef struct {
 
 static void ne_full_backlog_open(ne_full_backlog *b) {
     int i;
-    b->lfd = ne_listen_raw(0, &b->port);
+    b->lfd = test_listen_raw(0, &b->port);
     for (i = 0; i < 8; i++) {
         struct sockaddr_in a;
         memset(&a, 0, sizeof a);
@@ -1070,7 +1026,7 @@ TEST(net_errors_close_wakes_a_waiting_connect_with_ebadf) {
 TEST(net_errors_close_during_name_resolution_wakes_the_connect) {
     static ne_duo d;
     static async_stream s;
-    int port, lfd = ne_listen_raw(8, &port);
+    int port, lfd = test_listen_raw(8, &port);
     ne_duo_init(&d, ne_between_close, 0)->s = &s;
     ne_connect_op(&d.a, &s, "127.1", port, 2000);
     ASSERT_EQ(ne_run(&d.task), 0);
@@ -1137,7 +1093,7 @@ TEST(net_errors_cancel_a_waiting_connect_leaves_no_socket) {
 TEST(net_errors_cancel_during_name_resolution) {
     static ne_duo d;
     static async_stream s;
-    int port, lfd = ne_listen_raw(8, &port);
+    int port, lfd = test_listen_raw(8, &port);
     ne_duo_init(&d, ne_between_cancel_a, 0);
     ne_connect_op(&d.a, &s, "127.1", port, 2000);
     ASSERT_EQ(ne_run(&d.task), 0);
@@ -1151,7 +1107,7 @@ TEST(net_errors_cancel_during_name_resolution) {
 TEST(net_errors_cancelled_before_each_wait_starts) {
     static ne_op_frame f;
     static async_stream s;
-    int sv[2], port, lfd = ne_listen_raw(8, &port);
+    int sv[2], port, lfd = test_listen_raw(8, &port);
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     ne_wait_op(&f, NE_READABLE, &f.own_io, sv[0], 1000)->cancel_first = true;
     ASSERT_EQ(ne_do(&f), ASYNC_ECANCELED);
@@ -1777,7 +1733,7 @@ TEST(net_errors_connect_by_name_without_memory_for_the_lookup_thread) {
     static ne_op_frame f;
     static async_stream s;
     struct rlimit old;
-    int port, lfd = ne_listen_raw(4, &port), fds = ne_count_fds();
+    int port, lfd = test_listen_raw(4, &port), fds = test_count_fds();
     async_loop *loop = async_loop_new(0);
     ASSERT(loop != NULL);
     ne_connect_op(&f, &s, "127.1", port, 1000);
@@ -1793,7 +1749,7 @@ TEST(net_errors_connect_by_name_without_memory_for_the_lookup_thread) {
     ASSERT_EQ(f.code, ASYNC_EAGAIN);
     ASSERT_EQ(async_stream_fd(&s), -1);
     async_loop_free(loop);
-    ASSERT_EQ(ne_count_fds(), fds); /* nothing left open */
+    ASSERT_EQ(test_count_fds(), fds); /* nothing left open */
     ASSERT_EQ(ne_accept_now(lfd), -1);
     /* with memory back, the same stream connects by name */
     ASSERT_EQ(ne_do(ne_connect_op(&f, &s, "127.1", port, 1000)), 0);

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net_util.h"
+
 /* ---- calls for the pool ---- */
 
 static int thr_identity(void *arg, intptr_t *result) {
@@ -1017,13 +1019,6 @@ TEST(thread_file_cancelled_read_all_frees_its_buffer) {
 }
 
 /* Files left open are closed when the loop is freed. */
-static int thr_count_fds(void) {
-    int fd, n = 0;
-    for (fd = 0; fd < 1024; fd++)
-        if (fcntl(fd, F_GETFD) != -1) n++;
-    return n;
-}
-
 static async_status thr_leave_open_run(async_task *t) {
     thr_file_frame *f = (thr_file_frame *)t;
     ASYNC_BEGIN(t);
@@ -1039,9 +1034,9 @@ TEST(thread_file_loop_free_closes_files_left_open) {
     ASYNC_FRAME_INIT(&m, thr_leave_open_run);
     m.path = thr_path("open.txt");
     ASSERT_EQ(async_run(loop, &m.task), 0); /* makes the loop's pool and its eventfd */
-    before = thr_count_fds();
+    before = test_count_fds();
     async_loop_free(loop);
-    ASSERT(thr_count_fds() <= before - 2);
+    ASSERT(test_count_fds() <= before - 2);
     thr_rmdir();
 }
 
