@@ -79,7 +79,7 @@ $(BUILD)/test/suites.h: FORCE
 
 FORCE:
 
-$(BUILD)/test/runner: test/runner.c test/test.h $(TEST_SRC) $(BUILD)/test/suites.h $(BUILD)/libasync.a
+$(BUILD)/test/runner: test/runner.c $(wildcard test/*.h) $(TEST_SRC) $(BUILD)/test/suites.h $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -Itest -I$(BUILD)/test -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' \

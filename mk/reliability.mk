@@ -22,7 +22,7 @@ INJECT_CHECK_MAX ?= 12
 
 .PHONY: inject inject-build inject-alloc inject-cancel inject-census check-reliability check-inject
 
-$(BUILD)/inject/inject: test/inject/inject.c test/runner.c test/test.h $(TEST_SRC) $(BUILD)/test/suites.h \
+$(BUILD)/inject/inject: test/inject/inject.c test/runner.c $(wildcard test/*.h) $(TEST_SRC) $(BUILD)/test/suites.h \
                         $(BUILD)/inject/libasync-inject.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
