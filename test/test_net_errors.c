@@ -1227,9 +1227,9 @@ typedef struct {
 } ne_srv_stats;
 
 /* A connection: reads one command line and acts on it. "slow": answers "busy", sleeps 30 ms, answers
- * "done". "hang": answers "ok" and waits for input forever. "stub": the same, but once cancelled it takes
- * 30 ms to clean up. "idle": answers "ok", marks itself idle and waits for the next line. "late": answers
- * "ok", sleeps 30 ms, then marks itself idle and reads. */
+ * "done". "hang": answers "ok" and waits for input forever. "stubborn": the same, but once cancelled it
+ * takes 30 ms to clean up. "idle": answers "ok", marks itself idle and waits for the next line. "late":
+ * answers "ok", sleeps 30 ms, then marks itself idle and reads. */
 typedef struct {
     async_task task;
     async_stream *s;
@@ -1257,7 +1257,7 @@ static async_status ne_conn_run(async_task *t) {
             AWAIT_SLEEP(t, 30);
             async_stream_write(f->s, "done\n", 5);
             AWAIT_STREAM_DRAIN(t, f->s, 1000);
-        } else if (strcmp(f->cmd, "hang") == 0 || strcmp(f->cmd, "stub") == 0) {
+        } else if (strcmp(f->cmd, "hang") == 0 || strcmp(f->cmd, "stubborn") == 0) {
             AWAIT_STREAM_READ(t, f->s, f->buf, sizeof f->buf, &f->n, -1);
         } else if (strcmp(f->cmd, "idle") == 0) {
             async_stream_set_idle(f->s, true);
@@ -1271,7 +1271,7 @@ static async_status ne_conn_run(async_task *t) {
     }
     ASYNC_CATCH(t) {
         if (async_caught(t)->code == ASYNC_ECANCELED) f->st->cancelled++;
-        f->cleanup = strcmp(f->cmd, "stub") == 0;
+        f->cleanup = strcmp(f->cmd, "stubborn") == 0;
     }
     ASYNC_END_TRY(t);
     if (f->cleanup) { /* the server waits for it; a second cancellation cuts it short */
@@ -1452,7 +1452,7 @@ TEST(net_errors_server_cancelled_during_its_grace_period) {
 TEST(net_errors_server_cancelled_twice_cancels_its_connections_again) {
     static ne_srv_frame f;
     ASYNC_FRAME_INIT(&f, ne_srv_run);
-    f.cmd = "stub\n";
+    f.cmd = "stubborn\n";
     f.grace_ms = -1;
     f.cancel_serve = 2;
     ASSERT_EQ(ne_run(&f.task), 0);
