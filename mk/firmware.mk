@@ -36,10 +36,10 @@ FW_QEMU_RUN = -nographic -monitor none -serial stdio -icount shift=0,sleep=off -
 
 # The project's warnings, freestanding; the shim C library's headers first; port.h declares
 # async_main for the hosted samples.
-FW_ALL_CFLAGS = $(WARN) -ffreestanding -ffunction-sections -fdata-sections -I$(FW_DIR)/libc -I$(FW_DIR) -I. \
+FW_ALL_CFLAGS = $(WARN) -ffreestanding -ffunction-sections -fdata-sections -I$(FW_DIR)/libc -I$(FW_DIR) -Iinclude \
                 -include $(FW_DIR)/port.h $(FW_CFLAGS)
 FW_COMMON  := core port libc format board
-FW_HEADERS := async.h $(wildcard $(FW_DIR)/*.h $(FW_DIR)/libc/*.h)
+FW_HEADERS := $(HEADERS) $(wildcard $(FW_DIR)/*.h $(FW_DIR)/libc/*.h)
 
 .PHONY: firmware test-firmware check-firmware check-firmware-core
 
@@ -119,13 +119,13 @@ check-firmware-core:
 	@echo "  CHECK   async.h core: $(RV_CC) rv32imac"
 	$(Q)mkdir -p $(FW_BUILD) && printf '#define ASYNC_IMPLEMENTATION\n#include "async.h"\n' > $(FW_BUILD)/core_check.c
 	$(Q)$(RV_CC) $(FW_ARCH_virt-rv32) -Os -std=c99 -ffreestanding -Wall -Wextra -Wpedantic -Werror \
-	    -nostdinc -isystem $$($(RV_CC) -print-file-name=include) -I. -c $(FW_BUILD)/core_check.c \
+	    -nostdinc -isystem $$($(RV_CC) -print-file-name=include) -Iinclude -c $(FW_BUILD)/core_check.c \
 	    -o $(FW_BUILD)/core_rv32.o
 	$(Q)riscv64-unknown-elf-size $(FW_BUILD)/core_rv32.o
 
 check-firmware: check-firmware-core firmware test-firmware
 
-CHECK_EXTRA += check-firmware
+CHECK_STAGES += check-firmware
 
 # test/test_firmware.c compiles the boards' formatter into the runner
 $(BUILD)/test/runner: $(FW_DIR)/libc/format.c $(FW_DIR)/libc/format.h

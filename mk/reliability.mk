@@ -26,8 +26,8 @@ $(BUILD)/inject/inject: test/inject/inject.c test/runner.c $(wildcard test/*.h) 
                         $(BUILD)/inject/libasync-inject.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -Itest -I$(BUILD)/test -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' \
-	    $< -o $@ $(ALL_LDFLAGS) $(INJECT_WRAP) $(BUILD)/inject/libasync-inject.a $(LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -I. -Itest -I$(BUILD)/test -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' \
+	    $< -o $@ $(ALL_LDFLAGS) $(INJECT_WRAP) $(BUILD)/inject/libasync-inject.a $(LIBS) $(HTTP_LIBS)
 
 $(BUILD)/inject/libasync-inject.a: $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
@@ -58,17 +58,17 @@ FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 .PHONY: fuzz fuzz-build check-fuzz
 
-$(FUZZ_BUILD)/fuzz/fuzz_sched: fuzz/fuzz_sched.c async.h
+$(FUZZ_BUILD)/fuzz/fuzz_sched: fuzz/fuzz_sched.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(FUZZ_CC) $(filter-out -Wjump-misses-init,$(WARN)) -I. $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@
+	$(Q)$(FUZZ_CC) $(filter-out -Wjump-misses-init,$(WARN)) -Iinclude $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@
 
-$(FUZZ_BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_net.h async.h $(FUZZ_BUILD)/libasync.a
+$(FUZZ_BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_net.h $(HEADERS) $(FUZZ_BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(FUZZ_CC) $(filter-out -Wjump-misses-init,$(WARN)) -I. $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_BUILD)/libasync.a $(LIBS)
+	$(Q)$(FUZZ_CC) $(filter-out -Wjump-misses-init,$(WARN)) -Iinclude $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
 
-$(FUZZ_BUILD)/libasync.a: $(LIB_SRC) async.h $(wildcard src/*.h)
+$(FUZZ_BUILD)/libasync.a: $(LIB_SRC) $(HEADERS) $(wildcard src/*.h)
 	$(Q)$(MAKE) --no-print-directory lib CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) SANFLAGS= \
 	    CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link"
 
@@ -110,15 +110,15 @@ COV_GCOVR      := gcovr -r . $(COV_BUILD) --object-directory $(COV_BUILD) -f 'as
                   --exclude-throw-branches
 .PHONY: coverage coverage-report
 
-$(BUILD)/fuzz/replay_sched: fuzz/fuzz_sched.c fuzz/replay.c async.h
+$(BUILD)/fuzz/replay_sched: fuzz/fuzz_sched.c fuzz/replay.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) fuzz/fuzz_sched.c fuzz/replay.c -o $@ $(ALL_LDFLAGS)
 
-$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz_net.h async.h $(BUILD)/libasync.a
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz_net.h $(HEADERS) $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $< fuzz/replay.c -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $< fuzz/replay.c -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
 
 coverage:
 	$(Q)rm -rf $(COV_BUILD) && $(MAKE) --no-print-directory $(COV_BUILD)/test/runner samples \
@@ -141,4 +141,4 @@ coverage-report:
 	$(Q)$(COV_GCOVR) | grep -E '^(async\.h|src/)' | sort -k4 -n | cut -c1-100
 
 check-reliability: check-inject check-fuzz
-CHECK_EXTRA += check-reliability
+CHECK_STAGES += check-reliability

@@ -3,7 +3,7 @@
 #   make check-thread   the thread tests (names starting with thread_) built with -fsanitize=thread
 # Needs gcc's libtsan (Debian: libtsan2, pulled in by build-essential's gcc).
 
-CHECK_EXTRA += check-thread
+CHECK_STAGES += check-thread
 .PHONY: check-thread
 
 check-thread:

@@ -7,7 +7,7 @@ static int compile(const char *file, const char *flags, char *out, size_t outsiz
     char cmd[1024];
     FILE *p;
     size_t n;
-    snprintf(cmd, sizeof cmd, "%s -std=c99 %s -Wall -Wextra -Wuninitialized -Werror -I. -c %s -o /dev/null 2>&1",
+    snprintf(cmd, sizeof cmd, "%s -std=c99 %s -Wall -Wextra -Wuninitialized -Werror -Iinclude -c %s -o /dev/null 2>&1",
              COMPILE_FAIL_CC, flags, file);
     p = popen(cmd, "r");
     if (!p) test_fail(__FILE__, __LINE__, "popen failed");

@@ -1,9 +1,11 @@
 /* async.h — asyncio's ideas in C: stackless coroutines, tasks, futures, gather, cancellation.
  *
- * One header. The portable core (this file) needs only <stddef.h> <stdint.h> <stdbool.h> <string.h>,
- * never allocates and never includes an OS header: it runs on a Cortex-M as well as on Linux.
- * Hosted programs link libasync.a (libev backend, see README); firmware defines ASYNC_IMPLEMENTATION
- * in one of its own files before including this header and drives the loop with async_poll().
+ * The portable core: this file declares it and, in the one file of a program that defines
+ * ASYNC_IMPLEMENTATION before including it, implements it. It needs only <stddef.h> <stdint.h>
+ * <stdbool.h> <string.h>, never allocates and never includes an OS header: it runs on a Cortex-M as well
+ * as on Linux. Hosted programs link libasync.a, which implements the core once and adds the runtime
+ * declared in async/runtime.h and async/net.h (loops on libev, threads, files, network; included from
+ * here on hosted builds, never on freestanding ones). Firmware drives the loop with async_poll().
  *
  *     typedef struct { async_task task; const char *name; int ms; } greet_frame;
  *
@@ -19,13 +21,28 @@
  * live across an AWAIT in the frame struct. Build with -Wjump-misses-init -Wuninitialized (the Makefile
  * does): the compilers then reject most locals that live across an await. Also: no two AWAITs on one source
  * line (a duplicate-case build error says so) and no AWAIT inside a switch statement of your own.
+ * Code above ASYNC_BEGIN runs on every step and also when async_task_where (debug mode, dumps) asks the
+ * coroutine for its file and function: keep it to declarations such as the frame cast, with no effects.
  *
- * Configuration (define before including; the same values for every file of a program):
+ * Layout of this header: configuration, errors, tasks, the coroutine macros, futures, groups (gather,
+ * task groups, timeouts, shield), synchronisation (locks, events, conditions, semaphores, queues,
+ * generators), the loop, interrupts, static frame pools; then the private helpers the macros expand to,
+ * the hosted runtime's headers, and the implementation under ASYNC_IMPLEMENTATION.
+ *
+ * Configuration (define before including; the same values for every file of a program, and for
+ * libasync.a: make CFLAGS="-O2 -DASYNC_CONFIG_...=..."):
  *   ASYNC_CONFIG_TASK_NAMES    1 stores a name pointer per task (+1 word: 56 bytes on x86-64). Default 0:
  *                              the header stays at 48 bytes (24 on 32-bit), and tasks report as "task".
- *                              Build libasync.a with the same value (make CFLAGS=-DASYNC_CONFIG_TASK_NAMES=1).
  *   ASYNC_CONFIG_INLINE_TIMERS timer slots inside async_loop before the allocator hook is needed. Default 8.
- *   ASYNC_ASSERT(cond, msg)    called on API misuse in addition to the returned error code. Default: nothing.
+ *   ASYNC_CONFIG_BATCH_STEPS   coroutine steps async_run runs between two looks at the clock and at I/O.
+ *                              Default 256.
+ *   ASYNC_CONFIG_TIMER_FIFO    1 adds a FIFO lane for sleeps set in deadline order beside the timer heap
+ *                              (changes the size of struct async_loop). Default 1 hosted, 0 freestanding.
+ *   ASYNC_FREESTANDING         defined: the hosted runtime's headers are left out even on a hosted
+ *                              compiler (a firmware build tested on a PC).
+ *   ASYNC_ASSERT(cond, msg)    called on API misuse (a NULL or nonsense argument, a busy object, a call
+ *                              in the wrong state) in addition to the returned error code. Default:
+ *                              nothing.
  *   ASYNC_API                  storage class of the public functions. Default: extern.
  */
 #ifndef ASYNC_H_INCLUDED
@@ -237,6 +254,291 @@ ASYNC_API const char *async_task_state(const async_task *t);
  *  cost to them (a finished task tells where it ended). False (outputs untouched) if t is NULL or has
  *  no function. */
 ASYNC_API bool async_task_where(async_task *t, const char **file, const char **function, unsigned *line);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The coroutine macros                                                                              */
+/* ------------------------------------------------------------------------------------------------ */
+/* A coroutine is a switch over its resume point. Each await stores a resume point, returns PENDING, and
+ * on the next step jumps back to the line after it. Raising stores the error and jumps to the nearest
+ * enclosing catch/finally label; the labels are found lexically through struct tags (async__c: where a
+ * raise goes, async__f: where a return goes) that ASYNC_TRY redefines in its inner scopes.
+ * Resume points: the line for awaits, 0x4000|line of the ASYNC_TRY for its catch, 0x8000|line for its
+ * finally, 0xC000|line for its end; lines must be below 0x3F00 (a build error says so). */
+
+#if defined(__has_attribute)
+#  if __has_attribute(fallthrough)
+#    define ASYNC__FALLTHROUGH __attribute__((fallthrough))
+#  endif
+#endif
+#ifndef ASYNC__FALLTHROUGH
+#  define ASYNC__FALLTHROUGH ((void)0)
+#endif
+
+#define ASYNC__LC_CATCH(line) (0x4000 | (line))
+#define ASYNC__LC_FINALLY(line) (0x8000 | (line))
+#define ASYNC__LC_ENDTRY(line) (0xC000 | (line))
+#define ASYNC__LC_FILE 0x3FFE     /* asks the coroutine for __FILE__ (async_task_where) */
+#define ASYNC__LC_FUNCTION 0x3FFF /* and for __func__ */
+#define ASYNC__LC_RETURN 0xFFFE
+#define ASYNC__LC_RAISE 0xFFFF
+#define ASYNC__LINE_OK() ((void)sizeof(char[(__LINE__ < 0x3F00) ? 1 : -1]))
+
+/* Return codes of the await helpers */
+#define ASYNC__GO 0    /* continue after the await */
+#define ASYNC__WAIT 1  /* suspended: return PENDING */
+#define ASYNC__RAISE 2 /* the error is in t->r.error: jump to the handler */
+#define ASYNC__RETURNING 3 /* a return is pending (ASYNC_END_TRY only) */
+
+/* Jumps to a resume point: store it and return ASYNC__AGAIN; the caller calls the coroutine again at
+ * once. Never a backward goto or a fall-through into a resume label: a resume point reachable only
+ * through the switch is what lets the compilers report a local used across an await. */
+#define ASYNC__GOTO(t, point) return ((t)->lc = (uint16_t)(point), ASYNC__AGAIN)
+#define ASYNC__TO_HANDLER(t) ASYNC__GOTO(t, sizeof(struct async__c))
+
+/** Opens a coroutine body; `t` is the coroutine's async_task parameter. */
+#define ASYNC_BEGIN(t)                                      \
+    struct async__c { char n[ASYNC__LC_RAISE]; };          \
+    struct async__f { char n[ASYNC__LC_RETURN]; };         \
+    switch ((t)->lc) {                                      \
+    case ASYNC__LC_FILE:                                    \
+        (t)->r.value = (intptr_t)__FILE__;                  \
+        return ASYNC_PENDING;                               \
+    case ASYNC__LC_FUNCTION:                                \
+        (t)->r.value = (intptr_t)__func__;                  \
+        return ASYNC_PENDING;                               \
+    case 0:
+
+/** Closes a coroutine body: falling off the end finishes the task with value 0. */
+#define ASYNC_END(t)                                                    \
+    ASYNC__FALLTHROUGH;                                                 \
+    case ASYNC__LC_ENDTRY(0):                                           \
+        (t)->r.value = 0;                                               \
+        return async__complete((t));                                    \
+    case ASYNC__LC_RETURN:                                              \
+    case ASYNC__LC_RAISE:                                               \
+        return async__complete((t));                                    \
+    default:                                                            \
+        if (async__redirect((t))) return ASYNC__AGAIN;                  \
+        return async__complete((t));                                    \
+    }
+
+/* An await: `start` runs once: GO (nothing to wait for: come back at once to the check), WAIT (it
+ * suspended: return PENDING) or RAISE. `check` runs on every resume: GO, WAIT or RAISE. */
+#define ASYNC__AWAIT(t, start, check)                                   \
+    do {                                                                \
+        ASYNC__LINE_OK();                                               \
+        (t)->lc = __LINE__;                                             \
+        switch (start) {                                                \
+        case ASYNC__GO: return ASYNC__AGAIN;                            \
+        case ASYNC__WAIT: return ASYNC_PENDING;                         \
+        default: ASYNC__TO_HANDLER(t);                                  \
+        }                                                               \
+    case __LINE__:                                                      \
+        switch (check) {                                                \
+        case ASYNC__GO: break;                                          \
+        case ASYNC__WAIT: return ASYNC_PENDING;                         \
+        default: ASYNC__TO_HANDLER(t);                                  \
+        }                                                               \
+    } while (0)
+
+/** await x: if x was never started, runs it inline as part of this task (a coroutine call, no scheduling
+ *  hop); if x is a running task, waits for it to finish. Either way, x's error is raised here, and its
+ *  return value is async_task_value(x) (or its frame's fields). */
+#define AWAIT(t, x) ASYNC__AWAIT(t, async__await_start((t), (x)), async__await_check((t), (x)))
+/** await asyncio.sleep(ms / 1000.0): suspends for ms milliseconds (ms <= 0 yields once). */
+#define AWAIT_SLEEP(t, ms) ASYNC__AWAIT(t, async__sleep_start((t), (ms)), async__sleep_check((t)))
+/** Lets every other ready task run once, then continues (asyncio.sleep(0)). */
+#define ASYNC_YIELD(t) AWAIT_SLEEP(t, 0)
+/** Waits for future f; its error is raised here, its value is async_future_value(f). */
+#define AWAIT_FUTURE(t, f) ASYNC__AWAIT(t, async__future_start((t), (f)), async__future_check((t), (f)))
+
+#define ASYNC__NARGS(...) (sizeof((async_task *[]){__VA_ARGS__}) / sizeof(async_task *))
+/** results = await asyncio.gather(a, b, ...): starts every child in group g and waits for all; the first
+ *  error is raised at once while the others keep running. Results stay in the children's frames. */
+#define AWAIT_GATHER(t, g, ...)                                                                       \
+    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER, (async_task *[]){__VA_ARGS__}, \
+                                        ASYNC__NARGS(__VA_ARGS__)),                                   \
+                 async__group_check((t), (g)))
+/** gather(..., return_exceptions=True): waits for every child and raises nothing; read each child's
+ *  async_task_code / async_task_error. */
+#define AWAIT_GATHER_SETTLED(t, g, ...)                                                               \
+    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER_SETTLED,                         \
+                                        (async_task *[]){__VA_ARGS__}, ASYNC__NARGS(__VA_ARGS__)),    \
+                 async__group_check((t), (g)))
+/** gather over n frames laid out `stride` bytes apart, the first one's header at `first`. */
+#define AWAIT_GATHER_ARRAY(t, g, first, n, stride)                                                    \
+    ASYNC__AWAIT(t, async__gather_array_start((t), (g), ASYNC_GROUP_GATHER, (first), (n), (stride)), \
+                 async__group_check((t), (g)))
+/** asyncio.create_task(child) inside task group g (structured: g's owner cannot finish before child). */
+#define ASYNC_SPAWN(t, g, child)                                                                      \
+    do {                                                                                              \
+        if (async__spawn_or_raise((t), (g), (child)) == ASYNC__RAISE) ASYNC__TO_HANDLER(t);           \
+    } while (0)
+/** Leaves a task group (async with TaskGroup() exit): waits for every child; the first error cancelled
+ *  the others and is raised here once all have ended. */
+#define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__group_check((t), (g)))
+/** await asyncio.wait_for(child, ms / 1000.0): at the deadline the child is cancelled and, once it has
+ *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). If the deadline
+ *  cannot be set (the timer heap cannot grow), the child is cancelled and ASYNC_ENOMEM is raised. */
+#define AWAIT_TIMEOUT(t, tmo, ms, child) \
+    ASYNC__AWAIT(t, async__timeout_start((t), (tmo), (ms), (child)), async__group_check((t), &(tmo)->group))
+/** await asyncio.shield(child): cancelling the awaiter raises ASYNC_ECANCELED here at once but does not
+ *  reach child, which runs on (its owner still waits for it before finishing). */
+#define AWAIT_SHIELD(t, g, child)                                                                     \
+    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_SHIELD, (async_task *[]){(child)}, 1),  \
+                 async__group_check((t), (g)))
+
+/** await lock.acquire(): waits its turn (FIFO). ASYNC_EDEADLK if this task already holds l. */
+#define AWAIT_LOCK(t, l) ASYNC__AWAIT(t, async__lock_start((t), (l)), async__lock_check((t), (l)))
+/** await event.wait(): returns at once if e is set. */
+#define AWAIT_EVENT(t, e) ASYNC__AWAIT(t, async__event_start((t), (e)), async__event_check((t), (e)))
+/** await condition.wait(): releases c's lock (which this task must hold: else ASYNC_EPERM), waits for a
+ *  notify, and reacquires the lock before going on — also when it fails with ASYNC_ECANCELED. */
+#define AWAIT_CONDITION(t, c) ASYNC__AWAIT(t, async__cond_start((t), (c)), async__cond_check((t), (c)))
+/** await semaphore.acquire(). */
+#define AWAIT_SEMAPHORE(t, s) ASYNC__AWAIT(t, async__sem_start((t), (s)), async__sem_check((t), (s)))
+/** await queue.put(item): waits while the queue is full; ASYNC_ESHUTDOWN once it is shut down.
+ *  `item` is evaluated again after the wait: make it a constant or a frame field. */
+#define AWAIT_QUEUE_PUT(t, q, item) \
+    ASYNC__AWAIT(t, async__qput_start((t), (q)), async__qput_check((t), (q), (intptr_t)(item)))
+/** item = await queue.get(): *out receives the item; ASYNC_ESHUTDOWN once shut down and empty. */
+#define AWAIT_QUEUE_GET(t, q, out) ASYNC__AWAIT(t, async__qget_start((t), (q)), async__qget_check((t), (q), (out)))
+/** await queue.join(): until every item put has been marked with async_queue_task_done. */
+#define AWAIT_QUEUE_JOIN(t, q) ASYNC__AWAIT(t, async__qjoin_start((t), (q)), async__qjoin_check((t), (q)))
+
+/** async with: enter (an await that acquires something), then
+ *      ASYNC_WITH(t) { body } ASYNC_WITH_EXIT(t) { release, may await } ASYNC_END_WITH(t);
+ *  The exit block runs when the body ends, raises, returns or is cancelled; a pending error, return or
+ *  cancellation goes on after it. */
+#define ASYNC_WITH(t) ASYNC_TRY(t)
+/** The release part of ASYNC_WITH. */
+#define ASYNC_WITH_EXIT(t) ASYNC_FINALLY(t)
+/** Closes ASYNC_WITH. */
+#define ASYNC_END_WITH(t) ASYNC_END_TRY(t)
+/** async with lock: { body } ASYNC_END_WITH_LOCK(t, l); the lock is released on every way out. */
+#define ASYNC_WITH_LOCK(t, l) \
+    AWAIT_LOCK(t, l);         \
+    ASYNC_TRY(t)
+/** Closes ASYNC_WITH_LOCK. */
+#define ASYNC_END_WITH_LOCK(t, l)       \
+    ASYNC_FINALLY(t) {                  \
+        (void)async_lock_release(l);    \
+    }                                   \
+    ASYNC_END_TRY(t)
+/** async with semaphore: { body } ASYNC_END_WITH_SEMAPHORE(t, s). */
+#define ASYNC_WITH_SEMAPHORE(t, s) \
+    AWAIT_SEMAPHORE(t, s);         \
+    ASYNC_TRY(t)
+/** Closes ASYNC_WITH_SEMAPHORE. */
+#define ASYNC_END_WITH_SEMAPHORE(t, s)      \
+    ASYNC_FINALLY(t) {                      \
+        (void)async_semaphore_release(s);   \
+    }                                       \
+    ASYNC_END_TRY(t)
+
+/** value = await anext(gen): the first call starts `producer` (a prepared coroutine, evaluated only
+ *  then) as a child of this task; *out receives the next value. When the producer has finished,
+ *  async_gen_done(g) is true and *out is unchanged; an error it raised is raised here. Cancelling this
+ *  task cancels the producer too (it runs on the consumer's behalf, as in asyncio). */
+#define AWAIT_NEXT(t, g, producer, out)                                                                \
+    ASYNC__AWAIT(t, async__gen_next_start((t), (g), async_gen_started(g) ? (async_task *)0 : (producer), \
+                                          (const async_error *)0),                                    \
+                 async__gen_next_check((t), (g), (out)))
+/** gen.athrow(error): raises `error` (a static record) inside the producer at its yield; like
+ *  AWAIT_NEXT, *out receives what it yields next. */
+#define AWAIT_GEN_THROW(t, g, error, out)                                                       \
+    ASYNC__AWAIT(t, async__gen_next_start((t), (g), (async_task *)0, (error)),                  \
+                 async__gen_next_check((t), (g), (out)))
+/** await gen.aclose(): cancels a producer still running and waits until its cleanup (finally blocks)
+ *  has run. Leaving the consumer's frame does the same for a generator not closed explicitly. */
+#define AWAIT_GEN_CLOSE(t, g) ASYNC__AWAIT(t, async__gen_close_start((t), (g)), async__gen_close_check((t), (g)))
+/** async for value in producer: ASYNC_FOR(t, &f->gen, producer, &f->value) { body } — break and
+ *  continue work as in any loop. */
+#define ASYNC_FOR(t, g, producer, out)                                  \
+    for (;;)                                                            \
+        if (1) {                                                        \
+            AWAIT_NEXT(t, g, producer, out);                            \
+            if (async_gen_done(g)) break;                               \
+            goto ASYNC__LABEL(async__for_body_, __LINE__);              \
+        } else                                                          \
+            ASYNC__LABEL(async__for_body_, __LINE__):
+/** yield value, inside a producer coroutine run by AWAIT_NEXT/ASYNC_FOR: hands the value to the
+ *  consumer and waits until it asks for the next one. ASYNC_EINVAL if the task is not a producer. */
+#define ASYNC_YIELD_VALUE(t, value) \
+    ASYNC__AWAIT(t, async__gen_yield_start((t), (intptr_t)(value)), async__gen_yield_check((t)))
+#define ASYNC__LABEL2(a, b) a##b
+#define ASYNC__LABEL(a, b) ASYNC__LABEL2(a, b)
+
+/** return value: finishes the coroutine with an integer value, after running enclosing finally blocks. */
+#define ASYNC_RETURN(t, value)                              \
+    do {                                                    \
+        async__set_return((t), (intptr_t)(value));          \
+        ASYNC__GOTO(t, sizeof(struct async__f));            \
+    } while (0)
+/** raise: fails with `code` and a static message, caught by the nearest ASYNC_CATCH (code must be a
+ *  constant; for codes computed at run time raise a static async_error with ASYNC_THROW_ERROR). */
+#define ASYNC_THROW(t, code, message)                                               \
+    do {                                                                            \
+        static const async_error async__thrown = {(code), (message)};               \
+        async__raise((t), &async__thrown);                                          \
+        ASYNC__TO_HANDLER(t);                                                       \
+    } while (0)
+/** raise an existing error record (e.g. async_error_of(code), or one of your own static ones). */
+#define ASYNC_THROW_ERROR(t, error)                         \
+    do {                                                    \
+        async__raise((t), (error));                         \
+        ASYNC__TO_HANDLER(t);                               \
+    } while (0)
+/** Inside ASYNC_CATCH: raise the caught error again (Python's bare `raise`). */
+#define ASYNC_RERAISE(t) ASYNC_THROW_ERROR(t, async_caught(t))
+
+/** try: ... ASYNC_CATCH(t) {...} and/or ASYNC_FINALLY(t) {...}, closed by ASYNC_END_TRY(t). Blocks may
+ *  await. A finally block runs on every way out: normal end, error, return and cancellation. */
+#define ASYNC_TRY(t)                                                            \
+    {                                                                           \
+        struct async__up_c { char n[sizeof(struct async__c)]; };               \
+        struct async__up_f { char n[sizeof(struct async__f)]; };               \
+        struct async__try { char n[__LINE__]; };                               \
+        {                                                                       \
+            struct async__c { char n[ASYNC__LC_CATCH(__LINE__)]; };            \
+            struct async__f { char n[ASYNC__LC_FINALLY(__LINE__)]; };          \
+            ASYNC__LINE_OK();
+
+/** except: runs when the try block raised; async_caught(t) is the error (re-raise with ASYNC_RERAISE). */
+#define ASYNC_CATCH(t)                                                                      \
+            ASYNC__GOTO(t, ASYNC__LC_FINALLY(sizeof(struct async__try)));                   \
+        }                                                                                   \
+        case ASYNC__LC_CATCH(sizeof(struct async__try)):                                    \
+            async__caught_enter((t));                                                        \
+        {                                                                                   \
+            struct async__c { char n[ASYNC__LC_FINALLY(sizeof(struct async__try))]; };      \
+            struct async__f { char n[ASYNC__LC_FINALLY(sizeof(struct async__try))]; };
+
+/** finally: runs on every way out of the try and catch blocks; a pending error or return continues
+ *  after it. */
+#define ASYNC_FINALLY(t)                                                                    \
+        }                                                                                   \
+        ASYNC__FALLTHROUGH;                                                                 \
+        case ASYNC__LC_FINALLY(sizeof(struct async__try)):                                  \
+        {                                                                                   \
+            struct async__c { char n[ASYNC__LC_ENDTRY(sizeof(struct async__try))]; };       \
+            struct async__f { char n[ASYNC__LC_ENDTRY(sizeof(struct async__try))]; };
+
+/** Closes ASYNC_TRY; continues a pending error or return outwards. */
+#define ASYNC_END_TRY(t)                                                                    \
+        }                                                                                   \
+        ASYNC__FALLTHROUGH;                                                                 \
+        case ASYNC__LC_ENDTRY(sizeof(struct async__try)):                                   \
+        switch (async__end_try((t))) {                                                      \
+        case ASYNC__RAISE: ASYNC__GOTO(t, sizeof(struct async__up_c));                     \
+        case ASYNC__RETURNING: ASYNC__GOTO(t, sizeof(struct async__up_f));                 \
+        default: break;                                                                     \
+        }                                                                                   \
+    }
+
+/** The error being handled in an ASYNC_CATCH block (or NULL outside one). */
+#define async_caught(t) ((t)->r.error)
+
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Futures                                                                                           */
@@ -658,290 +960,8 @@ ASYNC_API int async_frame_pool_put(async_frame_pool *pool, void *frame);
 ASYNC_API uint32_t async_frame_pool_available(const async_frame_pool *pool);
 
 /* ------------------------------------------------------------------------------------------------ */
-/* The coroutine macros                                                                              */
+/* Private: the helpers the macros expand to (not part of the API)                                  */
 /* ------------------------------------------------------------------------------------------------ */
-/* A coroutine is a switch over its resume point. Each await stores a resume point, returns PENDING, and
- * on the next step jumps back to the line after it. Raising stores the error and jumps to the nearest
- * enclosing catch/finally label; the labels are found lexically through struct tags (async__c: where a
- * raise goes, async__f: where a return goes) that ASYNC_TRY redefines in its inner scopes.
- * Resume points: the line for awaits, 0x4000|line of the ASYNC_TRY for its catch, 0x8000|line for its
- * finally, 0xC000|line for its end; lines must be below 0x3F00 (a build error says so). */
-
-#if defined(__has_attribute)
-#  if __has_attribute(fallthrough)
-#    define ASYNC__FALLTHROUGH __attribute__((fallthrough))
-#  endif
-#endif
-#ifndef ASYNC__FALLTHROUGH
-#  define ASYNC__FALLTHROUGH ((void)0)
-#endif
-
-#define ASYNC__LC_CATCH(line) (0x4000 | (line))
-#define ASYNC__LC_FINALLY(line) (0x8000 | (line))
-#define ASYNC__LC_ENDTRY(line) (0xC000 | (line))
-#define ASYNC__LC_FILE 0x3FFE     /* asks the coroutine for __FILE__ (async_task_where) */
-#define ASYNC__LC_FUNCTION 0x3FFF /* and for __func__ */
-#define ASYNC__LC_RETURN 0xFFFE
-#define ASYNC__LC_RAISE 0xFFFF
-#define ASYNC__LINE_OK() ((void)sizeof(char[(__LINE__ < 0x3F00) ? 1 : -1]))
-
-/* Return codes of the await helpers */
-#define ASYNC__GO 0    /* continue after the await */
-#define ASYNC__WAIT 1  /* suspended: return PENDING */
-#define ASYNC__RAISE 2 /* the error is in t->r.error: jump to the handler */
-#define ASYNC__RETURNING 3 /* a return is pending (ASYNC_END_TRY only) */
-
-/* Jumps to a resume point: store it and return ASYNC__AGAIN; the caller calls the coroutine again at
- * once. Never a backward goto or a fall-through into a resume label: a resume point reachable only
- * through the switch is what lets the compilers report a local used across an await. */
-#define ASYNC__GOTO(t, point) return ((t)->lc = (uint16_t)(point), ASYNC__AGAIN)
-#define ASYNC__TO_HANDLER(t) ASYNC__GOTO(t, sizeof(struct async__c))
-
-/** Opens a coroutine body; `t` is the coroutine's async_task parameter. */
-#define ASYNC_BEGIN(t)                                      \
-    struct async__c { char n[ASYNC__LC_RAISE]; };          \
-    struct async__f { char n[ASYNC__LC_RETURN]; };         \
-    switch ((t)->lc) {                                      \
-    case ASYNC__LC_FILE:                                    \
-        (t)->r.value = (intptr_t)__FILE__;                  \
-        return ASYNC_PENDING;                               \
-    case ASYNC__LC_FUNCTION:                                \
-        (t)->r.value = (intptr_t)__func__;                  \
-        return ASYNC_PENDING;                               \
-    case 0:
-
-/** Closes a coroutine body: falling off the end finishes the task with value 0. */
-#define ASYNC_END(t)                                                    \
-    ASYNC__FALLTHROUGH;                                                 \
-    case ASYNC__LC_ENDTRY(0):                                           \
-        (t)->r.value = 0;                                               \
-        return async__complete((t));                                    \
-    case ASYNC__LC_RETURN:                                              \
-    case ASYNC__LC_RAISE:                                               \
-        return async__complete((t));                                    \
-    default:                                                            \
-        if (async__redirect((t))) return ASYNC__AGAIN;                  \
-        return async__complete((t));                                    \
-    }
-
-/* An await: `start` runs once: GO (nothing to wait for: come back at once to the check), WAIT (it
- * suspended: return PENDING) or RAISE. `check` runs on every resume: GO, WAIT or RAISE. */
-#define ASYNC__AWAIT(t, start, check)                                   \
-    do {                                                                \
-        ASYNC__LINE_OK();                                               \
-        (t)->lc = __LINE__;                                             \
-        switch (start) {                                                \
-        case ASYNC__GO: return ASYNC__AGAIN;                            \
-        case ASYNC__WAIT: return ASYNC_PENDING;                         \
-        default: ASYNC__TO_HANDLER(t);                                  \
-        }                                                               \
-    case __LINE__:                                                      \
-        switch (check) {                                                \
-        case ASYNC__GO: break;                                          \
-        case ASYNC__WAIT: return ASYNC_PENDING;                         \
-        default: ASYNC__TO_HANDLER(t);                                  \
-        }                                                               \
-    } while (0)
-
-/** await x: if x was never started, runs it inline as part of this task (a coroutine call, no scheduling
- *  hop); if x is a running task, waits for it to finish. Either way, x's error is raised here, and its
- *  return value is async_task_value(x) (or its frame's fields). */
-#define AWAIT(t, x) ASYNC__AWAIT(t, async__await_start((t), (x)), async__await_check((t), (x)))
-/** await asyncio.sleep(ms / 1000.0): suspends for ms milliseconds (ms <= 0 yields once). */
-#define AWAIT_SLEEP(t, ms) ASYNC__AWAIT(t, async__sleep_start((t), (ms)), async__sleep_check((t)))
-/** Lets every other ready task run once, then continues (asyncio.sleep(0)). */
-#define ASYNC_YIELD(t) AWAIT_SLEEP(t, 0)
-/** Waits for future f; its error is raised here, its value is async_future_value(f). */
-#define AWAIT_FUTURE(t, f) ASYNC__AWAIT(t, async__future_start((t), (f)), async__future_check((t), (f)))
-
-#define ASYNC__NARGS(...) (sizeof((async_task *[]){__VA_ARGS__}) / sizeof(async_task *))
-/** results = await asyncio.gather(a, b, ...): starts every child in group g and waits for all; the first
- *  error is raised at once while the others keep running. Results stay in the children's frames. */
-#define AWAIT_GATHER(t, g, ...)                                                                       \
-    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER, (async_task *[]){__VA_ARGS__}, \
-                                        ASYNC__NARGS(__VA_ARGS__)),                                   \
-                 async__group_check((t), (g)))
-/** gather(..., return_exceptions=True): waits for every child and raises nothing; read each child's
- *  async_task_code / async_task_error. */
-#define AWAIT_GATHER_SETTLED(t, g, ...)                                                               \
-    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER_SETTLED,                         \
-                                        (async_task *[]){__VA_ARGS__}, ASYNC__NARGS(__VA_ARGS__)),    \
-                 async__group_check((t), (g)))
-/** gather over n frames laid out `stride` bytes apart, the first one's header at `first`. */
-#define AWAIT_GATHER_ARRAY(t, g, first, n, stride)                                                    \
-    ASYNC__AWAIT(t, async__gather_array_start((t), (g), ASYNC_GROUP_GATHER, (first), (n), (stride)), \
-                 async__group_check((t), (g)))
-/** asyncio.create_task(child) inside task group g (structured: g's owner cannot finish before child). */
-#define ASYNC_SPAWN(t, g, child)                                                                      \
-    do {                                                                                              \
-        if (async__spawn_or_raise((t), (g), (child)) == ASYNC__RAISE) ASYNC__TO_HANDLER(t);           \
-    } while (0)
-/** Leaves a task group (async with TaskGroup() exit): waits for every child; the first error cancelled
- *  the others and is raised here once all have ended. */
-#define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__group_check((t), (g)))
-/** await asyncio.wait_for(child, ms / 1000.0): at the deadline the child is cancelled and, once it has
- *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). If the deadline
- *  cannot be set (the timer heap cannot grow), the child is cancelled and ASYNC_ENOMEM is raised. */
-#define AWAIT_TIMEOUT(t, tmo, ms, child) \
-    ASYNC__AWAIT(t, async__timeout_start((t), (tmo), (ms), (child)), async__group_check((t), &(tmo)->group))
-/** await asyncio.shield(child): cancelling the awaiter raises ASYNC_ECANCELED here at once but does not
- *  reach child, which runs on (its owner still waits for it before finishing). */
-#define AWAIT_SHIELD(t, g, child)                                                                     \
-    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_SHIELD, (async_task *[]){(child)}, 1),  \
-                 async__group_check((t), (g)))
-
-/** await lock.acquire(): waits its turn (FIFO). ASYNC_EDEADLK if this task already holds l. */
-#define AWAIT_LOCK(t, l) ASYNC__AWAIT(t, async__lock_start((t), (l)), async__lock_check((t), (l)))
-/** await event.wait(): returns at once if e is set. */
-#define AWAIT_EVENT(t, e) ASYNC__AWAIT(t, async__event_start((t), (e)), async__event_check((t), (e)))
-/** await condition.wait(): releases c's lock (which this task must hold: else ASYNC_EPERM), waits for a
- *  notify, and reacquires the lock before going on — also when it fails with ASYNC_ECANCELED. */
-#define AWAIT_CONDITION(t, c) ASYNC__AWAIT(t, async__cond_start((t), (c)), async__cond_check((t), (c)))
-/** await semaphore.acquire(). */
-#define AWAIT_SEMAPHORE(t, s) ASYNC__AWAIT(t, async__sem_start((t), (s)), async__sem_check((t), (s)))
-/** await queue.put(item): waits while the queue is full; ASYNC_ESHUTDOWN once it is shut down.
- *  `item` is evaluated again after the wait: make it a constant or a frame field. */
-#define AWAIT_QUEUE_PUT(t, q, item) \
-    ASYNC__AWAIT(t, async__qput_start((t), (q)), async__qput_check((t), (q), (intptr_t)(item)))
-/** item = await queue.get(): *out receives the item; ASYNC_ESHUTDOWN once shut down and empty. */
-#define AWAIT_QUEUE_GET(t, q, out) ASYNC__AWAIT(t, async__qget_start((t), (q)), async__qget_check((t), (q), (out)))
-/** await queue.join(): until every item put has been marked with async_queue_task_done. */
-#define AWAIT_QUEUE_JOIN(t, q) ASYNC__AWAIT(t, async__qjoin_start((t), (q)), async__qjoin_check((t), (q)))
-
-/** async with: enter (an await that acquires something), then
- *      ASYNC_WITH(t) { body } ASYNC_WITH_EXIT(t) { release, may await } ASYNC_END_WITH(t);
- *  The exit block runs when the body ends, raises, returns or is cancelled; a pending error, return or
- *  cancellation goes on after it. */
-#define ASYNC_WITH(t) ASYNC_TRY(t)
-/** The release part of ASYNC_WITH. */
-#define ASYNC_WITH_EXIT(t) ASYNC_FINALLY(t)
-/** Closes ASYNC_WITH. */
-#define ASYNC_END_WITH(t) ASYNC_END_TRY(t)
-/** async with lock: { body } ASYNC_END_WITH_LOCK(t, l); the lock is released on every way out. */
-#define ASYNC_WITH_LOCK(t, l) \
-    AWAIT_LOCK(t, l);         \
-    ASYNC_TRY(t)
-/** Closes ASYNC_WITH_LOCK. */
-#define ASYNC_END_WITH_LOCK(t, l)       \
-    ASYNC_FINALLY(t) {                  \
-        (void)async_lock_release(l);    \
-    }                                   \
-    ASYNC_END_TRY(t)
-/** async with semaphore: { body } ASYNC_END_WITH_SEMAPHORE(t, s). */
-#define ASYNC_WITH_SEMAPHORE(t, s) \
-    AWAIT_SEMAPHORE(t, s);         \
-    ASYNC_TRY(t)
-/** Closes ASYNC_WITH_SEMAPHORE. */
-#define ASYNC_END_WITH_SEMAPHORE(t, s)      \
-    ASYNC_FINALLY(t) {                      \
-        (void)async_semaphore_release(s);   \
-    }                                       \
-    ASYNC_END_TRY(t)
-
-/** value = await anext(gen): the first call starts `producer` (a prepared coroutine, evaluated only
- *  then) as a child of this task; *out receives the next value. When the producer has finished,
- *  async_gen_done(g) is true and *out is unchanged; an error it raised is raised here. Cancelling this
- *  task cancels the producer too (it runs on the consumer's behalf, as in asyncio). */
-#define AWAIT_NEXT(t, g, producer, out)                                                                \
-    ASYNC__AWAIT(t, async__gen_next_start((t), (g), async_gen_started(g) ? (async_task *)0 : (producer), \
-                                          (const async_error *)0),                                    \
-                 async__gen_next_check((t), (g), (out)))
-/** gen.athrow(error): raises `error` (a static record) inside the producer at its yield; like
- *  AWAIT_NEXT, *out receives what it yields next. */
-#define AWAIT_GEN_THROW(t, g, error, out)                                                       \
-    ASYNC__AWAIT(t, async__gen_next_start((t), (g), (async_task *)0, (error)),                  \
-                 async__gen_next_check((t), (g), (out)))
-/** await gen.aclose(): cancels a producer still running and waits until its cleanup (finally blocks)
- *  has run. Leaving the consumer's frame does the same for a generator not closed explicitly. */
-#define AWAIT_GEN_CLOSE(t, g) ASYNC__AWAIT(t, async__gen_close_start((t), (g)), async__gen_close_check((t), (g)))
-/** async for value in producer: ASYNC_FOR(t, &f->gen, producer, &f->value) { body } — break and
- *  continue work as in any loop. */
-#define ASYNC_FOR(t, g, producer, out)                                  \
-    for (;;)                                                            \
-        if (1) {                                                        \
-            AWAIT_NEXT(t, g, producer, out);                            \
-            if (async_gen_done(g)) break;                               \
-            goto ASYNC__LABEL(async__for_body_, __LINE__);              \
-        } else                                                          \
-            ASYNC__LABEL(async__for_body_, __LINE__):
-/** yield value, inside a producer coroutine run by AWAIT_NEXT/ASYNC_FOR: hands the value to the
- *  consumer and waits until it asks for the next one. ASYNC_EINVAL if the task is not a producer. */
-#define ASYNC_YIELD_VALUE(t, value) \
-    ASYNC__AWAIT(t, async__gen_yield_start((t), (intptr_t)(value)), async__gen_yield_check((t)))
-#define ASYNC__LABEL2(a, b) a##b
-#define ASYNC__LABEL(a, b) ASYNC__LABEL2(a, b)
-
-/** return value: finishes the coroutine with an integer value, after running enclosing finally blocks. */
-#define ASYNC_RETURN(t, value)                              \
-    do {                                                    \
-        async__set_return((t), (intptr_t)(value));          \
-        ASYNC__GOTO(t, sizeof(struct async__f));            \
-    } while (0)
-/** raise: fails with `code` and a static message, caught by the nearest ASYNC_CATCH (code must be a
- *  constant; for codes computed at run time raise a static async_error with ASYNC_THROW_ERROR). */
-#define ASYNC_THROW(t, code, message)                                               \
-    do {                                                                            \
-        static const async_error async__thrown = {(code), (message)};               \
-        async__raise((t), &async__thrown);                                          \
-        ASYNC__TO_HANDLER(t);                                                       \
-    } while (0)
-/** raise an existing error record (e.g. async_error_of(code), or one of your own static ones). */
-#define ASYNC_THROW_ERROR(t, error)                         \
-    do {                                                    \
-        async__raise((t), (error));                         \
-        ASYNC__TO_HANDLER(t);                               \
-    } while (0)
-/** Inside ASYNC_CATCH: raise the caught error again (Python's bare `raise`). */
-#define ASYNC_RERAISE(t) ASYNC_THROW_ERROR(t, async_caught(t))
-
-/** try: ... ASYNC_CATCH(t) {...} and/or ASYNC_FINALLY(t) {...}, closed by ASYNC_END_TRY(t). Blocks may
- *  await. A finally block runs on every way out: normal end, error, return and cancellation. */
-#define ASYNC_TRY(t)                                                            \
-    {                                                                           \
-        struct async__up_c { char n[sizeof(struct async__c)]; };               \
-        struct async__up_f { char n[sizeof(struct async__f)]; };               \
-        struct async__try { char n[__LINE__]; };                               \
-        {                                                                       \
-            struct async__c { char n[ASYNC__LC_CATCH(__LINE__)]; };            \
-            struct async__f { char n[ASYNC__LC_FINALLY(__LINE__)]; };          \
-            ASYNC__LINE_OK();
-
-/** except: runs when the try block raised; async_caught(t) is the error (re-raise with ASYNC_RERAISE). */
-#define ASYNC_CATCH(t)                                                                      \
-            ASYNC__GOTO(t, ASYNC__LC_FINALLY(sizeof(struct async__try)));                   \
-        }                                                                                   \
-        case ASYNC__LC_CATCH(sizeof(struct async__try)):                                    \
-            async__caught_enter((t));                                                        \
-        {                                                                                   \
-            struct async__c { char n[ASYNC__LC_FINALLY(sizeof(struct async__try))]; };      \
-            struct async__f { char n[ASYNC__LC_FINALLY(sizeof(struct async__try))]; };
-
-/** finally: runs on every way out of the try and catch blocks; a pending error or return continues
- *  after it. */
-#define ASYNC_FINALLY(t)                                                                    \
-        }                                                                                   \
-        ASYNC__FALLTHROUGH;                                                                 \
-        case ASYNC__LC_FINALLY(sizeof(struct async__try)):                                  \
-        {                                                                                   \
-            struct async__c { char n[ASYNC__LC_ENDTRY(sizeof(struct async__try))]; };       \
-            struct async__f { char n[ASYNC__LC_ENDTRY(sizeof(struct async__try))]; };
-
-/** Closes ASYNC_TRY; continues a pending error or return outwards. */
-#define ASYNC_END_TRY(t)                                                                    \
-        }                                                                                   \
-        ASYNC__FALLTHROUGH;                                                                 \
-        case ASYNC__LC_ENDTRY(sizeof(struct async__try)):                                   \
-        switch (async__end_try((t))) {                                                      \
-        case ASYNC__RAISE: ASYNC__GOTO(t, sizeof(struct async__up_c));                     \
-        case ASYNC__RETURNING: ASYNC__GOTO(t, sizeof(struct async__up_f));                 \
-        default: break;                                                                     \
-        }                                                                                   \
-    }
-
-/** The error being handled in an ASYNC_CATCH block (or NULL outside one). */
-#define async_caught(t) ((t)->r.error)
-
-/* private helpers used by the macros */
 ASYNC_API async_status async__complete(async_task *t);
 ASYNC_API bool async__redirect(async_task *t);
 ASYNC_API void async__raise(async_task *t, const async_error *e);
@@ -981,492 +1001,18 @@ ASYNC_API int async__gen_close_start(async_task *t, async_gen *g);
 ASYNC_API int async__gen_close_check(async_task *t, async_gen *g);
 ASYNC_API int async__gen_yield_start(async_task *t, intptr_t value);
 ASYNC_API int async__gen_yield_check(async_task *t);
-
 /* ================================================================================================ */
-/* The hosted runtime (libasync.a, link with -lasync -lev): a loop on libev, with real time.         */
-/* Not available to freestanding builds.                                                              */
+/* The hosted runtime (libasync.a): loops on libev, threads, files, network. Declared in include/async/ */
+/* and provided by libasync.a, not by ASYNC_IMPLEMENTATION; freestanding builds never see it.        */
 /* ================================================================================================ */
-#if !defined(ASYNC_FREESTANDING) && defined(__STDC_HOSTED__) && __STDC_HOSTED__
-#include <stdio.h>
-struct ev_loop;
-
-/** Flags of async_loop_new. */
-enum {
-    ASYNC_LOOP_VIRTUAL_CLOCK = 1 /**< time jumps to the next timer when nothing is ready (tests) */
-};
-
-/** Creates a loop on a new libev loop with the monotonic clock, a growing timer heap, and errors that no
- *  one retrieved printed to stderr. With the environment variable ASYNC_CLOCK=virtual, or the flag
- *  ASYNC_LOOP_VIRTUAL_CLOCK, it uses the virtual clock instead. NULL if out of memory. */
-ASYNC_API async_loop *async_loop_new(unsigned flags);
-/** Creates a loop driven by an ev_loop the application already runs (it keeps calling ev_run): ready
- *  tasks run in one ev_prepare callback per iteration and one ev_timer serves every sleeper.
- *  NULL if out of memory or ev is NULL. */
-ASYNC_API async_loop *async_loop_attach(struct ev_loop *ev);
-/** The libev loop under `loop`, or NULL if loop is not a hosted loop (async_loop_init'ed by hand). */
-ASYNC_API struct ev_loop *async_loop_ev(async_loop *loop);
-/** Frees a loop made by async_loop_new or async_loop_attach (reporting unretrieved errors first). The
- *  tasks' frames are the caller's; tasks still scheduled are simply never run again. */
-ASYNC_API void async_loop_free(async_loop *loop);
-/** Zeroed memory for `count` frames of `size` bytes (a pool for many tasks: index it as an array), with
- *  its pages mapped up front (one mmap with MAP_POPULATE from 1 MiB on, instead of a page fault per 4 KB
- *  on first touch). NULL if count or size is 0, the product overflows, or memory is short. */
-ASYNC_API void *async_frames_new(size_t count, size_t size);
-/** Frees a pool from async_frames_new (the same count and size). NULL is ignored. */
-ASYNC_API void async_frames_free(void *frames, size_t count, size_t size);
-/* ---- Debug mode ---- */
-
-/** Debug mode on or off (async_loop_new turns it on when the environment has ASYNC_DEBUG=1): a step
- *  that blocks the loop longer than the slow-step threshold (100 ms) is reported with the coroutine, the
- *  file:line where it resumed and where it next suspended; async_dump lists every live task; tasks
- *  never started are reported when the loop is freed. Reports go to stderr (async_debug_set_output).
- *  ASYNC_ENOMEM, ASYNC_EINVAL for NULL, ASYNC_EBUSY if other hooks are installed on the loop. */
-ASYNC_API int async_loop_set_debug(async_loop *loop, bool on);
-/** True while loop is in debug mode. */
-ASYNC_API bool async_loop_debug(const async_loop *loop);
-/** The slow-step threshold in ms (debug mode only). */
-ASYNC_API void async_debug_set_slow_step(async_loop *loop, uint32_t ms);
-/** Where debug reports go (NULL: stderr). */
-ASYNC_API void async_debug_set_output(async_loop *loop, FILE *out);
-/** Prints every live task as a tree — spawned tasks, their group children, and the coroutines each
- *  awaits inline — each with its function, file:line and state: the await chain of stackless code.
- *  Debug mode only (otherwise one line says so). out NULL: stderr. */
-ASYNC_API void async_dump(async_loop *loop, FILE *out);
-/** Debug mode: SIGQUIT (kill -QUIT) prints async_dump to the debug output. ASYNC_EINVAL if debug mode is
- *  off, ASYNC_ENOTSUP without a libev loop. */
-ASYNC_API int async_debug_dump_on_sigquit(async_loop *loop);
-
-/** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
- *  an error is also printed to stderr). With ASYNC_CLOCK=virtual the elapsed virtual time is printed to
- *  stderr as "async: virtual time N ms". */
-ASYNC_API int async_main(async_task *main);
-
-/* ---- Threads and files ---- */
-/* asyncio.to_thread and aiofiles: a plain C function runs on a pthread pool while the loop goes on; its
- * completion comes back to the loop thread through an ev_async. Awaiting it is like any await: an error
- * is raised at the await (ASYNC_CATCH sees it), and cancelling or timing out the awaiter never stops the
- * thread: the call runs to its end and its result goes to the call's dtor. Every job record is allocated
- * by the runtime (through the loop's allocator: failure is ASYNC_ENOMEM at the await), never in the
- * awaiting frame, so a cancelled awaiter's frame may go away while the thread still runs. The calls a
- * pass of the loop starts reach the pool together, when the pass is over.
- * Under the virtual clock, thread work takes no virtual time: while a call is in flight the loop blocks
- * for its completion instead of jumping to the next timer (so a timeout around a call does not fire
- * there). async_loop_free waits for the loop's calls still in flight (a call that never returns blocks
- * it) and passes the results no one received to their dtors. Pool threads block every signal. */
-
-/** A pool of threads that run blocking calls. Many loops may share one (async_loop_set_pool); a loop
- *  with none set makes its own on first use (see async_loop_set_threads). */
-typedef struct async_pool async_pool;
-/** The most threads a pool may have. */
-#define ASYNC_POOL_MAX_THREADS 1024u
-/** Threads of a loop's own pool when neither async_loop_set_threads nor the environment variable
- *  ASYNC_THREADS (1..ASYNC_POOL_MAX_THREADS) says otherwise. */
-#define ASYNC_POOL_DEFAULT_THREADS 4u
-
-/** Runs on a pool thread: does the blocking work on arg, stores its result, and returns 0 or an error
- *  code (a negated errno such as ASYNC_EIO, or an application code >= ASYNC_EUSER). *result starts 0. */
-typedef int (*async_thread_fn)(void *arg, intptr_t *result);
-/** Called on the loop thread, exactly once, for a call whose outcome no one receives (its awaiter was
- *  cancelled or timed out, or the loop was freed first), whatever fn returned: frees the result (and arg,
- *  if it was allocated for the call). May be NULL when there is nothing to free. */
-typedef void (*async_thread_dtor)(intptr_t result, void *arg);
-
-typedef struct async__job async__job;
-
-/** The state of one awaited call, a frame field (zeroed with the frame; reusable for the next call). */
-typedef struct async_thread_call {
-    async__job *job;   /* private: the runtime's record while the call is awaited */
-    intptr_t result;   /* private: see async_thread_result */
-    async_error error; /* private: the record raised for a code the library does not know */
-} async_thread_call;
-
-/** A pool of `threads` threads (1..ASYNC_POOL_MAX_THREADS), all started now; calls run in FIFO order.
- *  NULL if threads is out of range or memory or threads are short. */
-ASYNC_API async_pool *async_pool_new(unsigned threads);
-/** Stops and joins the pool's threads and frees it. ASYNC_EBUSY (nothing done) while a loop still uses
- *  it: free those loops, or give them another pool, first. NULL is ignored (0). */
-ASYNC_API int async_pool_free(async_pool *pool);
-/** Makes the loop run its calls on `pool`, shared with other loops (on other threads too); NULL: on a
- *  pool of its own again. The loop's own pool, if it had one, is stopped. ASYNC_EBUSY while the loop has
- *  calls in flight, ASYNC_EINVAL for a NULL or non-hosted loop, ASYNC_ENOMEM if the loop's thread state
- *  cannot be allocated. */
-ASYNC_API int async_loop_set_pool(async_loop *loop, async_pool *pool);
-/** The size of the loop's own pool (made on its first call; ASYNC_THREADS or 4 by default; an existing
- *  one of another size is stopped and made again). ASYNC_EINVAL for 0, more than ASYNC_POOL_MAX_THREADS,
- *  or a NULL or non-hosted loop; ASYNC_EBUSY while calls are in flight. */
-ASYNC_API int async_loop_set_threads(async_loop *loop, unsigned threads);
-/** The loop's calls in flight: started and not yet back on the loop thread (0 for NULL). */
-ASYNC_API unsigned async_loop_jobs(async_loop *loop);
-
-/** result = await asyncio.to_thread(fn, arg): runs fn(arg, &result) on the loop's pool and waits for it.
- *  fn's error is raised here (a code the library does not list is raised as a record inside `call`,
- *  valid while the frame is); its result is then async_thread_result(call). `call` is a frame field
- *  (async_thread_call *); arg is passed as is, so what it points to must stay valid until fn returns,
- *  even if the awaiter is cancelled: not in the awaiting frame unless that frame outlives the call.
- *  dtor receives results no one awaits any more. Fails with ASYNC_EINVAL (NULL fn or call),
- *  ASYNC_ENOMEM, ASYNC_ENOTSUP (a loop without the hosted runtime), ASYNC_EAGAIN (the loop's own pool
- *  could not start its threads). A cancellation pending at the start never runs fn. */
-#define AWAIT_TO_THREAD(t, call, fn, arg, dtor) \
-    ASYNC__AWAIT(t, async__thread_start((t), (call), (fn), (arg), (dtor)), async__thread_check((t), (call)))
-/** The result the call's function stored (0 before it succeeded). */
-ASYNC_API intptr_t async_thread_result(const async_thread_call *call);
-
-/** An open file (aiofiles' file object), from AWAIT_FILE_OPEN, closed by AWAIT_FILE_CLOSE. It belongs to
- *  the loop that opened it; files left open are closed when that loop is freed. */
-typedef struct async_file async_file;
-
-/* File calls run on the loop's pool like to_thread. Errors are the failing system call's errno as the
- * library's code (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_EISDIR, ASYNC_ENOSPC, ...; ASYNC_EIO for an errno
- * the table does not have), raised at the await; they fail like to_thread too. Buffers are
- * copied through memory of the call's own, so the pool never touches the awaiting frame: a cancelled
- * read or write may still happen, but not into or from memory that may be gone. The arguments are
- * evaluated again when the await resumes: use frame fields (as for every await). */
-
-/** content = await read(path): the whole file into a malloc'd buffer, NUL-terminated for convenience,
- *  that the caller frees: *data (char **) and *len (size_t *, bytes without the NUL). */
-#define AWAIT_FILE_READ_ALL(t, call, path, data, len)                                             \
-    ASYNC__AWAIT(t, async__file_read_all_start((t), (call), (path), (data)),                       \
-                 async__file_read_all_check((t), (call), (data), (len)))
-/** await write(path, data): creates or truncates path (permission bits `mode`, e.g. 0644, less the
- *  umask) and writes len bytes of data (copied at the start). */
-#define AWAIT_FILE_WRITE_ALL(t, call, path, data, len, mode)                                      \
-    ASYNC__AWAIT(t, async__file_write_all_start((t), (call), (path), (data), (len), (mode)),       \
-                 async__thread_check((t), (call)))
-/** file = await aiofiles.open(path, how): how is fopen's mode, "r", "w", "a", "r+", "w+", "a+", with
- *  an optional "x" (fail if it exists) and "b" (ignored); created files get permissions 0666 less the
- *  umask. *file (async_file **) is set on success. ASYNC_EINVAL for another mode. */
-#define AWAIT_FILE_OPEN(t, call, file, path, how)                                                 \
-    ASYNC__AWAIT(t, async__file_open_start((t), (call), (path), (how)),                            \
-                 async__file_open_check((t), (call), (file)))
-/** await file.read(cap): reads up to cap bytes into buf; *nread (size_t *) is how many, 0 at the end
- *  of the file. */
-#define AWAIT_FILE_READ(t, call, file, buf, cap, nread)                                           \
-    ASYNC__AWAIT(t, async__file_read_start((t), (call), (file), (buf), (cap)),                     \
-                 async__file_read_check((t), (call), (buf), (cap), (nread)))
-/** await file.write(data): writes all len bytes of data (copied at the start). */
-#define AWAIT_FILE_WRITE(t, call, file, data, len)                                                \
-    ASYNC__AWAIT(t, async__file_write_start((t), (call), (file), (data), (len)),                   \
-                 async__thread_check((t), (call)))
-/** await file.close(): closes and frees the file once the calls on it in flight have ended (the file
- *  is unusable from the start of the await on, even if the awaiter is cancelled); raises close's error.
- *  NULL is ASYNC_EINVAL; a file already being closed is ASYNC_EBADF. */
-#define AWAIT_FILE_CLOSE(t, call, file) \
-    ASYNC__AWAIT(t, async__file_close_start((t), (call), (file)), async__thread_check((t), (call)))
-
-/* private helpers used by the macros */
-ASYNC_API int async__thread_start(async_task *t, async_thread_call *call, async_thread_fn fn, void *arg,
-                                  async_thread_dtor dtor);
-ASYNC_API int async__thread_check(async_task *t, async_thread_call *call);
-ASYNC_API int async__file_read_all_start(async_task *t, async_thread_call *call, const char *path, char **data);
-ASYNC_API int async__file_read_all_check(async_task *t, async_thread_call *call, char **data, size_t *len);
-ASYNC_API int async__file_write_all_start(async_task *t, async_thread_call *call, const char *path,
-                                          const void *data, size_t len, unsigned mode);
-ASYNC_API int async__file_open_start(async_task *t, async_thread_call *call, const char *path, const char *how);
-ASYNC_API int async__file_open_check(async_task *t, async_thread_call *call, async_file **file);
-ASYNC_API int async__file_read_start(async_task *t, async_thread_call *call, async_file *file, void *buf,
-                                     size_t cap);
-ASYNC_API int async__file_read_check(async_task *t, async_thread_call *call, void *buf, size_t cap,
-                                     size_t *nread);
-ASYNC_API int async__file_write_start(async_task *t, async_thread_call *call, async_file *file,
-                                      const void *data, size_t len);
-ASYNC_API int async__file_close_start(async_task *t, async_thread_call *call, async_file *file);
-
-/* ---- Network ---- */
-/* fd readiness, TCP streams (asyncio's open_connection / start_server), a small HTTP/1.1 server and
- * client, and loops on several threads. These waits need a loop that polls the OS: async_loop_new(0),
- * async_main or async_loop_attach (on the virtual clock an fd wait raises ASYNC_ENOTSUP). Deadlines are
- * milliseconds from the start of the operation; a negative deadline means none. Errors are raised as
- * ASYNC_E* codes: ASYNC_ETIMEDOUT (deadline), ASYNC_ECONNREFUSED, ASYNC_ECONNRESET and ASYNC_EPIPE (peer),
- * ASYNC_ENODATA (end of stream mid-message), ASYNC_EOVERFLOW (a line over its limit), ASYNC_EBADF (closed
- * stream), other OS errors as their negated errno when the table above has it, else ASYNC_EIO. */
-
-/** Readiness bits of an fd wait. */
-enum { ASYNC_IO_READ = 1, ASYNC_IO_WRITE = 2 };
-
-/** One fd wait with an optional deadline, kept in a frame (one per concurrent wait). Zero-initialise it.
- *  It holds a libev ev_io and ev_timer in opaque storage, started only while a task waits and stopped
- *  when the wait ends by readiness, deadline, cancellation or error. */
-typedef struct async_io {
-    async_future ready; /* private: the readiness bits, or the error */
-    async_loop *loop;   /* private: the loop whose libev runs the watchers */
-    union {
-        void *align_p;
-        double align_d;
-        unsigned char bytes[112];
-    } ev; /* private: ev_io + ev_timer */
-} async_io;
-
-/** Waits until fd is readable (or has hung up), at most ms milliseconds (ASYNC_ETIMEDOUT); w is the
- *  frame's async_io. Cancelling the task stops the watcher and raises ASYNC_ECANCELED. ASYNC_EBADF if fd
- *  is not open; ASYNC_EBUSY (the first wait untouched) if another task waits on w. Waits on the same
- *  fd reuse its epoll registration: after closing an fd, zero its async_io (the number may come back as
- *  another socket, which libev would then never register). */
-#define AWAIT_READABLE(t, w, fd, ms) \
-    ASYNC__AWAIT(t, async__io_start((t), (w), (fd), ASYNC_IO_READ, (ms)), async__io_check((t), (w)))
-/** Waits until fd is writable, at most ms milliseconds. */
-#define AWAIT_WRITABLE(t, w, fd, ms) \
-    ASYNC__AWAIT(t, async__io_start((t), (w), (fd), ASYNC_IO_WRITE, (ms)), async__io_check((t), (w)))
-/** The readiness bits (ASYNC_IO_READ | ASYNC_IO_WRITE) the last completed wait on w reported. */
-ASYNC_API unsigned async_io_events(const async_io *w);
-/** Stops w's watchers if a wait is pending (for a frame abandoned without being resumed). */
-ASYNC_API void async_io_stop(async_io *w);
-
-/** A TCP stream (asyncio's StreamReader and StreamWriter in one): an fd, a read buffer and a write
- *  buffer. Zero-initialise it (or async_stream_open an fd). At most one read await and one write or drain
- *  await at a time (two tasks may read and write concurrently; a second reader or drainer gets ASYNC_EBUSY).
- *  async_stream_close frees its buffers. */
-typedef struct async_stream {
-    int fd;                      /* private: the socket, -1 once closed (0 in a zeroed stream: see flags) */
-    int error;                   /* private: a sticky error (reset, broken pipe) */
-    unsigned flags;              /* private */
-    async_io rio, wio;           /* private: read and write waits */
-    char *rbuf;                  /* private: input is rbuf[rpos, rlen) */
-    size_t rpos, rlen, rcap;     /* private */
-    char *wbuf;                  /* private: output not yet sent is wbuf[wpos, wlen) */
-    size_t wpos, wlen, wcap;     /* private */
-    async_ms rdeadline, wdeadline; /* private */
-    int32_t rms, wms;            /* private: deadline of the pending read / write, -1 none */
-    void *op_buf;                /* private: the pending read's arguments and results */
-    size_t op_n, op_limit, *op_out;
-    const char **op_line;
-    const char *op_host;         /* private: the pending connect */
-    int op_port;
-} async_stream;
-
-/** Adopts a connected socket (made non-blocking; SIGPIPE suppressed). 0, ASYNC_EINVAL (NULL), ASYNC_EBADF
- *  (fd < 0 or not an open descriptor). The stream owns fd from now on, also on failure. */
-ASYNC_API int async_stream_open(async_stream *s, int fd);
-/** Closes the socket at once (unsent output is dropped; AWAIT_STREAM_DRAIN first to keep it) and frees the
- *  buffers; a task waiting on the stream gets ASYNC_EBADF. Safe on a closed or zeroed stream and NULL.
- *  Close streams before their loop is freed (a stream remembers the loop its wait ran on). */
-ASYNC_API void async_stream_close(async_stream *s);
-/** The socket, or -1 when closed. */
-ASYNC_API int async_stream_fd(const async_stream *s);
-/** asyncio.open_connection(host, port): connects s to host:port within ms (ASYNC_ETIMEDOUT). host is an
- *  IPv4 or IPv6 literal or "localhost"; other names are resolved by getaddrinfo on a short-lived thread
- *  of their own (the deadline covers it; a cancelled lookup finishes there and is dropped). ASYNC_ECONNREFUSED, ASYNC_ENETUNREACH, ASYNC_EHOSTUNREACH, ASYNC_ENXIO (unknown
- *  name). host must outlive the await. */
-#define AWAIT_STREAM_CONNECT(t, s, host, port, ms)                                                    \
-    ASYNC__AWAIT(t, async__stream_connect_start((t), (s), (host), (port), (ms)),                     \
-                 async__stream_connect_check((t), (s)))
-/** reader.read(cap): reads 1..cap bytes into buf and stores the count in *n (0 at end of stream). */
-#define AWAIT_STREAM_READ(t, s, buf, cap, n, ms)                                                      \
-    ASYNC__AWAIT(t, async__stream_read_start((t), (s), 0, (buf), (cap), 0, (n), NULL, (ms)),          \
-                 async__stream_read_check((t), (s)))
-/** reader.readexactly(n): fills buf with exactly n bytes; ASYNC_ENODATA if the stream ends first. */
-#define AWAIT_STREAM_READEXACTLY(t, s, buf, n, ms)                                                    \
-    ASYNC__AWAIT(t, async__stream_read_start((t), (s), 1, (buf), (n), 0, NULL, NULL, (ms)),           \
-                 async__stream_read_check((t), (s)))
-/** reader.readline(): *line points at the next line in the stream's buffer, '\n' included, *len its
- *  length (valid until the next read). At the end of the stream the rest is returned without '\n', and
- *  *len is 0 once nothing is left. ASYNC_EOVERFLOW if no '\n' comes within `limit` bytes. */
-#define AWAIT_STREAM_READLINE(t, s, line, len, limit, ms)                                             \
-    ASYNC__AWAIT(t, async__stream_read_start((t), (s), 2, NULL, 0, (limit), (len), (line), (ms)),     \
-                 async__stream_read_check((t), (s)))
-/** Reads more input into the stream's own buffer (up to `limit` bytes buffered in all); *n is the count
- *  read, 0 at end of stream. For parsers that work in place: see async_stream_peek/_consume. */
-#define AWAIT_STREAM_FILL(t, s, limit, n, ms)                                                         \
-    ASYNC__AWAIT(t, async__stream_read_start((t), (s), 3, NULL, 0, (limit), (n), NULL, (ms)),         \
-                 async__stream_read_check((t), (s)))
-/** The input buffered and not consumed yet; *len gets its length. */
-ASYNC_API const char *async_stream_peek(const async_stream *s, size_t *len);
-/** Drops the first n buffered input bytes (at most what is buffered). */
-ASYNC_API void async_stream_consume(async_stream *s, size_t n);
-/** writer.write(data): sends what the socket takes now and buffers the rest (no await). 0, ASYNC_EINVAL,
- *  ASYNC_ENOMEM, ASYNC_EBADF (closed), or the stream's sticky error (ASYNC_EPIPE, ASYNC_ECONNRESET). */
-ASYNC_API int async_stream_write(async_stream *s, const void *data, size_t n);
-/** Bytes written and not yet handed to the kernel. */
-ASYNC_API size_t async_stream_pending(const async_stream *s);
-/** await writer.drain(): waits until every buffered byte is handed to the kernel (asyncio stops at its
- *  low-water mark; this waits for all of it), at most ms. Raises the stream's error, if any. */
-#define AWAIT_STREAM_DRAIN(t, s, ms) \
-    ASYNC__AWAIT(t, async__stream_drain_start((t), (s), (ms)), async__stream_drain_check((t), (s)))
-
-/** Builds a connection's task: called by the server for each accepted connection with zeroed memory of
- *  the server's frame_size, the connection's stream (owned and closed by the server once the task has
- *  ended) and the server's arg. Returns the task to run (normally frame's header), NULL to refuse. */
-typedef async_task *(*async_conn_fn)(void *frame, async_stream *s, void *arg);
-
-/** Flags of async_server_listen. */
-enum {
-    ASYNC_SERVER_REUSEPORT = 1 /**< SO_REUSEPORT: several loops (threads) listen on one port */
-};
-
-/** asyncio.start_server: a listening socket and a task per connection. Zero-initialise it. Connections
- *  live in memory the server allocates (the conn frame plus its stream); a connection that cannot get
- *  memory is closed at once and the server goes on (counted in `refused`). */
-typedef struct async_server {
-    async_task task;        /* private: the accept loop (async_server_serve) */
-    int fd;                 /* private: the listening socket, -1 when closed */
-    int port;               /* private */
-    async_io accept;        /* private */
-    size_t frame_size;      /* private */
-    async_conn_fn fn;       /* private */
-    void *arg;              /* private */
-    void *live, *zombies;   /* private: running connections; ended ones not yet freed */
-    size_t nlive;           /* private */
-    int32_t grace_ms;       /* private */
-    bool closing;           /* private */
-    async_future idle;      /* private: completed when the last connection ends after close */
-    const async_error *error; /* private: why the accept loop stopped, if not closed */
-    async_task waiter;      /* private: awaits `idle` under the grace deadline */
-    async_timeout grace;    /* private */
-    union {
-        void *align_p;
-        unsigned char bytes[40];
-    } reaper;               /* private: an ev_check that frees ended connections */
-    unsigned long accepted; /**< connections accepted so far (read-only) */
-    unsigned long refused;  /**< connections closed at once for lack of memory or by fn (read-only) */
-} async_server;
-
-/** Binds host:port (IPv4 or IPv6 literal, "localhost", or NULL for every IPv4 address; port 0 picks a
- *  free port) and listens. Each accepted connection gets zeroed memory of frame_size bytes and the task
- *  fn returns is spawned on the loop. 0, ASYNC_EINVAL, ASYNC_EADDRINUSE, ASYNC_EACCES, ASYNC_EMFILE, ... */
-ASYNC_API int async_server_listen(async_server *srv, const char *host, int port, unsigned flags,
-                                  size_t frame_size, async_conn_fn fn, void *arg);
-/** The port the server listens on (the one picked when it was asked for port 0). */
-ASYNC_API int async_server_port(const async_server *srv);
-/** server.serve_forever(): the accept loop, to AWAIT or spawn. It ends after async_server_close once
- *  every connection has ended (connections still running at the grace deadline are cancelled). Cancelling
- *  it is a close with no grace: connections are cancelled, awaited, and ASYNC_ECANCELED is raised. */
-ASYNC_API async_task *async_server_serve(async_server *srv);
-/** Stops accepting (closes the listening socket) and lets the running connections finish; after grace_ms
- *  (negative: no limit) the remaining ones are cancelled. Callable from any task of the server's loop,
- *  including a connection's own. */
-ASYNC_API void async_server_close(async_server *srv, int32_t grace_ms);
-/** True once async_server_close was called: connection handlers end at their next message boundary. */
-ASYNC_API bool async_server_closing(const async_server *srv);
-/** Connections running now. */
-ASYNC_API size_t async_server_connections(const async_server *srv);
-/** Marks the connection of stream s as idle (between messages) or busy; async_server_close cancels idle
- *  connections at once instead of waiting for them. */
-ASYNC_API void async_stream_set_idle(async_stream *s, bool idle);
-
-/** One request as the HTTP server hands it to its handler; pointers valid during the call. */
-typedef struct async_http_request {
-    const char *method;  /**< "GET", "POST", ... */
-    const char *target;  /**< the request target as sent ("/path?query") */
-    int version_minor;   /**< 1 for HTTP/1.1, 0 for HTTP/1.0 */
-    size_t nheaders;     /**< header fields, in order: names[i]: values[i] */
-    const char *const *names;
-    const char *const *values;
-    const char *body;    /**< the body (chunked bodies de-chunked), body_len bytes */
-    size_t body_len;
-} async_http_request;
-
-/** The response a handler fills in. Zeroed before each call; status 0 means 200. */
-typedef struct async_http_response {
-    int status;               /**< status code; the reason phrase is the standard one */
-    const char *content_type; /**< NULL: "text/plain" */
-    const char *headers;      /**< extra header lines, each ending in "\r\n", or NULL */
-    const void *body;         /**< body_len bytes, copied before the handler's next call */
-    size_t body_len;
-    bool close;               /**< close the connection after this response */
-} async_http_response;
-
-/** A request handler: fills res from req. Runs on the loop; returns 0, or an error code that becomes a
- *  500 response. */
-typedef int (*async_http_handler)(const async_http_request *req, async_http_response *res, void *arg);
-
-/** Limits of the HTTP server (0 in a field means its default). Over-long request lines get 414, too many
- *  or too large header fields 431, a body over max_body 413, malformed input 400; the connection is
- *  then closed. */
-typedef struct async_http_limits {
-    size_t max_request_line; /**< method + target + version; default 8 KiB */
-    size_t max_header_bytes; /**< all header fields together; default 16 KiB */
-    size_t max_headers;      /**< number of header fields; default 64 */
-    size_t max_body;         /**< default 1 MiB */
-    int32_t idle_ms;         /**< keep-alive connection idle before close; default 30 s */
-    int32_t request_ms;      /**< a whole request (head and body) must arrive within it; default 10 s */
-} async_http_limits;
-
-/** An HTTP/1.1 server (keep-alive, pipelining, limits) on an async_server. Zero-initialise it. */
-typedef struct async_http_server {
-    async_server server;      /* private */
-    async_http_handler handler; /* private */
-    void *arg;                /* private */
-    async_http_limits limits; /* private */
-} async_http_server;
-
-/** Listens on host:port (see async_server_listen) and answers each request with handler(req, res, arg).
- *  limits may be NULL (defaults). */
-ASYNC_API int async_http_server_listen(async_http_server *hs, const char *host, int port, unsigned flags,
-                                       const async_http_limits *limits, async_http_handler handler, void *arg);
-/** The accept loop to AWAIT or spawn (async_server_serve). */
-ASYNC_API async_task *async_http_server_serve(async_http_server *hs);
-/** Graceful shutdown: stop accepting, close idle keep-alive connections, finish the requests in flight
- *  (answered with "Connection: close"), cancel what still runs after grace_ms. */
-ASYNC_API void async_http_server_close(async_http_server *hs, int32_t grace_ms);
-/** The port the server listens on. */
-ASYNC_API int async_http_server_port(const async_http_server *hs);
-/** The value of header `name` (case-insensitive) in req, or NULL. */
-ASYNC_API const char *async_http_request_header(const async_http_request *req, const char *name);
-
-/** A small HTTP/1.1 client: GET over a keep-alive connection (reused while the host and port stay the
- *  same), Content-Length, chunked and close-delimited bodies, a deadline per request, redirects not
- *  followed unless asked. Zero-initialise it; async_http_client_close frees what it holds. */
-typedef struct async_http_client {
-    async_task task;         /* private: the GET coroutine */
-    async_stream stream;     /* private: the connection */
-    char host[256];          /* private: where the connection goes */
-    int port;                /* private */
-    const char *url;         /* private: the pending request */
-    int32_t ms;              /* private */
-    async_ms deadline;       /* private */
-    int redirects;           /* private: redirects followed in this request */
-    size_t n;                /* private */
-    void *state;             /* private: parser and response (malloc'ed) */
-    int max_redirects;       /**< redirects to follow (0: none, the default) */
-    size_t max_body;         /**< largest body accepted (0: 16 MiB); over it: ASYNC_EMSGSIZE */
-} async_http_client;
-
-/** await session.get(url): an "http://host[:port]/path" URL (ASYNC_EINVAL for others, ASYNC_ENOTSUP
- *  for https) fetched within ms. Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
- *  response), ASYNC_ENODATA (the connection ended mid-response). Any status is a success: read it with
- *  async_http_status. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
- *  answer and its connection is not reused. AWAIT the returned task. url must outlive the await. */
-ASYNC_API async_task *async_http_get(async_http_client *c, const char *url, int32_t ms);
-/** The last response's status code (0 before one). After a GET that failed part-way, what had arrived
- *  (status, headers, body so far) stays readable until the next GET. */
-ASYNC_API int async_http_status(const async_http_client *c);
-/** The last response's body (NUL-terminated), *len its length; "" before one. */
-ASYNC_API const char *async_http_body(const async_http_client *c, size_t *len);
-/** The last response's header or trailer `name` (case-insensitive; the first of repeated ones), or NULL. */
-ASYNC_API const char *async_http_header(const async_http_client *c, const char *name);
-/** Closes the connection and frees the response. The client can be used again. */
-ASYNC_API void async_http_client_close(async_http_client *c);
-
-/** A thread-safe door into a loop (call_soon_threadsafe): any thread queues a function that the loop's
- *  thread then runs between passes. Made and freed on the loop's thread; while it exists the loop does
- *  not report a deadlock (another thread may still wake it). */
-typedef struct async_remote async_remote;
-/** A remote for loop (which must poll the OS: async_loop_new(0) or attached). NULL: no memory or bad loop. */
-ASYNC_API async_remote *async_remote_new(async_loop *loop);
-/** Queues fn(loop, arg) to run on r's loop, from any thread. 0, ASYNC_EINVAL, ASYNC_ENOMEM. */
-ASYNC_API int async_remote_call(async_remote *r, void (*fn)(async_loop *loop, void *arg), void *arg);
-/** Runs what is still queued, then frees r (on the loop's thread, once no other thread calls it). */
-ASYNC_API void async_remote_free(async_remote *r);
-/** Runs n loops on n threads (the calling thread is loop 0), each with its own async_loop_new(0), and
- *  waits for all of them. make_main(index, arg) builds each loop's main task; all are built first, in
- *  index order, on the calling thread (so main 0 may bind a port that the others then share with
- *  ASYNC_SERVER_REUSEPORT). Returns the first non-zero code in index order, ASYNC_EINVAL, ASYNC_ENOMEM. */
-ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg);
-
-/* private helpers of the network macros */
-ASYNC_API int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int32_t ms);
-ASYNC_API int async__io_check(async_task *t, async_io *w);
-ASYNC_API int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int32_t ms);
-ASYNC_API int async__stream_connect_check(async_task *t, async_stream *s);
-ASYNC_API int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, size_t n, size_t limit,
-                                       size_t *out, const char **line, int32_t ms);
-ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
-ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int32_t ms);
-ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
-
-#endif /* hosted */
 
 #ifdef __cplusplus
 }
+#endif
+
+#if !defined(ASYNC_FREESTANDING) && defined(__STDC_HOSTED__) && __STDC_HOSTED__
+#include "async/runtime.h"
+#include "async/net.h"
 #endif
 
 #endif /* ASYNC_H_INCLUDED */

@@ -1,0 +1,205 @@
+/* async/runtime.h: the hosted runtime of async.h: loops on libev with real time, async_main, frame
+ * memory, debug mode, the thread pool (to_thread) and files.
+ *
+ * PROVIDED BY libasync.a (make; link with -lasync -lev -lpthread, or `pkg-config --libs async`), not by
+ * ASYNC_IMPLEMENTATION: a freestanding build never sees these declarations. async.h includes this header
+ * on hosted builds, so a program includes async.h alone. */
+#ifndef ASYNC_RUNTIME_H_INCLUDED
+#define ASYNC_RUNTIME_H_INCLUDED
+
+#include "async.h"
+
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ev_loop;
+
+/** Flags of async_loop_new. */
+enum {
+    ASYNC_LOOP_VIRTUAL_CLOCK = 1 /**< time jumps to the next timer when nothing is ready (tests) */
+};
+
+/** Creates a loop on a new libev loop with the monotonic clock, a growing timer heap, and errors that no
+ *  one retrieved printed to stderr. With the environment variable ASYNC_CLOCK=virtual, or the flag
+ *  ASYNC_LOOP_VIRTUAL_CLOCK, it uses the virtual clock instead. NULL if out of memory. */
+ASYNC_API async_loop *async_loop_new(unsigned flags);
+/** Creates a loop driven by an ev_loop the application already runs (it keeps calling ev_run): ready
+ *  tasks run in one ev_prepare callback per iteration and one ev_timer serves every sleeper.
+ *  NULL if out of memory or ev is NULL. */
+ASYNC_API async_loop *async_loop_attach(struct ev_loop *ev);
+/** The libev loop under `loop`, or NULL if loop is not a hosted loop (async_loop_init'ed by hand). */
+ASYNC_API struct ev_loop *async_loop_ev(async_loop *loop);
+/** Frees a loop made by async_loop_new or async_loop_attach (reporting unretrieved errors first). The
+ *  tasks' frames are the caller's; tasks still scheduled are simply never run again. */
+ASYNC_API void async_loop_free(async_loop *loop);
+/** Zeroed memory for `count` frames of `size` bytes (a pool for many tasks: index it as an array), with
+ *  its pages mapped up front (one mmap with MAP_POPULATE from 1 MiB on, instead of a page fault per 4 KB
+ *  on first touch). NULL if count or size is 0, the product overflows, or memory is short. */
+ASYNC_API void *async_frames_new(size_t count, size_t size);
+/** Frees a pool from async_frames_new (the same count and size). NULL is ignored. */
+ASYNC_API void async_frames_free(void *frames, size_t count, size_t size);
+/* ---- Debug mode ---- */
+
+/** Debug mode on or off (async_loop_new turns it on when the environment has ASYNC_DEBUG=1): a step
+ *  that blocks the loop longer than the slow-step threshold (100 ms) is reported with the coroutine, the
+ *  file:line where it resumed and where it next suspended; async_dump lists every live task; tasks
+ *  never started are reported when the loop is freed. Reports go to stderr (async_debug_set_output).
+ *  ASYNC_ENOMEM, ASYNC_EINVAL for NULL, ASYNC_EBUSY if other hooks are installed on the loop. */
+ASYNC_API int async_loop_set_debug(async_loop *loop, bool on);
+/** True while loop is in debug mode. */
+ASYNC_API bool async_loop_debug(const async_loop *loop);
+/** The slow-step threshold in ms (debug mode only). */
+ASYNC_API void async_debug_set_slow_step(async_loop *loop, uint32_t ms);
+/** Where debug reports go (NULL: stderr). */
+ASYNC_API void async_debug_set_output(async_loop *loop, FILE *out);
+/** Prints every live task as a tree — spawned tasks, their group children, and the coroutines each
+ *  awaits inline — each with its function, file:line and state: the await chain of stackless code.
+ *  Debug mode only (otherwise one line says so). out NULL: stderr. */
+ASYNC_API void async_dump(async_loop *loop, FILE *out);
+/** Debug mode: SIGQUIT (kill -QUIT) prints async_dump to the debug output. ASYNC_EINVAL if debug mode is
+ *  off, ASYNC_ENOTSUP without a libev loop. */
+ASYNC_API int async_debug_dump_on_sigquit(async_loop *loop);
+
+/** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
+ *  an error is also printed to stderr). With ASYNC_CLOCK=virtual the elapsed virtual time is printed to
+ *  stderr as "async: virtual time N ms". */
+ASYNC_API int async_main(async_task *main);
+
+/* ---- Threads and files ---- */
+/* asyncio.to_thread and aiofiles: a plain C function runs on a pthread pool while the loop goes on; its
+ * completion comes back to the loop thread through an ev_async. Awaiting it is like any await: an error
+ * is raised at the await (ASYNC_CATCH sees it), and cancelling or timing out the awaiter never stops the
+ * thread: the call runs to its end and its result goes to the call's dtor. Every job record is allocated
+ * by the runtime (through the loop's allocator: failure is ASYNC_ENOMEM at the await), never in the
+ * awaiting frame, so a cancelled awaiter's frame may go away while the thread still runs. The calls a
+ * pass of the loop starts reach the pool together, when the pass is over.
+ * Under the virtual clock, thread work takes no virtual time: while a call is in flight the loop blocks
+ * for its completion instead of jumping to the next timer (so a timeout around a call does not fire
+ * there). async_loop_free waits for the loop's calls still in flight (a call that never returns blocks
+ * it) and passes the results no one received to their dtors. Pool threads block every signal. */
+
+/** A pool of threads that run blocking calls. Many loops may share one (async_loop_set_pool); a loop
+ *  with none set makes its own on first use (see async_loop_set_threads). */
+typedef struct async_pool async_pool;
+/** The most threads a pool may have. */
+#define ASYNC_POOL_MAX_THREADS 1024u
+/** Threads of a loop's own pool when neither async_loop_set_threads nor the environment variable
+ *  ASYNC_THREADS (1..ASYNC_POOL_MAX_THREADS) says otherwise. */
+#define ASYNC_POOL_DEFAULT_THREADS 4u
+
+/** Runs on a pool thread: does the blocking work on arg, stores its result, and returns 0 or an error
+ *  code (a negated errno such as ASYNC_EIO, or an application code >= ASYNC_EUSER). *result starts 0. */
+typedef int (*async_thread_fn)(void *arg, intptr_t *result);
+/** Called on the loop thread, exactly once, for a call whose outcome no one receives (its awaiter was
+ *  cancelled or timed out, or the loop was freed first), whatever fn returned: frees the result (and arg,
+ *  if it was allocated for the call). May be NULL when there is nothing to free. */
+typedef void (*async_thread_dtor)(intptr_t result, void *arg);
+
+typedef struct async__job async__job;
+
+/** The state of one awaited call, a frame field (zeroed with the frame; reusable for the next call). */
+typedef struct async_thread_call {
+    async__job *job;   /* private: the runtime's record while the call is awaited */
+    intptr_t result;   /* private: see async_thread_result */
+    async_error error; /* private: the record raised for a code the library does not know */
+} async_thread_call;
+
+/** A pool of `threads` threads (1..ASYNC_POOL_MAX_THREADS), all started now; calls run in FIFO order.
+ *  NULL if threads is out of range or memory or threads are short. */
+ASYNC_API async_pool *async_pool_new(unsigned threads);
+/** Stops and joins the pool's threads and frees it. ASYNC_EBUSY (nothing done) while a loop still uses
+ *  it: free those loops, or give them another pool, first. NULL is ignored (0). */
+ASYNC_API int async_pool_free(async_pool *pool);
+/** Makes the loop run its calls on `pool`, shared with other loops (on other threads too); NULL: on a
+ *  pool of its own again. The loop's own pool, if it had one, is stopped. ASYNC_EBUSY while the loop has
+ *  calls in flight, ASYNC_EINVAL for a NULL or non-hosted loop, ASYNC_ENOMEM if the loop's thread state
+ *  cannot be allocated. */
+ASYNC_API int async_loop_set_pool(async_loop *loop, async_pool *pool);
+/** The size of the loop's own pool (made on its first call; ASYNC_THREADS or 4 by default; an existing
+ *  one of another size is stopped and made again). ASYNC_EINVAL for 0, more than ASYNC_POOL_MAX_THREADS,
+ *  or a NULL or non-hosted loop; ASYNC_EBUSY while calls are in flight. */
+ASYNC_API int async_loop_set_threads(async_loop *loop, unsigned threads);
+/** The loop's calls in flight: started and not yet back on the loop thread (0 for NULL). */
+ASYNC_API unsigned async_loop_jobs(async_loop *loop);
+
+/** result = await asyncio.to_thread(fn, arg): runs fn(arg, &result) on the loop's pool and waits for it.
+ *  fn's error is raised here (a code the library does not list is raised as a record inside `call`,
+ *  valid while the frame is); its result is then async_thread_result(call). `call` is a frame field
+ *  (async_thread_call *); arg is passed as is, so what it points to must stay valid until fn returns,
+ *  even if the awaiter is cancelled: not in the awaiting frame unless that frame outlives the call.
+ *  dtor receives results no one awaits any more. Fails with ASYNC_EINVAL (NULL fn or call),
+ *  ASYNC_ENOMEM, ASYNC_ENOTSUP (a loop without the hosted runtime), ASYNC_EAGAIN (the loop's own pool
+ *  could not start its threads). A cancellation pending at the start never runs fn. */
+#define AWAIT_TO_THREAD(t, call, fn, arg, dtor) \
+    ASYNC__AWAIT(t, async__thread_start((t), (call), (fn), (arg), (dtor)), async__thread_check((t), (call)))
+/** The result the call's function stored (0 before it succeeded). */
+ASYNC_API intptr_t async_thread_result(const async_thread_call *call);
+
+/** An open file (aiofiles' file object), from AWAIT_FILE_OPEN, closed by AWAIT_FILE_CLOSE. It belongs to
+ *  the loop that opened it; files left open are closed when that loop is freed. */
+typedef struct async_file async_file;
+
+/* File calls run on the loop's pool like to_thread. Errors are the failing system call's errno as the
+ * library's code (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_EISDIR, ASYNC_ENOSPC, ...; ASYNC_EIO for an errno
+ * the table does not have), raised at the await; they fail like to_thread too. Buffers are
+ * copied through memory of the call's own, so the pool never touches the awaiting frame: a cancelled
+ * read or write may still happen, but not into or from memory that may be gone. The arguments are
+ * evaluated again when the await resumes: use frame fields (as for every await). */
+
+/** content = await read(path): the whole file into a malloc'd buffer, NUL-terminated for convenience,
+ *  that the caller frees: *data (char **) and *len (size_t *, bytes without the NUL). */
+#define AWAIT_FILE_READ_ALL(t, call, path, data, len)                                             \
+    ASYNC__AWAIT(t, async__file_read_all_start((t), (call), (path), (data)),                       \
+                 async__file_read_all_check((t), (call), (data), (len)))
+/** await write(path, data): creates or truncates path (permission bits `mode`, e.g. 0644, less the
+ *  umask) and writes len bytes of data (copied at the start). */
+#define AWAIT_FILE_WRITE_ALL(t, call, path, data, len, mode)                                      \
+    ASYNC__AWAIT(t, async__file_write_all_start((t), (call), (path), (data), (len), (mode)),       \
+                 async__thread_check((t), (call)))
+/** file = await aiofiles.open(path, how): how is fopen's mode, "r", "w", "a", "r+", "w+", "a+", with
+ *  an optional "x" (fail if it exists) and "b" (ignored); created files get permissions 0666 less the
+ *  umask. *file (async_file **) is set on success. ASYNC_EINVAL for another mode. */
+#define AWAIT_FILE_OPEN(t, call, file, path, how)                                                 \
+    ASYNC__AWAIT(t, async__file_open_start((t), (call), (path), (how)),                            \
+                 async__file_open_check((t), (call), (file)))
+/** await file.read(cap): reads up to cap bytes into buf; *nread (size_t *) is how many, 0 at the end
+ *  of the file. */
+#define AWAIT_FILE_READ(t, call, file, buf, cap, nread)                                           \
+    ASYNC__AWAIT(t, async__file_read_start((t), (call), (file), (buf), (cap)),                     \
+                 async__file_read_check((t), (call), (buf), (cap), (nread)))
+/** await file.write(data): writes all len bytes of data (copied at the start). */
+#define AWAIT_FILE_WRITE(t, call, file, data, len)                                                \
+    ASYNC__AWAIT(t, async__file_write_start((t), (call), (file), (data), (len)),                   \
+                 async__thread_check((t), (call)))
+/** await file.close(): closes and frees the file once the calls on it in flight have ended (the file
+ *  is unusable from the start of the await on, even if the awaiter is cancelled); raises close's error.
+ *  NULL is ASYNC_EINVAL; a file already being closed is ASYNC_EBADF. */
+#define AWAIT_FILE_CLOSE(t, call, file) \
+    ASYNC__AWAIT(t, async__file_close_start((t), (call), (file)), async__thread_check((t), (call)))
+
+/* private helpers used by the macros */
+ASYNC_API int async__thread_start(async_task *t, async_thread_call *call, async_thread_fn fn, void *arg,
+                                  async_thread_dtor dtor);
+ASYNC_API int async__thread_check(async_task *t, async_thread_call *call);
+ASYNC_API int async__file_read_all_start(async_task *t, async_thread_call *call, const char *path, char **data);
+ASYNC_API int async__file_read_all_check(async_task *t, async_thread_call *call, char **data, size_t *len);
+ASYNC_API int async__file_write_all_start(async_task *t, async_thread_call *call, const char *path,
+                                          const void *data, size_t len, unsigned mode);
+ASYNC_API int async__file_open_start(async_task *t, async_thread_call *call, const char *path, const char *how);
+ASYNC_API int async__file_open_check(async_task *t, async_thread_call *call, async_file **file);
+ASYNC_API int async__file_read_start(async_task *t, async_thread_call *call, async_file *file, void *buf,
+                                     size_t cap);
+ASYNC_API int async__file_read_check(async_task *t, async_thread_call *call, void *buf, size_t cap,
+                                     size_t *nread);
+ASYNC_API int async__file_write_start(async_task *t, async_thread_call *call, async_file *file,
+                                      const void *data, size_t len);
+ASYNC_API int async__file_close_start(async_task *t, async_thread_call *call, async_file *file);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ASYNC_RUNTIME_H_INCLUDED */
