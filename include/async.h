@@ -345,7 +345,8 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
  *  hop); if x is a running task, waits for it to finish. Either way, x's error is raised here, and its
  *  return value is async_task_value(x) (or its frame's fields). */
 #define AWAIT(t, x) ASYNC__AWAIT(t, async__await_start((t), (x)), async__await_check((t), (x)))
-/** await asyncio.sleep(ms / 1000.0): suspends for ms milliseconds (ms <= 0 yields once). */
+/** await asyncio.sleep(ms / 1000.0): suspends for ms milliseconds (ms <= 0 yields once). ms is taken as
+ *  int64_t; more than ASYNC_MS_MAX (24.8 days) raises ASYNC_ERANGE instead of sleeping less. */
 #define AWAIT_SLEEP(t, ms) ASYNC__AWAIT(t, async__sleep_start((t), (ms)), async__sleep_check((t)))
 /** Lets every other ready task run once, then continues (asyncio.sleep(0)). */
 #define ASYNC_YIELD(t) AWAIT_SLEEP(t, 0)
@@ -378,7 +379,8 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
  *  the others and is raised here once all have ended. */
 #define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__group_check((t), (g)))
 /** await asyncio.wait_for(child, ms / 1000.0): at the deadline the child is cancelled and, once it has
- *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). If the deadline
+ *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). ms is taken as
+ *  int64_t; more than ASYNC_MS_MAX raises ASYNC_ERANGE and the child never starts. If the deadline
  *  cannot be set (the timer heap cannot grow), the child is cancelled and ASYNC_ENOMEM is raised. */
 #define AWAIT_TIMEOUT(t, tmo, ms, child) \
     ASYNC__AWAIT(t, async__timeout_start((t), (tmo), (ms), (child)), async__group_check((t), &(tmo)->group))
@@ -728,8 +730,8 @@ ASYNC_API int async_queue_init(async_queue *q, async_queue_kind kind, intptr_t *
  *  failure is ASYNC_ENOMEM at the put. */
 ASYNC_API int async_queue_init_growing(async_queue *q, async_queue_kind kind, size_t maxsize,
                                        void *(*realloc_fn)(void *ptr, size_t size));
-/** Frees a growing queue's storage (its items are dropped); a fixed queue's storage is the caller's and
- *  is left alone. 0; ASYNC_EINVAL for NULL; ASYNC_EBUSY (nothing freed) while tasks wait on q or were
+/** Frees a growing queue's storage (its items are dropped and no longer count as unfinished for join); a
+ *  fixed queue's storage is the caller's and is left alone. 0; ASYNC_EINVAL for NULL; ASYNC_EBUSY (nothing freed) while tasks wait on q or were
  *  handed an item or a slot they have not used yet. */
 ASYNC_API int async_queue_free_storage(async_queue *q);
 /** Sets a priority queue's order (NULL: numeric). */
@@ -775,6 +777,8 @@ ASYNC_API bool async_gen_started(const async_gen *g);
 
 /** Milliseconds of the loop's clock; comparisons are wrap-safe, so one sleep may last up to 2^31-1 ms. */
 typedef uint32_t async_ms;
+/** The longest sleep, timeout or deadline, in ms (2^31-1, 24.8 days): longer ones fail with ASYNC_ERANGE. */
+#define ASYNC_MS_MAX 2147483647
 
 typedef struct async__timer {
     async_ms deadline;
@@ -839,8 +843,11 @@ ASYNC_API int32_t async_poll(async_loop *loop);
  *  between two looks at the clock and at I/O, so that tasks handing work to each other do not pay a
  *  system call per hand-over. Returns what async_poll returns. */
 ASYNC_API int32_t async_poll_batch(async_loop *loop, uint32_t max_steps);
-/** Spawns main on the loop and runs the loop until main finishes; returns main's code (0 or its error),
- *  or ASYNC_EDEADLK if main waits and nothing is left that could wake it. Reports unretrieved errors. */
+/** Spawns main on the loop and runs the loop until main finishes; returns main's code (0 or its error).
+ *  If main waits and nothing is left that could wake it, main is cancelled so that its finally blocks run,
+ *  and if the cancellation goes round tasks that await each other (A awaits B, B awaits A, also through a
+ *  gather's children) one task of that cycle is released with the cancellation, so that every task of it
+ *  unwinds; the return is then ASYNC_EDEADLK. Reports unretrieved errors. */
 ASYNC_API int async_run(async_loop *loop, async_task *main);
 /** Passes every unretrieved error to the error handler and forgets them. Returns how many there were. */
 ASYNC_API unsigned async_loop_report_errors(async_loop *loop);
@@ -970,7 +977,7 @@ ASYNC_API void async__caught_enter(async_task *t);
 ASYNC_API int async__end_try(async_task *t);
 ASYNC_API int async__await_start(async_task *t, async_task *x);
 ASYNC_API int async__await_check(async_task *t, async_task *x);
-ASYNC_API int async__sleep_start(async_task *t, int32_t ms);
+ASYNC_API int async__sleep_start(async_task *t, int64_t ms);
 ASYNC_API int async__sleep_check(async_task *t);
 ASYNC_API int async__future_start(async_task *t, async_future *f);
 ASYNC_API int async__future_check(async_task *t, async_future *f);
@@ -980,7 +987,7 @@ ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode,
 ASYNC_API int async__group_check(async_task *t, async_group *g);
 ASYNC_API int async__group_wait(async_task *t, async_group *g);
 ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *child);
-ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int32_t ms, async_task *child);
+ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms, async_task *child);
 ASYNC_API int async__lock_start(async_task *t, async_lock *l);
 ASYNC_API int async__lock_check(async_task *t, async_lock *l);
 ASYNC_API int async__event_start(async_task *t, async_event *e);
@@ -1673,9 +1680,24 @@ static int async__outcome(async_task *t, async_task *x) {
     return ASYNC__RAISE;
 }
 
+/* True if x is t, or t runs inside x: x awaits t inline, directly or through other coroutines, or owns
+ * (through a group) a coroutine that does. Awaiting such an x would wait for itself: x cannot end while t
+ * runs in it or in its frame. */
+static bool async__runs_inside(const async_task *t, const async_task *x) {
+    for (;;) {
+        if (t == x) return true;
+        switch (ASYNC__OWNER(t)) {
+        case ASYNC__OWN_TASK: t = (const async_task *)t->owner; break;
+        case ASYNC__OWN_GROUP: t = ((const async_group *)t->owner)->parent; break;
+        default: return false;
+        }
+    }
+}
+
 ASYNC_API int async__await_start(async_task *t, async_task *x) {
     async_task *runner = async__runner(t);
-    if (!x || x == t || !x->fn) {
+    if (!x || !x->fn || (x->state != ASYNC__S_INIT && x->state != ASYNC__S_DONE && async__runs_inside(t, x))) {
+        ASYNC_ASSERT(0, "AWAIT: the awaited task is NULL, has no coroutine, or is the task itself (or one it runs in)");
         async__raise(t, async__err(ASYNC_EINVAL));
         return ASYNC__RAISE;
     }
@@ -1730,12 +1752,17 @@ ASYNC_API int async__await_check(async_task *t, async_task *x) {
     return async__await_start(t, x); /* woken for a sibling's end: wait again */
 }
 
-ASYNC_API int async__sleep_start(async_task *t, int32_t ms) {
+ASYNC_API int async__sleep_start(async_task *t, int64_t ms) {
     async_task *runner = async__runner(t);
     async_loop *loop = async__loop_of(runner);
     int rc;
     if (!loop) {
         async__raise(t, async__err(ASYNC_EINVAL));
+        return ASYNC__RAISE;
+    }
+    if (ms > ASYNC_MS_MAX) { /* the 32-bit clock cannot hold the deadline: refuse, never cut it short */
+        ASYNC_ASSERT(0, "AWAIT_SLEEP: more than ASYNC_MS_MAX milliseconds");
+        async__raise(t, async__err(ASYNC_ERANGE));
         return ASYNC__RAISE;
     }
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
@@ -1931,14 +1958,18 @@ static async_status async__timeout_run(async_task *t) {
     ASYNC_END(t);
 }
 
-ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int32_t ms, async_task *child) {
+ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms, async_task *child) {
     int rc;
     if (!tmo) return async__raise_code(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) {
+        ASYNC_ASSERT(0, "AWAIT_TIMEOUT: more than ASYNC_MS_MAX milliseconds");
+        return async__raise_code(t, ASYNC_ERANGE); /* the child never starts */
+    }
     rc = async__group_start_checked(t, &tmo->group, ASYNC_GROUP_TIMEOUT);
     if (rc == ASYNC_ECANCELED) return async__deliver_cancel(t, async__runner(t));
     if (rc) return async__raise_code(t, rc);
     if (!async_task_init(&tmo->timer, async__timeout_run)) return async__raise_code(t, ASYNC_EBUSY);
-    tmo->ms = ms;
+    tmo->ms = (int32_t)(ms < 0 ? 0 : ms);
     rc = async__group_add(&tmo->group, child);
     if (rc) return async__raise_code(t, rc);
     rc = async__group_add(&tmo->group, &tmo->timer);
@@ -2244,6 +2275,9 @@ ASYNC_API int async_queue_free_storage(async_queue *q) {
     if (!q->realloc_fn) return 0;
     if (q->items) q->realloc_fn(q->items, 0);
     if (q->seq) q->realloc_fn(q->seq, 0);
+    /* the dropped items will never be marked done: they no longer count as unfinished (items taken by a
+     * get and not yet done still do), so a later join does not wait for them */
+    q->unfinished = q->unfinished > q->count ? q->unfinished - q->count : 0;
     q->items = NULL;
     q->seq = NULL;
     q->capacity = q->count = q->head = 0;
@@ -2942,6 +2976,49 @@ ASYNC_API unsigned async_loop_report_errors(async_loop *loop) {
     return n;
 }
 
+/* ---- deadlock: tasks that await each other ----
+ * A task that awaits a task, a gather or a task group passes its cancellation on and waits for them to end.
+ * When the awaits form a cycle (A awaits B, B awaits A; or through a group's child), cancelling passes
+ * round the cycle and nothing ever ends. async_run finds such a cycle on main's await chain once it knows
+ * that nothing else can happen, and releases one task of it: its await raises the cancellation at once, so
+ * the task unwinds (its finally blocks run), ends, and its end wakes the rest of the cycle in turn. */
+
+/* The task that the scheduled task r is stuck behind: the task it awaits, or the first unfinished child
+ * of the group it waits for; NULL if it waits for something else. */
+static async_task *async__blocker(async_task *r) {
+    if (!r) return NULL;
+    if (r->state == ASYNC__S_WAIT_TASK)
+        return (async_task *)(void *)((char *)async__wl_of(r) - offsetof(async_task, u));
+    if (r->state == ASYNC__S_WAIT_GROUP) {
+        async_task *c;
+        for (c = ((async_group *)(void *)async__wl_of(r))->children; c; c = c->u.sibling)
+            if (c->state != ASYNC__S_DONE) return c;
+    }
+    return NULL;
+}
+
+/* Finds a cycle on main's chain of blockers (Floyd's, no memory) and releases a task of it that awaits a
+ * task (every cycle has one: a group's children lie below it, only awaiting a task leads back up). True if
+ * one was released. */
+static bool async__break_cycle(async_task *main) {
+    async_task *slow = main, *fast = main, *c;
+    do {
+        slow = async__blocker(slow);
+        fast = async__blocker(async__blocker(fast));
+        if (!slow || !fast) return false;
+    } while (slow != fast);
+    for (slow = main; slow != fast; slow = async__blocker(slow), fast = async__blocker(fast)) {}
+    c = slow; /* the cycle's first task on the chain: go round it to a task that awaits a task */
+    while (c->state != ASYNC__S_WAIT_TASK) {
+        c = async__blocker(c);
+        if (c == slow) return false;
+    }
+    async__wl_remove(c);
+    c->flags |= ASYNC__F_CANCEL;
+    async__wake(c);
+    return true;
+}
+
 ASYNC_API int async_run(async_loop *loop, async_task *main) {
     int rc;
     bool deadlocked = false;
@@ -2957,10 +3034,14 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
             if (!loop->clock) loop->now += (async_ms)timeout; /* virtual clock: jump to the next timer */
             continue;                                          /* a real clock without wait: poll again */
         }
-        /* nothing can wake main: cancel it so its finally blocks run, then report the deadlock */
-        if (deadlocked) break;
-        deadlocked = true;
-        async_cancel(main);
+        /* nothing can wake main: cancel it so its finally blocks run, then report the deadlock; if the
+         * cancellation goes round a cycle of tasks awaiting each other, release the cycle */
+        if (!deadlocked) {
+            deadlocked = true;
+            async_cancel(main);
+        } else if (!async__break_cycle(main)) {
+            break;
+        }
     }
     if (main->state != ASYNC__S_DONE) {
         async_loop_report_errors(loop);
