@@ -1030,6 +1030,11 @@ ASYNC_API int async__gen_yield_check(async_task *t);
 #if defined(ASYNC_IMPLEMENTATION) && !defined(ASYNC_IMPLEMENTATION_DONE)
 #define ASYNC_IMPLEMENTATION_DONE
 
+/* A misuse of the API (a NULL or nonsense argument, a busy object, a call in the wrong state): ASYNC_ASSERT
+ * sees it with what went wrong, and the caller gets `code`. With the default ASYNC_ASSERT the message
+ * costs nothing. */
+#define ASYNC__MISUSE(code, what) (ASYNC_ASSERT(0, what), (code))
+
 /* A C99 static assertion: a negative array size is a compile error. */
 #define ASYNC__STATIC_ASSERT(cond, name) typedef char async__assert_##name[(cond) ? 1 : -1]
 /* The header budget: 48 bytes on 64-bit targets, 24 on 32-bit ones (+1 pointer with task names). */
@@ -1398,7 +1403,7 @@ ASYNC_API bool async_frame_init(async_task *t, size_t size, async_fn fn) {
 ASYNC_API bool async_task_done(const async_task *t) { return t && t->state == ASYNC__S_DONE; }
 
 ASYNC_API int async_task_code(async_task *t) {
-    if (!t) return ASYNC_EINVAL;
+    if (!t) return ASYNC__MISUSE(ASYNC_EINVAL, "async_task_code: !t");
     if (t->state != ASYNC__S_DONE) return ASYNC_EINPROGRESS;
     if (!(t->flags & ASYNC__F_RAISE)) return 0;
     async__retrieve(t);
@@ -1439,7 +1444,7 @@ ASYNC_API const char *async_task_name(const async_task *t) {
 }
 
 ASYNC_API int async_spawn(async_loop *loop, async_task *t) {
-    if (!loop || !t || !t->fn) return ASYNC_EINVAL;
+    if (!loop || !t || !t->fn) return ASYNC__MISUSE(ASYNC_EINVAL, "async_spawn: !loop || !t || !t->fn");
     if (t->state != ASYNC__S_INIT) {
         ASYNC_ASSERT(t->state == ASYNC__S_DONE, "async_spawn: the task is already running");
         return t->state == ASYNC__S_DONE ? ASYNC_EINVAL : ASYNC_EBUSY;
@@ -1478,7 +1483,7 @@ static void async__group_cancel_children(async_group *g, const async_task *excep
 
 /* Prepares g for a new set of children owned by t. */
 static int async__group_begin(async_task *t, async_group *g, int mode) {
-    if (g->running) return ASYNC_EBUSY;
+    if (g->running) return ASYNC__MISUSE(ASYNC_EBUSY, "AWAIT_GATHER/ASYNC_SPAWN: g->running");
     g->waiters = NULL;
     g->children = g->last_child = NULL;
     g->loop = async__loop_of(t);
@@ -1491,7 +1496,7 @@ static int async__group_begin(async_task *t, async_group *g, int mode) {
 }
 
 static int async__group_add(async_group *g, async_task *child) {
-    if (!child || !child->fn) return ASYNC_EINVAL;
+    if (!child || !child->fn) return ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GATHER/ASYNC_SPAWN: !child || !child->fn");
     if (child->state != ASYNC__S_INIT) return child->state == ASYNC__S_DONE ? ASYNC_EINVAL : ASYNC_EBUSY;
     child->owner = g;
     child->flags = (uint8_t)((child->flags & ~ASYNC__F_OWNER) | ASYNC__OWN_GROUP);
@@ -1556,14 +1561,14 @@ static void async__group_child_done(async_group *g, async_task *child) {
 
 ASYNC_API int async_group_spawn(async_task *t, async_group *g, async_task *child) {
     int rc;
-    if (!t || !g || !child) return ASYNC_EINVAL;
+    if (!t || !g || !child) return ASYNC__MISUSE(ASYNC_EINVAL, "async_group_spawn: !t || !g || !child");
     if (!g->running) {
-        if (!child->fn) return ASYNC_EINVAL;
+        if (!child->fn) return ASYNC__MISUSE(ASYNC_EINVAL, "async_group_spawn: !child->fn");
         if (child->state != ASYNC__S_INIT) return child->state == ASYNC__S_DONE ? ASYNC_EINVAL : ASYNC_EBUSY;
         rc = async__group_begin(t, g, ASYNC_GROUP_TASKS);
         if (rc) return rc;
     } else if (g->parent != t || g->mode != ASYNC_GROUP_TASKS) {
-        return ASYNC_EBUSY;
+        return ASYNC__MISUSE(ASYNC_EBUSY, "async_group_spawn: ASYNC_EBUSY");
     }
     return async__group_add(g, child);
 }
@@ -1697,8 +1702,8 @@ static bool async__runs_inside(const async_task *t, const async_task *x) {
 ASYNC_API int async__await_start(async_task *t, async_task *x) {
     async_task *runner = async__runner(t);
     if (!x || !x->fn || (x->state != ASYNC__S_INIT && x->state != ASYNC__S_DONE && async__runs_inside(t, x))) {
-        ASYNC_ASSERT(0, "AWAIT: the awaited task is NULL, has no coroutine, or is the task itself (or one it runs in)");
-        async__raise(t, async__err(ASYNC_EINVAL));
+        /* NULL, no coroutine, or the task itself (or one it runs in) */
+        async__raise(t, async__err(ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT: x is NULL, has no coroutine, or is this task")));
         return ASYNC__RAISE;
     }
     if (x->state == ASYNC__S_INIT) { /* a coroutine call: x runs inline, as part of this task */
@@ -1757,12 +1762,11 @@ ASYNC_API int async__sleep_start(async_task *t, int64_t ms) {
     async_loop *loop = async__loop_of(runner);
     int rc;
     if (!loop) {
-        async__raise(t, async__err(ASYNC_EINVAL));
+        async__raise(t, async__err(ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_SLEEP: ASYNC_EINVAL")));
         return ASYNC__RAISE;
     }
     if (ms > ASYNC_MS_MAX) { /* the 32-bit clock cannot hold the deadline: refuse, never cut it short */
-        ASYNC_ASSERT(0, "AWAIT_SLEEP: more than ASYNC_MS_MAX milliseconds");
-        async__raise(t, async__err(ASYNC_ERANGE));
+        async__raise(t, async__err(ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_SLEEP: more than ASYNC_MS_MAX ms")));
         return ASYNC__RAISE;
     }
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
@@ -1789,8 +1793,8 @@ ASYNC_API int async__sleep_check(async_task *t) {
 /* ---- futures ---- */
 
 ASYNC_API int async_future_init(async_future *f) {
-    if (!f) return ASYNC_EINVAL;
-    if (f->waiters) return ASYNC_EBUSY;
+    if (!f) return ASYNC__MISUSE(ASYNC_EINVAL, "async_future_init: !f");
+    if (f->waiters) return ASYNC__MISUSE(ASYNC_EBUSY, "async_future_init: f->waiters");
     f->r.value = 0;
     f->state = 0;
     return 0;
@@ -1803,15 +1807,15 @@ static int async__future_complete(async_future *f, uint8_t state) {
 }
 
 ASYNC_API int async_future_set_value(async_future *f, intptr_t value) {
-    if (!f) return ASYNC_EINVAL;
-    if (f->state) return ASYNC_EBUSY;
+    if (!f) return ASYNC__MISUSE(ASYNC_EINVAL, "async_future_set_value: !f");
+    if (f->state) return ASYNC__MISUSE(ASYNC_EBUSY, "async_future_set_value: f->state");
     f->r.value = value;
     return async__future_complete(f, 1);
 }
 
 ASYNC_API int async_future_set_error(async_future *f, const async_error *error) {
-    if (!f || !error) return ASYNC_EINVAL;
-    if (f->state) return ASYNC_EBUSY;
+    if (!f || !error) return ASYNC__MISUSE(ASYNC_EINVAL, "async_future_set_error: !f || !error");
+    if (f->state) return ASYNC__MISUSE(ASYNC_EBUSY, "async_future_set_error: f->state");
     f->r.error = error;
     return async__future_complete(f, 2);
 }
@@ -1825,7 +1829,7 @@ ASYNC_API const async_error *async_future_error(const async_future *f) {
 ASYNC_API int async__future_start(async_task *t, async_future *f) {
     async_task *runner = async__runner(t);
     if (!f) {
-        async__raise(t, async__err(ASYNC_EINVAL));
+        async__raise(t, async__err(ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_FUTURE: ASYNC_EINVAL")));
         return ASYNC__RAISE;
     }
     if (f->state) return ASYNC__GO;
@@ -1857,7 +1861,7 @@ static int async__raise_code(async_task *t, int code) {
 static int async__group_start_checked(async_task *t, async_group *g, int mode) {
     async_task *runner = async__runner(t);
     int rc;
-    if (!g) return ASYNC_EINVAL;
+    if (!g) return ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GATHER: !g");
     if (runner->flags & ASYNC__F_CANCEL) return ASYNC_ECANCELED;
     rc = async__group_begin(t, g, mode);
     return rc;
@@ -1884,7 +1888,9 @@ ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode,
     int rc = async__group_start_checked(t, g, mode);
     if (rc == ASYNC_ECANCELED) return async__deliver_cancel(t, async__runner(t));
     if (rc) return async__raise_code(t, rc);
-    if (n && (!first || stride < sizeof *first)) return async__raise_code(t, ASYNC_EINVAL);
+    if (n && (!first || stride < sizeof *first))
+        return async__raise_code(t,
+            ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GATHER_ARRAY: n && (!first || stride < sizeof *first)"));
     for (i = 0; i < n; i++) {
         rc = async__group_add(g, (async_task *)(void *)((char *)first + i * stride));
         if (rc) {
@@ -1907,7 +1913,7 @@ static bool async__group_settled(const async_group *g) {
 /* The start of an await on a group: nothing to wait for (GO), or wait in its list (WAIT). */
 ASYNC_API int async__group_wait(async_task *t, async_group *g) {
     async_task *runner = async__runner(t);
-    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GROUP: !g"));
     if (async__group_settled(g)) return ASYNC__GO;
     if (runner->flags & ASYNC__F_CANCEL) {
         if (g->mode == ASYNC_GROUP_SHIELD) return async__deliver_cancel(t, runner);
@@ -1920,7 +1926,7 @@ ASYNC_API int async__group_wait(async_task *t, async_group *g) {
 
 ASYNC_API int async__group_check(async_task *t, async_group *g) {
     async_task *runner = async__runner(t);
-    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GATHER/AWAIT_GROUP: !g"));
     if (async__waiting(runner)) return ASYNC__WAIT;
     if (async__group_settled(g)) {
         if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
@@ -1960,15 +1966,17 @@ static async_status async__timeout_run(async_task *t) {
 
 ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms, async_task *child) {
     int rc;
-    if (!tmo) return async__raise_code(t, ASYNC_EINVAL);
+    if (!tmo) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_TIMEOUT: !tmo"));
     if (ms > ASYNC_MS_MAX) {
-        ASYNC_ASSERT(0, "AWAIT_TIMEOUT: more than ASYNC_MS_MAX milliseconds");
-        return async__raise_code(t, ASYNC_ERANGE); /* the child never starts */
+        /* the child never starts */
+        return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_TIMEOUT: more than ASYNC_MS_MAX ms"));
     }
     rc = async__group_start_checked(t, &tmo->group, ASYNC_GROUP_TIMEOUT);
     if (rc == ASYNC_ECANCELED) return async__deliver_cancel(t, async__runner(t));
     if (rc) return async__raise_code(t, rc);
-    if (!async_task_init(&tmo->timer, async__timeout_run)) return async__raise_code(t, ASYNC_EBUSY);
+    if (!async_task_init(&tmo->timer, async__timeout_run))
+        return async__raise_code(t,
+            ASYNC__MISUSE(ASYNC_EBUSY, "AWAIT_TIMEOUT: !async_task_init(&tmo->timer, async__timeout_run)"));
     tmo->ms = (int32_t)(ms < 0 ? 0 : ms);
     rc = async__group_add(&tmo->group, child);
     if (rc) return async__raise_code(t, rc);
@@ -2080,8 +2088,9 @@ static int async__wait_or_take(async_task *t, async_waitq *wq, bool available) {
 ASYNC_API int async__lock_start(async_task *t, async_lock *l) {
     async_task *runner = async__runner(t);
     int rc;
-    if (!l) return async__raise_code(t, ASYNC_EINVAL);
-    if (l->holder == runner) return async__raise_code(t, ASYNC_EDEADLK);
+    if (!l) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_LOCK: !l"));
+    if (l->holder == runner)
+        return async__raise_code(t, ASYNC__MISUSE(ASYNC_EDEADLK, "AWAIT_LOCK: l->holder == runner"));
     rc = async__wait_or_take(t, &l->waiters, l->holder == NULL);
     if (rc == ASYNC__GO) l->holder = runner;
     return rc;
@@ -2089,8 +2098,8 @@ ASYNC_API int async__lock_start(async_task *t, async_lock *l) {
 
 ASYNC_API int async_lock_release(async_lock *l) {
     async_task *w;
-    if (!l) return ASYNC_EINVAL;
-    if (!l->holder) return ASYNC_EPERM;
+    if (!l) return ASYNC__MISUSE(ASYNC_EINVAL, "async_lock_release: !l");
+    if (!l->holder) return ASYNC__MISUSE(ASYNC_EPERM, "async_lock_release: !l->holder");
     w = async__wq_pop(&l->waiters);
     l->holder = w;
     if (w) async__grant(w);
@@ -2113,7 +2122,7 @@ ASYNC_API bool async_lock_locked(const async_lock *l) { return l && l->holder; }
 /* events */
 
 ASYNC_API int async_event_set(async_event *e) {
-    if (!e) return ASYNC_EINVAL;
+    if (!e) return ASYNC__MISUSE(ASYNC_EINVAL, "async_event_set: !e");
     e->is_set = true;
     async__wake_queue(&e->waiters, true);
     return 0;
@@ -2126,7 +2135,7 @@ ASYNC_API void async_event_clear(async_event *e) {
 ASYNC_API bool async_event_is_set(const async_event *e) { return e && e->is_set; }
 
 ASYNC_API int async__event_start(async_task *t, async_event *e) {
-    if (!e) return async__raise_code(t, ASYNC_EINVAL);
+    if (!e) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_EVENT: !e"));
     return async__wait_or_take(t, &e->waiters, e->is_set);
 }
 
@@ -2144,8 +2153,10 @@ ASYNC_API int async__event_check(async_task *t, async_event *e) {
 /* conditions */
 
 ASYNC_API int async_condition_init(async_condition *c, async_lock *lock) {
-    if (!c) return ASYNC_EINVAL;
-    if (c->waiters.head || (c->lock && c->lock->waiters.head)) return ASYNC_EBUSY;
+    if (!c) return ASYNC__MISUSE(ASYNC_EINVAL, "async_condition_init: !c");
+    if (c->waiters.head || (c->lock && c->lock->waiters.head))
+        return
+            ASYNC__MISUSE(ASYNC_EBUSY, "async_condition_init: c->waiters.head || (c->lock && c->lock->waiters.head)");
     memset(c, 0, sizeof *c);
     c->lock = lock ? lock : &c->own_lock;
     return 0;
@@ -2159,8 +2170,9 @@ ASYNC_API async_lock *async_condition_lock(async_condition *c) {
 
 ASYNC_API int async_condition_notify(async_condition *c, int n) {
     int woken = 0;
-    if (!c || n < 0) return ASYNC_EINVAL;
-    if (!async_lock_locked(async_condition_lock(c))) return ASYNC_EPERM;
+    if (!c || n < 0) return ASYNC__MISUSE(ASYNC_EINVAL, "async_condition_notify: !c || n < 0");
+    if (!async_lock_locked(async_condition_lock(c)))
+        return ASYNC__MISUSE(ASYNC_EPERM, "async_condition_notify: !async_lock_locked(async_condition_lock(c))");
     while (woken < n && async__grant_first(&c->waiters)) woken++;
     return woken;
 }
@@ -2170,9 +2182,10 @@ ASYNC_API int async_condition_notify_all(async_condition *c) { return async_cond
 ASYNC_API int async__cond_start(async_task *t, async_condition *c) {
     async_task *runner = async__runner(t);
     async_lock *l;
-    if (!c) return async__raise_code(t, ASYNC_EINVAL);
+    if (!c) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_CONDITION: !c"));
     l = async_condition_lock(c);
-    if (l->holder != runner) return async__raise_code(t, ASYNC_EPERM);
+    if (l->holder != runner)
+        return async__raise_code(t, ASYNC__MISUSE(ASYNC_EPERM, "AWAIT_CONDITION: l->holder != runner"));
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     async_lock_release(l);
     async__wq_push(&c->waiters, runner);
@@ -2196,24 +2209,25 @@ ASYNC_API int async__cond_check(async_task *t, async_condition *c) {
 /* semaphores */
 
 ASYNC_API int async_semaphore_init(async_semaphore *s, int32_t value, bool bounded) {
-    if (!s || value < 0) return ASYNC_EINVAL;
-    if (s->waiters.head) return ASYNC_EBUSY;
+    if (!s || value < 0) return ASYNC__MISUSE(ASYNC_EINVAL, "async_semaphore_init: !s || value < 0");
+    if (s->waiters.head) return ASYNC__MISUSE(ASYNC_EBUSY, "async_semaphore_init: s->waiters.head");
     s->value = value;
     s->bound = bounded ? value : 0;
     return 0;
 }
 
 ASYNC_API int async_semaphore_release(async_semaphore *s) {
-    if (!s) return ASYNC_EINVAL;
+    if (!s) return ASYNC__MISUSE(ASYNC_EINVAL, "async_semaphore_release: !s");
     if (async__grant_first(&s->waiters)) return 0;
-    if (s->bound && s->value >= s->bound) return ASYNC_ERANGE;
-    if (s->value == 0x7FFFFFFF) return ASYNC_ERANGE;
+    if (s->bound && s->value >= s->bound)
+        return ASYNC__MISUSE(ASYNC_ERANGE, "async_semaphore_release: s->bound && s->value >= s->bound");
+    if (s->value == 0x7FFFFFFF) return ASYNC__MISUSE(ASYNC_ERANGE, "async_semaphore_release: s->value == 0x7FFFFFFF");
     s->value++;
     return 0;
 }
 
 ASYNC_API int async_semaphore_try_acquire(async_semaphore *s) {
-    if (!s) return ASYNC_EINVAL;
+    if (!s) return ASYNC__MISUSE(ASYNC_EINVAL, "async_semaphore_try_acquire: !s");
     if (s->value <= 0 || s->waiters.head) return ASYNC_EAGAIN;
     s->value--;
     return 0;
@@ -2223,7 +2237,7 @@ ASYNC_API int32_t async_semaphore_value(const async_semaphore *s) { return s ? s
 
 ASYNC_API int async__sem_start(async_task *t, async_semaphore *s) {
     int rc;
-    if (!s) return async__raise_code(t, ASYNC_EINVAL);
+    if (!s) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_SEMAPHORE: !s"));
     rc = async__wait_or_take(t, &s->waiters, s->value > 0 && !s->waiters.head);
     if (rc == ASYNC__GO) s->value--;
     return rc;
@@ -2245,8 +2259,9 @@ ASYNC_API int async__sem_check(async_task *t, async_semaphore *s) {
 ASYNC_API int async_queue_init(async_queue *q, async_queue_kind kind, intptr_t *storage, uint32_t *seq,
                                size_t capacity) {
     if (!q || !storage || capacity == 0 || (kind == ASYNC_QUEUE_PRIORITY && !seq) || (unsigned)kind > 2u)
-        return ASYNC_EINVAL;
-    if (q->getters.head || q->putters.head || q->joiners.head) return ASYNC_EBUSY;
+        return ASYNC__MISUSE(ASYNC_EINVAL, "async_queue_init: ASYNC_EINVAL");
+    if (q->getters.head || q->putters.head || q->joiners.head)
+        return ASYNC__MISUSE(ASYNC_EBUSY, "async_queue_init: tasks wait on the queue");
     memset(q, 0, sizeof *q);
     q->kind = (uint8_t)kind;
     q->items = storage;
@@ -2257,8 +2272,10 @@ ASYNC_API int async_queue_init(async_queue *q, async_queue_kind kind, intptr_t *
 
 ASYNC_API int async_queue_init_growing(async_queue *q, async_queue_kind kind, size_t maxsize,
                                        void *(*realloc_fn)(void *ptr, size_t size)) {
-    if (!q || !realloc_fn || (unsigned)kind > 2u) return ASYNC_EINVAL;
-    if (q->getters.head || q->putters.head || q->joiners.head) return ASYNC_EBUSY;
+    if (!q || !realloc_fn || (unsigned)kind > 2u)
+        return ASYNC__MISUSE(ASYNC_EINVAL, "async_queue_init_growing: !q || !realloc_fn || (unsigned)kind > 2u");
+    if (q->getters.head || q->putters.head || q->joiners.head)
+        return ASYNC__MISUSE(ASYNC_EBUSY, "async_queue_init_growing: tasks wait on the queue");
     memset(q, 0, sizeof *q);
     q->kind = (uint8_t)kind;
     q->maxsize = maxsize;
@@ -2267,11 +2284,11 @@ ASYNC_API int async_queue_init_growing(async_queue *q, async_queue_kind kind, si
 }
 
 ASYNC_API int async_queue_free_storage(async_queue *q) {
-    if (!q) return ASYNC_EINVAL;
+    if (!q) return ASYNC__MISUSE(ASYNC_EINVAL, "async_queue_free_storage: !q");
     /* a task woken with a grant would take its item from the freed storage (a NULL dereference), and
      * waiting ones would wait on a queue that no longer holds what they wait for: refuse, as init does */
     if (q->getters.head || q->putters.head || q->joiners.head || q->reserved_items || q->reserved_slots)
-        return ASYNC_EBUSY;
+        return ASYNC__MISUSE(ASYNC_EBUSY, "async_queue_free_storage: ASYNC_EBUSY");
     if (!q->realloc_fn) return 0;
     if (q->items) q->realloc_fn(q->items, 0);
     if (q->seq) q->realloc_fn(q->seq, 0);
@@ -2396,28 +2413,29 @@ static intptr_t async__q_take(async_queue *q) {
 }
 
 ASYNC_API int async_queue_put_nowait(async_queue *q, intptr_t item) {
-    if (!q || (!q->items && !q->realloc_fn)) return ASYNC_EINVAL;
+    if (!q || (!q->items && !q->realloc_fn))
+        return ASYNC__MISUSE(ASYNC_EINVAL, "async_queue_put_nowait: !q || (!q->items && !q->realloc_fn)");
     if (q->shutdown) return ASYNC_ESHUTDOWN;
     if (async_queue_full(q)) return ASYNC_EAGAIN;
     return async__q_store(q, item);
 }
 
 ASYNC_API int async_queue_get_nowait(async_queue *q, intptr_t *out) {
-    if (!q || !out) return ASYNC_EINVAL;
+    if (!q || !out) return ASYNC__MISUSE(ASYNC_EINVAL, "async_queue_get_nowait: !q || !out");
     if (q->count <= q->reserved_items) return q->shutdown ? ASYNC_ESHUTDOWN : ASYNC_EAGAIN;
     *out = async__q_take(q);
     return 0;
 }
 
 ASYNC_API int async_queue_task_done(async_queue *q) {
-    if (!q) return ASYNC_EINVAL;
-    if (q->unfinished == 0) return ASYNC_ERANGE;
+    if (!q) return ASYNC__MISUSE(ASYNC_EINVAL, "async_queue_task_done: !q");
+    if (q->unfinished == 0) return ASYNC__MISUSE(ASYNC_ERANGE, "async_queue_task_done: q->unfinished == 0");
     if (--q->unfinished == 0) async__wake_queue(&q->joiners, true);
     return 0;
 }
 
 ASYNC_API int async_queue_shutdown(async_queue *q, bool immediate) {
-    if (!q) return ASYNC_EINVAL;
+    if (!q) return ASYNC__MISUSE(ASYNC_EINVAL, "async_queue_shutdown: !q");
     q->shutdown = 1;
     if (immediate) {
         size_t dropped = q->count - q->reserved_items;
@@ -2433,7 +2451,9 @@ ASYNC_API int async_queue_shutdown(async_queue *q, bool immediate) {
 
 ASYNC_API int async__qput_start(async_task *t, async_queue *q) {
     int rc;
-    if (!q || (!q->items && !q->realloc_fn)) return async__raise_code(t, ASYNC_EINVAL);
+    if (!q || (!q->items && !q->realloc_fn))
+        return async__raise_code(t,
+            ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_QUEUE_PUT: !q || (!q->items && !q->realloc_fn)"));
     if (q->shutdown) return async__raise_code(t, ASYNC_ESHUTDOWN);
     rc = async__wait_or_take(t, &q->putters, !async_queue_full(q) && !q->putters.head);
     if (rc == ASYNC__GO) q->reserved_slots++;
@@ -2459,7 +2479,7 @@ ASYNC_API int async__qput_check(async_task *t, async_queue *q, intptr_t item) {
 
 ASYNC_API int async__qget_start(async_task *t, async_queue *q) {
     int rc;
-    if (!q) return async__raise_code(t, ASYNC_EINVAL);
+    if (!q) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_QUEUE_GET: !q"));
     if (q->count <= q->reserved_items && q->shutdown) return async__raise_code(t, ASYNC_ESHUTDOWN);
     rc = async__wait_or_take(t, &q->getters, q->count > q->reserved_items && !q->getters.head);
     if (rc == ASYNC__GO) q->reserved_items++;
@@ -2483,7 +2503,7 @@ ASYNC_API int async__qget_check(async_task *t, async_queue *q, intptr_t *out) {
 }
 
 ASYNC_API int async__qjoin_start(async_task *t, async_queue *q) {
-    if (!q) return async__raise_code(t, ASYNC_EINVAL);
+    if (!q) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_QUEUE_JOIN: !q"));
     return async__wait_or_take(t, &q->joiners, q->unfinished == 0);
 }
 
@@ -2511,7 +2531,7 @@ ASYNC_API bool async_gen_started(const async_gen *g) { return g && (g->group.cou
 ASYNC_API int async__gen_next_start(async_task *t, async_gen *g, async_task *producer, const async_error *thrown) {
     async_task *runner = async__runner(t);
     int rc;
-    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_NEXT: !g"));
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     if (g->state & ASYNC__GEN_DONE) return ASYNC__GO;
     if (!g->group.count) {
@@ -2524,7 +2544,9 @@ ASYNC_API int async__gen_next_start(async_task *t, async_gen *g, async_task *pro
         if (!rc) rc = async__group_add(&g->group, producer);
         if (rc) return async__raise_code(t, rc);
     } else if (g->group.waiters) {
-        return async__raise_code(t, ASYNC_EBUSY); /* another consumer is already waiting */
+        /* another consumer is already waiting */
+        return async__raise_code(t,
+            ASYNC__MISUSE(ASYNC_EBUSY, "AWAIT_NEXT: ASYNC_EBUSY"));
     }
     g->thrown = thrown;
     g->state |= ASYNC__GEN_WANT;
@@ -2558,7 +2580,7 @@ ASYNC_API int async__gen_next_check(async_task *t, async_gen *g, intptr_t *out) 
 }
 
 ASYNC_API int async__gen_close_start(async_task *t, async_gen *g) {
-    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GEN_CLOSE: !g"));
     g->state |= ASYNC__GEN_DONE;
     if (!g->group.running) return ASYNC__GO;
     async__group_cancel_children(&g->group, NULL);
@@ -2600,7 +2622,7 @@ static async_gen *async__gen_of(async_task *runner) {
 ASYNC_API int async__gen_yield_start(async_task *t, intptr_t value) {
     async_task *runner = async__runner(t);
     async_gen *g = async__gen_of(runner);
-    if (!g) return async__raise_code(t, ASYNC_EINVAL);
+    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "ASYNC_YIELD_VALUE: !g"));
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     g->value = value;
     g->state = (uint8_t)((g->state | ASYNC__GEN_VALUE) & ~ASYNC__GEN_WANT);
@@ -2684,8 +2706,8 @@ ASYNC_API bool async_cancel(async_task *t) {
 /* ---- interrupts: signals an ISR raises (the contract is in the header's Interrupts section) ---- */
 
 ASYNC_API int async_signal_init(async_signal *s, async_loop *loop) {
-    if (!s || !loop) return ASYNC_EINVAL;
-    if (s->loop) return ASYNC_EBUSY;
+    if (!s || !loop) return ASYNC__MISUSE(ASYNC_EINVAL, "async_signal_init: !s || !loop");
+    if (s->loop) return ASYNC__MISUSE(ASYNC_EBUSY, "async_signal_init: s->loop");
     s->future.waiters = NULL;
     s->future.r.value = 0;
     s->future.state = 0;
@@ -2747,7 +2769,7 @@ static void async__signals_deliver(async_loop *loop) {
 ASYNC_API int async_signal_reset(async_signal *s) {
     async_loop *loop;
     int rc;
-    if (!s) return ASYNC_EINVAL;
+    if (!s) return ASYNC__MISUSE(ASYNC_EINVAL, "async_signal_reset: !s");
     loop = s->loop;
     if (!loop) return ASYNC_ESHUTDOWN;
     if (!s->future.state) return s->future.waiters ? ASYNC_EBUSY : 0;
@@ -2760,10 +2782,10 @@ ASYNC_API int async_signal_reset(async_signal *s) {
 ASYNC_API int async_signal_close(async_signal *s) {
     async_loop *loop;
     async_signal **pp;
-    if (!s) return ASYNC_EINVAL;
+    if (!s) return ASYNC__MISUSE(ASYNC_EINVAL, "async_signal_close: !s");
     loop = s->loop;
     if (!loop) return ASYNC_ESHUTDOWN;
-    if (s->future.waiters) return ASYNC_EBUSY;
+    if (s->future.waiters) return ASYNC__MISUSE(ASYNC_EBUSY, "async_signal_close: s->future.waiters");
     s->loop = NULL; /* first: raises fail from here on */
     for (pp = &loop->signals; *pp && *pp != s; pp = &(*pp)->next) {}
     if (*pp) *pp = s->next;
@@ -2803,15 +2825,20 @@ ASYNC_API int async_frame_pool_put(async_frame_pool *pool, void *frame) {
     uintptr_t base, p;
     size_t i;
     async_task *t = (async_task *)frame;
-    if (!pool || !frame || !pool->frames || !pool->size) return ASYNC_EINVAL;
+    if (!pool || !frame || !pool->frames || !pool->size)
+        return ASYNC__MISUSE(ASYNC_EINVAL, "async_frame_pool_put: !pool || !frame || !pool->frames || !pool->size");
     base = (uintptr_t)pool->frames;
     p = (uintptr_t)frame;
-    if (p < base || (p - base) % pool->size || (p - base) / pool->size >= pool->count) return ASYNC_EINVAL;
+    if (p < base || (p - base) % pool->size || (p - base) / pool->size >= pool->count)
+        return ASYNC__MISUSE(ASYNC_EINVAL, "async_frame_pool_put: not a frame of this pool");
     i = (p - base) / pool->size;
-    if (!(pool->used[i / 32] & (1u << (i % 32)))) return ASYNC_EINVAL; /* not handed out */
-    if (async__live(t)) return ASYNC_EBUSY;
+    if (!(pool->used[i / 32] & (1u << (i % 32)))) /* not handed out */
+        return ASYNC__MISUSE(ASYNC_EINVAL, "async_frame_pool_put: frame not handed out");
+    if (async__live(t)) return ASYNC__MISUSE(ASYNC_EBUSY, "async_frame_pool_put: async__live(t)");
     if (t->state == ASYNC__S_DONE && (t->flags & (ASYNC__F_RAISE | ASYNC__F_SEEN)) == ASYNC__F_RAISE)
-        return ASYNC_EBUSY; /* its error was never retrieved: reusing the frame would lose it */
+        /* its error was never retrieved: reusing the frame would lose it */
+        return
+            ASYNC__MISUSE(ASYNC_EBUSY, "async_frame_pool_put: ASYNC_EBUSY");
     pool->used[i / 32] &= ~(1u << (i % 32));
     return 0;
 }
@@ -2827,7 +2854,7 @@ ASYNC_API uint32_t async_frame_pool_available(const async_frame_pool *pool) {
 /* ---- the loop ---- */
 
 ASYNC_API int async_loop_init(async_loop *loop) {
-    if (!loop) return ASYNC_EINVAL;
+    if (!loop) return ASYNC__MISUSE(ASYNC_EINVAL, "async_loop_init: !loop");
     memset(loop, 0, sizeof *loop);
     loop->timers = loop->inline_timers;
     loop->timer_cap = ASYNC_CONFIG_INLINE_TIMERS;
@@ -3022,7 +3049,7 @@ static bool async__break_cycle(async_task *main) {
 ASYNC_API int async_run(async_loop *loop, async_task *main) {
     int rc;
     bool deadlocked = false;
-    if (!loop || !main) return ASYNC_EINVAL;
+    if (!loop || !main) return ASYNC__MISUSE(ASYNC_EINVAL, "async_run: !loop || !main");
     rc = async_spawn(loop, main);
     if (rc) return rc;
     while (main->state != ASYNC__S_DONE) {
