@@ -12,19 +12,24 @@ QEMU_RV32  ?= qemu-system-riscv32
 FW_CFLAGS  ?= -Os -g
 FW_TIMEOUT ?= 20
 
-FW_DIR     := samples/firmware
+# The board support lives in ports/ (a folder per board, the port glue, the C library shim, the size
+# probe); the QEMU check and the images it must fail live in test/firmware/.
+FW_PORTS   := ports
+FW_TEST    := test/firmware
 FW_BUILD   := $(BUILD)/firmware
 FW_BOARDS  := mps2-an385 virt-rv32
 FW_SAMPLES := countdown gather cancel
 FW_IMAGES  := $(FW_SAMPLES) baseline isr fail hang
 
-# Per board: compiler, target flags, binutils prefix, QEMU command line, extra startup objects.
+# Per board: its folder, compiler, target flags, binutils prefix, QEMU command line, extra startup objects.
+FW_PATH_mps2-an385  = $(FW_PORTS)/arm/mps2-an385
 FW_CC_mps2-an385    = $(ARM_CC)
 FW_ARCH_mps2-an385  = -mcpu=cortex-m3 -mthumb
 FW_TOOLS_mps2-an385 = arm-none-eabi-
 FW_QEMU_mps2-an385  = $(QEMU_ARM) -M mps2-an385 -semihosting-config enable=on,target=native
 FW_START_mps2-an385 =
 # -misa-spec=2.2: csrr/csrw assemble (Zicsr is part of I there) and the rv32imac/ilp32 libgcc is kept
+FW_PATH_virt-rv32   = $(FW_PORTS)/riscv/virt-rv32
 FW_CC_virt-rv32     = $(RV_CC)
 FW_ARCH_virt-rv32   = -march=rv32imac -mabi=ilp32 -misa-spec=2.2
 FW_TOOLS_virt-rv32  = riscv64-unknown-elf-
@@ -36,50 +41,40 @@ FW_QEMU_RUN = -nographic -monitor none -serial stdio -icount shift=0,sleep=off -
 
 # The project's warnings, freestanding; the shim C library's headers first; port.h declares
 # async_main for the hosted samples.
-FW_ALL_CFLAGS = $(WARN) -ffreestanding -ffunction-sections -fdata-sections -I$(FW_DIR)/libc -I$(FW_DIR) -Iinclude \
-                -include $(FW_DIR)/port.h $(FW_CFLAGS)
+FW_ALL_CFLAGS = $(WARN) -ffreestanding -ffunction-sections -fdata-sections -I$(FW_PORTS)/libc \
+                -I$(FW_PORTS)/common -Iinclude -include $(FW_PORTS)/common/port.h $(FW_CFLAGS)
 FW_COMMON  := core port libc format board
-FW_HEADERS := $(HEADERS) $(wildcard $(FW_DIR)/*.h $(FW_DIR)/libc/*.h)
+FW_HEADERS := $(HEADERS) $(wildcard $(FW_PORTS)/common/*.h $(FW_PORTS)/libc/*.h)
+# Where an image's objects come from: the port glue, the C library shim, the size probe and its
+# baseline, the check's own images, the hosted samples; and the board's folder (board.c).
+FW_SRC_DIRS = $(FW_PORTS)/common $(FW_PORTS)/libc $(FW_PORTS)/sizes $(FW_TEST) samples $(FW_PATH_$(1))
+
+# the loops of memset and memcpy must not become calls of memset and memcpy
+$(FW_BUILD)/%/obj/libc.o: FW_EXTRA_CFLAGS := -fno-tree-loop-distribute-patterns
 
 .PHONY: firmware test-firmware check-firmware check-firmware-core
 
+# One board's object from one source folder.
+define FW_OBJ
+$(FW_BUILD)/$(1)/obj/%.o: $(2)/%.c $(FW_HEADERS)
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  CC      $$< ($(1))")
+	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_ALL_CFLAGS) $$(FW_EXTRA_CFLAGS) -c $$< -o $$@
+endef
+
 # One board's rules: objects, images (with a map file each), and the type-size probe.
 define FW_BOARD
-$(FW_BUILD)/$(1)/obj/%.o: $(FW_DIR)/%.c $(FW_HEADERS)
-	@mkdir -p $$(dir $$@)
-	@$$(if $$(Q),echo "  CC      $$< ($(1))")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_ALL_CFLAGS) -c $$< -o $$@
-
-$(FW_BUILD)/$(1)/obj/%.o: samples/%.c $(FW_HEADERS)
-	@mkdir -p $$(dir $$@)
-	@$$(if $$(Q),echo "  CC      $$< ($(1))")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_ALL_CFLAGS) -c $$< -o $$@
-
-$(FW_BUILD)/$(1)/obj/board.o: $(FW_DIR)/$(1)/board.c $(FW_HEADERS)
-	@mkdir -p $$(dir $$@)
-	@$$(if $$(Q),echo "  CC      $$<")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_ALL_CFLAGS) -c $$< -o $$@
-
-$(FW_BUILD)/$(1)/obj/start.o: $(FW_DIR)/$(1)/start.S
+$(foreach d,$(call FW_SRC_DIRS,$(1)),$(call FW_OBJ,$(1),$(d))
+)
+$(FW_BUILD)/$(1)/obj/start.o: $(FW_PATH_$(1))/start.S
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  AS      $$<")
 	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) -c $$< -o $$@
 
-# the loops of memset and memcpy must not become calls of memset and memcpy
-$(FW_BUILD)/$(1)/obj/libc.o: $(FW_DIR)/libc/libc.c $(FW_HEADERS)
-	@mkdir -p $$(dir $$@)
-	@$$(if $$(Q),echo "  CC      $$< ($(1))")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_ALL_CFLAGS) -fno-tree-loop-distribute-patterns -c $$< -o $$@
-
-$(FW_BUILD)/$(1)/obj/format.o: $(FW_DIR)/libc/format.c $(FW_HEADERS)
-	@mkdir -p $$(dir $$@)
-	@$$(if $$(Q),echo "  CC      $$< ($(1))")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_ALL_CFLAGS) -c $$< -o $$@
-
 $(FW_BUILD)/$(1)/%.elf: $(FW_BUILD)/$(1)/obj/%.o $(addprefix $(FW_BUILD)/$(1)/obj/,$(FW_START_$(1)) \
-                        $(FW_COMMON:%=%.o)) $(FW_DIR)/$(1)/link.ld
+                        $(FW_COMMON:%=%.o)) $(FW_PATH_$(1))/link.ld
 	@$$(if $$(Q),echo "  LD      $$@")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) -nostdlib -T $(FW_DIR)/$(1)/link.ld -Wl,--gc-sections \
+	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) -nostdlib -T $(FW_PATH_$(1))/link.ld -Wl,--gc-sections \
 	    -Wl,-Map=$$(@:.elf=.map) $$(filter %.o,$$^) -lgcc -o $$@
 endef
 $(foreach b,$(FW_BOARDS),$(eval $(call FW_BOARD,$(b))))
@@ -88,7 +83,7 @@ FW_ELFS := $(foreach b,$(FW_BOARDS),$(FW_IMAGES:%=$(FW_BUILD)/$(b)/%.elf))
 .SECONDARY: $(foreach b,$(FW_BOARDS),$(addprefix $(FW_BUILD)/$(b)/obj/,$(FW_IMAGES:=.o) $(FW_COMMON:=.o) start.o))
 
 firmware: $(FW_ELFS) $(FW_BOARDS:%=$(FW_BUILD)/%/obj/sizes.o)
-	$(Q)$(foreach b,$(FW_BOARDS),sh $(FW_DIR)/sizes.sh $(b) $(FW_TOOLS_$(b))size $(FW_TOOLS_$(b))nm \
+	$(Q)$(foreach b,$(FW_BOARDS),sh $(FW_PORTS)/sizes/sizes.sh $(b) $(FW_TOOLS_$(b))size $(FW_TOOLS_$(b))nm \
 	    $(FW_BUILD)/$(b)/obj/sizes.o $(FW_BUILD)/$(b)/obj/core.o $(FW_IMAGES:%=$(FW_BUILD)/$(b)/%.elf) &&) true
 
 # Each sample against its hosted run (and the hand-rolled baseline against gather's); the ISR test
@@ -97,18 +92,18 @@ firmware: $(FW_ELFS) $(FW_BOARDS:%=$(FW_BUILD)/%/obj/sizes.o)
 test-firmware: $(FW_ELFS) $(FW_SAMPLES:%=$(BUILD)/samples/%)
 	@echo "  CHECK   firmware images in QEMU: $(FW_BOARDS)"
 	$(Q)$(foreach b,$(FW_BOARDS),$(foreach s,$(FW_SAMPLES), \
-	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_DIR)/run.sh -h $(BUILD)/samples/$(s) $(b)/$(s) -- \
+	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -h $(BUILD)/samples/$(s) $(b)/$(s) -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/$(s).elf &&) \
-	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_DIR)/run.sh -h $(BUILD)/samples/gather $(b)/baseline -- \
+	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -h $(BUILD)/samples/gather $(b)/baseline -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/baseline.elf && \
-	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_DIR)/run.sh -e $(FW_DIR)/isr.expected $(b)/isr -- \
+	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -e $(FW_TEST)/isr.expected $(b)/isr -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/isr.elf &&) true
 	$(Q)$(foreach b,$(FW_BOARDS), \
-	    { sh $(FW_DIR)/run.sh -e $(FW_DIR)/fail.expected $(b)/fail -- \
+	    { sh $(FW_TEST)/run.sh -e $(FW_TEST)/fail.expected $(b)/fail -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/fail.elf 2>/dev/null; rc=$$?; \
 	      if [ $$rc -eq 1 ]; then echo "  PASS    $(b)/fail failed the check, as it must"; \
 	      else echo "  FAIL    $(b)/fail: the check returned $$rc, not 1"; exit 1; fi; } && \
-	    { FW_TIMEOUT=2 sh $(FW_DIR)/run.sh -e $(FW_DIR)/fail.expected $(b)/hang -- \
+	    { FW_TIMEOUT=2 sh $(FW_TEST)/run.sh -e $(FW_TEST)/fail.expected $(b)/hang -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/hang.elf 2>/dev/null; rc=$$?; \
 	      if [ $$rc -eq 2 ]; then echo "  PASS    $(b)/hang hit the time limit, as it must"; \
 	      else echo "  FAIL    $(b)/hang: the check returned $$rc, not 2"; exit 1; fi; } &&) true
@@ -128,4 +123,4 @@ check-firmware: check-firmware-core firmware test-firmware
 CHECK_STAGES += check-firmware
 
 # test/test_firmware.c compiles the boards' formatter into the runner
-$(BUILD)/test/runner: $(FW_DIR)/libc/format.c $(FW_DIR)/libc/format.h
+$(BUILD)/test/runner: $(FW_PORTS)/libc/format.c $(FW_PORTS)/libc/format.h

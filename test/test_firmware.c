@@ -6,7 +6,7 @@
 #include <signal.h>
 #include <sys/time.h>
 
-#include "samples/firmware/libc/format.c"
+#include "ports/libc/format.c"
 
 static char fw_log[1024];
 
