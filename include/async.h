@@ -48,6 +48,14 @@
 #ifndef ASYNC_H_INCLUDED
 #define ASYNC_H_INCLUDED
 
+/* For gcc, a build error inside one of this header's macros points at the macro's definition here,
+ * with the user's line only in a note. As a system header it points at the user's line instead (clang
+ * does so anyway). The file that implements the core keeps the normal rules, so that the compilers
+ * still warn about the implementation itself. */
+#if defined(__GNUC__) && !defined(ASYNC_IMPLEMENTATION)
+#pragma GCC system_header
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -282,12 +290,58 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 #define ASYNC__LC_RETURN 0xFFFE
 #define ASYNC__LC_RAISE 0xFFFF
 #define ASYNC__LINE_OK() ((void)sizeof(char[(__LINE__ < 0x3F00) ? 1 : -1]))
+#define ASYNC__CAT2(a, b) a##b
+#define ASYNC__CAT(a, b) ASYNC__CAT2(a, b)
+
+/* The stackless pitfalls as build errors whose first line is the user's line and names the mistake:
+ * - a local kept across an await: the coroutine's body is compiled with the compilers' uninitialised-use
+ *   warnings turned into errors (a local read after a resume was never set on that path), whatever the
+ *   flags (but -w, which silences everything).
+ * - two AWAITs on one line: each await defines the label ASYNC_ERROR_two_AWAITs_on_line_N.
+ * - an await (or RETURN, THROW, END) outside a coroutine: the tag ASYNC_ERROR_AWAIT_outside_a_coroutine
+ *   is complete only between ASYNC_BEGIN and ASYNC_END.
+ * - ASYNC_TRY (or WITH) left open: ASYNC_END needs ASYNC_ERROR_ASYNC_TRY_lacks_its_ASYNC_END_TRY, which
+ *   an open try hides; CATCH, FINALLY or END_TRY without a TRY need the try's own tag.
+ * - a coroutine left open: the next ASYNC_DEF (or ASYNC_BEGIN) needs ASYNC_ERROR_a_coroutine_above_lacks_
+ *   its_ASYNC_END, which an open coroutine hides.
+ * An AWAIT inside a switch statement of the user's own cannot be caught at build time: it fails when the
+ * coroutine resumes there, with ASYNC_EFAULT and a message that says so. */
+struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
+#if defined(__clang__)
+/* clang runs its uninitialised-use analysis on a function only if the warning is on where the function
+ * starts: turn it on (as a warning) for the rest of the file, so that it runs on the coroutines. */
+#  if !defined(ASYNC_IMPLEMENTATION)
+#    pragma clang diagnostic warning "-Wuninitialized"
+#    pragma clang diagnostic warning "-Wsometimes-uninitialized"
+#  endif
+#  define ASYNC__DIAG_PUSH                                                                            \
+    _Pragma("clang diagnostic push") _Pragma("clang diagnostic error \"-Wuninitialized\"")            \
+    _Pragma("clang diagnostic error \"-Wsometimes-uninitialized\"")
+#  define ASYNC__DIAG_POP _Pragma("clang diagnostic pop")
+#elif defined(__GNUC__) && !defined(__cplusplus)
+#  define ASYNC__DIAG_PUSH                                                                            \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic error \"-Wuninitialized\"")                \
+    _Pragma("GCC diagnostic error \"-Wmaybe-uninitialized\"") _Pragma("GCC diagnostic ignored \"-Wjump-misses-init\"")
+#  define ASYNC__DIAG_POP _Pragma("GCC diagnostic pop")
+#elif defined(__GNUC__)
+#  define ASYNC__DIAG_PUSH                                                                            \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic error \"-Wuninitialized\"")                \
+    _Pragma("GCC diagnostic error \"-Wmaybe-uninitialized\"")
+#  define ASYNC__DIAG_POP _Pragma("GCC diagnostic pop")
+#else
+#  define ASYNC__DIAG_PUSH
+#  define ASYNC__DIAG_POP
+#endif
+/* Inside a coroutine body, or a build error that says it is not. */
+#define ASYNC__IN_COROUTINE() ((void)sizeof(struct ASYNC_ERROR_AWAIT_outside_a_coroutine))
 
 /* Return codes of the await helpers */
 #define ASYNC__GO 0    /* continue after the await */
 #define ASYNC__WAIT 1  /* suspended: return PENDING */
 #define ASYNC__RAISE 2 /* the error is in t->r.error: jump to the handler */
 #define ASYNC__RETURNING 3 /* a return is pending (ASYNC_END_TRY only) */
+#define ASYNC__BREAKING 4  /* a break out of the try is pending (ASYNC_END_TRY only) */
+#define ASYNC__CONTINUING 5 /* a continue out of the try is pending (ASYNC_END_TRY only) */
 
 /* Jumps to a resume point: store it and return ASYNC__AGAIN; the caller calls the coroutine again at
  * once. Never a backward goto or a fall-through into a resume label: a resume point reachable only
@@ -295,38 +349,55 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 #define ASYNC__GOTO(t, point) return ((t)->lc = (uint16_t)(point), ASYNC__AGAIN)
 #define ASYNC__TO_HANDLER(t) ASYNC__GOTO(t, sizeof(struct async__c))
 
-/** Opens a coroutine body; `t` is the coroutine's async_task parameter. */
-#define ASYNC_BEGIN(t)                                      \
-    struct async__c { char n[ASYNC__LC_RAISE]; };          \
-    struct async__f { char n[ASYNC__LC_RETURN]; };         \
-    switch ((t)->lc) {                                      \
+/** Opens a coroutine body; `t` is the coroutine's async_task parameter (the three-piece form under
+ *  ASYNC_DEF: a frame struct, a function over it that starts with ASYNC_BEGIN and ends with ASYNC_END,
+ *  and a constructor). Code above it runs on every step, and when async_task_where asks the coroutine
+ *  where it is: keep it to declarations without effects, such as the frame cast. */
+#define ASYNC_BEGIN(t)                                                      \
+    (void)sizeof(struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END); \
+    ASYNC__DIAG_PUSH                                                        \
+    struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END;               \
+    struct ASYNC_ERROR_AWAIT_outside_a_coroutine { char c; };               \
+    struct ASYNC_ERROR_ASYNC_TRY_lacks_its_ASYNC_END_TRY { char c; };       \
+    struct async__c { char n[ASYNC__LC_RAISE]; };                          \
+    struct async__f { char n[ASYNC__LC_RETURN]; };                         \
+    int async__leave = 0; /* how a try block was left: 0 break, 2 continue */ \
+    (void)async__leave;                                                     \
+    switch ((t)->lc) {                                                      \
     case ASYNC__LC_FILE:                                    \
         (t)->r.value = (intptr_t)__FILE__;                  \
         return ASYNC_PENDING;                               \
     case ASYNC__LC_FUNCTION:                                \
         (t)->r.value = (intptr_t)__func__;                  \
         return ASYNC_PENDING;                               \
-    case 0:
+    case 0:                                                                 \
+        do { /* the body: a break or continue in no loop of its own ends here */
 
 /** Closes a coroutine body: falling off the end finishes the task with value 0. */
 #define ASYNC_END(t)                                                    \
-    ASYNC__FALLTHROUGH;                                                 \
-    case ASYNC__LC_ENDTRY(0):                                           \
-        (t)->r.value = 0;                                               \
-        return async__complete((t));                                    \
+            ASYNC__IN_COROUTINE();                                      \
+            (void)sizeof(struct ASYNC_ERROR_ASYNC_TRY_lacks_its_ASYNC_END_TRY); \
+            (t)->r.value = 0;                                           \
+            return async__complete((t));                                \
+        } while ((async__leave = 2), 0);                                \
+        return async__stray_leave((t));                                 \
     case ASYNC__LC_RETURN:                                              \
     case ASYNC__LC_RAISE:                                               \
         return async__complete((t));                                    \
     default:                                                            \
         if (async__redirect((t))) return ASYNC__AGAIN;                  \
         return async__complete((t));                                    \
-    }
+    }                                                                   \
+    ASYNC__DIAG_POP
 
 /* An await: `start` runs once: GO (nothing to wait for: come back at once to the check), WAIT (it
  * suspended: return PENDING) or RAISE. `check` runs on every resume: GO, WAIT or RAISE. */
 #define ASYNC__AWAIT(t, start, check)                                   \
     do {                                                                \
+        ASYNC__IN_COROUTINE();                                          \
+    ASYNC__CAT(ASYNC_ERROR_two_AWAITs_on_line_, __LINE__):              \
         ASYNC__LINE_OK();                                               \
+        if (0) goto ASYNC__CAT(ASYNC_ERROR_two_AWAITs_on_line_, __LINE__); \
         (t)->lc = __LINE__;                                             \
         switch (start) {                                                \
         case ASYNC__GO: return ASYNC__AGAIN;                            \
@@ -373,6 +444,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 /** asyncio.create_task(child) inside task group g (structured: g's owner cannot finish before child). */
 #define ASYNC_SPAWN(t, g, child)                                                                      \
     do {                                                                                              \
+        ASYNC__IN_COROUTINE();                                                                        \
         if (async__spawn_or_raise((t), (g), (child)) == ASYNC__RAISE) ASYNC__TO_HANDLER(t);           \
     } while (0)
 /** Leaves a task group (async with TaskGroup() exit): waits for every child; the first error cancelled
@@ -474,6 +546,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 /** return value: finishes the coroutine with an integer value, after running enclosing finally blocks. */
 #define ASYNC_RETURN(t, value)                              \
     do {                                                    \
+        ASYNC__IN_COROUTINE();                              \
         async__set_return((t), (intptr_t)(value));          \
         ASYNC__GOTO(t, sizeof(struct async__f));            \
     } while (0)
@@ -481,6 +554,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
  *  constant; for codes computed at run time raise a static async_error with ASYNC_THROW_ERROR). */
 #define ASYNC_THROW(t, code, message)                                               \
     do {                                                                            \
+        ASYNC__IN_COROUTINE();                                                      \
         static const async_error async__thrown = {(code), (message)};               \
         async__raise((t), &async__thrown);                                          \
         ASYNC__TO_HANDLER(t);                                                       \
@@ -488,6 +562,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 /** raise an existing error record (e.g. async_error_of(code), or one of your own static ones). */
 #define ASYNC_THROW_ERROR(t, error)                         \
     do {                                                    \
+        ASYNC__IN_COROUTINE();                              \
         async__raise((t), (error));                         \
         ASYNC__TO_HANDLER(t);                               \
     } while (0)
@@ -495,47 +570,62 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 #define ASYNC_RERAISE(t) ASYNC_THROW_ERROR(t, async_caught(t))
 
 /** try: ... ASYNC_CATCH(t) {...} and/or ASYNC_FINALLY(t) {...}, closed by ASYNC_END_TRY(t). Blocks may
- *  await. A finally block runs on every way out: normal end, error, return and cancellation. */
+ *  await. A finally block runs on every way out: normal end, error, return, cancellation, and a break or
+ *  continue of the loop around the try (which then goes on after the finally block).
+ *  How: each block runs inside a do-while of its own, which catches the break or continue; the way out is
+ *  kept in the task's result while the finally block runs, and ASYNC_END_TRY repeats it. */
 #define ASYNC_TRY(t)                                                            \
     {                                                                           \
         struct async__up_c { char n[sizeof(struct async__c)]; };               \
         struct async__up_f { char n[sizeof(struct async__f)]; };               \
-        struct async__try { char n[__LINE__]; };                               \
-        {                                                                       \
-            struct async__c { char n[ASYNC__LC_CATCH(__LINE__)]; };            \
-            struct async__f { char n[ASYNC__LC_FINALLY(__LINE__)]; };          \
-            ASYNC__LINE_OK();
+        struct ASYNC_ERROR_CATCH_FINALLY_or_END_TRY_without_ASYNC_TRY { char n[__LINE__]; }; \
+        struct ASYNC_ERROR_ASYNC_TRY_lacks_its_ASYNC_END_TRY;                  \
+        ASYNC__IN_COROUTINE();                                                  \
+        ASYNC__LINE_OK();                                                       \
+        ASYNC__TRY_BLOCK(t, ASYNC__LC_CATCH(__LINE__), ASYNC__LC_FINALLY(__LINE__))
+
+/* The line of the enclosing ASYNC_TRY. */
+#define ASYNC__TRY_LINE sizeof(struct ASYNC_ERROR_CATCH_FINALLY_or_END_TRY_without_ASYNC_TRY)
+/* Opens a block of a try: raises go to `raise_to`, returns to `return_to`; the block is a do-while that
+ * catches break and continue (see ASYNC__TRY_BLOCK_END). */
+#define ASYNC__TRY_BLOCK(t, raise_to, return_to)                                \
+        do {                                                                    \
+            struct async__c { char n[raise_to]; };                             \
+            struct async__f { char n[return_to]; };
+/* Closes a block of a try: its normal end goes to `next`; a break or continue ends up after the
+ * do-while (a continue through its condition, which says so) and is noted in the task (`drop`: 8 in the
+ * finally block, where it replaces a pending error or return), then `after` runs: the finally block, or
+ * for the finally block itself the end of the try. */
+#define ASYNC__TRY_BLOCK_END(t, next, after, drop)                              \
+            ASYNC__GOTO(t, next);                                               \
+        } while ((async__leave = 2), 0);                                        \
+        async__leaving((t), async__leave + (drop));                             \
+        ASYNC__GOTO(t, after);
 
 /** except: runs when the try block raised; async_caught(t) is the error (re-raise with ASYNC_RERAISE). */
-#define ASYNC_CATCH(t)                                                                      \
-            ASYNC__GOTO(t, ASYNC__LC_FINALLY(sizeof(struct async__try)));                   \
-        }                                                                                   \
-        case ASYNC__LC_CATCH(sizeof(struct async__try)):                                    \
-            async__caught_enter((t));                                                        \
-        {                                                                                   \
-            struct async__c { char n[ASYNC__LC_FINALLY(sizeof(struct async__try))]; };      \
-            struct async__f { char n[ASYNC__LC_FINALLY(sizeof(struct async__try))]; };
+#define ASYNC_CATCH(t)                                                                          \
+        ASYNC__TRY_BLOCK_END(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE), 0) \
+        case ASYNC__LC_CATCH(ASYNC__TRY_LINE):                                                  \
+            async__caught_enter((t));                                                           \
+        ASYNC__TRY_BLOCK(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE))
 
-/** finally: runs on every way out of the try and catch blocks; a pending error or return continues
- *  after it. */
-#define ASYNC_FINALLY(t)                                                                    \
-        }                                                                                   \
-        ASYNC__FALLTHROUGH;                                                                 \
-        case ASYNC__LC_FINALLY(sizeof(struct async__try)):                                  \
-        {                                                                                   \
-            struct async__c { char n[ASYNC__LC_ENDTRY(sizeof(struct async__try))]; };       \
-            struct async__f { char n[ASYNC__LC_ENDTRY(sizeof(struct async__try))]; };
+/** finally: runs on every way out of the try and catch blocks; a pending error, return, break or
+ *  continue goes on after it. */
+#define ASYNC_FINALLY(t)                                                                        \
+        ASYNC__TRY_BLOCK_END(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE), 0) \
+        case ASYNC__LC_FINALLY(ASYNC__TRY_LINE):                                                \
+        ASYNC__TRY_BLOCK(t, ASYNC__LC_ENDTRY(ASYNC__TRY_LINE), ASYNC__LC_ENDTRY(ASYNC__TRY_LINE))
 
-/** Closes ASYNC_TRY; continues a pending error or return outwards. */
-#define ASYNC_END_TRY(t)                                                                    \
-        }                                                                                   \
-        ASYNC__FALLTHROUGH;                                                                 \
-        case ASYNC__LC_ENDTRY(sizeof(struct async__try)):                                   \
-        switch (async__end_try((t))) {                                                      \
-        case ASYNC__RAISE: ASYNC__GOTO(t, sizeof(struct async__up_c));                     \
-        case ASYNC__RETURNING: ASYNC__GOTO(t, sizeof(struct async__up_f));                 \
-        default: break;                                                                     \
-        }                                                                                   \
+/** Closes ASYNC_TRY; continues a pending error, return, break or continue outwards. A break or continue
+ *  in the finally block itself drops what was pending (as in Python). */
+#define ASYNC_END_TRY(t)                                                                        \
+        ASYNC__TRY_BLOCK_END(t, ASYNC__LC_ENDTRY(ASYNC__TRY_LINE), ASYNC__LC_ENDTRY(ASYNC__TRY_LINE), 8) \
+        case ASYNC__LC_ENDTRY(ASYNC__TRY_LINE):                                                 \
+            async__leave = async__end_try((t));                                                 \
+            if (async__leave == ASYNC__RAISE) ASYNC__GOTO(t, sizeof(struct async__up_c));      \
+            if (async__leave == ASYNC__RETURNING) ASYNC__GOTO(t, sizeof(struct async__up_f));  \
+            if (async__leave == ASYNC__BREAKING) break;                                         \
+            if (async__leave == ASYNC__CONTINUING) continue;                                    \
     }
 
 /** The error being handled in an ASYNC_CATCH block (or NULL outside one). */
@@ -975,6 +1065,8 @@ ASYNC_API void async__raise(async_task *t, const async_error *e);
 ASYNC_API void async__set_return(async_task *t, intptr_t value);
 ASYNC_API void async__caught_enter(async_task *t);
 ASYNC_API int async__end_try(async_task *t);
+ASYNC_API void async__leaving(async_task *t, int how);
+ASYNC_API async_status async__stray_leave(async_task *t);
 ASYNC_API int async__await_start(async_task *t, async_task *x);
 ASYNC_API int async__await_check(async_task *t, async_task *x);
 ASYNC_API int async__sleep_start(async_task *t, int64_t ms);
@@ -1631,12 +1723,16 @@ ASYNC_API async_status async__complete(async_task *t) {
 }
 
 ASYNC_API bool async__redirect(async_task *t) {
+    static const async_error in_switch = {ASYNC_EFAULT, "the coroutine cannot resume at its AWAIT: an AWAIT "
+                                          "inside a switch statement of your own (use if/else there)"};
     /* a jump to a catch or finally label that the try does not have goes on to the next part */
     if (t->lc >= 0x4000 && t->lc < 0xC000 && (t->lc & 0x3FFF) != 0) {
         t->lc = (uint16_t)(t->lc + 0x4000);
         return true;
     }
-    async__raise(t, async__err(ASYNC_EFAULT));
+    /* a line of the coroutine that its switch does not reach: the AWAIT's case label belongs to a switch
+     * of the user's (a resume point the core never sets otherwise) */
+    async__raise(t, (t->lc > 0 && t->lc < 0x3F00) ? &in_switch : async__err(ASYNC_EFAULT));
     return false;
 }
 
@@ -1652,9 +1748,32 @@ ASYNC_API void async__set_return(async_task *t, intptr_t value) {
 
 ASYNC_API void async__caught_enter(async_task *t) { t->flags &= (uint8_t)~ASYNC__F_RAISE; }
 
+/* A break or continue out of a try's block is kept in r while the finally block runs: r holds no pending
+ * error or return then (neither flag is set), and these two values are never an error record's address
+ * (records are aligned). A break or continue in the finally block itself (how + 8) drops what was
+ * pending, as Python's does. */
+#define ASYNC__R_BREAK ((intptr_t)1)
+#define ASYNC__R_CONTINUE ((intptr_t)2)
+
+ASYNC_API void async__leaving(async_task *t, int how) {
+    if (how & 8) t->flags &= (uint8_t) ~(ASYNC__F_RAISE | ASYNC__F_RETURN);
+    t->r.value = (how & 2) ? ASYNC__R_CONTINUE : ASYNC__R_BREAK;
+}
+
+ASYNC_API async_status async__stray_leave(async_task *t) {
+    static const async_error stray = {ASYNC_EINVAL, "break or continue in a coroutine, outside any loop"};
+    async__raise(t, &stray);
+    return async__complete(t);
+}
+
 ASYNC_API int async__end_try(async_task *t) {
     if (t->flags & ASYNC__F_RAISE) return ASYNC__RAISE;
     if (t->flags & ASYNC__F_RETURN) return ASYNC__RETURNING;
+    if (t->r.value == ASYNC__R_BREAK || t->r.value == ASYNC__R_CONTINUE) {
+        int how = t->r.value == ASYNC__R_BREAK ? ASYNC__BREAKING : ASYNC__CONTINUING;
+        t->r.value = 0;
+        return how;
+    }
     return ASYNC__GO;
 }
 

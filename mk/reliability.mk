@@ -61,12 +61,12 @@ FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno
 $(FUZZ_BUILD)/fuzz/fuzz_sched: fuzz/fuzz_sched.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(FUZZ_CC) $(filter-out -Wjump-misses-init,$(WARN)) -Iinclude $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@
+	$(Q)$(FUZZ_CC) $(WARN) -Iinclude $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@
 
 $(FUZZ_BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_net.h $(HEADERS) $(FUZZ_BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(FUZZ_CC) $(filter-out -Wjump-misses-init,$(WARN)) -Iinclude $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
+	$(Q)$(FUZZ_CC) $(WARN) -Iinclude $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
 
 $(FUZZ_BUILD)/libasync.a: $(LIB_SRC) $(HEADERS) $(wildcard src/*.h)
 	$(Q)$(MAKE) --no-print-directory lib CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) SANFLAGS= \
