@@ -17,11 +17,11 @@ bench-callgrind: $(BUILD)/bench/micro
 	        END {printf "callgrind=%-22s instructions_per_op=%8.1f\n", f, ir / ops}' $(BUILD)/bench/cg.$$f.txt; \
 	done
 
-$(BUILD)/bench/micro: bench/micro.c $(HEADERS)
+$(BUILD)/bench/micro: bench/micro.c bench/bench.h $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WARN) -O2 -Iinclude $(CFLAGS) $(if $(wildcard /usr/include/valgrind/callgrind.h),-DASYNC_BENCH_CALLGRIND) $< -o $@
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libasync.a
+$(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
 
