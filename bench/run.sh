@@ -6,7 +6,8 @@
 #   bench/run.sh                 W1..W5, default sizes, 3 runs
 #   bench/run.sh W1 W3           some workloads
 #   BENCH_QUICK=1 bench/run.sh   small sizes, one run: a quick look in under a minute or two
-# Sizes: BENCH_N (tasks/messages/calls), BENCH_W4_SECONDS; RUNS.
+# Sizes: BENCH_N (tasks/messages/calls), BENCH_W4_SECONDS; RUNS. BENCH_PORT: the port of the peers' W4
+# servers (ours picks a free one).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=${BUILD:-$here/../build}
@@ -20,14 +21,24 @@ mkdir -p "$build/bench" "$BENCH_OUT"
 # BENCH_REPORT=FILE: no runs, only the table, CSV and chart from the lines of an earlier run
 if [ -n "${BENCH_REPORT:-}" ]; then grep '^workload=' "$BENCH_REPORT" > "$raw"; workloads=(); else : > "$raw"; fi
 
-# W4: our hello server under the peers' exact load (server pinned to CPU 0, wrk -t2 -c100 on CPU 1)
+# W4: the hello_server sample under the peers' exact load: wrk -t2 -c100 on CPU 1; the server pinned to
+# CPU 0 with one thread, unpinned with two. The server picks a free port and prints it.
 w4_ours() { # threads impl-name
-    local port=${BENCH_PORT:-18090} pin="" load="" pid t0 t1 res nreq cpu
-    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then load="taskset -c 1"; [ "$1" = 1 ] && pin="taskset -c 0"; fi
+    local pin="" load="" log=$build/bench/w4-server.log port="" pid t0 t1 res nreq cpu
     command -v wrk >/dev/null || { echo "# W4 needs wrk (apt-get install wrk)"; return; }
-    $pin "$build/bench/w4" W4 "$port" $((secs + 3)) "$1" >/dev/null &
+    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then load="taskset -c 1"; [ "$1" = 1 ] && pin="taskset -c 0"; fi
+    $pin "$build/samples/hello_server" --port 0 --threads "$1" --seconds $((secs + 3)) >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 50); do
+        port=$(sed -n 's|^Serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "# W4 $2: hello_server did not start: $(head -c 300 "$log")"
+        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+        return
+    fi
     t0=$(awk '{print $14 + $15}' /proc/$pid/stat)
     res=$($load wrk -t2 -c100 -d"${secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
     t1=$(awk '{print $14 + $15}' /proc/$pid/stat)
@@ -50,7 +61,7 @@ for w in ${workloads[@]+"${workloads[@]}"}; do
         W4) w4_ours 1 async.h; w4_ours 2 async.h-2threads ;;
         W5) "$build/bench/w5" "$n" ;;
         esac
-        if [ -x "$peers/run-peers.sh" ]; then BENCH_PORT=18091 "$peers/run-peers.sh" "$w" "$arg" 1 2>&1; fi
+        if [ -x "$peers/run-peers.sh" ]; then BENCH_PORT=${BENCH_PORT:-18091} "$peers/run-peers.sh" "$w" "$arg" 1 2>&1; fi
     done | tee -a "$raw" | grep -v '^#' >&2
 done
 
