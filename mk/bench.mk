@@ -1,11 +1,17 @@
 # Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W5 beside
-# the peers of ../shared/bench in one session, interleaved, medians of 3, with a CSV and an SVG chart.
-# BENCH_QUICK=1: small sizes and one run. Pick workloads with BENCH_WORKLOADS="W1 W3".
+# the peers of ../shared/bench in one session by bench/run.sh (interleaved, medians of 3). What it prints
+# is also written under $(BUILD)/bench: micro.txt, callgrind.txt, and run.sh's raw lines, report, CSV and
+# SVG chart. Tracked files change only on request: BENCH_UPDATE=1 copies the CSV and the chart over
+# bench/results.csv and bench/results.svg, which the README shows.
+# BENCH_QUICK=1: small sizes and one run. BENCH_WORKLOADS="W1 W3": some workloads. PEERS=dir: the peers'
+# folder. These and run.sh's other knobs (BENCH_N, RUNS, ...) reach it from make's command line.
 BENCH_WORKLOADS ?=
-.PHONY: bench bench-callgrind
-bench: $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server
-	$(Q)$(BUILD)/bench/micro $(if $(filter 1,$(BENCH_QUICK)),small)
-	$(Q)$(MAKE) --no-print-directory bench-callgrind
+BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server
+.PHONY: bench bench-callgrind bench-w4
+bench: SHELL := /bin/bash
+bench: $(BENCH_PROGS)
+	$(Q)set -o pipefail; $(BUILD)/bench/micro $(if $(filter 1,$(BENCH_QUICK)),small) | tee $(BUILD)/bench/micro.txt
+	$(Q)set -o pipefail; $(MAKE) --no-print-directory bench-callgrind | tee $(BUILD)/bench/callgrind.txt
 	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh $(BENCH_WORKLOADS)
 
 # Instructions per operation of each core primitive (setup included), steady on a noisy machine.
@@ -25,9 +31,9 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
 
-# W4 alone, ours (the hello_server sample) and the peers', by the same runner as make bench.
-# make bench-w4 [W4_SECONDS=10] [RUNS=1]
+# W4 alone, ours (the hello_server sample) and the peers', by the same runner as make bench, with its
+# results under $(BUILD)/bench-w4.  make bench-w4 [W4_SECONDS=10] [RUNS=1]
 W4_SECONDS ?= 10
-.PHONY: bench-w4
 bench-w4: $(BUILD)/samples/hello_server
-	$(Q)BUILD=$(abspath $(BUILD)) BENCH_W4_SECONDS=$(W4_SECONDS) RUNS=$(or $(RUNS),1) bench/run.sh W4
+	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w4 BENCH_W4_SECONDS=$(W4_SECONDS) \
+	    RUNS=$(or $(RUNS),1) bench/run.sh W4
