@@ -58,7 +58,8 @@ static inline async_loop *bench_start(int argc, char **argv, long fallback, long
     return loop;
 }
 
-/** async_run(loop, main) with its wall time in *wall_s: the part of a workload that most programs time. */
+/** async_run(loop, main) with its wall time in *wall_s: what W3 and W5 time (W1 and W2 start the clock
+ *  earlier, before their frames are allocated). */
 static inline int bench_run(async_loop *loop, async_task *main, double *wall_s) {
     double t0 = bench_now_s();
     int rc = async_run(loop, main);
