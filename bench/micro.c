@@ -3,14 +3,10 @@
  * microseconds and would swamp the core's own cost; bench/w1.c measures W1 the way a user writes it).
  * Run under `valgrind --tool=callgrind` for instruction counts that a noisy machine does not blur
  * (`make bench-callgrind`). Prints one line per figure: name, ns per operation, operations. */
-#define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
 #define ASYNC_IMPLEMENTATION
-#include "async.h"
+#include "bench.h"
+
+#include <string.h>
 
 /* Under callgrind (make bench-callgrind) only the timed parts are counted. */
 #ifdef ASYNC_BENCH_CALLGRIND
@@ -21,12 +17,6 @@
 #define TIMED_BEGIN() ((void)0)
 #define TIMED_END() ((void)0)
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void *std_realloc(void *ctx, void *p, size_t n) {
     (void)ctx;
@@ -81,64 +71,29 @@ static void bench_resume(long rounds) { /* 1000 tasks yield `rounds` times each 
         fs[i].left = rounds;
         async_spawn(&loop, &fs[i].task);
     }
-    t0 = now_s();
+    t0 = bench_now_s();
     TIMED_BEGIN();
     while (async_poll(&loop) >= 0) {}
     TIMED_END();
-    report("resume_ready_task (yield)", now_s() - t0, k * (rounds + 1));
+    report("resume_ready_task (yield)", bench_now_s() - t0, k * (rounds + 1));
     free(fs);
 }
 
-/* ---- spawn + yield + complete (W1 without libev) ---- */
-typedef struct {
-    async_task task;
-    long i;
-} w1_frame;
-
-static async_status w1_run(async_task *t) {
-    w1_frame *f = (w1_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_YIELD(t);
-    ASYNC_RETURN(t, f->i);
-    ASYNC_END(t);
-}
-
-typedef struct {
-    async_task task;
-    w1_frame *tasks;
-    long n;
-    async_group all;
-} gather_frame;
-
-static async_status gather_run(async_task *t) {
-    gather_frame *f = (gather_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_GATHER_ARRAY(t, &f->all, &f->tasks[0].task, (size_t)f->n, sizeof f->tasks[0]);
-    ASYNC_END(t);
-}
-
+/* ---- spawn + yield + complete (W1 without libev): bench.h's W1 coroutines, as w1.c runs them ---- */
 static void bench_spawn(long n) {
     async_loop loop;
-    static gather_frame g;
+    static bench_gather g;
+    bench_w1_task *tasks = prefaulted((size_t)n, sizeof *tasks);
     double t0;
-    long i;
-    long long sum = 0;
     async_loop_init(&loop);
-    ASYNC_FRAME_INIT(&g, gather_run);
-    g.n = n;
-    g.tasks = prefaulted((size_t)n, sizeof *g.tasks);
-    t0 = now_s();
+    t0 = bench_now_s();
     TIMED_BEGIN();
-    for (i = 0; i < n; i++) {
-        async_task_init(&g.tasks[i].task, w1_run);
-        g.tasks[i].i = i;
-    }
+    bench_w1_init(&g, tasks, n);
     async_run(&loop, &g.task);
-    for (i = 0; i < n; i++) sum += async_task_value(&g.tasks[i].task);
     TIMED_END();
-    report("spawn_yield_complete (W1)", now_s() - t0, n);
-    if (sum != (long long)n * (n - 1) / 2) printf("checksum mismatch\n");
-    free(g.tasks);
+    report("spawn_yield_complete (W1)", bench_now_s() - t0, n);
+    if (g.sum != (long long)n * (n - 1) / 2) printf("checksum mismatch\n");
+    free(tasks);
 }
 
 /* ---- await of a completed future, R times in one task ---- */
@@ -165,11 +120,11 @@ static void bench_future(long rounds) {
     ASYNC_FRAME_INIT(&f, fut_run);
     f.fut = &fut;
     f.left = rounds;
-    t0 = now_s();
+    t0 = bench_now_s();
     TIMED_BEGIN();
     async_run(&loop, &f.task);
     TIMED_END();
-    report("await_completed_future", now_s() - t0, rounds);
+    report("await_completed_future", bench_now_s() - t0, rounds);
 }
 
 /* ---- timer insert + fire: N sleepers with spread deadlines ---- */
@@ -185,7 +140,9 @@ static async_status sleeper_run(async_task *t) {
     ASYNC_END(t);
 }
 
-static void bench_timers(long n) {
+/* n sleepers: with `spread`, deadlines 1..1000 ms in a scrambled order (the heap); without, all 1000 ms
+ * (deadlines in order: the FIFO lane). */
+static void timers(long n, int spread, const char *name) {
     async_loop loop;
     sleeper_frame *fs = prefaulted((size_t)n, sizeof *fs);
     double t0;
@@ -195,40 +152,21 @@ static void bench_timers(long n) {
     async_loop_set_allocator(&loop, std_realloc, NULL);
     for (i = 0; i < n; i++) {
         async_task_init(&fs[i].task, sleeper_run);
-        fs[i].ms = 1 + (int)((i * 7919) % 1000);
+        fs[i].ms = spread ? 1 + (int)((i * 7919) % 1000) : 1000;
         async_spawn(&loop, &fs[i].task);
     }
-    t0 = now_s();
+    t0 = bench_now_s();
     TIMED_BEGIN();
     while ((d = async_poll(&loop)) >= 0) loop.now += (async_ms)d;
     TIMED_END();
-    report("timer_insert_fire (heap)", now_s() - t0, n);
+    report(name, bench_now_s() - t0, n);
     async_loop_free_storage(&loop);
     free(fs);
 }
 
-/* ---- the same, with every sleeper sleeping as long: deadlines in order take the FIFO lane ---- */
-static void bench_timers_in_order(long n) {
-    async_loop loop;
-    sleeper_frame *fs = prefaulted((size_t)n, sizeof *fs);
-    double t0;
-    long i;
-    int32_t d;
-    async_loop_init(&loop);
-    async_loop_set_allocator(&loop, std_realloc, NULL);
-    for (i = 0; i < n; i++) {
-        async_task_init(&fs[i].task, sleeper_run);
-        fs[i].ms = 1000;
-        async_spawn(&loop, &fs[i].task);
-    }
-    t0 = now_s();
-    TIMED_BEGIN();
-    while ((d = async_poll(&loop)) >= 0) loop.now += (async_ms)d;
-    TIMED_END();
-    report("timer_insert_fire (in order)", now_s() - t0, n);
-    async_loop_free_storage(&loop);
-    free(fs);
-}
+/* Two names, so that `micro small NAME` (make bench-callgrind) counts each alone. */
+static void bench_timers(long n) { timers(n, 1, "timer_insert_fire (heap)"); }
+static void bench_timers_in_order(long n) { timers(n, 0, "timer_insert_fire (in order)"); }
 
 /* micro [small [NAME]]: "small" divides the counts by 100 (for callgrind); NAME runs one benchmark. */
 int main(int argc, char **argv) {

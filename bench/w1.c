@@ -5,83 +5,34 @@
  *       return i
  *   rs = await asyncio.gather(*(task(i) for i in range(n)))
  *
- * Runs on the hosted libev loop, as a user's program would. Prints one line in the peers' format. */
-#define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
-
-#include "async.h"
-
-typedef struct {
-    async_task task;
-    long i;
-} task_frame;
-
-static async_status task_run(async_task *t) {
-    task_frame *f = (task_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_YIELD(t);
-    ASYNC_RETURN(t, f->i);
-    ASYNC_END(t);
-}
-
-typedef struct {
-    async_task task;
-    task_frame *tasks;
-    long n;
-    long long sum;
-    async_group all;
-} main_frame;
-
-static async_status main_run(async_task *t) {
-    main_frame *f = (main_frame *)t;
-    long i;
-    ASYNC_BEGIN(t);
-    for (i = 0; i < f->n; i++) {
-        async_task_init(&f->tasks[i].task, task_run);
-        f->tasks[i].i = i;
-    }
-    AWAIT_GATHER_ARRAY(t, &f->all, &f->tasks[0].task, (size_t)f->n, sizeof f->tasks[0]);
-    for (i = 0; i < f->n; i++) f->sum += async_task_value(&f->tasks[i].task);
-    ASYNC_END(t);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+ * Runs on the hosted libev loop, as a user's program would; the coroutines are bench.h's bench_w1_task and
+ * bench_gather, which micro.c also runs on the core alone. The frames' memory is part of the cost: the
+ * timing starts before it is allocated, by async_frames_new (one populated mapping), or by plain calloc
+ * with BENCH_CALLOC=1 (first-touch page faults included). Prints one line in the peers' format. */
+#include "bench.h"
 
 int main(int argc, char **argv) {
-    static main_frame m;
-    long n = argc > 1 ? atol(argv[1]) : 1000000;
-    async_loop *loop = async_loop_new(0);
-    struct rusage ru;
+    static bench_gather g;
+    const int use_calloc = getenv("BENCH_CALLOC") != NULL;
+    long n;
+    async_loop *loop = bench_start(argc, argv, 1000000, &n);
+    bench_w1_task *tasks;
     double t0, wall;
     int rc;
-    if (!loop || n < 1) return 2;
-    ASYNC_FRAME_INIT(&m, main_run);
-    m.n = n;
-    t0 = now_s(); /* the frames' memory is part of the cost: allocated inside the timing */
-    m.tasks = async_frames_new((size_t)n, sizeof *m.tasks); /* calloc with BENCH_CALLOC=1 */
-    if (getenv("BENCH_CALLOC")) {
-        async_frames_free(m.tasks, (size_t)n, sizeof *m.tasks);
-        t0 = now_s();
-        m.tasks = calloc((size_t)n, sizeof *m.tasks);
-    }
-    if (!m.tasks) return 2;
-    rc = async_run(loop, &m.task);
-    wall = now_s() - t0;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("workload=W1 impl=async.h%s n=%ld wall_s=%.4f rss_kb=%ld ns_per_op=%.1f checksum=%lld\n",
-           getenv("BENCH_CALLOC") ? "-calloc" : "", n, wall,
-           ru.ru_maxrss, wall * 1e9 / (double)n, m.sum);
-    if (getenv("BENCH_CALLOC"))
-        free(m.tasks);
+    if (!loop) return 2;
+    t0 = bench_now_s();
+    tasks = use_calloc ? calloc((size_t)n, sizeof *tasks) : async_frames_new((size_t)n, sizeof *tasks);
+    if (!tasks) return bench_exit(argv[0], loop, ASYNC_ENOMEM);
+    bench_w1_init(&g, tasks, n);
+    rc = async_run(loop, &g.task);
+    wall = bench_now_s() - t0;
+    bench_print(&(bench_result){.workload = "W1", .impl = use_calloc ? "async.h-calloc" : "async.h", .n = n,
+                                .wall_s = wall, .figure = "ns_per_op", .value = wall * 1e9 / (double)n,
+                                .checksum = g.sum});
+    rc = bench_exit(argv[0], loop, rc);
+    if (use_calloc)
+        free(tasks);
     else
-        async_frames_free(m.tasks, (size_t)n, sizeof *m.tasks);
-    async_loop_free(loop);
-    return rc ? 1 : 0;
+        async_frames_free(tasks, (size_t)n, sizeof *tasks);
+    return rc;
 }

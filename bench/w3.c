@@ -14,13 +14,7 @@
  *   s, _ = await asyncio.gather(ping(), pong())
  *
  * Runs on the hosted libev loop as a user's program would; prints ns per switch (wall / 2M). */
-#define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
-
-#include "async.h"
+#include "bench.h"
 
 typedef struct {
     async_task task;
@@ -66,20 +60,13 @@ static async_status main_run(async_task *t) {
     ASYNC_END(t);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv) {
     static main_frame m;
-    long n = argc > 1 ? atol(argv[1]) : 1000000;
-    async_loop *loop = async_loop_new(0);
-    struct rusage ru;
-    double t0, wall;
+    long n;
+    async_loop *loop = bench_start(argc, argv, 1000000, &n);
+    double wall;
     int rc;
-    if (!loop || n < 1) return 2;
+    if (!loop) return 2;
     ASYNC_FRAME_INIT(&m, main_run);
     async_queue_init(&m.q1, ASYNC_QUEUE_FIFO, m.s1, NULL, 1);
     async_queue_init(&m.q2, ASYNC_QUEUE_FIFO, m.s2, NULL, 1);
@@ -88,12 +75,9 @@ int main(int argc, char **argv) {
     m.ping.q1 = m.pong.q1 = &m.q1;
     m.ping.q2 = m.pong.q2 = &m.q2;
     m.ping.m = m.pong.m = n;
-    t0 = now_s();
-    rc = async_run(loop, &m.task);
-    wall = now_s() - t0;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("workload=W3 impl=async.h n=%ld wall_s=%.4f rss_kb=%ld ns_per_switch=%.1f checksum=%lld\n", n, wall,
-           ru.ru_maxrss, wall * 1e9 / (2.0 * (double)n), m.ping.sum);
-    async_loop_free(loop);
-    return rc ? 1 : 0;
+    rc = bench_run(loop, &m.task, &wall);
+    bench_print(&(bench_result){.workload = "W3", .impl = "async.h", .n = n, .wall_s = wall,
+                                .figure = "ns_per_switch", .value = wall * 1e9 / (2.0 * (double)n),
+                                .checksum = m.ping.sum});
+    return bench_exit(argv[0], loop, rc);
 }

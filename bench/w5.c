@@ -11,13 +11,7 @@
  * Here 1,000 coroutines each await their share of the calls one after another (call i goes to
  * coroutine i % 1000), which keeps exactly 1,000 in flight like the semaphore. The loop's own pool has
  * 4 threads, as the peers' pools. Prints one line in the peers' format. */
-#define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
-
-#include "async.h"
+#include "bench.h"
 
 enum { IN_FLIGHT = 1000 };
 
@@ -65,28 +59,18 @@ static async_status main_run(async_task *t) {
     ASYNC_END(t);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv) {
     static main_frame m;
-    long n = argc > 1 ? atol(argv[1]) : 100000;
-    async_loop *loop = async_loop_new(0);
-    struct rusage ru;
-    double t0, wall;
+    long n;
+    async_loop *loop = bench_start(argc, argv, 100000, &n);
+    double wall;
     int rc;
-    if (!loop || n < 1 || async_loop_set_threads(loop, 4) != 0) return 2;
+    if (!loop) return 2;
+    if ((rc = async_loop_set_threads(loop, 4)) != 0) return bench_exit(argv[0], loop, rc);
     ASYNC_FRAME_INIT(&m, main_run);
     m.n = n;
-    t0 = now_s();
-    rc = async_run(loop, &m.task);
-    wall = now_s() - t0;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("workload=W5 impl=async.h n=%ld wall_s=%.4f rss_kb=%ld ns_per_op=%.1f checksum=%lld\n", n, wall,
-           ru.ru_maxrss, wall * 1e9 / (double)n, m.sum);
-    async_loop_free(loop);
-    return rc ? 1 : 0;
+    rc = bench_run(loop, &m.task, &wall);
+    bench_print(&(bench_result){.workload = "W5", .impl = "async.h", .n = n, .wall_s = wall, .figure = "ns_per_op",
+                                .value = wall * 1e9 / (double)n, .checksum = m.sum});
+    return bench_exit(argv[0], loop, rc);
 }

@@ -1,11 +1,17 @@
 # Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W5 beside
-# the peers of ../shared/bench in one session, interleaved, medians of 3, with a CSV and an SVG chart.
-# BENCH_QUICK=1: small sizes and one run. Pick workloads with BENCH_WORKLOADS="W1 W3".
+# the peers of ../shared/bench in one session by bench/run.sh (interleaved, medians of 3). What it prints
+# is also written under $(BUILD)/bench: micro.txt, callgrind.txt, and run.sh's raw lines, report, CSV and
+# SVG chart. Tracked files change only on request: BENCH_UPDATE=1 copies the CSV and the chart over
+# bench/results.csv and bench/results.svg, which the README shows.
+# BENCH_QUICK=1: small sizes and one run. BENCH_WORKLOADS="W1 W3": some workloads. PEERS=dir: the peers'
+# folder. These and run.sh's other knobs (BENCH_N, RUNS, ...) reach it from make's command line.
 BENCH_WORKLOADS ?=
-.PHONY: bench bench-callgrind
-bench: $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w4 w5,$(BUILD)/bench/$(w))
-	$(Q)$(BUILD)/bench/micro $(if $(filter 1,$(BENCH_QUICK)),small)
-	$(Q)$(MAKE) --no-print-directory bench-callgrind
+BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server
+.PHONY: bench bench-callgrind bench-w4
+bench: SHELL := /bin/bash
+bench: $(BENCH_PROGS)
+	$(Q)set -o pipefail; $(BUILD)/bench/micro $(if $(filter 1,$(BENCH_QUICK)),small) | tee $(BUILD)/bench/micro.txt
+	$(Q)set -o pipefail; $(MAKE) --no-print-directory bench-callgrind | tee $(BUILD)/bench/callgrind.txt
 	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh $(BENCH_WORKLOADS)
 
 # Instructions per operation of each core primitive (setup included), steady on a noisy machine.
@@ -17,32 +23,17 @@ bench-callgrind: $(BUILD)/bench/micro
 	        END {printf "callgrind=%-22s instructions_per_op=%8.1f\n", f, ir / ops}' $(BUILD)/bench/cg.$$f.txt; \
 	done
 
-$(BUILD)/bench/micro: bench/micro.c $(HEADERS)
+$(BUILD)/bench/micro: bench/micro.c bench/bench.h $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WARN) -O2 -Iinclude $(CFLAGS) $(if $(wildcard /usr/include/valgrind/callgrind.h),-DASYNC_BENCH_CALLGRIND) $< -o $@
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libasync.a
+$(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
 
-# W4 beside the peers of ../shared/bench, in one session, with the peers' exact wrk command: our server
-# pinned to CPU 0 (1 thread) or unpinned (2 threads), wrk -t2 -c100 on CPU 1.  make bench-w4 [W4_SECONDS=10]
+# W4 alone, ours (the hello_server sample) and the peers', by the same runner as make bench, with its
+# results under $(BUILD)/bench-w4.  make bench-w4 [W4_SECONDS=10] [RUNS=1]
 W4_SECONDS ?= 10
-W4_PORT ?= 18090
-PEERS_DIR ?= ../shared/bench
-.PHONY: bench-w4
-bench-w4: SHELL := /bin/bash
-bench-w4: $(BUILD)/bench/w4
-	$(Q)for th in 1 2; do \
-	    if [ $$th = 1 ]; then pin="taskset -c 0"; else pin=""; fi; \
-	    $$pin $(BUILD)/bench/w4 W4 $(W4_PORT) $$(($(W4_SECONDS) + 3)) $$th >/dev/null & pid=$$!; \
-	    for i in $$(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$(W4_PORT)) 2>/dev/null && break; sleep 0.1; done; \
-	    t0=$$(awk '{print $$14 + $$15}' /proc/$$pid/stat); \
-	    res=$$(taskset -c 1 wrk -t2 -c100 -d$(W4_SECONDS)s --latency http://127.0.0.1:$(W4_PORT)/ 2>&1); \
-	    t1=$$(awk '{print $$14 + $$15}' /proc/$$pid/stat); \
-	    nreq=$$(echo "$$res" | awk '/requests in/ {print $$1}'); \
-	    cpu=$$(awk -v a=$$t0 -v b=$$t1 -v n=$${nreq:-0} -v hz=$$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n; else print "?" }'); \
-	    echo "workload=W4 impl=async.h-$${th}t rps=$$(echo "$$res" | awk '/Requests\/sec/ {print $$2}') server_cpu_us_per_req=$$cpu p50=$$(echo "$$res" | awk '$$1=="50%" {print $$2}') p99=$$(echo "$$res" | awk '$$1=="99%" {print $$2}')"; \
-	    kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; \
-	done; true
-	$(Q)BENCH_OUT=$(abspath $(BUILD))/bench-peers BENCH_PORT=$$(($(W4_PORT) + 1)) $(PEERS_DIR)/run-peers.sh W4 $(W4_SECONDS) 1 2>&1 | grep -v "^#"
+bench-w4: $(BUILD)/samples/hello_server
+	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w4 BENCH_W4_SECONDS=$(W4_SECONDS) \
+	    RUNS=$(or $(RUNS),1) bench/run.sh W4
