@@ -56,6 +56,7 @@
 #pragma GCC system_header
 #endif
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -266,6 +267,126 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 /* ------------------------------------------------------------------------------------------------ */
 /* The coroutine macros                                                                              */
 /* ------------------------------------------------------------------------------------------------ */
+/* A coroutine is written in one place: its arguments, the state it keeps across awaits and its results
+ * are the fields of its frame, listed with its body; calling it names the frame it runs in and gives the
+ * arguments.
+ *
+ *     ASYNC_DEF(task, const char *name; int seconds; char result[32];) {   // async def task(name, seconds):
+ *         printf("Task %s started\n", f->name);                             //     print(f"Task {name} started")
+ *         AWAIT_SLEEP(t, f->seconds * 1000);                                 //     await asyncio.sleep(seconds)
+ *         snprintf(f->result, sizeof f->result, "Result of %s", f->name);    //     return f"Result of {name}"
+ *     } ASYNC_END_DEF
+ *
+ *     ASYNC_DEF(main, task_frame a, b; async_group all;) {                 // async def main():
+ *         AWAIT_GATHER(t, &f->all, ASYNC_CALL(task, &f->a, "A", 3),         //     await asyncio.gather(
+ *                      ASYNC_CALL(task, &f->b, "B", 2));                    //         task("A", 3), task("B", 2))
+ *         printf("%s, %s\n", f->a.result, f->b.result);
+ *     } ASYNC_END_DEF
+ *
+ *     ASYNC_MAIN(main)                                                       // asyncio.run(main())
+ *
+ * Inside the body, `t` is the coroutine's task (every AWAIT takes it) and `f` its frame. A child's frame
+ * lives in its parent's (`task_frame a, b;` above), so nothing is allocated. Underneath is the three-piece
+ * form, still available for frames laid out by hand: a struct whose first member is `async_task task`, a
+ * function `async_status name(async_task *t)` whose body runs from ASYNC_BEGIN(t) to ASYNC_END(t), and a
+ * constructor that calls ASYNC_FRAME_INIT and fills in the arguments. */
+
+/** Defines the coroutine `name`, local to the file: the frame type `name_frame` (an async_task `task`,
+ *  then the fields: the arguments first, in the order ASYNC_CALL gives them, then what the coroutine keeps
+ *  across awaits and leaves for its caller), and its function, whose body follows in braces and is closed
+ *  by ASYNC_END_DEF. In the body, `t` is the task and `f` the frame. ASYNC_DEF(name) has no fields. */
+#define ASYNC_DEF(...) ASYNC__CAT(ASYNC__DEF, ASYNC__HAS_COMMA(__VA_ARGS__))(__VA_ARGS__)
+/** Closes ASYNC_DEF's body (and ASYNC_BODY's). */
+#define ASYNC_END_DEF                                                                                 \
+    ASYNC_END(t);                                                                                     \
+    }
+/** For a coroutine that other files call: ASYNC_FRAME(name, fields) in a header declares its frame type
+ *  and its function; ASYNC_BODY(name) { body } ASYNC_END_DEF in one source file defines it. */
+#define ASYNC_FRAME(...) ASYNC__CAT(ASYNC__FRAME, ASYNC__HAS_COMMA(__VA_ARGS__))(__VA_ARGS__)
+/** The function of a coroutine declared with ASYNC_FRAME; its body follows in braces. */
+#define ASYNC_BODY(name) ASYNC__BODY(name, )
+/** name(args...): makes `frame` (a name_frame *) ready to run coroutine `name` with the arguments, which
+ *  fill the first fields in order (in C also by name: `.seconds = 3`), the other fields zeroed; returns
+ *  its task, to AWAIT, gather, spawn or ASYNC_SPAWN. Each argument is evaluated once. A frame whose task
+ *  still runs is left as it is (awaiting or spawning it again fails with ASYNC_EBUSY). */
+#define ASYNC_CALL(name, ...) ASYNC__CAT(ASYNC__CALL, ASYNC__HAS_COMMA(__VA_ARGS__))(name, __VA_ARGS__)
+/** asyncio.run(main()): defines the program's main function, which runs the coroutine `name` (without
+ *  arguments) on a new loop with async_main and exits with 0 if it ended without an error, 1 otherwise. */
+#define ASYNC_MAIN(name)                                                                              \
+    int main(void) {                                                                                  \
+        static name##_frame async__main_frame;                                                        \
+        return async_main(ASYNC_CALL(name, &async__main_frame)) == 0 ? 0 : 1;                         \
+    }
+
+/* ASYNC_DEF's parts. The frame type and, for ASYNC_CALL, a twin type whose first member is the target
+ * frame's address in a union the size of the task header: the arguments then sit at the same offsets as
+ * in the frame (the first members have the same size and alignment), and one initializer list gives both
+ * the target and the arguments. */
+#define ASYNC__TYPES(name, ...)                                                                       \
+    typedef struct name##_frame {                                                                     \
+        async_task task;                                                                              \
+        __VA_ARGS__                                                                                   \
+    } name##_frame;                                                                                   \
+    typedef struct name##_call {                                                                      \
+        union {                                                                                       \
+            void *frame;                                                                              \
+            async_task header;                                                                        \
+        } async__h;                                                                                   \
+        __VA_ARGS__                                                                                   \
+    } name##_call;                                                                                    \
+    typedef char name##_call_matches_its_frame[sizeof(name##_call) == sizeof(name##_frame) ? 1 : -1]
+#define ASYNC__BODY(name, storage)                                                                    \
+    extern char async__coroutine_closed[sizeof(struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END)]; \
+    storage async_status name##_run(async_task *t) {                                                  \
+        name##_frame *f = (name##_frame *)(void *)t;                                                  \
+        (void)f;                                                                                      \
+        ASYNC_BEGIN(t);
+/* ASYNC_CALL without and with arguments. The size carries a check, at no cost, that frame is a
+ * name_frame * (pointers of other types cannot be subtracted from it). */
+#define ASYNC__CALL0(name, frame) ASYNC__CALL1(name, frame, )
+#define ASYNC__CALL1(name, frame, ...)                                                                \
+    async__call(name##_run, sizeof(name##_frame) + 0 * sizeof((frame) - (name##_frame *)0),          \
+                ASYNC__TEMP(name##_call, ASYNC__CALL_HEADER(frame), __VA_ARGS__))
+#ifdef __cplusplus
+#  define ASYNC__CALL_HEADER(frame) {(frame)}
+#else
+#  define ASYNC__CALL_HEADER(frame) .async__h = {(frame)} /* designated: no warning for fields left out */
+#endif
+#define ASYNC__DEF0(name) ASYNC__DEF1(name, )
+#define ASYNC__DEF1(name, ...)                                                                        \
+    ASYNC__TYPES(name, __VA_ARGS__);                                                                  \
+    static async_status name##_run(async_task *t);                                                    \
+    ASYNC__BODY(name, static)
+#define ASYNC__FRAME0(name) ASYNC__FRAME1(name, )
+#define ASYNC__FRAME1(name, ...)                                                                      \
+    ASYNC__TYPES(name, __VA_ARGS__);                                                                  \
+    async_status name##_run(async_task *t)
+/* 1 if the arguments contain a comma (up to 63), else 0: ASYNC_DEF(name) against ASYNC_DEF(name, ...),
+ * which C99 cannot tell apart otherwise (an empty __VA_ARGS__ needs C23's __VA_OPT__). */
+/* The number of arguments (1 to 63). */
+#define ASYNC__COUNT(...)                                                                             \
+    ASYNC__ARG64(__VA_ARGS__, 63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, \
+                 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, \
+                 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, ~)
+#define ASYNC__FIRST(...) ASYNC__FIRST_(__VA_ARGS__, ~)
+#define ASYNC__FIRST_(first, ...) first
+#define ASYNC__HAS_COMMA(...) \
+    ASYNC__ARG64(__VA_ARGS__, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, \
+                 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, \
+                 1, 1, 1, 1, 1, 1, 0, ~)
+#define ASYNC__ARG64(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, \
+                     _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, _33, _34, _35, _36, \
+                     _37, _38, _39, _40, _41, _42, _43, _44, _45, _46, _47, _48, _49, _50, _51, _52, _53, \
+                     _54, _55, _56, _57, _58, _59, _60, _61, _62, _63, _64, ...) \
+    _64
+/* The address of a temporary of `type` initialised with the list: a compound literal in C, a reference
+ * to a materialised temporary in C++ (which has no compound literals). */
+#ifdef __cplusplus
+#  define ASYNC__TEMP(type, ...) (&static_cast<const type &>(type{__VA_ARGS__}))
+#else
+#  define ASYNC__TEMP(type, ...) (&(type){__VA_ARGS__})
+#endif
+
 /* A coroutine is a switch over its resume point. Each await stores a resume point, returns PENDING, and
  * on the next step jumps back to the line after it. Raising stores the error and jumps to the nearest
  * enclosing catch/finally label; the labels are found lexically through struct tags (async__c: where a
@@ -414,13 +535,20 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
 
 /** await x: if x was never started, runs it inline as part of this task (a coroutine call, no scheduling
  *  hop); if x is a running task, waits for it to finish. Either way, x's error is raised here, and its
- *  return value is async_task_value(x) (or its frame's fields). */
+ *  return value is async_task_value(x) (or its frame's fields).
+ *  X IS EVALUATED AGAIN EACH TIME THE TASK RESUMES HERE: pass a task's address (&f->child.task); to call
+ *  a coroutine, use AWAIT_CALL, which evaluates the call's arguments once. */
 #define AWAIT(t, x) ASYNC__AWAIT(t, async__await_start((t), (x)), async__await_check((t), (x)))
+/** await name(args...): ASYNC_CALL(name, frame, args...) awaited inline; the arguments are evaluated
+ *  once, `frame` (a frame's address, such as &f->child) again on each resume. */
+#define AWAIT_CALL(t, name, ...)                                                                      \
+    ASYNC__AWAIT(t, async__await_start((t), ASYNC_CALL(name, __VA_ARGS__)),                            \
+                 async__await_check((t), &(ASYNC__FIRST(__VA_ARGS__))->task))
 /** await asyncio.sleep(ms / 1000.0): suspends for ms milliseconds (ms <= 0 yields once). ms is taken as
  *  int64_t; more than ASYNC_MS_MAX (24.8 days) raises ASYNC_ERANGE instead of sleeping less. */
 #define AWAIT_SLEEP(t, ms) ASYNC__AWAIT(t, async__sleep_start((t), (ms)), async__sleep_check((t)))
 /** Lets every other ready task run once, then continues (asyncio.sleep(0)). */
-#define ASYNC_YIELD(t) AWAIT_SLEEP(t, 0)
+#define AWAIT_YIELD(t) AWAIT_SLEEP(t, 0)
 /** Waits for future f; its error is raised here, its value is async_future_value(f). */
 #define AWAIT_FUTURE(t, f) ASYNC__AWAIT(t, async__future_start((t), (f)), async__future_check((t), (f)))
 
@@ -489,21 +617,22 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
 #define ASYNC_WITH_EXIT(t) ASYNC_FINALLY(t)
 /** Closes ASYNC_WITH. */
 #define ASYNC_END_WITH(t) ASYNC_END_TRY(t)
-/** async with lock: { body } ASYNC_END_WITH_LOCK(t, l); the lock is released on every way out. */
-#define ASYNC_WITH_LOCK(t, l) \
+/** async with lock: AWAIT_WITH_LOCK(t, l) { body } ASYNC_END_WITH_LOCK(t, l); the lock is released on
+ *  every way out (l is evaluated by both). */
+#define AWAIT_WITH_LOCK(t, l) \
     AWAIT_LOCK(t, l);         \
     ASYNC_TRY(t)
-/** Closes ASYNC_WITH_LOCK. */
+/** Closes AWAIT_WITH_LOCK. */
 #define ASYNC_END_WITH_LOCK(t, l)       \
     ASYNC_FINALLY(t) {                  \
         (void)async_lock_release(l);    \
     }                                   \
     ASYNC_END_TRY(t)
-/** async with semaphore: { body } ASYNC_END_WITH_SEMAPHORE(t, s). */
-#define ASYNC_WITH_SEMAPHORE(t, s) \
+/** async with semaphore: AWAIT_WITH_SEMAPHORE(t, s) { body } ASYNC_END_WITH_SEMAPHORE(t, s). */
+#define AWAIT_WITH_SEMAPHORE(t, s) \
     AWAIT_SEMAPHORE(t, s);         \
     ASYNC_TRY(t)
-/** Closes ASYNC_WITH_SEMAPHORE. */
+/** Closes AWAIT_WITH_SEMAPHORE. */
 #define ASYNC_END_WITH_SEMAPHORE(t, s)      \
     ASYNC_FINALLY(t) {                      \
         (void)async_semaphore_release(s);   \
@@ -526,9 +655,9 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
 /** await gen.aclose(): cancels a producer still running and waits until its cleanup (finally blocks)
  *  has run. Leaving the consumer's frame does the same for a generator not closed explicitly. */
 #define AWAIT_GEN_CLOSE(t, g) ASYNC__AWAIT(t, async__gen_close_start((t), (g)), async__gen_close_check((t), (g)))
-/** async for value in producer: ASYNC_FOR(t, &f->gen, producer, &f->value) { body } — break and
+/** async for value in producer: AWAIT_FOR(t, &f->gen, producer, &f->value) { body } — break and
  *  continue work as in any loop. */
-#define ASYNC_FOR(t, g, producer, out)                                  \
+#define AWAIT_FOR(t, g, producer, out)                                  \
     for (;;)                                                            \
         if (1) {                                                        \
             AWAIT_NEXT(t, g, producer, out);                            \
@@ -536,12 +665,18 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
             goto ASYNC__LABEL(async__for_body_, __LINE__);              \
         } else                                                          \
             ASYNC__LABEL(async__for_body_, __LINE__):
-/** yield value, inside a producer coroutine run by AWAIT_NEXT/ASYNC_FOR: hands the value to the
+/** yield value, inside a producer coroutine run by AWAIT_NEXT/AWAIT_FOR: hands the value to the
  *  consumer and waits until it asks for the next one. ASYNC_EINVAL if the task is not a producer. */
-#define ASYNC_YIELD_VALUE(t, value) \
+#define AWAIT_YIELD_VALUE(t, value) \
     ASYNC__AWAIT(t, async__gen_yield_start((t), (intptr_t)(value)), async__gen_yield_check((t)))
-#define ASYNC__LABEL2(a, b) a##b
-#define ASYNC__LABEL(a, b) ASYNC__LABEL2(a, b)
+#define ASYNC__LABEL(a, b) ASYNC__CAT(a, b)
+/* The names before the suspending macros were all spelled AWAIT_: kept until the tree no longer uses
+ * them. */
+#define ASYNC_YIELD AWAIT_YIELD
+#define ASYNC_YIELD_VALUE AWAIT_YIELD_VALUE
+#define ASYNC_WITH_LOCK AWAIT_WITH_LOCK
+#define ASYNC_WITH_SEMAPHORE AWAIT_WITH_SEMAPHORE
+#define ASYNC_FOR AWAIT_FOR
 
 /** return value: finishes the coroutine with an integer value, after running enclosing finally blocks. */
 #define ASYNC_RETURN(t, value)                              \
@@ -602,7 +737,20 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
         async__leaving((t), async__leave + (drop));                             \
         ASYNC__GOTO(t, after);
 
-/** except: runs when the try block raised; async_caught(t) is the error (re-raise with ASYNC_RERAISE). */
+/** except E: ASYNC_EXCEPT(t, code, ...) { handler } after the try block runs the handler when the try
+ *  block raised one of the listed codes (up to 63); any other error, cancellation included, passes on by
+ *  itself (after the finally block, if there is one). One ASYNC_EXCEPT or ASYNC_CATCH per try: to handle
+ *  codes differently, list them and look at async_caught(t)->code. */
+#define ASYNC_EXCEPT(t, ...)                                                                        \
+        ASYNC__TRY_BLOCK_END(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE), 0) \
+        case ASYNC__LC_CATCH(ASYNC__TRY_LINE):                                                  \
+            if (!async__except((t), ASYNC__COUNT(__VA_ARGS__), __VA_ARGS__))                    \
+                ASYNC__GOTO(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE)); /* not one of them: it goes on */ \
+        ASYNC__TRY_BLOCK(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE))
+
+/** except: runs when the try block raised anything at all, cancellation included (ASYNC_EXCEPT names the
+ *  codes it handles and lets the others pass); async_caught(t) is the error (re-raise with
+ *  ASYNC_RERAISE). */
 #define ASYNC_CATCH(t)                                                                          \
         ASYNC__TRY_BLOCK_END(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE), 0) \
         case ASYNC__LC_CATCH(ASYNC__TRY_LINE):                                                  \
@@ -1060,11 +1208,13 @@ ASYNC_API uint32_t async_frame_pool_available(const async_frame_pool *pool);
 /* Private: the helpers the macros expand to (not part of the API)                                  */
 /* ------------------------------------------------------------------------------------------------ */
 ASYNC_API async_status async__complete(async_task *t);
+ASYNC_API async_task *async__call(async_fn fn, size_t size, const void *init);
 ASYNC_API bool async__redirect(async_task *t);
 ASYNC_API void async__raise(async_task *t, const async_error *e);
 ASYNC_API void async__set_return(async_task *t, intptr_t value);
 ASYNC_API void async__caught_enter(async_task *t);
 ASYNC_API int async__end_try(async_task *t);
+ASYNC_API int async__except(async_task *t, int n, ...);
 ASYNC_API void async__leaving(async_task *t, int how);
 ASYNC_API async_status async__stray_leave(async_task *t);
 ASYNC_API int async__await_start(async_task *t, async_task *x);
@@ -1492,6 +1642,15 @@ ASYNC_API bool async_frame_init(async_task *t, size_t size, async_fn fn) {
     return true;
 }
 
+ASYNC_API async_task *async__call(async_fn fn, size_t size, const void *init) {
+    /* init: the target frame's address in a union the size of the header, then the fields */
+    async_task *t = (async_task *)*(void *const *)init;
+    if (!t) return NULL;
+    if (!async_task_init(t, fn)) return t; /* still running: left alone; its await or spawn says EBUSY */
+    memcpy((char *)t + sizeof *t, (const char *)init + sizeof *t, size - sizeof *t);
+    return t;
+}
+
 ASYNC_API bool async_task_done(const async_task *t) { return t && t->state == ASYNC__S_DONE; }
 
 ASYNC_API int async_task_code(async_task *t) {
@@ -1747,6 +1906,17 @@ ASYNC_API void async__set_return(async_task *t, intptr_t value) {
 }
 
 ASYNC_API void async__caught_enter(async_task *t) { t->flags &= (uint8_t)~ASYNC__F_RAISE; }
+
+ASYNC_API int async__except(async_task *t, int n, ...) {
+    va_list codes;
+    int i, match = 0;
+    va_start(codes, n);
+    for (i = 0; i < n; i++)
+        if (va_arg(codes, int) == t->r.error->code) match = 1;
+    va_end(codes);
+    if (match) async__caught_enter(t);
+    return match;
+}
 
 /* A break or continue out of a try's block is kept in r while the finally block runs: r holds no pending
  * error or return then (neither flag is set), and these two values are never an error record's address
