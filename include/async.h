@@ -382,7 +382,13 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 /* The address of a temporary of `type` initialised with the list: a compound literal in C, a reference
  * to a materialised temporary in C++ (which has no compound literals). */
 #ifdef __cplusplus
-#  define ASYNC__TEMP(type, ...) (&static_cast<const type &>(type{__VA_ARGS__}))
+#  if defined(__clang__) /* the fields after the arguments are zeroed on purpose */
+#    define ASYNC__TEMP(type, ...)                                                                   \
+    (_Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Wmissing-field-initializers\"") \
+     &static_cast<const type &>(type{__VA_ARGS__}) _Pragma("clang diagnostic pop"))
+#  else
+#    define ASYNC__TEMP(type, ...) (&static_cast<const type &>(type{__VA_ARGS__}))
+#  endif
 #else
 #  define ASYNC__TEMP(type, ...) (&(type){__VA_ARGS__})
 #endif
@@ -552,18 +558,27 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
 /** Waits for future f; its error is raised here, its value is async_future_value(f). */
 #define AWAIT_FUTURE(t, f) ASYNC__AWAIT(t, async__future_start((t), (f)), async__future_check((t), (f)))
 
-#define ASYNC__NARGS(...) (sizeof((async_task *[]){__VA_ARGS__}) / sizeof(async_task *))
+/* The children of a gather: an array and its length. C passes a compound literal (any number of them);
+ * C++, which has none, a temporary of a small template (up to 63, ASYNC__COUNT's limit). */
+#ifdef __cplusplus
+}
+template <size_t N> struct async__children { async_task *v[N]; };
+extern "C" {
+#  define ASYNC__CHILDREN(...) async__children<ASYNC__COUNT(__VA_ARGS__)>{{__VA_ARGS__}}.v, ASYNC__COUNT(__VA_ARGS__)
+#else
+#  define ASYNC__CHILDREN(...)                                                                       \
+    (async_task *[]){__VA_ARGS__}, (sizeof((async_task *[]){__VA_ARGS__}) / sizeof(async_task *))
+#endif
 /** results = await asyncio.gather(a, b, ...): starts every child in group g and waits for all; the first
  *  error is raised at once while the others keep running. Results stay in the children's frames. */
 #define AWAIT_GATHER(t, g, ...)                                                                       \
-    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER, (async_task *[]){__VA_ARGS__}, \
-                                        ASYNC__NARGS(__VA_ARGS__)),                                   \
+    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER, ASYNC__CHILDREN(__VA_ARGS__)),  \
                  async__group_check((t), (g)))
 /** gather(..., return_exceptions=True): waits for every child and raises nothing; read each child's
  *  async_task_code / async_task_error. */
 #define AWAIT_GATHER_SETTLED(t, g, ...)                                                               \
     ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER_SETTLED,                         \
-                                        (async_task *[]){__VA_ARGS__}, ASYNC__NARGS(__VA_ARGS__)),    \
+                                        ASYNC__CHILDREN(__VA_ARGS__)),                                \
                  async__group_check((t), (g)))
 /** gather over n frames laid out `stride` bytes apart, the first one's header at `first`. */
 #define AWAIT_GATHER_ARRAY(t, g, first, n, stride)                                                    \
@@ -587,7 +602,7 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
 /** await asyncio.shield(child): cancelling the awaiter raises ASYNC_ECANCELED here at once but does not
  *  reach child, which runs on (its owner still waits for it before finishing). */
 #define AWAIT_SHIELD(t, g, child)                                                                     \
-    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_SHIELD, (async_task *[]){(child)}, 1),  \
+    ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_SHIELD, ASYNC__CHILDREN(child)),  \
                  async__group_check((t), (g)))
 
 /** await lock.acquire(): waits its turn (FIFO). ASYNC_EDEADLK if this task already holds l. */
