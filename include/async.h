@@ -177,6 +177,11 @@ ASYNC_API const char *async_error_message(const async_error *e);
 /* Tasks                                                                                             */
 /* ------------------------------------------------------------------------------------------------ */
 
+/** Milliseconds of the loop's clock; comparisons are wrap-safe, so one sleep may last up to 2^31-1 ms. */
+typedef uint32_t async_ms;
+/** The longest sleep, timeout or deadline, in ms (2^31-1, 24.8 days): longer ones fail with ASYNC_ERANGE. */
+#define ASYNC_MS_MAX 2147483647
+
 typedef struct async_task async_task;
 typedef struct async_loop async_loop;
 typedef struct async_group async_group;
@@ -335,8 +340,11 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
         __VA_ARGS__                                                                                   \
     } name##_call;                                                                                    \
     typedef char name##_call_matches_its_frame[sizeof(name##_call) == sizeof(name##_frame) ? 1 : -1]
+/* Outside any coroutine, or a build error that says which one is still open. */
+#define ASYNC__NOT_IN_COROUTINE                                                                       \
+    extern char async__coroutine_closed[sizeof(struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END)]
 #define ASYNC__BODY(name, storage)                                                                    \
-    extern char async__coroutine_closed[sizeof(struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END)]; \
+    ASYNC__NOT_IN_COROUTINE;                                                                          \
     storage async_status name##_run(async_task *t) {                                                  \
         name##_frame *f = (name##_frame *)(void *)t;                                                  \
         (void)f;                                                                                      \
@@ -354,11 +362,13 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 #endif
 #define ASYNC__DEF0(name) ASYNC__DEF1(name, )
 #define ASYNC__DEF1(name, ...)                                                                        \
+    ASYNC__NOT_IN_COROUTINE;                                                                          \
     ASYNC__TYPES(name, __VA_ARGS__);                                                                  \
     static async_status name##_run(async_task *t);                                                    \
     ASYNC__BODY(name, static)
 #define ASYNC__FRAME0(name) ASYNC__FRAME1(name, )
 #define ASYNC__FRAME1(name, ...)                                                                      \
+    ASYNC__NOT_IN_COROUTINE;                                                                          \
     ASYNC__TYPES(name, __VA_ARGS__);                                                                  \
     async_status name##_run(async_task *t)
 /* 1 if the arguments contain a comma (up to 63), else 0: ASYNC_DEF(name) against ASYNC_DEF(name, ...),
@@ -427,7 +437,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
  * - two AWAITs on one line: each await defines the label ASYNC_ERROR_two_AWAITs_on_line_N.
  * - an await (or RETURN, THROW, END) outside a coroutine: the tag ASYNC_ERROR_AWAIT_outside_a_coroutine
  *   is complete only between ASYNC_BEGIN and ASYNC_END.
- * - ASYNC_TRY (or WITH) left open: ASYNC_END needs ASYNC_ERROR_ASYNC_TRY_lacks_its_ASYNC_END_TRY, which
+ * - ASYNC_TRY (or WITH) left open: ASYNC_END needs ASYNC_ERROR_TRY_or_WITH_block_not_closed_by_its_END, which
  *   an open try hides; CATCH, FINALLY or END_TRY without a TRY need the try's own tag.
  * - a coroutine left open: the next ASYNC_DEF (or ASYNC_BEGIN) needs ASYNC_ERROR_a_coroutine_above_lacks_
  *   its_ASYNC_END, which an open coroutine hides.
@@ -485,10 +495,10 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
     ASYNC__DIAG_PUSH                                                        \
     struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END;               \
     struct ASYNC_ERROR_AWAIT_outside_a_coroutine { char c; };               \
-    struct ASYNC_ERROR_ASYNC_TRY_lacks_its_ASYNC_END_TRY { char c; };       \
+    struct ASYNC_ERROR_TRY_or_WITH_block_not_closed_by_its_END { char c; };       \
     struct async__c { char n[ASYNC__LC_RAISE]; };                          \
     struct async__f { char n[ASYNC__LC_RETURN]; };                         \
-    int async__leave = 0; /* how a try block was left: 0 break, 2 continue */ \
+    int async__leave = 0; /* how a try block's loop was left: 2 by continue */ \
     (void)async__leave;                                                     \
     switch ((t)->lc) {                                                      \
     case ASYNC__LC_FILE:                                    \
@@ -498,15 +508,15 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
         (t)->r.value = (intptr_t)__func__;                  \
         return ASYNC_PENDING;                               \
     case 0:                                                                 \
-        do { /* the body: a break or continue in no loop of its own ends here */
+        for (; async__leave != 2; async__leave = 2) { /* the body: a stray break or continue ends here */
 
 /** Closes a coroutine body: falling off the end finishes the task with value 0. */
 #define ASYNC_END(t)                                                    \
             ASYNC__IN_COROUTINE();                                      \
-            (void)sizeof(struct ASYNC_ERROR_ASYNC_TRY_lacks_its_ASYNC_END_TRY); \
+            (void)sizeof(struct ASYNC_ERROR_TRY_or_WITH_block_not_closed_by_its_END); \
             (t)->r.value = 0;                                           \
             return async__complete((t));                                \
-        } while ((async__leave = 2), 0);                                \
+        }                                                               \
         return async__stray_leave((t));                                 \
     case ASYNC__LC_RETURN:                                              \
     case ASYNC__LC_RAISE:                                               \
@@ -599,6 +609,27 @@ extern "C" {
  *  cannot be set (the timer heap cannot grow), the child is cancelled and ASYNC_ENOMEM is raised. */
 #define AWAIT_TIMEOUT(t, tmo, ms, child) \
     ASYNC__AWAIT(t, async__timeout_start((t), (tmo), (ms), (child)), async__group_check((t), &(tmo)->group))
+/** async with asyncio.timeout(ms / 1000.0): ASYNC_TIMEOUT(t, d, ms) { awaits } ASYNC_END_TIMEOUT(t, d);
+ *  runs the block inline in this task (no child task); at the deadline the task is cancelled, and the
+ *  cancellation that leaves the block becomes ASYNC_ETIMEDOUT at ASYNC_END_TIMEOUT (also when the block
+ *  caught it, as AWAIT_TIMEOUT does). Blocks nest: a deadline that was not the one to fire leaves the
+ *  cancellation alone, so the outer deadline wins where it is earlier. ms < 0: no deadline (until
+ *  async_deadline_reschedule sets one); over ASYNC_MS_MAX: ASYNC_ERANGE, raised before the block.
+ *  A cancellation from elsewhere that arrives after the deadline passed is taken as the deadline's. */
+#define ASYNC_TIMEOUT(t, d, ms)                                                                       \
+    if (async__deadline_start((t), (d), 0, (int64_t)(ms)) == ASYNC__RAISE) ASYNC__TO_HANDLER(t);       \
+    ASYNC_TRY(t)
+/** asyncio.timeout_at(when): ASYNC_TIMEOUT with a deadline in the loop's clock (async_loop_now). */
+#define ASYNC_TIMEOUT_AT(t, d, when)                                                                  \
+    if (async__deadline_start((t), (d), 1, (int64_t)(async_ms)(when)) == ASYNC__RAISE) ASYNC__TO_HANDLER(t); \
+    ASYNC_TRY(t)
+/** Closes ASYNC_TIMEOUT: removes the deadline and raises ASYNC_ETIMEDOUT if it passed (d is evaluated by
+ *  both macros). */
+#define ASYNC_END_TIMEOUT(t, d)                                                                       \
+    ASYNC_FINALLY(t) {                                                                                \
+        async__deadline_end((t), (d));                                                                \
+    }                                                                                                 \
+    ASYNC_END_TRY(t)
 /** await asyncio.shield(child): cancelling the awaiter raises ASYNC_ECANCELED here at once but does not
  *  reach child, which runs on (its owner still waits for it before finishing). */
 #define AWAIT_SHIELD(t, g, child)                                                                     \
@@ -728,27 +759,28 @@ extern "C" {
     {                                                                           \
         struct async__up_c { char n[sizeof(struct async__c)]; };               \
         struct async__up_f { char n[sizeof(struct async__f)]; };               \
-        struct ASYNC_ERROR_CATCH_FINALLY_or_END_TRY_without_ASYNC_TRY { char n[__LINE__]; }; \
-        struct ASYNC_ERROR_ASYNC_TRY_lacks_its_ASYNC_END_TRY;                  \
+        struct ASYNC_ERROR_CATCH_FINALLY_or_END_without_its_TRY_or_WITH { char n[__LINE__]; }; \
+        struct ASYNC_ERROR_TRY_or_WITH_block_not_closed_by_its_END;                  \
         ASYNC__IN_COROUTINE();                                                  \
         ASYNC__LINE_OK();                                                       \
         ASYNC__TRY_BLOCK(t, ASYNC__LC_CATCH(__LINE__), ASYNC__LC_FINALLY(__LINE__))
 
 /* The line of the enclosing ASYNC_TRY. */
-#define ASYNC__TRY_LINE sizeof(struct ASYNC_ERROR_CATCH_FINALLY_or_END_TRY_without_ASYNC_TRY)
-/* Opens a block of a try: raises go to `raise_to`, returns to `return_to`; the block is a do-while that
- * catches break and continue (see ASYNC__TRY_BLOCK_END). */
+#define ASYNC__TRY_LINE sizeof(struct ASYNC_ERROR_CATCH_FINALLY_or_END_without_its_TRY_or_WITH)
+/* Opens a block of a try: raises go to `raise_to`, returns to `return_to`; the block is a loop that
+ * catches break and continue (see ASYNC__TRY_BLOCK_END). A for, not a do-while: a block left open then
+ * ends in a clear error rather than in "expected while". */
 #define ASYNC__TRY_BLOCK(t, raise_to, return_to)                                \
-        do {                                                                    \
+        for (; async__leave != 2; async__leave = 2) {                           \
             struct async__c { char n[raise_to]; };                             \
             struct async__f { char n[return_to]; };
-/* Closes a block of a try: its normal end goes to `next`; a break or continue ends up after the
- * do-while (a continue through its condition, which says so) and is noted in the task (`drop`: 8 in the
- * finally block, where it replaces a pending error or return), then `after` runs: the finally block, or
- * for the finally block itself the end of the try. */
+/* Closes a block of a try: its normal end goes to `next`; a break or continue ends up after the loop
+ * (a continue through its step, which says so) and is noted in the task (`drop`: 8 in the finally block,
+ * where it replaces a pending error or return), then `after` runs: the finally block, or for the finally
+ * block itself the end of the try. */
 #define ASYNC__TRY_BLOCK_END(t, next, after, drop)                              \
             ASYNC__GOTO(t, next);                                               \
-        } while ((async__leave = 2), 0);                                        \
+        }                                                                       \
         async__leaving((t), async__leave + (drop));                             \
         ASYNC__GOTO(t, after);
 
@@ -863,6 +895,11 @@ ASYNC_API int async_group_spawn(async_task *t, async_group *g, async_task *child
 ASYNC_API uint32_t async_group_running(const async_group *g);
 /** The first error a child of g finished with, or NULL. */
 ASYNC_API const async_error *async_group_error(const async_group *g);
+/** Every error the children of g finished with, in the order they were started (asyncio's ExceptionGroup,
+ *  for `except*`): stores the first `max` in errors[] and returns how many there are. Cancellations are
+ *  left out, as asyncio's TaskGroup leaves out the cancellations its first error caused. Valid until g
+ *  is used again. */
+ASYNC_API size_t async_group_errors(const async_group *g, const async_error **errors, size_t max);
 
 /** The state of a wait_for: a group of the work and a deadline task. Zero-initialise it. */
 typedef struct async_timeout {
@@ -870,6 +907,26 @@ typedef struct async_timeout {
     async_task timer;   /* private: sleeps, then cancels the work */
     int32_t ms;         /* private */
 } async_timeout;
+
+/** The state of a timeout block (asyncio.timeout / timeout_at): ASYNC_TIMEOUT(t, &f->d, ms) { awaits }
+ *  ASYNC_END_TIMEOUT(t, &f->d). Zero it, or reuse it once its block has ended. */
+typedef struct async_deadline {
+    async_task timer;   /* private: the deadline's entry in the loop's timer heap (never runs as a task) */
+    async_task *target; /* private: the task that runs the block */
+    async_loop *loop;   /* private */
+    async_ms when;      /* private */
+    uint8_t state;      /* private: ASYNC__D_* */
+} async_deadline;
+
+/** timeout.reschedule(): moves the deadline of a block that is running to ms from the loop's time now
+ *  (negative: no deadline). 0; ASYNC_EINVAL for NULL or a block that is not running; ASYNC_ERANGE over
+ *  ASYNC_MS_MAX; ASYNC_ESHUTDOWN once the deadline has passed. */
+ASYNC_API int async_deadline_reschedule(async_deadline *d, int64_t ms);
+/** timeout.when(): the deadline in the loop's clock; *when is left alone and false returned when there is
+ *  none. */
+ASYNC_API bool async_deadline_when(const async_deadline *d, async_ms *when);
+/** timeout.expired(): true once the deadline has passed (the block then raises ASYNC_ETIMEDOUT). */
+ASYNC_API bool async_deadline_expired(const async_deadline *d);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Synchronisation: locks, events, conditions, semaphores, queues (asyncio's, with fair FIFO wake-ups) */
@@ -1028,10 +1085,6 @@ ASYNC_API bool async_gen_started(const async_gen *g);
 /* The loop                                                                                          */
 /* ------------------------------------------------------------------------------------------------ */
 
-/** Milliseconds of the loop's clock; comparisons are wrap-safe, so one sleep may last up to 2^31-1 ms. */
-typedef uint32_t async_ms;
-/** The longest sleep, timeout or deadline, in ms (2^31-1, 24.8 days): longer ones fail with ASYNC_ERANGE. */
-#define ASYNC_MS_MAX 2147483647
 
 typedef struct async__timer {
     async_ms deadline;
@@ -1112,6 +1165,37 @@ ASYNC_API uint32_t async_loop_timers(const async_loop *loop);
 ASYNC_API void async_loop_free_storage(async_loop *loop);
 /** True if tasks are ready to run. */
 ASYNC_API bool async_loop_has_ready(const async_loop *loop);
+/** The loop's time (async_loop_now) from inside a coroutine: loop.time() in one short call. 0 if t is not
+ *  scheduled. */
+ASYNC_API async_ms async_time(const async_task *t);
+
+/** A plain callback scheduled on a loop (loop.call_soon / call_later / call_at), cancellable until it has
+ *  run. Caller's memory, zeroed or reused after its call ran or was cancelled; it must stay in place until
+ *  then. It runs in the loop's pass like a task step, in FIFO order with the tasks that became ready with
+ *  it. */
+typedef struct async_handle {
+    async_task task;          /* private: the call runs as a small task of the loop */
+    void (*fn)(void *arg);    /* private */
+    void *arg;                /* private */
+    async_ms when;            /* private: call_later/call_at: the deadline */
+    bool timed;               /* private */
+} async_handle;
+
+/** loop.call_soon(fn, arg): fn(arg) runs on the loop's next pass. 0; ASYNC_EINVAL for NULL; ASYNC_EBUSY if
+ *  h is still scheduled. */
+ASYNC_API int async_loop_call_soon(async_loop *loop, async_handle *h, void (*fn)(void *arg), void *arg);
+/** loop.call_later(ms, fn, arg): fn(arg) runs ms milliseconds from the loop's time now (ASYNC_ERANGE over
+ *  ASYNC_MS_MAX; ms <= 0 is call_soon). Returns as async_loop_call_soon does. */
+ASYNC_API int async_loop_call_later(async_loop *loop, async_handle *h, int64_t ms, void (*fn)(void *arg),
+                                    void *arg);
+/** loop.call_at(when, fn, arg): fn(arg) runs when the loop's clock reaches `when` (at once if it has). */
+ASYNC_API int async_loop_call_at(async_loop *loop, async_handle *h, async_ms when, void (*fn)(void *arg),
+                                 void *arg);
+/** handle.cancel(): true if the call was still to run and now never will; false if it has run, was
+ *  cancelled already, or h is NULL. */
+ASYNC_API bool async_handle_cancel(async_handle *h);
+/** True if the call was scheduled and has neither run nor been cancelled. */
+ASYNC_API bool async_handle_pending(const async_handle *h);
 
 /** Instrumentation of a loop, all optional (the hosted debug mode is built on it). Hooks run on the
  *  loop's thread, inside the pass; they must not resume tasks. */
@@ -1245,6 +1329,8 @@ ASYNC_API int async__group_check(async_task *t, async_group *g);
 ASYNC_API int async__group_wait(async_task *t, async_group *g);
 ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *child);
 ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms, async_task *child);
+ASYNC_API int async__deadline_start(async_task *t, async_deadline *d, int at, int64_t ms);
+ASYNC_API void async__deadline_end(async_task *t, async_deadline *d);
 ASYNC_API int async__lock_start(async_task *t, async_lock *l);
 ASYNC_API int async__lock_check(async_task *t, async_lock *l);
 ASYNC_API int async__event_start(async_task *t, async_event *e);
@@ -1307,7 +1393,8 @@ enum {
     ASYNC__S_WAIT_Q,     /* in a primitive's FIFO wait queue; cancelling detaches it */
     ASYNC__S_WAIT_TASK,  /* in a task's waiters; cancelling passes on to that task */
     ASYNC__S_WAIT_GROUP, /* in a group's waiters; cancelling passes on to the children */
-    ASYNC__S_DONE
+    ASYNC__S_DONE,
+    ASYNC__S_DEADLINE    /* a timeout block's entry in the timer heap (never a real task) */
 };
 /* Task flags */
 #define ASYNC__F_OWNER 0x03u     /* what `owner` points to: */
@@ -1402,7 +1489,7 @@ ASYNC_API async_task *async_task_parent(const async_task *t) {
 
 ASYNC_API const char *async_task_state(const async_task *t) {
     static const char *const names[] = {"new", "ready", "running", "sleeping", "waiting", "waiting",
-                                        "awaiting a task", "awaiting children", "done"};
+                                        "awaiting a task", "awaiting children", "done", "deadline"};
     if (!t || t->state >= sizeof names / sizeof names[0]) return "invalid";
     return names[t->state];
 }
@@ -1841,6 +1928,18 @@ ASYNC_API int async_group_spawn(async_task *t, async_group *g, async_task *child
 
 ASYNC_API uint32_t async_group_running(const async_group *g) { return g ? g->running : 0; }
 ASYNC_API const async_error *async_group_error(const async_group *g) { return g ? g->error : NULL; }
+
+ASYNC_API size_t async_group_errors(const async_group *g, const async_error **errors, size_t max) {
+    const async_task *c;
+    size_t n = 0;
+    if (!g) return 0;
+    for (c = g->children; c; c = c->u.sibling)
+        if (c->state == ASYNC__S_DONE && (c->flags & ASYNC__F_RAISE) && c->r.error->code != ASYNC_ECANCELED) {
+            if (errors && n < max) errors[n] = c->r.error;
+            n++;
+        }
+    return n;
+}
 
 /* The first group owned by t that still has running children. */
 static async_group *async__owned_live_group(async_task *t) {
@@ -2291,6 +2390,101 @@ ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms
     }
     return async__group_wait(t, &tmo->group);
 }
+
+/* ---- timeout blocks: the deadline is an entry of the timer heap whose firing cancels the task ---- */
+
+#define ASYNC__D_RUNNING 0x01u /* the block runs */
+#define ASYNC__D_ARMED 0x02u   /* the timer entry is in the heap */
+#define ASYNC__D_EXPIRED 0x04u /* the deadline passed */
+#define ASYNC__D_FIRED 0x08u   /* this deadline cancelled the task (none was pending then) */
+
+static async_deadline *async__deadline_of(async_task *timer) {
+    return (async_deadline *)(void *)((char *)timer - offsetof(async_deadline, timer));
+}
+
+static void async__deadline_fire(async_task *timer) {
+    async_deadline *d = async__deadline_of(timer);
+    d->state = (uint8_t)((d->state & ~ASYNC__D_ARMED) | ASYNC__D_EXPIRED);
+    if (!(d->target->flags & ASYNC__F_CANCEL)) { /* an earlier, outer deadline's cancel is left to it */
+        d->state |= ASYNC__D_FIRED;
+        async_cancel(d->target);
+    }
+}
+
+/* Puts the deadline's entry in the heap for d->when; a deadline already due fires at once. */
+static int async__deadline_arm(async_deadline *d) {
+    int rc;
+    if ((int32_t)(d->when - d->loop->now) <= 0) {
+        async__deadline_fire(&d->timer);
+        return 0;
+    }
+    rc = async__timer_add(d->loop, &d->timer, d->when);
+    if (!rc) d->state |= ASYNC__D_ARMED;
+    return rc;
+}
+
+ASYNC_API int async__deadline_start(async_task *t, async_deadline *d, int at, int64_t ms) {
+    async_task *runner = async__runner(t);
+    async_loop *loop = async__loop_of(runner);
+    int rc;
+    if (!d || !loop) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "ASYNC_TIMEOUT: NULL deadline"));
+    if (d->state & ASYNC__D_RUNNING)
+        return async__raise_code(t, ASYNC__MISUSE(ASYNC_EBUSY, "ASYNC_TIMEOUT: the deadline's block runs"));
+    if (!at && ms > ASYNC_MS_MAX)
+        return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "ASYNC_TIMEOUT: more than ASYNC_MS_MAX ms"));
+    memset(d, 0, sizeof *d);
+    d->timer.state = ASYNC__S_DEADLINE;
+    d->timer.owner = loop;
+    d->timer.flags = ASYNC__OWN_LOOP;
+    d->target = runner;
+    d->loop = loop;
+    d->state = ASYNC__D_RUNNING;
+    if (!at && ms < 0) return ASYNC__GO; /* no deadline for now */
+    d->when = at ? (async_ms)ms : loop->now + (async_ms)ms;
+    rc = async__deadline_arm(d);
+    if (rc) {
+        d->state = 0;
+        return async__raise_code(t, rc);
+    }
+    return ASYNC__GO;
+}
+
+ASYNC_API void async__deadline_end(async_task *t, async_deadline *d) {
+    async_task *runner = async__runner(t);
+    if (!d || !(d->state & ASYNC__D_RUNNING)) return;
+    if (d->state & ASYNC__D_ARMED) async__timer_cancel(d->loop, &d->timer);
+    if (d->state & ASYNC__D_FIRED) {
+        /* the deadline's cancellation becomes the timeout: delivered and on its way out, or still pending
+         * (the block ended without awaiting again), or swallowed by the block (the deadline wins) */
+        if (!(t->flags & ASYNC__F_RAISE) || t->r.error->code == ASYNC_ECANCELED) {
+            runner->flags &= (uint8_t)~ASYNC__F_CANCEL;
+            async__raise(t, async__err(ASYNC_ETIMEDOUT));
+        }
+    }
+    d->state = (uint8_t)(d->state & ASYNC__D_EXPIRED); /* not running; expired stays readable */
+}
+
+ASYNC_API int async_deadline_reschedule(async_deadline *d, int64_t ms) {
+    if (!d || !(d->state & ASYNC__D_RUNNING))
+        return ASYNC__MISUSE(ASYNC_EINVAL, "async_deadline_reschedule: the block does not run");
+    if (ms > ASYNC_MS_MAX) return ASYNC__MISUSE(ASYNC_ERANGE, "async_deadline_reschedule: more than ASYNC_MS_MAX ms");
+    if (d->state & ASYNC__D_EXPIRED) return ASYNC_ESHUTDOWN;
+    if (d->state & ASYNC__D_ARMED) {
+        async__timer_cancel(d->loop, &d->timer);
+        d->state &= (uint8_t)~ASYNC__D_ARMED;
+    }
+    if (ms < 0) return 0;
+    d->when = d->loop->now + (async_ms)ms;
+    return async__deadline_arm(d);
+}
+
+ASYNC_API bool async_deadline_when(const async_deadline *d, async_ms *when) {
+    if (!d || !(d->state & (ASYNC__D_ARMED | ASYNC__D_EXPIRED))) return false;
+    if (when) *when = d->when;
+    return true;
+}
+
+ASYNC_API bool async_deadline_expired(const async_deadline *d) { return d && (d->state & ASYNC__D_EXPIRED); }
 
 /* ---- synchronisation: FIFO wait queues with grants ----
  * A waiter sits in an async_waitq linked through q.next, its last link tagged with the queue's address
@@ -3212,6 +3406,54 @@ ASYNC_API void async_loop_free_storage(async_loop *loop) {
 }
 ASYNC_API bool async_loop_has_ready(const async_loop *loop) { return loop && loop->ready_head; }
 
+ASYNC_API async_ms async_time(const async_task *t) {
+    async_loop *loop = t ? async__loop_of(t) : NULL;
+    return loop ? loop->now : 0;
+}
+
+/* ---- callbacks: a handle's call runs as a small task, so the ready queue and the timers order it ---- */
+
+static async_status async__handle_run(async_task *t) {
+    async_handle *h = (async_handle *)(void *)t;
+    ASYNC_BEGIN(t);
+    if (h->timed) AWAIT_SLEEP(t, (int32_t)(h->when - async_time(t)));
+    h->fn(h->arg);
+    ASYNC_END(t);
+}
+
+static int async__handle_schedule(async_loop *loop, async_handle *h, void (*fn)(void *), void *arg, bool timed,
+                                  async_ms when) {
+    if (!loop || !h || !fn) return ASYNC__MISUSE(ASYNC_EINVAL, "async_loop_call_*: NULL loop, handle or function");
+    if (!async_task_init(&h->task, async__handle_run)) return ASYNC_EBUSY;
+    h->fn = fn;
+    h->arg = arg;
+    h->timed = timed;
+    h->when = when;
+    return async_spawn(loop, &h->task);
+}
+
+ASYNC_API int async_loop_call_soon(async_loop *loop, async_handle *h, void (*fn)(void *arg), void *arg) {
+    return async__handle_schedule(loop, h, fn, arg, false, 0);
+}
+
+ASYNC_API int async_loop_call_later(async_loop *loop, async_handle *h, int64_t ms, void (*fn)(void *arg),
+                                    void *arg) {
+    if (ms > ASYNC_MS_MAX) return ASYNC__MISUSE(ASYNC_ERANGE, "async_loop_call_later: more than ASYNC_MS_MAX ms");
+    if (!loop) return ASYNC__MISUSE(ASYNC_EINVAL, "async_loop_call_later: NULL loop");
+    return async__handle_schedule(loop, h, fn, arg, ms > 0, loop->now + (async_ms)(ms > 0 ? ms : 0));
+}
+
+ASYNC_API int async_loop_call_at(async_loop *loop, async_handle *h, async_ms when, void (*fn)(void *arg),
+                                 void *arg) {
+    return async__handle_schedule(loop, h, fn, arg, true, when);
+}
+
+ASYNC_API bool async_handle_cancel(async_handle *h) { return h && async_cancel(&h->task); }
+
+ASYNC_API bool async_handle_pending(const async_handle *h) {
+    return h && h->task.fn && h->task.state != ASYNC__S_INIT && h->task.state != ASYNC__S_DONE;
+}
+
 static void async__step_unhooked(async_task *t) {
     t->state = ASYNC__S_RUNNING;
     if (t->flags & ASYNC__F_FINISHING)
@@ -3247,7 +3489,10 @@ static void async__fire_timers(async_loop *loop) {
     while ((first = async__timer_first(loop)) != NULL && (int32_t)(first->deadline - loop->now) <= 0) {
         async_task *t = first->task;
         async__timer_cancel(loop, t);
-        async__push_ready(loop, t);
+        if (t->state == ASYNC__S_DEADLINE)
+            async__deadline_fire(t);
+        else
+            async__push_ready(loop, t);
     }
 }
 

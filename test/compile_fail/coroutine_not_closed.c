@@ -1,0 +1,10 @@
+/* Must not compile: the first coroutine lacks its ASYNC_END_DEF. */
+#include "async.h"
+
+ASYNC_DEF(first) {
+    AWAIT_SLEEP(t, 10);
+}
+
+ASYNC_DEF(second) {
+    AWAIT_SLEEP(t, 10);
+} ASYNC_END_DEF

@@ -1,0 +1,10 @@
+/* Must not compile: ASYNC_FINALLY and ASYNC_END_TRY without an ASYNC_TRY. */
+#include "async.h"
+
+ASYNC_DEF(lonely) {
+    AWAIT_SLEEP(t, 10);
+    ASYNC_FINALLY(t) {
+        AWAIT_YIELD(t);
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
