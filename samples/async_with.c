@@ -1,83 +1,34 @@
-/* Seed 001, slide 6: "Asynchronous Context Managers".
- *
- *   class AsyncResource:
- *       async def __aenter__(self):
- *           print("Acquiring resource")
- *           await asyncio.sleep(1)
- *           return self
- *       async def __aexit__(self, exc_type, exc, tb):
- *           print("Releasing resource")
- *           await asyncio.sleep(1)
- *       async def use_resource(self):
- *           print("Using resource")
- *           await asyncio.sleep(1)
- *
- *   async def main():
- *       async with AsyncResource() as resource:
- *           await resource.use_resource()
- *
- * Acquire, use and release, a second each: 3 s. The exit part runs however the body ends (an error or
- * a cancellation included), and it may itself await. */
+/* Seed 001, slide 6: "Asynchronous Context Managers". Acquire, use and release, a second each: 3 s. The
+ * exit part runs however the body ends (an error or a cancellation included), and it may itself await. */
 #include <stdio.h>
 
 #include "async.h"
 
-/* One small coroutine per method; the resource holds their frames. */
-typedef struct {
-    async_task task;
-} method_frame;
-
-typedef struct {
-    method_frame aenter, use, aexit;
-} async_resource;
-
-static async_status aenter_run(async_task *t) {
-    ASYNC_BEGIN(t);
+/* The class's three methods, one coroutine each; the resource holds their frames. */
+ASYNC_DEF(aenter) {
     printf("Acquiring resource\n");
     AWAIT_SLEEP(t, 1000);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_status aexit_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(aexit) {
     printf("Releasing resource\n");
     AWAIT_SLEEP(t, 1000);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_status use_resource_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(use_resource) {
     printf("Using resource\n");
     AWAIT_SLEEP(t, 1000);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_task *method(method_frame *f, async_fn fn) {
-    ASYNC_FRAME_INIT(f, fn);
-    return &f->task;
-}
+typedef struct { aenter_frame aenter; aexit_frame aexit; use_resource_frame use; } async_resource;
 
-typedef struct {
-    async_task task;
-    async_resource resource;
-} main_frame;
-
-static async_status main_run(async_task *t) {
-    main_frame *f = (main_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT(t, method(&f->resource.aenter, aenter_run));
+ASYNC_DEF(main, async_resource resource;) {
+    AWAIT_CALL(t, aenter, &f->resource.aenter);
     ASYNC_WITH(t) {
-        AWAIT(t, method(&f->resource.use, use_resource_run));
-    }
-    ASYNC_WITH_EXIT(t) {
-        AWAIT(t, method(&f->resource.aexit, aexit_run));
-    }
-    ASYNC_END_WITH(t);
-    ASYNC_END(t);
-}
+        AWAIT_CALL(t, use_resource, &f->resource.use);
+    } ASYNC_WITH_EXIT(t) {
+        AWAIT_CALL(t, aexit, &f->resource.aexit);
+    } ASYNC_END_WITH(t);
+} ASYNC_END_DEF
 
-int main(void) {
-    static main_frame m;
-    ASYNC_FRAME_INIT(&m, main_run);
-    return async_main(&m.task) ? 1 : 0;
-}
+ASYNC_MAIN(main)

@@ -1,14 +1,9 @@
-/* A "hello" HTTP/1.1 server: seed 002's scalable web servers, and the W4 benchmark target.
+/* Seed 002, "Building Scalable Web Servers": an HTTP/1.1 server that answers "hello" (aiohttp's
+ * web.Response(text="hello")), and the W4 benchmark target. With --threads N, N loops on N threads listen
+ * on one port (SO_REUSEPORT) and the kernel spreads the connections; with --seconds S it shuts down
+ * gracefully after S seconds, otherwise it serves until killed.
  *
- *   async def hello(reader, writer): ...         # aiohttp: web.Response(text="hello")
- *   server = await asyncio.start_server(hello, "127.0.0.1", port)
- *   async with server: await server.serve_forever()
- *
- *   hello_server [--port N] [--threads N] [--seconds S]
- *
- * Prints the port it bound ("--port 0", the default, picks a free one). With --threads N, N loops on N
- * threads each listen on the port (SO_REUSEPORT) and the kernel spreads the connections. With --seconds
- * S it shuts down gracefully after S seconds; otherwise it serves until killed. */
+ *   hello_server [--port N] [--threads N] [--seconds S]     prints the port (0, the default: a free one) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,24 +18,14 @@ static int hello(const async_http_request *req, async_http_response *res, void *
     return 0;
 }
 
-typedef struct {
-    async_task task;
-    async_http_server http;
-    async_group g;
-    int seconds;
-} server_frame;
-
-static async_status server_run(async_task *t) {
-    server_frame *f = (server_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(server, int seconds; async_http_server http; async_group g;) {
     ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->http));
     if (f->seconds > 0) {
         AWAIT_SLEEP(t, f->seconds * 1000);
         async_http_server_close(&f->http, 1000);
     }
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static struct {
     int port, threads, seconds;
@@ -50,10 +35,9 @@ static struct {
 /* Loop i's main: a server on the shared port (loop 0 picks it when asked for port 0). */
 static async_task *make_server(unsigned i, void *arg) {
     server_frame *f = &opt.frames[i];
+    async_task *task = ASYNC_CALL(server, f, opt.seconds);
     int rc;
     (void)arg;
-    ASYNC_FRAME_INIT(f, server_run);
-    f->seconds = opt.seconds;
     rc = async_http_server_listen(&f->http, "127.0.0.1", opt.port, opt.threads > 1 ? ASYNC_SERVER_REUSEPORT : 0,
                                   NULL, hello, NULL);
     if (rc) {
@@ -65,7 +49,7 @@ static async_task *make_server(unsigned i, void *arg) {
         printf("Serving on http://127.0.0.1:%d/ with %d thread%s\n", opt.port, opt.threads, opt.threads > 1 ? "s" : "");
         fflush(stdout);
     }
-    return &f->task;
+    return task;
 }
 
 int main(int argc, char **argv) {

@@ -125,6 +125,23 @@ TEST(sample_performance_blocking_call_is_measured_and_named) {
     free(err);
 }
 
+TEST(sample_gather_tasks) {
+    test_run_sample("gather_tasks", 0, "Task 1 completed\nTask 2 completed\n", 2000);
+}
+
+TEST(sample_say_hello) {
+    test_run_sample("say_hello", 0, "Hello\nWorld\n", 2000);
+}
+
+TEST(sample_try_except) {
+    test_run_sample("try_except", 0, "Caught an error: Something went wrong!\n", 1000);
+}
+
+/* File calls run on the thread pool, which takes no virtual time. */
+TEST(sample_file_write_read) {
+    test_run_sample("file_write_read", 0, "Hello, asyncio!\n", 0);
+}
+
 static const test_case samples_tests[] = {
     TEST_ENTRY(sample_gather)
     TEST_ENTRY(sample_hello_world)
@@ -147,5 +164,9 @@ static const test_case samples_tests[] = {
     TEST_ENTRY(sample_producer_consumer)
     TEST_ENTRY(sample_retry_backoff)
     TEST_ENTRY(sample_performance_blocking_call_is_measured_and_named)
+    TEST_ENTRY(sample_gather_tasks)
+    TEST_ENTRY(sample_say_hello)
+    TEST_ENTRY(sample_try_except)
+    TEST_ENTRY(sample_file_write_read)
     {NULL, NULL}
 };
