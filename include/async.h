@@ -315,12 +315,15 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
  *  its task, to AWAIT, gather, spawn or ASYNC_SPAWN. Each argument is evaluated once. A frame whose task
  *  still runs is left as it is (awaiting or spawning it again fails with ASYNC_EBUSY). */
 #define ASYNC_CALL(name, ...) ASYNC__CAT(ASYNC__CALL, ASYNC__HAS_COMMA(__VA_ARGS__))(name, __VA_ARGS__)
-/** asyncio.run(main()): defines the program's main function, which runs the coroutine `name` (without
- *  arguments) on a new loop with async_main and exits with 0 if it ended without an error, 1 otherwise. */
-#define ASYNC_MAIN(name)                                                                              \
+/** asyncio.run(main()): ASYNC_MAIN(name) or ASYNC_MAIN(name, args...) defines the program's main
+ *  function, which runs the coroutine `name` with the arguments on a new loop with async_main and exits
+ *  with 0 if it ended without an error, 1 otherwise. */
+#define ASYNC_MAIN(...) ASYNC__CAT(ASYNC__MAIN, ASYNC__HAS_COMMA(__VA_ARGS__))(__VA_ARGS__)
+#define ASYNC__MAIN0(name) ASYNC__MAIN1(name, )
+#define ASYNC__MAIN1(name, ...)                                                                       \
     int main(void) {                                                                                  \
         static name##_frame async__main_frame;                                                        \
-        return async_main(ASYNC_CALL(name, &async__main_frame)) == 0 ? 0 : 1;                         \
+        return async_main(ASYNC_CALL(name, &async__main_frame, __VA_ARGS__)) == 0 ? 0 : 1;            \
     }
 
 /* ASYNC_DEF's parts. The frame type and, for ASYNC_CALL, a twin type whose first member is the target
@@ -794,6 +797,12 @@ extern "C" {
             if (!async__except((t), ASYNC__COUNT(__VA_ARGS__), __VA_ARGS__))                    \
                 ASYNC__GOTO(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE)); /* not one of them: it goes on */ \
         ASYNC__TRY_BLOCK(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE))
+
+/** except Exception: ASYNC_EXCEPT_ANY(t) { handler } runs the handler for any error the try block raised
+ *  but cancellation, which passes on. */
+#define ASYNC_EXCEPT_ANY(t) ASYNC_EXCEPT(t, ASYNC__ANY_BUT_CANCEL)
+/* For ASYNC_EXCEPT: matches every code but ASYNC_ECANCELED (no error code has this value: 0 is success). */
+#define ASYNC__ANY_BUT_CANCEL 0
 
 /** except: runs when the try block raised anything at all, cancellation included (ASYNC_EXCEPT names the
  *  codes it handles and lets the others pass); async_caught(t) is the error (re-raise with
@@ -2025,8 +2034,11 @@ ASYNC_API int async__except(async_task *t, int n, ...) {
     va_list codes;
     int i, match = 0;
     va_start(codes, n);
-    for (i = 0; i < n; i++)
-        if (va_arg(codes, int) == t->r.error->code) match = 1;
+    for (i = 0; i < n; i++) {
+        int code = va_arg(codes, int);
+        if (code == t->r.error->code || (code == ASYNC__ANY_BUT_CANCEL && t->r.error->code != ASYNC_ECANCELED))
+            match = 1;
+    }
     va_end(codes);
     if (match) async__caught_enter(t);
     return match;

@@ -12,7 +12,7 @@ ASYNC_DEF(main, char **urls; int n; async_http_client session; int i, failures;)
         ASYNC_TRY(t) {
             AWAIT(t, async_http_get(&f->session, f->urls[f->i], 1000));
             printf("Request to %s answered %d\n", f->urls[f->i], async_http_status(&f->session));
-        } ASYNC_CATCH(t) {
+        } ASYNC_EXCEPT_ANY(t) {
             f->failures++;
             if (async_caught(t)->code == ASYNC_ETIMEDOUT)
                 printf("Request to %s timed out\n", f->urls[f->i]);

@@ -13,7 +13,4 @@ ASYNC_DEF(countdown, int n;) {
     printf("Countdown finished!\n");
 } ASYNC_END_DEF
 
-int main(void) { /* asyncio.run(countdown(5)) */
-    static countdown_frame m;
-    return async_main(ASYNC_CALL(countdown, &m, 5)) ? 1 : 0;
-}
+ASYNC_MAIN(countdown, 5)

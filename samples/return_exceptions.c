@@ -27,8 +27,7 @@ ASYNC_DEF(main, risky_operation_frame a, b; async_group all;) {
         AWAIT_GATHER_SETTLED(t, &f->all, ASYNC_CALL(risky_operation, &f->a, 2),
                              ASYNC_CALL(risky_operation, &f->b, 0));
         printf("Results: [%s, %s]\n", repr(&f->a), repr(&f->b));
-    } ASYNC_CATCH(t) { /* except Exception: every error but a cancellation */
-        if (async_caught(t)->code == ASYNC_ECANCELED) ASYNC_RERAISE(t);
+    } ASYNC_EXCEPT_ANY(t) { /* except Exception: every error but a cancellation */
         printf("An error occurred: %s\n", async_error_message(async_caught(t)));
     } ASYNC_END_TRY(t);
 } ASYNC_END_DEF
