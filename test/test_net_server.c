@@ -125,7 +125,7 @@ typedef struct {
     const char *line;
     size_t len, n;
     bool cleanup;
-    char cmd[8];
+    char cmd[16]; /* the line without its newline */
     char buf[16];
 } net_conn_frame;
 
@@ -135,7 +135,9 @@ static async_status net_conn_run(async_task *t) {
     f->st->started++;
     ASYNC_TRY(t) {
         AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 64, 2000);
-        memcpy(f->cmd, f->line, f->len < 4 ? f->len : 4);
+        /* the whole command, not its first four bytes: "stubborn" must not read as no command at all */
+        f->n = f->len && f->line[f->len - 1] == '\n' ? f->len - 1 : f->len;
+        memcpy(f->cmd, f->line, f->n < sizeof f->cmd - 1 ? f->n : sizeof f->cmd - 1);
         if (strcmp(f->cmd, "slow") == 0)
             async_stream_write(f->s, "busy\n", 5);
         else
