@@ -122,14 +122,14 @@ static void start_site_server(test_server *srv) {
 
 TEST(samples_gather) {
     run_sample("gather", 0,
-                    "Task A started\n"
-                    "Task B started\n"
-                    "Task C started\n"
-                    "Task C completed\n"
-                    "Task B completed\n"
-                    "Task A completed\n"
-                    "['Result of A', 'Result of B', 'Result of C']\n",
-                    3000);
+               "Task A started\n"
+               "Task B started\n"
+               "Task C started\n"
+               "Task C completed\n"
+               "Task B completed\n"
+               "Task A completed\n"
+               "['Result of A', 'Result of B', 'Result of C']\n",
+               3000);
 }
 
 TEST(samples_hello_world) {
@@ -150,11 +150,11 @@ TEST(samples_countdown) {
 
 TEST(samples_fetch_data) {
     run_sample("fetch_data", 0,
-                    "Fetching data from example.com\n"
-                    "Fetching data from python.org\n"
-                    "Processed: Data from example.com\n"
-                    "Processed: Data from python.org\n",
-                    2000);
+               "Fetching data from example.com\n"
+               "Fetching data from python.org\n"
+               "Processed: Data from example.com\n"
+               "Processed: Data from python.org\n",
+               2000);
 }
 
 TEST(samples_return_exceptions) {
@@ -201,11 +201,11 @@ TEST(samples_async_range) {
 
 TEST(samples_task_queue) {
     run_sample("task_queue", 0,
-                    "Processed task: Task 0\nProcessed task: Task 1\nProcessed task: Task 2\n"
-                    "Processed task: Task 3\nProcessed task: Task 4\nProcessed task: Task 5\n"
-                    "Processed task: Task 6\nProcessed task: Task 7\nProcessed task: Task 8\n"
-                    "Processed task: Task 9\n",
-                    2817); /* ten durations from the sample's fixed seed, each within 100..500 ms */
+               "Processed task: Task 0\nProcessed task: Task 1\nProcessed task: Task 2\n"
+               "Processed task: Task 3\nProcessed task: Task 4\nProcessed task: Task 5\n"
+               "Processed task: Task 6\nProcessed task: Task 7\nProcessed task: Task 8\n"
+               "Processed task: Task 9\n",
+               2817); /* ten durations from the sample's fixed seed, each within 100..500 ms */
 }
 
 TEST(samples_debugging) {
@@ -214,17 +214,17 @@ TEST(samples_debugging) {
 
 TEST(samples_producer_consumer) {
     run_sample("producer_consumer", 0,
-                    "Produced 1\nProduced 2\nProduced 3\nConsumed 1\nProduced 4\nConsumed 2\nProduced 5\n"
-                    "Consumed 3\nProduced 6\nConsumed 4\nConsumed 5\nConsumed 6\nConsumer done\n",
-                    1800); /* the consumer's pace: 6 x 0.3 s */
+               "Produced 1\nProduced 2\nProduced 3\nConsumed 1\nProduced 4\nConsumed 2\nProduced 5\n"
+               "Consumed 3\nProduced 6\nConsumed 4\nConsumed 5\nConsumed 6\nConsumer done\n",
+               1800); /* the consumer's pace: 6 x 0.3 s */
 }
 
 TEST(samples_retry_backoff) {
     run_sample("retry_backoff", 0,
-                    "Attempt 1 failed: service unavailable; retrying in 0.5 s\n"
-                    "Attempt 2 failed: service unavailable; retrying in 1.0 s\n"
-                    "Result: OK\n",
-                    2100);
+               "Attempt 1 failed: service unavailable; retrying in 0.5 s\n"
+               "Attempt 2 failed: service unavailable; retrying in 1.0 s\n"
+               "Result: OK\n",
+               2100);
 }
 
 /* Real time, as the slide measures it: the blocking call is what the sample is about. */
@@ -291,8 +291,8 @@ TEST(samples_fetch_json_prints_the_document) {
 
 TEST(samples_api_errors_catches_refused_and_timeout) {
     char cmd[256], out[512], expect[512];
-    int refused = test_refused_port(), silent, fd = test_listen_raw(8, &silent); /* accepts into its backlog,
-                                                                                      never answers */
+    int refused = test_refused_port(), silent;
+    int fd = test_listen_raw(8, &silent); /* accepts into its backlog, never answers */
     snprintf(cmd, sizeof cmd, SAMPLE "api_errors http://127.0.0.1:%d/api http://127.0.0.1:%d/api", refused, silent);
     ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
     snprintf(expect, sizeof expect,
