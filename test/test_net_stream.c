@@ -961,7 +961,7 @@ TEST_TAGGED(net_stream_cancel_during_name_resolution, TEST_THREADS) {
     close(lfd);
 }
 
-TEST(net_stream_cancelled_before_each_wait_starts) {
+TEST_TAGGED(net_stream_cancelled_before_each_wait_starts, TEST_THREADS) {
     static net_op_frame f;
     static async_stream s;
     int sv[2], port, lfd = test_listen_raw(8, &port);
