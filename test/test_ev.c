@@ -8,7 +8,6 @@
 
 #include <ev.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- loops of their own and attached loops ---- */
@@ -39,8 +38,7 @@ TEST(ev_loop_new_with_virtual_clock_flag) {
 
 static async_ms evl_clock_moves(async_loop *loop) {
     async_ms before = async_loop_time(loop);
-    struct timespec ts = {0, 5000000L};
-    while (nanosleep(&ts, &ts) != 0) {}
+    sleep_ms(5);
     return async_loop_time(loop) - before;
 }
 

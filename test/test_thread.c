@@ -506,8 +506,7 @@ typedef struct {
 } thr_vtimeout_frame;
 
 static int thr_sleep_20ms(void *arg, intptr_t *result) {
-    struct timespec ts = {0, 20000000L};
-    nanosleep(&ts, NULL);
+    sleep_ms(20);
     *result = (intptr_t)arg;
     return 0;
 }
@@ -574,9 +573,8 @@ static async_status thr_starter_run(async_task *t) {
 }
 
 static void *thr_open_later(void *arg) {
-    struct timespec ts = {0, 20000000L};
     (void)arg;
-    nanosleep(&ts, NULL);
+    sleep_ms(20);
     thr_gate_open();
     return NULL;
 }
@@ -608,8 +606,7 @@ TEST_TAGGED(thread_loop_free_discards_results_never_delivered, TEST_THREADS | TE
     ASSERT_EQ(async_run(loop, &s.task), 0);
     thr_gate_open();
     while (thr_gate_count(&thr_gate.finished) < 3) {
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(1);
     }
     async_loop_free(loop); /* the awaiters never run again: the results go to the dtor */
     ASSERT_EQ(thr_dtor_calls, 3);
@@ -818,8 +815,7 @@ static int thr_threads_now(void) {
 static int thr_threads(int want) {
     int i, n = thr_threads_now();
     for (i = 0; i < 2000 && n != want; i++) {
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(1);
         n = thr_threads_now();
     }
     return n;

@@ -36,6 +36,7 @@
 
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "test.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +46,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- what a child reports to the driver (shared memory, one slot per concurrent run) ---- */
@@ -230,12 +230,6 @@ void __wrap_exit(int code) {
     __real_exit(code);
 }
 
-static double wall_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void census_note(const char *fmt, ...) {
     size_t len = strlen(me->census_msg);
     va_list ap;
@@ -247,10 +241,10 @@ static void census_note(const char *fmt, ...) {
 
 /* Runs the loop until nothing is ready or sleeping (virtual time jumps; real time waits, 3 s at most). */
 static void inj_drain(async_loop *loop) {
-    double end = wall_now() + 3.0;
+    double end = now_s() + 3.0;
     unsigned passes = 0;
     int32_t d;
-    while ((d = async_poll(loop)) >= 0 && passes++ < 100000 && wall_now() < end) {
+    while ((d = async_poll(loop)) >= 0 && passes++ < 100000 && now_s() < end) {
         if (d == 0) continue;
         if (loop->wait && loop->clock) {
             loop->wait(loop, d > 10 ? 10 : d);
@@ -259,8 +253,7 @@ static void inj_drain(async_loop *loop) {
         } else if (!loop->clock) {
             loop->now += (async_ms)d;
         } else {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
+            sleep_ms(1);
         }
     }
 }
@@ -652,7 +645,7 @@ int main(int argc, char **argv) {
     size_t s;
     bool prefix = false;
     const test_case *tc;
-    double t0 = wall_now();
+    double t0 = now_s();
     if (argc < 2) {
         fprintf(stderr, "usage: %s alloc|cancel-main|cancel-each|census [filter]\n", argv[0]);
         return 2;
@@ -742,7 +735,7 @@ int main(int argc, char **argv) {
         }
     }
     printf("inject %s: %u tests, %lu runs, %lu faults placed, %.1f s\n", mode_name(m), nstates, total_runs,
-           total_faults, wall_now() - t0);
+           total_faults, now_s() - t0);
     for (k = 0; k < R_COUNT; k++)
         if (outcome_total[k]) printf("  %-22s %lu\n", outcome_names[k], outcome_total[k]);
     if (m == MODE_ALLOC) print_sites(argv[0]);
