@@ -3,7 +3,7 @@
 # an underscore (test/test_sync.c: sync_*) and must not repeat; otherwise it says where, and fails.
 FNR == 1 {
     suite = FILENAME
-    sub(/^.*\/test_/, "", suite)
+    sub(/^(.*\/)?test_/, "", suite)
     sub(/\.c$/, "", suite)
 }
 /^TEST(_TAGGED)?\(/ {
