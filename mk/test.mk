@@ -39,6 +39,8 @@ $(BUILD)/test/runner: $(BUILD)/test/runner.o $(TEST_SUPPORT) $(TEST_OBJ) $(BUILD
 test: $(BUILD)/test/runner samples
 	$(Q)$(BUILD)/test/runner $(TEST_ARGS)
 
+# Each test's process is a fork of the runner, so memcheck follows it; memcheck writes its reports to
+# the terminal itself, as they come, not into the test's output that the runner prints in order.
 valgrind: $(BUILD)/test/runner samples
 	$(Q)ASYNC_TEST_VALGRIND=1 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
 	    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --trace-children=no \
