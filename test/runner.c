@@ -12,6 +12,7 @@
  * none with one of them; --list: print the names (and tags) instead of running. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "test.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { PENDING, RUNNING, PASSED, FAILED, SKIPPED };
@@ -44,12 +44,6 @@ static size_t nruns;
 static bool *slot_busy;
 static int wake[2] = {-1, -1}; /* the SIGCHLD handler writes here, so that poll returns */
 static volatile sig_atomic_t stop_signal;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void on_child(int sig) {
     int saved = errno;
@@ -110,7 +104,7 @@ static void start(run *r, int slot, char *reasons, unsigned limit_s) {
         exit(2);
     }
     fflush(NULL);
-    r->start = now();
+    r->start = now_s();
     r->pid = fork();
     if (r->pid < 0) {
         perror("runner: fork");
@@ -148,7 +142,7 @@ static void start(run *r, int slot, char *reasons, unsigned limit_s) {
 /* The test's process has ended with `status`: its result, and the end of what it left running. */
 static void finish(run *r, int status, const char *reasons) {
     const char *reason = reasons + (size_t)r->slot * REASON_SIZE;
-    r->secs = now() - r->start;
+    r->secs = now_s() - r->start;
     kill(-r->pid, SIGKILL);
     pump(r);
     if (r->out >= 0) close(r->out); /* a helper it started may still hold the pipe */
@@ -283,7 +277,7 @@ int main(int argc, char **argv) {
                 pfd[np].fd = runs[k].out;
                 pfd[np++].events = POLLIN;
             }
-            left = runs[k].start + limit_s + 30 - now(); /* the backstop */
+            left = runs[k].start + limit_s + 30 - now_s(); /* the backstop */
             if (left <= 0 && !runs[k].killed) {
                 runs[k].killed = true;
                 kill(-runs[k].pid, SIGKILL);
