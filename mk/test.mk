@@ -1,8 +1,9 @@
 # The test runner. Every test/test_SUITE.c is a translation unit of its own; test/util.c holds the
 # helpers they share; the list of tests is generated from their TEST lines (test/list.awk), so a test is
 # written once and listed nowhere else (see test/test.h).
-#   make test [T=text] [TAG=tags] [SKIP_TAG=tags]   the tests whose names contain the text (and that carry
-#                                                  one of the tags / none of them), with gcc (CC)
+#   make test [T=text] [TAG=tags] [SKIP_TAG=tags]   the tests whose names begin with the text (T=sync_:
+#                                                  test/test_sync.c) or, if none does, contain it, and that
+#                                                  carry one of the tags / none of them; with gcc (CC)
 #   make valgrind [T=...]                          the same under valgrind's memcheck
 # TEST_JOBS=n tests run at once (default: the number of CPUs); their output is printed in list order.
 TEST_SRC     := $(sort $(wildcard test/test_*.c))
