@@ -81,18 +81,6 @@ TEST(loop_timers_in_order_and_out_of_order_fire_by_deadline_then_set_order) {
 
 /* ---- timer storage ---- */
 
-static int allocs_left;
-
-static void *failing_realloc(void *ctx, void *p, size_t n) {
-    (void)ctx;
-    if (n == 0) {
-        free(p);
-        return NULL;
-    }
-    if (allocs_left-- <= 0) return NULL;
-    return realloc(p, n);
-}
-
 TEST(loop_timer_heap_full_without_allocator_is_enomem) {
     async_loop *loop = new_loop();
     async_loop_set_allocator(loop, NULL, NULL);
@@ -108,8 +96,7 @@ TEST(loop_timer_heap_grows_and_allocation_failure_is_enomem) {
     async_loop *loop = new_loop();
     static worker_frame w[1000];
     int i, failed = 0;
-    allocs_left = 2; /* 8 -> 16 -> 32, then the allocator fails */
-    async_loop_set_allocator(loop, failing_realloc, NULL);
+    alloc_left = 2; /* new_loop's allocator: 8 -> 16 -> 32, then it fails */
     for (i = 0; i < 1000; i++) async_spawn(loop, worker(&w[i], "", 10 + i % 13, 0));
     while (async_poll(loop) >= 0) loop->now += 1;
     for (i = 0; i < 1000; i++) failed += async_task_code(&w[i].task) == ASYNC_ENOMEM;
@@ -120,8 +107,7 @@ TEST(loop_timer_heap_grows_and_allocation_failure_is_enomem) {
 #endif
     async_loop_free_storage(loop);
     loop = new_loop();
-    allocs_left = 100;
-    async_loop_set_allocator(loop, failing_realloc, NULL);
+    alloc_left = 100;
     for (i = 0; i < 1000; i++) async_spawn(loop, worker(&w[i], "", 1000 - i, i));
     while (async_poll(loop) >= 0) loop->now += 1;
     for (i = 0; i < 1000; i++) ASSERT_EQ(async_task_value(&w[i].task), i);

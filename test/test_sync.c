@@ -763,23 +763,12 @@ TEST(sync_queue_slot_granted_then_cancelled_or_shut_down_is_not_lost) {
     ASSERT_EQ(g.got, -1);
 }
 
-static int queue_fail_after;
-
-static void *queue_failing_realloc(void *p, size_t n) {
-    if (n && queue_fail_after-- <= 0) return NULL;
-    if (!n) {
-        free(p);
-        return NULL;
-    }
-    return realloc(p, n);
-}
-
 TEST(sync_queue_growing_keeps_fifo_order_across_wrap_and_reports_enomem) {
     static async_queue q;
     intptr_t v;
     int i;
-    queue_fail_after = 1000;
-    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 0, queue_failing_realloc), 0);
+    alloc_left = 1000;
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 0, counted_realloc), 0);
     for (i = 0; i < 6; i++) ASSERT_EQ(async_queue_put_nowait(&q, i), 0);
     for (i = 0; i < 4; i++) ASSERT_EQ(async_queue_get_nowait(&q, &v), 0); /* head moves to 4 of 8 */
     for (i = 6; i < 40; i++) ASSERT_EQ(async_queue_put_nowait(&q, i), 0); /* wraps, then grows */
@@ -788,11 +777,11 @@ TEST(sync_queue_growing_keeps_fifo_order_across_wrap_and_reports_enomem) {
         ASSERT_EQ(v, i);
     }
     async_queue_free_storage(&q);
-    queue_fail_after = 0;
-    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_PRIORITY, 2, queue_failing_realloc), 0);
+    alloc_left = 0;
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_PRIORITY, 2, counted_realloc), 0);
     ASSERT_EQ(async_queue_put_nowait(&q, 1), ASYNC_ENOMEM);
     ASSERT_EQ(async_queue_size(&q), 0);
-    queue_fail_after = 1000;
+    alloc_left = 1000;
     ASSERT_EQ(async_queue_put_nowait(&q, 3), 0);
     ASSERT_EQ(async_queue_put_nowait(&q, 2), 0);
     ASSERT_EQ(async_queue_put_nowait(&q, 1), ASYNC_EAGAIN); /* maxsize 2 */

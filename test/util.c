@@ -291,7 +291,7 @@ void trace_log(const char *fmt, ...) {
     va_end(ap);
 }
 
-long loop_allocs, alloc_calls, alloc_fail_at;
+long loop_allocs, alloc_calls, alloc_fail_at, alloc_left = -1;
 int alloc_fail_all;
 
 void *counted_realloc(void *p, size_t n) {
@@ -301,7 +301,8 @@ void *counted_realloc(void *p, size_t n) {
         return NULL;
     }
     alloc_calls++;
-    if (alloc_fail_all || alloc_calls == alloc_fail_at) return NULL;
+    if (alloc_fail_all || alloc_calls == alloc_fail_at || alloc_left == 0) return NULL;
+    if (alloc_left > 0) alloc_left--;
     if (!p) loop_allocs++;
     return realloc(p, n);
 }
@@ -319,6 +320,7 @@ async_loop *new_loop(void) {
     async_loop_init(&loop_storage);
     async_loop_set_allocator(&loop_storage, counted_loop_realloc, NULL);
     loop_allocs = alloc_calls = alloc_fail_at = 0;
+    alloc_left = -1;
     alloc_fail_all = 0;
     trace[0] = '\0';
     return &loop_storage;

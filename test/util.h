@@ -84,6 +84,7 @@ extern long loop_allocs;   /* blocks it holds */
 extern long alloc_calls;   /* allocations asked for (frees not counted) */
 extern long alloc_fail_at; /* the call number (1-based) that fails; 0: none */
 extern int alloc_fail_all; /* every allocation fails */
+extern long alloc_left;    /* allocations that may still succeed, then every one fails; negative: no limit */
 void *counted_realloc(void *p, size_t n);                      /* n == 0 frees; for growing queues */
 void *counted_loop_realloc(void *ctx, void *p, size_t n);      /* the same, as a loop allocator */
 
