@@ -303,11 +303,6 @@ static size_t dbg_slot(const void *t, size_t cap) {
     return (size_t)(h >> 7) & (cap - 1);
 }
 
-static unsigned dbg_rand(unsigned *seed) { /* a fixed sequence: the same subset and durations every run */
-    *seed = *seed * 1103515245u + 12345u;
-    return (*seed >> 8) & 0xFFFFFF;
-}
-
 static int dbg_dump_count(FILE *out, const char *name, int *lines) {
     const char *got = test_captured(out), *p;
     unsigned long n = 0;
@@ -341,7 +336,7 @@ TEST(debug_table_of_hundreds_of_tasks) {
     static dbg_crowd_frame m;
     static int taken[DBG_POOL];
     FILE *out = test_capture();
-    unsigned seed = 2024;
+    uint32_t seed = 2024; /* a fixed sequence: the same subset and durations every run */
     int i, k, late;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_debug_set_output(loop, out);
@@ -359,12 +354,12 @@ TEST(debug_table_of_hundreds_of_tasks) {
         }
     }
     for (; i < DBG_CROWD; i++) {
-        k = (int)(dbg_rand(&seed) % DBG_POOL);
+        k = (int)(test_rand(&seed) % DBG_POOL);
         while (taken[k]) k = (k + 1) % DBG_POOL;
         taken[k] = 1;
         m.s[i] = &dbg_crowd_pool[k];
     }
-    for (i = 0; i < DBG_CROWD; i++) dbg_sleeper(m.s[i], 1 + (int)(dbg_rand(&seed) % 60));
+    for (i = 0; i < DBG_CROWD; i++) dbg_sleeper(m.s[i], 1 + (int)(test_rand(&seed) % 60));
     ASSERT_EQ(async_run(loop, &m.task), 0);
     ASSERT_EQ(m.bad, 0);
     async_loop_free(loop);

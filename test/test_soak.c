@@ -3,6 +3,7 @@
  * ASYNC_SOAK=full: 10 million tasks, 100,000 concurrent sleepers. Tagged "slow": the bounded injection
  * run leaves them out (each fault point would be another run of hundreds of thousands of tasks). */
 #include "test.h"
+#include "util.h"
 
 #include <unistd.h>
 
@@ -22,10 +23,6 @@ static long soak_rss_kib(void) {
 }
 
 static uint32_t soak_rng = 12345;
-static uint32_t soak_rand(void) {
-    soak_rng = soak_rng * 1103515245u + 12345u;
-    return soak_rng >> 8;
-}
 
 /* ---- 10 million tasks in waves ---- */
 
@@ -149,13 +146,13 @@ static async_status soak_cancel_run(async_task *t) {
     ASYNC_BEGIN(t);
     for (f->i = 0; f->i < f->n; f->i++) {
         ASYNC_FRAME_INIT(&f->s[f->i], soak_sleeper_run);
-        f->s[f->i].ms = (int32_t)(1 + soak_rand() % 100000); /* up to 100 s of virtual time */
+        f->s[f->i].ms = (int32_t)(1 + test_rand(&soak_rng) % 100000); /* up to 100 s of virtual time */
         ASYNC_SPAWN(t, &f->g, &f->s[f->i].task);
     }
     ASYNC_YIELD(t); /* all of them asleep now */
     ASSERT_EQ(async_loop_timers(async_task_loop(t)), f->n);
     for (j = f->n; j > 1; j--) { /* a random order to cancel them in */
-        k = soak_rand() % j;
+        k = test_rand(&soak_rng) % j;
         tmp = f->order[j - 1];
         f->order[j - 1] = f->order[k];
         f->order[k] = tmp;

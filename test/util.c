@@ -83,6 +83,11 @@ void sleep_ms(long ms) {
     while (nanosleep(&ts, &ts) != 0) {}
 }
 
+uint32_t test_rand(uint32_t *seed) {
+    *seed = *seed * 1103515245u + 12345u;
+    return *seed >> 8;
+}
+
 bool test_under_valgrind(void) { return getenv("ASYNC_TEST_VALGRIND") != NULL; }
 
 bool test_under_asan(void) {

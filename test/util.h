@@ -26,6 +26,10 @@ bool test_under_valgrind(void);
 bool test_under_asan(void);
 bool test_under_tsan(void);
 
+/* A fixed pseudo-random sequence (a linear congruential generator): the next 24-bit number after *seed,
+ * the same every run for the same seed. */
+uint32_t test_rand(uint32_t *seed);
+
 /* Skips the test unless the program `prog` is installed (curl, nc, python3). */
 void test_need(const char *prog);
 
