@@ -649,7 +649,8 @@ extern "C" {
 /** await semaphore.acquire(). */
 #define AWAIT_SEMAPHORE(t, s) ASYNC__AWAIT(t, async__sem_start((t), (s)), async__sem_check((t), (s)))
 /** await queue.put(item): waits while the queue is full; ASYNC_ESHUTDOWN once it is shut down.
- *  `item` is evaluated again after the wait: make it a constant or a frame field. */
+ *  ITEM IS EVALUATED WHEN THE SLOT IS HANDED OVER, AFTER THE WAIT (a task has no room to keep it meanwhile),
+ *  and once more after each spurious wake-up: a constant, a frame field, or an expression of them. */
 #define AWAIT_QUEUE_PUT(t, q, item) \
     ASYNC__AWAIT(t, async__qput_start((t), (q)), async__qput_check((t), (q), (intptr_t)(item)))
 /** item = await queue.get(): *out receives the item; ASYNC_ESHUTDOWN once shut down and empty. */
@@ -3460,11 +3461,12 @@ ASYNC_API int async_loop_call_at(async_loop *loop, async_handle *h, async_ms whe
     return async__handle_schedule(loop, h, fn, arg, true, when);
 }
 
-ASYNC_API bool async_handle_cancel(async_handle *h) { return h && async_cancel(&h->task); }
-
 ASYNC_API bool async_handle_pending(const async_handle *h) {
-    return h && h->task.fn && h->task.state != ASYNC__S_INIT && h->task.state != ASYNC__S_DONE;
+    return h && h->task.fn && h->task.state != ASYNC__S_INIT && h->task.state != ASYNC__S_DONE &&
+           !(h->task.flags & ASYNC__F_CANCEL);
 }
+
+ASYNC_API bool async_handle_cancel(async_handle *h) { return async_handle_pending(h) && async_cancel(&h->task); }
 
 static void async__step_unhooked(async_task *t) {
     t->state = ASYNC__S_RUNNING;

@@ -1,31 +1,48 @@
-# The test runner: every test/test_NAME.c is one suite whose table is NAME_tests.
-#   make test [T=filter]   the tests whose names contain the filter, with gcc (CC)
-#   make valgrind [T=...]  the same under valgrind's memcheck
-TEST_SRC   := $(wildcard test/test_*.c)
-TEST_NAMES := $(TEST_SRC:test/test_%.c=%)
+# The test runner. Every test/test_SUITE.c is a translation unit of its own; test/util.c holds the
+# helpers they share; the list of tests is generated from their TEST lines (test/list.awk), so a test is
+# written once and listed nowhere else (see test/test.h).
+#   make test [T=text] [TAG=tags] [SKIP_TAG=tags]   the tests whose names begin with the text (T=sync_:
+#                                                  test/test_sync.c) or, if none does, contain it, and that
+#                                                  carry one of the tags / none of them; with gcc (CC)
+#   make valgrind [T=...]                          the same under valgrind's memcheck
+# TEST_JOBS=n tests run at once (default: the number of CPUs); their output is printed in list order.
+TEST_SRC     := $(sort $(wildcard test/test_*.c))
+TEST_OBJ     := $(TEST_SRC:test/%.c=$(BUILD)/test/%.o)
+TEST_SUPPORT := $(BUILD)/test/util.o $(BUILD)/test/list.o
+TEST_CFLAGS   = $(ALL_CFLAGS) -I. -Itest -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' -MMD -MP
+TEST_JOBS    ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+TEST_ARGS     = -j $(TEST_JOBS) $(if $(TAG),--tag $(TAG)) $(if $(SKIP_TAG),--skip-tag $(SKIP_TAG)) $(T)
 .PHONY: test valgrind FORCE
 
-# Rewritten only when the list of suites changes (a file added with an old date still counts).
-$(BUILD)/test/suites.h: FORCE
+# Written again at every build, replaced only when it changes (a test added, renamed, moved or removed).
+$(BUILD)/test/list.c: FORCE
 	@mkdir -p $(dir $@)
-	$(Q){ $(foreach n,$(TEST_NAMES),echo '#include "test_$(n).c"';) \
-	      printf 'static const test_case *const suites[] = {'; \
-	      $(foreach n,$(TEST_NAMES),printf '$(n)_tests, ';) echo '};'; } > $@.tmp
+	$(Q)awk -f test/list.awk $(TEST_SRC) > $@.tmp || { rm -f $@.tmp; exit 1; }
 	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 FORCE:
 
-$(BUILD)/test/runner: test/runner.c $(wildcard test/*.h) $(TEST_SRC) $(BUILD)/test/suites.h $(BUILD)/libasync.a
+$(BUILD)/test/%.o: test/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -I. -Itest -I$(BUILD)/test -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' \
-	    test/runner.c -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
+	$(Q)$(CC) $(TEST_CFLAGS) -c $< -o $@
 
-# The test runner; `make test T=gather` runs the tests whose names contain "gather".
+$(BUILD)/test/list.o: $(BUILD)/test/list.c
+	$(Q)$(CC) $(TEST_CFLAGS) -c $< -o $@
+
+$(BUILD)/test/runner: $(BUILD)/test/runner.o $(TEST_SUPPORT) $(TEST_OBJ) $(BUILD)/libasync.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(BUILD)/test/runner.o $(TEST_SUPPORT) $(TEST_OBJ) -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) \
+	    $(HTTP_LIBS)
+
+-include $(wildcard $(BUILD)/test/*.d)
+
 test: $(BUILD)/test/runner samples
-	$(Q)$(BUILD)/test/runner $(T)
+	$(Q)$(BUILD)/test/runner $(TEST_ARGS)
 
+# Each test's process is a fork of the runner, so memcheck follows it; memcheck writes its reports to
+# the terminal itself, as they come, not into the test's output that the runner prints in order.
 valgrind: $(BUILD)/test/runner samples
 	$(Q)ASYNC_TEST_VALGRIND=1 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
 	    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --trace-children=no \
-	    $(BUILD)/test/runner $(T)
+	    $(BUILD)/test/runner $(TEST_ARGS)

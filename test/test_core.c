@@ -1,83 +1,14 @@
-/* The portable core under the virtual clock: scheduling order, awaits, errors, try/catch/finally,
- * cancellation, gather, task groups, timeouts, shield, futures, misuse. */
+/* The portable core under the virtual clock: tasks and their scheduling order, awaiting coroutines,
+ * tasks and futures, errors (try/catch/finally, async with, errors nobody retrieved), cancellation at
+ * every kind of await, and the core's misuse: NULL and nonsense arguments, coroutines stepped outside a
+ * loop or by hand, corrupt resume points. Groups, sync primitives, generators and the loop's timers
+ * have files of their own. */
+#include "test.h"
+#include "util.h"
 
-/* ---- an event log the coroutines write to, compared as one string ---- */
-static char trace[4096];
-static void logf_(const char *fmt, ...) {
-    va_list ap;
-    size_t len = strlen(trace);
-    va_start(ap, fmt);
-    vsnprintf(trace + len, sizeof trace - len, fmt, ap);
-    va_end(ap);
-}
-#define LOG(...) logf_(__VA_ARGS__)
+/* ---- scheduling and awaits ---- */
 
-static void *std_realloc(void *ctx, void *p, size_t n) {
-    (void)ctx;
-    if (n == 0) {
-        free(p);
-        return NULL;
-    }
-    return realloc(p, n);
-}
-
-/* A virtual-clock loop whose timer heap grows on the heap (freed when the test's process ends). */
-static async_loop *new_loop(void) {
-    static async_loop loop;
-    async_loop_init(&loop);
-    async_loop_set_allocator(&loop, std_realloc, NULL);
-    trace[0] = '\0';
-    return &loop;
-}
-
-/* Runs the loop until nothing is scheduled, jumping the virtual clock to each next timer. */
-static void drain(async_loop *loop) {
-    int32_t d;
-    while ((d = async_poll(loop)) >= 0) loop->now += (async_ms)d;
-}
-
-/* ---- a worker: logs start, sleeps ms, optionally fails, logs end, returns value ---- */
-typedef struct {
-    async_task task;
-    const char *name;
-    int ms;
-    int fail;  /* error code to raise after the sleep, 0 for none */
-    int value;
-    int swallow_cancel; /* catch ECANCELED and finish normally */
-} worker_frame;
-
-static const async_error worker_error = {ASYNC_EUSER + 1, "worker failed"};
-
-static async_status worker_run(async_task *t) {
-    worker_frame *f = (worker_frame *)t;
-    ASYNC_BEGIN(t);
-    LOG("%s+ ", f->name);
-    ASYNC_TRY(t) {
-        AWAIT_SLEEP(t, f->ms);
-    }
-    ASYNC_CATCH(t) {
-        LOG("%s!%d ", f->name, async_caught(t)->code);
-        if (!f->swallow_cancel) ASYNC_RERAISE(t);
-    }
-    ASYNC_END_TRY(t);
-    if (f->fail) ASYNC_THROW_ERROR(t, &worker_error);
-    LOG("%s- ", f->name);
-    ASYNC_RETURN(t, f->value);
-    ASYNC_END(t);
-}
-
-static async_task *worker(worker_frame *f, const char *name, int ms, int value) {
-    if (ASYNC_FRAME_INIT(f, worker_run)) {
-        f->name = name;
-        f->ms = ms;
-        f->value = value;
-    }
-    return &f->task;
-}
-
-/* ---- basic scheduling ---- */
-
-TEST(spawn_runs_in_fifo_order_and_sleep_zero_yields) {
+TEST(core_spawn_runs_in_fifo_order_and_sleep_zero_yields) {
     async_loop *loop = new_loop();
     static worker_frame w[3];
     int i;
@@ -86,40 +17,6 @@ TEST(spawn_runs_in_fifo_order_and_sleep_zero_yields) {
     ASSERT_STR_EQ(trace, "a+ b+ c+ a- b- c- ");
     for (i = 0; i < 3; i++) ASSERT_EQ(async_task_value(&w[i].task), i);
 }
-
-TEST(equal_deadlines_fire_in_the_order_set) {
-    async_loop *loop = new_loop();
-    static worker_frame w[4];
-    async_spawn(loop, worker(&w[0], "a", 20, 0));
-    async_spawn(loop, worker(&w[1], "b", 10, 0));
-    async_spawn(loop, worker(&w[2], "c", 20, 0));
-    async_spawn(loop, worker(&w[3], "d", 10, 0));
-    while (async_poll(loop) >= 0) loop->now += 1; /* a slow real-ish clock: both become due together */
-    ASSERT_STR_EQ(trace, "a+ b+ c+ d+ b- d- a- c- ");
-}
-
-TEST(virtual_clock_jumps_exactly) {
-    async_loop *loop = new_loop();
-    static worker_frame w;
-    ASSERT_EQ(async_run(loop, worker(&w, "w", 2500, 7)), 0);
-    ASSERT_EQ(async_loop_now(loop), 2500);
-    ASSERT_EQ(async_task_value(&w.task), 7);
-}
-
-TEST(poll_reports_how_long_to_sleep) {
-    async_loop *loop = new_loop();
-    static worker_frame w;
-    ASSERT_EQ(async_poll(loop), -1);
-    async_spawn(loop, worker(&w, "w", 40, 0));
-    ASSERT_EQ(async_poll(loop), 40); /* started, now sleeping */
-    loop->now += 15;
-    ASSERT_EQ(async_poll(loop), 25);
-    loop->now += 25;
-    ASSERT_EQ(async_poll(loop), -1);
-    ASSERT(async_task_done(&w.task));
-}
-
-/* ---- awaiting coroutines and tasks ---- */
 
 typedef struct {
     async_task task;
@@ -140,7 +37,7 @@ static async_status call_inline_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(await_coroutine_runs_inline_and_returns_its_value) {
+TEST(core_await_coroutine_runs_inline_and_returns_its_value) {
     async_loop *loop = new_loop();
     static caller_frame c;
     memset(&c, 0, sizeof c);
@@ -152,54 +49,7 @@ TEST(await_coroutine_runs_inline_and_returns_its_value) {
     ASSERT_EQ(loop->steps, 2);
 }
 
-/* Awaits a task (target) or a future (fut), logs the value or the error it got. */
-typedef struct {
-    async_task task;
-    async_task *target;
-    async_future *fut;
-    const char *name;
-    long got;
-    int code;
-} awaiter_frame;
-
-static async_status awaiter_run(async_task *t) {
-    awaiter_frame *f = (awaiter_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_TRY(t) {
-        if (f->fut) {
-            AWAIT_FUTURE(t, f->fut);
-            f->got = (long)async_future_value(f->fut);
-        } else {
-            AWAIT(t, f->target);
-            f->got = (long)async_task_value(f->target);
-        }
-        LOG("%s=%ld ", f->name, f->got);
-    }
-    ASYNC_CATCH(t) {
-        f->code = async_caught(t)->code;
-        LOG("%s!%d ", f->name, f->code);
-    }
-    ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static async_task *awaiter(awaiter_frame *f, const char *name, async_task *target) {
-    if (ASYNC_FRAME_INIT(f, awaiter_run)) {
-        f->name = name;
-        f->target = target;
-    }
-    return &f->task;
-}
-
-static async_task *fwait(awaiter_frame *f, const char *name, async_future *fut) {
-    if (ASYNC_FRAME_INIT(f, awaiter_run)) {
-        f->name = name;
-        f->fut = fut;
-    }
-    return &f->task;
-}
-
-TEST(several_awaiters_get_the_result_in_wait_order) {
+TEST(core_several_awaiters_get_the_result_in_wait_order) {
     async_loop *loop = new_loop();
     static worker_frame w;
     static awaiter_frame a[3];
@@ -215,7 +65,7 @@ TEST(several_awaiters_get_the_result_in_wait_order) {
     ASSERT_STR_EQ(trace, "w+ w- x=5 y=5 z=5 late=5 ");
 }
 
-TEST(awaiting_a_failed_task_raises_its_error_in_every_awaiter) {
+TEST(core_awaiting_a_failed_task_raises_its_error_in_every_awaiter) {
     async_loop *loop = new_loop();
     static worker_frame w;
     static awaiter_frame a, b;
@@ -231,9 +81,92 @@ TEST(awaiting_a_failed_task_raises_its_error_in_every_awaiter) {
     ASSERT_EQ(async_loop_report_errors(loop), 0); /* retrieved: nothing to report */
 }
 
+TEST(core_main_waiting_forever_is_a_deadlock_and_its_finally_runs) {
+    async_loop *loop = new_loop();
+    async_future fut;
+    static awaiter_frame w;
+    memset(&fut, 0, sizeof fut);
+    ASSERT_EQ(async_run(loop, fwait(&w, "m", &fut)), ASYNC_EDEADLK);
+    ASSERT_STR_EQ(trace, "m!-125 "); /* cancelled so that its handlers ran */
+    ASSERT(async_task_done(&w.task));
+}
+
+TEST(core_await_of_itself_nothing_or_an_inline_running_task) {
+    async_loop *loop = new_loop();
+    static script_frame a, b, c, d;
+    static sleeper_frame x, failing;
+    static async_task zero;
+    script_init(&c);
+    script_add(&c, OP_AWAIT, &c.task);
+    script_add(&c, OP_AWAIT, &zero);
+    script_add(&c, OP_AWAIT, NULL);
+    script_add(&c, OP_FUTURE, NULL);
+    script_add(&c, OP_THROW_NULL, NULL); /* raising a NULL error record raises EINVAL */
+    script_one(&a, OP_AWAIT, sleeper(&x, 100, 7));
+    script_one(&b, OP_SLEEP, NULL)->ms = 10;
+    script_add(&b, OP_AWAIT, &x.task); /* x runs inline inside a: it is not a task one can await */
+    ASSERT_EQ(async_spawn(loop, &c.task), 0);
+    ASSERT_EQ(async_spawn(loop, &a.task), 0);
+    ASSERT_EQ(async_spawn(loop, &b.task), 0);
+    run_until(loop, 20);
+    ASSERT_EQ(c.code[0], ASYNC_EINVAL);
+    ASSERT_EQ(c.code[1], ASYNC_EINVAL);
+    ASSERT_EQ(c.code[2], ASYNC_EINVAL);
+    ASSERT_EQ(c.code[3], ASYNC_EINVAL);
+    ASSERT_EQ(c.code[4], ASYNC_EINVAL);
+    ASSERT_EQ(b.code[1], ASYNC_EBUSY);
+    ASSERT(async_task_done(&b.task));
+    {   /* c ended after its last catch block: where names the line of that try, in script_run */
+        const char *fn = NULL;
+        unsigned line = 0;
+        ASSERT(async_task_where(&c.task, NULL, &fn, &line));
+        ASSERT_STR_EQ(fn, "script_run");
+        ASSERT(line > script_first_line && line < script_last_line);
+    }
+    ASSERT_STR_EQ(async_task_state(&x.task), "running"); /* untouched by b */
+    ASSERT(async_task_parent(&x.task) == &a.task);
+    ASSERT(async_task_loop(&x.task) == loop);
+    /* cancelling a coroutine that runs inline cancels the task it is part of */
+    ASSERT(async_cancel(&x.task));
+    drain(loop);
+    ASSERT(x.cancelled);
+    ASSERT(async_task_cancelled(&x.task));
+    ASSERT_EQ(a.code[0], ASYNC_ECANCELED);
+    ASSERT_EQ(a.at[0], 20);
+    /* a failed task awaited twice raises its error both times */
+    sleeper(&failing, 5, 0);
+    failing.fail = &err_a;
+    script_one(&d, OP_AWAIT, &failing.task);
+    script_add(&d, OP_AWAIT, &failing.task);
+    ASSERT_EQ(async_spawn(loop, &failing.task), 0);
+    ASSERT_EQ(async_spawn(loop, &d.task), 0);
+    drain(loop);
+    ASSERT_EQ(d.code[0], ASYNC_EUSER + 1);
+    ASSERT_EQ(d.code[1], ASYNC_EUSER + 1);
+    ASSERT_EQ(async_loop_report_errors(loop), 0); /* retrieved by the awaits */
+    /* a coroutine that finished inline: awaiting it again, here or elsewhere, gives its outcome */
+    {
+        static script_frame e, e2;
+        static sleeper_frame y;
+        script_one(&e, OP_AWAIT, sleeper(&y, 5, 4));
+        script_add(&e, OP_AWAIT, &y.task);
+        script_one(&e2, OP_SLEEP, NULL)->ms = 10;
+        script_add(&e2, OP_AWAIT, &y.task);
+        script_add(&e2, OP_AWAIT, &x.task); /* finished cancelled inside a */
+        ASSERT_EQ(async_spawn(loop, &e.task), 0);
+        ASSERT_EQ(async_spawn(loop, &e2.task), 0);
+        drain(loop);
+        ASSERT(e.reached[0] && e.reached[1]);
+        ASSERT(e2.reached[1]);
+        ASSERT_EQ(e2.code[2], ASYNC_ECANCELED);
+        ASSERT_EQ(async_task_value(&y.task), 4);
+    }
+}
+
 /* ---- errors nobody retrieved ---- */
 
 static int reported;
+
 static void count_report(async_loop *loop, async_task *task, const async_error *e, void *ctx) {
     (void)loop;
     (void)ctx;
@@ -241,7 +174,7 @@ static void count_report(async_loop *loop, async_task *task, const async_error *
     LOG("report:%s:%d ", async_task_name(task), e->code);
 }
 
-TEST(unretrieved_error_is_reported_once) {
+TEST(core_unretrieved_error_is_reported_once) {
     async_loop *loop = new_loop();
     static worker_frame w, ok;
     reported = 0;
@@ -255,7 +188,7 @@ TEST(unretrieved_error_is_reported_once) {
     ASSERT_EQ(async_loop_report_errors(loop), 0);
 }
 
-TEST(retrieving_an_error_later_takes_it_off_the_report) {
+TEST(core_retrieving_an_error_later_takes_it_off_the_report) {
     async_loop *loop = new_loop();
     static worker_frame w;
     reported = 0;
@@ -269,7 +202,7 @@ TEST(retrieving_an_error_later_takes_it_off_the_report) {
 }
 
 /* asyncio logs "exception was never retrieved" for failed tasks only, not for cancelled ones */
-TEST(cancelled_task_is_not_reported_as_unretrieved) {
+TEST(core_cancelled_task_is_not_reported_as_unretrieved) {
     async_loop *loop = new_loop();
     static worker_frame started, unstarted, bad;
     reported = 0;
@@ -288,7 +221,7 @@ TEST(cancelled_task_is_not_reported_as_unretrieved) {
     ASSERT_EQ(reported, 1);
 }
 
-TEST(main_error_is_async_run_result) {
+TEST(core_main_error_is_async_run_result) {
     async_loop *loop = new_loop();
     static worker_frame w;
     async_task_init(&w.task, worker_run);
@@ -297,7 +230,32 @@ TEST(main_error_is_async_run_result) {
     ASSERT_EQ(async_run(loop, &w.task), ASYNC_EUSER + 1);
 }
 
-/* ---- try / catch / finally ---- */
+TEST(core_unretrieved_error_without_a_handler_is_counted_and_forgotten) {
+    async_loop *loop = new_loop();
+    static sleeper_frame w;
+    sleeper(&w, 5, 0);
+    w.fail = &err_b;
+    ASSERT_EQ(async_spawn(loop, &w.task), 0);
+    drain(loop);
+    ASSERT_EQ(async_loop_report_errors(loop), 1);
+    ASSERT_EQ(async_loop_report_errors(loop), 0);
+    ASSERT(async_task_error(&w.task) == &err_b); /* still readable on the task */
+    async_loop_set_error_handler(loop, count_report, NULL);
+    ASSERT_EQ(async_loop_report_errors(loop), 0);
+    ASSERT_EQ(reported, 0);
+}
+
+TEST(core_error_codes_and_messages) {
+    ASSERT_STR_EQ(async_strerror(ASYNC_ECANCELED), "task was cancelled");
+    ASSERT_STR_EQ(async_strerror(12345), "unknown error");
+    ASSERT(async_error_of(ASYNC_ETIMEDOUT)->code == ASYNC_ETIMEDOUT);
+    ASSERT(async_error_of(ASYNC_EUSER) == NULL);
+    ASSERT_STR_EQ(async_error_message(&worker_error), "worker failed");
+    ASSERT_STR_EQ(async_error_message(NULL), "success");
+    ASSERT(sizeof(async_task) <= 6 * sizeof(void *) + (ASYNC_CONFIG_TASK_NAMES ? sizeof(void *) : 0));
+}
+
+/* ---- try / catch / finally, async with ---- */
 
 typedef struct {
     async_task task;
@@ -354,29 +312,29 @@ static int run_tcf(int mode, int child_fails) {
     return async_run(loop, &f.task);
 }
 
-TEST(try_without_error_runs_finally) {
+TEST(core_try_without_error_runs_finally) {
     ASSERT_EQ(run_tcf(0, 0), 0);
     ASSERT_STR_EQ(trace, "try c+ c- after finally end ");
 }
 
-TEST(catch_handles_the_childs_error_then_finally) {
+TEST(core_catch_handles_the_childs_error_then_finally) {
     ASSERT_EQ(run_tcf(1, 1), 0);
     ASSERT_STR_EQ(trace, "try c+ catch1001 finally end ");
 }
 
-TEST(return_inside_try_runs_finally_first) {
+TEST(core_return_inside_try_runs_finally_first) {
     static tcf_frame *fp;
     ASSERT_EQ(run_tcf(2, 0), 0);
     ASSERT_STR_EQ(trace, "try finally ");
     (void)fp;
 }
 
-TEST(error_raised_in_catch_runs_finally_and_propagates) {
+TEST(core_error_raised_in_catch_runs_finally_and_propagates) {
     ASSERT_EQ(run_tcf(3, 1), ASYNC_EUSER + 2);
     ASSERT_STR_EQ(trace, "try c+ catch1001 finally ");
 }
 
-TEST(nested_try_inside_catch) {
+TEST(core_nested_try_inside_catch) {
     ASSERT_EQ(run_tcf(4, 1), 0);
     ASSERT_STR_EQ(trace, "try c+ catch1001 inner1003 innerfin finally end ");
 }
@@ -401,7 +359,7 @@ static async_status fin_only_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(try_finally_without_catch_propagates_after_finally) {
+TEST(core_try_finally_without_catch_propagates_after_finally) {
     async_loop *loop = new_loop();
     static fin_only_frame f;
     memset(&f, 0, sizeof f);
@@ -416,7 +374,7 @@ TEST(try_finally_without_catch_propagates_after_finally) {
     ASSERT_STR_EQ(trace, "fin after ");
 }
 
-TEST(corrupt_resume_point_fails_cleanly) {
+TEST(core_corrupt_resume_point_fails_cleanly) {
     async_loop *loop = new_loop();
     static worker_frame w;
     async_spawn(loop, worker(&w, "w", 10, 0));
@@ -427,9 +385,85 @@ TEST(corrupt_resume_point_fails_cleanly) {
     ASSERT_EQ(async_task_code(&w.task), ASYNC_EFAULT);
 }
 
+TEST(core_corrupt_resume_point_in_the_handler_range_fails_with_efault) {
+    async_loop *loop = new_loop();
+    static sleeper_frame a, b, c;
+    async_spawn(loop, sleeper(&a, 10, 1));
+    async_spawn(loop, sleeper(&b, 10, 1));
+    async_spawn(loop, sleeper(&c, 10, 1));
+    async_poll(loop);
+    a.task.lc = 0x4000; /* a catch label of line 0: no such try */
+    b.task.lc = 0xC123; /* an end-of-try label of a try that does not exist */
+    c.task.lc = 0x8000; /* a finally label of line 0 */
+    drain(loop);
+    ASSERT_EQ(async_task_code(&a.task), ASYNC_EFAULT);
+    ASSERT_EQ(async_task_code(&b.task), ASYNC_EFAULT);
+    ASSERT_EQ(async_task_code(&c.task), ASYNC_EFAULT);
+    ASSERT_EQ(async_task_value(&a.task), 0);
+}
+
+/* ---- async with: the exit part runs on every way out, also when it awaits ---- */
+
+typedef struct {
+    async_task task;
+    int fail;
+    int ms;
+} with_frame;
+
+static const async_error with_error = {ASYNC_EUSER + 7, "body failed"};
+
+static async_status with_run(async_task *t) {
+    with_frame *f = (with_frame *)t;
+    ASYNC_BEGIN(t);
+    LOG("enter ");
+    AWAIT_SLEEP(t, 1);
+    ASYNC_WITH(t) {
+        LOG("body ");
+        AWAIT_SLEEP(t, f->ms);
+        if (f->fail) ASYNC_THROW_ERROR(t, &with_error);
+        LOG("done ");
+    }
+    ASYNC_WITH_EXIT(t) {
+        AWAIT_SLEEP(t, 100); /* the release itself awaits */
+        LOG("exit@%u ", NOW());
+    }
+    ASYNC_END_WITH(t);
+    LOG("after ");
+    ASYNC_END(t);
+}
+
+TEST(core_async_with_exit_runs_on_success_error_and_cancellation) {
+    async_loop *loop = new_loop();
+    static with_frame f;
+    ASYNC_FRAME_INIT(&f, with_run);
+    f.ms = 10;
+    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_STR_EQ(trace, "enter body done exit@111 after ");
+
+    loop = new_loop();
+    ASYNC_FRAME_INIT(&f, with_run);
+    f.ms = 10;
+    f.fail = 1;
+    ASSERT_EQ(async_run(loop, &f.task), with_error.code);
+    ASSERT_STR_EQ(trace, "enter body exit@111 ");
+
+    loop = new_loop();
+    ASYNC_FRAME_INIT(&f, with_run);
+    f.ms = 1000;
+    async_spawn(loop, &f.task);
+    async_poll(loop);
+    loop->now = 1;
+    async_poll(loop);
+    loop->now = 50;
+    async_cancel(&f.task); /* a cancel while the exit awaits does not cut the exit short */
+    drain(loop);
+    ASSERT_STR_EQ(trace, "enter body exit@150 ");
+    ASSERT(async_task_cancelled(&f.task));
+}
+
 /* ---- cancellation ---- */
 
-TEST(cancel_sleeping_task_raises_ecanceled_in_it) {
+TEST(core_cancel_sleeping_task_raises_ecanceled_in_it) {
     async_loop *loop = new_loop();
     static worker_frame w;
     async_spawn(loop, worker(&w, "w", 1000, 0));
@@ -443,7 +477,7 @@ TEST(cancel_sleeping_task_raises_ecanceled_in_it) {
     ASSERT_EQ(async_loop_now(loop), 0);
 }
 
-TEST(cancel_finished_or_null_task_is_a_noop_returning_false) {
+TEST(core_cancel_finished_or_null_task_is_a_noop_returning_false) {
     async_loop *loop = new_loop();
     static worker_frame w;
     async_spawn(loop, worker(&w, "w", 0, 3));
@@ -454,7 +488,7 @@ TEST(cancel_finished_or_null_task_is_a_noop_returning_false) {
     ASSERT_EQ(async_task_code(&w.task), 0);
 }
 
-TEST(cancel_before_first_step_never_runs_the_body) {
+TEST(core_cancel_before_first_step_never_runs_the_body) {
     async_loop *loop = new_loop();
     static worker_frame w, never;
     async_spawn(loop, worker(&w, "w", 0, 0));
@@ -495,7 +529,7 @@ static async_status selfcancel_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(cancel_while_running_takes_effect_at_next_await_and_can_be_survived) {
+TEST(core_cancel_while_running_takes_effect_at_next_await_and_can_be_survived) {
     async_loop *loop = new_loop();
     static selfcancel_frame f;
     memset(&f, 0, sizeof f);
@@ -505,7 +539,7 @@ TEST(cancel_while_running_takes_effect_at_next_await_and_can_be_survived) {
     ASSERT_EQ(async_loop_now(loop), 100);
 }
 
-TEST(cancelling_an_awaiter_cancels_the_awaited_task_and_waits_for_it) {
+TEST(core_cancelling_an_awaiter_cancels_the_awaited_task_and_waits_for_it) {
     async_loop *loop = new_loop();
     static worker_frame w;
     static awaiter_frame a;
@@ -518,9 +552,122 @@ TEST(cancelling_an_awaiter_cancels_the_awaited_task_and_waits_for_it) {
     ASSERT(async_task_cancelled(&w.task));
 }
 
+/* ---- a cancellation already pending when each kind of await starts ---- */
+
+TEST(core_cancel_pending_at_the_start_of_each_await_raises_and_takes_nothing) {
+    async_loop *loop = new_loop();
+    static script_frame o, prod;
+    static sleeper_frame run, c[6], spawned;
+    static async_future fut;
+    static async_group g1, g2, g3, g4;
+    static async_timeout tmo;
+    static async_lock lk;
+    static async_event ev;
+    static async_condition cv;
+    static async_semaphore sem;
+    static async_queue q;
+    static intptr_t items[2];
+    static async_gen gen, gen2;
+    static producer_frame pr;
+    script_step *st;
+    int i;
+    async_event_set(&ev);
+    async_condition_init(&cv, NULL);
+    async_semaphore_init(&sem, 1, false);
+    async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 2);
+    async_queue_put_nowait(&q, 9);
+    async_queue_task_done(&q);
+    script_init(&o);
+    script_add(&o, OP_SLEEP, NULL)->ms = 10;
+    script_add(&o, OP_AWAIT, sleeper(&run, 30, 6));
+    script_add(&o, OP_FUTURE, &fut);
+    st = script_add(&o, OP_GATHER, &g1);
+    st->c0 = sleeper(&c[0], 5, 1);
+    st->c1 = sleeper(&c[1], 5, 1);
+    st = script_add(&o, OP_GATHER_ARRAY, &g2);
+    st->c0 = sleeper(&c[2], 5, 1);
+    sleeper(&c[3], 5, 1);
+    st->n = 2;
+    st->stride = sizeof c[0];
+    script_add(&o, OP_SPAWN, &g3)->c0 = sleeper(&spawned, 50, 1); /* not cancelled: starts the child */
+    script_add(&o, OP_GROUP, &g3);                                  /* cancelled: passes it to the child */
+    st = script_add(&o, OP_TIMEOUT, &tmo);
+    st->c0 = sleeper(&c[4], 5, 1);
+    st->ms = 100;
+    script_add(&o, OP_SHIELD, &g4)->c0 = sleeper(&c[5], 5, 1);
+    script_add(&o, OP_LOCK, &lk);
+    script_add(&o, OP_EVENT, &ev);
+    script_add(&o, OP_LOCK, async_condition_lock(&cv)); /* not cancelled: takes the lock */
+    script_add(&o, OP_COND, &cv);
+    script_add(&o, OP_SEM, &sem);
+    script_add(&o, OP_QPUT, &q)->item = 4;
+    script_add(&o, OP_QGET, &q)->out = &o.got;
+    ASSERT_EQ(o.nsteps, 16);
+    for (i = 0; i < o.nsteps; i++)
+        if (i != 5 && i != 11) o.s[i].self_cancel = 1;
+    ASSERT_EQ(async_spawn(loop, &run.task), 0);
+    ASSERT_EQ(async_spawn(loop, &o.task), 0);
+    drain(loop);
+    for (i = 0; i < o.nsteps; i++) {
+        if (i == 5 || i == 11) {
+            ASSERT(o.reached[i] && o.code[i] == 0);
+        } else {
+            ASSERT_EQ(o.code[i], ASYNC_ECANCELED);
+            ASSERT(!o.reached[i]);
+        }
+    }
+    ASSERT_EQ(async_task_code(&o.task), 0); /* every cancellation was caught */
+    /* the awaited task was not cancelled with its awaiter: it was never waited for */
+    ASSERT_EQ(async_task_code(&run.task), 0);
+    ASSERT_EQ(async_task_value(&run.task), 6);
+    /* gather, gather array, timeout and shield started no child */
+    for (i = 0; i < 6; i++) ASSERT_STR_EQ(async_task_state(&c[i].task), "new");
+    ASSERT_EQ(async_group_running(&g1) + async_group_running(&g2) + async_group_running(&g4), 0);
+    ASSERT_EQ(async_group_running(&tmo.group), 0);
+    /* AWAIT_GROUP passed the cancellation on to the running child and waited for it */
+    ASSERT(!spawned.cancelled); /* cancelled before its first step: its body never ran */
+    ASSERT_EQ(async_task_code(&spawned.task), ASYNC_ECANCELED);
+    ASSERT_EQ(async_group_running(&g3), 0);
+    ASSERT_EQ(async_loop_now(loop), 30); /* only `run` took time: nobody waited 50 ms */
+    /* nothing was taken: lock free, the condition wait kept the lock, permit, slot and item are there */
+    ASSERT(!async_lock_locked(&lk));
+    ASSERT(o.held[12]); /* returned holding the condition's lock (then released it) */
+    ASSERT(!async_lock_locked(async_condition_lock(&cv)));
+    ASSERT_EQ(async_semaphore_value(&sem), 1);
+    ASSERT_EQ(async_queue_size(&q), 1);
+    ASSERT(!async_queue_full(&q));
+    ASSERT_EQ(o.got, 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 5), 0);
+    ASSERT(async_queue_full(&q));
+    /* join, anext and a producer's yield */
+    async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 2);
+    script_init(&o);
+    script_add(&o, OP_QJOIN, &q)->self_cancel = 1;
+    st = script_add(&o, OP_NEXT, &gen);
+    st->self_cancel = 1;
+    st->c0 = producer(&pr, 2, 0);
+    st = script_add(&o, OP_NEXT, &gen2); /* its producer cancels itself just before it yields */
+    st->c0 = script_init(&prod);
+    st->out = &o.got;
+    st = script_add(&prod, OP_YIELD_VALUE, NULL);
+    st->self_cancel = 1;
+    st->item = 3;
+    ASSERT_EQ(async_spawn(loop, &o.task), 0);
+    drain(loop);
+    ASSERT_EQ(o.code[0], ASYNC_ECANCELED);
+    ASSERT_EQ(o.code[1], ASYNC_ECANCELED);
+    ASSERT(!async_gen_started(&gen)); /* the producer never started */
+    ASSERT_STR_EQ(async_task_state(&pr.task), "new");
+    ASSERT_EQ(prod.code[0], ASYNC_ECANCELED); /* raised at its yield, value never handed over */
+    ASSERT(o.reached[2] && async_gen_done(&gen2));
+    ASSERT_EQ(o.got, 0);
+    ASSERT_EQ(async_task_code(&o.task), 0);
+    ASSERT_EQ(async_loop_timers(loop), 0);
+}
+
 /* ---- futures ---- */
 
-TEST(future_wakes_waiters_in_order_and_cancel_detaches_one) {
+TEST(core_future_wakes_waiters_in_order_and_cancel_detaches_one) {
     async_loop *loop = new_loop();
     async_future fut;
     static awaiter_frame w[3];
@@ -541,7 +688,7 @@ TEST(future_wakes_waiters_in_order_and_cancel_detaches_one) {
     ASSERT_EQ(async_future_value(&fut), 8);
 }
 
-TEST(future_error_is_raised_in_the_awaiter) {
+TEST(core_future_error_is_raised_in_the_awaiter) {
     async_loop *loop = new_loop();
     async_future fut;
     static awaiter_frame w;
@@ -555,224 +702,28 @@ TEST(future_error_is_raised_in_the_awaiter) {
     ASSERT_EQ(async_future_set_value(NULL, 1), ASYNC_EINVAL);
 }
 
-TEST(main_waiting_forever_is_a_deadlock_and_its_finally_runs) {
+TEST(core_future_reset_between_its_completion_and_the_waiters_run_makes_them_wait_again) {
     async_loop *loop = new_loop();
-    async_future fut;
-    static awaiter_frame w;
-    memset(&fut, 0, sizeof fut);
-    ASSERT_EQ(async_run(loop, fwait(&w, "m", &fut)), ASYNC_EDEADLK);
-    ASSERT_STR_EQ(trace, "m!-125 "); /* cancelled so that its handlers ran */
-    ASSERT(async_task_done(&w.task));
-}
-
-/* ---- gather ---- */
-
-typedef struct {
-    async_task task;
-    worker_frame a, b, c;
-    async_group all;
-    int settled;
-    int code;
-    int return_early; /* return as soon as gather raised (children still run) */
-} gather_frame;
-
-static async_status gather_run(async_task *t) {
-    gather_frame *f = (gather_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_TRY(t) {
-        if (f->settled)
-            AWAIT_GATHER_SETTLED(t, &f->all, &f->a.task, &f->b.task, &f->c.task);
-        else
-            AWAIT_GATHER(t, &f->all, &f->a.task, &f->b.task, &f->c.task);
-        LOG("gathered ");
-    }
-    ASYNC_CATCH(t) {
-        f->code = async_caught(t)->code;
-        LOG("gather!%d ", f->code);
-        if (f->return_early) ASYNC_RETURN(t, -1);
-    }
-    ASYNC_END_TRY(t);
-    AWAIT_SLEEP(t, 1000); /* the other children keep running meanwhile */
-    LOG("main-end ");
-    ASYNC_END(t);
-}
-
-static gather_frame *setup_gather(int fail_b) {
-    static gather_frame f;
-    ASYNC_FRAME_INIT(&f, gather_run);
-    worker(&f.a, "a", 300, 1);
-    worker(&f.b, "b", 200, 2);
-    worker(&f.c, "c", 100, 3);
-    f.b.fail = fail_b;
-    return &f;
-}
-
-TEST(gather_results_in_argument_order_in_the_longest_time) {
-    async_loop *loop = new_loop();
-    gather_frame *f = setup_gather(0);
-    ASSERT_EQ(async_run(loop, &f->task), 0);
-    ASSERT_STR_EQ(trace, "a+ b+ c+ c- b- a- gathered main-end ");
-    ASSERT_EQ(async_task_value(&f->a.task), 1);
-    ASSERT_EQ(async_task_value(&f->b.task), 2);
-    ASSERT_EQ(async_task_value(&f->c.task), 3);
-    ASSERT_EQ(async_loop_now(loop), 1300);
-}
-
-TEST(gather_first_error_propagates_at_once_others_keep_running) {
-    async_loop *loop = new_loop();
-    gather_frame *f = setup_gather(1);
-    ASSERT_EQ(async_run(loop, &f->task), 0);
-    ASSERT_STR_EQ(trace, "a+ b+ c+ c- gather!1001 a- main-end ");
-    ASSERT_EQ(async_task_value(&f->a.task), 1); /* a finished normally */
-}
-
-TEST(gather_settled_collects_errors_as_results) {
-    async_loop *loop = new_loop();
-    gather_frame *f = setup_gather(1);
-    f->settled = 1;
-    ASSERT_EQ(async_run(loop, &f->task), 0);
-    ASSERT_STR_EQ(trace, "a+ b+ c+ c- a- gathered main-end ");
-    ASSERT_EQ(async_task_code(&f->b.task), ASYNC_EUSER + 1);
-    ASSERT_EQ(async_task_value(&f->c.task), 3);
-}
-
-TEST(parent_ending_mid_gather_cancels_and_awaits_its_children) {
-    async_loop *loop = new_loop();
-    gather_frame *f = setup_gather(1);
-    static awaiter_frame watcher;
-    f->return_early = 1;
-    async_spawn(loop, &f->task);
-    async_spawn(loop, awaiter(&watcher, "watch", &f->task));
-    while (async_poll(loop) >= 0) loop->now += 50;
-    /* the parent returned at 200 ms; child a was cancelled and ended before the parent completed */
-    ASSERT_STR_EQ(trace, "a+ b+ c+ c- gather!1001 a!-125 watch=-1 ");
-    ASSERT(async_task_cancelled(&f->a.task));
-    ASSERT_EQ(async_task_value(&f->task), -1);
-}
-
-TEST(cancelling_a_task_awaiting_gather_cancels_the_children) {
-    async_loop *loop = new_loop();
-    gather_frame *f = setup_gather(0);
-    async_spawn(loop, &f->task);
+    static script_frame o;
+    static async_future f;
+    script_one(&o, OP_FUTURE, &f);
+    ASSERT_EQ(async_spawn(loop, &o.task), 0);
     async_poll(loop);
+    ASSERT_EQ(async_future_init(&f), ASYNC_EBUSY); /* a task waits on it */
+    ASSERT_EQ(async_future_set_value(&f, 1), 0);
+    ASSERT_EQ(async_future_init(&f), 0); /* the waiter was woken already, not yet run */
     async_poll(loop);
-    ASSERT(async_cancel(&f->task));
+    ASSERT_STR_EQ(async_task_state(&o.task), "waiting"); /* no result: it waits again */
+    ASSERT(!o.reached[0]);
+    ASSERT_EQ(async_future_set_value(&f, 2), 0);
     drain(loop);
-    ASSERT_STR_EQ(trace, "a+ b+ c+ a!-125 b!-125 c!-125 gather!-125 main-end ");
-    ASSERT_EQ(async_loop_now(loop), 1000); /* the children ended at once; main slept 1 s after */
+    ASSERT(o.reached[0] && o.code[0] == 0);
+    ASSERT_EQ(async_future_value(&f), 2);
 }
 
-TEST(gather_misuse_null_or_running_child_raises_and_leaves_nothing_running) {
-    async_loop *loop = new_loop();
-    static gather_frame f;
-    ASYNC_FRAME_INIT(&f, gather_run);
-    worker(&f.a, "a", 300, 1);
-    worker(&f.c, "c", 100, 3);
-    async_spawn(loop, &f.c.task); /* already running elsewhere */
-    worker(&f.b, "b", 100, 2);
-    ASSERT_EQ(async_run(loop, &f.task), 0);
-    ASSERT_EQ(f.code, ASYNC_EBUSY);
-    ASSERT(async_task_cancelled(&f.a.task)); /* started before the bad one: cancelled */
-    ASSERT_EQ(async_group_running(&f.all), 0);
-    ASSERT_EQ(async_task_value(&f.c.task), 3);
-}
+/* ---- misuse: NULL and nonsense arguments give the documented code or a neutral value ---- */
 
-/* gather over an array of frames */
-typedef struct {
-    async_task task;
-    worker_frame w[50];
-    async_group all;
-    long sum;
-    int i;
-} many_frame;
-
-static async_status many_run(async_task *t) {
-    many_frame *f = (many_frame *)t;
-    ASYNC_BEGIN(t);
-    for (f->i = 0; f->i < 50; f->i++) worker(&f->w[f->i], "", f->i % 7, f->i);
-    AWAIT_GATHER_ARRAY(t, &f->all, &f->w[0].task, 50, sizeof f->w[0]);
-    for (f->i = 0; f->i < 50; f->i++) f->sum += (long)async_task_value(&f->w[f->i].task);
-    ASYNC_END(t);
-}
-
-TEST(gather_array_over_frames) {
-    async_loop *loop = new_loop();
-    static many_frame f;
-    ASYNC_FRAME_INIT(&f, many_run);
-    ASSERT_EQ(async_run(loop, &f.task), 0);
-    ASSERT_EQ(f.sum, 49 * 50 / 2);
-    ASSERT_EQ(async_loop_now(loop), 6);
-}
-
-/* ---- task groups ---- */
-
-typedef struct {
-    async_task task;
-    worker_frame a, b, c;
-    async_group tg;
-    int code;
-    int skip_join;
-} tg_frame;
-
-static async_status tg_run(async_task *t) {
-    tg_frame *f = (tg_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_TRY(t) {
-        ASYNC_SPAWN(t, &f->tg, &f->a.task);
-        ASYNC_SPAWN(t, &f->tg, &f->b.task);
-        ASYNC_SPAWN(t, &f->tg, &f->c.task);
-        if (f->skip_join) {
-            AWAIT_SLEEP(t, 50);
-            ASYNC_RETURN(t, 0); /* the frame's end still waits for the children */
-        }
-        AWAIT_GROUP(t, &f->tg);
-        LOG("joined ");
-    }
-    ASYNC_CATCH(t) {
-        f->code = async_caught(t)->code;
-        LOG("tg!%d ", f->code);
-    }
-    ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static tg_frame *setup_tg(int fail_c) {
-    static tg_frame f;
-    ASYNC_FRAME_INIT(&f, tg_run);
-    worker(&f.a, "a", 300, 1);
-    worker(&f.b, "b", 200, 2);
-    worker(&f.c, "c", 100, 3);
-    f.c.fail = fail_c;
-    return &f;
-}
-
-TEST(task_group_joins_all_children) {
-    async_loop *loop = new_loop();
-    tg_frame *f = setup_tg(0);
-    ASSERT_EQ(async_run(loop, &f->task), 0);
-    ASSERT_STR_EQ(trace, "a+ b+ c+ c- b- a- joined ");
-}
-
-TEST(task_group_first_error_cancels_siblings_and_is_raised_after_all_ended) {
-    async_loop *loop = new_loop();
-    tg_frame *f = setup_tg(1);
-    ASSERT_EQ(async_run(loop, &f->task), 0);
-    ASSERT_STR_EQ(trace, "a+ b+ c+ a!-125 b!-125 tg!1001 ");
-    ASSERT_EQ(async_loop_now(loop), 100);
-}
-
-TEST(frame_end_waits_for_spawned_children_without_join) {
-    async_loop *loop = new_loop();
-    tg_frame *f = setup_tg(0);
-    f->skip_join = 1;
-    ASSERT_EQ(async_run(loop, &f->task), 0);
-    /* returning cancels the children still running, and waits for them */
-    ASSERT_STR_EQ(trace, "a+ b+ c+ a!-125 b!-125 c!-125 ");
-    ASSERT(async_task_done(&f->a.task));
-    ASSERT_EQ(async_loop_now(loop), 50);
-}
-
-TEST(spawn_misuse_codes) {
+TEST(core_spawn_misuse_codes) {
     async_loop *loop = new_loop();
     static worker_frame w;
     async_group g;
@@ -793,242 +744,311 @@ TEST(spawn_misuse_codes) {
     ASSERT(async_task_init(&w.task, worker_run) == &w.task); /* finished: reusable */
 }
 
-/* ---- timeout and shield ---- */
-
-typedef struct {
-    async_task task;
-    worker_frame work;
-    async_timeout tmo;
-    int limit;
-    int code;
-} to_frame;
-
-static async_status to_run(async_task *t) {
-    to_frame *f = (to_frame *)t;
+static async_status return_five_run(async_task *t) {
     ASYNC_BEGIN(t);
-    ASYNC_TRY(t) {
-        AWAIT_TIMEOUT(t, &f->tmo, f->limit, &f->work.task);
-        LOG("in-time=%ld ", (long)async_task_value(&f->work.task));
-    }
-    ASYNC_CATCH(t) {
-        f->code = async_caught(t)->code;
-        LOG("timeout!%d ", f->code);
-    }
-    ASYNC_END_TRY(t);
+    ASYNC_RETURN(t, 5);
     ASYNC_END(t);
 }
 
-static int run_timeout(int work_ms, int limit, int swallow) {
+TEST(core_task_queries_of_null_unscheduled_and_corrupt_tasks) {
     async_loop *loop = new_loop();
-    static to_frame f;
-    ASYNC_FRAME_INIT(&f, to_run);
-    f.limit = limit;
-    worker(&f.work, "w", work_ms, 4);
-    f.work.swallow_cancel = swallow;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
-    return (int)async_loop_now(loop);
+    static async_task zero, bogus;
+    static sleeper_frame w;
+    static async_task r;
+    const char *file = NULL;
+    unsigned line = 99;
+    /* NULL */
+    ASSERT(async_task_loop(NULL) == NULL);
+    ASSERT(async_task_parent(NULL) == NULL);
+    ASSERT_STR_EQ(async_task_state(NULL), "invalid");
+    ASSERT(!async_task_where(NULL, &file, NULL, &line));
+    ASSERT(file == NULL && line == 99); /* outputs untouched */
+    ASSERT(!async_task_done(NULL));
+    ASSERT(async_task_error(NULL) == NULL);
+    ASSERT_EQ(async_task_value(NULL), 0);
+    ASSERT(!async_task_cancelled(NULL));
+    ASSERT(!async_cancel(NULL));
+    ASSERT(!async_frame_init(NULL, sizeof w, sleeper_run));
+    ASSERT(!async_frame_init(&w.task, sizeof w, NULL));
+    ASSERT(!async_frame_init(&w.task, sizeof w.task - 1, sleeper_run)); /* smaller than a header */
+    ASSERT_STR_EQ(async_task_name(NULL), "task");
+    async_task_set_name(NULL, "x"); /* ignored */
+    /* a zeroed header: no function, no loop */
+    ASSERT(!async_task_where(&zero, &file, NULL, &line));
+    ASSERT(async_task_loop(&zero) == NULL);
+    ASSERT_EQ(async_spawn(loop, &zero), ASYNC_EINVAL); /* nothing to run */
+    ASSERT(!async_loop_has_ready(loop));
+    /* a prepared task that was never spawned belongs to no loop and has no result yet */
+    sleeper(&w, 10, 3);
+    ASSERT(async_task_loop(&w.task) == NULL);
+    ASSERT(async_task_parent(&w.task) == NULL);
+    ASSERT_STR_EQ(async_task_state(&w.task), "new");
+    ASSERT(async_task_error(&w.task) == NULL);
+    ASSERT_EQ(async_task_value(&w.task), 0);
+    ASSERT(!async_task_cancelled(&w.task));
+    ASSERT_EQ(async_task_code(&w.task), ASYNC_EINPROGRESS);
+    /* where, with the function and line not wanted */
+    file = NULL;
+    ASSERT(async_task_where(&w.task, &file, NULL, NULL));
+    ASSERT(file != NULL && strstr(file, "util.c") != NULL);
+    /* a corrupt state byte reads as "invalid" */
+    async_task_init(&bogus, sleeper_run);
+    bogus.state = 200;
+    ASSERT_STR_EQ(async_task_state(&bogus), "invalid");
+    /* a task that ended through ASYNC_RETURN tells where it ended: line 0 (no await left) */
+    async_task_init(&r, return_five_run);
+    ASSERT_EQ(async_run(loop, &r), 0);
+    ASSERT_EQ(async_task_value(&r), 5);
+    line = 99;
+    ASSERT(async_task_where(&r, NULL, NULL, &line));
+    ASSERT_EQ(line, 0);
+    ASSERT_EQ(async_task_value(&r), 5); /* where changed nothing */
 }
 
-TEST(wait_for_returns_the_result_in_time) {
-    ASSERT_EQ(run_timeout(100, 500, 0), 100);
-    ASSERT_STR_EQ(trace, "w+ w- in-time=4 ");
+TEST(core_failed_task_is_not_cancelled_and_its_value_is_zero) {
+    async_loop *loop = new_loop();
+    static sleeper_frame w;
+    sleeper(&w, 5, 9);
+    w.fail = &err_a;
+    ASSERT_EQ(async_run(loop, &w.task), ASYNC_EUSER + 1);
+    ASSERT(async_task_done(&w.task));
+    ASSERT(!async_task_cancelled(&w.task)); /* failed, but not with ECANCELED */
+    ASSERT_EQ(async_task_value(&w.task), 0);
+    ASSERT(async_task_error(&w.task) == &err_a);
+    ASSERT_EQ(async_loop_report_errors(loop), 0); /* retrieved by async_run */
 }
 
-TEST(wait_for_cancels_the_work_at_the_deadline) {
-    ASSERT_EQ(run_timeout(1000, 300, 0), 300);
-    ASSERT_STR_EQ(trace, "w+ w!-125 timeout!-110 ");
+TEST(core_future_and_group_queries_of_null) {
+    static async_future f;
+    static async_group g;
+    ASSERT_EQ(async_future_init(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_future_set_value(NULL, 1), ASYNC_EINVAL);
+    ASSERT_EQ(async_future_set_error(NULL, &err_a), ASYNC_EINVAL);
+    ASSERT_EQ(async_future_set_error(&f, NULL), ASYNC_EINVAL);
+    ASSERT(!async_future_done(&f)); /* still pending */
+    ASSERT(!async_future_done(NULL));
+    ASSERT_EQ(async_future_value(NULL), 0);
+    ASSERT(async_future_error(NULL) == NULL);
+    ASSERT_EQ(async_future_set_error(&f, &err_a), 0);
+    ASSERT_EQ(async_future_value(&f), 0); /* failed: no value */
+    ASSERT(async_future_error(&f) == &err_a);
+    ASSERT_EQ(async_future_set_value(&f, 1), ASYNC_EBUSY); /* already complete */
+    ASSERT(async_future_error(&f) == &err_a);
+    ASSERT_EQ(async_future_init(&f), 0);
+    ASSERT(!async_future_done(&f) && async_future_error(&f) == NULL);
+    ASSERT_EQ(async_group_running(NULL), 0);
+    ASSERT(async_group_error(NULL) == NULL);
+    ASSERT(async_group_error(&g) == NULL);
+    ASSERT_EQ(async_group_spawn(NULL, &g, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_group_spawn((async_task *)&f, NULL, (async_task *)&f), ASYNC_EINVAL);
+    ASSERT_EQ(async_future_set_value(&f, 3), 0);
+    ASSERT(async_future_done(&f));
+    ASSERT_EQ(async_future_set_error(&f, &err_a), ASYNC_EBUSY); /* complete: the value stays */
+    ASSERT_EQ(async_future_value(&f), 3);
 }
 
-TEST(wait_for_deadline_wins_even_if_the_work_swallows_cancellation) {
-    ASSERT_EQ(run_timeout(1000, 300, 1), 300);
-    ASSERT_STR_EQ(trace, "w+ w!-125 w- timeout!-110 ");
+/* ---- coroutines stepped outside a loop, and waiting tasks stepped by hand ---- */
+
+TEST(core_coroutine_stepped_without_a_loop_gets_einval_where_it_needs_one) {
+    static script_frame o, inl;
+    static sleeper_frame c, s, w, gated;
+    static producer_frame p;
+    static async_group g, h;
+    static async_gen gen;
+    static async_event open_gate;
+    script_step *st;
+    script_init(&o);
+    script_add(&o, OP_SLEEP, NULL)->ms = 5;
+    st = script_add(&o, OP_GATHER, &g);
+    st->c0 = sleeper(&c, 0, 1);
+    st->c1 = sleeper(&s, 0, 2);
+    script_add(&o, OP_NEXT, &gen)->c0 = producer(&p, 3, 0);
+    script_add(&o, OP_GROUP_SPAWN_API, &h)->c0 = sleeper(&w, 0, 3);
+    ASSERT_EQ(step_by_hand(&o.task), ASYNC_DONE); /* nothing waited: each step failed at once */
+    ASSERT_EQ(o.code[0], ASYNC_EINVAL);                /* a sleep needs a loop's timers */
+    ASSERT_EQ(o.code[1], ASYNC_EINVAL);                /* children need a loop to run on */
+    ASSERT_EQ(o.code[2], ASYNC_EINVAL);
+    ASSERT(o.reached[3]);
+    ASSERT_EQ(o.rc[3], ASYNC_EINVAL);
+    ASSERT(async_task_done(&o.task) && async_task_loop(&o.task) == NULL);
+    /* nothing was started or left half-started */
+    ASSERT_STR_EQ(async_task_state(&c.task), "new");
+    ASSERT_STR_EQ(async_task_state(&s.task), "new");
+    ASSERT_STR_EQ(async_task_state(&p.task), "new");
+    ASSERT_STR_EQ(async_task_state(&w.task), "new");
+    ASSERT_EQ(async_group_running(&g), 0);
+    ASSERT_EQ(async_group_running(&h), 0);
+    ASSERT(!async_gen_started(&gen));
+    /* a coroutine call needs no loop: it runs inline and its result comes back */
+    async_event_set(&open_gate);
+    script_one(&inl, OP_AWAIT, sleeper(&gated, 0, 8));
+    gated.gate = &open_gate;
+    ASSERT_EQ(step_by_hand(&inl.task), ASYNC_DONE);
+    ASSERT(inl.reached[0]);
+    ASSERT_EQ(async_task_value(&gated.task), 8);
+    ASSERT_EQ(async_task_code(&inl.task), 0);
 }
 
-typedef struct {
-    async_task task;
-    worker_frame work;
-    async_group shield;
-    int code;
-} sh_frame;
+TEST(core_resuming_a_waiting_task_by_hand_changes_nothing) {
+    async_loop *loop = new_loop();
+    static script_frame o[16];
+    static sleeper_frame w[3];
+    static producer_frame pr;
+    static async_future fut;
+    static async_lock lk;
+    static async_event ev;
+    static async_condition cv;
+    static async_semaphore sem;
+    static async_queue qfull, qempty;
+    static intptr_t s1[1], s2[1];
+    static async_group g;
+    static async_gen gen;
+    static const char *const expected[14] = {"sleeping", "ready", "waiting", "sleeping", "waiting",
+                                             "waiting", "waiting", "waiting", "waiting", "waiting",
+                                             "waiting", "awaiting children", "awaiting a task",
+                                             "awaiting children"};
+    const char *before[14];
+    intptr_t x;
+    script_step *st;
+    int i, n = 15;
+    async_condition_init(&cv, NULL);
+    async_semaphore_init(&sem, 0, false);
+    async_queue_init(&qfull, ASYNC_QUEUE_FIFO, s1, NULL, 1);
+    async_queue_put_nowait(&qfull, 1);
+    async_queue_init(&qempty, ASYNC_QUEUE_FIFO, s2, NULL, 1);
+    script_one(&o[0], OP_SLEEP, NULL)->ms = 10;
+    script_one(&o[1], OP_SLEEP, NULL)->ms = 0; /* ready again at once */
+    script_one(&o[2], OP_FUTURE, &fut);
+    script_one(&o[3], OP_LOCK, &lk);
+    script_add(&o[3], OP_SLEEP, NULL)->ms = 10;
+    script_add(&o[3], OP_UNLOCK, &lk);
+    script_one(&o[4], OP_LOCK, &lk);
+    script_add(&o[4], OP_UNLOCK, &lk);
+    script_one(&o[5], OP_LOCK, async_condition_lock(&cv));
+    script_add(&o[5], OP_COND, &cv);
+    script_one(&o[6], OP_EVENT, &ev);
+    script_one(&o[7], OP_SEM, &sem);
+    script_one(&o[8], OP_QPUT, &qfull)->item = 2;
+    script_one(&o[9], OP_QGET, &qempty)->out = &o[9].got;
+    script_one(&o[10], OP_QJOIN, &qfull);
+    st = script_one(&o[11], OP_GATHER, &g);
+    st->c0 = sleeper(&w[0], 10, 1);
+    st->c1 = sleeper(&w[1], 20, 2);
+    script_one(&o[12], OP_AWAIT, sleeper(&w[2], 10, 3));
+    st = script_one(&o[13], OP_NEXT, &gen);
+    st->c0 = producer(&pr, 3, 10);
+    st->out = &o[13].got;
+    script_add(&o[13], OP_SLEEP, NULL)->ms = 10;
+    script_add(&o[13], OP_GEN_CLOSE, &gen);
+    pr.cleanup_ms = 10;
+    script_one(&o[14], OP_LOCK, async_condition_lock(&cv)); /* the notifier, started later */
+    script_add(&o[14], OP_NOTIFY, &cv)->n = 1;
+    script_add(&o[14], OP_UNLOCK, async_condition_lock(&cv));
+    ASSERT_EQ(async_spawn(loop, &w[2].task), 0);
+    for (i = 0; i < 14; i++) ASSERT_EQ(async_spawn(loop, &o[i].task), 0);
+    ASSERT_EQ(async_poll(loop), 0);
+    /* each waits where it should (checked before any hand step: stepping a task that is not waiting
+     * would run it outside the loop) */
+    for (i = 0; i < 14; i++) {
+        before[i] = async_task_state(&o[i].task);
+        ASSERT_STR_EQ(before[i], expected[i]);
+    }
+    for (i = 0; i < 14; i++) {
+        if (i == 3) continue; /* the lock holder, sleeping too */
+        ASSERT_EQ(step_by_hand(&o[i].task), ASYNC_PENDING);
+        ASSERT_STR_EQ(async_task_state(&o[i].task), before[i]);
+        ASSERT(!o[i].reached[i == 5 ? 1 : 0] && o[i].code[i == 5 ? 1 : 0] == 0); /* o[5] waits at step 1 */
+    }
+    ASSERT_STR_EQ(async_task_state(&o[5].task), "waiting");
+    ASSERT(!async_lock_locked(async_condition_lock(&cv))); /* the condition wait let go of it */
+    /* at 10 the producer yields 1 and then waits at its yield: step it by hand too */
+    run_until(loop, 10);
+    ASSERT_EQ(o[13].got, 1);
+    ASSERT_STR_EQ(async_task_state(&pr.task), "waiting");
+    ASSERT_EQ(step_by_hand(&pr.task), ASYNC_PENDING);
+    ASSERT_STR_EQ(async_task_state(&pr.task), "waiting");
+    /* at 20 the consumer closes the generator and waits for the producer's 10 ms cleanup */
+    run_until(loop, 20);
+    ASSERT_EQ(pr.cleaned, 1);
+    ASSERT_STR_EQ(async_task_state(&o[13].task), "awaiting children");
+    ASSERT_EQ(step_by_hand(&o[13].task), ASYNC_PENDING);
+    ASSERT_STR_EQ(async_task_state(&o[13].task), "awaiting children");
+    /* now release everything the ordinary way: every wait ends as if the hand steps never happened */
+    ASSERT_EQ(async_future_set_value(&fut, 4), 0);
+    ASSERT_EQ(async_event_set(&ev), 0);
+    ASSERT_EQ(async_semaphore_release(&sem), 0);
+    ASSERT_EQ(async_queue_get_nowait(&qfull, &x), 0); /* room for the putter */
+    ASSERT_EQ(x, 1);
+    ASSERT_EQ(async_queue_put_nowait(&qempty, 5), 0); /* an item for the getter */
+    ASSERT_EQ(async_spawn(loop, &o[14].task), 0);
+    drain(loop);
+    ASSERT_EQ(async_queue_get_nowait(&qfull, &x), 0);
+    ASSERT_EQ(x, 2);
+    ASSERT_EQ(async_queue_task_done(&qfull), 0);
+    ASSERT_EQ(async_queue_task_done(&qfull), 0); /* both items done: the joiner goes */
+    drain(loop);
+    for (i = 0; i < n; i++) {
+        ASSERT_EQ(o[i].code[0], 0);
+        ASSERT(o[i].reached[0]);
+        ASSERT_EQ(async_task_code(&o[i].task), 0);
+    }
+    ASSERT(o[5].held[1] && o[5].reached[1]);
+    ASSERT_EQ(o[14].rc[1], 1); /* one waiter notified */
+    ASSERT_EQ(async_future_value(&fut), 4);
+    ASSERT_EQ(o[9].got, 5);
+    ASSERT(o[13].reached[2] && async_gen_done(&gen));
+    ASSERT_EQ(async_task_code(&pr.task), ASYNC_ECANCELED);
+    ASSERT_EQ(async_task_value(&w[0].task) + async_task_value(&w[1].task), 3);
+    ASSERT_EQ(async_queue_unfinished(&qfull), 0);
+    ASSERT(!async_lock_locked(&lk));
+    ASSERT(!async_lock_locked(async_condition_lock(&cv)));
+    ASSERT_EQ(async_loop_timers(loop), 0);
+    async_loop_free_storage(loop);
+    ASSERT_EQ(loop_allocs, 0);
+}
 
-static async_status sh_run(async_task *t) {
-    sh_frame *f = (sh_frame *)t;
-    ASYNC_BEGIN(t);
+/* ---- awaiting the task you run in ---- */
+
+ASYNC_DEF(self_awaiter, async_task *target; int code;) {
     ASYNC_TRY(t) {
-        AWAIT_SHIELD(t, &f->shield, worker(&f->work, "w", 500, 6));
-        LOG("shielded=%ld ", (long)async_task_value(&f->work.task));
+        AWAIT(t, f->target);
     }
     ASYNC_CATCH(t) {
         f->code = async_caught(t)->code;
-        LOG("outer!%d ", f->code);
     }
     ASYNC_END_TRY(t);
-    LOG("outer-end ");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-TEST(shield_keeps_the_child_running_when_the_awaiter_is_cancelled) {
+ASYNC_DEF(runs_its_awaiter, self_awaiter_frame child; async_group g; int gathered;) {
+    ASYNC_CALL(self_awaiter, &f->child, t); /* the child awaits this very task */
+    if (f->gathered)
+        AWAIT_GATHER(t, &f->g, &f->child.task);
+    else
+        AWAIT(t, &f->child.task);
+} ASYNC_END_DEF
+
+TEST(core_inline_child_awaiting_the_task_it_runs_in_is_einval) {
     async_loop *loop = new_loop();
-    static sh_frame f;
-    static awaiter_frame watch;
-    ASYNC_FRAME_INIT(&f, sh_run);
-    async_spawn(loop, &f.task);
-    async_spawn(loop, awaiter(&watch, "watch", &f.task));
-    async_poll(loop);
-    async_poll(loop);
-    loop->now = 100;
-    ASSERT(async_cancel(&f.task));
-    while (async_poll(loop) >= 0) loop->now += 100;
-    /* the awaiter saw the cancellation at once; its frame ended only after the shielded work did */
-    ASSERT_STR_EQ(trace, "w+ outer!-125 outer-end w- watch=0 ");
-    ASSERT_EQ(async_task_value(&f.work.task), 6);
+    static runs_its_awaiter_frame f;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(runs_its_awaiter, &f)), 0); /* it hung before */
+    ASSERT_EQ(f.child.code, ASYNC_EINVAL);
 }
 
-/* ---- timer storage ---- */
-
-static int allocs_left;
-static void *failing_realloc(void *ctx, void *p, size_t n) {
-    (void)ctx;
-    if (n == 0) {
-        free(p);
-        return NULL;
-    }
-    if (allocs_left-- <= 0) return NULL;
-    return realloc(p, n);
-}
-
-TEST(timer_heap_full_without_allocator_is_enomem) {
+TEST(core_gathered_child_awaiting_its_parent_is_einval) {
     async_loop *loop = new_loop();
-    async_loop_set_allocator(loop, NULL, NULL);
-    static worker_frame w[ASYNC_CONFIG_INLINE_TIMERS + 1];
-    int i;
-    for (i = 0; i <= ASYNC_CONFIG_INLINE_TIMERS; i++) async_spawn(loop, worker(&w[i], "", 10, 0));
-    while (async_poll(loop) >= 0) loop->now += 10;
-    for (i = 0; i < ASYNC_CONFIG_INLINE_TIMERS; i++) ASSERT_EQ(async_task_code(&w[i].task), 0);
-    ASSERT_EQ(async_task_code(&w[ASYNC_CONFIG_INLINE_TIMERS].task), ASYNC_ENOMEM);
+    static runs_its_awaiter_frame f;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(runs_its_awaiter, &f, .gathered = 1)), 0);
+    ASSERT_EQ(f.child.code, ASYNC_EINVAL);
 }
 
-TEST(timer_heap_grows_and_allocation_failure_is_enomem) {
+TEST(core_awaiting_a_finished_or_an_unrelated_running_task_still_works) {
     async_loop *loop = new_loop();
-    static worker_frame w[1000];
-    int i, failed = 0;
-    allocs_left = 2; /* 8 -> 16 -> 32, then the allocator fails */
-    async_loop_set_allocator(loop, failing_realloc, NULL);
-    for (i = 0; i < 1000; i++) async_spawn(loop, worker(&w[i], "", 10 + i % 13, 0));
-    while (async_poll(loop) >= 0) loop->now += 1;
-    for (i = 0; i < 1000; i++) failed += async_task_code(&w[i].task) == ASYNC_ENOMEM;
-#if ASYNC_CONFIG_TIMER_FIFO
-    ASSERT_EQ(failed, 1000 - 64 - 16); /* the lane's first 64 in-order sleeps (10..22, then each 22), the heap's 16 */
-#else
-    ASSERT_EQ(failed, 1000 - 32);
-#endif
-    async_loop_free_storage(loop);
-    loop = new_loop();
-    allocs_left = 100;
-    async_loop_set_allocator(loop, failing_realloc, NULL);
-    for (i = 0; i < 1000; i++) async_spawn(loop, worker(&w[i], "", 1000 - i, i));
-    while (async_poll(loop) >= 0) loop->now += 1;
-    for (i = 0; i < 1000; i++) ASSERT_EQ(async_task_value(&w[i].task), i);
-    ASSERT_EQ(async_loop_now(loop), 1000);
-    async_loop_free_storage(loop);
+    static self_awaiter_frame none, a, b;
+    ASYNC_CALL(self_awaiter, &none, NULL); /* awaits NULL: EINVAL, then ends */
+    ASSERT_EQ(async_spawn(loop, &none.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(self_awaiter, &a, &none.task)), 0); /* running, unrelated */
+    ASSERT_EQ(none.code, ASYNC_EINVAL);
+    ASSERT_EQ(a.code, 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(self_awaiter, &b, &none.task)), 0); /* finished: at once */
+    ASSERT_EQ(b.code, 0);
 }
-
-/* ---- error codes ---- */
-
-TEST(error_codes_and_messages) {
-    ASSERT_STR_EQ(async_strerror(ASYNC_ECANCELED), "task was cancelled");
-    ASSERT_STR_EQ(async_strerror(12345), "unknown error");
-    ASSERT(async_error_of(ASYNC_ETIMEDOUT)->code == ASYNC_ETIMEDOUT);
-    ASSERT(async_error_of(ASYNC_EUSER) == NULL);
-    ASSERT_STR_EQ(async_error_message(&worker_error), "worker failed");
-    ASSERT_STR_EQ(async_error_message(NULL), "success");
-    ASSERT(sizeof(async_task) <= 6 * sizeof(void *) + (ASYNC_CONFIG_TASK_NAMES ? sizeof(void *) : 0));
-}
-
-/* Sleeps set in deadline order take the FIFO lane, the others the heap: together they still fire by
- * deadline, equal deadlines in the order set, and a cancelled sleeper leaves either at once. */
-TEST(timers_in_order_and_out_of_order_fire_by_deadline_then_set_order) {
-    async_loop *loop = new_loop();
-    static worker_frame w[200];
-    static char names[200][8];
-    static const int ms[] = {10, 20, 20, 5, 30, 20, 40, 5, 40, 50};
-    int i;
-    for (i = 0; i < 10; i++) {
-        snprintf(names[i], sizeof names[i], "%c", 'a' + i);
-        async_spawn(loop, worker(&w[i], names[i], ms[i], 0));
-    }
-    async_poll(loop);
-    ASSERT_EQ(async_loop_timers(loop), 10);
-    async_cancel(&w[1].task); /* in the lane */
-    async_cancel(&w[3].task); /* in the heap */
-    ASSERT_EQ(async_loop_timers(loop), 8); /* a cancelled sleeper leaves the timers at once */
-    drain(loop);
-    ASSERT_STR_EQ(trace, "a+ b+ c+ d+ e+ f+ g+ h+ i+ j+ b!-125 d!-125 h- a- c- f- e- g- i- j- ");
-    ASSERT_EQ(async_loop_timers(loop), 0);
-    async_loop_free_storage(loop);
-    /* many in order, the lane grows past a wrap, and cancels from its middle */
-    loop = new_loop();
-    for (i = 0; i < 100; i++) async_spawn(loop, worker(&w[i], "", 100 + i / 3, i));
-    async_poll(loop); /* 100 sleepers in order: deadlines 100..133 */
-    for (i = 0; i < 200; i += 7) async_cancel(&w[i].task);
-    loop->now = 120;
-    async_poll(loop); /* those due by 120 fire: the lane's head moves on */
-    for (i = 100; i < 200; i++) async_spawn(loop, worker(&w[i], "", 20 + i / 3, i));
-    async_poll(loop); /* 100 more behind them (140..186): the ring wraps, then grows */
-    for (i = 101; i < 200; i += 7) async_cancel(&w[i].task);
-    drain(loop);
-    for (i = 0; i < 200; i++)
-        ASSERT_EQ(async_task_code(&w[i].task), (i < 100 ? i % 7 : (i - 101) % 7) ? 0 : ASYNC_ECANCELED);
-    for (i = 0; i < 200; i++) ASSERT_EQ(async_task_value(&w[i].task), (i < 100 ? i % 7 : (i - 101) % 7) ? i : 0);
-    ASSERT_EQ(async_loop_timers(loop), 0);
-    async_loop_free_storage(loop);
-}
-
-static const test_case core_tests[] = {
-    TEST_ENTRY(spawn_runs_in_fifo_order_and_sleep_zero_yields)
-    TEST_ENTRY(equal_deadlines_fire_in_the_order_set)
-    TEST_ENTRY(virtual_clock_jumps_exactly)
-    TEST_ENTRY(poll_reports_how_long_to_sleep)
-    TEST_ENTRY(await_coroutine_runs_inline_and_returns_its_value)
-    TEST_ENTRY(several_awaiters_get_the_result_in_wait_order)
-    TEST_ENTRY(awaiting_a_failed_task_raises_its_error_in_every_awaiter)
-    TEST_ENTRY(unretrieved_error_is_reported_once)
-    TEST_ENTRY(retrieving_an_error_later_takes_it_off_the_report)
-    TEST_ENTRY(cancelled_task_is_not_reported_as_unretrieved)
-    TEST_ENTRY(main_error_is_async_run_result)
-    TEST_ENTRY(try_without_error_runs_finally)
-    TEST_ENTRY(catch_handles_the_childs_error_then_finally)
-    TEST_ENTRY(return_inside_try_runs_finally_first)
-    TEST_ENTRY(error_raised_in_catch_runs_finally_and_propagates)
-    TEST_ENTRY(nested_try_inside_catch)
-    TEST_ENTRY(try_finally_without_catch_propagates_after_finally)
-    TEST_ENTRY(corrupt_resume_point_fails_cleanly)
-    TEST_ENTRY(cancel_sleeping_task_raises_ecanceled_in_it)
-    TEST_ENTRY(cancel_finished_or_null_task_is_a_noop_returning_false)
-    TEST_ENTRY(cancel_before_first_step_never_runs_the_body)
-    TEST_ENTRY(cancel_while_running_takes_effect_at_next_await_and_can_be_survived)
-    TEST_ENTRY(cancelling_an_awaiter_cancels_the_awaited_task_and_waits_for_it)
-    TEST_ENTRY(future_wakes_waiters_in_order_and_cancel_detaches_one)
-    TEST_ENTRY(future_error_is_raised_in_the_awaiter)
-    TEST_ENTRY(main_waiting_forever_is_a_deadlock_and_its_finally_runs)
-    TEST_ENTRY(gather_results_in_argument_order_in_the_longest_time)
-    TEST_ENTRY(gather_first_error_propagates_at_once_others_keep_running)
-    TEST_ENTRY(gather_settled_collects_errors_as_results)
-    TEST_ENTRY(parent_ending_mid_gather_cancels_and_awaits_its_children)
-    TEST_ENTRY(cancelling_a_task_awaiting_gather_cancels_the_children)
-    TEST_ENTRY(gather_misuse_null_or_running_child_raises_and_leaves_nothing_running)
-    TEST_ENTRY(gather_array_over_frames)
-    TEST_ENTRY(task_group_joins_all_children)
-    TEST_ENTRY(task_group_first_error_cancels_siblings_and_is_raised_after_all_ended)
-    TEST_ENTRY(frame_end_waits_for_spawned_children_without_join)
-    TEST_ENTRY(spawn_misuse_codes)
-    TEST_ENTRY(wait_for_returns_the_result_in_time)
-    TEST_ENTRY(wait_for_cancels_the_work_at_the_deadline)
-    TEST_ENTRY(wait_for_deadline_wins_even_if_the_work_swallows_cancellation)
-    TEST_ENTRY(shield_keeps_the_child_running_when_the_awaiter_is_cancelled)
-    TEST_ENTRY(timer_heap_full_without_allocator_is_enomem)
-    TEST_ENTRY(timer_heap_grows_and_allocation_failure_is_enomem)
-    TEST_ENTRY(timers_in_order_and_out_of_order_fire_by_deadline_then_set_order)
-    TEST_ENTRY(error_codes_and_messages)
-    {NULL, NULL}
-};

@@ -2,6 +2,8 @@
  * async_poll; under the virtual clock, on a simulated board whose wait is WFI, and raised for real from
  * a POSIX signal handler, the host's nearest thing to an interrupt), static frame pools, and the boards'
  * printf formatter against the C library's. The images themselves run in QEMU: make test-firmware. */
+#include "test.h"
+
 #include <limits.h>
 #include <signal.h>
 #include <sys/time.h>
@@ -690,25 +692,3 @@ TEST(firmware_format_returns_the_full_length_and_takes_a_null_buffer) {
     ASSERT_EQ(fw_vsn(NULL, 0, "%s", "hello"), 5);
     ASSERT_EQ(fw_vsn(NULL, 10, "%s", "hello"), 5);
 }
-
-static const test_case firmware_tests[] = {
-    TEST_ENTRY(firmware_signal_raise_wakes_every_waiter_on_the_next_poll)
-    TEST_ENTRY(firmware_signal_raises_before_a_poll_coalesce_to_the_latest)
-    TEST_ENTRY(firmware_signal_raise_waits_for_reset_while_the_future_holds_an_outcome)
-    TEST_ENTRY(firmware_signal_error_is_raised_at_the_await)
-    TEST_ENTRY(firmware_signal_cancelled_waiter_is_released_and_the_signal_stays_usable)
-    TEST_ENTRY(firmware_signal_wait_for_times_out_under_the_virtual_clock)
-    TEST_ENTRY(firmware_signal_misuse_returns_codes)
-    TEST_ENTRY(firmware_signal_close_unlinks_it_and_drops_its_undelivered_raise)
-    TEST_ENTRY(firmware_signal_raised_during_a_pass_is_delivered_on_the_next)
-    TEST_ENTRY(firmware_async_run_sleeps_in_the_boards_wait_until_an_interrupt)
-    TEST_ENTRY(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale)
-    TEST_ENTRY(firmware_frame_pool_hands_out_zeroed_frames_until_it_is_empty)
-    TEST_ENTRY(firmware_frame_pool_put_refuses_what_it_cannot_take_back)
-    TEST_ENTRY(firmware_frame_pool_keeps_frames_of_running_tasks_and_of_unread_errors)
-    TEST_ENTRY(firmware_frame_pool_in_a_function_runs_out_with_a_clear_code)
-    TEST_ENTRY(firmware_format_matches_the_c_library)
-    TEST_ENTRY(firmware_format_shows_what_it_does_not_know_as_written)
-    TEST_ENTRY(firmware_format_truncates_like_snprintf)
-    TEST_ENTRY(firmware_format_returns_the_full_length_and_takes_a_null_buffer)
-    {NULL, NULL}};

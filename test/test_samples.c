@@ -1,119 +1,238 @@
-/* Every sample in samples/ run under the virtual clock: the seed's lines, in the seed's order, in the
- * seed's time. */
+/* Every sample in samples/ run as a program: under the virtual clock, the seed's lines in the seed's
+ * order in the seed's time; performance in real time, as the slide measures it; the network samples
+ * against local peers (python's http.server, a port that refuses, a listener that never answers, curl,
+ * nc clients), each bounded by `timeout`. */
+#include "test.h"
+#include "util.h"
 
-TEST(sample_gather) {
-    test_run_sample("gather", 0,
-                    "Task A started\n"
-                    "Task B started\n"
-                    "Task C started\n"
-                    "Task C completed\n"
-                    "Task B completed\n"
-                    "Task A completed\n"
-                    "['Result of A', 'Result of B', 'Result of C']\n",
-                    3000);
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SAMPLE SAMPLES_DIR "/"
+
+/* ---- running a sample ---- */
+
+/* Reads all of fd into a malloc'ed string. */
+static char *read_all(int fd) {
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    ssize_t n;
+    if (!buf) return NULL;
+    while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 2) {
+            char *p = realloc(buf, cap * 2);
+            if (!p) break;
+            buf = p;
+            cap *= 2;
+        }
+    }
+    buf[len] = '\0';
+    return buf;
 }
 
-TEST(sample_hello_world) {
-    test_run_sample("hello_world", 0, "Hello\nWorld\n", 1000);
+/* Runs samples/NAME with the virtual clock or in real time; *out and *err receive its standard output
+ * and error (malloc'ed); returns its exit status (-1 if it did not exit). */
+static int capture_sample(const char *name, int virtual_clock, char **out, char **err) {
+    char path[512];
+    int outp[2], errp[2], status;
+    pid_t pid;
+    snprintf(path, sizeof path, "%s/%s", SAMPLES_DIR, name);
+    if (access(path, X_OK) != 0) test_fail(__FILE__, __LINE__, "sample %s is not built", path);
+    if (pipe(outp) || pipe(errp)) test_fail(__FILE__, __LINE__, "pipe failed");
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        dup2(outp[1], 1);
+        dup2(errp[1], 2);
+        close(outp[0]);
+        close(errp[0]);
+        if (virtual_clock)
+            setenv("ASYNC_CLOCK", "virtual", 1);
+        else
+            unsetenv("ASYNC_CLOCK");
+        execl(path, path, (char *)NULL);
+        _exit(127);
+    }
+    close(outp[1]);
+    close(errp[1]);
+    *out = read_all(outp[0]); /* the sample's output is small: one pipe drained after the other is fine */
+    *err = read_all(errp[0]);
+    close(outp[0]);
+    close(errp[0]);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-TEST(sample_create_task) {
-    test_run_sample("create_task", 0, "Hello, Alice!\nHello, Bob!\n", 1000);
+/* Runs samples/NAME under the virtual clock; checks its exit status, that its standard output is
+ * exactly `expected`, and that it took exactly `virtual_ms` of virtual time. */
+static void run_sample(const char *name, int exit_status, const char *expected, long virtual_ms) {
+    char *out, *err;
+    const char *vt;
+    int status = capture_sample(name, 1, &out, &err);
+    if (status != exit_status)
+        test_fail(__FILE__, __LINE__, "%s exited with status %d, expected %d; stderr:\n%s", name, status, exit_status,
+                  err);
+    ASSERT_STR_EQ(out, expected);
+    vt = strstr(err, "async: virtual time ");
+    if (!vt) test_fail(__FILE__, __LINE__, "%s printed no virtual time; stderr:\n%s", name, err);
+    ASSERT_EQ(strtol(vt + strlen("async: virtual time "), NULL, 10), virtual_ms);
+    free(out);
+    free(err);
 }
 
-TEST(sample_greet_value) {
-    test_run_sample("greet_value", 0, "Hello, Alice!\n", 1000);
+/* Runs cmd (bounded by `timeout 10`), returns its exit status; its stdout goes to out. */
+static int run_cmd(const char *cmd, char *out, size_t cap) {
+    char full[2048];
+    FILE *p;
+    size_t n = 0, r;
+    int st;
+    snprintf(full, sizeof full, "timeout 10 %s", cmd);
+    fflush(NULL);
+    p = popen(full, "r");
+    ASSERT(p != NULL);
+    while (n + 1 < cap && (r = fread(out + n, 1, cap - 1 - n, p)) > 0) n += r;
+    out[n] = '\0';
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-TEST(sample_countdown) {
-    test_run_sample("countdown", 0, "5\n4\n3\n2\n1\nCountdown finished!\n", 5000);
+/* python's http.server on a port it picks, serving a directory of the test's own with a.txt (100
+ * bytes), b.html (2000) and post.json. */
+static void start_site_server(test_server *srv) {
+    FILE *f;
+    int i;
+    char cmd[256];
+    f = fopen(test_path("a.txt"), "w");
+    for (i = 0; i < 100; i++) fputc('a', f);
+    fclose(f);
+    f = fopen(test_path("b.html"), "w");
+    for (i = 0; i < 2000; i++) fputc('b', f);
+    fclose(f);
+    test_write_file(test_path("post.json"), "{\"userId\": 1, \"id\": 1, \"title\": \"delectus aut autem\"}");
+    /* unbuffered: its first line ("Serving HTTP on 127.0.0.1 port N (http://127.0.0.1:N/) ...") names the port */
+    snprintf(cmd, sizeof cmd, "exec python3 -u -m http.server 0 --bind 127.0.0.1 --directory %s 2>/dev/null", test_dir());
+    test_server_start(srv, cmd);
 }
 
-TEST(sample_fetch_data) {
-    test_run_sample("fetch_data", 0,
-                    "Fetching data from example.com\n"
-                    "Fetching data from python.org\n"
-                    "Processed: Data from example.com\n"
-                    "Processed: Data from python.org\n",
-                    2000);
+/* ---- under the virtual clock ---- */
+
+TEST(samples_gather) {
+    run_sample("gather", 0,
+               "Task A started\n"
+               "Task B started\n"
+               "Task C started\n"
+               "Task C completed\n"
+               "Task B completed\n"
+               "Task A completed\n"
+               "['Result of A', 'Result of B', 'Result of C']\n",
+               3000);
 }
 
-TEST(sample_return_exceptions) {
-    test_run_sample("return_exceptions", 0, "Results: [5.0, ZeroDivisionError('division by zero')]\n", 1000);
+TEST(samples_hello_world) {
+    run_sample("hello_world", 0, "Hello\nWorld\n", 1000);
 }
 
-TEST(sample_risky_task) {
-    test_run_sample("risky_task", 0, "Caught an error: An error occurred!\n", 1000);
+TEST(samples_create_task) {
+    run_sample("create_task", 0, "Hello, Alice!\nHello, Bob!\n", 1000);
 }
 
-TEST(sample_faulty_coroutine) {
-    test_run_sample("faulty_coroutine", 0, "Caught an exception: An error occurred!\n", 1000);
+TEST(samples_greet_value) {
+    run_sample("greet_value", 0, "Hello, Alice!\n", 1000);
 }
 
-TEST(sample_cancel) {
-    test_run_sample("cancel", 0, "Task was cancelled\nCaught task cancellation\n", 1000);
+TEST(samples_countdown) {
+    run_sample("countdown", 0, "5\n4\n3\n2\n1\nCountdown finished!\n", 5000);
 }
 
-TEST(sample_gather_first) {
-    test_run_sample("gather_first", 0, "Task 2 completed\nTask 1 completed\n", 2000);
+TEST(samples_fetch_data) {
+    run_sample("fetch_data", 0,
+               "Fetching data from example.com\n"
+               "Fetching data from python.org\n"
+               "Processed: Data from example.com\n"
+               "Processed: Data from python.org\n",
+               2000);
 }
 
-TEST(sample_send_email) {
-    test_run_sample("send_email", 0, "Email Sent!\n", 3000);
+TEST(samples_return_exceptions) {
+    run_sample("return_exceptions", 0, "Results: [5.0, ZeroDivisionError('division by zero')]\n", 1000);
 }
 
-TEST(sample_gather_list) {
-    test_run_sample("gather_list", 0, "['Task 1 complete', 'Task 2 complete']\n", 2000);
+TEST(samples_risky_task) {
+    run_sample("risky_task", 0, "Caught an error: An error occurred!\n", 1000);
 }
 
-TEST(sample_tasks_sequential) {
-    test_run_sample("tasks_sequential", 0, "Task 1 completed\nTask 2 completed\n", 2000);
+TEST(samples_faulty_coroutine) {
+    run_sample("faulty_coroutine", 0, "Caught an exception: An error occurred!\n", 1000);
+}
+
+TEST(samples_cancel) {
+    run_sample("cancel", 0, "Task was cancelled\nCaught task cancellation\n", 1000);
+}
+
+TEST(samples_gather_first) {
+    run_sample("gather_first", 0, "Task 2 completed\nTask 1 completed\n", 2000);
+}
+
+TEST(samples_send_email) {
+    run_sample("send_email", 0, "Email Sent!\n", 3000);
+}
+
+TEST(samples_gather_list) {
+    run_sample("gather_list", 0, "['Task 1 complete', 'Task 2 complete']\n", 2000);
+}
+
+TEST(samples_tasks_sequential) {
+    run_sample("tasks_sequential", 0, "Task 1 completed\nTask 2 completed\n", 2000);
 }
 
 /* ---- the toolkit's samples ---- */
 
-TEST(sample_async_with) {
-    test_run_sample("async_with", 0, "Acquiring resource\nUsing resource\nReleasing resource\n", 3000);
+TEST(samples_async_with) {
+    run_sample("async_with", 0, "Acquiring resource\nUsing resource\nReleasing resource\n", 3000);
 }
 
-TEST(sample_async_range) {
-    test_run_sample("async_range", 0, "Generated: 1\nGenerated: 2\nGenerated: 3\nGenerated: 4\n", 2000);
+TEST(samples_async_range) {
+    run_sample("async_range", 0, "Generated: 1\nGenerated: 2\nGenerated: 3\nGenerated: 4\n", 2000);
 }
 
-TEST(sample_task_queue) {
-    test_run_sample("task_queue", 0,
-                    "Processed task: Task 0\nProcessed task: Task 1\nProcessed task: Task 2\n"
-                    "Processed task: Task 3\nProcessed task: Task 4\nProcessed task: Task 5\n"
-                    "Processed task: Task 6\nProcessed task: Task 7\nProcessed task: Task 8\n"
-                    "Processed task: Task 9\n",
-                    2817); /* ten durations from the sample's fixed seed, each within 100..500 ms */
+TEST(samples_task_queue) {
+    run_sample("task_queue", 0,
+               "Processed task: Task 0\nProcessed task: Task 1\nProcessed task: Task 2\n"
+               "Processed task: Task 3\nProcessed task: Task 4\nProcessed task: Task 5\n"
+               "Processed task: Task 6\nProcessed task: Task 7\nProcessed task: Task 8\n"
+               "Processed task: Task 9\n",
+               2817); /* ten durations from the sample's fixed seed, each within 100..500 ms */
 }
 
-TEST(sample_debugging) {
-    test_run_sample("debugging", 0, "Caught an error: Oops!\nTask failed, but we caught it!\n", 2000);
+TEST(samples_debugging) {
+    run_sample("debugging", 0, "Caught an error: Oops!\nTask failed, but we caught it!\n", 2000);
 }
 
-TEST(sample_producer_consumer) {
-    test_run_sample("producer_consumer", 0,
-                    "Produced 1\nProduced 2\nProduced 3\nConsumed 1\nProduced 4\nConsumed 2\nProduced 5\n"
-                    "Consumed 3\nProduced 6\nConsumed 4\nConsumed 5\nConsumed 6\nConsumer done\n",
-                    1800); /* the consumer's pace: 6 x 0.3 s */
+TEST(samples_producer_consumer) {
+    run_sample("producer_consumer", 0,
+               "Produced 1\nProduced 2\nProduced 3\nConsumed 1\nProduced 4\nConsumed 2\nProduced 5\n"
+               "Consumed 3\nProduced 6\nConsumed 4\nConsumed 5\nConsumed 6\nConsumer done\n",
+               1800); /* the consumer's pace: 6 x 0.3 s */
 }
 
-TEST(sample_retry_backoff) {
-    test_run_sample("retry_backoff", 0,
-                    "Attempt 1 failed: service unavailable; retrying in 0.5 s\n"
-                    "Attempt 2 failed: service unavailable; retrying in 1.0 s\n"
-                    "Result: OK\n",
-                    2100);
+TEST(samples_retry_backoff) {
+    run_sample("retry_backoff", 0,
+               "Attempt 1 failed: service unavailable; retrying in 0.5 s\n"
+               "Attempt 2 failed: service unavailable; retrying in 1.0 s\n"
+               "Result: OK\n",
+               2100);
 }
 
 /* Real time, as the slide measures it: the blocking call is what the sample is about. */
-TEST(sample_performance_blocking_call_is_measured_and_named) {
+TEST(samples_performance_blocking_call_is_measured_and_named) {
     char *out, *err;
     double fast = -1, slow = -1;
     const char *second;
-    ASSERT_EQ(test_capture_sample("performance", 0, &out, &err), 0);
+    ASSERT_EQ(capture_sample("performance", 0, &out, &err), 0);
     ASSERT(sscanf(out, "10 fast operations took %lf seconds\n", &fast) == 1);
     second = strchr(out, '\n');
     ASSERT(second && sscanf(second + 1, "1 slow operation took %lf seconds\n", &slow) == 1);
@@ -125,48 +244,182 @@ TEST(sample_performance_blocking_call_is_measured_and_named) {
     free(err);
 }
 
-TEST(sample_gather_tasks) {
-    test_run_sample("gather_tasks", 0, "Task 1 completed\nTask 2 completed\n", 2000);
+TEST_TAGGED(samples_to_thread, TEST_THREADS) {
+    run_sample("to_thread", 0, "['Slept for 2 seconds', 'Slept for 1 seconds', 'Slept for 3 seconds']\n", 0);
 }
 
-TEST(sample_say_hello) {
-    test_run_sample("say_hello", 0, "Hello\nWorld\n", 2000);
+TEST_TAGGED(samples_file_io, TEST_THREADS) {
+    run_sample("file_io", 0, "File content: Hello, Async World!\n", 0);
 }
 
-TEST(sample_try_except) {
-    test_run_sample("try_except", 0, "Caught an error: Something went wrong!\n", 1000);
+/* ---- the network samples ---- */
+
+TEST(samples_web_scraping_fetches_concurrently_in_argument_order) {
+    char cmd[512], out[1024], expect[512];
+    test_server srv;
+    int port;
+    test_need("python3");
+    start_site_server(&srv);
+    port = srv.port;
+    snprintf(cmd, sizeof cmd,
+             SAMPLE "web_scraping http://127.0.0.1:%d/b.html http://127.0.0.1:%d/a.txt http://localhost:%d/post.json",
+             port, port, port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    snprintf(expect, sizeof expect,
+             "Fetched 2000 bytes from http://127.0.0.1:%d/b.html\n"
+             "Fetched 100 bytes from http://127.0.0.1:%d/a.txt\n"
+             "Fetched 53 bytes from http://localhost:%d/post.json\n",
+             port, port, port);
+    ASSERT_STR_EQ(out, expect);
+    test_server_stop(&srv);
+    }
+
+TEST(samples_fetch_json_prints_the_document) {
+    char cmd[256], out[512];
+    test_server srv;
+    int port;
+    test_need("python3");
+    start_site_server(&srv);
+    port = srv.port;
+    snprintf(cmd, sizeof cmd, SAMPLE "fetch_json http://127.0.0.1:%d/post.json", port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT_STR_EQ(out, "{\"userId\": 1, \"id\": 1, \"title\": \"delectus aut autem\"}\n");
+    snprintf(cmd, sizeof cmd, SAMPLE "fetch_json http://127.0.0.1:%d/nothing.json 2>/dev/null", port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 1); /* a 404 is reported as a failure */
+    test_server_stop(&srv);
+    }
+
+TEST(samples_api_errors_catches_refused_and_timeout) {
+    char cmd[256], out[512], expect[512];
+    int refused = test_refused_port(), silent;
+    int fd = test_listen_raw(8, &silent); /* accepts into its backlog, never answers */
+    snprintf(cmd, sizeof cmd, SAMPLE "api_errors http://127.0.0.1:%d/api http://127.0.0.1:%d/api", refused, silent);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    snprintf(expect, sizeof expect,
+             "Request to http://127.0.0.1:%d/api failed: connection refused\n"
+             "Request to http://127.0.0.1:%d/api timed out\n"
+             "2 of 2 requests failed\n",
+             refused, silent);
+    ASSERT_STR_EQ(out, expect);
+    close(fd);
+}
+
+TEST(samples_without_arguments_print_usage) {
+    char out[256];
+    ASSERT_EQ(run_cmd(SAMPLE "web_scraping 2>&1", out, sizeof out), 2);
+    ASSERT(strstr(out, "usage:") != NULL);
+    ASSERT_EQ(run_cmd(SAMPLE "fetch_json 2>&1", out, sizeof out), 2);
+    ASSERT_EQ(run_cmd(SAMPLE "api_errors 2>&1", out, sizeof out), 2);
+    ASSERT_EQ(run_cmd(SAMPLE "hello_server --bogus 1 2>&1", out, sizeof out), 2);
+}
+
+/* hello_server: prints its port, answers curl, stops by itself after --seconds. */
+static void hello_server_answers_curl(int threads) {
+    char cmd[256], line[128], out[256];
+    FILE *p;
+    int port = 0, i;
+    test_need("curl");
+    snprintf(cmd, sizeof cmd, "timeout 10 " SAMPLE "hello_server --port 0 --threads %d --seconds 2", threads);
+    fflush(NULL);
+    p = popen(cmd, "r");
+    ASSERT(p != NULL);
+    ASSERT(fgets(line, sizeof line, p) != NULL);
+    ASSERT(sscanf(line, "Serving on http://127.0.0.1:%d/", &port) == 1);
+    for (i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/ http://127.0.0.1:%d/x", port, port);
+        ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+        ASSERT_STR_EQ(out, "hellohello");
+    }
+    ASSERT_EQ(pclose(p), 0); /* graceful end after 2 s, exit status 0 */
+}
+
+TEST(samples_hello_server_one_thread) { hello_server_answers_curl(1); }
+TEST_TAGGED(samples_hello_server_two_threads_share_the_port, TEST_THREADS) { hello_server_answers_curl(2); }
+
+/* The chat: nc clients see each other's lines; a client that never reads is disconnected while the
+ * others keep chatting. */
+TEST(samples_chat_server_broadcasts_between_nc_clients) {
+    char cmd[1024], out[1024];
+    test_server srv;
+    int port;
+    test_need("nc");
+    test_server_start(&srv, "exec " SAMPLE "chat_server --port 0 --seconds 4"); /* it prints its port */
+    port = srv.port;
+    snprintf(cmd, sizeof cmd,
+             "sh -c '(sleep 0.3; echo alice; sleep 0.6; echo hi from alice; sleep 1) | nc 127.0.0.1 %d > /dev/null &"
+             " (sleep 0.1; echo bob; sleep 1.3) | nc 127.0.0.1 %d; wait'",
+             port, port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT_STR_EQ(out, "Welcome! Your nickname? * alice joined\n<alice> hi from alice\n");
+    test_server_stop(&srv);
+}
+
+TEST(samples_chat_server_disconnects_a_slow_client) {
+    char buf[4096], line[600];
+    int port, slow, fast, talker, i, got_after = 0, st;
+    pid_t reader;
+    ssize_t n;
+    test_server srv;
+    struct timeval tv = {3, 0};
+    test_server_start(&srv, "exec " SAMPLE "chat_server --port 0 --seconds 6");
+    port = srv.port;
+    slow = test_connect(port, 4096); /* a tiny receive window, and it never reads */
+    ASSERT(write(slow, "slow\n", 5) == 5);
+    fast = test_connect(port, 0);
+    setsockopt(fast, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ASSERT(write(fast, "fast\n", 5) == 5);
+    talker = test_connect(port, 0);
+    ASSERT(write(talker, "talker\n", 7) == 7);
+    sleep_ms(200);
+    memset(line, 'x', sizeof line);
+    line[sizeof line - 1] = '\n';
+    fflush(NULL);
+    memset(buf, 0, 4);
+    reader = fork(); /* the fast client reads in a process of its own, as a real client would */
+    ASSERT(reader >= 0);
+    if (reader == 0) {
+        for (;;) { /* keep the last 4 bytes in front: "END\n" may arrive split across reads */
+            n = recv(fast, buf + 4, sizeof buf - 5, 0);
+            if (n <= 0) _exit(n == 0 ? 1 : errno == EAGAIN ? 3 : 4);
+            got_after += (int)n;
+            buf[4 + n] = '\0';
+            if (strstr(buf, "END\n")) _exit(got_after > 3000 * 600 ? 0 : 2);
+            memmove(buf, buf + n, 4);
+        }
+    }
+    close(fast);
+    for (i = 0; i < 3000; i++) { /* ~1.8 MB: far more than the slow client's window and queue hold */
+        ASSERT(write(talker, line, sizeof line) == (ssize_t)sizeof line);
+        if (i % 50 == 49) sleep_ms(5); /* a fast chatter, not a flood that no reader could follow */
+    }
+    ASSERT(write(talker, "END\n", 4) == 4);
+    ASSERT(waitpid(reader, &st, 0) == reader);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) /* the fast client gets everything, up to END */
+        test_fail(__FILE__, __LINE__, "fast client: status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    /* the slow one was cut off: draining it ends in EOF or reset, well before 1.8 MB */
+    i = 0;
+    setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while ((n = recv(slow, buf, sizeof buf, 0)) > 0) i += (int)n;
+    if (!(n == 0 || errno == ECONNRESET)) test_fail(__FILE__, __LINE__, "slow client: n=%ld errno=%d after %d bytes", (long)n, errno, i);
+    ASSERT(i < 3000 * 600);
+    close(slow);
+    close(talker);
+    test_server_stop(&srv);
+}
+
+TEST(samples_gather_tasks) {
+    run_sample("gather_tasks", 0, "Task 1 completed\nTask 2 completed\n", 2000);
+}
+
+TEST(samples_say_hello) {
+    run_sample("say_hello", 0, "Hello\nWorld\n", 2000);
+}
+
+TEST(samples_try_except) {
+    run_sample("try_except", 0, "Caught an error: Something went wrong!\n", 1000);
 }
 
 /* File calls run on the thread pool, which takes no virtual time. */
-TEST(sample_file_write_read) {
-    test_run_sample("file_write_read", 0, "Hello, asyncio!\n", 0);
+TEST_TAGGED(samples_file_write_read, TEST_THREADS) {
+    run_sample("file_write_read", 0, "Hello, asyncio!\n", 0);
 }
-
-static const test_case samples_tests[] = {
-    TEST_ENTRY(sample_gather)
-    TEST_ENTRY(sample_hello_world)
-    TEST_ENTRY(sample_create_task)
-    TEST_ENTRY(sample_greet_value)
-    TEST_ENTRY(sample_countdown)
-    TEST_ENTRY(sample_fetch_data)
-    TEST_ENTRY(sample_return_exceptions)
-    TEST_ENTRY(sample_risky_task)
-    TEST_ENTRY(sample_faulty_coroutine)
-    TEST_ENTRY(sample_cancel)
-    TEST_ENTRY(sample_gather_first)
-    TEST_ENTRY(sample_send_email)
-    TEST_ENTRY(sample_gather_list)
-    TEST_ENTRY(sample_tasks_sequential)
-    TEST_ENTRY(sample_async_with)
-    TEST_ENTRY(sample_async_range)
-    TEST_ENTRY(sample_task_queue)
-    TEST_ENTRY(sample_debugging)
-    TEST_ENTRY(sample_producer_consumer)
-    TEST_ENTRY(sample_retry_backoff)
-    TEST_ENTRY(sample_performance_blocking_call_is_measured_and_named)
-    TEST_ENTRY(sample_gather_tasks)
-    TEST_ENTRY(sample_say_hello)
-    TEST_ENTRY(sample_try_except)
-    TEST_ENTRY(sample_file_write_read)
-    {NULL, NULL}
-};

@@ -1,6 +1,10 @@
 /* Soak: many tasks, in waves, with the resident memory measured; many sleepers cancelled at random.
  * `make test` runs them small (a few hundred thousand tasks); `make soak` runs them at full size with
- * ASYNC_SOAK=full: 10 million tasks, 100,000 concurrent sleepers. */
+ * ASYNC_SOAK=full: 10 million tasks, 100,000 concurrent sleepers. Tagged "slow": the bounded injection
+ * run leaves them out (each fault point would be another run of hundreds of thousands of tasks). */
+#include "test.h"
+#include "util.h"
+
 #include <unistd.h>
 
 static int soak_full(void) {
@@ -19,10 +23,6 @@ static long soak_rss_kib(void) {
 }
 
 static uint32_t soak_rng = 12345;
-static uint32_t soak_rand(void) {
-    soak_rng = soak_rng * 1103515245u + 12345u;
-    return soak_rng >> 8;
-}
 
 /* ---- 10 million tasks in waves ---- */
 
@@ -85,7 +85,7 @@ static async_status soak_waves_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(soak_ten_million_tasks_in_waves_keep_rss_flat) {
+TEST_TAGGED(soak_ten_million_tasks_in_waves_keep_rss_flat, TEST_SLOW) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
     static soak_waves_frame m;
     unsigned long total, expect;
@@ -146,13 +146,13 @@ static async_status soak_cancel_run(async_task *t) {
     ASYNC_BEGIN(t);
     for (f->i = 0; f->i < f->n; f->i++) {
         ASYNC_FRAME_INIT(&f->s[f->i], soak_sleeper_run);
-        f->s[f->i].ms = (int32_t)(1 + soak_rand() % 100000); /* up to 100 s of virtual time */
+        f->s[f->i].ms = (int32_t)(1 + test_rand(&soak_rng) % 100000); /* up to 100 s of virtual time */
         ASYNC_SPAWN(t, &f->g, &f->s[f->i].task);
     }
     ASYNC_YIELD(t); /* all of them asleep now */
     ASSERT_EQ(async_loop_timers(async_task_loop(t)), f->n);
     for (j = f->n; j > 1; j--) { /* a random order to cancel them in */
-        k = soak_rand() % j;
+        k = test_rand(&soak_rng) % j;
         tmp = f->order[j - 1];
         f->order[j - 1] = f->order[k];
         f->order[k] = tmp;
@@ -167,7 +167,7 @@ static async_status soak_cancel_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(soak_a_hundred_thousand_sleepers_cancelled_at_random) {
+TEST_TAGGED(soak_a_hundred_thousand_sleepers_cancelled_at_random, TEST_SLOW) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
     static soak_cancel_frame m;
     uint32_t i, cancelled = 0;
@@ -193,9 +193,3 @@ TEST(soak_a_hundred_thousand_sleepers_cancelled_at_random) {
     free(m.order);
     async_loop_free(loop);
 }
-
-static const test_case soak_tests[] = {
-    TEST_ENTRY(soak_ten_million_tasks_in_waves_keep_rss_flat)
-    TEST_ENTRY(soak_a_hundred_thousand_sleepers_cancelled_at_random)
-    {NULL, NULL}
-};

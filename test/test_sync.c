@@ -1,17 +1,9 @@
-/* Locks, events, conditions, semaphores, queues, async with and async generators under the virtual
- * clock: results, wake order, error codes, cancellation. Uses test_core.c's loop, trace and worker. */
-
-/* The loop of the running test, for the coroutines' time stamps. */
-static async_loop *sync_loop;
-static async_loop *sloop(void) { return sync_loop = new_loop(); }
-#define NOW() ((unsigned)async_loop_now(sync_loop))
-
-/* Runs the loop up to virtual time `until`, leaving what is due later. */
-static void run_until(async_loop *loop, async_ms until) {
-    int32_t d;
-    while ((d = async_poll(loop)) >= 0 && loop->now + (async_ms)d <= until) loop->now += (async_ms)d;
-    loop->now = until;
-}
+/* Locks, events, conditions, semaphores and queues under the virtual clock: results, fair FIFO wake
+ * order, error codes, cancellation of waiters (also after they were granted what they waited for),
+ * busy re-initialisation, growing queues that cannot grow, shutdown; and NULL or uninitialised
+ * primitives given to every call and await. */
+#include "test.h"
+#include "util.h"
 
 /* ---- locks ---- */
 
@@ -49,8 +41,8 @@ static async_task *locker(locker_frame *f, async_lock *l, const char *name, int 
     return &f->task;
 }
 
-TEST(lock_is_granted_in_request_order) {
-    async_loop *loop = sloop();
+TEST(sync_lock_is_granted_in_request_order) {
+    async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[4];
     async_spawn(loop, locker(&w[0], &l, "a", 10));
@@ -62,8 +54,8 @@ TEST(lock_is_granted_in_request_order) {
     ASSERT_EQ(async_task_code(&w[1].task), 0);
 }
 
-TEST(lock_newcomer_cannot_barge_past_a_woken_waiter) {
-    async_loop *loop = sloop();
+TEST(sync_lock_newcomer_cannot_barge_past_a_woken_waiter) {
+    async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[3];
     async_spawn(loop, locker(&w[0], &l, "a", 10));
@@ -76,8 +68,8 @@ TEST(lock_newcomer_cannot_barge_past_a_woken_waiter) {
     ASSERT_STR_EQ(trace, "a@0 b@10 c@20 ");
 }
 
-TEST(lock_waiter_cancelled_while_queued_leaves_the_queue) {
-    async_loop *loop = sloop();
+TEST(sync_lock_waiter_cancelled_while_queued_leaves_the_queue) {
+    async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[3];
     async_spawn(loop, locker(&w[0], &l, "a", 10));
@@ -91,8 +83,8 @@ TEST(lock_waiter_cancelled_while_queued_leaves_the_queue) {
     ASSERT(!async_lock_locked(&l));
 }
 
-TEST(lock_granted_then_cancelled_passes_the_lock_on) {
-    async_loop *loop = sloop();
+TEST(sync_lock_granted_then_cancelled_passes_the_lock_on) {
+    async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[3];
     async_spawn(loop, locker(&w[0], &l, "a", 10));
@@ -107,8 +99,8 @@ TEST(lock_granted_then_cancelled_passes_the_lock_on) {
     ASSERT(!async_lock_locked(&l));
 }
 
-TEST(lock_holder_cancelled_releases_in_its_with_block) {
-    async_loop *loop = sloop();
+TEST(sync_lock_holder_cancelled_releases_in_its_with_block) {
+    async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[2];
     async_spawn(loop, locker(&w[0], &l, "a", 100));
@@ -137,8 +129,8 @@ static async_status relock_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(lock_misuse_returns_codes) {
-    async_loop *loop = sloop();
+TEST(sync_lock_misuse_returns_codes) {
+    async_loop *loop = new_loop();
     static async_lock l;
     static relock_frame f;
     ASSERT_EQ(async_lock_release(&l), ASYNC_EPERM);
@@ -174,8 +166,8 @@ static async_task *event_waiter(event_waiter_frame *f, async_event *e, const cha
     return &f->task;
 }
 
-TEST(event_wakes_every_waiter_in_order_and_a_set_event_does_not_block) {
-    async_loop *loop = sloop();
+TEST(sync_event_wakes_every_waiter_in_order_and_a_set_event_does_not_block) {
+    async_loop *loop = new_loop();
     static async_event e;
     static event_waiter_frame w[4];
     async_spawn(loop, event_waiter(&w[0], &e, "a"));
@@ -258,8 +250,8 @@ static async_status cond_producer_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(condition_notify_wakes_in_order_and_waiters_reacquire) {
-    async_loop *loop = sloop();
+TEST(sync_condition_notify_wakes_in_order_and_waiters_reacquire) {
+    async_loop *loop = new_loop();
     static async_condition c;
     static cond_frame w[3];
     static cond_producer_frame p;
@@ -278,8 +270,8 @@ TEST(condition_notify_wakes_in_order_and_waiters_reacquire) {
     ASSERT(!async_lock_locked(async_condition_lock(&c)));
 }
 
-TEST(condition_wait_cancelled_returns_holding_the_lock) {
-    async_loop *loop = sloop();
+TEST(sync_condition_wait_cancelled_returns_holding_the_lock) {
+    async_loop *loop = new_loop();
     static async_condition c;
     static async_lock shared;
     static cond_frame w[2];
@@ -306,8 +298,8 @@ static async_status cond_unlocked_wait_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(condition_misuse_returns_codes) {
-    async_loop *loop = sloop();
+TEST(sync_condition_misuse_returns_codes) {
+    async_loop *loop = new_loop();
     static async_condition c;
     static cond_frame f;
     ASSERT_EQ(async_condition_notify(&c, 1), ASYNC_EPERM);
@@ -316,6 +308,59 @@ TEST(condition_misuse_returns_codes) {
     ASYNC_FRAME_INIT(&f, cond_unlocked_wait_run);
     f.cond = &c;
     ASSERT_EQ(async_run(loop, &f.task), ASYNC_EPERM);
+}
+
+TEST(sync_condition_busy_init_and_a_waiter_cancelled_while_it_reacquires_holds_the_lock) {
+    async_loop *loop = new_loop();
+    static script_frame w, n;
+    static async_condition cv, cv2;
+    static async_lock shared;
+    async_lock *l;
+    ASSERT_EQ(async_condition_init(&cv, NULL), 0);
+    l = async_condition_lock(&cv);
+    script_one(&w, OP_LOCK, l);
+    script_add(&w, OP_COND, &cv);
+    script_one(&n, OP_LOCK, l);
+    script_add(&n, OP_NOTIFY, &cv)->n = 1;
+    script_add(&n, OP_SLEEP, NULL)->ms = 10; /* keeps the lock after notifying */
+    script_add(&n, OP_UNLOCK, l);
+    ASSERT_EQ(async_spawn(loop, &w.task), 0);
+    async_poll(loop);
+    ASSERT_STR_EQ(async_task_state(&w.task), "waiting");
+    ASSERT_EQ(async_condition_init(&cv, &shared), ASYNC_EBUSY); /* a task waits on it */
+    ASSERT(async_condition_lock(&cv) == l);
+    ASSERT_EQ(async_spawn(loop, &n.task), 0);
+    async_poll(loop); /* n takes the lock, notifies w, sleeps holding it */
+    async_poll(loop); /* w, notified, must reacquire the lock first: it waits in the lock's queue */
+    ASSERT_EQ(n.rc[1], 1);
+    ASSERT(l->holder == &n.task);
+    ASSERT_STR_EQ(async_task_state(&w.task), "waiting");
+    ASSERT_EQ(async_condition_init(&cv, NULL), ASYNC_EBUSY); /* its lock has a waiter */
+    /* cancelled while it waits for the lock: it still returns holding the lock, once n lets go */
+    ASSERT(async_cancel(&w.task));
+    async_poll(loop);
+    ASSERT_STR_EQ(async_task_state(&w.task), "waiting");
+    ASSERT(l->holder == &n.task);
+    drain(loop);
+    ASSERT_EQ(w.code[1], ASYNC_ECANCELED);
+    ASSERT(w.held[1]);
+    ASSERT_EQ(w.at[1], 10);
+    ASSERT(!async_lock_locked(l));
+    ASSERT_EQ(n.rc[3], 0);
+    /* a condition over a lock that another task waits for is busy too */
+    ASSERT_EQ(async_condition_init(&cv2, &shared), 0);
+    script_one(&w, OP_LOCK, &shared);
+    script_add(&w, OP_SLEEP, NULL)->ms = 10;
+    script_add(&w, OP_UNLOCK, &shared);
+    script_one(&n, OP_LOCK, &shared);
+    script_add(&n, OP_UNLOCK, &shared);
+    ASSERT_EQ(async_spawn(loop, &w.task), 0);
+    ASSERT_EQ(async_spawn(loop, &n.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_condition_init(&cv2, &shared), ASYNC_EBUSY);
+    drain(loop);
+    ASSERT_EQ(async_condition_init(&cv2, &shared), 0);
+    ASSERT(n.reached[0] && n.rc[1] == 0);
 }
 
 /* ---- semaphores ---- */
@@ -347,8 +392,8 @@ static async_task *sem_user(sem_frame *f, async_semaphore *s, const char *name, 
     return &f->task;
 }
 
-TEST(semaphore_limits_concurrency_in_fifo_order) {
-    async_loop *loop = sloop();
+TEST(sync_semaphore_limits_concurrency_in_fifo_order) {
+    async_loop *loop = new_loop();
     static async_semaphore s;
     static sem_frame w[5];
     static const char *names[] = {"a", "b", "c", "d", "e"};
@@ -364,8 +409,8 @@ TEST(semaphore_limits_concurrency_in_fifo_order) {
     ASSERT_EQ(async_semaphore_value(&s), 2);
 }
 
-TEST(semaphore_granted_then_cancelled_passes_the_permit_on) {
-    async_loop *loop = sloop();
+TEST(sync_semaphore_granted_then_cancelled_passes_the_permit_on) {
+    async_loop *loop = new_loop();
     static async_semaphore s;
     static sem_frame w[3];
     async_semaphore_init(&s, 1, false);
@@ -383,7 +428,7 @@ TEST(semaphore_granted_then_cancelled_passes_the_permit_on) {
     ASSERT_EQ(async_semaphore_value(&s), 2);
 }
 
-TEST(semaphore_try_acquire_and_misuse) {
+TEST(sync_semaphore_try_acquire_and_misuse) {
     static async_semaphore s;
     ASSERT_EQ(async_semaphore_init(&s, -1, false), ASYNC_EINVAL);
     ASSERT_EQ(async_semaphore_init(NULL, 1, false), ASYNC_EINVAL);
@@ -397,7 +442,7 @@ TEST(semaphore_try_acquire_and_misuse) {
 
 /* ---- queues ---- */
 
-TEST(queue_orders_fifo_lifo_and_priority_stably) {
+TEST(sync_queue_orders_fifo_lifo_and_priority_stably) {
     static async_queue q;
     static intptr_t items[8];
     static uint32_t seq[8];
@@ -438,7 +483,7 @@ TEST(queue_orders_fifo_lifo_and_priority_stably) {
 
 static int by_priority_only(intptr_t a, intptr_t b) { return (int)(a / 16) - (int)(b / 16); }
 
-TEST(queue_priority_equal_items_leave_in_put_order) {
+TEST(sync_queue_priority_equal_items_leave_in_put_order) {
     static async_queue q;
     static intptr_t items[16];
     static uint32_t seq[16];
@@ -508,8 +553,8 @@ static async_task *qworker(qworker_frame *f, async_fn fn, async_queue *q, const 
     return &f->task;
 }
 
-TEST(queue_getters_wake_in_fifo_order_and_cancelled_getter_leaves) {
-    async_loop *loop = sloop();
+TEST(sync_queue_getters_wake_in_fifo_order_and_cancelled_getter_leaves) {
+    async_loop *loop = new_loop();
     static async_queue q;
     static intptr_t items[4];
     static qworker_frame g[3], p;
@@ -526,8 +571,8 @@ TEST(queue_getters_wake_in_fifo_order_and_cancelled_getter_leaves) {
     ASSERT_EQ(async_queue_unfinished(&q), 0);
 }
 
-TEST(queue_bounded_put_waits_for_room) {
-    async_loop *loop = sloop();
+TEST(sync_queue_bounded_put_waits_for_room) {
+    async_loop *loop = new_loop();
     static async_queue q;
     static intptr_t items[1];
     static qworker_frame g, p[2];
@@ -554,8 +599,8 @@ static async_status joiner_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(queue_join_waits_for_task_done_and_task_done_is_checked) {
-    async_loop *loop = sloop();
+TEST(sync_queue_join_waits_for_task_done_and_task_done_is_checked) {
+    async_loop *loop = new_loop();
     static async_queue q;
     static intptr_t items[4];
     static joiner_frame j;
@@ -581,8 +626,8 @@ TEST(queue_join_waits_for_task_done_and_task_done_is_checked) {
     ASSERT_EQ(async_queue_task_done(&q), ASYNC_ERANGE);
 }
 
-TEST(queue_shutdown_wakes_putters_and_getters_with_eshutdown) {
-    async_loop *loop = sloop();
+TEST(sync_queue_shutdown_wakes_putters_and_getters_with_eshutdown) {
+    async_loop *loop = new_loop();
     static async_queue q;
     static intptr_t items[1];
     static qworker_frame g[2], p;
@@ -603,8 +648,8 @@ TEST(queue_shutdown_wakes_putters_and_getters_with_eshutdown) {
     ASSERT_EQ(async_queue_get_nowait(&q, &v), ASYNC_ESHUTDOWN);
 }
 
-TEST(queue_immediate_shutdown_drops_items_and_releases_joiners) {
-    async_loop *loop = sloop();
+TEST(sync_queue_immediate_shutdown_drops_items_and_releases_joiners) {
+    async_loop *loop = new_loop();
     static async_queue q;
     static intptr_t items[4];
     static joiner_frame j;
@@ -623,22 +668,107 @@ TEST(queue_immediate_shutdown_drops_items_and_releases_joiners) {
     ASSERT_STR_EQ(trace, "joined@0 g!-108 ");
 }
 
-static int queue_fail_after;
-static void *queue_failing_realloc(void *p, size_t n) {
-    if (n && queue_fail_after-- <= 0) return NULL;
-    if (!n) {
-        free(p);
-        return NULL;
-    }
-    return realloc(p, n);
+TEST(sync_queue_immediate_shutdown_keeps_reserved_items_and_counts_unfinished_right) {
+    async_loop *loop = new_loop();
+    static script_frame g, j, n;
+    static async_queue q;
+    static intptr_t items[4];
+    intptr_t x;
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 4), 0);
+    script_one(&g, OP_QGET, &q)->out = &g.got;
+    ASSERT_EQ(async_spawn(loop, &g.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_put_nowait(&q, 5), 0); /* handed to the waiting getter, which has not run */
+    ASSERT_EQ(async_queue_put_nowait(&q, 6), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 7), 0);
+    script_one(&j, OP_QJOIN, &q);
+    ASSERT_EQ(async_spawn(loop, &j.task), 0);
+    ASSERT_EQ(async_queue_shutdown(&q, true), 0); /* drops 6 and 7, keeps the getter's 5 */
+    ASSERT_EQ(async_queue_size(&q), 1);
+    ASSERT_EQ(async_queue_unfinished(&q), 1);
+    drain(loop);
+    ASSERT(g.reached[0]);
+    ASSERT_EQ(g.got, 5);
+    ASSERT_STR_EQ(async_task_state(&j.task), "waiting"); /* 5 is not done yet */
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    drain(loop);
+    ASSERT(j.reached[0]);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), ASYNC_ESHUTDOWN);
+    /* task_done called ahead of the gets: dropping the items cannot make unfinished wrap */
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 4), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 1), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 2), 0);
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    ASSERT_EQ(async_queue_shutdown(&q, true), 0);
+    ASSERT_EQ(async_queue_unfinished(&q), 0);
+    ASSERT_EQ(async_queue_size(&q), 0);
+    /* a get that throws the item away */
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_LIFO, items, NULL, 4), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 1), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 2), 0);
+    script_one(&n, OP_QGET, &q); /* out NULL */
+    ASSERT_EQ(async_run(loop, &n.task), 0);
+    ASSERT(n.reached[0]);
+    ASSERT_EQ(async_queue_size(&q), 1);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+    ASSERT_EQ(x, 1);
 }
 
-TEST(queue_growing_keeps_fifo_order_across_wrap_and_reports_enomem) {
+TEST(sync_queue_slot_granted_then_cancelled_or_shut_down_is_not_lost) {
+    async_loop *loop = new_loop();
+    static script_frame p1, p2, p3, g;
+    static async_queue q;
+    static intptr_t items[1];
+    intptr_t x;
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 1), 0);
+    script_one(&p1, OP_QPUT, &q)->item = 2;
+    script_one(&p2, OP_QPUT, &q)->item = 3;
+    ASSERT_EQ(async_spawn(loop, &p1.task), 0);
+    ASSERT_EQ(async_spawn(loop, &p2.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0); /* the free slot is handed to p1 */
+    ASSERT_EQ(x, 1);
+    ASSERT(async_queue_full(&q));                  /* reserved for p1: a newcomer cannot take it */
+    ASSERT_EQ(async_queue_put_nowait(&q, 99), ASYNC_EAGAIN);
+    ASSERT(async_cancel(&p1.task));                /* before p1 could use it: it passes to p2 */
+    drain(loop);
+    ASSERT_EQ(p1.code[0], ASYNC_ECANCELED);
+    ASSERT(p2.reached[0]);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+    ASSERT_EQ(x, 3);
+    /* a slot granted to a putter that runs only after a shutdown: ESHUTDOWN, the slot is freed */
+    ASSERT_EQ(async_queue_put_nowait(&q, 4), 0);
+    script_one(&p3, OP_QPUT, &q)->item = 5;
+    ASSERT_EQ(async_spawn(loop, &p3.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+    ASSERT_EQ(x, 4);
+    ASSERT_EQ(async_queue_shutdown(&q, false), 0);
+    drain(loop);
+    ASSERT_EQ(p3.code[0], ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_queue_size(&q), 0);
+    ASSERT(!async_queue_full(&q));
+    ASSERT_EQ(async_queue_put_nowait(&q, 6), ASYNC_ESHUTDOWN);
+    /* a getter woken by the shutdown of an empty queue: ESHUTDOWN, not an item */
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1), 0);
+    script_one(&g, OP_QGET, &q)->out = &g.got;
+    g.got = -1;
+    ASSERT_EQ(async_spawn(loop, &g.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_shutdown(&q, false), 0);
+    drain(loop);
+    ASSERT_EQ(g.code[0], ASYNC_ESHUTDOWN);
+    ASSERT_EQ(g.got, -1);
+}
+
+TEST(sync_queue_growing_keeps_fifo_order_across_wrap_and_reports_enomem) {
     static async_queue q;
     intptr_t v;
     int i;
-    queue_fail_after = 1000;
-    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 0, queue_failing_realloc), 0);
+    alloc_left = 1000;
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 0, counted_realloc), 0);
     for (i = 0; i < 6; i++) ASSERT_EQ(async_queue_put_nowait(&q, i), 0);
     for (i = 0; i < 4; i++) ASSERT_EQ(async_queue_get_nowait(&q, &v), 0); /* head moves to 4 of 8 */
     for (i = 6; i < 40; i++) ASSERT_EQ(async_queue_put_nowait(&q, i), 0); /* wraps, then grows */
@@ -647,11 +777,11 @@ TEST(queue_growing_keeps_fifo_order_across_wrap_and_reports_enomem) {
         ASSERT_EQ(v, i);
     }
     async_queue_free_storage(&q);
-    queue_fail_after = 0;
-    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_PRIORITY, 2, queue_failing_realloc), 0);
+    alloc_left = 0;
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_PRIORITY, 2, counted_realloc), 0);
     ASSERT_EQ(async_queue_put_nowait(&q, 1), ASYNC_ENOMEM);
     ASSERT_EQ(async_queue_size(&q), 0);
-    queue_fail_after = 1000;
+    alloc_left = 1000;
     ASSERT_EQ(async_queue_put_nowait(&q, 3), 0);
     ASSERT_EQ(async_queue_put_nowait(&q, 2), 0);
     ASSERT_EQ(async_queue_put_nowait(&q, 1), ASYNC_EAGAIN); /* maxsize 2 */
@@ -663,237 +793,362 @@ TEST(queue_growing_keeps_fifo_order_across_wrap_and_reports_enomem) {
     ASSERT_EQ(async_queue_get_nowait(&q, NULL), ASYNC_EINVAL);
 }
 
-/* ---- async with: the exit part runs on every way out, also when it awaits ---- */
-
-typedef struct {
-    async_task task;
-    int fail;
-    int ms;
-} with_frame;
-
-static const async_error with_error = {ASYNC_EUSER + 7, "body failed"};
-
-static async_status with_run(async_task *t) {
-    with_frame *f = (with_frame *)t;
-    ASYNC_BEGIN(t);
-    LOG("enter ");
-    AWAIT_SLEEP(t, 1);
-    ASYNC_WITH(t) {
-        LOG("body ");
-        AWAIT_SLEEP(t, f->ms);
-        if (f->fail) ASYNC_THROW_ERROR(t, &with_error);
-        LOG("done ");
+TEST(sync_queue_growing_that_cannot_grow_fails_the_put_and_loses_nothing) {
+    async_loop *loop = new_loop();
+    static script_frame o;
+    static async_queue q, pq;
+    intptr_t i, x;
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 10, counted_realloc), 0);
+    for (i = 0; i < 8; i++) ASSERT_EQ(async_queue_put_nowait(&q, i), 0); /* 8 slots: below maxsize */
+    alloc_fail_all = 1;
+    ASSERT_EQ(async_queue_put_nowait(&q, 8), ASYNC_ENOMEM);
+    script_one(&o, OP_QPUT, &q)->item = 8; /* a put that may go on at once, then cannot store */
+    ASSERT_EQ(async_run(loop, &o.task), 0);
+    ASSERT_EQ(o.code[0], ASYNC_ENOMEM);
+    ASSERT_EQ(async_queue_size(&q), 8);
+    ASSERT_EQ(async_queue_unfinished(&q), 8);
+    ASSERT(!async_queue_full(&q)); /* the slot the put had reserved is free again */
+    alloc_fail_all = 0;
+    ASSERT_EQ(async_queue_put_nowait(&q, 8), 0); /* grows to maxsize, not to 16 */
+    ASSERT_EQ(async_queue_put_nowait(&q, 9), 0);
+    ASSERT(async_queue_full(&q));
+    ASSERT_EQ(async_queue_put_nowait(&q, 10), ASYNC_EAGAIN);
+    for (i = 0; i < 10; i++) {
+        ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+        ASSERT_EQ(x, i);
     }
-    ASYNC_WITH_EXIT(t) {
-        AWAIT_SLEEP(t, 100); /* the release itself awaits */
-        LOG("exit@%u ", NOW());
-    }
-    ASYNC_END_WITH(t);
-    LOG("after ");
-    ASYNC_END(t);
+    ASSERT_EQ(async_queue_free_storage(&q), 0);
+    /* a priority queue grows two arrays: the second one failing leaves the first harmlessly larger */
+    ASSERT_EQ(async_queue_init_growing(&pq, ASYNC_QUEUE_PRIORITY, 0, counted_realloc), 0);
+    alloc_calls = 0;
+    alloc_fail_at = 2;
+    ASSERT_EQ(async_queue_put_nowait(&pq, 5), ASYNC_ENOMEM);
+    ASSERT_EQ(async_queue_size(&pq), 0);
+    ASSERT_EQ(async_queue_unfinished(&pq), 0);
+    ASSERT_EQ(async_queue_put_nowait(&pq, 5), 0);
+    ASSERT_EQ(async_queue_put_nowait(&pq, 3), 0);
+    ASSERT_EQ(async_queue_put_nowait(&pq, 4), 0);
+    ASSERT_EQ(async_queue_get_nowait(&pq, &x), 0);
+    ASSERT_EQ(x, 3);
+    ASSERT_EQ(async_queue_get_nowait(&pq, &x), 0);
+    ASSERT_EQ(x, 4);
+    ASSERT_EQ(async_queue_get_nowait(&pq, &x), 0);
+    ASSERT_EQ(x, 5);
+    ASSERT_EQ(async_queue_free_storage(&pq), 0);
+    ASSERT_EQ(loop_allocs, 0);
 }
 
-TEST(async_with_exit_runs_on_success_error_and_cancellation) {
-    async_loop *loop = sloop();
-    static with_frame f;
-    ASYNC_FRAME_INIT(&f, with_run);
-    f.ms = 10;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
-    ASSERT_STR_EQ(trace, "enter body done exit@111 after ");
-
-    loop = sloop();
-    ASYNC_FRAME_INIT(&f, with_run);
-    f.ms = 10;
-    f.fail = 1;
-    ASSERT_EQ(async_run(loop, &f.task), with_error.code);
-    ASSERT_STR_EQ(trace, "enter body exit@111 ");
-
-    loop = sloop();
-    ASYNC_FRAME_INIT(&f, with_run);
-    f.ms = 1000;
-    async_spawn(loop, &f.task);
+TEST(sync_queue_growing_storage_is_not_freed_under_waiting_or_granted_tasks) {
+    async_loop *loop = new_loop();
+    static script_frame g, p, j;
+    static async_queue q;
+    intptr_t x;
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 1, counted_realloc), 0);
+    script_one(&g, OP_QGET, &q)->out = &g.got;
+    ASSERT_EQ(async_spawn(loop, &g.task), 0);
     async_poll(loop);
-    loop->now = 1;
+    ASSERT_EQ(async_queue_free_storage(&q), ASYNC_EBUSY); /* a getter waits */
+    ASSERT_EQ(async_queue_put_nowait(&q, 5), 0);           /* handed to it; it has not run yet */
+    ASSERT_EQ(async_queue_free_storage(&q), ASYNC_EBUSY); /* freeing now would pull its item from NULL */
+    drain(loop);
+    ASSERT_EQ(g.got, 5);
+    ASSERT_EQ(async_queue_put_nowait(&q, 6), 0);
+    script_one(&p, OP_QPUT, &q)->item = 7; /* the queue is full: waits */
+    script_one(&j, OP_QJOIN, &q);
+    ASSERT_EQ(async_spawn(loop, &p.task), 0);
     async_poll(loop);
-    loop->now = 50;
-    async_cancel(&f.task); /* a cancel while the exit awaits does not cut the exit short */
+    ASSERT_EQ(async_queue_free_storage(&q), ASYNC_EBUSY); /* a putter waits */
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);          /* its slot is handed over */
+    ASSERT_EQ(x, 6);
+    ASSERT_EQ(async_queue_free_storage(&q), ASYNC_EBUSY);
     drain(loop);
-    ASSERT_STR_EQ(trace, "enter body exit@150 ");
-    ASSERT(async_task_cancelled(&f.task));
-}
-
-/* ---- async generators ---- */
-
-typedef struct {
-    async_task task;
-    int i, n, fail_at;
-} range_frame;
-
-static const async_error range_error = {ASYNC_EUSER + 9, "producer failed"};
-
-static async_status range_run(async_task *t) {
-    range_frame *f = (range_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_TRY(t) {
-        for (f->i = 0; f->i < f->n; f->i++) {
-            AWAIT_SLEEP(t, 10);
-            if (f->i == f->fail_at) ASYNC_THROW_ERROR(t, &range_error);
-            ASYNC_TRY(t) {
-                ASYNC_YIELD_VALUE(t, f->i);
-            }
-            ASYNC_CATCH(t) {
-                if (async_caught(t)->code != ASYNC_EUSER + 3) ASYNC_RERAISE(t);
-                LOG("thrown-in ");
-                ASYNC_YIELD_VALUE(t, 100 + f->i); /* answers the consumer's error with a value */
-            }
-            ASYNC_END_TRY(t);
-        }
-    }
-    ASYNC_FINALLY(t) {
-        LOG("cleanup@%u ", NOW());
-    }
-    ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static async_task *async_range(range_frame *f, int n, int fail_at) {
-    if (ASYNC_FRAME_INIT(f, range_run)) {
-        f->n = n;
-        f->fail_at = fail_at;
-    }
-    return &f->task;
-}
-
-typedef struct {
-    async_task task;
-    range_frame range;
-    async_gen gen;
-    intptr_t value;
-    int stop_at;
-    int throw_at;
-    int fail_at;
-    int close;
-} consumer_frame;
-
-static const async_error thrown_in = {ASYNC_EUSER + 3, "consumer's error"};
-
-static async_status consumer_run(async_task *t) {
-    consumer_frame *f = (consumer_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_FOR(t, &f->gen, async_range(&f->range, 4, f->fail_at), &f->value) {
-        LOG("v%d@%u ", (int)f->value, NOW());
-        if (f->value == f->stop_at) break;
-        if (f->value == f->throw_at) {
-            AWAIT_GEN_THROW(t, &f->gen, &thrown_in, &f->value);
-            LOG("v%d ", (int)f->value);
-        }
-    }
-    LOG("loop-end ");
-    if (f->close) AWAIT_GEN_CLOSE(t, &f->gen);
-    AWAIT_SLEEP(t, 1000);
-    LOG("end@%u ", NOW());
-    ASYNC_END(t);
-}
-
-static consumer_frame *consumer(consumer_frame *f) {
-    ASYNC_FRAME_INIT(f, consumer_run);
-    f->stop_at = f->throw_at = f->fail_at = -1;
-    return f;
-}
-
-TEST(async_for_iterates_a_producer_to_its_end) {
-    async_loop *loop = sloop();
-    static consumer_frame f;
-    ASSERT_EQ(async_run(loop, &consumer(&f)->task), 0);
-    ASSERT_STR_EQ(trace, "v0@10 v1@20 v2@30 v3@40 cleanup@40 loop-end end@1040 ");
-    ASSERT(async_gen_done(&f.gen));
-}
-
-TEST(async_for_break_then_close_runs_the_producers_cleanup_at_once) {
-    async_loop *loop = sloop();
-    static consumer_frame f;
-    consumer(&f)->stop_at = 1;
-    f.close = 1;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
-    ASSERT_STR_EQ(trace, "v0@10 v1@20 loop-end cleanup@20 end@1020 ");
-}
-
-TEST(async_for_break_without_close_cleans_up_when_the_consumer_ends) {
-    async_loop *loop = sloop();
-    static consumer_frame f;
-    consumer(&f)->stop_at = 0;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
-    ASSERT_STR_EQ(trace, "v0@10 loop-end end@1010 cleanup@1010 ");
-    ASSERT(async_task_done(&f.range.task));
-}
-
-TEST(async_generator_errors_propagate_both_ways) {
-    async_loop *loop = sloop();
-    static consumer_frame f;
-    consumer(&f)->throw_at = 1;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
-    ASSERT_STR_EQ(trace, "v0@10 v1@20 thrown-in v101 v2@30 v3@40 cleanup@40 loop-end end@1040 ");
-
-    loop = sloop();
-    consumer(&f)->fail_at = 2; /* the producer fails: the consumer's loop raises it */
-    ASSERT_EQ(async_run(loop, &f.task), range_error.code);
-    ASSERT_STR_EQ(trace, "v0@10 v1@20 cleanup@30 ");
-}
-
-TEST(cancelling_the_consumer_cancels_the_producer) {
-    async_loop *loop = sloop();
-    static consumer_frame f;
-    consumer(&f);
-    async_spawn(loop, &f.task);
-    run_until(loop, 15);
-    async_cancel(&f.task); /* the consumer waits for v1; the producer sleeps */
+    ASSERT(p.reached[0]);
+    ASSERT_EQ(async_spawn(loop, &j.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_free_storage(&q), ASYNC_EBUSY); /* a joiner waits */
+    ASSERT_EQ(async_queue_size(&q), 1);                   /* nothing was dropped meanwhile */
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+    ASSERT_EQ(x, 7);
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    ASSERT_EQ(async_queue_task_done(&q), 0);
     drain(loop);
-    ASSERT_STR_EQ(trace, "v0@10 cleanup@15 ");
-    ASSERT(async_task_cancelled(&f.task));
-    ASSERT(async_task_cancelled(&f.range.task));
+    ASSERT(j.reached[0]);
+    ASSERT_EQ(loop_allocs, 1);
+    ASSERT_EQ(async_queue_free_storage(&q), 0);
+    ASSERT_EQ(loop_allocs, 0);
 }
 
-static async_status stray_yield_run(async_task *t) {
-    ASYNC_BEGIN(t);
-    ASYNC_YIELD_VALUE(t, 1);
-    ASYNC_END(t);
+/* ---- every primitive: cancelled waiters, busy re-initialisation, NULL and uninitialised arguments ---- */
+
+TEST(sync_cancelled_waiters_leave_queues_and_pass_on_what_they_were_granted) {
+    async_loop *loop = new_loop();
+    static script_frame a, b, c, s1, s2, p, g1, g2, j;
+    static async_lock lk;
+    static async_semaphore sem;
+    static async_queue q, q2;
+    static intptr_t items[1], items2[1];
+    intptr_t x;
+    /* the last of three lock waiters leaves */
+    script_one(&a, OP_LOCK, &lk);
+    script_add(&a, OP_SLEEP, NULL)->ms = 10;
+    script_add(&a, OP_UNLOCK, &lk);
+    script_one(&b, OP_LOCK, &lk);
+    script_add(&b, OP_UNLOCK, &lk);
+    script_one(&c, OP_LOCK, &lk);
+    async_spawn(loop, &a.task);
+    async_spawn(loop, &b.task);
+    async_spawn(loop, &c.task);
+    async_poll(loop);
+    ASSERT(async_cancel(&c.task));
+    drain(loop);
+    ASSERT_EQ(c.code[0], ASYNC_ECANCELED);
+    ASSERT(b.reached[0] && b.at[0] == 10 && b.rc[1] == 0);
+    ASSERT(!async_lock_locked(&lk));
+    /* a permit granted to a waiter cancelled before it ran goes to the next waiter */
+    async_semaphore_init(&sem, 0, false);
+    script_one(&s1, OP_SEM, &sem);
+    script_one(&s2, OP_SEM, &sem);
+    async_spawn(loop, &s1.task);
+    async_spawn(loop, &s2.task);
+    async_poll(loop);
+    ASSERT_EQ(async_semaphore_release(&sem), 0);
+    ASSERT(async_cancel(&s1.task));
+    drain(loop);
+    ASSERT_EQ(s1.code[0], ASYNC_ECANCELED);
+    ASSERT(s2.reached[0]);
+    ASSERT_EQ(async_semaphore_value(&sem), 0);
+    /* ... and back to the count when no one else waits */
+    script_one(&s1, OP_SEM, &sem);
+    async_spawn(loop, &s1.task);
+    async_poll(loop);
+    ASSERT_EQ(async_semaphore_release(&sem), 0);
+    ASSERT_EQ(async_semaphore_value(&sem), 0); /* granted to s1, not counted */
+    ASSERT(async_cancel(&s1.task));
+    drain(loop);
+    ASSERT_EQ(s1.code[0], ASYNC_ECANCELED);
+    ASSERT_EQ(async_semaphore_value(&sem), 1);
+    /* a slot granted to the only putter, cancelled before it ran: the slot is free again */
+    async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1);
+    async_queue_put_nowait(&q, 1);
+    script_one(&p, OP_QPUT, &q)->item = 2;
+    async_spawn(loop, &p.task);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+    ASSERT(async_queue_full(&q)); /* reserved */
+    ASSERT(async_cancel(&p.task));
+    drain(loop);
+    ASSERT_EQ(p.code[0], ASYNC_ECANCELED);
+    ASSERT(!async_queue_full(&q));
+    ASSERT_EQ(async_queue_size(&q), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 3), 0);
+    /* an item granted to a getter cancelled before it ran goes to the next getter */
+    async_queue_init(&q2, ASYNC_QUEUE_FIFO, items2, NULL, 1);
+    script_one(&g1, OP_QGET, &q2)->out = &g1.got;
+    script_one(&g2, OP_QGET, &q2)->out = &g2.got;
+    script_one(&j, OP_QJOIN, &q2);
+    async_spawn(loop, &g1.task);
+    async_spawn(loop, &g2.task);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_put_nowait(&q2, 8), 0);
+    ASSERT(async_cancel(&g1.task));
+    async_spawn(loop, &j.task);
+    drain(loop);
+    ASSERT_EQ(g1.code[0], ASYNC_ECANCELED);
+    ASSERT_EQ(g1.got, 0);
+    ASSERT(g2.reached[0]);
+    ASSERT_EQ(g2.got, 8);
+    /* a joiner cancelled while it waits: the count of unfinished items is untouched */
+    ASSERT_STR_EQ(async_task_state(&j.task), "waiting");
+    ASSERT(async_cancel(&j.task));
+    drain(loop);
+    ASSERT_EQ(j.code[0], ASYNC_ECANCELED);
+    ASSERT_EQ(async_queue_unfinished(&q2), 1);
+    ASSERT_EQ(async_queue_task_done(&q2), 0);
 }
 
-TEST(yield_value_outside_a_generator_is_einval) {
-    async_loop *loop = sloop();
-    static async_task t;
-    async_task_init(&t, stray_yield_run);
-    ASSERT_EQ(async_run(loop, &t), ASYNC_EINVAL);
+TEST(sync_semaphore_and_queue_init_while_tasks_wait_is_ebusy) {
+    async_loop *loop = new_loop();
+    static script_frame s, g, p, j;
+    static async_semaphore sem;
+    static async_queue q;
+    static intptr_t items[1];
+    intptr_t x = 0;
+    ASSERT_EQ(async_semaphore_init(&sem, 0, true), 0);
+    script_one(&s, OP_SEM, &sem);
+    ASSERT_EQ(async_spawn(loop, &s.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_semaphore_init(&sem, 3, false), ASYNC_EBUSY);
+    ASSERT_EQ(async_semaphore_value(&sem), 0);
+    ASSERT_EQ(async_semaphore_release(&sem), 0); /* to the waiter, not to the count */
+    drain(loop);
+    ASSERT(s.reached[0]);
+    ASSERT_EQ(async_semaphore_value(&sem), 0);
+    ASSERT_EQ(async_semaphore_init(&sem, 3, false), 0);
+    /* a getter, a putter, a joiner: each makes the queue busy */
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1), 0);
+    script_one(&g, OP_QGET, &q)->out = &g.got;
+    ASSERT_EQ(async_spawn(loop, &g.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_LIFO, items, NULL, 1), ASYNC_EBUSY);
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_LIFO, 0, counted_realloc), ASYNC_EBUSY);
+    ASSERT_EQ(async_queue_put_nowait(&q, 7), 0);
+    drain(loop);
+    ASSERT_EQ(g.got, 7);
+    ASSERT_EQ(async_queue_put_nowait(&q, 8), 0);
+    script_one(&p, OP_QPUT, &q)->item = 9;
+    script_one(&j, OP_QJOIN, &q);
+    ASSERT_EQ(async_spawn(loop, &p.task), 0);
+    ASSERT_EQ(async_spawn(loop, &j.task), 0);
+    async_poll(loop);
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1), ASYNC_EBUSY);
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 0, counted_realloc), ASYNC_EBUSY);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+    ASSERT_EQ(x, 8);
+    drain(loop); /* the putter puts 9; the joiner still waits for three task_done */
+    ASSERT(p.reached[0]);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+    ASSERT_EQ(x, 9);
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1), ASYNC_EBUSY); /* the joiner */
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 0, counted_realloc), ASYNC_EBUSY);
+    ASSERT_EQ(async_queue_unfinished(&q), 3);
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    ASSERT_EQ(async_queue_task_done(&q), ASYNC_ERANGE);
+    drain(loop);
+    ASSERT(j.reached[0]);
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1), 0);
 }
 
-static const test_case sync_tests[] = {
-    TEST_ENTRY(lock_is_granted_in_request_order)
-    TEST_ENTRY(lock_newcomer_cannot_barge_past_a_woken_waiter)
-    TEST_ENTRY(lock_waiter_cancelled_while_queued_leaves_the_queue)
-    TEST_ENTRY(lock_granted_then_cancelled_passes_the_lock_on)
-    TEST_ENTRY(lock_holder_cancelled_releases_in_its_with_block)
-    TEST_ENTRY(lock_misuse_returns_codes)
-    TEST_ENTRY(event_wakes_every_waiter_in_order_and_a_set_event_does_not_block)
-    TEST_ENTRY(condition_notify_wakes_in_order_and_waiters_reacquire)
-    TEST_ENTRY(condition_wait_cancelled_returns_holding_the_lock)
-    TEST_ENTRY(condition_misuse_returns_codes)
-    TEST_ENTRY(semaphore_limits_concurrency_in_fifo_order)
-    TEST_ENTRY(semaphore_granted_then_cancelled_passes_the_permit_on)
-    TEST_ENTRY(semaphore_try_acquire_and_misuse)
-    TEST_ENTRY(queue_orders_fifo_lifo_and_priority_stably)
-    TEST_ENTRY(queue_priority_equal_items_leave_in_put_order)
-    TEST_ENTRY(queue_getters_wake_in_fifo_order_and_cancelled_getter_leaves)
-    TEST_ENTRY(queue_bounded_put_waits_for_room)
-    TEST_ENTRY(queue_join_waits_for_task_done_and_task_done_is_checked)
-    TEST_ENTRY(queue_shutdown_wakes_putters_and_getters_with_eshutdown)
-    TEST_ENTRY(queue_immediate_shutdown_drops_items_and_releases_joiners)
-    TEST_ENTRY(queue_growing_keeps_fifo_order_across_wrap_and_reports_enomem)
-    TEST_ENTRY(async_with_exit_runs_on_success_error_and_cancellation)
-    TEST_ENTRY(async_for_iterates_a_producer_to_its_end)
-    TEST_ENTRY(async_for_break_then_close_runs_the_producers_cleanup_at_once)
-    TEST_ENTRY(async_for_break_without_close_cleans_up_when_the_consumer_ends)
-    TEST_ENTRY(async_generator_errors_propagate_both_ways)
-    TEST_ENTRY(cancelling_the_consumer_cancels_the_producer)
-    TEST_ENTRY(yield_value_outside_a_generator_is_einval)
-    {NULL, NULL}
-};
+TEST(sync_primitive_queries_of_null) {
+    static async_event e;
+    static async_condition c;
+    static async_semaphore s;
+    ASSERT_EQ(async_lock_release(NULL), ASYNC_EINVAL);
+    ASSERT(!async_lock_locked(NULL));
+    ASSERT_EQ(async_event_set(NULL), ASYNC_EINVAL);
+    async_event_clear(NULL);
+    ASSERT(!async_event_is_set(NULL));
+    ASSERT_EQ(async_event_set(&e), 0);
+    ASSERT(async_event_is_set(&e));
+    async_event_clear(&e);
+    ASSERT(!async_event_is_set(&e));
+    ASSERT_EQ(async_condition_init(NULL, NULL), ASYNC_EINVAL);
+    ASSERT(async_condition_lock(NULL) == NULL);
+    ASSERT_EQ(async_condition_notify(NULL, 1), ASYNC_EINVAL);
+    ASSERT_EQ(async_condition_notify_all(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_condition_init(&c, NULL), 0);
+    ASSERT_EQ(async_condition_notify(&c, -1), ASYNC_EINVAL);
+    ASSERT_EQ(async_condition_notify(&c, 1), ASYNC_EPERM); /* its lock is not held */
+    ASSERT_EQ(async_semaphore_init(NULL, 1, false), ASYNC_EINVAL);
+    ASSERT_EQ(async_semaphore_init(&s, -1, false), ASYNC_EINVAL);
+    ASSERT_EQ(async_semaphore_release(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_semaphore_try_acquire(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_semaphore_value(NULL), 0);
+    /* an unbounded semaphore at the largest count refuses one more */
+    ASSERT_EQ(async_semaphore_init(&s, 0x7FFFFFFF, false), 0);
+    ASSERT_EQ(async_semaphore_release(&s), ASYNC_ERANGE);
+    ASSERT_EQ(async_semaphore_value(&s), 0x7FFFFFFF);
+    ASSERT_EQ(async_semaphore_try_acquire(&s), 0);
+    ASSERT_EQ(async_semaphore_release(&s), 0);
+    ASSERT_EQ(async_semaphore_value(&s), 0x7FFFFFFF);
+    ASSERT_EQ(async_semaphore_init(&s, 0, false), 0);
+    ASSERT_EQ(async_semaphore_try_acquire(&s), ASYNC_EAGAIN);
+}
+
+TEST(sync_queue_and_generator_queries_of_null_and_bad_arguments) {
+    static async_queue q, zero;
+    static intptr_t items[4];
+    static uint32_t seq[4];
+    intptr_t x = 77;
+    ASSERT_EQ(async_queue_init(NULL, ASYNC_QUEUE_FIFO, items, NULL, 4), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, NULL, NULL, 4), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 0), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_PRIORITY, items, NULL, 4), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_init(&q, (async_queue_kind)7, items, seq, 4), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_init_growing(NULL, ASYNC_QUEUE_FIFO, 0, counted_realloc), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 0, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_init_growing(&q, (async_queue_kind)3, 0, counted_realloc), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_free_storage(NULL), ASYNC_EINVAL);
+    async_queue_set_compare(NULL, NULL);
+    ASSERT_EQ(async_queue_size(NULL), 0);
+    ASSERT_EQ(async_queue_unfinished(NULL), 0);
+    ASSERT(!async_queue_full(NULL));
+    ASSERT_EQ(async_queue_put_nowait(NULL, 1), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_get_nowait(NULL, &x), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_task_done(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_shutdown(NULL, false), ASYNC_EINVAL);
+    /* a zeroed queue was never initialised: it has no storage and no way to grow */
+    ASSERT_EQ(async_queue_put_nowait(&zero, 1), ASYNC_EINVAL);
+    ASSERT_EQ(async_queue_get_nowait(&zero, &x), ASYNC_EAGAIN);
+    ASSERT_EQ(x, 77);
+    ASSERT_EQ(async_queue_size(&zero), 0);
+    /* a fixed queue's storage is the caller's: free_storage leaves it alone */
+    ASSERT_EQ(async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 4), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 11), 0);
+    ASSERT_EQ(async_queue_free_storage(&q), 0);
+    ASSERT_EQ(async_queue_size(&q), 1);
+    ASSERT_EQ(async_queue_get_nowait(&q, &x), 0);
+    ASSERT_EQ(x, 11);
+    ASSERT_EQ(async_queue_get_nowait(&q, NULL), ASYNC_EINVAL);
+    /* a growing queue that never grew has nothing to free */
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_LIFO, 0, counted_realloc), 0);
+    ASSERT_EQ(async_queue_free_storage(&q), 0);
+    ASSERT_EQ(loop_allocs, 0);
+    ASSERT(!async_gen_done(NULL));
+    ASSERT(!async_gen_started(NULL));
+}
+
+TEST(sync_await_of_a_null_or_uninitialised_primitive_is_einval) {
+    async_loop *loop = new_loop();
+    static script_frame o;
+    static async_queue zero;
+    int i;
+    script_init(&o);
+    script_add(&o, OP_LOCK, NULL);
+    script_add(&o, OP_EVENT, NULL);
+    script_add(&o, OP_COND, NULL);
+    script_add(&o, OP_SEM, NULL);
+    script_add(&o, OP_QPUT, NULL)->item = 1;
+    script_add(&o, OP_QPUT, &zero)->item = 1; /* never initialised: no storage, cannot grow */
+    script_add(&o, OP_QGET, NULL);
+    script_add(&o, OP_QJOIN, NULL);
+    script_add(&o, OP_NEXT, NULL);
+    script_add(&o, OP_GEN_CLOSE, NULL);
+    script_add(&o, OP_GEN_THROW, NULL)->err = &err_a;
+    ASSERT_EQ(async_run(loop, &o.task), 0);
+    for (i = 0; i < o.nsteps; i++) {
+        ASSERT_EQ(o.code[i], ASYNC_EINVAL);
+        ASSERT(!o.reached[i]);
+    }
+    ASSERT_EQ(async_queue_size(&zero), 0);
+}
+
+ASYNC_DEF(queue_joiner, async_queue *q;) {
+    AWAIT_QUEUE_JOIN(t, f->q);
+    LOG("joined ");
+} ASYNC_END_DEF
+
+TEST(sync_queue_freeing_the_storage_settles_its_unfinished_count) {
+    async_loop *loop = new_loop();
+    static async_queue q;
+    static queue_joiner_frame j;
+    intptr_t item;
+    ASSERT_EQ(async_queue_init_growing(&q, ASYNC_QUEUE_FIFO, 0, counted_realloc), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 1), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 2), 0);
+    ASSERT_EQ(async_queue_put_nowait(&q, 3), 0);
+    ASSERT_EQ(async_queue_get_nowait(&q, &item), 0); /* taken: still unfinished until task_done */
+    ASSERT_EQ(async_queue_free_storage(&q), 0);
+    ASSERT_EQ(async_queue_size(&q), 0);
+    ASSERT_EQ(async_queue_unfinished(&q), 1); /* 3 before: the join waited for items that were gone */
+    ASSERT_EQ(async_queue_task_done(&q), 0);
+    ASSERT_EQ(async_queue_task_done(&q), ASYNC_ERANGE);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(queue_joiner, &j, &q)), 0);
+    ASSERT_STR_EQ(trace, "joined ");
+    ASSERT_EQ(async_queue_put_nowait(&q, 4), 0); /* the queue works again */
+    ASSERT_EQ(async_queue_get_nowait(&q, &item), 0);
+    ASSERT_EQ(item, 4);
+    ASSERT_EQ(async_queue_free_storage(&q), 0);
+}

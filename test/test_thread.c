@@ -1,17 +1,22 @@
-/* to_thread and files: calls on the thread pool, their results and errors, cancellation and timeouts of
- * the awaiter (the thread runs on, the dtor gets the result exactly once), loops freed with calls in
- * flight, pools shared by loops on two threads, and the file calls' errors. Thread work takes no virtual
+/* to_thread and the thread pool: calls on the pool, their results and errors, cancellation and timeouts
+ * of the awaiter (the thread runs on, the dtor gets the result exactly once), loops freed with calls in
+ * flight, pools shared by loops on two threads, pools that cannot start their threads, resized or
+ * switched, the call record (a cancellation pending at the start of each await of the pool, a NULL
+ * record, one swapped during the await), the job records kept for reuse. Thread work takes no virtual
  * time, so these run on the virtual clock; where a call must still be running when something happens,
- * it waits at a gate that the test opens, never for a duration. */
-#include <errno.h>
+ * it waits at a gate that the test opens, never for a duration. The files, built on the pool, have a
+ * file of their own (test_files.c). */
+#include "test.h"
+#include "util.h"
+
 #include <ev.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "net_util.h"
+/* glibc's (GNU) default thread attributes; declared here because the tests are built as POSIX C */
+int pthread_getattr_default_np(pthread_attr_t *attr);
+int pthread_setattr_default_np(const pthread_attr_t *attr);
 
 /* ---- calls for the pool ---- */
 
@@ -63,7 +68,9 @@ static void thr_gate_open(void) {
 
 /* Calls that each wait (at most thr_meet_ms) until `thr_meet_want` of them run at the same time. */
 static int thr_meet_want;
+
 static long thr_meet_ms = 2000;
+
 static int thr_meet(void *arg, intptr_t *result) {
     struct timespec until;
     int rc = 0;
@@ -82,10 +89,19 @@ static int thr_meet(void *arg, intptr_t *result) {
 }
 
 static int thr_dtor_calls;
+
 static void thr_free_dtor(intptr_t result, void *arg) {
     (void)arg;
     thr_dtor_calls++;
     free((void *)result);
+}
+
+static int thr_heap(void *arg, intptr_t *result) { /* a result that leaks unless someone frees it */
+    char *p = malloc(8);
+    if (!p) return ASYNC_ENOMEM;
+    snprintf(p, 8, "r%d", (int)(intptr_t)arg);
+    *result = (intptr_t)p;
+    return 0;
 }
 
 static void thr_reset(void) {
@@ -132,9 +148,8 @@ static async_task *thr_call(thr_call_frame *f, async_thread_fn fn, intptr_t arg,
     return &f->task;
 }
 
-static async_loop *thr_virtual_loop(void) {
-    async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
-    ASSERT(loop != NULL);
+static async_loop *thr_loop(void) {
+    async_loop *loop = new_hosted_loop();
     thr_reset();
     return loop;
 }
@@ -155,8 +170,8 @@ static async_status thr_three_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(thread_results_come_back_in_argument_order) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_results_come_back_in_argument_order, TEST_THREADS) {
+    async_loop *loop = thr_loop();
     static thr_three_frame m;
     async_ms start = async_loop_now(loop);
     ASYNC_FRAME_INIT(&m, thr_three_run);
@@ -187,8 +202,8 @@ static async_status thr_meet_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(thread_calls_run_concurrently_on_the_pool) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_calls_run_concurrently_on_the_pool, TEST_THREADS) {
+    async_loop *loop = thr_loop();
     static thr_meet_frame m;
     ASYNC_FRAME_INIT(&m, thr_meet_run);
     m.threads = 3;
@@ -200,8 +215,8 @@ TEST(thread_calls_run_concurrently_on_the_pool) {
     async_loop_free(loop);
 }
 
-TEST(thread_pool_size_limits_concurrency) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_pool_size_limits_concurrency, TEST_THREADS) {
+    async_loop *loop = thr_loop();
     static thr_meet_frame m;
     ASYNC_FRAME_INIT(&m, thr_meet_run);
     m.threads = 2; /* the third call cannot start while two wait: they time out */
@@ -211,12 +226,12 @@ TEST(thread_pool_size_limits_concurrency) {
     async_loop_free(loop);
 }
 
-TEST(thread_pool_size_from_the_environment) {
+TEST_TAGGED(thread_pool_size_from_the_environment, TEST_THREADS) {
     async_loop *loop;
     static thr_meet_frame m;
     static thr_call_frame more[2];
     setenv("ASYNC_THREADS", "5", 1);
-    loop = thr_virtual_loop();
+    loop = thr_loop();
     ASYNC_FRAME_INIT(&m, thr_meet_run);
     thr_meet_want = 5; /* more than the default 4 */
     m.threads = 0;
@@ -226,8 +241,6 @@ TEST(thread_pool_size_from_the_environment) {
     async_loop_free(loop);
     unsetenv("ASYNC_THREADS");
 }
-
-/* ---- many in flight ---- */
 
 enum { THR_MANY = 1000 };
 
@@ -251,8 +264,8 @@ static async_status thr_many_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(thread_a_thousand_calls_in_flight) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_a_thousand_calls_in_flight, TEST_THREADS) {
+    async_loop *loop = thr_loop();
     static thr_many_frame m;
     ASYNC_FRAME_INIT(&m, thr_many_run);
     ASSERT_EQ(async_run(loop, &m.task), 0);
@@ -261,7 +274,7 @@ TEST(thread_a_thousand_calls_in_flight) {
     async_loop_free(loop);
 }
 
-TEST(thread_calls_on_a_real_clock_loop) {
+TEST_TAGGED(thread_calls_on_a_real_clock_loop, TEST_THREADS) {
     async_loop *loop = async_loop_new(0);
     static thr_many_frame m;
     ASSERT(loop != NULL);
@@ -288,10 +301,10 @@ static async_status thr_errors_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(thread_errors_of_the_function_are_raised_at_the_await) {
+TEST_TAGGED(thread_errors_of_the_function_are_raised_at_the_await, TEST_THREADS) {
     static thr_errors_frame m;
     thr_call_frame *io = &m.io, *user = &m.user, *unknown = &m.unknown;
-    async_loop *loop = thr_virtual_loop();
+    async_loop *loop = thr_loop();
     ASYNC_FRAME_INIT(&m, thr_errors_run);
     ASSERT_EQ(async_run(loop, &m.task), 0);
     ASSERT_EQ(async_task_code(&m.bad.task), ASYNC_EINVAL); /* a NULL function */
@@ -309,7 +322,7 @@ TEST(thread_errors_of_the_function_are_raised_at_the_await) {
     async_loop_free(loop);
 }
 
-TEST(thread_portable_loop_is_not_supported) {
+TEST_TAGGED(thread_portable_loop_is_not_supported, TEST_THREADS) {
     static async_loop plain;
     static thr_call_frame c;
     async_loop_init(&plain);
@@ -319,8 +332,8 @@ TEST(thread_portable_loop_is_not_supported) {
     ASSERT_EQ(async_loop_jobs(&plain), 0);
 }
 
-TEST(thread_pool_api_rejects_bad_input) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_pool_api_rejects_bad_input, TEST_THREADS) {
+    async_loop *loop = thr_loop();
     ASSERT(async_pool_new(0) == NULL);
     ASSERT(async_pool_new(ASYNC_POOL_MAX_THREADS + 1) == NULL);
     ASSERT_EQ(async_pool_free(NULL), 0);
@@ -335,6 +348,7 @@ TEST(thread_pool_api_rejects_bad_input) {
 
 /* A loop allocator that allows `thr_alloc_budget` allocations, then fails (size 0 frees). */
 static int thr_alloc_budget;
+
 static void *thr_budget_realloc(void *ctx, void *p, size_t n) {
     (void)ctx;
     if (n == 0) {
@@ -345,9 +359,9 @@ static void *thr_budget_realloc(void *ctx, void *p, size_t n) {
     return realloc(p, n);
 }
 
-TEST(thread_allocation_failure_is_enomem_at_the_await) {
+TEST_TAGGED(thread_allocation_failure_is_enomem_at_the_await, TEST_THREADS) {
     static thr_call_frame c;
-    async_loop *loop = thr_virtual_loop();
+    async_loop *loop = thr_loop();
     async_loop_set_allocator(loop, thr_budget_realloc, NULL);
     thr_alloc_budget = 0; /* the loop's thread state cannot be made */
     ASSERT_EQ(async_run(loop, thr_call(&c, thr_identity, 1, NULL)), ASYNC_ENOMEM);
@@ -358,6 +372,26 @@ TEST(thread_allocation_failure_is_enomem_at_the_await) {
     ASSERT_EQ(async_run(loop, thr_call(&c, thr_identity, 5, NULL)), 0);
     ASSERT_EQ(c.result, 5);
     async_loop_free(loop);
+}
+
+/* A hosted loop whose allocator was taken away: job records and the loop's thread state come from
+ * malloc, and go back to free. */
+TEST_TAGGED(thread_loop_without_allocator_uses_malloc, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static pool_op_frame f;
+    const char *path = test_path("malloc.txt");
+    async_loop_set_allocator(loop, NULL, NULL);
+    pool_op(&f, POOL_TO_THREAD)->arg = 11;
+    ASSERT_EQ(pool_go(loop, &f), 0);
+    ASSERT_EQ(f.result, 11);
+    pool_op(&f, POOL_WRITE_ALL)->path = path; /* a record with a payload */
+    f.data = "mem";
+    f.len = 3;
+    ASSERT_EQ(pool_go(loop, &f), 0);
+    ASSERT_EQ(f.result, 3);
+    ASSERT_STR_EQ(test_read_file(path), "mem");
+    async_loop_free(loop);
+    test_rmdir();
 }
 
 /* ---- cancellation, timeouts, loops freed with calls in flight ---- */
@@ -391,8 +425,8 @@ static async_status thr_cancel_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(thread_cancelled_awaiter_leaves_the_thread_running_and_the_dtor_frees) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_cancelled_awaiter_leaves_the_thread_running_and_the_dtor_frees, TEST_THREADS | TEST_WAITS) {
+    async_loop *loop = thr_loop();
     static thr_cancel_frame m;
     ASYNC_FRAME_INIT(&m, thr_cancel_run);
     ASSERT_EQ(async_run(loop, &m.task), 0);
@@ -423,8 +457,8 @@ static async_status thr_late_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(thread_cancel_after_completion_discards_the_result) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_cancel_after_completion_discards_the_result, TEST_THREADS | TEST_WAITS) {
+    async_loop *loop = thr_loop();
     static thr_late_frame m;
     ASYNC_FRAME_INIT(&m, thr_late_run);
     ASSERT_EQ(async_run(loop, &m.task), 0);
@@ -449,7 +483,7 @@ static async_status thr_timeout_run(async_task *t) {
 }
 
 /* The timeout needs time to pass while the call runs: a real-clock loop, 10 ms. */
-TEST(thread_timeout_of_the_awaiter_discards_the_result) {
+TEST_TAGGED(thread_timeout_of_the_awaiter_discards_the_result, TEST_THREADS) {
     async_loop *loop = async_loop_new(0);
     static thr_cancel_frame m;
     ASSERT(loop != NULL);
@@ -472,8 +506,7 @@ typedef struct {
 } thr_vtimeout_frame;
 
 static int thr_sleep_20ms(void *arg, intptr_t *result) {
-    struct timespec ts = {0, 20000000L};
-    nanosleep(&ts, NULL);
+    sleep_ms(20);
     *result = (intptr_t)arg;
     return 0;
 }
@@ -485,8 +518,8 @@ static async_status thr_vtimeout_run(async_task *t) {
     ASYNC_END(t);
 }
 
-TEST(thread_virtual_clock_waits_for_calls_instead_of_jumping) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_virtual_clock_waits_for_calls_instead_of_jumping, TEST_THREADS) {
+    async_loop *loop = thr_loop();
     static thr_vtimeout_frame m;
     async_ms start = async_loop_now(loop);
     ASYNC_FRAME_INIT(&m, thr_vtimeout_run);
@@ -518,8 +551,8 @@ static void thr_quiet(async_loop *loop, async_task *task, const async_error *err
     (void)ctx;
 }
 
-TEST(thread_deadlock_is_still_detected_after_calls) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_deadlock_is_still_detected_after_calls, TEST_THREADS) {
+    async_loop *loop = thr_loop();
     static thr_deadlock_frame m;
     async_loop_set_error_handler(loop, thr_quiet, NULL); /* main's cancellation is expected */
     ASYNC_FRAME_INIT(&m, thr_deadlock_run);
@@ -540,15 +573,14 @@ static async_status thr_starter_run(async_task *t) {
 }
 
 static void *thr_open_later(void *arg) {
-    struct timespec ts = {0, 20000000L};
     (void)arg;
-    nanosleep(&ts, NULL);
+    sleep_ms(20);
     thr_gate_open();
     return NULL;
 }
 
-TEST(thread_loop_free_waits_for_calls_in_flight) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_loop_free_waits_for_calls_in_flight, TEST_THREADS | TEST_WAITS) {
+    async_loop *loop = thr_loop();
     static thr_call_frame c[3];
     static thr_starter_frame s;
     pthread_t opener;
@@ -564,8 +596,8 @@ TEST(thread_loop_free_waits_for_calls_in_flight) {
     pthread_join(opener, NULL);
 }
 
-TEST(thread_loop_free_discards_results_never_delivered) {
-    async_loop *loop = thr_virtual_loop();
+TEST_TAGGED(thread_loop_free_discards_results_never_delivered, TEST_THREADS | TEST_WAITS) {
+    async_loop *loop = thr_loop();
     static thr_call_frame c[3];
     static thr_starter_frame s;
     int i;
@@ -574,14 +606,138 @@ TEST(thread_loop_free_discards_results_never_delivered) {
     ASSERT_EQ(async_run(loop, &s.task), 0);
     thr_gate_open();
     while (thr_gate_count(&thr_gate.finished) < 3) {
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(1);
     }
     async_loop_free(loop); /* the awaiters never run again: the results go to the dtor */
     ASSERT_EQ(thr_dtor_calls, 3);
 }
 
-/* ---- pools shared by loops ---- */
+/* ---- the call record: pending cancellation, NULL, swapped during the await ---- */
+
+TEST_TAGGED(thread_cancel_pending_at_each_await_never_starts_the_call, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static pool_op_frame f;
+    static char buf[8];
+    const char *path = test_path("c.txt"), *fresh = test_path("fresh.txt");
+    async_file *file;
+    test_write_file(path, "abc");
+    file = pool_open(loop, path, "r+");
+    pool_runs = 0;
+    pool_op(&f, POOL_TO_THREAD)->cancel_first = true;
+    ASSERT_EQ(pool_go(loop, &f), ASYNC_ECANCELED);
+    ASSERT(!f.reached);
+    pool_op(&f, POOL_READ_ALL)->cancel_first = true;
+    f.path = path;
+    ASSERT_EQ(pool_go(loop, &f), ASYNC_ECANCELED);
+    ASSERT(f.all == NULL);
+    pool_op(&f, POOL_WRITE_ALL)->cancel_first = true;
+    f.path = fresh;
+    f.data = "new";
+    f.len = 3;
+    ASSERT_EQ(pool_go(loop, &f), ASYNC_ECANCELED);
+    pool_op(&f, POOL_OPEN)->cancel_first = true;
+    f.path = fresh;
+    f.how = "w";
+    ASSERT_EQ(pool_go(loop, &f), ASYNC_ECANCELED);
+    ASSERT(f.file == NULL);
+    ASSERT(access(fresh, F_OK) != 0); /* neither the write_all nor the open created it */
+    pool_op(&f, POOL_WRITE)->cancel_first = true;
+    f.file = file;
+    f.data = "XYZ";
+    f.len = 3;
+    ASSERT_EQ(pool_go(loop, &f), ASYNC_ECANCELED);
+    pool_op(&f, POOL_READ)->cancel_first = true;
+    f.file = file;
+    f.buf = buf;
+    f.cap = sizeof buf;
+    ASSERT_EQ(pool_go(loop, &f), ASYNC_ECANCELED);
+    pool_op(&f, POOL_CLOSE)->cancel_first = true;
+    f.file = file;
+    ASSERT_EQ(pool_go(loop, &f), ASYNC_ECANCELED);
+    ASSERT_EQ(async_loop_jobs(loop), 0);
+    /* none of them ran: the function was never called, the file is open, unread and unwritten */
+    ASSERT_EQ(__atomic_load_n(&pool_runs, __ATOMIC_SEQ_CST), 0);
+    pool_op(&f, POOL_READ)->file = file;
+    f.buf = buf;
+    f.cap = sizeof buf;
+    ASSERT_EQ(pool_go(loop, &f), 0);
+    ASSERT_EQ(f.nread, 3);
+    ASSERT(memcmp(buf, "abc", 3) == 0);
+    ASSERT_EQ(pool_close(loop, file), 0);
+    async_loop_free(loop);
+    test_rmdir();
+}
+
+TEST_TAGGED(thread_null_call_is_einval_for_every_await, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static pool_op_frame f;
+    static char buf[8];
+    const char *path = test_path("n.txt");
+    async_file *file;
+    int op;
+    test_write_file(path, "abc");
+    file = pool_open(loop, path, "r+");
+    pool_runs = 0;
+    for (op = POOL_TO_THREAD; op <= POOL_CLOSE; op++) {
+        pool_op(&f, op)->callp = NULL;
+        f.path = path;
+        f.how = "r";
+        f.data = "x";
+        f.len = 1;
+        f.buf = buf;
+        f.cap = sizeof buf;
+        f.file = file;
+        ASSERT_EQ(pool_go(loop, &f), ASYNC_EINVAL);
+        ASSERT(!f.reached);
+    }
+    ASSERT_EQ(async_loop_jobs(loop), 0);
+    ASSERT_EQ(__atomic_load_n(&pool_runs, __ATOMIC_SEQ_CST), 0);
+    ASSERT_STR_EQ(test_read_file(path), "abc");
+    ASSERT_EQ(pool_close(loop, file), 0); /* the NULL close did not close it */
+    async_loop_free(loop);
+    test_rmdir();
+}
+
+/* The await's call record is an argument evaluated again at the resume: one swapped for a record with
+ * no call in it is ASYNC_EINVAL there, and the call's result, which no one can receive now, goes to the
+ * dtor (when the loop is freed), exactly once. */
+typedef struct {
+    async_task task;
+    pool_op_frame w;
+    async_thread_call other;
+    async_group g;
+} thr_swap_frame;
+
+static async_status thr_swap_run(async_task *t) {
+    thr_swap_frame *f = (thr_swap_frame *)t;
+    ASYNC_BEGIN(t);
+    pool_op(&f->w, POOL_TO_THREAD)->fn = thr_heap;
+    f->w.arg = 5;
+    f->w.dtor = thr_free_dtor;
+    ASYNC_SPAWN(t, &f->g, &f->w.task);
+    ASYNC_YIELD(t); /* w waits for its call */
+    ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 1);
+    f->w.callp = &f->other;
+    AWAIT_GROUP(t, &f->g);
+    ASYNC_END(t);
+}
+
+TEST_TAGGED(thread_call_swapped_during_the_await_is_einval_and_the_dtor_frees, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static thr_swap_frame m;
+    thr_dtor_calls = 0;
+    ASYNC_FRAME_INIT(&m, thr_swap_run);
+    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(m.w.code, ASYNC_EINVAL);
+    ASSERT(!m.w.reached);
+    ASSERT_EQ(async_thread_result(&m.other), 0);
+    ASSERT_EQ(async_loop_jobs(loop), 0);
+    ASSERT_EQ(thr_dtor_calls, 0);
+    async_loop_free(loop);
+    ASSERT_EQ(thr_dtor_calls, 1);
+}
+
+/* ---- pools: shared by loops, attached loops, threads that cannot start, sizes, switches, job records ---- */
 
 typedef struct {
     async_pool *pool;
@@ -605,9 +761,9 @@ static void *thr_run_loop(void *arg) {
     return NULL;
 }
 
-TEST(thread_two_loops_on_two_threads_share_one_pool) {
+TEST_TAGGED(thread_two_loops_on_two_threads_share_one_pool, TEST_THREADS | TEST_WAITS) {
     async_pool *pool = async_pool_new(2);
-    async_loop *idle = thr_virtual_loop();
+    async_loop *idle = thr_loop();
     thr_loop_job a = {0, 0, -1}, b = {0, 0, -1};
     pthread_t ta, tb;
     ASSERT(pool != NULL);
@@ -627,9 +783,7 @@ TEST(thread_two_loops_on_two_threads_share_one_pool) {
     async_loop_free(idle);
 }
 
-/* ---- a loop attached to the application's ev_loop ---- */
-
-TEST(thread_calls_in_an_attached_loop) {
+TEST_TAGGED(thread_calls_in_an_attached_loop, TEST_THREADS) {
     struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
     async_loop *loop = async_loop_attach(ev);
     static thr_three_frame m;
@@ -644,443 +798,191 @@ TEST(thread_calls_in_an_attached_loop) {
     ev_loop_destroy(ev);
 }
 
-/* ---- files ---- */
-
-static char thr_dir[64];
-
-/* Removes the test's directory; also at exit, so that a failing test leaves nothing behind. */
-static void thr_rmdir(void) {
-    char cmd[128];
-    if (!thr_dir[0]) return;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", thr_dir);
-    thr_dir[0] = '\0';
-    if (system(cmd) != 0) fprintf(stderr, "    could not remove %s\n", cmd + 7);
+/* The process's threads, as the kernel counts them. */
+static int thr_threads_now(void) {
+    char line[256];
+    int n = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    ASSERT(f != NULL);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    fclose(f);
+    return n;
 }
 
-/* A path in a fresh directory of the test's own under /tmp. */
-static const char *thr_path(const char *name) {
-    static char path[2][128];
-    static int k;
-    k ^= 1;
-    if (!thr_dir[0]) {
-        strcpy(thr_dir, "/tmp/async-test-thread-XXXXXX");
-        ASSERT(mkdtemp(thr_dir) != NULL);
-        atexit(thr_rmdir);
+/* The thread count once it reads `want` (a joined thread leaves the kernel's count a moment after
+ * pthread_join returns); the last reading if it does not within 2 s. */
+static int thr_threads(int want) {
+    int i, n = thr_threads_now();
+    for (i = 0; i < 2000 && n != want; i++) {
+        sleep_ms(1);
+        n = thr_threads_now();
     }
-    snprintf(path[k], sizeof path[k], "%s/%s", thr_dir, name);
-    return path[k];
+    return n;
 }
 
-/* A file coroutine: one step per field, each catching its error into codes[]. */
-typedef struct {
-    async_task task;
-    const char *path;
-    async_thread_call call;
-    async_file *file;
-    char *data;
-    size_t len, n;
-    char buf[64];
-    char all[256];
-    int code;
-} thr_file_frame;
-
-static async_status thr_write_read_run(async_task *t) {
-    thr_file_frame *f = (thr_file_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_FILE_WRITE_ALL(t, &f->call, f->path, "Hello, Async World!", 19, 0600);
-    ASSERT_EQ(async_thread_result(&f->call), 19);
-    AWAIT_FILE_READ_ALL(t, &f->call, f->path, &f->data, &f->len);
-    ASSERT_EQ(f->len, 19);
-    ASSERT_STR_EQ(f->data, "Hello, Async World!");
-    free(f->data);
-    f->data = NULL;
-    AWAIT_FILE_WRITE_ALL(t, &f->call, f->path, NULL, 0, 0600); /* truncates */
-    AWAIT_FILE_READ_ALL(t, &f->call, f->path, &f->data, &f->len);
-    ASSERT_EQ(f->len, 0);
-    ASSERT_STR_EQ(f->data, "");
-    free(f->data);
-    ASYNC_END(t);
-}
-
-TEST(thread_file_write_all_then_read_all) {
-    async_loop *loop = thr_virtual_loop();
-    static thr_file_frame m;
-    struct stat st;
-    ASYNC_FRAME_INIT(&m, thr_write_read_run);
-    m.path = thr_path("hello.txt");
-    ASSERT_EQ(async_run(loop, &m.task), 0);
-    ASSERT_EQ(stat(m.path, &st), 0);
-    ASSERT_EQ(st.st_mode & 0177, 0); /* created with 0600 (the umask may only remove bits) */
-    async_loop_free(loop);
-    thr_rmdir();
-}
-
-/* A read_all of a file bigger than any first guess (a /proc file says size 0) still gets everything. */
-static async_status thr_read_proc_run(async_task *t) {
-    thr_file_frame *f = (thr_file_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_FILE_READ_ALL(t, &f->call, "/proc/self/maps", &f->data, &f->len);
-    ASSERT(f->len > 0);
-    ASSERT_EQ(strlen(f->data), f->len);
-    free(f->data);
-    ASYNC_END(t);
-}
-
-TEST(thread_file_read_all_of_a_file_of_unknown_size) {
-    async_loop *loop = thr_virtual_loop();
-    static thr_file_frame m;
-    ASYNC_FRAME_INIT(&m, thr_read_proc_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
-    async_loop_free(loop);
-}
-
-static async_status thr_chunks_run(async_task *t) {
-    thr_file_frame *f = (thr_file_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "w");
-    AWAIT_FILE_WRITE(t, &f->call, f->file, "one ", 4);
-    AWAIT_FILE_WRITE(t, &f->call, f->file, "two ", 4);
-    AWAIT_FILE_CLOSE(t, &f->call, f->file);
-    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "a");
-    AWAIT_FILE_WRITE(t, &f->call, f->file, "three", 5);
-    AWAIT_FILE_CLOSE(t, &f->call, f->file);
-    /* read back in chunks of 3 bytes until the end */
-    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "rb");
-    f->len = 0;
-    do {
-        AWAIT_FILE_READ(t, &f->call, f->file, f->buf, 3, &f->n);
-        ASSERT(f->n <= 3);
-        memcpy(f->all + f->len, f->buf, f->n);
-        f->len += f->n;
-    } while (f->n > 0);
-    f->all[f->len] = '\0';
-    ASSERT_STR_EQ(f->all, "one two three");
-    AWAIT_FILE_READ(t, &f->call, f->file, f->buf, 0, &f->n); /* zero bytes asked, zero read */
-    ASSERT_EQ(f->n, 0);
-    AWAIT_FILE_CLOSE(t, &f->call, f->file);
-    /* "x" refuses an existing file, "r+" reads and writes */
-    ASYNC_TRY(t) {
-        AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "wx");
-    }
-    ASYNC_CATCH(t) {
-        f->code = async_caught(t)->code;
-    }
-    ASYNC_END_TRY(t);
-    ASSERT_EQ(f->code, ASYNC_EEXIST);
-    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r+");
-    AWAIT_FILE_WRITE(t, &f->call, f->file, "ONE", 3);
-    AWAIT_FILE_READ(t, &f->call, f->file, f->buf, sizeof f->buf, &f->n);
-    ASSERT_EQ(f->n, 10);
-    ASSERT(memcmp(f->buf, " two three", 10) == 0);
-    AWAIT_FILE_CLOSE(t, &f->call, f->file);
-    ASYNC_END(t);
-}
-
-TEST(thread_file_chunked_reads_and_writes) {
-    async_loop *loop = thr_virtual_loop();
-    static thr_file_frame m;
-    ASYNC_FRAME_INIT(&m, thr_chunks_run);
-    m.path = thr_path("chunks.txt");
-    ASSERT_EQ(async_run(loop, &m.task), 0);
-    async_loop_free(loop);
-    thr_rmdir();
-}
-
-/* One failing file call: which one is `op`; the code it raised goes to f->code. */
-enum { THR_READ_ALL, THR_WRITE_ALL, THR_OPEN_R, THR_OPEN_W, THR_OPEN_BAD, THR_WRITE_CHUNK, THR_NULLS };
-
-typedef struct {
-    async_task task;
-    int op;
-    const char *path, *how;
-    async_thread_call call;
-    async_file *file;
-    char *data;
-    size_t len;
-    int code;
-} thr_fail_frame;
-
-static async_status thr_file_fail_run(async_task *t) {
-    thr_fail_frame *f = (thr_fail_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_TRY(t) {
-        if (f->op == THR_READ_ALL) {
-            AWAIT_FILE_READ_ALL(t, &f->call, f->path, &f->data, &f->len);
-            free(f->data); /* not reached when it fails */
-        } else if (f->op == THR_WRITE_ALL) {
-            AWAIT_FILE_WRITE_ALL(t, &f->call, f->path, "x", 1, 0644);
-        } else if (f->op == THR_OPEN_R || f->op == THR_OPEN_W || f->op == THR_OPEN_BAD) {
-            AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, f->how);
-            AWAIT_FILE_CLOSE(t, &f->call, f->file); /* not reached when it fails */
-        } else if (f->op == THR_WRITE_CHUNK) {
-            AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "w");
-            ASYNC_TRY(t) {
-                AWAIT_FILE_WRITE(t, &f->call, f->file, "hello", 5);
-            }
-            ASYNC_FINALLY(t) {
-                AWAIT_FILE_CLOSE(t, &f->call, f->file);
-            }
-            ASYNC_END_TRY(t);
-        } else {
-            AWAIT_FILE_CLOSE(t, &f->call, NULL);
-        }
-    }
-    ASYNC_CATCH(t) {
-        f->code = async_caught(t)->code;
-    }
-    ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static int thr_file_fails(int op, const char *path, const char *how) {
-    async_loop *loop = thr_virtual_loop();
-    static thr_fail_frame m;
-    ASSERT(ASYNC_FRAME_INIT(&m, thr_file_fail_run));
-    m.op = op;
-    m.path = path;
-    m.how = how;
-    ASSERT_EQ(async_run(loop, &m.task), 0);
-    async_loop_free(loop);
-    return m.code;
-}
-
-TEST(thread_file_missing_is_enoent) {
-    ASSERT_EQ(thr_file_fails(THR_READ_ALL, thr_path("missing"), NULL), ASYNC_ENOENT);
-    ASSERT_EQ(thr_file_fails(THR_OPEN_R, thr_path("missing"), "r"), ASYNC_ENOENT);
-    ASSERT_EQ(thr_file_fails(THR_WRITE_ALL, thr_path("no/such/dir"), NULL), ASYNC_ENOENT);
-    thr_rmdir();
-}
-
-/* As root, mode 000 denies nothing: this test's own process becomes nobody first (each test runs in a
- * process of its own), before it makes its files and threads. */
-TEST(thread_file_directories_and_permissions) {
-    const char *locked;
-    int fd, dropped = geteuid() != 0 || (setgid(65534) == 0 && setuid(65534) == 0);
-    if (!dropped) fprintf(stderr, "    root could not become nobody: EACCES is not checked\n");
-    locked = thr_path("locked");
-    fd = open(locked, O_WRONLY | O_CREAT, 0600);
-    ASSERT(fd >= 0);
-    close(fd);
-    ASSERT_EQ(chmod(locked, 0), 0);
-    ASSERT_EQ(thr_file_fails(THR_OPEN_W, thr_dir, "w"), ASYNC_EISDIR);
-    ASSERT_EQ(thr_file_fails(THR_WRITE_ALL, thr_dir, NULL), ASYNC_EISDIR);
-    ASSERT_EQ(thr_file_fails(THR_READ_ALL, thr_dir, NULL), ASYNC_EISDIR);
-    ASSERT_EQ(thr_file_fails(THR_READ_ALL, "/dev/null/x", NULL), ASYNC_ENOTDIR);
-    if (dropped) {
-        ASSERT_EQ(thr_file_fails(THR_READ_ALL, locked, NULL), ASYNC_EACCES);
-        ASSERT_EQ(thr_file_fails(THR_OPEN_W, locked, "w"), ASYNC_EACCES);
-        ASSERT_EQ(thr_file_fails(THR_WRITE_ALL, locked, NULL), ASYNC_EACCES);
-    }
-    thr_rmdir();
-}
-
-TEST(thread_file_full_disk_is_enospc) {
-    ASSERT_EQ(thr_file_fails(THR_WRITE_ALL, "/dev/full", NULL), ASYNC_ENOSPC);
-    ASSERT_EQ(thr_file_fails(THR_WRITE_CHUNK, "/dev/full", NULL), ASYNC_ENOSPC);
-}
-
-TEST(thread_file_bad_arguments_are_einval) {
-    ASSERT_EQ(thr_file_fails(THR_READ_ALL, NULL, NULL), ASYNC_EINVAL);
-    ASSERT_EQ(thr_file_fails(THR_WRITE_ALL, NULL, NULL), ASYNC_EINVAL);
-    ASSERT_EQ(thr_file_fails(THR_OPEN_BAD, thr_path("f"), "q"), ASYNC_EINVAL);
-    ASSERT_EQ(thr_file_fails(THR_OPEN_BAD, thr_path("f"), "rx"), ASYNC_EINVAL);
-    ASSERT_EQ(thr_file_fails(THR_OPEN_BAD, thr_path("f"), "w++"), ASYNC_EINVAL);
-    ASSERT_EQ(thr_file_fails(THR_OPEN_BAD, thr_path("f"), NULL), ASYNC_EINVAL);
-    ASSERT_EQ(thr_file_fails(THR_NULLS, NULL, NULL), ASYNC_EINVAL);
-    thr_rmdir();
-}
-
-/* A read blocked on a FIFO: cancelled, then the file closed while the read still runs (the close waits
- * for it, and calls on the closing file fail with EBADF), then data arrives and everything ends. */
-typedef struct {
-    async_task task;
-    async_file *file;
-    async_thread_call call;
-    char buf[8];
-    size_t n;
-    int code;
-} thr_reader_frame;
-
-static async_status thr_reader_run(async_task *t) {
-    thr_reader_frame *f = (thr_reader_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_FILE_READ(t, &f->call, f->file, f->buf, sizeof f->buf, &f->n);
-    ASYNC_END(t);
-}
-
-typedef struct {
-    async_task task;
-    const char *path;
-    async_thread_call call, call2;
-    async_file *file;
-    thr_reader_frame reader;
-    thr_fail_frame closer;
-    async_group g;
-    int wfd, code;
-} thr_fifo_frame;
-
-static async_status thr_closer_run(async_task *t) {
-    thr_fail_frame *f = (thr_fail_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_FILE_CLOSE(t, &f->call, f->file);
-    ASYNC_END(t);
-}
-
-static async_status thr_fifo_run(async_task *t) {
-    thr_fifo_frame *f = (thr_fifo_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r+"); /* O_RDWR: a FIFO opens without a writer */
-    ASYNC_FRAME_INIT(&f->reader, thr_reader_run);
-    f->reader.file = f->file;
-    ASYNC_SPAWN(t, &f->g, &f->reader.task);
-    while (async_loop_jobs(async_task_loop(t)) == 0) ASYNC_YIELD(t);
-    async_cancel(&f->reader.task); /* its read is blocked in a pool thread */
-    ASYNC_FRAME_INIT(&f->closer, thr_closer_run);
-    f->closer.file = f->file;
-    ASYNC_SPAWN(t, &f->g, &f->closer.task);
-    ASYNC_YIELD(t);
-    ASYNC_YIELD(t); /* the closer has started its close, parked behind the read */
-    ASSERT(!async_task_done(&f->closer.task));
-    ASYNC_TRY(t) {
-        AWAIT_FILE_WRITE(t, &f->call2, f->file, "no", 2);
-    }
-    ASYNC_CATCH(t) {
-        f->code = async_caught(t)->code;
-    }
-    ASYNC_END_TRY(t);
-    ASSERT_EQ(f->code, ASYNC_EBADF);
-    ASSERT_EQ(write(f->wfd, "data", 4), 4); /* the blocked read returns; then the close runs */
-    AWAIT_GROUP(t, &f->g);
-    ASSERT(async_task_cancelled(&f->reader.task));
-    ASSERT_EQ(async_task_code(&f->closer.task), 0);
-    ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 0);
-    ASYNC_END(t);
-}
-
-TEST(thread_file_close_waits_for_a_cancelled_read) {
-    async_loop *loop = thr_virtual_loop();
-    static thr_fifo_frame m;
-    const char *fifo = thr_path("fifo");
-    ASSERT_EQ(mkfifo(fifo, 0600), 0);
-    ASYNC_FRAME_INIT(&m, thr_fifo_run);
-    m.path = fifo;
-    m.wfd = open(fifo, O_RDWR | O_NONBLOCK);
-    ASSERT(m.wfd >= 0);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
-    close(m.wfd);
-    async_loop_free(loop);
-    thr_rmdir();
-}
-
-/* A read_all cancelled while it blocks in open() on a FIFO: its buffer is freed when it comes back. */
-typedef struct {
-    async_task task;
-    const char *path;
-    thr_fail_frame reader;
-    async_group g;
-} thr_fifo_all_frame;
-
-static void *thr_feed_fifo(void *arg) {
-    int fd = open((const char *)arg, O_WRONLY); /* blocks until the reader has opened */
-    if (fd >= 0) {
-        if (write(fd, "fifo data", 9) != 9) perror("write");
-        close(fd);
-    }
+static void *thr_wait_for_eof(void *arg) {
+    char c;
+    while (read(*(int *)arg, &c, 1) > 0) {}
     return NULL;
 }
 
-static async_status thr_fifo_all_run(async_task *t) {
-    thr_fifo_all_frame *f = (thr_fifo_all_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_FRAME_INIT(&f->reader, thr_file_fail_run);
-    f->reader.op = THR_READ_ALL;
-    f->reader.path = f->path;
-    ASYNC_SPAWN(t, &f->g, &f->reader.task);
-    while (async_loop_jobs(async_task_loop(t)) == 0) ASYNC_YIELD(t);
-    async_cancel(&f->reader.task);
-    AWAIT_GROUP(t, &f->g);
-    ASSERT_EQ(f->reader.code, ASYNC_ECANCELED);
-    ASYNC_END(t);
+/* The thread count with no pool running, once any helper thread a sanitizer starts with the first
+ * pthread_create (ThreadSanitizer's background thread) exists: a thread is made, counted while it
+ * waits, and joined first. */
+static int thr_threads_base(void) {
+    pthread_t th;
+    int p[2], n;
+    ASSERT_EQ(pipe(p), 0);
+    ASSERT_EQ(pthread_create(&th, NULL, thr_wait_for_eof, &p[0]), 0);
+    n = thr_threads_now();
+    close(p[1]);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    close(p[0]);
+    return thr_threads(n - 1);
 }
 
-TEST(thread_file_cancelled_read_all_frees_its_buffer) {
-    async_loop *loop = thr_virtual_loop();
-    static thr_fifo_all_frame m;
-    pthread_t feeder;
-    const char *fifo = thr_path("fifo2");
-    ASSERT_EQ(mkfifo(fifo, 0600), 0);
-    ASYNC_FRAME_INIT(&m, thr_fifo_all_run);
-    m.path = fifo;
-    ASSERT_EQ(async_run(loop, &m.task), 0);
-    ASSERT_EQ(pthread_create(&feeder, NULL, thr_feed_fifo, (void *)fifo), 0);
-    async_loop_free(loop); /* waits for the read_all; its buffer goes (ASan and valgrind check) */
-    pthread_join(feeder, NULL);
-    thr_rmdir();
-}
-
-/* Files left open are closed when the loop is freed. */
-static async_status thr_leave_open_run(async_task *t) {
-    thr_file_frame *f = (thr_file_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "w");
-    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r");
-    ASYNC_END(t);
-}
-
-TEST(thread_file_loop_free_closes_files_left_open) {
-    static thr_file_frame m;
-    async_loop *loop = thr_virtual_loop();
-    int before;
-    ASYNC_FRAME_INIT(&m, thr_leave_open_run);
-    m.path = thr_path("open.txt");
-    ASSERT_EQ(async_run(loop, &m.task), 0); /* makes the loop's pool and its eventfd */
-    before = test_count_fds();
+/* The default stack size set so large that no thread can be made: the loop's pool fails to start with
+ * ASYNC_EAGAIN at the await, async_pool_new gives NULL, and once threads can be made again the same loop
+ * makes its pool at the next call. */
+TEST_TAGGED(thread_pool_that_cannot_start_threads_is_eagain, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static pool_op_frame f;
+    pthread_attr_t saved, huge;
+    int base = thr_threads_base();
+    ASSERT_EQ(pthread_getattr_default_np(&saved), 0);
+    ASSERT_EQ(pthread_attr_init(&huge), 0);
+    ASSERT_EQ(pthread_attr_setstacksize(&huge, (size_t)1 << 50), 0); /* more than the address space */
+    ASSERT_EQ(pthread_setattr_default_np(&huge), 0);
+    pool_runs = 0;
+    pool_op(&f, POOL_TO_THREAD)->arg = 3;
+    /* glibc turns the failed mmap of the stack into EAGAIN; under valgrind that mmap fails with EINVAL,
+     * which pthread_create passes on: the pool reports ASYNC_EAGAIN either way, as async.h says */
+    ASSERT_EQ(pool_go(loop, &f), ASYNC_EAGAIN);
+    ASSERT(async_pool_new(2) == NULL);
+    ASSERT_EQ(pthread_setattr_default_np(&saved), 0);
+    pthread_attr_destroy(&huge);
+    pthread_attr_destroy(&saved);
+    ASSERT_EQ(thr_threads(base), base); /* nothing half-made is left running */
+    ASSERT_EQ(__atomic_load_n(&pool_runs, __ATOMIC_SEQ_CST), 0);
+    ASSERT_EQ(async_loop_set_threads(loop, 2), 0);
+    pool_op(&f, POOL_TO_THREAD)->arg = 4;
+    ASSERT_EQ(pool_go(loop, &f), 0);
+    ASSERT_EQ(f.result, 4);
+    ASSERT_EQ(thr_threads(base + 2), base + 2);
     async_loop_free(loop);
-    ASSERT(test_count_fds() <= before - 2);
-    thr_rmdir();
 }
 
-/* ---- the samples ---- */
-
-TEST(thread_sample_to_thread) {
-    test_run_sample("to_thread", 0, "['Slept for 2 seconds', 'Slept for 1 seconds', 'Slept for 3 seconds']\n", 0);
+/* ASYNC_THREADS values that are no count in 1..ASYNC_POOL_MAX_THREADS give the default pool. */
+TEST_TAGGED(thread_bad_async_threads_values_give_the_default_pool, TEST_THREADS) {
+    static const char *const bad[] = {"abc", "", "5x", "0", "-3", "1025"};
+    static pool_op_frame f;
+    int base = thr_threads_base();
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        async_loop *loop;
+        ASSERT_EQ(setenv("ASYNC_THREADS", bad[i], 1), 0);
+        loop = new_hosted_loop();
+        pool_op(&f, POOL_TO_THREAD)->arg = (intptr_t)i;
+        ASSERT_EQ(pool_go(loop, &f), 0);
+        ASSERT_EQ(f.result, (intptr_t)i);
+        ASSERT_EQ(thr_threads(base + (int)ASYNC_POOL_DEFAULT_THREADS), base + (int)ASYNC_POOL_DEFAULT_THREADS);
+        async_loop_free(loop);
+        ASSERT_EQ(thr_threads(base), base);
+    }
+    unsetenv("ASYNC_THREADS");
 }
 
-TEST(thread_sample_file_io) {
-    test_run_sample("file_io", 0, "File content: Hello, Async World!\n", 0);
+/* The loop's own pool: a size equal to the current one changes nothing, another size stops it (remade at
+ * the next call); a shared pool stops it too; the same shared pool again is no change; NULL goes back to
+ * a pool of its own. */
+TEST_TAGGED(thread_pool_resizes_and_switches_stop_idle_threads, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static pool_op_frame f;
+    async_pool *shared;
+    int base = thr_threads_base();
+    ASSERT_EQ(async_loop_set_threads(loop, 2), 0);
+    pool_op(&f, POOL_TO_THREAD);
+    ASSERT_EQ(pool_go(loop, &f), 0);
+    ASSERT_EQ(thr_threads(base + 2), base + 2);
+    ASSERT_EQ(async_loop_set_threads(loop, 2), 0); /* the same size: the pool stays */
+    ASSERT_EQ(thr_threads_now(), base + 2);
+    ASSERT_EQ(async_loop_set_threads(loop, 3), 0); /* stopped now, made again at the next call */
+    ASSERT_EQ(thr_threads(base), base);
+    pool_op(&f, POOL_TO_THREAD)->arg = 1;
+    ASSERT_EQ(pool_go(loop, &f), 0);
+    ASSERT_EQ(f.result, 1);
+    ASSERT_EQ(thr_threads(base + 3), base + 3);
+    shared = async_pool_new(1);
+    ASSERT(shared != NULL);
+    ASSERT_EQ(async_loop_set_pool(loop, shared), 0); /* its own pool would only idle: stopped */
+    ASSERT_EQ(thr_threads(base + 1), base + 1);
+    ASSERT_EQ(async_loop_set_pool(loop, shared), 0); /* again: nothing changes */
+    ASSERT_EQ(async_pool_free(shared), ASYNC_EBUSY);
+    pool_op(&f, POOL_TO_THREAD)->arg = 2;
+    ASSERT_EQ(pool_go(loop, &f), 0);
+    ASSERT_EQ(f.result, 2);
+    ASSERT_EQ(thr_threads_now(), base + 1);
+    ASSERT_EQ(async_loop_set_pool(loop, NULL), 0);
+    ASSERT_EQ(async_pool_free(shared), 0); /* no loop uses it now */
+    ASSERT_EQ(thr_threads(base), base);
+    pool_op(&f, POOL_TO_THREAD)->arg = 3;
+    ASSERT_EQ(pool_go(loop, &f), 0); /* on a new pool of its own, of the size set */
+    ASSERT_EQ(f.result, 3);
+    ASSERT_EQ(thr_threads(base + 3), base + 3);
+    async_loop_free(loop);
+    ASSERT_EQ(thr_threads(base), base);
 }
 
-static const test_case thread_tests[] = {
-    TEST_ENTRY(thread_results_come_back_in_argument_order)
-    TEST_ENTRY(thread_calls_run_concurrently_on_the_pool)
-    TEST_ENTRY(thread_pool_size_limits_concurrency)
-    TEST_ENTRY(thread_pool_size_from_the_environment)
-    TEST_ENTRY(thread_a_thousand_calls_in_flight)
-    TEST_ENTRY(thread_calls_on_a_real_clock_loop)
-    TEST_ENTRY(thread_errors_of_the_function_are_raised_at_the_await)
-    TEST_ENTRY(thread_portable_loop_is_not_supported)
-    TEST_ENTRY(thread_pool_api_rejects_bad_input)
-    TEST_ENTRY(thread_allocation_failure_is_enomem_at_the_await)
-    TEST_ENTRY(thread_cancelled_awaiter_leaves_the_thread_running_and_the_dtor_frees)
-    TEST_ENTRY(thread_cancel_after_completion_discards_the_result)
-    TEST_ENTRY(thread_timeout_of_the_awaiter_discards_the_result)
-    TEST_ENTRY(thread_virtual_clock_waits_for_calls_instead_of_jumping)
-    TEST_ENTRY(thread_deadlock_is_still_detected_after_calls)
-    TEST_ENTRY(thread_loop_free_waits_for_calls_in_flight)
-    TEST_ENTRY(thread_loop_free_discards_results_never_delivered)
-    TEST_ENTRY(thread_two_loops_on_two_threads_share_one_pool)
-    TEST_ENTRY(thread_calls_in_an_attached_loop)
-    TEST_ENTRY(thread_file_write_all_then_read_all)
-    TEST_ENTRY(thread_file_read_all_of_a_file_of_unknown_size)
-    TEST_ENTRY(thread_file_chunked_reads_and_writes)
-    TEST_ENTRY(thread_file_missing_is_enoent)
-    TEST_ENTRY(thread_file_directories_and_permissions)
-    TEST_ENTRY(thread_file_full_disk_is_enospc)
-    TEST_ENTRY(thread_file_bad_arguments_are_einval)
-    TEST_ENTRY(thread_file_close_waits_for_a_cancelled_read)
-    TEST_ENTRY(thread_file_cancelled_read_all_frees_its_buffer)
-    TEST_ENTRY(thread_file_loop_free_closes_files_left_open)
-    TEST_ENTRY(thread_sample_to_thread)
-    TEST_ENTRY(thread_sample_file_io)
-    {NULL, NULL}
-};
+/* More calls in flight than the loop keeps records for reuse: each comes back right, then a second
+ * round reuses the kept records; the surplus is freed (ASan and valgrind see no leak). */
+enum { THR_REUSE_CALLS = 5000 };
+
+typedef struct {
+    async_task task;
+    async_thread_call call;
+    intptr_t i, result;
+} thr_small_frame;
+
+static async_status thr_small_run(async_task *t) {
+    thr_small_frame *f = (thr_small_frame *)t;
+    ASYNC_BEGIN(t);
+    AWAIT_TO_THREAD(t, &f->call, pool_count, (void *)f->i, NULL);
+    f->result = async_thread_result(&f->call);
+    ASYNC_END(t);
+}
+
+typedef struct {
+    async_task task;
+    thr_small_frame calls[THR_REUSE_CALLS];
+    async_group all;
+    int round, bad;
+} thr_reuse_frame;
+
+static async_status thr_reuse_run(async_task *t) {
+    thr_reuse_frame *f = (thr_reuse_frame *)t;
+    int i;
+    ASYNC_BEGIN(t);
+    for (f->round = 0; f->round < 2; f->round++) {
+        for (i = 0; i < THR_REUSE_CALLS; i++) {
+            ASYNC_FRAME_INIT(&f->calls[i], thr_small_run);
+            f->calls[i].i = i * 3 + f->round;
+        }
+        AWAIT_GATHER_ARRAY(t, &f->all, &f->calls[0].task, THR_REUSE_CALLS, sizeof f->calls[0]);
+        for (i = 0; i < THR_REUSE_CALLS; i++)
+            if (f->calls[i].result != i * 3 + f->round) f->bad++;
+    }
+    ASYNC_END(t);
+}
+
+TEST_TAGGED(thread_job_records_kept_for_reuse_are_capped, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static thr_reuse_frame m;
+    pool_runs = 0;
+    ASYNC_FRAME_INIT(&m, thr_reuse_run);
+    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(m.bad, 0);
+    ASSERT_EQ(__atomic_load_n(&pool_runs, __ATOMIC_SEQ_CST), 2 * THR_REUSE_CALLS);
+    ASSERT_EQ(async_loop_jobs(loop), 0);
+    async_loop_free(loop);
+}

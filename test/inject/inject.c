@@ -25,11 +25,18 @@
  *
  * Options (environment): INJECT_MAX (faults per test, default 120: beyond it, the points are spread
  * evenly over the test's range), INJECT_JOBS (tests run at once, default 2), INJECT_TIMEOUT (s per
- * run, default 20), INJECT_SKIP (comma-separated name parts of tests to leave out), INJECT_VERBOSE=1
- * (every run's outcome). Exit status 1 if any defect was found. */
+ * run, default 20), INJECT_SKIP_TAGS (comma-separated tags of tests to leave out, see test/test.h),
+ * INJECT_SKIP (comma-separated name parts of tests to leave out), INJECT_VERBOSE=1 (every run's
+ * outcome). A test that skips itself (test_skip) is reported as skipped. Exit status 1 if any defect
+ * was found.
+ *
+ * It links the same test objects as the runner (mk/reliability.mk), with -Wl,--wrap=exit: an exit of
+ * the test (test_fail's exit(1), test_skip's) comes here first, so that an assertion that fires while
+ * the census drains a loop returns to the census instead of exiting twice. */
 
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "test.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,19 +46,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-/* runner.c brings the test tables (suites.h) and the sample helpers. Its test_fail ends the child with
- * exit(1); here exit goes through inject_exit, so that an assertion that fires while the census drains
- * a loop returns to the census instead of exiting twice. */
-void inject_exit(int code);
-int inject_runner_main(int argc, char **argv);
-#define exit inject_exit
-#define main inject_runner_main
-#include "runner.c"
-#undef main
-#undef exit
 
 /* ---- what a child reports to the driver (shared memory, one slot per concurrent run) ---- */
 
@@ -227,15 +222,12 @@ static void forget(int i) {
 static jmp_buf census_jmp;
 static int in_census;
 
-void inject_exit(int code) {
-    if (in_census) longjmp(census_jmp, 1);
-    exit(code);
-}
+void __real_exit(int code);
+void __wrap_exit(int code);
 
-static double wall_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+void __wrap_exit(int code) {
+    if (in_census) longjmp(census_jmp, 1);
+    __real_exit(code);
 }
 
 static void census_note(const char *fmt, ...) {
@@ -249,10 +241,10 @@ static void census_note(const char *fmt, ...) {
 
 /* Runs the loop until nothing is ready or sleeping (virtual time jumps; real time waits, 3 s at most). */
 static void inj_drain(async_loop *loop) {
-    double end = wall_now() + 3.0;
+    double end = now_s() + 3.0;
     unsigned passes = 0;
     int32_t d;
-    while ((d = async_poll(loop)) >= 0 && passes++ < 100000 && wall_now() < end) {
+    while ((d = async_poll(loop)) >= 0 && passes++ < 100000 && now_s() < end) {
         if (d == 0) continue;
         if (loop->wait && loop->clock) {
             loop->wait(loop, d > 10 ? 10 : d);
@@ -261,8 +253,7 @@ static void inj_drain(async_loop *loop) {
         } else if (!loop->clock) {
             loop->now += (async_ms)d;
         } else {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
+            sleep_ms(1);
         }
     }
 }
@@ -405,9 +396,13 @@ static void on_alarm(int sig) {
     raise(sig);
 }
 
-/* At the child's exit (the test's end, or test_fail's exit(1)): the loops never freed. */
+static pid_t me_pid; /* the child's process */
+
+/* At the child's exit (the test's end, or test_fail's exit(1)): the loops never freed. Not in a process
+ * the test forked (one that runs async_main, whose loop the wrappers never saw freed). */
 static void census_at_exit(void) {
     int i;
+    if (getpid() != me_pid) return;
     counting = 0;
     for (i = 0; i < MAX_LOOPS; i++)
         if (loops[i] && pthread_equal(loops[i]->thread, pthread_self())) inj_census(loops[i], "exit");
@@ -428,15 +423,17 @@ typedef struct run_result {
     char err[4096]; /* the start of the child's stderr */
 } run_result;
 
-enum { R_PASS, R_FAILED, R_CENSUS, R_SANITIZER, R_CRASH, R_HANG, R_OTHER, R_COUNT };
-static const char *const outcome_names[R_COUNT] = {"passed", "failed an assertion", "census not zero",
-                                                    "sanitizer report", "crash", "hang", "other exit"};
+enum { R_PASS, R_FAILED, R_SKIPPED, R_CENSUS, R_SANITIZER, R_CRASH, R_HANG, R_OTHER, R_COUNT };
+static const char *const outcome_names[R_COUNT] = {"passed", "failed an assertion", "skipped itself",
+                                                    "census not zero", "sanitizer report", "crash", "hang",
+                                                    "other exit"};
 
 static int classify(const run_result *r) {
     if (WIFSIGNALED(r->status)) return WTERMSIG(r->status) == SIGALRM ? R_HANG : R_CRASH;
     switch (WEXITSTATUS(r->status)) {
     case 0: return R_PASS;
     case 1: return R_FAILED;
+    case TEST_EXIT_SKIP: return R_SKIPPED;
     case 3: return R_CENSUS;
     case 86: return R_SANITIZER;
     default: return R_OTHER;
@@ -479,6 +476,7 @@ static void start_run(job *j, const test_case *tc, int m, unsigned long n, int s
         dup2(errp[1], 2);
         if (devnull >= 0) dup2(devnull, 1);
         me = &slots[slot];
+        me_pid = getpid();
         mode = m;
         target = n;
         signal(SIGALRM, on_alarm);
@@ -567,6 +565,9 @@ static void record(test_state *s, int m, const job *j, const run_result *r, unsi
                 total_defects++;
                 printf("DEFECT %s (baseline, no fault): %s\n%s%s", s->tc->name, outcome_names[o], r->slot.census_msg,
                        r->err);
+            } else if (o == R_SKIPPED) { /* its reason: test_skip's "    skipped: REASON" line */
+                const char *why = strstr(r->err, "skipped: ");
+                printf("skip   %s: %.*s\n", s->tc->name, why ? (int)strcspn(why + 9, "\n") : 0, why ? why + 9 : "");
             } else {
                 printf("skip   %s: fails without a fault (%s)\n", s->tc->name, outcome_names[o]);
             }
@@ -594,9 +595,12 @@ static void record(test_state *s, int m, const job *j, const run_result *r, unsi
     if (++s->i >= s->points || (!r->slot.fired && s->count <= max)) s->phase = 2;
 }
 
-/* True if name contains one of INJECT_SKIP's comma-separated parts. */
-static bool skipped(const char *name) {
+/* True if the test carries one of INJECT_SKIP_TAGS's tags, or its name contains one of INJECT_SKIP's
+ * comma-separated parts. */
+static bool skipped(const test_case *tc) {
+    const char *name = tc->name, *tags = getenv("INJECT_SKIP_TAGS"), *bad;
     const char *p = getenv("INJECT_SKIP");
+    if (tags && (tc->tags & test_tag_mask(tags, &bad))) return true;
     while (p && *p) {
         size_t n = strcspn(p, ",");
         const char *q;
@@ -634,15 +638,14 @@ static void print_sites(const char *self) {
 }
 
 int main(int argc, char **argv) {
-    const char *filter = argc > 2 ? argv[2] : NULL, *env;
+    const char *filter = argc > 2 ? argv[2] : NULL, *env, *bad;
     unsigned long max = 120;
     unsigned jobs = 2, nstates = 0, next = 0, running = 0, k;
     int m;
-
-
     size_t s;
+    bool prefix = false;
     const test_case *tc;
-    double t0 = wall_now();
+    double t0 = now_s();
     if (argc < 2) {
         fprintf(stderr, "usage: %s alloc|cancel-main|cancel-each|census [filter]\n", argv[0]);
         return 2;
@@ -666,11 +669,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "inject: out of memory\n");
         return 2;
     }
-    for (s = 0; s < sizeof suites / sizeof suites[0]; s++)
-        for (tc = suites[s]; tc->name && nstates < 1024; tc++)
-            if ((!filter || strstr(tc->name, filter)) && strncmp(tc->name, "compile_fail", 12) != 0 &&
-                !skipped(tc->name))
-                states[nstates++].tc = tc;
+    if ((env = getenv("INJECT_SKIP_TAGS")) && (test_tag_mask(env, &bad), bad)) {
+        fprintf(stderr, "inject: unknown tag in INJECT_SKIP_TAGS=%s\n", env);
+        return 2;
+    }
+    /* the filter as the runner takes it: the names that begin with it, or else those that contain it */
+    for (s = 0; filter && test_list[s]; s++)
+        if (strncmp(test_list[s]->name, filter, strlen(filter)) == 0) prefix = true;
+    /* the compile_fail suite runs the compiler, not the library: there is nothing to inject */
+    for (s = 0; (tc = test_list[s]) != NULL && nstates < 1024; s++)
+        if ((!filter || (prefix ? strncmp(tc->name, filter, strlen(filter)) == 0 : strstr(tc->name, filter) != NULL)) &&
+            strncmp(tc->name, "compile_fail_", 13) != 0 && !skipped(tc))
+            states[nstates++].tc = tc;
     for (k = 0; k < jobs; k++) js[k].pid = 0;
     /* up to `jobs` tests at once; one test's runs one after the other (the next point depends on the last) */
     for (;;) {
@@ -725,7 +735,7 @@ int main(int argc, char **argv) {
         }
     }
     printf("inject %s: %u tests, %lu runs, %lu faults placed, %.1f s\n", mode_name(m), nstates, total_runs,
-           total_faults, wall_now() - t0);
+           total_faults, now_s() - t0);
     for (k = 0; k < R_COUNT; k++)
         if (outcome_total[k]) printf("  %-22s %lu\n", outcome_names[k], outcome_total[k]);
     if (m == MODE_ALLOC) print_sites(argv[0]);

@@ -1,0 +1,151 @@
+/* Several loops and the calls between them: remote calls into a loop (async_remote, the thread-safe
+ * call-soon) in order, async_run_threads (one loop per thread; the first error in index order; no
+ * memory for a thread), and a call from one loop's thread into another's. */
+#include "test.h"
+#include "util.h"
+
+#include <sys/resource.h>
+
+/* ---- remote calls ---- */
+
+static int net_remote_log[8], net_remote_n;
+
+typedef struct {
+    async_task task;
+    async_remote *r;
+    async_future done;
+    int code_null;
+} net_remote_frame;
+
+static net_remote_frame net_remote;
+
+static void net_remote_fn(async_loop *loop, void *arg) {
+    ASSERT(loop != NULL);
+    net_remote_log[net_remote_n++] = (int)(intptr_t)arg;
+    if ((intptr_t)arg == 2) async_future_set_value(&net_remote.done, 2);
+}
+
+static async_status net_remote_run(async_task *t) {
+    net_remote_frame *f = (net_remote_frame *)t;
+    ASYNC_BEGIN(t);
+    f->r = async_remote_new(async_task_loop(t));
+    ASSERT(f->r != NULL);
+    ASSERT_EQ(async_remote_call(f->r, net_remote_fn, (void *)(intptr_t)1), 0);
+    ASSERT_EQ(async_remote_call(f->r, net_remote_fn, (void *)(intptr_t)2), 0); /* queued behind the first */
+    f->code_null = async_remote_call(f->r, NULL, NULL);
+    AWAIT_FUTURE(t, &f->done);
+    ASSERT_EQ(async_remote_call(f->r, net_remote_fn, (void *)(intptr_t)3), 0);
+    ASSERT_EQ(async_remote_call(f->r, net_remote_fn, (void *)(intptr_t)4), 0);
+    async_remote_free(f->r); /* runs what is still queued */
+    ASYNC_END(t);
+}
+
+TEST_TAGGED(net_threads_remote_calls_run_in_order_and_free_runs_the_rest, TEST_THREADS) {
+    ASYNC_FRAME_INIT(&net_remote, net_remote_run);
+    net_remote_n = 0;
+    ASSERT_EQ(run_real(&net_remote.task), 0);
+    ASSERT_EQ(net_remote.code_null, ASYNC_EINVAL);
+    ASSERT_EQ(net_remote_n, 4);
+    ASSERT_EQ(net_remote_log[0], 1);
+    ASSERT_EQ(net_remote_log[1], 2);
+    ASSERT_EQ(net_remote_log[2], 3);
+    ASSERT_EQ(net_remote_log[3], 4);
+}
+
+/* ---- loops on threads ---- */
+
+typedef struct {
+    async_task task;
+    int code;
+    bool ran;
+} net_thread_main;
+
+static net_thread_main net_thread_mains[3];
+
+static async_status net_thread_main_run(async_task *t) {
+    net_thread_main *f = (net_thread_main *)t;
+    ASYNC_BEGIN(t);
+    f->ran = true;
+    AWAIT_SLEEP(t, 1);
+    if (f->code) ASYNC_THROW_ERROR(t, async_error_of(f->code));
+    ASYNC_END(t);
+}
+
+/* arg: the code each main ends with; 1 means make_main gives no task for that index. */
+static async_task *net_make_thread_main(unsigned i, void *arg) {
+    const int *codes = (const int *)arg;
+    if (codes[i] == 1) return NULL;
+    ASYNC_FRAME_INIT(&net_thread_mains[i], net_thread_main_run);
+    net_thread_mains[i].code = codes[i];
+    return &net_thread_mains[i].task;
+}
+
+TEST_TAGGED(net_threads_run_threads_returns_the_first_error_in_index_order, TEST_THREADS) {
+    static const int second_fails[] = {0, ASYNC_EPROTO}, both_fail[] = {ASYNC_EPERM, ASYNC_EPROTO, 0},
+                     no_task[] = {0, 1};
+    ASSERT_EQ(async_run_threads(2, net_make_thread_main, (void *)second_fails), ASYNC_EPROTO);
+    ASSERT(net_thread_mains[0].ran && net_thread_mains[1].ran);
+    ASSERT_EQ(async_run_threads(3, net_make_thread_main, (void *)both_fail), ASYNC_EPERM);
+    ASSERT(net_thread_mains[2].ran);
+    memset(net_thread_mains, 0, sizeof net_thread_mains);
+    ASSERT_EQ(async_run_threads(2, net_make_thread_main, (void *)no_task), ASYNC_EINVAL);
+    ASSERT(!net_thread_mains[0].ran); /* nothing ran: every main is made first */
+}
+
+TEST_TAGGED(net_threads_run_threads_without_memory_for_a_thread, TEST_THREADS) {
+    static const int codes[] = {0, 0};
+    struct rlimit old;
+    memset(net_thread_mains, 0, sizeof net_thread_mains);
+    if (!net_cap_address_space(2u << 20, &old)) /* a thread's default stack is 8 MiB */
+        test_skip("a sanitizer or valgrind manages memory its own way, or no address space limit can be set");
+    ASSERT_EQ(async_run_threads(2, net_make_thread_main, (void *)codes), ASYNC_EAGAIN);
+    ASSERT(setrlimit(RLIMIT_AS, &old) == 0);
+    ASSERT(net_thread_mains[0].ran);  /* loop 0 runs on the calling thread */
+    ASSERT(!net_thread_mains[1].ran); /* loop 1 had no thread */
+}
+
+/* ---- a call into another loop's thread ---- */
+
+typedef struct {
+    async_task task;
+    async_future got;
+    async_remote *remote;
+    int value;
+} net_loop_frame;
+
+static net_loop_frame net_loops[2];
+
+static void net_deliver(async_loop *loop, void *arg) {
+    (void)loop;
+    async_future_set_value(&net_loops[1].got, (intptr_t)arg); /* runs on loop 1's thread */
+}
+
+static async_status net_loop_run(async_task *t) {
+    net_loop_frame *f = (net_loop_frame *)t;
+    ASYNC_BEGIN(t);
+    if (f == &net_loops[1]) {
+        __atomic_store_n(&f->remote, async_remote_new(async_task_loop(t)), __ATOMIC_RELEASE);
+        ASSERT(f->remote != NULL);
+        AWAIT_FUTURE(t, &f->got); /* only another thread can complete it: no deadlock is reported */
+        f->value = (int)async_future_value(&f->got);
+        async_remote_free(f->remote);
+    } else {
+        while (!__atomic_load_n(&net_loops[1].remote, __ATOMIC_ACQUIRE)) AWAIT_SLEEP(t, 5);
+        ASSERT_EQ(async_remote_call(net_loops[1].remote, net_deliver, (void *)(intptr_t)42), 0);
+        ASSERT_EQ(async_remote_call(NULL, net_deliver, NULL), ASYNC_EINVAL);
+    }
+    ASYNC_END(t);
+}
+
+static async_task *net_make_loop(unsigned i, void *arg) {
+    (void)arg;
+    ASYNC_FRAME_INIT(&net_loops[i], net_loop_run);
+    return &net_loops[i].task;
+}
+
+TEST_TAGGED(net_threads_call_soon_into_another_loop, TEST_THREADS | TEST_WAITS) {
+    ASSERT_EQ(async_run_threads(2, net_make_loop, NULL), 0);
+    ASSERT_EQ(net_loops[1].value, 42);
+    ASSERT_EQ(async_run_threads(0, net_make_loop, NULL), ASYNC_EINVAL);
+    ASSERT(async_remote_new(NULL) == NULL);
+}
