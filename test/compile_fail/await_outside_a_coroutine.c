@@ -3,6 +3,6 @@
 
 int plain(async_task *t);
 int plain(async_task *t) {
-    AWAIT_SLEEP(t, 10);
+    AWAIT_SLEEP(t, 10); /* ERROR HERE */
     return 0;
 }

@@ -5,6 +5,8 @@ ASYNC_DEF(first) {
     AWAIT_SLEEP(t, 10);
 }
 
-ASYNC_DEF(second) {
+ASYNC_DEF(second) { /* ERROR HERE */
     AWAIT_SLEEP(t, 10);
 } ASYNC_END_DEF
+
+ASYNC_MAIN(second)

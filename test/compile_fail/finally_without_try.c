@@ -3,8 +3,10 @@
 
 ASYNC_DEF(lonely) {
     AWAIT_SLEEP(t, 10);
-    ASYNC_FINALLY(t) {
+    ASYNC_FINALLY(t) { /* ERROR HERE */
         AWAIT_YIELD(t);
     }
     ASYNC_END_TRY(t);
 } ASYNC_END_DEF
+
+ASYNC_MAIN(lonely)

@@ -8,4 +8,6 @@ ASYNC_DEF(leaky) {
     ASYNC_FINALLY(t) {
         AWAIT_YIELD(t);
     }
-} ASYNC_END_DEF
+} ASYNC_END_DEF /* ERROR HERE */
+
+ASYNC_MAIN(leaky)
