@@ -1,6 +1,6 @@
 # async.h — build and install the library and the samples. `make V=1` shows the commands.
 # The other areas keep their rules in mk/: test.mk (the test runner), check.mk (what `make check` runs),
-# bench.mk, net.mk, thread.mk, firmware.mk, reliability.mk. They may add to CHECK_STAGES and .PHONY.
+# bench.mk, net.mk, thread.mk, firmware.mk, reliability.mk. mk/check.mk lists the stages `make check` runs.
 CC      ?= cc
 AR      ?= ar
 PREFIX  ?= /usr/local
@@ -45,7 +45,6 @@ SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)
 HTTP_SAMPLES := $(basename $(notdir $(shell grep -l 'async_http_' samples/*.c)))
 
 .DEFAULT_GOAL := all
-CHECK_STAGES :=
 -include $(wildcard mk/*.mk)
 
 .PHONY: all lib samples run install clean

@@ -120,7 +120,6 @@ check-firmware-core:
 
 check-firmware: check-firmware-core firmware test-firmware
 
-CHECK_STAGES += check-firmware
 
 # test/test_firmware.c compiles the boards' formatter into the runner
 $(BUILD)/test/runner: $(FW_PORTS)/libc/format.c $(FW_PORTS)/libc/format.h

@@ -10,7 +10,7 @@
 #                   small INJECT_MAX, and FUZZ_CHECK_SECONDS (default 10) per fuzz target
 # Needs clang and libclang-rt-14-dev (libFuzzer), gcovr, binutils (addr2line).
 
-INJECT_BUILD ?= $(BUILD)-inject
+INJECT_BUILD ?= build-san
 INJECT_WRAP  := -Wl,--wrap=async_loop_init,--wrap=async_loop_free,--wrap=async_run,--wrap=async_spawn \
                 -Wl,--wrap=async_loop_set_debug,--wrap=exit
 # The library's own calls of malloc, calloc and realloc (not the tests', not libc's or libev's) go to the
@@ -152,4 +152,3 @@ coverage-report:
 	$(Q)$(COV_GCOVR) | grep -E '^(async\.h|src/)' | sort -k4 -n | cut -c1-100
 
 check-reliability: check-inject check-fuzz
-CHECK_STAGES += check-reliability

@@ -4,7 +4,6 @@
 #   make check-thread   those tests built with -fsanitize=thread
 # Needs gcc's libtsan (Debian: libtsan2, pulled in by build-essential's gcc).
 
-CHECK_STAGES += check-thread
 .PHONY: check-thread
 
 check-thread:
