@@ -8,7 +8,8 @@
 CHECK_JOBS   ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 CHECK_LOGS   := build/check
 # the stages, longest first, so that the short ones fill the gaps
-CHECK_ORDER  := inject valgrind asan fuzz clang tsan gcc firmware cxx install portable
+CHECK_ORDER  := inject-alloc valgrind inject-cancel-each inject-cancel-main fuzz clang tsan asan inject-census \
+                gcc firmware cxx install portable
 .PHONY: check check-portable check-install check-cxx check-gcc check-clang check-asan check-valgrind \
         check-build-gcc check-build-san $(CHECK_ORDER:%=check-stage-%)
 
@@ -37,14 +38,17 @@ CHECK_NEEDS_install  := check-build-gcc
 CHECK_NEEDS_firmware := check-build-gcc
 CHECK_NEEDS_cxx      := check-build-gcc
 CHECK_NEEDS_asan     := check-build-san
-CHECK_NEEDS_inject   := check-build-san
+CHECK_NEEDS_inject-census      := check-build-san
+CHECK_NEEDS_inject-alloc       := check-build-san
+CHECK_NEEDS_inject-cancel-main := check-build-san
+CHECK_NEEDS_inject-cancel-each := check-build-san
 $(foreach s,$(CHECK_ORDER),$(eval $(call CHECK_STAGE,$(s),$(CHECK_NEEDS_$(s)))))
 
 check-build-gcc:
 	@mkdir -p $(CHECK_LOGS) && $(MAKE) --no-print-directory all build/test/runner >$(CHECK_LOGS)/build-gcc.log 2>&1 || \
 	    { echo "  FAIL    build (gcc): $(CHECK_LOGS)/build-gcc.log"; tail -n 30 $(CHECK_LOGS)/build-gcc.log; exit 1; }
 check-build-san:
-	@mkdir -p $(CHECK_LOGS) && $(MAKE) --no-print-directory SANITIZE=1 all build-san/test/runner \
+	@mkdir -p $(CHECK_LOGS) && $(MAKE) --no-print-directory SANITIZE=1 all build-san/test/runner build-san/inject/inject \
 	    >$(CHECK_LOGS)/build-san.log 2>&1 || \
 	    { echo "  FAIL    build (ASan): $(CHECK_LOGS)/build-san.log"; tail -n 30 $(CHECK_LOGS)/build-san.log; exit 1; }
 

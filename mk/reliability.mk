@@ -59,6 +59,12 @@ INJECT_CHECK_SKIP_TAGS ?= waits,slow
 check-inject:
 	$(Q)INJECT_SKIP_TAGS=$(INJECT_CHECK_SKIP_TAGS) INJECT_TIMEOUT=10 $(MAKE) --no-print-directory inject \
 	    INJECT_MAX=$(INJECT_CHECK_MAX)
+# One mode of the bounded run, for make check's parallel stages (the driver is built by check-build-san).
+INJECT_MODES := census alloc cancel-main cancel-each
+.PHONY: $(INJECT_MODES:%=check-inject-%)
+$(INJECT_MODES:%=check-inject-%): check-inject-%:
+	$(Q)INJECT_SKIP_TAGS=$(INJECT_CHECK_SKIP_TAGS) INJECT_TIMEOUT=10 INJECT_MAX=$(INJECT_CHECK_MAX) \
+	    $(INJECT_BUILD)/inject/inject $*
 
 # ---- fuzzing (clang's libFuzzer; the library built with clang, ASan+UBSan and fuzzer coverage) ----
 FUZZ_BUILD   ?= $(BUILD)-fuzz
