@@ -19,4 +19,9 @@ void async__threads_free(async_loop *loop);
 /* Debug mode (debug.c): at loop free, reports tasks never started and frees its state. */
 void async__debug_free(async_loop *loop);
 
+/* The library's code for an errno value: its own code where it has one for that meaning (by name, so
+ * another OS's numbering does not matter), the nearest one for a few (ENFILE: EMFILE, ENOBUFS: ENOMEM,
+ * EDQUOT: ENOSPC, EWOULDBLOCK: EAGAIN), else ASYNC_EIO. The one translation of the runtime (errors.c). */
+int async__errno_code(int err);
+
 #endif

@@ -11,8 +11,6 @@ struct ev_loop;
 
 /* The libev loop under a hosted loop that polls the OS, or NULL (virtual clock, portable loop). */
 struct ev_loop *net__ev_of(async_loop *loop);
-/* An errno value as one of the library's codes: -err when the table has it, else ASYNC_EIO. */
-int net__errno_code(int err);
 /* Raises the static record of `code` in t; returns ASYNC__RAISE for the await helpers. */
 int net__raise(async_task *t, int code);
 /* Parses a numeric IPv4/IPv6 address or "localhost" (NULL: every IPv4 address) with a port into *ss;

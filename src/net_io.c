@@ -30,18 +30,8 @@ struct ev_loop *net__ev_of(async_loop *loop) {
     return async_loop_ev(loop);
 }
 
-int net__errno_code(int err) {
-    const async_error *e;
-    if (NET_WOULD_BLOCK(err)) return ASYNC_EAGAIN;
-    if (err == ENFILE) return ASYNC_EMFILE;
-    if (err == ENOBUFS) return ASYNC_ENOMEM;
-    if (err == ETIMEDOUT) return ASYNC_ETIMEDOUT;
-    e = async_error_of(-err);
-    return e ? -err : ASYNC_EIO;
-}
-
 int net__raise(async_task *t, int code) {
-    async__raise(t, async_error_of(code)); /* every caller's code is in the table (net__errno_code's are) */
+    async__raise(t, async_error_of(code)); /* every caller's code is in the table (async__errno_code's are) */
     return ASYNC__RAISE;
 }
 

@@ -137,15 +137,15 @@ int async_server_listen(async_server *srv, const char *host, int port, unsigned 
     srv->fd = -1;
     if (!net__numeric_addr(host, port, &ss, &len)) return ASYNC_EINVAL; /* listen on an address, not a name */
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return net__errno_code(errno);
+    if (fd < 0) return async__errno_code(errno);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if ((flags & ASYNC_SERVER_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-        rc = net__errno_code(errno);
+        rc = async__errno_code(errno);
         close(fd);
         return rc;
     }
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-        rc = net__errno_code(errno);
+        rc = async__errno_code(errno);
         close(fd);
         return rc;
     }

@@ -84,7 +84,7 @@ size_t async_stream_pending(const async_stream *s) { return s ? s->wlen - s->wpo
 
 /* The sticky errors a peer causes; others are reported once. */
 static int stream_fail(async_stream *s, int err) {
-    int code = net__errno_code(err);
+    int code = async__errno_code(err);
     if (code == ASYNC_ECONNRESET || code == ASYNC_EPIPE || code == ASYNC_ENOTCONN) s->error = code;
     return code;
 }
@@ -411,7 +411,7 @@ int net__numeric_addr(const char *host, int port, struct sockaddr_storage *ss, u
  * (the socket is then closed). */
 int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, rc;
-    if (fd < 0) return net__errno_code(errno);
+    if (fd < 0) return async__errno_code(errno);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->fd = fd;
     s->flags = (s->flags & NS_SERVER) | NS_OPEN;
@@ -422,7 +422,7 @@ int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) 
         s->flags |= NS_CONNECTING;
         return ASYNC_EINPROGRESS;
     }
-    rc = net__errno_code(errno);
+    rc = async__errno_code(errno);
     /* Not async_stream_close, whose memset would drop the connect's state: the name lookup's job (leaked,
      * its watchers left running) and the deadline that the next address of the lookup still needs. */
     close(fd);
@@ -482,7 +482,7 @@ int async__stream_connect_check(async_task *t, async_stream *s) {
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) {
         async_stream_close(s);
-        return net__raise(t, net__errno_code(err));
+        return net__raise(t, async__errno_code(err));
     }
     return ASYNC__GO;
 }

@@ -508,31 +508,6 @@ unsigned async_loop_jobs(async_loop *loop) {
 
 /* ---- jobs ---- */
 
-/* errno values by name (portable: the library's codes are Linux's numbers, another OS's errno may not
- * be); the ones without a code of their own are mapped to the nearest, anything else is ASYNC_EIO. */
-static const struct {
-    int err, code;
-} errno_codes[] = {
-    {ENOENT, ASYNC_ENOENT},   {EIO, ASYNC_EIO},         {EBADF, ASYNC_EBADF},
-    {EACCES, ASYNC_EACCES},   {EPERM, ASYNC_EPERM},     {EEXIST, ASYNC_EEXIST},
-    {EISDIR, ASYNC_EISDIR},   {ENOTDIR, ASYNC_ENOTDIR}, {EMFILE, ASYNC_EMFILE},
-    {ENFILE, ASYNC_EMFILE},   {ENOSPC, ASYNC_ENOSPC},   {EFBIG, ASYNC_EFBIG},
-    {EROFS, ASYNC_EROFS},     {ELOOP, ASYNC_ELOOP},     {ENAMETOOLONG, ASYNC_ENAMETOOLONG},
-    {EPIPE, ASYNC_EPIPE},     {ENOMEM, ASYNC_ENOMEM},   {EINVAL, ASYNC_EINVAL},
-    {EAGAIN, ASYNC_EAGAIN},   {EBUSY, ASYNC_EBUSY},     {ENXIO, ASYNC_ENXIO},
-    {EOVERFLOW, ASYNC_EOVERFLOW}, {ETIMEDOUT, ASYNC_ETIMEDOUT}, {ENOTSUP, ASYNC_ENOTSUP},
-#ifdef EDQUOT
-    {EDQUOT, ASYNC_ENOSPC},
-#endif
-};
-
-int async__errno_code(int err) {
-    size_t i;
-    for (i = 0; i < sizeof errno_codes / sizeof errno_codes[0]; i++)
-        if (errno_codes[i].err == err) return errno_codes[i].code;
-    return ASYNC_EIO;
-}
-
 int async__thread_raise(async_task *t, async_thread_call *call, int code) {
     const async_error *e = async_error_of(code);
     if (!e) { /* a code of the application's, or one the library does not list: the call's own record */

@@ -63,8 +63,6 @@ int async__job_wait(async_task *t, async_thread_call *call, async__job **out);
 int async__job_end(async_task *t, async_thread_call *call, async__job *j);
 /* Raises `code` in t: its static record if the library has one, else call's own record. */
 int async__thread_raise(async_task *t, async_thread_call *call, int code);
-/* An errno value as one of the library's codes (ASYNC_EIO for those it has none for). */
-int async__errno_code(int err);
 /* Links a newly opened file into its home's list (closed at loop free if the program does not). */
 void async__file_link(async__threads *home, async_file *file);
 

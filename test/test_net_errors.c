@@ -14,8 +14,8 @@
 
 #include "net_util.h"
 
-/* The errno mapping of the network layer (src/net_io.c), tested directly. */
-int net__errno_code(int err);
+/* The runtime's errno mapping (src/errors.c), tested directly. */
+int async__errno_code(int err);
 
 static int ne_run(async_task *main) {
     async_loop *loop = async_loop_new(0);
@@ -187,16 +187,16 @@ static void ne_between_write_fd(ne_duo *d) { ASSERT_EQ(write(d->fd, "data\n", 5)
 /* ---- errno mapping ---- */
 
 TEST(net_errors_errno_codes_map_to_library_codes) {
-    ASSERT_EQ(net__errno_code(EAGAIN), ASYNC_EAGAIN);
-    ASSERT_EQ(net__errno_code(EWOULDBLOCK), ASYNC_EAGAIN);
-    ASSERT_EQ(net__errno_code(ENFILE), ASYNC_EMFILE); /* the system's table full: as the process's */
-    ASSERT_EQ(net__errno_code(EMFILE), ASYNC_EMFILE);
-    ASSERT_EQ(net__errno_code(ENOBUFS), ASYNC_ENOMEM);
-    ASSERT_EQ(net__errno_code(ETIMEDOUT), ASYNC_ETIMEDOUT);
-    ASSERT_EQ(net__errno_code(ECONNREFUSED), ASYNC_ECONNREFUSED);
-    ASSERT_EQ(net__errno_code(EHOSTUNREACH), ASYNC_EHOSTUNREACH);
-    ASSERT_EQ(net__errno_code(ENOTSOCK), ASYNC_EIO); /* no code of ours: a generic I/O error */
-    ASSERT_EQ(net__errno_code(EDOM), ASYNC_EIO);
+    ASSERT_EQ(async__errno_code(EAGAIN), ASYNC_EAGAIN);
+    ASSERT_EQ(async__errno_code(EWOULDBLOCK), ASYNC_EAGAIN);
+    ASSERT_EQ(async__errno_code(ENFILE), ASYNC_EMFILE); /* the system's table full: as the process's */
+    ASSERT_EQ(async__errno_code(EMFILE), ASYNC_EMFILE);
+    ASSERT_EQ(async__errno_code(ENOBUFS), ASYNC_ENOMEM);
+    ASSERT_EQ(async__errno_code(ETIMEDOUT), ASYNC_ETIMEDOUT);
+    ASSERT_EQ(async__errno_code(ECONNREFUSED), ASYNC_ECONNREFUSED);
+    ASSERT_EQ(async__errno_code(EHOSTUNREACH), ASYNC_EHOSTUNREACH);
+    ASSERT_EQ(async__errno_code(ENOTSOCK), ASYNC_EIO); /* no code of ours: a generic I/O error */
+    ASSERT_EQ(async__errno_code(EDOM), ASYNC_EIO);
 }
 
 typedef struct {
