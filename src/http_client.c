@@ -217,7 +217,7 @@ static int prepare(async_http_client *c, http_resp *r, bool *same) {
     } else {
         strcpy(r->path, "/");
     }
-    *same = (c->stream.flags & NS_OPEN) && c->port == port && strcmp(c->host, host) == 0;
+    *same = async_stream_fd(&c->stream) >= 0 && c->port == port && strcmp(c->host, host) == 0;
     strcpy(c->host, host);
     c->port = port;
     n = snprintf(r->req, sizeof r->req,

@@ -454,8 +454,7 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
                              const async_http_limits *limits, async_http_handler handler, void *arg) {
     async_http_limits *l;
     if (!hs || !handler) return ASYNC_EINVAL;
-    memset(hs, 0, sizeof *hs);
-    hs->server.fd = -1;
+    memset(hs, 0, sizeof *hs); /* a zeroed server is one that never listened (async_server_serve says so) */
     l = &hs->limits;
     if (limits) *l = *limits;
     if (!l->max_request_line) l->max_request_line = DEFAULT_REQUEST_LINE;

@@ -4,12 +4,15 @@
  * exception that saves a system call per message: after a recv that came back short, the kernel buffer
  * is known to be empty, so the next read waits for readiness before trying (raw libev servers do the
  * same by reading only in their ev_io callback). Output is sent at once when the socket takes it; the
- * rest is buffered and moves during AWAIT_STREAM_DRAIN. */
+ * rest is buffered and moves during AWAIT_STREAM_DRAIN. A connect to a name waits for its lookup
+ * (net_resolve.c) on the write side's wait, under the connect's deadline, then connects to the first
+ * address that does not fail at once. */
 #include "net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -43,18 +46,23 @@ int async_stream_open(async_stream *s, int fd) {
 
 static const async_error closed_under_wait = {ASYNC_EBADF, "the stream was closed under the operation"};
 
+/* Lets go of the pending connect's name lookup (the stream closes or the connect ended). */
+static void resolve_end(async_stream *s) {
+    net__lookup_end((net_lookup *)s->op_buf);
+    s->op_buf = NULL;
+    s->flags &= ~NS_RESOLVING;
+}
+
 void async_stream_close(async_stream *s) {
     unsigned keep;
     if (!s) return;
-    if (s->flags & NS_RESOLVING) net__resolve_abandon(s);
-    async_io_stop(&s->rio);
-    async_io_stop(&s->wio);
+    if (s->flags & NS_RESOLVING) resolve_end(s);
     /* A task may wait on the stream (read, drain, connect), or have been woken and not yet resumed: the
      * memset below must not drop it from a future's wait list (a lost waiter, and a corrupt list), and
      * whatever it finds when it resumes must say that the stream is gone. So waiters are woken first and
-     * both futures are left failed with ASYNC_EBADF (every operation resets its future when it starts). */
-    if (s->rio.ready.waiters) async_future_set_error(&s->rio.ready, &closed_under_wait);
-    if (s->wio.ready.waiters) async_future_set_error(&s->wio.ready, &closed_under_wait);
+     * both waits are left failed with ASYNC_EBADF (every operation resets its wait when it starts). */
+    net__io_fail(&s->rio, &closed_under_wait);
+    net__io_fail(&s->wio, &closed_under_wait);
     if (s->flags & NS_OPEN) close(s->fd);
     free(s->rbuf);
     free(s->wbuf);
@@ -62,8 +70,17 @@ void async_stream_close(async_stream *s) {
     memset(s, 0, sizeof *s);
     s->fd = -1;
     s->flags = keep;
-    async_future_set_error(&s->rio.ready, &closed_under_wait);
-    async_future_set_error(&s->wio.ready, &closed_under_wait);
+    net__io_fail(&s->rio, &closed_under_wait);
+    net__io_fail(&s->wio, &closed_under_wait);
+}
+
+bool net__stream_has(const async_stream *s, unsigned flag) { return (s->flags & flag) != 0; }
+
+void net__stream_mark(async_stream *s, unsigned flag, bool on) {
+    if (on)
+        s->flags |= flag;
+    else
+        s->flags &= ~flag;
 }
 
 int async_stream_fd(const async_stream *s) { return s && (s->flags & NS_OPEN) ? s->fd : -1; }
@@ -247,7 +264,7 @@ int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, 
         return net__raise(t, ASYNC_EINVAL);
     if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
     if (s->error) return net__raise(t, s->error);
-    if (s->rio.loop) return net__raise(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
+    if (net__io_waiting(&s->rio)) return net__raise(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
     s->flags = (s->flags & 0xFFFFu & ~NS_RDONE) | ((unsigned)op << 16);
     s->op_buf = buf;
     s->op_n = op == OP_EXACTLY ? n : op == OP_READ ? n : 0;
@@ -350,7 +367,7 @@ int async__stream_drain_start(async_task *t, async_stream *s, int32_t ms) {
     if (!s) return net__raise(t, ASYNC_EINVAL);
     if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
     if (s->error) return net__raise(t, s->error);
-    if (s->wio.loop) return net__raise(t, ASYNC_EBUSY); /* another drain or the connect waits */
+    if (net__io_waiting(&s->wio)) return net__raise(t, ASYNC_EBUSY); /* another drain or the connect waits */
     s->flags &= ~NS_WDONE;
     s->wms = ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
@@ -409,7 +426,7 @@ int net__numeric_addr(const char *host, int port, struct sockaddr_storage *ss, u
 
 /* Starts a non-blocking connect to a resolved address: 0 (connected), ASYNC_EINPROGRESS, or an error
  * (the socket is then closed). */
-int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) {
+static int connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, rc;
     if (fd < 0) return async__errno_code(errno);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -423,14 +440,51 @@ int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) 
         return ASYNC_EINPROGRESS;
     }
     rc = async__errno_code(errno);
-    /* Not async_stream_close, whose memset would drop the connect's state: the name lookup's job (leaked,
-     * its watchers left running) and the deadline that the next address of the lookup still needs. */
+    /* Not async_stream_close, whose memset would drop the connect's state: the name lookup and the
+     * deadline that the next address of the lookup still needs. */
     close(fd);
     s->fd = -1;
     s->flags &= ~NS_OPEN;
     return rc;
 }
 
+/* The lookup's answer is back: the connect's wait ends (net_resolve.c calls it on the loop thread). */
+static void resolved(void *ctx) { net__io_complete(&((async_stream *)ctx)->wio, 1); }
+
+/* The wait for the connect's name lookup, under its deadline. */
+static int resolve_start(async_task *t, async_stream *s) {
+    async_loop *loop = async_task_loop(t);
+    net_lookup *l;
+    int err = 0, rc;
+    if (!async__loop_has_io(loop)) return net__raise(t, ASYNC_ENOTSUP);
+    l = net__lookup_start(loop, s->op_host, s->op_port, resolved, s, &err);
+    if (!l) return net__raise(t, err);
+    s->op_buf = l;
+    s->flags |= NS_RESOLVING;
+    rc = net__io_wait(t, &s->wio, remaining(loop, s->wdeadline, s->wms));
+    if (rc != ASYNC__WAIT) resolve_end(s);
+    return rc;
+}
+
+/* After the lookup: GO with the socket connecting (NS_CONNECTING) or connected, or a raise. */
+static int resolve_done(async_task *t, async_stream *s) {
+    static const async_error unknown = {ASYNC_ENXIO, "host name not resolved"};
+    net_lookup *l = (net_lookup *)s->op_buf;
+    struct addrinfo *res = NULL, *ai;
+    int last = ASYNC_ENXIO;
+    if (net__lookup_result(l, &res)) {
+        resolve_end(s);
+        async__raise(t, &unknown);
+        return ASYNC__RAISE;
+    }
+    for (ai = res; ai; ai = ai->ai_next) { /* the first address that does not fail at once */
+        last = connect_addr(s, ai->ai_addr, (unsigned)ai->ai_addrlen);
+        if (last == 0 || last == ASYNC_EINPROGRESS) break;
+    }
+    resolve_end(s);
+    if (last == 0 || last == ASYNC_EINPROGRESS) return ASYNC__GO;
+    return net__raise(t, last);
+}
 
 int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int32_t ms) {
     struct sockaddr_storage ss;
@@ -445,8 +499,8 @@ int async__stream_connect_start(async_task *t, async_stream *s, const char *host
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
     s->op_host = host;
     s->op_port = port;
-    if (!net__numeric_addr(host, port, &ss, &len)) return net__resolve_start(t, s);
-    rc = net__connect_addr(s, (struct sockaddr *)&ss, len);
+    if (!net__numeric_addr(host, port, &ss, &len)) return resolve_start(t, s);
+    rc = connect_addr(s, (struct sockaddr *)&ss, len);
     if (rc == 0) {
         s->flags |= NS_WDONE;
         return ASYNC__GO;
@@ -465,7 +519,13 @@ int async__stream_connect_check(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     if (s->flags & NS_RESOLVING) {
-        rc = net__resolve_check(t, s);
+        rc = async__io_check(t, &s->wio);
+        if (rc == ASYNC__WAIT) return rc;
+        if (rc == ASYNC__RAISE) { /* deadline or cancellation: the lookup's answer will be dropped */
+            resolve_end(s);
+            return rc;
+        }
+        rc = resolve_done(t, s);
         if (rc != ASYNC__GO) return rc;
         if (!(s->flags & NS_CONNECTING)) return ASYNC__GO; /* connected at once */
         rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, s->wms));

@@ -25,8 +25,9 @@ extern "C" {
 enum { ASYNC_IO_READ = 1, ASYNC_IO_WRITE = 2 };
 
 /** One fd wait with an optional deadline, kept in a frame (one per concurrent wait). Zero-initialise it.
- *  It holds a libev ev_io and ev_timer in opaque storage, started only while a task waits and stopped
- *  when the wait ends by readiness, deadline, cancellation or error. */
+ *  It holds a request of the loop's backend in opaque storage (libev: an ev_io and an ev_timer), started
+ *  only while a task waits and stopped when the wait ends by readiness, deadline, cancellation or
+ *  error. */
 typedef struct async_io {
     async_future ready; /* private: the readiness bits, or the error */
     async_loop *loop;   /* private: the loop whose libev runs the watchers */
@@ -34,7 +35,7 @@ typedef struct async_io {
         void *align_p;
         double align_d;
         unsigned char bytes[112];
-    } ev; /* private: ev_io + ev_timer */
+    } ev; /* private: the backend's request */
 } async_io;
 
 /** Waits until fd is readable (or has hung up), at most ms milliseconds (ASYNC_ETIMEDOUT); w is the
@@ -84,9 +85,11 @@ ASYNC_API void async_stream_close(async_stream *s);
 /** The socket, or -1 when closed. */
 ASYNC_API int async_stream_fd(const async_stream *s);
 /** asyncio.open_connection(host, port): connects s to host:port within ms (ASYNC_ETIMEDOUT). host is an
- *  IPv4 or IPv6 literal or "localhost"; other names are resolved by getaddrinfo on a short-lived thread
- *  of their own (the deadline covers it; a cancelled lookup finishes there and is dropped). ASYNC_ECONNREFUSED, ASYNC_ENETUNREACH, ASYNC_EHOSTUNREACH, ASYNC_ENXIO (unknown
- *  name). host must outlive the await. */
+ *  IPv4 or IPv6 literal or "localhost"; other names are resolved by getaddrinfo as a call on the loop's
+ *  thread pool, like to_thread (the deadline covers it; a cancelled lookup finishes there and its answer
+ *  is dropped; async_loop_free waits for lookups in flight; ASYNC_EAGAIN if the pool cannot start its
+ *  threads). ASYNC_ECONNREFUSED, ASYNC_ENETUNREACH, ASYNC_EHOSTUNREACH, ASYNC_ENXIO (unknown name).
+ *  host must outlive the await. */
 #define AWAIT_STREAM_CONNECT(t, s, host, port, ms)                                                    \
     ASYNC__AWAIT(t, async__stream_connect_start((t), (s), (host), (port), (ms)),                     \
                  async__stream_connect_check((t), (s)))
@@ -279,7 +282,8 @@ ASYNC_API void async_http_client_close(async_http_client *c);
 
 /** A thread-safe door into a loop (call_soon_threadsafe): any thread queues a function that the loop's
  *  thread then runs between passes. Made and freed on the loop's thread; while it exists the loop does
- *  not report a deadlock (another thread may still wake it). */
+ *  not report a deadlock (another thread may still wake it). One still open when its loop is freed is
+ *  freed with it (its queued calls run first): do not free it again then. */
 typedef struct async_remote async_remote;
 /** A remote for loop (which must poll the OS: async_loop_new(0) or attached). NULL: no memory or bad loop. */
 ASYNC_API async_remote *async_remote_new(async_loop *loop);

@@ -30,10 +30,14 @@ ASYNC_API async_loop *async_loop_new(unsigned flags);
  *  tasks run in one ev_prepare callback per iteration and one ev_timer serves every sleeper.
  *  NULL if out of memory or ev is NULL. */
 ASYNC_API async_loop *async_loop_attach(struct ev_loop *ev);
-/** The libev loop under `loop`, or NULL if loop is not a hosted loop (async_loop_init'ed by hand). */
+/** The libev loop under `loop`, or NULL if loop is not a hosted loop on libev (async_loop_init'ed by
+ *  hand). */
 ASYNC_API struct ev_loop *async_loop_ev(async_loop *loop);
-/** Frees a loop made by async_loop_new or async_loop_attach (reporting unretrieved errors first). The
- *  tasks' frames are the caller's; tasks still scheduled are simply never run again. */
+/** Frees a loop made by async_loop_new or async_loop_attach, in this order: debug mode's report of tasks
+ *  never started, the unretrieved errors, then what the runtime attached to the loop (remote doors, which
+ *  run their queued calls first; the calls on threads and name lookups in flight, waited for; files
+ *  left open, closed), then the backend. The tasks' frames are the caller's; tasks still scheduled are
+ *  simply never run again. NULL, and a loop not made by the runtime, are ignored. */
 ASYNC_API void async_loop_free(async_loop *loop);
 /** Zeroed memory for `count` frames of `size` bytes (a pool for many tasks: index it as an array), with
  *  its pages mapped up front (one mmap with MAP_POPULATE from 1 MiB on, instead of a page fault per 4 KB
