@@ -29,7 +29,7 @@ typedef struct async__debug {
     async__part part; /* attached to a hosted loop, which frees it (a loop of the core's has none) */
     async_loop *loop;
     FILE *out;
-    uint32_t slow_ms;
+    uint64_t slow_ns; /* the slow-step threshold */
     debug_entry *slots;
     size_t cap, count; /* cap: a power of two */
     bool oom_noted;
@@ -157,7 +157,7 @@ static void step_end(async_loop *loop, async_task *t) {
         debug_free(loop, d);
         return;
     }
-    if (ns >= (uint64_t)d->slow_ms * 1000000u && !d->reported) {
+    if (ns >= d->slow_ns && !d->reported) {
         debug_where s = {"?", "?", 0};
         bool done = async_task_done(t);
         if (!done) s = where_of(innermost(d, t));
@@ -177,7 +177,7 @@ static void task_done(async_loop *loop, async_task *t) {
     if (e && e->start_ns >= d->step_ns && pe && pe->child == t) {
         /* a coroutine that started and ended inside this step: if the step was slow, it is the culprit */
         uint64_t ns = now_ns() - e->start_ns;
-        if (ns >= (uint64_t)d->slow_ms * 1000000u) {
+        if (ns >= d->slow_ns) {
             debug_where w = where_of(t), p = where_of(parent);
             fprintf(d->out, "async: debug: %s (%s) blocked the loop for %lu ms without awaiting, called from %s:%u in %s\n",
                     w.function, w.file, (unsigned long)(ns / 1000000u), p.file, p.line, p.function);
@@ -323,7 +323,7 @@ int async_loop_set_debug(async_loop *loop, bool on) {
     if (!d) return ASYNC_ENOMEM;
     d->loop = loop;
     d->out = stderr;
-    d->slow_ms = 100;
+    d->slow_ns = 100 * 1000000u;
     async_loop_set_hooks(loop, &debug_hooks, d);
     /* a hosted loop frees it; a loop of the core's has no place for it (freed when switched off) */
     async__loop_attach(loop, &d->part, &debug_kind, ASYNC__STAGE_REPORT, free_part);
@@ -335,9 +335,10 @@ bool async_loop_debug(const async_loop *loop) {
     return d && !d->off;
 }
 
-void async_debug_set_slow_step(async_loop *loop, uint32_t ms) {
+void async_debug_set_slow_step(async_loop *loop, uint64_t ms) {
     async__debug *d = debug_of(loop);
-    if (d) d->slow_ms = ms;
+    /* in ns without wrapping: a threshold past 584 years is never reached, as it should not be */
+    if (d) d->slow_ns = ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
 }
 
 void async_debug_set_output(async_loop *loop, FILE *out) {

@@ -62,9 +62,10 @@ static int wait_start(async_task *t, async_io *w, int kind, int fd, unsigned eve
     return rc;
 }
 
-int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int32_t ms) {
+int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int64_t ms) {
     if (!w || !events || (events & ~(unsigned)(ASYNC_IO_READ | ASYNC_IO_WRITE))) return net__raise(t, ASYNC_EINVAL);
     if (fd < 0) return net__raise(t, ASYNC_EBADF);
+    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
     if (!async__loop_has_io(async_task_loop(t))) {
         static const async_error no_os = {ASYNC_ENOTSUP, "fd waits need a loop that polls the OS (not the virtual clock)"};
         async__raise(t, &no_os);

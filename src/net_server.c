@@ -273,10 +273,11 @@ async_task *async_server_serve(async_server *srv) {
     return &srv->task;
 }
 
-void async_server_close(async_server *srv, int32_t grace_ms) {
+void async_server_close(async_server *srv, int64_t grace_ms) {
     if (!srv || srv->closing) return;
     srv->closing = true;
-    srv->grace_ms = grace_ms;
+    /* more than the loop's clock can time is no limit (this cannot fail: see net.h) */
+    srv->grace_ms = grace_ms < 0 || grace_ms > ASYNC_MS_MAX ? -1 : (int32_t)grace_ms;
     async_future_init(&srv->idle);
     if (srv->nlive == 0) async_future_set_value(&srv->idle, 0);
     cancel_all(srv, true); /* idle connections end now */

@@ -258,10 +258,11 @@ static int read_step(async_task *t, async_stream *s) {
 }
 
 int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, size_t n, size_t limit,
-                             size_t *out, const char **line, int32_t ms) {
+                             size_t *out, const char **line, int64_t ms) {
     if (!s || (op == OP_READ && (!buf || !n || !out)) || (op == OP_EXACTLY && n && !buf) ||
         (op == OP_LINE && (!line || !out || !limit)) || (op == OP_FILL && (!out || !limit)))
         return net__raise(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
     if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
     if (s->error) return net__raise(t, s->error);
     if (net__io_waiting(&s->rio)) return net__raise(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
@@ -271,7 +272,7 @@ int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, 
     s->op_limit = op == OP_EXACTLY ? 0 : limit;
     s->op_out = out;
     s->op_line = line;
-    s->rms = ms;
+    s->rms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->rdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
     return read_step(t, s);
 }
@@ -363,13 +364,14 @@ static int drain_step(async_task *t, async_stream *s) {
     return net__raise(t, rc);
 }
 
-int async__stream_drain_start(async_task *t, async_stream *s, int32_t ms) {
+int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms) {
     if (!s) return net__raise(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE);
     if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
     if (s->error) return net__raise(t, s->error);
     if (net__io_waiting(&s->wio)) return net__raise(t, ASYNC_EBUSY); /* another drain or the connect waits */
     s->flags &= ~NS_WDONE;
-    s->wms = ms;
+    s->wms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
     return drain_step(t, s);
 }
@@ -486,16 +488,17 @@ static int resolve_done(async_task *t, async_stream *s) {
     return net__raise(t, last);
 }
 
-int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int32_t ms) {
+int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int64_t ms) {
     struct sockaddr_storage ss;
     unsigned len;
     int rc;
     if (!s || !host || port <= 0 || port > 65535) return net__raise(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE);
     if (s->flags & NS_OPEN) return net__raise(t, ASYNC_EBUSY);
     s->fd = -1;
     s->error = 0;
     s->flags &= NS_SERVER;
-    s->wms = ms;
+    s->wms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
     s->op_host = host;
     s->op_port = port;

@@ -55,8 +55,9 @@ ASYNC_API void async_frames_free(void *frames, size_t count, size_t size);
 ASYNC_API int async_loop_set_debug(async_loop *loop, bool on);
 /** True while loop is in debug mode. */
 ASYNC_API bool async_loop_debug(const async_loop *loop);
-/** The slow-step threshold in ms (debug mode only). */
-ASYNC_API void async_debug_set_slow_step(async_loop *loop, uint32_t ms);
+/** The slow-step threshold in ms (debug mode only; 0 reports every step, one past any step's length
+ *  none). */
+ASYNC_API void async_debug_set_slow_step(async_loop *loop, uint64_t ms);
 /** Where debug reports go (NULL: stderr). */
 ASYNC_API void async_debug_set_output(async_loop *loop, FILE *out);
 /** Prints every live task as a tree — spawned tasks, their group children, and the coroutines each
