@@ -18,15 +18,20 @@ typedef union hosted_align {
     long double ld;
 } hosted_align;
 
+/* Calls the loop makes later: a FIFO in which a call is queued at most once. */
+typedef struct cb_fifo {
+    async__cb *head, *tail;
+} cb_fifo;
+
 typedef struct async__hosted {
     async_loop loop;
     const async_backend *be;
     async__part *parts;              /* attached components, by stage, the latest first within one */
-    async__cb *deferred, *deferred_tail;
+    cb_fifo deferred;                /* to run at the end of the pass */
     unsigned holds;
     pthread_t thread;                /* the loop's thread (async__loop_on_thread) */
     pthread_mutex_t inbox_mu;        /* guards the posted calls */
-    async__cb *inbox, *inbox_tail;
+    cb_fifo inbox;                   /* posted from other threads */
     hosted_align state[];            /* the backend's */
 } async__hosted;
 
@@ -53,62 +58,76 @@ static void hosted_report(async_loop *loop, async_task *task, const async_error 
             async_error_message(error), error->code);
 }
 
-/* ---- deferred calls ---- */
+/* ---- calls made later ---- */
 
-static void run_deferred(async__hosted *h) {
-    async__cb *c = h->deferred;
-    h->deferred = h->deferred_tail = NULL;
-    while (c) { /* calls deferred meanwhile run at the next pass's end */
-        async__cb *next = c->next;
-        c->next = NULL;
-        c->queued = false;
-        c->fn(&h->loop, c);
-        c = next;
-    }
-}
-
-void async__loop_defer(async_loop *loop, async__cb *cb) {
-    async__hosted *h = hosted_of(loop);
-    if (!h || cb->queued) return;
+/* Appends cb unless it is queued already; true if the FIFO was empty. */
+static bool fifo_push(cb_fifo *q, async__cb *cb) {
+    bool first = q->head == NULL;
+    if (cb->queued) return false;
     cb->queued = true;
     cb->next = NULL;
-    if (h->deferred_tail)
-        h->deferred_tail->next = cb;
+    if (q->tail)
+        q->tail->next = cb;
     else
-        h->deferred = cb;
-    h->deferred_tail = cb;
+        q->head = cb;
+    q->tail = cb;
+    return first;
 }
 
-/* Unlinks cb from a singly linked FIFO if it is there. */
-static void fifo_remove(async__cb **head, async__cb **tail, async__cb *cb) {
+/* Unlinks cb if it is queued there. */
+static void fifo_remove(cb_fifo *q, async__cb *cb) {
     async__cb **pp, *prev = NULL;
-    for (pp = head; *pp; prev = *pp, pp = &(*pp)->next) {
+    for (pp = &q->head; *pp; prev = *pp, pp = &(*pp)->next) {
         if (*pp != cb) continue;
         *pp = cb->next;
-        if (*tail == cb) *tail = prev;
+        if (q->tail == cb) q->tail = prev;
         cb->next = NULL;
         cb->queued = false;
         return;
     }
 }
 
+/* Takes every call out of the FIFO, queued no more: a call asked for again while they run is queued
+ * again, for the next round. Returns the first; they stay linked through `next`. */
+static async__cb *fifo_take(cb_fifo *q) {
+    async__cb *first = q->head, *c;
+    q->head = q->tail = NULL;
+    for (c = first; c; c = c->next) c->queued = false;
+    return first;
+}
+
+/* Runs the calls taken from a FIFO, in order. */
+static void run_calls(async_loop *loop, async__cb *c) {
+    while (c) {
+        async__cb *next = c->next;
+        c->next = NULL;
+        c->fn(loop, c);
+        c = next;
+    }
+}
+
+void async__loop_defer(async_loop *loop, async__cb *cb) {
+    async__hosted *h = hosted_of(loop);
+    if (h) fifo_push(&h->deferred, cb);
+}
+
 void async__loop_undefer(async_loop *loop, async__cb *cb) {
     async__hosted *h = hosted_of(loop);
-    if (h && cb->queued) fifo_remove(&h->deferred, &h->deferred_tail, cb);
+    if (h && cb->queued) fifo_remove(&h->deferred, cb);
 }
 
 void async__loop_pass_over(async_loop *loop) {
     async__hosted *h = hosted_of(loop);
     h->thread = pthread_self();
-    if (h->deferred) run_deferred(h);
+    if (h->deferred.head) run_calls(loop, fifo_take(&h->deferred));
 }
 
 /* The core's wait: the pass's deferred calls, then the backend's wait. */
 static bool hosted_wait(async_loop *loop, int32_t timeout_ms) {
     async__hosted *h = (async__hosted *)async_loop_backend_data(loop);
     h->thread = pthread_self();
-    if (h->deferred) {
-        run_deferred(h);
+    if (h->deferred.head) { /* calls deferred meanwhile run at the end of the next pass */
+        run_calls(loop, fifo_take(&h->deferred));
         if (async_loop_has_ready(loop)) timeout_ms = 0; /* a deferred call woke a task: do not block */
     }
     return h->be->wait(loop, timeout_ms);
@@ -120,19 +139,9 @@ int async__loop_post(async_loop *loop, async__cb *cb) {
     async__hosted *h = hosted_of(loop);
     if (!h || !cb || !cb->fn) return ASYNC_EINVAL;
     pthread_mutex_lock(&h->inbox_mu);
-    if (!cb->queued) {
-        bool first = h->inbox == NULL;
-        cb->queued = true;
-        cb->next = NULL;
-        if (h->inbox_tail)
-            h->inbox_tail->next = cb;
-        else
-            h->inbox = cb;
-        h->inbox_tail = cb;
-        /* one wake-up per empty-to-non-empty inbox; under the lock, so that the loop's thread cannot take
-         * the inbox and free the loop between the push and the wake */
-        if (first) h->be->wake(loop);
-    }
+    /* one wake-up per empty-to-non-empty inbox; under the lock, so that the loop's thread cannot take the
+     * inbox and free the loop between the push and the wake */
+    if (fifo_push(&h->inbox, cb)) h->be->wake(loop);
     pthread_mutex_unlock(&h->inbox_mu);
     return 0;
 }
@@ -141,7 +150,7 @@ void async__loop_unpost(async_loop *loop, async__cb *cb) {
     async__hosted *h = hosted_of(loop);
     if (!h) return;
     pthread_mutex_lock(&h->inbox_mu);
-    if (cb->queued) fifo_remove(&h->inbox, &h->inbox_tail, cb);
+    if (cb->queued) fifo_remove(&h->inbox, cb);
     pthread_mutex_unlock(&h->inbox_mu);
 }
 
@@ -149,17 +158,9 @@ void async__loop_run_posts(async_loop *loop) {
     async__hosted *h = hosted_of(loop);
     async__cb *c;
     pthread_mutex_lock(&h->inbox_mu);
-    c = h->inbox;
-    h->inbox = h->inbox_tail = NULL;
-    /* taken out of the inbox before they run, so that a call posted again meanwhile runs again */
-    for (async__cb *k = c; k; k = k->next) k->queued = false;
+    c = fifo_take(&h->inbox);
     pthread_mutex_unlock(&h->inbox_mu);
-    while (c) {
-        async__cb *next = c->next;
-        c->next = NULL;
-        c->fn(loop, c);
-        c = next;
-    }
+    run_calls(loop, c);
 }
 
 bool async__loop_on_thread(const async_loop *loop) {
