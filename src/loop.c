@@ -29,8 +29,8 @@ typedef struct async__hosted {
     async__part *parts;              /* attached components, by stage, the latest first within one */
     cb_fifo deferred;                /* to run at the end of the pass */
     unsigned holds;
-    pthread_t thread;                /* the loop's thread (async__loop_on_thread) */
-    pthread_mutex_t inbox_mu;        /* guards the posted calls */
+    pthread_t thread;                /* the loop's thread (async__loop_on_thread): written under inbox_mu */
+    pthread_mutex_t inbox_mu;        /* guards the posted calls and `thread` */
     cb_fifo inbox;                   /* posted from other threads */
     hosted_align state[];            /* the backend's */
 } async__hosted;
@@ -116,16 +116,26 @@ void async__loop_undefer(async_loop *loop, async__cb *cb) {
     if (h && cb->queued) fifo_remove(&h->deferred, cb);
 }
 
+/* The thread that runs the loop is its thread. Only the loop's thread writes it, and only when it
+ * changes (a loop made on one thread and run on another), under the lock other threads read it with. */
+static void note_thread(async__hosted *h) {
+    pthread_t self = pthread_self();
+    if (pthread_equal(h->thread, self)) return;
+    pthread_mutex_lock(&h->inbox_mu);
+    h->thread = self;
+    pthread_mutex_unlock(&h->inbox_mu);
+}
+
 void async__loop_pass_over(async_loop *loop) {
     async__hosted *h = hosted_of(loop);
-    h->thread = pthread_self();
+    note_thread(h);
     if (h->deferred.head) run_calls(loop, fifo_take(&h->deferred));
 }
 
 /* The core's wait: the pass's deferred calls, then the backend's wait. */
 static bool hosted_wait(async_loop *loop, int32_t timeout_ms) {
     async__hosted *h = (async__hosted *)async_loop_backend_data(loop);
-    h->thread = pthread_self();
+    note_thread(h);
     if (h->deferred.head) { /* calls deferred meanwhile run at the end of the next pass */
         run_calls(loop, fifo_take(&h->deferred));
         if (async_loop_has_ready(loop)) timeout_ms = 0; /* a deferred call woke a task: do not block */
@@ -164,8 +174,13 @@ void async__loop_run_posts(async_loop *loop) {
 }
 
 bool async__loop_on_thread(const async_loop *loop) {
-    const async__hosted *h = hosted_of(loop);
-    return h && pthread_equal(h->thread, pthread_self());
+    async__hosted *h = hosted_of(loop);
+    bool on;
+    if (!h) return false;
+    pthread_mutex_lock(&h->inbox_mu);
+    on = pthread_equal(h->thread, pthread_self()) != 0;
+    pthread_mutex_unlock(&h->inbox_mu);
+    return on;
 }
 
 /* ---- holds ---- */
