@@ -4,8 +4,9 @@
  * awaits the user's task inline (no extra scheduling hop), swallows its error (a reset peer ends one
  * connection, never the server), closes the stream, and moves itself to the server's zombie list: a
  * task's memory cannot be freed by its own last step, so a call deferred to the end of the pass (the
- * hosted loop's) frees ended connections after the pass that ended them. Connections are root tasks of the loop rather than children of a task
- * group: a group keeps its finished children linked until all have ended, which a server never reaches. */
+ * hosted loop's) frees ended connections after the pass that ended them. Connections are root tasks of
+ * the loop rather than children of a task group: a group keeps its finished children linked until all
+ * have ended, which a server never reaches. */
 #include "net.h"
 
 #include <netinet/in.h>

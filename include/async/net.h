@@ -32,7 +32,7 @@ enum { ASYNC_IO_READ = 1, ASYNC_IO_WRITE = 2 };
  *  error. */
 typedef struct async_io {
     async_future ready; /* private: the readiness bits, or the error */
-    async_loop *loop;   /* private: the loop whose libev runs the watchers */
+    async_loop *loop;   /* private: the loop whose backend runs the request, while started */
     union {
         void *align_p;
         double align_d;
@@ -160,7 +160,7 @@ typedef struct async_server {
     union {
         void *align_p;
         unsigned char bytes[40];
-    } reaper;               /* private: an ev_check that frees ended connections */
+    } reaper;               /* private: a call deferred to the pass's end that frees ended connections */
     unsigned long accepted; /**< connections accepted so far (read-only) */
     unsigned long refused;  /**< connections closed at once for lack of memory or by fn (read-only) */
 } async_server;

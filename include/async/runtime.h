@@ -65,7 +65,7 @@ ASYNC_API void async_debug_set_output(async_loop *loop, FILE *out);
  *  Debug mode only (otherwise one line says so). out NULL: stderr. */
 ASYNC_API void async_dump(async_loop *loop, FILE *out);
 /** Debug mode: SIGQUIT (kill -QUIT) prints async_dump to the debug output. ASYNC_EINVAL if debug mode is
- *  off, ASYNC_ENOTSUP without a libev loop. */
+ *  off, ASYNC_ENOTSUP on a loop without the hosted runtime. */
 ASYNC_API int async_debug_dump_on_sigquit(async_loop *loop);
 
 /** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
@@ -75,16 +75,17 @@ ASYNC_API int async_main(async_task *main);
 
 /* ---- Threads and files ---- */
 /* asyncio.to_thread and aiofiles: a plain C function runs on a pthread pool while the loop goes on; its
- * completion comes back to the loop thread through an ev_async. Awaiting it is like any await: an error
- * is raised at the await (ASYNC_CATCH sees it), and cancelling or timing out the awaiter never stops the
- * thread: the call runs to its end and its result goes to the call's dtor. Every job record is allocated
- * by the runtime (through the loop's allocator: failure is ASYNC_ENOMEM at the await), never in the
- * awaiting frame, so a cancelled awaiter's frame may go away while the thread still runs. The calls a
- * pass of the loop starts reach the pool together, when the pass is over.
- * Under the virtual clock, thread work takes no virtual time: while a call is in flight the loop blocks
- * for its completion instead of jumping to the next timer (so a timeout around a call does not fire
- * there). async_loop_free waits for the loop's calls still in flight (a call that never returns blocks
- * it) and passes the results no one received to their dtors. Pool threads block every signal. */
+ * completion comes back to the loop thread through one wake-up of the loop (libev: an ev_async).
+ * Awaiting it is like any await: an error is raised at the await (ASYNC_CATCH sees it), and cancelling
+ * or timing out the awaiter never stops the thread: the call runs to its end and its result goes to the
+ * call's dtor. Every job record is allocated by the runtime (through the loop's allocator: failure is
+ * ASYNC_ENOMEM at the await), never in the awaiting frame, so a cancelled awaiter's frame may go away
+ * while the thread still runs. The calls a pass of the loop starts reach the pool together, when the
+ * pass is over. Under the virtual clock, thread work takes no virtual time: while a call is in flight
+ * the loop blocks for its completion instead of jumping to the next timer (so a timeout around a call
+ * does not fire there). async_loop_free waits for the loop's calls still in flight (a call that never
+ * returns blocks it) and passes the results no one received to their dtors. Pool threads block every
+ * signal. */
 
 /** A pool of threads that run blocking calls. Many loops may share one (async_loop_set_pool); a loop
  *  with none set makes its own on first use (see async_loop_set_threads). */
