@@ -889,11 +889,11 @@ ASYNC_API async_loop_realloc_fn async_loop_get_allocator(const async_loop *loop,
 /** A backend's table of functions: defined by the hosted runtime's sources, opaque here. */
 typedef struct async_backend async_backend;
 /** Plugs a backend table and the hosted runtime's state for this loop into it (libasync.a's loop
- *  constructors do; NULL takes it out). */
+ *  constructors do; NULL takes both out: no state without a table). */
 ASYNC_API void async_loop_set_backend(async_loop *loop, const async_backend *backend, void *data);
 /** The loop's backend table: NULL for a loop of async_loop_init's that no hosted runtime took over. */
 ASYNC_API const async_backend *async_loop_backend(const async_loop *loop);
-/** The state given with the backend table. */
+/** The state given with the backend table (NULL when the loop has none). */
 ASYNC_API void *async_loop_backend_data(const async_loop *loop);
 /** True if the loop runs on the virtual clock (no clock set: time jumps to the next timer). */
 ASYNC_API bool async_loop_virtual(const async_loop *loop);
@@ -2980,7 +2980,7 @@ ASYNC_API async_loop_realloc_fn async_loop_get_allocator(const async_loop *loop,
 ASYNC_API void async_loop_set_backend(async_loop *loop, const async_backend *backend, void *data) {
     if (!loop) return;
     loop->backend = backend;
-    loop->backend_data = data;
+    loop->backend_data = backend ? data : NULL;
 }
 ASYNC_API const async_backend *async_loop_backend(const async_loop *loop) { return loop ? loop->backend : NULL; }
 ASYNC_API void *async_loop_backend_data(const async_loop *loop) { return loop ? loop->backend_data : NULL; }

@@ -90,12 +90,13 @@ struct async_backend {
     bool (*wait)(async_loop *loop, int32_t timeout_ms);
     /** Starts a request (its cb, kind, fd and events set), with a deadline of ms (negative: none; the
      *  caller has checked ms <= ASYNC_MS_MAX). 0, or ASYNC_ENOTSUP (a kind this backend does not do),
-     *  ASYNC_EBADF. */
-    int (*start)(async_loop *loop, async__req *req, int64_t ms);
+     *  ASYNC_EBADF. It gets the loop's backend state, not the loop: it runs for every wait of every
+     *  request, and the state is then one load away (async__hosted_head). */
+    int (*start)(void *state, async__req *req, int64_t ms);
     /** Stops a request: its callback will not run any more. Required after a completion too (a backend
      *  may hold the request until then: libev keeps an fd watcher active so that the loop is not taken
      *  for idle before the woken task ran); harmless on a zeroed request or a stopped one. */
-    void (*stop)(async_loop *loop, async__req *req);
+    void (*stop)(void *state, async__req *req);
     /** Any thread: makes the loop's wait return soon and run async__loop_run_posts. */
     void (*wake)(async_loop *loop);
     /** The loop is held (work outside the backend's requests may still wake it: calls on threads, a
@@ -105,25 +106,33 @@ struct async_backend {
 
 /* ---- what the layers above call (through the loop's table) ---- */
 
-/** The loop's backend table, NULL for a loop without the hosted runtime. */
-static inline const async_backend *async__backend_of(const async_loop *loop) { return async_loop_backend(loop); }
+/** What a hosted loop's data (async_loop_backend_data, which a loop has only with a table) begins with:
+ *  its table and the backend's state, so that a request reaches its backend in one call and two loads. */
+typedef struct async__hosted_head {
+    const async_backend *be;
+    void *state;
+} async__hosted_head;
+
+static inline const async__hosted_head *async__head_of(const async_loop *loop) {
+    return (const async__hosted_head *)async_loop_backend_data(loop);
+}
 
 /** True if the loop's backend waits on real descriptors (ASYNC__BACKEND_IO). */
 static inline bool async__loop_has_io(const async_loop *loop) {
-    const async_backend *be = async_loop_backend(loop);
-    return be && (be->caps & ASYNC__BACKEND_IO);
+    const async__hosted_head *hh = async__head_of(loop);
+    return hh && (hh->be->caps & ASYNC__BACKEND_IO);
 }
 
 /** Starts req on the loop's backend: 0, ASYNC_ENOTSUP (no backend, or not this kind), ASYNC_EBADF. */
 static inline int async__req_start(async_loop *loop, async__req *req, int64_t ms) {
-    const async_backend *be = async_loop_backend(loop);
-    return be ? be->start(loop, req, ms) : ASYNC_ENOTSUP;
+    const async__hosted_head *hh = async__head_of(loop);
+    return hh ? hh->be->start(hh->state, req, ms) : ASYNC_ENOTSUP;
 }
 
 /** Stops req (see async_backend.stop). */
 static inline void async__req_stop(async_loop *loop, async__req *req) {
-    const async_backend *be = async_loop_backend(loop);
-    if (be) be->stop(loop, req);
+    const async__hosted_head *hh = async__head_of(loop);
+    if (hh) hh->be->stop(hh->state, req);
 }
 
 /* ---- what a backend calls (loop.c) ---- */

@@ -125,8 +125,8 @@ static int start_poll(ev_state *st, async__req *r, int64_t ms) {
     return 0;
 }
 
-static int ev_start(async_loop *loop, async__req *r, int64_t ms) {
-    ev_state *st = state_of(loop);
+static int ev_start(void *state, async__req *r, int64_t ms) {
+    ev_state *st = (ev_state *)state;
     ev_req *x = watchers_of(r);
     r->be_flags = 0;
     switch (r->kind) {
@@ -146,8 +146,8 @@ static int ev_start(async_loop *loop, async__req *r, int64_t ms) {
     }
 }
 
-static void ev_stop(async_loop *loop, async__req *r) {
-    ev_state *st = state_of(loop);
+static void ev_stop(void *state, async__req *r) {
+    ev_state *st = (ev_state *)state;
     ev_req *x = watchers_of(r);
     if (r->kind == ASYNC__REQ_SIGNAL) {
         if (ev_is_active(&x->sig)) {
@@ -161,8 +161,8 @@ static void ev_stop(async_loop *loop, async__req *r) {
 }
 
 /* The virtual clock: its time is the scheduler's, and the OS's descriptors are not part of its world. */
-static int ev_start_virtual(async_loop *loop, async__req *r, int64_t ms) {
-    return r->kind == ASYNC__REQ_SIGNAL ? ev_start(loop, r, ms) : ASYNC_ENOTSUP;
+static int ev_start_virtual(void *state, async__req *r, int64_t ms) {
+    return r->kind == ASYNC__REQ_SIGNAL ? ev_start(state, r, ms) : ASYNC_ENOTSUP;
 }
 
 /* ---- waiting ---- */

@@ -24,6 +24,7 @@ typedef struct cb_fifo {
 } cb_fifo;
 
 typedef struct async__hosted {
+    async__hosted_head head;         /* first: the table and the backend's state (backend.h) */
     async_loop loop;
     const async_backend *be;
     async__part *parts;              /* attached components, by stage, the latest first within one */
@@ -35,10 +36,9 @@ typedef struct async__hosted {
     hosted_align state[];            /* the backend's */
 } async__hosted;
 
-/* The hosted state of loop, or NULL for a loop without a backend. */
-static async__hosted *hosted_of(const async_loop *loop) {
-    return async_loop_backend(loop) ? (async__hosted *)async_loop_backend_data(loop) : NULL;
-}
+/* The hosted state of loop, or NULL for a loop without a backend (the core keeps the data only with a
+ * table: one call tells both). */
+static async__hosted *hosted_of(const async_loop *loop) { return (async__hosted *)async_loop_backend_data(loop); }
 
 static void *hosted_realloc(void *ctx, void *ptr, size_t size) {
     (void)ctx;
@@ -202,7 +202,7 @@ bool async__loop_held(const async_loop *loop) {
 
 void *async__loop_backend_state(const async_loop *loop) {
     async__hosted *h = hosted_of(loop);
-    return h ? (void *)h->state : NULL;
+    return h ? h->head.state : NULL;
 }
 
 /* ---- components ---- */
@@ -258,6 +258,8 @@ async_loop *async__hosted_new(const async_backend *be, void *arg) {
         return NULL;
     }
     h->be = be;
+    h->head.be = be;
+    h->head.state = h->state;
     h->thread = pthread_self();
     async_loop_init(&h->loop);
     async_loop_set_allocator(&h->loop, hosted_realloc, NULL);

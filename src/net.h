@@ -49,6 +49,9 @@ void net__lookup_end(net_lookup *l);
 bool net__stream_has(const async_stream *s, unsigned flag);
 /* Sets or clears a stream's flag (the server's NS_SERVER and NS_IDLE). */
 void net__stream_mark(async_stream *s, unsigned flag, bool on);
+/* A server's stream between messages or not (NS_IDLE), in one call: twice per message. False, and
+ * nothing changes, for a stream that is no server's. */
+bool net__stream_mark_idle(async_stream *s, bool idle);
 
 /* errno says the call would block. EWOULDBLOCK is EAGAIN on Linux: compared only where it differs. */
 #if EWOULDBLOCK == EAGAIN

@@ -40,9 +40,8 @@ static void deadline_done(async__req *r, int result) {
     if (!async_future_done(&w->ready)) async_future_set_error(&w->ready, async_error_of(ASYNC_ETIMEDOUT));
 }
 
-/* Starts w's request of kind (POLL: on fd for events) and the wait on its future. */
-static int wait_start(async_task *t, async_io *w, int kind, int fd, unsigned events, int64_t ms) {
-    async_loop *loop = async_task_loop(t);
+/* Starts w's request of kind (POLL: on fd for events) on t's loop and the wait on its future. */
+static int wait_start(async_task *t, async_loop *loop, async_io *w, int kind, int fd, unsigned events, int64_t ms) {
     async__req *r = req_of(w);
     int rc;
     /* Another task waits on w: its wait is left alone (its request stays). */
@@ -63,20 +62,21 @@ static int wait_start(async_task *t, async_io *w, int kind, int fd, unsigned eve
 }
 
 int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int64_t ms) {
+    async_loop *loop = async_task_loop(t);
     if (!w || !events || (events & ~(unsigned)(ASYNC_IO_READ | ASYNC_IO_WRITE))) return net__raise(t, ASYNC_EINVAL);
     if (fd < 0) return net__raise(t, ASYNC_EBADF);
     if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
-    if (!async__loop_has_io(async_task_loop(t))) {
+    if (!async__loop_has_io(loop)) {
         static const async_error no_os = {ASYNC_ENOTSUP, "fd waits need a loop that polls the OS (not the virtual clock)"};
         async__raise(t, &no_os);
         return ASYNC__RAISE;
     }
-    return wait_start(t, w, ASYNC__REQ_POLL, fd, events, ms);
+    return wait_start(t, loop, w, ASYNC__REQ_POLL, fd, events, ms);
 }
 
 int net__io_wait(async_task *t, async_io *w, int64_t ms) {
     if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE);
-    return wait_start(t, w, ASYNC__REQ_TIMER, -1, 0, ms);
+    return wait_start(t, async_task_loop(t), w, ASYNC__REQ_TIMER, -1, 0, ms);
 }
 
 void net__io_complete(async_io *w, intptr_t value) {

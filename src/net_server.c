@@ -107,8 +107,7 @@ static void cancel_all(async_server *srv, bool idle_only) {
 }
 
 void async_stream_set_idle(async_stream *s, bool idle) {
-    if (!s || !net__stream_has(s, NS_SERVER)) return;
-    net__stream_mark(s, NS_IDLE, idle);
+    if (!s || !net__stream_mark_idle(s, idle)) return;
     if (idle) {
         net_conn *c = (net_conn *)(void *)((char *)s - offsetof(net_conn, stream));
         if (c->srv->closing) conn_cancel(c);

@@ -83,6 +83,12 @@ void net__stream_mark(async_stream *s, unsigned flag, bool on) {
         s->flags &= ~flag;
 }
 
+bool net__stream_mark_idle(async_stream *s, bool idle) {
+    if (!(s->flags & NS_SERVER)) return false;
+    s->flags = idle ? s->flags | NS_IDLE : s->flags & ~NS_IDLE;
+    return true;
+}
+
 int async_stream_fd(const async_stream *s) { return s && (s->flags & NS_OPEN) ? s->fd : -1; }
 
 const char *async_stream_peek(const async_stream *s, size_t *len) {
