@@ -1127,7 +1127,8 @@ struct async_loop {
     void *alloc_ctx;
     async_error_handler on_error;
     void *on_error_ctx;
-    void *backend;
+    const struct async_backend *backend; /* the hosted runtime's backend table; NULL: none (firmware) */
+    void *backend_data;                  /* the hosted runtime's state of this loop */
     const struct async_loop_hooks *hooks; /* instrumentation (debug mode); NULL: none */
     void *hooks_ctx;
     async__timer inline_timers[ASYNC_CONFIG_INLINE_TIMERS];
@@ -1220,6 +1221,37 @@ typedef struct async_loop_hooks {
 ASYNC_API void async_loop_set_hooks(async_loop *loop, const async_loop_hooks *hooks, void *ctx);
 /** The ctx given with the hooks. */
 ASYNC_API void *async_loop_hooks_ctx(const async_loop *loop);
+/** The hooks installed, or NULL. */
+ASYNC_API const async_loop_hooks *async_loop_get_hooks(const async_loop *loop);
+/** A loop's allocator: realloc's contract, and size 0 frees (see async_loop_set_allocator). */
+typedef void *(*async_loop_realloc_fn)(void *ctx, void *ptr, size_t size);
+/** The allocator set with async_loop_set_allocator (NULL: none), and its ctx in *ctx if ctx is not NULL:
+ *  for the hosted runtime's records that come from the loop's memory, like its timers. */
+ASYNC_API async_loop_realloc_fn async_loop_get_allocator(const async_loop *loop, void **ctx);
+
+/* What the hosted runtime (libasync.a) plugs into the loop beside the clock, the wait and the hooks: its
+ * backend, the one table of functions through which its layers meet the OS (see the README). A loop of
+ * async_loop_init's has none; firmware never needs these. */
+
+/** A backend's table of functions: defined by the hosted runtime's sources, opaque here. */
+typedef struct async_backend async_backend;
+/** Plugs a backend table and the hosted runtime's state for this loop into it (libasync.a's loop
+ *  constructors do; NULL takes both out: no state without a table). */
+ASYNC_API void async_loop_set_backend(async_loop *loop, const async_backend *backend, void *data);
+/** The loop's backend table: NULL for a loop of async_loop_init's that no hosted runtime took over. */
+ASYNC_API const async_backend *async_loop_backend(const async_loop *loop);
+/** The state given with the backend table (NULL when the loop has none). */
+ASYNC_API void *async_loop_backend_data(const async_loop *loop);
+/** True if the loop runs on the virtual clock (no clock set: time jumps to the next timer). */
+ASYNC_API bool async_loop_virtual(const async_loop *loop);
+/** Virtual clock: moves the loop's time ms forward, as async_run does when nothing is ready and the
+ *  loop has no wait (a wait of a virtual loop calls it). No effect on a loop with a real clock. */
+ASYNC_API void async_loop_advance(async_loop *loop, async_ms ms);
+/** Walks the ready queue for inspection (debug mode's report of tasks never started): the task after
+ *  prev (NULL: the first one), or NULL at the end. The queue must not change during the walk. */
+ASYNC_API async_task *async_loop_ready_next(const async_loop *loop, const async_task *prev);
+/** True once t has run a step and stored where it resumes; false for a task that never ran (and NULL). */
+ASYNC_API bool async_task_started(const async_task *t);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Interrupts                                                                                        */
@@ -3497,6 +3529,30 @@ ASYNC_API void async_loop_set_hooks(async_loop *loop, const async_loop_hooks *ho
 }
 
 ASYNC_API void *async_loop_hooks_ctx(const async_loop *loop) { return loop ? loop->hooks_ctx : NULL; }
+ASYNC_API const async_loop_hooks *async_loop_get_hooks(const async_loop *loop) { return loop ? loop->hooks : NULL; }
+ASYNC_API async_loop_realloc_fn async_loop_get_allocator(const async_loop *loop, void **ctx) {
+    if (ctx) *ctx = loop ? loop->alloc_ctx : NULL;
+    return loop ? loop->realloc_fn : NULL;
+}
+
+/* ---- the backend seam ---- */
+
+ASYNC_API void async_loop_set_backend(async_loop *loop, const async_backend *backend, void *data) {
+    if (!loop) return;
+    loop->backend = backend;
+    loop->backend_data = backend ? data : NULL;
+}
+ASYNC_API const async_backend *async_loop_backend(const async_loop *loop) { return loop ? loop->backend : NULL; }
+ASYNC_API void *async_loop_backend_data(const async_loop *loop) { return loop ? loop->backend_data : NULL; }
+ASYNC_API bool async_loop_virtual(const async_loop *loop) { return loop && !loop->clock; }
+ASYNC_API void async_loop_advance(async_loop *loop, async_ms ms) {
+    if (loop && !loop->clock) loop->now += ms;
+}
+ASYNC_API async_task *async_loop_ready_next(const async_loop *loop, const async_task *prev) {
+    if (!loop) return NULL;
+    return prev ? prev->q.next : loop->ready_head;
+}
+ASYNC_API bool async_task_started(const async_task *t) { return t && t->lc != 0; }
 
 static void async__fire_timers(async_loop *loop) {
     const async__timer *first;

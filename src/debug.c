@@ -7,9 +7,9 @@
  * frame can be reused). An entry also knows the inline child its task awaits, so the innermost
  * coroutine of a step (where it really resumed) is one walk down the chain. */
 #define _POSIX_C_SOURCE 200809L
+#include "backend.h"
 #include "internal.h"
 
-#include <ev.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
@@ -26,9 +26,10 @@ typedef struct debug_where {
 } debug_where;
 
 typedef struct async__debug {
+    async__part part; /* attached to a hosted loop, which frees it (a loop of the core's has none) */
     async_loop *loop;
     FILE *out;
-    uint32_t slow_ms;
+    uint64_t slow_ns; /* the slow-step threshold */
     debug_entry *slots;
     size_t cap, count; /* cap: a power of two */
     bool oom_noted;
@@ -38,7 +39,7 @@ typedef struct async__debug {
     bool reported; /* a coroutine of this step was already reported as the one that blocked */
     bool in_step;  /* between step_begin and step_end */
     bool off;      /* switched off during a step: the hooks go when it ends (see async_loop_set_debug) */
-    ev_signal sigquit;
+    async__req sigquit; /* a signal request of the loop's backend */
     bool sigquit_on;
 } async__debug;
 
@@ -49,6 +50,7 @@ static uint64_t now_ns(void) {
 }
 
 static async__debug *debug_of(const async_loop *loop);
+static void debug_free(async_loop *loop, async__debug *d);
 
 /* ---- the table of live tasks: open addressing, linear probing, deletion by backward shift ---- */
 
@@ -151,10 +153,11 @@ static void step_end(async_loop *loop, async_task *t) {
     uint64_t ns = now_ns() - d->step_ns;
     d->in_step = false;
     if (d->off) { /* the step switched debug mode off: the core is done with the hooks now */
-        async__debug_free(loop);
+        async__loop_detach(loop, &d->part);
+        debug_free(loop, d);
         return;
     }
-    if (ns >= (uint64_t)d->slow_ms * 1000000u && !d->reported) {
+    if (ns >= d->slow_ns && !d->reported) {
         debug_where s = {"?", "?", 0};
         bool done = async_task_done(t);
         if (!done) s = where_of(innermost(d, t));
@@ -174,7 +177,7 @@ static void task_done(async_loop *loop, async_task *t) {
     if (e && e->start_ns >= d->step_ns && pe && pe->child == t) {
         /* a coroutine that started and ended inside this step: if the step was slow, it is the culprit */
         uint64_t ns = now_ns() - e->start_ns;
-        if (ns >= (uint64_t)d->slow_ms * 1000000u) {
+        if (ns >= d->slow_ns) {
             debug_where w = where_of(t), p = where_of(parent);
             fprintf(d->out, "async: debug: %s (%s) blocked the loop for %lu ms without awaiting, called from %s:%u in %s\n",
                     w.function, w.file, (unsigned long)(ns / 1000000u), p.file, p.line, p.function);
@@ -197,7 +200,7 @@ static void inline_start(async_loop *loop, async_task *parent, async_task *child
 static const async_loop_hooks debug_hooks = {step_begin, step_end, task_done, inline_start};
 
 static async__debug *debug_of(const async_loop *loop) {
-    return loop && loop->hooks == &debug_hooks ? (async__debug *)async_loop_hooks_ctx(loop) : NULL;
+    return async_loop_get_hooks(loop) == &debug_hooks ? (async__debug *)async_loop_hooks_ctx(loop) : NULL;
 }
 
 /* ---- the dump ---- */
@@ -282,11 +285,17 @@ void async_dump(async_loop *loop, FILE *out) {
 
 /* ---- switching it on and off ---- */
 
-static void sigquit_cb(struct ev_loop *ev, ev_signal *w, int revents) {
-    async__debug *d = (async__debug *)(void *)((char *)w - offsetof(async__debug, sigquit));
-    (void)ev;
-    (void)revents;
+static void sigquit_cb(async__req *r, int signum) {
+    async__debug *d = (async__debug *)(void *)((char *)r - offsetof(async__debug, sigquit));
+    (void)signum;
     async_dump(d->loop, d->out);
+}
+
+static const char debug_kind = 0; /* tags its part */
+
+/* At loop free. */
+static void free_part(async_loop *loop, async__part *part) {
+    debug_free(loop, (async__debug *)(void *)((char *)part - offsetof(async__debug, part)));
 }
 
 int async_loop_set_debug(async_loop *loop, bool on) {
@@ -299,21 +308,25 @@ int async_loop_set_debug(async_loop *loop, bool on) {
     }
     if (on == (d != NULL)) return 0;
     if (!on) {
-        /* From inside a task's step the hooks must stay until step_end: the core calls it through
-         * loop->hooks after the step (removing them now made that a NULL dereference). */
-        if (d->in_step)
+        /* From inside a task's step the hooks must stay until step_end: the core calls it through the
+         * hooks after the step (removing them now made that a NULL dereference). */
+        if (d->in_step) {
             d->off = true;
-        else
-            async__debug_free(loop);
+        } else {
+            async__loop_detach(loop, &d->part);
+            debug_free(loop, d);
+        }
         return 0;
     }
-    if (loop->hooks) return ASYNC_EBUSY; /* someone else's hooks are installed */
+    if (async_loop_get_hooks(loop)) return ASYNC_EBUSY; /* someone else's hooks are installed */
     d = (async__debug *)calloc(1, sizeof *d);
     if (!d) return ASYNC_ENOMEM;
     d->loop = loop;
     d->out = stderr;
-    d->slow_ms = 100;
+    d->slow_ns = 100 * 1000000u;
     async_loop_set_hooks(loop, &debug_hooks, d);
+    /* a hosted loop frees it; a loop of the core's has no place for it (freed when switched off) */
+    async__loop_attach(loop, &d->part, &debug_kind, ASYNC__STAGE_REPORT, free_part);
     return 0;
 }
 
@@ -322,9 +335,10 @@ bool async_loop_debug(const async_loop *loop) {
     return d && !d->off;
 }
 
-void async_debug_set_slow_step(async_loop *loop, uint32_t ms) {
+void async_debug_set_slow_step(async_loop *loop, uint64_t ms) {
     async__debug *d = debug_of(loop);
-    if (d) d->slow_ms = ms;
+    /* in ns without wrapping: a threshold past 584 years is never reached, as it should not be */
+    if (d) d->slow_ns = ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
 }
 
 void async_debug_set_output(async_loop *loop, FILE *out) {
@@ -334,36 +348,32 @@ void async_debug_set_output(async_loop *loop, FILE *out) {
 
 int async_debug_dump_on_sigquit(async_loop *loop) {
     async__debug *d = debug_of(loop);
-    struct ev_loop *ev;
+    int rc;
     if (!d) return ASYNC_EINVAL;
-    ev = async_loop_ev(loop);
-    if (!ev) return ASYNC_ENOTSUP;
     if (d->sigquit_on) return 0;
-    ev_signal_init(&d->sigquit, sigquit_cb, SIGQUIT);
-    ev_signal_start(ev, &d->sigquit);
-    ev_unref(ev); /* waiting for the signal does not keep the loop alive */
+    d->sigquit.cb = sigquit_cb;
+    d->sigquit.kind = ASYNC__REQ_SIGNAL;
+    d->sigquit.fd = SIGQUIT;
+    rc = async__req_start(loop, &d->sigquit, -1); /* ASYNC_ENOTSUP on a loop without a backend */
+    if (rc) return rc;
     d->sigquit_on = true;
     return 0;
 }
 
-/* At loop free (or when switched off): tasks that never ran their first step are reported. */
-void async__debug_free(async_loop *loop) {
-    async__debug *d = debug_of(loop);
+/* At loop free or when switched off (d detached already): tasks that never ran their first step are
+ * reported, then d goes. */
+static void debug_free(async_loop *loop, async__debug *d) {
     async_task *t;
-    if (!d) return;
-    for (t = loop->ready_head; t; t = t->q.next) {
-        if (t->lc == 0 && !async_task_done(t)) {
+    for (t = async_loop_ready_next(loop, NULL); t; t = async_loop_ready_next(loop, t)) {
+        if (!async_task_started(t) && !async_task_done(t)) {
             debug_where w = where_of(t);
             fprintf(d->out, "async: debug: task %s (%s, %s) was never started\n", w.function, async_task_name(t),
                     w.file);
         }
     }
-    if (d->sigquit_on) {
-        struct ev_loop *ev = async_loop_ev(loop);
-        ev_ref(ev);
-        ev_signal_stop(ev, &d->sigquit);
-    }
-    async_loop_set_hooks(loop, NULL, NULL);
+    if (d->sigquit_on) async__req_stop(loop, &d->sigquit);
+    /* the hooks are still d's unless someone replaced them meanwhile (a test's own, a fault injector's) */
+    if (async_loop_hooks_ctx(loop) == d) async_loop_set_hooks(loop, NULL, NULL);
     free(d->slots);
     free(d);
 }

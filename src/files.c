@@ -3,7 +3,11 @@
  * A job carries its own copy of what the system call needs (the path, the bytes to write, a buffer to
  * read into), so the pool thread never touches the awaiting frame: a cancelled awaiter's frame may go
  * away while the call still runs. A read is copied into the caller's buffer on the loop thread, when
- * the await resumes. Errors are the negated errno of the failing call (async__errno_code). */
+ * the await resumes. Errors are the failing call's errno as the library's code (async__errno_code).
+ *
+ * An open file is attached to its loop (stage RESOURCES: after the calls in flight are back, the loop
+ * closes the files left open). Its calls count while in flight; a close waits, parked, until the last
+ * one is back, and frees the file when it is done. */
 #define _POSIX_C_SOURCE 200809L
 #include "thread_pool.h"
 
@@ -13,6 +17,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* An open file. Only the loop thread touches it: pool threads get a copy of fd in their job. */
+struct async_file {
+    async__part part;      /* attached to its loop */
+    async_loop *loop;
+    int fd;
+    unsigned busy;         /* reads and writes on it in flight */
+    bool closing;          /* a close was requested: no new calls */
+    async__job *close_job; /* the close, parked until busy drops to 0 */
+};
 
 /* ---- the calls, on a pool thread ---- */
 
@@ -165,6 +179,37 @@ static int close_fn(void *arg, intptr_t *result) {
     return close_checked(((rw_args *)arg)->fd);
 }
 
+/* ---- open files ---- */
+
+static const char file_kind = 0; /* tags files among the loop's parts */
+
+/* At loop free, a file the program left open. */
+static void file_part_free(async_loop *loop, async__part *part) {
+    async_file *f = (async_file *)(void *)((char *)part - offsetof(async_file, part));
+    (void)loop;
+    close(f->fd);
+    free(f);
+}
+
+/* A read or write is back: the last one lets a parked close go. */
+static void rw_back(async__job *j, void *ctx) {
+    async_file *f = (async_file *)ctx;
+    (void)j;
+    if (--f->busy == 0 && f->close_job) {
+        async__job *c = f->close_job;
+        f->close_job = NULL;
+        async__job_launch(c);
+    }
+}
+
+/* The close is back: the file goes, whatever close said. */
+static void close_back(async__job *j, void *ctx) {
+    async_file *f = (async_file *)ctx;
+    (void)j;
+    async__loop_detach(f->loop, &f->part);
+    free(f);
+}
+
 /* ---- the awaits, on the loop thread ---- */
 
 static int raise_invalid(async_task *t) {
@@ -172,31 +217,17 @@ static int raise_invalid(async_task *t) {
     return ASYNC__RAISE;
 }
 
-static int raise_code(async_task *t, async_thread_call *call, int code) {
-    call->job = NULL;
-    return async__thread_raise(t, call, code);
-}
-
 /* A job with `extra` bytes of payload for fn, or NULL after raising. */
 static async__job *new_job(async_task *t, async_thread_call *call, size_t extra, async_thread_fn fn,
                            async_thread_dtor dtor, int *status) {
     int err = 0;
-    async__job *j = async__job_new(t, extra, &err);
+    async__job *j = async__job_new(async_task_loop(t), extra, &err);
     if (!j) {
-        *status = raise_code(t, call, err);
+        *status = async__call_fail(t, call, err);
         return NULL;
     }
-    j->fn = fn;
-    j->arg = j->payload;
-    j->dtor = dtor;
+    async__job_set_fn(j, fn, async__job_payload(j), dtor);
     return j;
-}
-
-/* The file's checks before a call on it: open, not being closed, of this loop. */
-static int file_usable(async__job *j, const async_file *file) {
-    if (file->closing) return ASYNC_EBADF;
-    if (file->home != j->home) return ASYNC_EINVAL;
-    return 0;
 }
 
 int async__file_read_all_start(async_task *t, async_thread_call *call, const char *path, char **data) {
@@ -204,23 +235,23 @@ int async__file_read_all_start(async_task *t, async_thread_call *call, const cha
     async__job *j;
     int status = ASYNC__RAISE;
     if (!call) return raise_invalid(t);
-    if (!path || !data) return raise_code(t, call, ASYNC_EINVAL);
+    if (!path || !data) return async__call_fail(t, call, ASYNC_EINVAL);
     plen = strlen(path) + 1;
     j = new_job(t, call, sizeof(read_all_args) + plen, read_all_fn, free_result, &status);
     if (!j) return status;
-    memcpy(((read_all_args *)j->arg)->path, path, plen);
-    return async__job_start(t, call, j);
+    memcpy(((read_all_args *)async__job_payload(j))->path, path, plen);
+    return async__job_start(t, call, j, false);
 }
 
 int async__file_read_all_check(async_task *t, async_thread_call *call, char **data, size_t *len) {
     async__job *j = NULL;
     int rc = async__job_wait(t, call, &j);
     if (rc != ASYNC__GO) return rc;
-    if (j->rc == 0) {
-        *data = (char *)j->result;
-        if (len) *len = ((read_all_args *)j->arg)->len;
+    if (async__job_rc(j) == 0) {
+        *data = (char *)async__job_result(j);
+        if (len) *len = ((read_all_args *)async__job_payload(j))->len;
     }
-    return async__job_end(t, call, j);
+    return async__job_end(t, call, j, async__job_rc(j));
 }
 
 int async__file_write_all_start(async_task *t, async_thread_call *call, const char *path, const void *data,
@@ -230,18 +261,18 @@ int async__file_write_all_start(async_task *t, async_thread_call *call, const ch
     write_all_args *a;
     int status = ASYNC__RAISE;
     if (!call) return raise_invalid(t);
-    if (!path || (!data && len) || mode > 07777) return raise_code(t, call, ASYNC_EINVAL);
+    if (!path || (!data && len) || mode > 07777) return async__call_fail(t, call, ASYNC_EINVAL);
     plen = strlen(path) + 1;
-    if (len > SIZE_MAX - sizeof *a - plen) return raise_code(t, call, ASYNC_ENOMEM);
+    if (len > SIZE_MAX - sizeof *a - plen) return async__call_fail(t, call, ASYNC_ENOMEM);
     j = new_job(t, call, sizeof *a + len + plen, write_all_fn, NULL, &status);
     if (!j) return status;
-    a = (write_all_args *)j->arg;
+    a = (write_all_args *)async__job_payload(j);
     a->len = len;
     a->mode = mode;
     if (len) memcpy(a->data, data, len);
     memcpy(a->data + len, path, plen);
     a->path = (const char *)a->data + len;
-    return async__job_start(t, call, j);
+    return async__job_start(t, call, j, false);
 }
 
 /* fopen's modes as open(2) flags; -1 for anything else. */
@@ -269,15 +300,17 @@ static int open_flags(const char *how) {
 int async__file_open_start(async_task *t, async_thread_call *call, const char *path, const char *how) {
     size_t plen;
     async__job *j;
+    open_args *a;
     int flags, status = ASYNC__RAISE;
     if (!call) return raise_invalid(t);
-    if (!path || !how || (flags = open_flags(how)) < 0) return raise_code(t, call, ASYNC_EINVAL);
+    if (!path || !how || (flags = open_flags(how)) < 0) return async__call_fail(t, call, ASYNC_EINVAL);
     plen = strlen(path) + 1;
     j = new_job(t, call, sizeof(open_args) + plen, open_fn, close_result, &status);
     if (!j) return status;
-    ((open_args *)j->arg)->flags = flags;
-    memcpy(((open_args *)j->arg)->path, path, plen);
-    return async__job_start(t, call, j);
+    a = (open_args *)async__job_payload(j);
+    a->flags = flags;
+    memcpy(a->path, path, plen);
+    return async__job_start(t, call, j, false);
 }
 
 int async__file_open_check(async_task *t, async_thread_call *call, async_file **file) {
@@ -285,62 +318,71 @@ int async__file_open_check(async_task *t, async_thread_call *call, async_file **
     async_file *f;
     int rc = async__job_wait(t, call, &j);
     if (rc != ASYNC__GO) return rc;
-    if (j->rc) return async__job_end(t, call, j);
+    if (async__job_rc(j)) return async__job_end(t, call, j, async__job_rc(j));
     f = file ? (async_file *)calloc(1, sizeof *f) : NULL;
     if (!f) { /* nowhere to keep it: the fd is closed, nothing leaks */
-        close((int)j->result);
-        j->rc = file ? ASYNC_ENOMEM : ASYNC_EINVAL;
-        return async__job_end(t, call, j);
+        close((int)async__job_result(j));
+        return async__job_end(t, call, j, file ? ASYNC_ENOMEM : ASYNC_EINVAL);
     }
-    f->fd = (int)j->result;
-    async__file_link(j->home, f);
+    f->fd = (int)async__job_result(j);
+    f->loop = async__job_loop(j);
+    async__loop_attach(f->loop, &f->part, &file_kind, ASYNC__STAGE_RESOURCES, file_part_free); /* hosted */
     *file = f;
-    return async__job_end(t, call, j);
+    return async__job_end(t, call, j, 0);
 }
 
-/* A read or write job on file with a payload of len bytes. */
+/* A read, write or close job on file with a payload of len bytes, or NULL after raising: the file must be
+ * open, not being closed, and of this loop. */
 static async__job *rw_job(async_task *t, async_thread_call *call, async_file *file, size_t len, async_thread_fn fn,
                           int *status) {
     async__job *j;
-    int rc;
-    if (len > SIZE_MAX - sizeof(rw_args) - sizeof(async__align)) {
-        *status = raise_code(t, call, ASYNC_ENOMEM);
+    rw_args *a;
+    if (len > SIZE_MAX - sizeof(rw_args)) {
+        *status = async__call_fail(t, call, ASYNC_ENOMEM);
         return NULL;
     }
     j = new_job(t, call, sizeof(rw_args) + len, fn, NULL, status);
     if (!j) return NULL;
-    rc = file_usable(j, file);
-    if (rc) {
+    if (file->closing || file->loop != async__job_loop(j)) {
         async__job_drop(j);
-        *status = raise_code(t, call, rc);
+        *status = async__call_fail(t, call, file->closing ? ASYNC_EBADF : ASYNC_EINVAL);
         return NULL;
     }
-    ((rw_args *)j->arg)->fd = file->fd;
-    ((rw_args *)j->arg)->len = len;
-    j->file = file;
+    a = (rw_args *)async__job_payload(j);
+    a->fd = file->fd;
+    a->len = len;
     return j;
+}
+
+/* Starts a read or write on file: it counts as in flight on the file from now until it is back. */
+static int rw_start(async_task *t, async_thread_call *call, async_file *file, async__job *j) {
+    int rc;
+    async__job_on_back(j, rw_back, file);
+    rc = async__job_start(t, call, j, false);
+    if (rc == ASYNC__WAIT) file->busy++;
+    return rc;
 }
 
 int async__file_read_start(async_task *t, async_thread_call *call, async_file *file, void *buf, size_t cap) {
     async__job *j;
     int status = ASYNC__RAISE;
     if (!call) return raise_invalid(t);
-    if (!file || (!buf && cap)) return raise_code(t, call, ASYNC_EINVAL);
+    if (!file || (!buf && cap)) return async__call_fail(t, call, ASYNC_EINVAL);
     j = rw_job(t, call, file, cap, read_fn, &status);
-    return j ? async__job_start(t, call, j) : status;
+    return j ? rw_start(t, call, file, j) : status;
 }
 
 int async__file_read_check(async_task *t, async_thread_call *call, void *buf, size_t cap, size_t *nread) {
     async__job *j = NULL;
     int rc = async__job_wait(t, call, &j);
     if (rc != ASYNC__GO) return rc;
-    if (j->rc == 0) {
-        size_t n = (size_t)j->result;
+    if (async__job_rc(j) == 0) {
+        size_t n = (size_t)async__job_result(j);
         if (n > cap) n = cap; /* cap is the same expression as at the start; never more than asked */
-        if (n) memcpy(buf, ((rw_args *)j->arg)->bytes, n);
+        if (n) memcpy(buf, ((rw_args *)async__job_payload(j))->bytes, n);
         if (nread) *nread = n;
     }
-    return async__job_end(t, call, j);
+    return async__job_end(t, call, j, async__job_rc(j));
 }
 
 int async__file_write_start(async_task *t, async_thread_call *call, async_file *file, const void *data,
@@ -348,20 +390,27 @@ int async__file_write_start(async_task *t, async_thread_call *call, async_file *
     async__job *j;
     int status = ASYNC__RAISE;
     if (!call) return raise_invalid(t);
-    if (!file || (!data && len)) return raise_code(t, call, ASYNC_EINVAL);
+    if (!file || (!data && len)) return async__call_fail(t, call, ASYNC_EINVAL);
     j = rw_job(t, call, file, len, write_fn, &status);
     if (!j) return status;
-    if (len) memcpy(((rw_args *)j->arg)->bytes, data, len);
-    return async__job_start(t, call, j);
+    if (len) memcpy(((rw_args *)async__job_payload(j))->bytes, data, len);
+    return rw_start(t, call, file, j);
 }
 
 int async__file_close_start(async_task *t, async_thread_call *call, async_file *file) {
     async__job *j;
-    int status = ASYNC__RAISE;
+    bool parked;
+    int rc, status = ASYNC__RAISE;
     if (!call) return raise_invalid(t);
-    if (!file) return raise_code(t, call, ASYNC_EINVAL);
+    if (!file) return async__call_fail(t, call, ASYNC_EINVAL);
     j = rw_job(t, call, file, 0, close_fn, &status);
     if (!j) return status;
-    j->closes = 1;
-    return async__job_start(t, call, j);
+    async__job_on_back(j, close_back, file);
+    parked = file->busy > 0; /* calls on the file still run (cancelled ones): close after them */
+    rc = async__job_start(t, call, j, parked);
+    if (rc == ASYNC__WAIT) {
+        file->closing = true;
+        if (parked) file->close_job = j;
+    }
+    return rc;
 }

@@ -217,7 +217,7 @@ static int prepare(async_http_client *c, http_resp *r, bool *same) {
     } else {
         strcpy(r->path, "/");
     }
-    *same = (c->stream.flags & NS_OPEN) && c->port == port && strcmp(c->host, host) == 0;
+    *same = async_stream_fd(&c->stream) >= 0 && c->port == port && strcmp(c->host, host) == 0;
     strcpy(c->host, host);
     c->port = port;
     n = snprintf(r->req, sizeof r->req,
@@ -396,7 +396,7 @@ static async_status fail_run(async_task *t) {
     ASYNC_END(t);
 }
 
-async_task *async_http_get(async_http_client *c, const char *url, int32_t ms) {
+async_task *async_http_get(async_http_client *c, const char *url, int64_t ms) {
     http_resp *r;
     if (!c) return NULL;
     if (!async_task_init(&c->task, get_run)) return &c->task; /* still running: awaiting it says EBUSY */
@@ -406,10 +406,11 @@ async_task *async_http_get(async_http_client *c, const char *url, int32_t ms) {
         c->state = r;
     }
     c->url = url;
-    c->ms = ms;
+    c->ms = ms < 0 || ms > ASYNC_MS_MAX ? -1 : (int32_t)ms;
     c->redirects = 0;
-    if (!r || !url || strlen(url) + 1 > sizeof r->url) {
-        c->n = (size_t)(intptr_t)(r ? ASYNC_EINVAL : ASYNC_ENOMEM);
+    if (!r || !url || strlen(url) + 1 > sizeof r->url || ms > ASYNC_MS_MAX) {
+        /* ASYNC_ERANGE: the loop's 32-bit clock cannot hold the deadline (never cut short) */
+        c->n = (size_t)(intptr_t)(!r ? ASYNC_ENOMEM : ms > ASYNC_MS_MAX ? ASYNC_ERANGE : ASYNC_EINVAL);
         async_task_init(&c->task, fail_run);
         return &c->task;
     }

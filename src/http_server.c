@@ -454,8 +454,9 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
                              const async_http_limits *limits, async_http_handler handler, void *arg) {
     async_http_limits *l;
     if (!hs || !handler) return ASYNC_EINVAL;
-    memset(hs, 0, sizeof *hs);
-    hs->server.fd = -1;
+    /* the deadlines of the loop's 32-bit clock: more is refused, never cut short */
+    if (limits && (limits->idle_ms > ASYNC_MS_MAX || limits->request_ms > ASYNC_MS_MAX)) return ASYNC_ERANGE;
+    memset(hs, 0, sizeof *hs); /* a zeroed server is one that never listened (async_server_serve says so) */
     l = &hs->limits;
     if (limits) *l = *limits;
     if (!l->max_request_line) l->max_request_line = DEFAULT_REQUEST_LINE;
@@ -470,7 +471,7 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
 }
 
 async_task *async_http_server_serve(async_http_server *hs) { return hs ? async_server_serve(&hs->server) : NULL; }
-void async_http_server_close(async_http_server *hs, int32_t grace_ms) {
+void async_http_server_close(async_http_server *hs, int64_t grace_ms) {
     if (hs) async_server_close(&hs->server, grace_ms);
 }
 int async_http_server_port(const async_http_server *hs) { return hs ? async_server_port(&hs->server) : 0; }

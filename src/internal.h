@@ -1,22 +1,89 @@
-/* Private to the hosted runtime (src/): what its files share and users never include. */
+/* Private to the hosted runtime (src/): the hosted loop (loop.c) as its components see it, and what the
+ * files share. Users never include it.
+ *
+ * Each src file owns its structs; the others go through the functions declared here and in the headers
+ * of each concern (backend.h, thread_pool.h, net.h). The portable core's private fields are read only
+ * by async.h's own implementation. */
 #ifndef ASYNC_INTERNAL_H
 #define ASYNC_INTERNAL_H
 
 #include "async.h"
 
-/* Milliseconds of CLOCK_MONOTONIC, truncated to the loop's wrap-safe 32-bit clock. */
-async_ms async__monotonic_ms(void);
+/* ---- components attached to a hosted loop ---- */
 
-/* A hosted loop's thread-pool state (to_thread and files, src/thread_pool.c), made on first use. */
-typedef struct async__threads async__threads;
-/* The loop's slot for it (ev_loop.c), or NULL if loop is not a hosted loop. */
-async__threads **async__loop_threads(async_loop *loop);
-/* True while calls of the loop run on threads: the loop must wait for them, not jump time. */
-bool async__threads_busy(async_loop *loop);
-/* At loop free: waits for the calls in flight, passes undelivered results to their dtors, frees it all. */
-void async__threads_free(async_loop *loop);
+/* A component (debug mode, the thread pool, an open file, a remote door, ...) keeps its state for a loop
+ * in a record that embeds an async__part, attaches it, and says how to free it: async_loop_free frees
+ * what is still attached in stage order (the latest attached first within a stage), so the loop never
+ * names its components and no component frees another. */
+typedef struct async__part async__part;
+typedef void (*async__part_free_fn)(async_loop *loop, async__part *part);
 
-/* Debug mode (debug.c): at loop free, reports tasks never started and frees its state. */
-void async__debug_free(async_loop *loop);
+/** When a component goes at loop free, in this order. */
+enum {
+    ASYNC__STAGE_REPORT = 1, /* reports on the loop's tasks (before the unretrieved errors are reported) */
+    ASYNC__STAGE_DOORS,      /* ways in from other threads (their queued calls still run) */
+    ASYNC__STAGE_WORK,       /* work in flight, waited for (calls on threads, name lookups) */
+    ASYNC__STAGE_RESOURCES   /* what finished work leaves open (files) */
+};
+
+struct async__part {
+    async__part *prev, *next;
+    const void *kind; /* the component's tag: the address of a static object of its own */
+    int stage;
+    async__part_free_fn free_fn;
+};
+
+/** Attaches part (freed by free_fn at loop free unless detached first). ASYNC_ENOTSUP if loop is not a
+ *  hosted loop. */
+int async__loop_attach(async_loop *loop, async__part *part, const void *kind, int stage, async__part_free_fn free_fn);
+/** Detaches an attached part (its owner frees it). */
+void async__loop_detach(async_loop *loop, async__part *part);
+/** The part of that kind attached latest, or NULL (also for a loop that is not hosted). */
+async__part *async__loop_find(const async_loop *loop, const void *kind);
+
+/* ---- calls the loop makes later ---- */
+
+/* One node serves both lists below: a call that is queued once however many times it is asked for
+ * before it runs (as libev's ev_async coalesces its sends), then may be queued again. Zero it first. */
+typedef struct async__cb async__cb;
+struct async__cb {
+    async__cb *next;
+    void (*fn)(async_loop *loop, async__cb *cb);
+    bool queued;
+};
+
+/** Loop thread: fn runs after the current pass, before the loop waits (libev: in the wait, or after the
+ *  pass of an attached loop). For work a pass gathers and hands over at once (the thread pool's jobs),
+ *  and memory a task's own last step cannot free (a server's ended connections). */
+void async__loop_defer(async_loop *loop, async__cb *cb);
+/** Loop thread: takes a deferred call back if it has not run yet. */
+void async__loop_undefer(async_loop *loop, async__cb *cb);
+
+/** Any thread (call_soon_threadsafe): fn runs on the loop's thread soon, in the order posted. The loop
+ *  must outlive the call: a poster from another thread synchronises with the loop's free (the thread
+ *  pool does under its mutex). ASYNC_EINVAL if loop is not a hosted loop. */
+int async__loop_post(async_loop *loop, async__cb *cb);
+/** Loop thread: takes a posted call back if it has not run yet. */
+void async__loop_unpost(async_loop *loop, async__cb *cb);
+/** True when called on the loop's thread: the thread that made the loop until one waits in it, then the
+ *  last one that waited in it. */
+bool async__loop_on_thread(const async_loop *loop);
+
+/** Loop thread: +1 while work outside the backend's requests may still wake the loop (calls on
+ *  threads, a remote door), -1 when it is over: while any is held, the loop's wait blocks for it instead
+ *  of reporting a deadlock or jumping virtual time past it. */
+void async__loop_hold(async_loop *loop, int delta);
+
+/* ---- shared helpers ---- */
+
+/** The library's code for an errno value: its own code where it has one for that meaning (by name, so
+ *  another OS's numbering does not matter), the nearest one for a few (ENFILE: EMFILE, ENOBUFS: ENOMEM,
+ *  EDQUOT: ENOSPC, EWOULDBLOCK: EAGAIN), else ASYNC_EIO. The one translation of the runtime (errors.c). */
+int async__errno_code(int err);
+
+#ifndef ASYNC_MS_MAX
+/* The longest deadline the loop's 32-bit clock can express (async.h defines it where it has it). */
+#define ASYNC_MS_MAX 2147483647
+#endif
 
 #endif

@@ -1,33 +1,57 @@
-/* Private to the network files of the hosted runtime (src/net_*.c, src/http_*.c). */
+/* Private to the network files of the hosted runtime (src/net_*.c, src/http_*.c): what one of them
+ * offers the others. */
 #ifndef ASYNC_NET_H
 #define ASYNC_NET_H
 
 #define _GNU_SOURCE
+#include "backend.h"
 #include "internal.h"
 
 #include <errno.h>
 
-struct ev_loop;
-
-/* The libev loop under a hosted loop that polls the OS, or NULL (virtual clock, portable loop). */
-struct ev_loop *net__ev_of(async_loop *loop);
-/* An errno value as one of the library's codes: -err when the table has it, else ASYNC_EIO. */
-int net__errno_code(int err);
 /* Raises the static record of `code` in t; returns ASYNC__RAISE for the await helpers. */
 int net__raise(async_task *t, int code);
 /* Parses a numeric IPv4/IPv6 address or "localhost" (NULL: every IPv4 address) with a port into *ss;
- * false if host is a name that needs resolving. */
+ * false if host is a name that needs resolving (net_stream.c). */
 struct sockaddr_storage;
 int net__numeric_addr(const char *host, int port, struct sockaddr_storage *ss, unsigned *len);
 
-/* Lets go of a pending name resolution (the stream closes or the connect ended). */
-void net__resolve_abandon(async_stream *s);
-/* The name-resolution wait of a connect (net_resolve.c). */
-int net__resolve_start(async_task *t, async_stream *s);
-int net__resolve_check(async_task *t, async_stream *s);
-/* Starts a non-blocking connect of s to an address: 0, ASYNC_EINPROGRESS, or an error (s closed). */
-struct sockaddr;
-int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len);
+/* ---- waits (net_io.c): an async_io is a future and a request of the loop's backend ---- */
+
+/* A wait on w that another component ends with net__io_complete, with a deadline of ms (negative: none;
+ * at most ASYNC_MS_MAX): ASYNC__WAIT, or ASYNC__RAISE (cancellation pending, ASYNC_EBUSY). Ended by
+ * async__io_check like an fd wait. */
+int net__io_wait(async_task *t, async_io *w, int64_t ms);
+/* Ends the wait on w with value (nothing if it has ended already). */
+void net__io_complete(async_io *w, intptr_t value);
+/* True while w's request is started (a task waits on w, or was woken and has not resumed yet). */
+bool net__io_waiting(const async_io *w);
+/* Stops w's request and ends its wait with `why` (also when no task waits: the future is left failed). */
+void net__io_fail(async_io *w, const async_error *why);
+
+/* ---- name lookups (net_resolve.c): getaddrinfo as a job on the loop's thread pool ---- */
+
+struct addrinfo;
+typedef struct async__job net_lookup;
+/* Starts resolving host:port (TCP) on the loop's pool; done(ctx) runs on the loop thread once the answer
+ * is back, unless the lookup was ended first. NULL with *err set: ASYNC_EINVAL (a name too long to be
+ * one), ASYNC_ENOMEM, ASYNC_EAGAIN (the pool could not start its threads), ASYNC_ENOTSUP. */
+net_lookup *net__lookup_start(async_loop *loop, const char *host, int port, void (*done)(void *ctx), void *ctx,
+                              int *err);
+/* After done: 0 with *res the addresses (valid until net__lookup_end), or ASYNC_ENXIO (not resolved). */
+int net__lookup_result(net_lookup *l, struct addrinfo **res);
+/* Lets go of a lookup, done or not: its answer is freed now, or on the pool's side when it comes. */
+void net__lookup_end(net_lookup *l);
+
+/* ---- streams (net_stream.c) ---- */
+
+/* A stream's flag (NS_* below) is set. */
+bool net__stream_has(const async_stream *s, unsigned flag);
+/* Sets or clears a stream's flag (the server's NS_SERVER and NS_IDLE). */
+void net__stream_mark(async_stream *s, unsigned flag, bool on);
+/* A server's stream between messages or not (NS_IDLE), in one call: twice per message. False, and
+ * nothing changes, for a stream that is no server's. */
+bool net__stream_mark_idle(async_stream *s, bool idle);
 
 /* errno says the call would block. EWOULDBLOCK is EAGAIN on Linux: compared only where it differs. */
 #if EWOULDBLOCK == EAGAIN

@@ -3,12 +3,12 @@
  * Each connection is one allocation: a small wrapper task, the stream, and the user's frame. The wrapper
  * awaits the user's task inline (no extra scheduling hop), swallows its error (a reset peer ends one
  * connection, never the server), closes the stream, and moves itself to the server's zombie list: a
- * task's memory cannot be freed by its own last step, so an ev_check watcher frees ended connections
- * after the pass that ended them. Connections are root tasks of the loop rather than children of a task
- * group: a group keeps its finished children linked until all have ended, which a server never reaches. */
+ * task's memory cannot be freed by its own last step, so a call deferred to the end of the pass (the
+ * hosted loop's) frees ended connections after the pass that ended them. Connections are root tasks of
+ * the loop rather than children of a task group: a group keeps its finished children linked until all
+ * have ended, which a server never reaches. */
 #include "net.h"
 
-#include <ev.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -32,11 +32,11 @@ typedef struct net_conn {
     } frame[]; /* the user's frame, srv->frame_size bytes */
 } net_conn;
 
-typedef char reaper_fits[sizeof(ev_check) <= sizeof(((async_server *)0)->reaper) ? 1 : -1];
+typedef char reaper_fits[sizeof(async__cb) <= sizeof(((async_server *)0)->reaper) ? 1 : -1];
 
 static const async_error server_closed = {ASYNC_ESHUTDOWN, "server closed"};
 
-static ev_check *reaper(async_server *srv) { return (ev_check *)(void *)srv->reaper.bytes; }
+static async__cb *reaper(async_server *srv) { return (async__cb *)(void *)srv->reaper.bytes; }
 
 static void reap(async_server *srv) {
     net_conn *c = (net_conn *)srv->zombies;
@@ -48,11 +48,10 @@ static void reap(async_server *srv) {
     }
 }
 
-static void reaper_cb(struct ev_loop *ev, ev_check *w, int revents) {
-    async_server *srv = (async_server *)(void *)((char *)w - offsetof(async_server, reaper));
-    (void)ev;
-    (void)revents;
-    if (srv->zombies) reap(srv);
+static void reaper_fn(async_loop *loop, async__cb *cb) {
+    async_server *srv = (async_server *)(void *)((char *)cb - offsetof(async_server, reaper));
+    (void)loop;
+    reap(srv);
 }
 
 static void conn_unlink(net_conn *c) {
@@ -72,6 +71,7 @@ static void conn_end(net_conn *c) {
     conn_unlink(c);
     c->next = (net_conn *)srv->zombies;
     srv->zombies = c;
+    async__loop_defer(async_task_loop(&c->task), reaper(srv)); /* freed once this pass is over */
     /* idle is pending here: it completes only when nlive drops to 0, and accept_some re-arms it */
     if (srv->closing && srv->nlive == 0) async_future_set_value(&srv->idle, 0);
 }
@@ -103,17 +103,14 @@ static void conn_cancel(net_conn *c) {
 static void cancel_all(async_server *srv, bool idle_only) {
     net_conn *c;
     for (c = (net_conn *)srv->live; c; c = c->next)
-        if (!idle_only || (c->stream.flags & NS_IDLE)) conn_cancel(c);
+        if (!idle_only || net__stream_has(&c->stream, NS_IDLE)) conn_cancel(c);
 }
 
 void async_stream_set_idle(async_stream *s, bool idle) {
-    if (!s || !(s->flags & NS_SERVER)) return;
+    if (!s || !net__stream_mark_idle(s, idle)) return;
     if (idle) {
         net_conn *c = (net_conn *)(void *)((char *)s - offsetof(net_conn, stream));
-        s->flags |= NS_IDLE;
         if (c->srv->closing) conn_cancel(c);
-    } else {
-        s->flags &= ~NS_IDLE;
     }
 }
 
@@ -137,15 +134,15 @@ int async_server_listen(async_server *srv, const char *host, int port, unsigned 
     srv->fd = -1;
     if (!net__numeric_addr(host, port, &ss, &len)) return ASYNC_EINVAL; /* listen on an address, not a name */
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return net__errno_code(errno);
+    if (fd < 0) return async__errno_code(errno);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if ((flags & ASYNC_SERVER_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-        rc = net__errno_code(errno);
+        rc = async__errno_code(errno);
         close(fd);
         return rc;
     }
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-        rc = net__errno_code(errno);
+        rc = async__errno_code(errno);
         close(fd);
         return rc;
     }
@@ -185,7 +182,7 @@ static int accept_some(async_server *srv, async_loop *loop) {
         }
         c->srv = srv;
         async_stream_open(&c->stream, fd);
-        c->stream.flags |= NS_SERVER;
+        net__stream_mark(&c->stream, NS_SERVER, true);
         c->user = srv->fn(c->frame, &c->stream, srv->arg);
         if (!c->user) {
             async_stream_close(&c->stream);
@@ -216,15 +213,14 @@ static async_status idle_waiter_run(async_task *t) {
 
 static async_status serve_run(async_task *t) {
     async_server *srv = (async_server *)t;
-    struct ev_loop *ev = net__ev_of(async_task_loop(t));
     ASYNC_BEGIN(t);
-    if (!ev) ASYNC_THROW(t, ASYNC_ENOTSUP, "a server needs a loop that polls the OS (not the virtual clock)");
+    if (!async__loop_has_io(async_task_loop(t)))
+        ASYNC_THROW(t, ASYNC_ENOTSUP, "a server needs a loop that polls the OS (not the virtual clock)");
     /* Never listened (zero-initialised: its fd 0 is not ours), or the listen failed. A listen that
      * succeeded set fn, and only a close (closing) takes its fd away. */
     if (!srv->fn) ASYNC_THROW(t, ASYNC_EBADF, "the server is not listening");
-    ev_check_init(reaper(srv), reaper_cb);
-    ev_check_start(ev, reaper(srv));
-    ev_unref(ev); /* the reaper alone does not keep the loop running */
+    memset(reaper(srv), 0, sizeof *reaper(srv));
+    reaper(srv)->fn = reaper_fn;
     ASYNC_TRY(t) {
         while (!srv->closing) {
             AWAIT_READABLE(t, &srv->accept, srv->fd, -1);
@@ -265,8 +261,7 @@ static async_status serve_run(async_task *t) {
         }
         ASYNC_END_TRY(t);
     }
-    ev_ref(ev);
-    ev_check_stop(ev, reaper(srv));
+    async__loop_undefer(async_task_loop(t), reaper(srv));
     reap(srv);
     if (srv->error) ASYNC_THROW_ERROR(t, srv->error);
     ASYNC_END(t);
@@ -278,16 +273,16 @@ async_task *async_server_serve(async_server *srv) {
     return &srv->task;
 }
 
-void async_server_close(async_server *srv, int32_t grace_ms) {
+void async_server_close(async_server *srv, int64_t grace_ms) {
     if (!srv || srv->closing) return;
     srv->closing = true;
-    srv->grace_ms = grace_ms;
+    /* more than the loop's clock can time is no limit (this cannot fail: see net.h) */
+    srv->grace_ms = grace_ms < 0 || grace_ms > ASYNC_MS_MAX ? -1 : (int32_t)grace_ms;
     async_future_init(&srv->idle);
     if (srv->nlive == 0) async_future_set_value(&srv->idle, 0);
     cancel_all(srv, true); /* idle connections end now */
-    if (srv->accept.loop) { /* the accept loop waits: wake it with the shutdown */
-        async_io_stop(&srv->accept);
-        async_future_set_error(&srv->accept.ready, &server_closed);
+    if (net__io_waiting(&srv->accept)) { /* the accept loop waits: wake it with the shutdown */
+        net__io_fail(&srv->accept, &server_closed);
     } else {
         close_listener(srv); /* never served, or between waits: the loop sees `closing` */
     }

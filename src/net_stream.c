@@ -4,12 +4,15 @@
  * exception that saves a system call per message: after a recv that came back short, the kernel buffer
  * is known to be empty, so the next read waits for readiness before trying (raw libev servers do the
  * same by reading only in their ev_io callback). Output is sent at once when the socket takes it; the
- * rest is buffered and moves during AWAIT_STREAM_DRAIN. */
+ * rest is buffered and moves during AWAIT_STREAM_DRAIN. A connect to a name waits for its lookup
+ * (net_resolve.c) on the write side's wait, under the connect's deadline, then connects to the first
+ * address that does not fail at once. */
 #include "net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -43,18 +46,23 @@ int async_stream_open(async_stream *s, int fd) {
 
 static const async_error closed_under_wait = {ASYNC_EBADF, "the stream was closed under the operation"};
 
+/* Lets go of the pending connect's name lookup (the stream closes or the connect ended). */
+static void resolve_end(async_stream *s) {
+    net__lookup_end((net_lookup *)s->op_buf);
+    s->op_buf = NULL;
+    s->flags &= ~NS_RESOLVING;
+}
+
 void async_stream_close(async_stream *s) {
     unsigned keep;
     if (!s) return;
-    if (s->flags & NS_RESOLVING) net__resolve_abandon(s);
-    async_io_stop(&s->rio);
-    async_io_stop(&s->wio);
+    if (s->flags & NS_RESOLVING) resolve_end(s);
     /* A task may wait on the stream (read, drain, connect), or have been woken and not yet resumed: the
      * memset below must not drop it from a future's wait list (a lost waiter, and a corrupt list), and
      * whatever it finds when it resumes must say that the stream is gone. So waiters are woken first and
-     * both futures are left failed with ASYNC_EBADF (every operation resets its future when it starts). */
-    if (s->rio.ready.waiters) async_future_set_error(&s->rio.ready, &closed_under_wait);
-    if (s->wio.ready.waiters) async_future_set_error(&s->wio.ready, &closed_under_wait);
+     * both waits are left failed with ASYNC_EBADF (every operation resets its wait when it starts). */
+    net__io_fail(&s->rio, &closed_under_wait);
+    net__io_fail(&s->wio, &closed_under_wait);
     if (s->flags & NS_OPEN) close(s->fd);
     free(s->rbuf);
     free(s->wbuf);
@@ -62,8 +70,23 @@ void async_stream_close(async_stream *s) {
     memset(s, 0, sizeof *s);
     s->fd = -1;
     s->flags = keep;
-    async_future_set_error(&s->rio.ready, &closed_under_wait);
-    async_future_set_error(&s->wio.ready, &closed_under_wait);
+    net__io_fail(&s->rio, &closed_under_wait);
+    net__io_fail(&s->wio, &closed_under_wait);
+}
+
+bool net__stream_has(const async_stream *s, unsigned flag) { return (s->flags & flag) != 0; }
+
+void net__stream_mark(async_stream *s, unsigned flag, bool on) {
+    if (on)
+        s->flags |= flag;
+    else
+        s->flags &= ~flag;
+}
+
+bool net__stream_mark_idle(async_stream *s, bool idle) {
+    if (!(s->flags & NS_SERVER)) return false;
+    s->flags = idle ? s->flags | NS_IDLE : s->flags & ~NS_IDLE;
+    return true;
 }
 
 int async_stream_fd(const async_stream *s) { return s && (s->flags & NS_OPEN) ? s->fd : -1; }
@@ -84,7 +107,7 @@ size_t async_stream_pending(const async_stream *s) { return s ? s->wlen - s->wpo
 
 /* The sticky errors a peer causes; others are reported once. */
 static int stream_fail(async_stream *s, int err) {
-    int code = net__errno_code(err);
+    int code = async__errno_code(err);
     if (code == ASYNC_ECONNRESET || code == ASYNC_EPIPE || code == ASYNC_ENOTCONN) s->error = code;
     return code;
 }
@@ -241,20 +264,21 @@ static int read_step(async_task *t, async_stream *s) {
 }
 
 int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, size_t n, size_t limit,
-                             size_t *out, const char **line, int32_t ms) {
+                             size_t *out, const char **line, int64_t ms) {
     if (!s || (op == OP_READ && (!buf || !n || !out)) || (op == OP_EXACTLY && n && !buf) ||
         (op == OP_LINE && (!line || !out || !limit)) || (op == OP_FILL && (!out || !limit)))
         return net__raise(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
     if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
     if (s->error) return net__raise(t, s->error);
-    if (s->rio.loop) return net__raise(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
+    if (net__io_waiting(&s->rio)) return net__raise(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
     s->flags = (s->flags & 0xFFFFu & ~NS_RDONE) | ((unsigned)op << 16);
     s->op_buf = buf;
     s->op_n = op == OP_EXACTLY ? n : op == OP_READ ? n : 0;
     s->op_limit = op == OP_EXACTLY ? 0 : limit;
     s->op_out = out;
     s->op_line = line;
-    s->rms = ms;
+    s->rms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->rdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
     return read_step(t, s);
 }
@@ -346,13 +370,14 @@ static int drain_step(async_task *t, async_stream *s) {
     return net__raise(t, rc);
 }
 
-int async__stream_drain_start(async_task *t, async_stream *s, int32_t ms) {
+int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms) {
     if (!s) return net__raise(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE);
     if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
     if (s->error) return net__raise(t, s->error);
-    if (s->wio.loop) return net__raise(t, ASYNC_EBUSY); /* another drain or the connect waits */
+    if (net__io_waiting(&s->wio)) return net__raise(t, ASYNC_EBUSY); /* another drain or the connect waits */
     s->flags &= ~NS_WDONE;
-    s->wms = ms;
+    s->wms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
     return drain_step(t, s);
 }
@@ -409,9 +434,9 @@ int net__numeric_addr(const char *host, int port, struct sockaddr_storage *ss, u
 
 /* Starts a non-blocking connect to a resolved address: 0 (connected), ASYNC_EINPROGRESS, or an error
  * (the socket is then closed). */
-int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) {
+static int connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, rc;
-    if (fd < 0) return net__errno_code(errno);
+    if (fd < 0) return async__errno_code(errno);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->fd = fd;
     s->flags = (s->flags & NS_SERVER) | NS_OPEN;
@@ -422,31 +447,69 @@ int net__connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) 
         s->flags |= NS_CONNECTING;
         return ASYNC_EINPROGRESS;
     }
-    rc = net__errno_code(errno);
-    /* Not async_stream_close, whose memset would drop the connect's state: the name lookup's job (leaked,
-     * its watchers left running) and the deadline that the next address of the lookup still needs. */
+    rc = async__errno_code(errno);
+    /* Not async_stream_close, whose memset would drop the connect's state: the name lookup and the
+     * deadline that the next address of the lookup still needs. */
     close(fd);
     s->fd = -1;
     s->flags &= ~NS_OPEN;
     return rc;
 }
 
+/* The lookup's answer is back: the connect's wait ends (net_resolve.c calls it on the loop thread). */
+static void resolved(void *ctx) { net__io_complete(&((async_stream *)ctx)->wio, 1); }
 
-int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int32_t ms) {
+/* The wait for the connect's name lookup, under its deadline. */
+static int resolve_start(async_task *t, async_stream *s) {
+    async_loop *loop = async_task_loop(t);
+    net_lookup *l;
+    int err = 0, rc;
+    if (!async__loop_has_io(loop)) return net__raise(t, ASYNC_ENOTSUP);
+    l = net__lookup_start(loop, s->op_host, s->op_port, resolved, s, &err);
+    if (!l) return net__raise(t, err);
+    s->op_buf = l;
+    s->flags |= NS_RESOLVING;
+    rc = net__io_wait(t, &s->wio, remaining(loop, s->wdeadline, s->wms));
+    if (rc != ASYNC__WAIT) resolve_end(s);
+    return rc;
+}
+
+/* After the lookup: GO with the socket connecting (NS_CONNECTING) or connected, or a raise. */
+static int resolve_done(async_task *t, async_stream *s) {
+    static const async_error unknown = {ASYNC_ENXIO, "host name not resolved"};
+    net_lookup *l = (net_lookup *)s->op_buf;
+    struct addrinfo *res = NULL, *ai;
+    int last = ASYNC_ENXIO;
+    if (net__lookup_result(l, &res)) {
+        resolve_end(s);
+        async__raise(t, &unknown);
+        return ASYNC__RAISE;
+    }
+    for (ai = res; ai; ai = ai->ai_next) { /* the first address that does not fail at once */
+        last = connect_addr(s, ai->ai_addr, (unsigned)ai->ai_addrlen);
+        if (last == 0 || last == ASYNC_EINPROGRESS) break;
+    }
+    resolve_end(s);
+    if (last == 0 || last == ASYNC_EINPROGRESS) return ASYNC__GO;
+    return net__raise(t, last);
+}
+
+int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int64_t ms) {
     struct sockaddr_storage ss;
     unsigned len;
     int rc;
     if (!s || !host || port <= 0 || port > 65535) return net__raise(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE);
     if (s->flags & NS_OPEN) return net__raise(t, ASYNC_EBUSY);
     s->fd = -1;
     s->error = 0;
     s->flags &= NS_SERVER;
-    s->wms = ms;
+    s->wms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
     s->op_host = host;
     s->op_port = port;
-    if (!net__numeric_addr(host, port, &ss, &len)) return net__resolve_start(t, s);
-    rc = net__connect_addr(s, (struct sockaddr *)&ss, len);
+    if (!net__numeric_addr(host, port, &ss, &len)) return resolve_start(t, s);
+    rc = connect_addr(s, (struct sockaddr *)&ss, len);
     if (rc == 0) {
         s->flags |= NS_WDONE;
         return ASYNC__GO;
@@ -465,7 +528,13 @@ int async__stream_connect_check(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     if (s->flags & NS_RESOLVING) {
-        rc = net__resolve_check(t, s);
+        rc = async__io_check(t, &s->wio);
+        if (rc == ASYNC__WAIT) return rc;
+        if (rc == ASYNC__RAISE) { /* deadline or cancellation: the lookup's answer will be dropped */
+            resolve_end(s);
+            return rc;
+        }
+        rc = resolve_done(t, s);
         if (rc != ASYNC__GO) return rc;
         if (!(s->flags & NS_CONNECTING)) return ASYNC__GO; /* connected at once */
         rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, s->wms));
@@ -482,7 +551,7 @@ int async__stream_connect_check(async_task *t, async_stream *s) {
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) {
         async_stream_close(s);
-        return net__raise(t, net__errno_code(err));
+        return net__raise(t, async__errno_code(err));
     }
     return ASYNC__GO;
 }

@@ -1,12 +1,13 @@
 /* Many cores: one loop per thread, and a thread-safe door into a loop (call_soon_threadsafe).
  *
- * A remote is a mutex-guarded FIFO of calls plus an ev_async: any thread appends a call and sends the
- * ev_async; the loop's thread runs the calls in its callback, between passes, in the order they came.
- * Servers on several loops share one port through SO_REUSEPORT (async_server_listen's flag): the kernel
- * spreads the connections over the listeners, so the loops share nothing. */
+ * A remote is a mutex-guarded FIFO of calls plus one call posted to its loop (the hosted loop's way in
+ * from other threads): any thread appends a call and, when the FIFO was empty, posts; the loop's thread
+ * runs the calls between passes, in the order they came. While a remote exists it holds its loop (another
+ * thread may still wake it), and it is attached to the loop, which frees a remote still open when it is
+ * freed itself. Servers on several loops share one port through SO_REUSEPORT (async_server_listen's
+ * flag): the kernel spreads the connections over the listeners, so the loops share nothing. */
 #include "net.h"
 
-#include <ev.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -17,9 +18,9 @@ typedef struct remote_call {
 } remote_call;
 
 struct async_remote {
+    async__part part; /* attached to the loop (stage DOORS) */
     async_loop *loop;
-    struct ev_loop *ev;
-    ev_async wake;
+    async__cb wake;   /* posted to the loop when the FIFO becomes non-empty */
     pthread_mutex_t mu;
     remote_call *head, *tail;
 };
@@ -39,16 +40,29 @@ static void run_calls(async_remote *r) {
     }
 }
 
-static void wake_cb(struct ev_loop *ev, ev_async *w, int revents) {
-    (void)ev;
-    (void)revents;
-    run_calls((async_remote *)(void *)((char *)w - offsetof(async_remote, wake)));
+static void wake_fn(async_loop *loop, async__cb *cb) {
+    (void)loop;
+    run_calls((async_remote *)(void *)((char *)cb - offsetof(async_remote, wake)));
 }
 
+/* Runs what is still queued and frees r (detached from its loop already). */
+static void remote_free(async_loop *loop, async_remote *r) {
+    async__loop_unpost(loop, &r->wake);
+    run_calls(r);
+    async__loop_hold(loop, -1);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static void remote_part_free(async_loop *loop, async__part *part) {
+    remote_free(loop, (async_remote *)(void *)((char *)part - offsetof(async_remote, part)));
+}
+
+static const char remote_kind = 0; /* tags remotes among the loop's parts */
+
 async_remote *async_remote_new(async_loop *loop) {
-    struct ev_loop *ev = net__ev_of(loop);
     async_remote *r;
-    if (!ev) return NULL;
+    if (!async__loop_has_io(loop)) return NULL; /* a loop that polls the OS */
     r = (async_remote *)calloc(1, sizeof *r);
     if (!r) return NULL;
     if (pthread_mutex_init(&r->mu, NULL)) {
@@ -56,9 +70,9 @@ async_remote *async_remote_new(async_loop *loop) {
         return NULL;
     }
     r->loop = loop;
-    r->ev = ev;
-    ev_async_init(&r->wake, wake_cb);
-    ev_async_start(ev, &r->wake);
+    r->wake.fn = wake_fn;
+    async__loop_attach(loop, &r->part, &remote_kind, ASYNC__STAGE_DOORS, remote_part_free); /* hosted */
+    async__loop_hold(loop, +1); /* another thread may still wake the loop */
     return r;
 }
 
@@ -71,22 +85,21 @@ int async_remote_call(async_remote *r, void (*fn)(async_loop *loop, void *arg), 
     c->fn = fn;
     c->arg = arg;
     pthread_mutex_lock(&r->mu);
-    if (r->tail)
+    if (r->tail) {
         r->tail->next = c;
-    else
+    } else {
         r->head = c;
+        async__loop_post(r->loop, &r->wake); /* under the lock: async_remote_free cannot run meanwhile */
+    }
     r->tail = c;
-    ev_async_send(r->ev, &r->wake); /* under the lock: async_remote_free cannot run meanwhile */
     pthread_mutex_unlock(&r->mu);
     return 0;
 }
 
 void async_remote_free(async_remote *r) {
     if (!r) return;
-    ev_async_stop(r->ev, &r->wake);
-    run_calls(r);
-    pthread_mutex_destroy(&r->mu);
-    free(r);
+    async__loop_detach(r->loop, &r->part);
+    remote_free(r->loop, r);
 }
 
 typedef struct loop_thread {

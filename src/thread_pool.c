@@ -2,36 +2,71 @@
  *
  * A pool is a FIFO of jobs under one mutex and a set of threads that take one job at a time (FIFO: a
  * slow call never holds back the calls queued after it while a thread is free). The jobs a loop starts
- * during one pass of its tasks reach the pool together, in one lock round trip that wakes one idle
- * thread, which wakes the next while work is left: the loop does not pay a lock and a futex wake per
- * call. A thread hands a finished job to its home (the loop's state here): a list under the home's
- * mutex, and one ev_async_send when that list goes from empty to non-empty, so one loop wake-up
- * delivers every completion that arrived meanwhile. The loop thread takes the list whole and completes
- * each job's future, which wakes its awaiter.
+ * during one pass of its tasks reach the pool together, when the pass is over (a call deferred to its
+ * end), in one lock round trip that wakes one idle thread, which wakes the next while work is left: the
+ * loop does not pay a lock and a futex wake per call. A thread hands a finished job to its home (the
+ * loop's state here, a component attached to the loop): a list under the home's mutex, and one call
+ * posted to the loop when that list goes from empty to non-empty, so one loop wake-up delivers every
+ * completion that arrived meanwhile. The loop thread takes the list whole and delivers each job: it
+ * completes the future its awaiter waits on, or calls its completion callback.
  *
  * Lifetimes. A job is allocated by the home (payload-free ones come from a free list) and belongs to the
  * loop thread except while it is queued or running. Its awaiter only points at it from its
  * async_thread_call; a cancelled awaiter detaches the job, and the job's dtor receives the result when it
  * comes back. Finished jobs not yet delivered sit in the home's live list so that freeing the loop can
- * discard them. The ev_async is unreferenced while nothing is in flight, so it never keeps ev_run alive
- * by itself, and referenced while calls run, so the loop waits for them.
+ * discard them. While calls are in flight the home holds the loop (async__loop_hold), so that it waits
+ * for them; it lets go once they are back and the tasks they woke have run.
  *
- * The pool thread touches a home (push, ev_async_send, signal) only under the home's mutex: once the loop
- * has taken back all its jobs under that mutex, no thread will touch the home again, and it can go. */
+ * The pool thread touches a home (push, post, signal) only under the home's mutex: once the loop has
+ * taken back all its jobs under that mutex, no thread will touch the home again, and it can go. */
 #define _POSIX_C_SOURCE 200809L
 #include "thread_pool.h"
 
-#include <errno.h>
-#include <ev.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Finished payload-free jobs a loop keeps for reuse (W5: 1,000 in flight allocate nothing after the
  * first round). */
 #define HOME_FREE_MAX 4096u
+
+typedef struct thread_home thread_home;
+
+/* Room after a job record for the call's own copy of its arguments (file paths, buffers). */
+typedef union job_align {
+    void *p;
+    long long ll;
+    double d;
+    long double ld;
+} job_align;
+
+/* One call, from its start on the loop thread to its delivery or discard. The fields above `state` are
+ * written by the loop thread before the job is queued, then read (fn, arg, home) and written (result,
+ * rc, next) by one pool thread, then read by the loop thread again after it took the job back under its
+ * home's mutex. The others belong to the loop thread alone. */
+struct async__job {
+    async__job *next;  /* the pool's queue, then the home's list of finished jobs */
+    thread_home *home; /* the loop the job returns to */
+    async_thread_fn fn;
+    void *arg;
+    intptr_t result;
+    int rc;
+    /* loop thread only */
+    uint8_t state;          /* JOB_* below */
+    uint8_t detached;       /* no one wants the outcome: discard it when it comes */
+    uint8_t recycle;        /* no payload: goes back to the home's free list */
+    async_thread_dtor dtor; /* for an outcome no one receives */
+    async_future done;      /* an awaiter waits here */
+    void (*deliver)(async__job *j, void *ctx); /* or, for a submitted job, its completion */
+    void *deliver_ctx;
+    void (*back)(async__job *j, void *ctx); /* bookkeeping when it comes back (files) */
+    void *back_ctx;
+    async__job *live_prev, *live_next; /* the home's finished, undelivered jobs */
+    job_align payload[];               /* the call's copy of its arguments */
+};
+
+enum { JOB_NEW = 0, JOB_PARKED, JOB_QUEUED, JOB_DONE };
 
 struct async_pool {
     pthread_mutex_t mu;
@@ -45,41 +80,41 @@ struct async_pool {
     pthread_t threads[];
 };
 
-struct async__threads {
+/* A loop's to_thread state, attached to the loop (stage WORK: freeing the loop waits for its calls). */
+struct thread_home {
+    async__part part;
     /* shared with the pool threads, under mu */
     pthread_mutex_t mu;
-    pthread_cond_t drained; /* async__threads_free waits here for the last calls */
+    pthread_cond_t drained; /* home_free waits here for the last calls */
     async__job *done;       /* finished jobs, newest first */
     bool freeing;           /* the loop is being freed: signal `drained` */
     /* fixed while calls are in flight */
-    struct ev_loop *ev;
-    ev_async wake;
-    ev_prepare flush;         /* hands the pass's new jobs to the pool before libev waits */
-    async__job *pending, *pending_tail; /* loop thread: started this pass, not yet handed over */
-    /* loop thread only */
     async_loop *loop;
+    async__cb wake;         /* posted to the loop when `done` becomes non-empty */
+    /* loop thread only */
+    async__cb flush;        /* deferred to the pass's end: hands its jobs over, lets go of the loop */
+    async__job *pending, *pending_tail; /* started this pass, not yet handed over */
     async_pool *pool;   /* the pool in use: shared, or own (NULL until first use) */
     async_pool *shared; /* from async_loop_set_pool */
     async_pool *own;    /* the loop's own pool, made on first use */
     unsigned own_threads; /* its size, 0: ASYNC_THREADS or the default */
     unsigned inflight;    /* jobs started (queued, running or parked) and not taken back */
-    bool held;            /* the ev_async is referenced: the loop waits for calls */
+    bool held;            /* the home holds the loop: it waits for calls */
     async__job *live;     /* finished, undelivered jobs */
     async__job *free_jobs;
     unsigned nfree;
-    async_file *files; /* open files */
 };
 
 /* ---- pools ---- */
 
 /* Runs a job and hands it back to its home: one wake-up of the loop per empty-to-non-empty list. */
 static void pool_run(async__job *j) {
-    async__threads *h = j->home;
+    thread_home *h = j->home;
     j->result = 0;
     j->rc = j->fn(j->arg, &j->result);
     pthread_mutex_lock(&h->mu);
     if (!h->done) {
-        ev_async_send(h->ev, &h->wake);
+        async__loop_post(h->loop, &h->wake);
         if (h->freeing) pthread_cond_signal(&h->drained);
     }
     j->next = h->done;
@@ -211,7 +246,7 @@ static void pool_use(async_pool *p, int delta) {
 }
 
 /* The size of a loop's own pool: set, else ASYNC_THREADS, else the default. */
-static unsigned own_size(const async__threads *h) {
+static unsigned own_size(const thread_home *h) {
     const char *env;
     long n;
     if (h->own_threads) return h->own_threads;
@@ -229,24 +264,28 @@ static unsigned own_size(const async__threads *h) {
 /* Job records and the home come from the loop's allocator (a test can make it fail), which frees when
  * asked for size 0. */
 static void *loop_alloc(async_loop *loop, size_t size) {
-    return loop->realloc_fn ? loop->realloc_fn(loop->alloc_ctx, NULL, size) : malloc(size);
+    void *ctx;
+    async_loop_realloc_fn fn = async_loop_get_allocator(loop, &ctx);
+    return fn ? fn(ctx, NULL, size) : malloc(size);
 }
 
 static void loop_release(async_loop *loop, void *p) {
-    if (loop->realloc_fn)
-        loop->realloc_fn(loop->alloc_ctx, p, 0);
+    void *ctx;
+    async_loop_realloc_fn fn = async_loop_get_allocator(loop, &ctx);
+    if (fn)
+        fn(ctx, p, 0);
     else
         free(p);
 }
 
-static void live_link(async__threads *h, async__job *j) {
+static void live_link(thread_home *h, async__job *j) {
     j->live_prev = NULL;
     j->live_next = h->live;
     if (h->live) h->live->live_prev = j;
     h->live = j;
 }
 
-static void live_unlink(async__threads *h, async__job *j) {
+static void live_unlink(thread_home *h, async__job *j) {
     if (j->live_prev)
         j->live_prev->live_next = j->live_next;
     else
@@ -255,7 +294,7 @@ static void live_unlink(async__threads *h, async__job *j) {
     j->live_prev = j->live_next = NULL;
 }
 
-static void job_free(async__threads *h, async__job *j) {
+static void job_free(thread_home *h, async__job *j) {
     if (j->recycle && h->nfree < HOME_FREE_MAX) {
         j->next = h->free_jobs;
         h->free_jobs = j;
@@ -266,64 +305,49 @@ static void job_free(async__threads *h, async__job *j) {
 }
 
 /* An outcome no one will receive: the dtor gets it, then the job goes. */
-static void job_discard(async__threads *h, async__job *j) {
+static void job_discard(thread_home *h, async__job *j) {
     if (j->dtor) j->dtor(j->result, j->arg);
     job_free(h, j);
 }
 
-static void file_free(async__threads *h, async_file *f) {
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        h->files = f->next;
-    if (f->next) f->next->prev = f->prev;
-    free(f);
-}
-
-void async__file_link(async__threads *home, async_file *file) {
-    file->home = home;
-    file->prev = NULL;
-    file->next = home->files;
-    if (home->files) home->files->prev = file;
-    home->files = file;
-}
-
-/* Jobs started in a pass go to the pool together, when the pass is over (flush_cb). The first one
- * feeds the flush watcher an event: libev then runs it before it polls even when the watcher was started
- * during this iteration's prepare callbacks (a loop attached to the application's ev_run). */
-static void job_launch(async__threads *h, async__job *j) {
+/* Jobs started in a pass go to the pool together, when the pass is over (flush_fn). */
+static void job_launch(thread_home *h, async__job *j) {
     j->state = JOB_QUEUED;
     j->next = NULL;
     if (h->pending_tail) {
         h->pending_tail->next = j;
     } else {
         h->pending = j;
-        ev_feed_event(h->ev, &h->flush, EV_PREPARE);
+        async__loop_defer(h->loop, &h->flush);
     }
     h->pending_tail = j;
 }
 
-static void home_flush(async__threads *h) {
+static void home_flush(thread_home *h) {
     if (!h->pending) return;
     pool_submit(h->pool, h->pending, h->pending_tail);
     h->pending = h->pending_tail = NULL;
 }
 
-/* Runs in every libev iteration before it polls, after the scheduler's pass (its lowest priority puts
- * it after the prepare watcher of an attached loop). */
-static void flush_cb(struct ev_loop *ev, ev_prepare *w, int revents) {
-    async__threads *h = (async__threads *)(void *)((char *)w - offsetof(async__threads, flush));
-    (void)revents;
-    home_flush(h);
-    if (h->held && h->inflight == 0) { /* nothing in flight: the ev_async keeps no one waiting */
-        h->held = false;
-        ev_unref(ev);
-    }
+static void hold(thread_home *h, bool on) {
+    if (h->held == on) return;
+    h->held = on;
+    async__loop_hold(h->loop, on ? 1 : -1);
 }
 
-/* Takes back finished jobs (newest first in `list`): their files' bookkeeping, then each outcome goes
- * to its awaiter (the future wakes it) or, if the awaiter left, to the dtor. */
-static void home_take_back(async__threads *h, async__job *list) {
+/* At the end of a pass: the jobs it started go to the pool; with nothing in flight any more, the loop
+ * need not wait for calls (let go only now, after the tasks woken by the last ones have run: earlier
+ * could end an application's ev_run before they do). */
+static void flush_fn(async_loop *loop, async__cb *cb) {
+    thread_home *h = (thread_home *)(void *)((char *)cb - offsetof(thread_home, flush));
+    (void)loop;
+    home_flush(h);
+    if (h->inflight == 0) hold(h, false);
+}
+
+/* Takes back finished jobs (newest first in `list`): their bookkeeping, then each outcome goes to its
+ * awaiter or completion callback, or, if no one wants it, to the dtor. */
+static void home_take_back(thread_home *h, async__job *list) {
     async__job *fifo = NULL, *j;
     while (list) { /* oldest first */
         j = list->next;
@@ -335,34 +359,26 @@ static void home_take_back(async__threads *h, async__job *list) {
         fifo = j->next;
         j->next = NULL;
         h->inflight--;
-        if (j->file) {
-            async_file *f = j->file;
-            if (j->closes) {
-                file_free(h, f);
-                j->file = NULL;
-            } else if (--f->busy == 0 && f->close_job) { /* the parked close goes now */
-                async__job *c = f->close_job;
-                f->close_job = NULL;
-                job_launch(h, c);
-            }
-        }
+        if (j->back) j->back(j, j->back_ctx);
         if (j->detached) {
             job_discard(h, j);
         } else {
             j->state = JOB_DONE;
             live_link(h, j);
-            async_future_set_value(&j->done, 0);
+            if (j->deliver)
+                j->deliver(j, j->deliver_ctx);
+            else
+                async_future_set_value(&j->done, 0);
         }
     }
-    /* the reference that kept the loop waiting is dropped by flush_cb, once the tasks woken here have
-     * run: dropping it now could end an application's ev_run before they do */
+    if (h->inflight == 0) async__loop_defer(h->loop, &h->flush); /* lets go of the loop after the pass */
 }
 
-static void wake_cb(struct ev_loop *ev, ev_async *w, int revents) {
-    async__threads *h = (async__threads *)(void *)((char *)w - offsetof(async__threads, wake));
+/* Posted by the pool thread that made `done` non-empty. */
+static void wake_fn(async_loop *loop, async__cb *cb) {
+    thread_home *h = (thread_home *)(void *)((char *)cb - offsetof(thread_home, wake));
     async__job *list;
-    (void)ev;
-    (void)revents;
+    (void)loop;
     pthread_mutex_lock(&h->mu);
     list = h->done;
     h->done = NULL;
@@ -370,16 +386,56 @@ static void wake_cb(struct ev_loop *ev, ev_async *w, int revents) {
     home_take_back(h, list); /* an empty list takes nothing back */
 }
 
+/* At loop free: waits for every call in flight (what they finish is taken back as usual: awaiters are
+ * woken into a loop that will not run them again, and discarded just below), then frees it all. */
+static void home_free(async_loop *loop, async__part *part) {
+    thread_home *h = (thread_home *)(void *)((char *)part - offsetof(thread_home, part));
+    async__job *j;
+    home_flush(h);
+    pthread_mutex_lock(&h->mu);
+    h->freeing = true;
+    while (h->inflight) {
+        async__job *list;
+        while (!h->done) pthread_cond_wait(&h->drained, &h->mu);
+        list = h->done;
+        h->done = NULL;
+        pthread_mutex_unlock(&h->mu);
+        home_take_back(h, list);
+        home_flush(h); /* parked jobs that could go now */
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    /* no pool thread will touch h again; its calls may still be queued with the loop */
+    async__loop_unpost(loop, &h->wake);
+    async__loop_undefer(loop, &h->flush);
+    while ((j = h->live) != NULL) {
+        live_unlink(h, j);
+        job_discard(h, j);
+    }
+    while ((j = h->free_jobs) != NULL) {
+        h->free_jobs = j->next;
+        loop_release(loop, j);
+    }
+    if (h->shared) pool_use(h->shared, -1);
+    if (h->own) pool_stop(h->own, h->own->nthreads);
+    hold(h, false);
+    pthread_cond_destroy(&h->drained);
+    pthread_mutex_destroy(&h->mu);
+    loop_release(loop, h);
+}
+
+static const char home_kind = 0; /* tags the home among the loop's parts */
 
 /* The loop's home, made on first use; NULL with *err set. */
-static async__threads *home_of(async_loop *loop, int *err) {
-    async__threads **slot = async__loop_threads(loop), *h;
-    if (!slot) {
+static thread_home *home_of(async_loop *loop, int *err) {
+    async__part *part = async__loop_find(loop, &home_kind);
+    thread_home *h;
+    if (part) return (thread_home *)(void *)((char *)part - offsetof(thread_home, part));
+    if (!loop || !async_loop_backend(loop)) {
         *err = loop ? ASYNC_ENOTSUP : ASYNC_EINVAL;
         return NULL;
     }
-    if (*slot) return *slot;
-    h = (async__threads *)loop_alloc(loop, sizeof *h);
+    h = (thread_home *)loop_alloc(loop, sizeof *h);
     if (!h) {
         *err = ASYNC_ENOMEM;
         return NULL;
@@ -397,80 +453,23 @@ static async__threads *home_of(async_loop *loop, int *err) {
         return NULL;
     }
     h->loop = loop;
-    h->ev = async_loop_ev(loop);
-    ev_async_init(&h->wake, wake_cb);
-    ev_async_start(h->ev, &h->wake);
-    ev_unref(h->ev); /* nothing in flight yet */
-    ev_prepare_init(&h->flush, flush_cb);
-    ev_set_priority(&h->flush, EV_MINPRI);
-    ev_prepare_start(h->ev, &h->flush);
-    ev_unref(h->ev); /* never keeps ev_run going by itself */
-    *slot = h;
+    h->wake.fn = wake_fn;
+    h->flush.fn = flush_fn;
+    async__loop_attach(loop, &h->part, &home_kind, ASYNC__STAGE_WORK, home_free); /* hosted: cannot fail */
     return h;
 }
 
 /* The pool the home's calls go to, made if it is the loop's own and does not exist yet. */
-static async_pool *home_pool(async__threads *h, int *err) {
+static async_pool *home_pool(thread_home *h, int *err) {
     if (h->pool) return h->pool;
     h->own = pool_create(own_size(h), err);
     h->pool = h->own;
     return h->pool;
 }
 
-bool async__threads_busy(async_loop *loop) {
-    async__threads **slot = async__loop_threads(loop);
-    return slot && *slot && (*slot)->inflight > 0;
-}
-
-void async__threads_free(async_loop *loop) {
-    async__threads **slot = async__loop_threads(loop), *h;
-    async__job *j;
-    if (!slot || !*slot) return;
-    h = *slot;
-    /* wait for every call in flight; what they finish is taken back as usual (their awaiters are
-     * woken into a loop that will not run them again, and discarded just below) */
-    home_flush(h);
-    pthread_mutex_lock(&h->mu);
-    h->freeing = true;
-    while (h->inflight) {
-        async__job *list;
-        while (!h->done) pthread_cond_wait(&h->drained, &h->mu);
-        list = h->done;
-        h->done = NULL;
-        pthread_mutex_unlock(&h->mu);
-        home_take_back(h, list);
-        home_flush(h); /* parked closes that could go now */
-        pthread_mutex_lock(&h->mu);
-    }
-    pthread_mutex_unlock(&h->mu);
-    /* no pool thread will touch h again */
-    while ((j = h->live) != NULL) {
-        live_unlink(h, j);
-        job_discard(h, j);
-    }
-    while (h->files) {
-        close(h->files->fd);
-        file_free(h, h->files);
-    }
-    while ((j = h->free_jobs) != NULL) {
-        h->free_jobs = j->next;
-        loop_release(loop, j);
-    }
-    if (h->shared) pool_use(h->shared, -1);
-    if (h->own) pool_stop(h->own, h->own->nthreads);
-    if (!h->held) ev_ref(h->ev); /* balances the unref of an idle ev_async */
-    ev_async_stop(h->ev, &h->wake);
-    ev_ref(h->ev);
-    ev_prepare_stop(h->ev, &h->flush);
-    pthread_cond_destroy(&h->drained);
-    pthread_mutex_destroy(&h->mu);
-    loop_release(loop, h);
-    *slot = NULL;
-}
-
 int async_loop_set_pool(async_loop *loop, async_pool *pool) {
     int err = 0;
-    async__threads *h = home_of(loop, &err);
+    thread_home *h = home_of(loop, &err);
     if (!h) return err == ASYNC_ENOTSUP ? ASYNC_EINVAL : err;
     if (h->inflight) return ASYNC_EBUSY;
     if (pool == h->shared) return 0;
@@ -487,7 +486,7 @@ int async_loop_set_pool(async_loop *loop, async_pool *pool) {
 
 int async_loop_set_threads(async_loop *loop, unsigned threads) {
     int err = 0;
-    async__threads *h;
+    thread_home *h;
     if (!loop || threads < 1 || threads > ASYNC_POOL_MAX_THREADS) return ASYNC_EINVAL;
     h = home_of(loop, &err);
     if (!h) return err == ASYNC_ENOTSUP ? ASYNC_EINVAL : err;
@@ -502,36 +501,11 @@ int async_loop_set_threads(async_loop *loop, unsigned threads) {
 }
 
 unsigned async_loop_jobs(async_loop *loop) {
-    async__threads **slot = async__loop_threads(loop);
-    return slot && *slot ? (*slot)->inflight : 0;
+    async__part *part = async__loop_find(loop, &home_kind);
+    return part ? ((thread_home *)(void *)((char *)part - offsetof(thread_home, part)))->inflight : 0;
 }
 
 /* ---- jobs ---- */
-
-/* errno values by name (portable: the library's codes are Linux's numbers, another OS's errno may not
- * be); the ones without a code of their own are mapped to the nearest, anything else is ASYNC_EIO. */
-static const struct {
-    int err, code;
-} errno_codes[] = {
-    {ENOENT, ASYNC_ENOENT},   {EIO, ASYNC_EIO},         {EBADF, ASYNC_EBADF},
-    {EACCES, ASYNC_EACCES},   {EPERM, ASYNC_EPERM},     {EEXIST, ASYNC_EEXIST},
-    {EISDIR, ASYNC_EISDIR},   {ENOTDIR, ASYNC_ENOTDIR}, {EMFILE, ASYNC_EMFILE},
-    {ENFILE, ASYNC_EMFILE},   {ENOSPC, ASYNC_ENOSPC},   {EFBIG, ASYNC_EFBIG},
-    {EROFS, ASYNC_EROFS},     {ELOOP, ASYNC_ELOOP},     {ENAMETOOLONG, ASYNC_ENAMETOOLONG},
-    {EPIPE, ASYNC_EPIPE},     {ENOMEM, ASYNC_ENOMEM},   {EINVAL, ASYNC_EINVAL},
-    {EAGAIN, ASYNC_EAGAIN},   {EBUSY, ASYNC_EBUSY},     {ENXIO, ASYNC_ENXIO},
-    {EOVERFLOW, ASYNC_EOVERFLOW}, {ETIMEDOUT, ASYNC_ETIMEDOUT}, {ENOTSUP, ASYNC_ENOTSUP},
-#ifdef EDQUOT
-    {EDQUOT, ASYNC_ENOSPC},
-#endif
-};
-
-int async__errno_code(int err) {
-    size_t i;
-    for (i = 0; i < sizeof errno_codes / sizeof errno_codes[0]; i++)
-        if (errno_codes[i].err == err) return errno_codes[i].code;
-    return ASYNC_EIO;
-}
 
 int async__thread_raise(async_task *t, async_thread_call *call, int code) {
     const async_error *e = async_error_of(code);
@@ -544,14 +518,15 @@ int async__thread_raise(async_task *t, async_thread_call *call, int code) {
     return ASYNC__RAISE;
 }
 
-async__job *async__job_new(async_task *t, size_t extra, int *err) {
-    async_loop *loop = async_task_loop(t);
-    async__threads *h;
+int async__call_fail(async_task *t, async_thread_call *call, int code) {
+    call->job = NULL;
+    call->result = 0;
+    return async__thread_raise(t, call, code);
+}
+
+async__job *async__job_new(async_loop *loop, size_t extra, int *err) {
+    thread_home *h;
     async__job *j;
-    if (!loop) {
-        *err = ASYNC_EINVAL;
-        return NULL;
-    }
     h = home_of(loop, err);
     if (!h || !home_pool(h, err)) return NULL;
     if (extra == 0 && h->free_jobs) {
@@ -559,7 +534,7 @@ async__job *async__job_new(async_task *t, size_t extra, int *err) {
         h->free_jobs = j->next;
         h->nfree--;
     } else {
-        if (extra > SIZE_MAX - sizeof *j - sizeof(async__align)) {
+        if (extra > SIZE_MAX - sizeof *j - sizeof(job_align)) {
             *err = ASYNC_ENOMEM;
             return NULL;
         }
@@ -572,38 +547,55 @@ async__job *async__job_new(async_task *t, size_t extra, int *err) {
     memset(j, 0, sizeof *j);
     j->home = h;
     j->recycle = extra == 0;
+    j->arg = j->payload;
     return j;
 }
 
-void async__job_drop(async__job *j) { job_free(j->home, j); }
+void async__job_set_fn(async__job *j, async_thread_fn fn, void *arg, async_thread_dtor dtor) {
+    j->fn = fn;
+    j->arg = arg;
+    j->dtor = dtor;
+}
 
-int async__job_start(async_task *t, async_thread_call *call, async__job *j) {
-    async__threads *h = j->home;
+void *async__job_payload(async__job *j) { return j->payload; }
+
+void async__job_on_back(async__job *j, void (*back)(async__job *j, void *ctx), void *ctx) {
+    j->back = back;
+    j->back_ctx = ctx;
+}
+
+int async__job_rc(const async__job *j) { return j->rc; }
+intptr_t async__job_result(const async__job *j) { return j->result; }
+async_loop *async__job_loop(const async__job *j) { return j->home->loop; }
+
+void async__job_drop(async__job *j) {
+    if (j->state == JOB_DONE) live_unlink(j->home, j);
+    job_free(j->home, j);
+}
+
+/* The job is on its way: the loop waits for it. */
+static void job_go(thread_home *h, async__job *j, bool parked) {
+    h->inflight++;
+    hold(h, true);
+    if (parked)
+        j->state = JOB_PARKED;
+    else
+        job_launch(h, j);
+}
+
+int async__job_start(async_task *t, async_thread_call *call, async__job *j, bool parked) {
     int rc = async__future_start(t, &j->done);
     if (rc != ASYNC__WAIT) { /* a cancellation was pending: the call never starts */
-        job_free(h, j);
+        job_free(j->home, j);
         return ASYNC__RAISE;
     }
     call->job = j;
     call->result = 0;
-    h->inflight++;
-    if (!h->held) { /* calls in flight: the loop waits for them */
-        h->held = true;
-        ev_ref(h->ev);
-    }
-    if (j->file && j->closes) {
-        j->file->closing = true;
-        if (j->file->busy) { /* calls on the file still run (cancelled ones): close after them */
-            j->state = JOB_PARKED;
-            j->file->close_job = j;
-            return ASYNC__WAIT;
-        }
-    } else if (j->file) {
-        j->file->busy++;
-    }
-    job_launch(h, j);
+    job_go(j->home, j, parked);
     return ASYNC__WAIT;
 }
+
+void async__job_launch(async__job *j) { job_launch(j->home, j); }
 
 int async__job_wait(async_task *t, async_thread_call *call, async__job **out) {
     async__job *j = call->job;
@@ -613,24 +605,34 @@ int async__job_wait(async_task *t, async_thread_call *call, async__job **out) {
     if (rc == ASYNC__WAIT) return ASYNC__WAIT;
     call->job = NULL;
     if (rc != ASYNC__GO) { /* cancelled: the thread runs on, its outcome goes to the dtor */
-        if (j->state == JOB_DONE) {
-            live_unlink(j->home, j);
-            job_discard(j->home, j);
-        } else {
-            j->detached = 1;
-        }
+        async__job_abandon(j);
         return rc;
     }
     live_unlink(j->home, j);
+    j->state = JOB_NEW; /* taken: the caller ends it */
     *out = j;
     return ASYNC__GO;
 }
 
-int async__job_end(async_task *t, async_thread_call *call, async__job *j) {
-    int rc = j->rc;
+int async__job_end(async_task *t, async_thread_call *call, async__job *j, int rc) {
     call->result = rc ? 0 : j->result;
     job_free(j->home, j);
     return rc ? async__thread_raise(t, call, rc) : ASYNC__GO;
+}
+
+void async__job_submit(async__job *j, void (*done)(async__job *j, void *ctx), void *ctx) {
+    j->deliver = done;
+    j->deliver_ctx = ctx;
+    job_go(j->home, j, false);
+}
+
+void async__job_abandon(async__job *j) {
+    if (j->state == JOB_DONE) {
+        live_unlink(j->home, j);
+        job_discard(j->home, j);
+    } else {
+        j->detached = 1;
+    }
 }
 
 /* ---- to_thread ---- */
@@ -646,18 +648,16 @@ int async__thread_start(async_task *t, async_thread_call *call, async_thread_fn 
     call->job = NULL;
     call->result = 0;
     if (!fn) return async__thread_raise(t, call, ASYNC_EINVAL);
-    j = async__job_new(t, 0, &err);
+    j = async__job_new(async_task_loop(t), 0, &err);
     if (!j) return async__thread_raise(t, call, err);
-    j->fn = fn;
-    j->arg = arg;
-    j->dtor = dtor;
-    return async__job_start(t, call, j);
+    async__job_set_fn(j, fn, arg, dtor);
+    return async__job_start(t, call, j, false);
 }
 
 int async__thread_check(async_task *t, async_thread_call *call) {
     async__job *j = NULL;
     int rc = async__job_wait(t, call, &j);
-    return rc == ASYNC__GO ? async__job_end(t, call, j) : rc;
+    return rc == ASYNC__GO ? async__job_end(t, call, j, async__job_rc(j)) : rc;
 }
 
 intptr_t async_thread_result(const async_thread_call *call) { return call ? call->result : 0; }

@@ -1,71 +1,56 @@
-/* Private to the thread pool and the files built on it (src/thread_pool.c, src/files.c). */
+/* Private to src/: jobs on a loop's thread pool (thread_pool.c), for the files (files.c), name lookups
+ * (net_resolve.c) and to_thread. A job is made on the loop thread, run by a pool thread, and comes back
+ * to the loop thread, where it is either delivered (to the task awaiting it, or to a completion
+ * callback) or, if no one wants it any more, its outcome goes to its dtor. */
 #ifndef ASYNC_THREAD_POOL_H
 #define ASYNC_THREAD_POOL_H
 
 #include "internal.h"
 
-/* Room after a job record for the call's own copy of its arguments (file paths, buffers). */
-typedef union async__align {
-    void *p;
-    long long ll;
-    double d;
-    long double ld;
-} async__align;
-
-/* One call, from its start on the loop thread to its delivery or discard. The fields above `state` are
- * written by the loop thread before the job is queued, then read (fn, arg, home) and written (result,
- * rc, next) by one pool thread, then read by the loop thread again after it took the job back under its
- * home's mutex. The others belong to the loop thread alone. */
-struct async__job {
-    async__job *next;     /* the pool's queue, then the home's list of finished jobs */
-    async__threads *home; /* the loop the job returns to */
-    async_thread_fn fn;
-    void *arg;
-    intptr_t result;
-    int rc;
-    /* loop thread only */
-    uint8_t state;          /* JOB_* below */
-    uint8_t detached;       /* the awaiter is gone: discard the outcome when it comes */
-    uint8_t closes;         /* a file close: frees `file` when done */
-    uint8_t recycle;        /* no payload: goes back to the home's free list */
-    async_thread_dtor dtor; /* for an outcome no one receives */
-    async_future done;      /* the awaiter waits here */
-    async__job *live_prev, *live_next; /* the home's finished, undelivered jobs */
-    async_file *file;                  /* the file the job works on, or NULL */
-    async__align payload[];            /* the call's copy of its arguments (files) */
-};
-
-enum { JOB_NEW = 0, JOB_PARKED, JOB_QUEUED, JOB_DONE };
-
-/* An open file. Only the loop thread touches it: pool threads get a copy of fd in their job. */
-struct async_file {
-    int fd;
-    unsigned busy;          /* reads and writes on it in flight */
-    bool closing;           /* a close was requested: no new calls */
-    async__job *close_job;  /* the close, parked until busy drops to 0 */
-    async__threads *home;
-    async_file *prev, *next; /* the home's open files */
-};
-
-/* A new job of the loop that runs t, with `extra` bytes of payload, or NULL with *err set
- * (ASYNC_ENOTSUP: not a hosted loop; ASYNC_ENOMEM; a pool's start-up error). */
-async__job *async__job_new(async_task *t, size_t extra, int *err);
-/* Frees a job (not NULL) that was never started. */
+/** A new job of loop with `extra` bytes of payload (async__job_payload), or NULL with *err set
+ *  (ASYNC_ENOTSUP: not a hosted loop; ASYNC_ENOMEM; a pool's start-up error, ASYNC_EAGAIN). */
+async__job *async__job_new(async_loop *loop, size_t extra, int *err);
+/** What the pool thread runs: fn(arg, &result); dtor receives an outcome no one takes. */
+void async__job_set_fn(async__job *j, async_thread_fn fn, void *arg, async_thread_dtor dtor);
+/** The job's payload: `extra` bytes, aligned for any type. */
+void *async__job_payload(async__job *j);
+/** Bookkeeping when the job comes back to the loop thread, before its delivery or discard, whether or
+ *  not anyone still waits for it (a file's calls in flight). */
+void async__job_on_back(async__job *j, void (*back)(async__job *j, void *ctx), void *ctx);
+/** Frees a job that was never started, or whose outcome was taken. */
 void async__job_drop(async__job *j);
-/* The start of the await: the awaiter waits on j and j goes to the pool (or waits for j->file's calls
- * to end if it closes it). ASYNC__WAIT, or ASYNC__RAISE (cancellation pending; j is freed). */
-int async__job_start(async_task *t, async_thread_call *call, async__job *j);
-/* The check of the await: ASYNC__WAIT, ASYNC__RAISE (cancelled: the job is detached or discarded), or
- * ASYNC__GO with *out the finished job, which the caller reads and passes to async__job_end. */
+/** fn's code (0 or an error) and result, once the job is back. */
+int async__job_rc(const async__job *j);
+intptr_t async__job_result(const async__job *j);
+/** The loop the job belongs to. */
+async_loop *async__job_loop(const async__job *j);
+
+/* ---- a job a task awaits (to_thread, files) ---- */
+
+/** The start of the await: the awaiter waits on j, and j goes to the pool (or, parked, waits for
+ *  async__job_launch: a file's close waits for the calls on the file). ASYNC__WAIT, or ASYNC__RAISE
+ *  (cancellation pending; j is freed). */
+int async__job_start(async_task *t, async_thread_call *call, async__job *j, bool parked);
+/** Hands a parked job to the pool. */
+void async__job_launch(async__job *j);
+/** The check of the await: ASYNC__WAIT, ASYNC__RAISE (cancelled: the job is detached or discarded), or
+ *  ASYNC__GO with *out the finished job, which the caller reads and passes to async__job_end. */
 int async__job_wait(async_task *t, async_thread_call *call, async__job **out);
-/* Delivers a finished job: stores its result in call, frees it, and raises its error if it failed.
- * ASYNC__GO or ASYNC__RAISE. */
-int async__job_end(async_task *t, async_thread_call *call, async__job *j);
-/* Raises `code` in t: its static record if the library has one, else call's own record. */
+/** Delivers a finished job: stores its result in call, frees it, and raises rc if it is not 0 (fn's code,
+ *  or the caller's own verdict on the outcome). ASYNC__GO or ASYNC__RAISE. */
+int async__job_end(async_task *t, async_thread_call *call, async__job *j, int rc);
+/** Raises `code` in t: its static record if the library has one, else call's own record. */
 int async__thread_raise(async_task *t, async_thread_call *call, int code);
-/* An errno value as one of the library's codes (ASYNC_EIO for those it has none for). */
-int async__errno_code(int err);
-/* Links a newly opened file into its home's list (closed at loop free if the program does not). */
-void async__file_link(async__threads *home, async_file *file);
+/** Fails an await that never started a job: call is reset and code raised. */
+int async__call_fail(async_task *t, async_thread_call *call, int code);
+
+/* ---- a job whose completion is a callback (name lookups) ---- */
+
+/** Sends j to the pool; done(j, ctx) runs on the loop thread when it is back, unless abandoned first.
+ *  After done, the caller takes the outcome (async__job_rc, _result, _payload) and drops the job, or
+ *  abandons it. */
+void async__job_submit(async__job *j, void (*done)(async__job *j, void *ctx), void *ctx);
+/** No one wants the outcome: the dtor gets it, now if it is back, else when it comes. */
+void async__job_abandon(async__job *j);
 
 #endif

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 /* The errno mapping of the network layer (src/net_io.c), tested directly. */
-int net__errno_code(int err);
+int async__errno_code(int err);
 
 /* ---- fd readiness ---- */
 
@@ -183,14 +183,14 @@ TEST(net_io_two_waits_on_one_async_io_second_is_ebusy) {
 }
 
 TEST(net_io_errno_codes_map_to_library_codes) {
-    ASSERT_EQ(net__errno_code(EAGAIN), ASYNC_EAGAIN);
-    ASSERT_EQ(net__errno_code(EWOULDBLOCK), ASYNC_EAGAIN);
-    ASSERT_EQ(net__errno_code(ENFILE), ASYNC_EMFILE); /* the system's table full: as the process's */
-    ASSERT_EQ(net__errno_code(EMFILE), ASYNC_EMFILE);
-    ASSERT_EQ(net__errno_code(ENOBUFS), ASYNC_ENOMEM);
-    ASSERT_EQ(net__errno_code(ETIMEDOUT), ASYNC_ETIMEDOUT);
-    ASSERT_EQ(net__errno_code(ECONNREFUSED), ASYNC_ECONNREFUSED);
-    ASSERT_EQ(net__errno_code(EHOSTUNREACH), ASYNC_EHOSTUNREACH);
-    ASSERT_EQ(net__errno_code(ENOTSOCK), ASYNC_EIO); /* no code of ours: a generic I/O error */
-    ASSERT_EQ(net__errno_code(EDOM), ASYNC_EIO);
+    ASSERT_EQ(async__errno_code(EAGAIN), ASYNC_EAGAIN);
+    ASSERT_EQ(async__errno_code(EWOULDBLOCK), ASYNC_EAGAIN);
+    ASSERT_EQ(async__errno_code(ENFILE), ASYNC_EMFILE); /* the system's table full: as the process's */
+    ASSERT_EQ(async__errno_code(EMFILE), ASYNC_EMFILE);
+    ASSERT_EQ(async__errno_code(ENOBUFS), ASYNC_ENOMEM);
+    ASSERT_EQ(async__errno_code(ETIMEDOUT), ASYNC_ETIMEDOUT);
+    ASSERT_EQ(async__errno_code(ECONNREFUSED), ASYNC_ECONNREFUSED);
+    ASSERT_EQ(async__errno_code(EHOSTUNREACH), ASYNC_EHOSTUNREACH);
+    ASSERT_EQ(async__errno_code(ENOTSOCK), ASYNC_EIO); /* no code of ours: a generic I/O error */
+    ASSERT_EQ(async__errno_code(EDOM), ASYNC_EIO);
 }

@@ -16,7 +16,9 @@ extern "C" {
 /* fd readiness, TCP streams (asyncio's open_connection / start_server), a small HTTP/1.1 server and
  * client, and loops on several threads. These waits need a loop that polls the OS: async_loop_new(0),
  * async_main or async_loop_attach (on the virtual clock an fd wait raises ASYNC_ENOTSUP). Deadlines are
- * milliseconds from the start of the operation; a negative deadline means none. Errors are raised as
+ * milliseconds from the start of the operation, int64_t: a negative deadline means none, and one over
+ * ASYNC_MS_MAX (2^31-1 ms, 24.8 days: the most the loop's 32-bit clock can time) raises ASYNC_ERANGE at
+ * the await instead of being cut short. Errors are raised as
  * ASYNC_E* codes: ASYNC_ETIMEDOUT (deadline), ASYNC_ECONNREFUSED, ASYNC_ECONNRESET and ASYNC_EPIPE (peer),
  * ASYNC_ENODATA (end of stream mid-message), ASYNC_EOVERFLOW (a line over its limit), ASYNC_EBADF (closed
  * stream), other OS errors as their negated errno when the table above has it, else ASYNC_EIO. */
@@ -25,20 +27,21 @@ extern "C" {
 enum { ASYNC_IO_READ = 1, ASYNC_IO_WRITE = 2 };
 
 /** One fd wait with an optional deadline, kept in a frame (one per concurrent wait). Zero-initialise it.
- *  It holds a libev ev_io and ev_timer in opaque storage, started only while a task waits and stopped
- *  when the wait ends by readiness, deadline, cancellation or error. */
+ *  It holds a request of the loop's backend in opaque storage (libev: an ev_io and an ev_timer), started
+ *  only while a task waits and stopped when the wait ends by readiness, deadline, cancellation or
+ *  error. */
 typedef struct async_io {
     async_future ready; /* private: the readiness bits, or the error */
-    async_loop *loop;   /* private: the loop whose libev runs the watchers */
+    async_loop *loop;   /* private: the loop whose backend runs the request, while started */
     union {
         void *align_p;
         double align_d;
         unsigned char bytes[112];
-    } ev; /* private: ev_io + ev_timer */
+    } ev; /* private: the backend's request */
 } async_io;
 
-/** Waits until fd is readable (or has hung up), at most ms milliseconds (ASYNC_ETIMEDOUT); w is the
- *  frame's async_io. Cancelling the task stops the watcher and raises ASYNC_ECANCELED. ASYNC_EBADF if fd
+/** Waits until fd is readable (or has hung up), at most ms milliseconds (int64_t: ASYNC_ETIMEDOUT;
+ *  negative: no deadline; over ASYNC_MS_MAX: ASYNC_ERANGE); w is the frame's async_io. Cancelling the task stops the watcher and raises ASYNC_ECANCELED. ASYNC_EBADF if fd
  *  is not open; ASYNC_EBUSY (the first wait untouched) if another task waits on w. Waits on the same
  *  fd reuse its epoll registration: after closing an fd, zero its async_io (the number may come back as
  *  another socket, which libev would then never register). */
@@ -84,9 +87,11 @@ ASYNC_API void async_stream_close(async_stream *s);
 /** The socket, or -1 when closed. */
 ASYNC_API int async_stream_fd(const async_stream *s);
 /** asyncio.open_connection(host, port): connects s to host:port within ms (ASYNC_ETIMEDOUT). host is an
- *  IPv4 or IPv6 literal or "localhost"; other names are resolved by getaddrinfo on a short-lived thread
- *  of their own (the deadline covers it; a cancelled lookup finishes there and is dropped). ASYNC_ECONNREFUSED, ASYNC_ENETUNREACH, ASYNC_EHOSTUNREACH, ASYNC_ENXIO (unknown
- *  name). host must outlive the await. */
+ *  IPv4 or IPv6 literal or "localhost"; other names are resolved by getaddrinfo as a call on the loop's
+ *  thread pool, like to_thread (the deadline covers it; a cancelled lookup finishes there and its answer
+ *  is dropped; async_loop_free waits for lookups in flight; ASYNC_EAGAIN if the pool cannot start its
+ *  threads). ASYNC_ECONNREFUSED, ASYNC_ENETUNREACH, ASYNC_EHOSTUNREACH, ASYNC_ENXIO (unknown name).
+ *  host must outlive the await. */
 #define AWAIT_STREAM_CONNECT(t, s, host, port, ms)                                                    \
     ASYNC__AWAIT(t, async__stream_connect_start((t), (s), (host), (port), (ms)),                     \
                  async__stream_connect_check((t), (s)))
@@ -146,7 +151,7 @@ typedef struct async_server {
     void *arg;              /* private */
     void *live, *zombies;   /* private: running connections; ended ones not yet freed */
     size_t nlive;           /* private */
-    int32_t grace_ms;       /* private */
+    int32_t grace_ms;       /* private: -1 none */
     bool closing;           /* private */
     async_future idle;      /* private: completed when the last connection ends after close */
     const async_error *error; /* private: why the accept loop stopped, if not closed */
@@ -155,7 +160,7 @@ typedef struct async_server {
     union {
         void *align_p;
         unsigned char bytes[40];
-    } reaper;               /* private: an ev_check that frees ended connections */
+    } reaper;               /* private: a call deferred to the pass's end that frees ended connections */
     unsigned long accepted; /**< connections accepted so far (read-only) */
     unsigned long refused;  /**< connections closed at once for lack of memory or by fn (read-only) */
 } async_server;
@@ -172,9 +177,9 @@ ASYNC_API int async_server_port(const async_server *srv);
  *  it is a close with no grace: connections are cancelled, awaited, and ASYNC_ECANCELED is raised. */
 ASYNC_API async_task *async_server_serve(async_server *srv);
 /** Stops accepting (closes the listening socket) and lets the running connections finish; after grace_ms
- *  (negative: no limit) the remaining ones are cancelled. Callable from any task of the server's loop,
- *  including a connection's own. */
-ASYNC_API void async_server_close(async_server *srv, int32_t grace_ms);
+ *  (negative, or over ASYNC_MS_MAX, which the loop's clock cannot time: no limit) the remaining ones are
+ *  cancelled. Callable from any task of the server's loop, including a connection's own. */
+ASYNC_API void async_server_close(async_server *srv, int64_t grace_ms);
 /** True once async_server_close was called: connection handlers end at their next message boundary. */
 ASYNC_API bool async_server_closing(const async_server *srv);
 /** Connections running now. */
@@ -211,14 +216,14 @@ typedef int (*async_http_handler)(const async_http_request *req, async_http_resp
 
 /** Limits of the HTTP server (0 in a field means its default). Over-long request lines get 414, too many
  *  or too large header fields 431, a body over max_body 413, malformed input 400; the connection is
- *  then closed. */
+ *  then closed. A time over ASYNC_MS_MAX makes async_http_server_listen fail with ASYNC_ERANGE. */
 typedef struct async_http_limits {
     size_t max_request_line; /**< method + target + version; default 8 KiB */
     size_t max_header_bytes; /**< all header fields together; default 16 KiB */
     size_t max_headers;      /**< number of header fields; default 64 */
     size_t max_body;         /**< default 1 MiB */
-    int32_t idle_ms;         /**< keep-alive connection idle before close; default 30 s */
-    int32_t request_ms;      /**< a whole request (head and body) must arrive within it; default 10 s */
+    int64_t idle_ms;         /**< keep-alive connection idle before close; default 30 s */
+    int64_t request_ms;      /**< a whole request (head and body) must arrive within it; default 10 s */
 } async_http_limits;
 
 /** An HTTP/1.1 server (keep-alive, pipelining, limits) on an async_server. Zero-initialise it. */
@@ -230,14 +235,15 @@ typedef struct async_http_server {
 } async_http_server;
 
 /** Listens on host:port (see async_server_listen) and answers each request with handler(req, res, arg).
- *  limits may be NULL (defaults). */
+ *  limits may be NULL (defaults); ASYNC_ERANGE for a time in them over ASYNC_MS_MAX. */
 ASYNC_API int async_http_server_listen(async_http_server *hs, const char *host, int port, unsigned flags,
                                        const async_http_limits *limits, async_http_handler handler, void *arg);
 /** The accept loop to AWAIT or spawn (async_server_serve). */
 ASYNC_API async_task *async_http_server_serve(async_http_server *hs);
 /** Graceful shutdown: stop accepting, close idle keep-alive connections, finish the requests in flight
- *  (answered with "Connection: close"), cancel what still runs after grace_ms. */
-ASYNC_API void async_http_server_close(async_http_server *hs, int32_t grace_ms);
+ *  (answered with "Connection: close"), cancel what still runs after grace_ms (negative or over
+ *  ASYNC_MS_MAX: no limit, as async_server_close). */
+ASYNC_API void async_http_server_close(async_http_server *hs, int64_t grace_ms);
 /** The port the server listens on. */
 ASYNC_API int async_http_server_port(const async_http_server *hs);
 /** The value of header `name` (case-insensitive) in req, or NULL. */
@@ -252,7 +258,7 @@ typedef struct async_http_client {
     char host[256];          /* private: where the connection goes */
     int port;                /* private */
     const char *url;         /* private: the pending request */
-    int32_t ms;              /* private */
+    int32_t ms;              /* private: -1 none */
     async_ms deadline;       /* private */
     int redirects;           /* private: redirects followed in this request */
     size_t n;                /* private */
@@ -262,11 +268,11 @@ typedef struct async_http_client {
 } async_http_client;
 
 /** await session.get(url): an "http://host[:port]/path" URL (ASYNC_EINVAL for others, ASYNC_ENOTSUP
- *  for https) fetched within ms. Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
+ *  for https) fetched within ms (int64_t; negative: no deadline; over ASYNC_MS_MAX: ASYNC_ERANGE). Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
  *  response), ASYNC_ENODATA (the connection ended mid-response). Any status is a success: read it with
  *  async_http_status. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
  *  answer and its connection is not reused. AWAIT the returned task. url must outlive the await. */
-ASYNC_API async_task *async_http_get(async_http_client *c, const char *url, int32_t ms);
+ASYNC_API async_task *async_http_get(async_http_client *c, const char *url, int64_t ms);
 /** The last response's status code (0 before one). After a GET that failed part-way, what had arrived
  *  (status, headers, body so far) stays readable until the next GET. */
 ASYNC_API int async_http_status(const async_http_client *c);
@@ -279,7 +285,8 @@ ASYNC_API void async_http_client_close(async_http_client *c);
 
 /** A thread-safe door into a loop (call_soon_threadsafe): any thread queues a function that the loop's
  *  thread then runs between passes. Made and freed on the loop's thread; while it exists the loop does
- *  not report a deadlock (another thread may still wake it). */
+ *  not report a deadlock (another thread may still wake it). One still open when its loop is freed is
+ *  freed with it (its queued calls run first): do not free it again then. */
 typedef struct async_remote async_remote;
 /** A remote for loop (which must poll the OS: async_loop_new(0) or attached). NULL: no memory or bad loop. */
 ASYNC_API async_remote *async_remote_new(async_loop *loop);
@@ -294,14 +301,14 @@ ASYNC_API void async_remote_free(async_remote *r);
 ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg);
 
 /* private helpers of the network macros */
-ASYNC_API int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int32_t ms);
+ASYNC_API int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int64_t ms);
 ASYNC_API int async__io_check(async_task *t, async_io *w);
-ASYNC_API int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int32_t ms);
+ASYNC_API int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int64_t ms);
 ASYNC_API int async__stream_connect_check(async_task *t, async_stream *s);
 ASYNC_API int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, size_t n, size_t limit,
-                                       size_t *out, const char **line, int32_t ms);
+                                       size_t *out, const char **line, int64_t ms);
 ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
-ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int32_t ms);
+ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms);
 ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
 
 #ifdef __cplusplus

@@ -30,10 +30,14 @@ ASYNC_API async_loop *async_loop_new(unsigned flags);
  *  tasks run in one ev_prepare callback per iteration and one ev_timer serves every sleeper.
  *  NULL if out of memory or ev is NULL. */
 ASYNC_API async_loop *async_loop_attach(struct ev_loop *ev);
-/** The libev loop under `loop`, or NULL if loop is not a hosted loop (async_loop_init'ed by hand). */
+/** The libev loop under `loop`, or NULL if loop is not a hosted loop on libev (async_loop_init'ed by
+ *  hand). */
 ASYNC_API struct ev_loop *async_loop_ev(async_loop *loop);
-/** Frees a loop made by async_loop_new or async_loop_attach (reporting unretrieved errors first). The
- *  tasks' frames are the caller's; tasks still scheduled are simply never run again. */
+/** Frees a loop made by async_loop_new or async_loop_attach, in this order: debug mode's report of tasks
+ *  never started, the unretrieved errors, then what the runtime attached to the loop (remote doors, which
+ *  run their queued calls first; the calls on threads and name lookups in flight, waited for; files
+ *  left open, closed), then the backend. The tasks' frames are the caller's; tasks still scheduled are
+ *  simply never run again. NULL, and a loop not made by the runtime, are ignored. */
 ASYNC_API void async_loop_free(async_loop *loop);
 /** Zeroed memory for `count` frames of `size` bytes (a pool for many tasks: index it as an array), with
  *  its pages mapped up front (one mmap with MAP_POPULATE from 1 MiB on, instead of a page fault per 4 KB
@@ -51,8 +55,9 @@ ASYNC_API void async_frames_free(void *frames, size_t count, size_t size);
 ASYNC_API int async_loop_set_debug(async_loop *loop, bool on);
 /** True while loop is in debug mode. */
 ASYNC_API bool async_loop_debug(const async_loop *loop);
-/** The slow-step threshold in ms (debug mode only). */
-ASYNC_API void async_debug_set_slow_step(async_loop *loop, uint32_t ms);
+/** The slow-step threshold in ms (debug mode only; 0 reports every step, one past any step's length
+ *  none). */
+ASYNC_API void async_debug_set_slow_step(async_loop *loop, uint64_t ms);
 /** Where debug reports go (NULL: stderr). */
 ASYNC_API void async_debug_set_output(async_loop *loop, FILE *out);
 /** Prints every live task as a tree — spawned tasks, their group children, and the coroutines each
@@ -60,7 +65,7 @@ ASYNC_API void async_debug_set_output(async_loop *loop, FILE *out);
  *  Debug mode only (otherwise one line says so). out NULL: stderr. */
 ASYNC_API void async_dump(async_loop *loop, FILE *out);
 /** Debug mode: SIGQUIT (kill -QUIT) prints async_dump to the debug output. ASYNC_EINVAL if debug mode is
- *  off, ASYNC_ENOTSUP without a libev loop. */
+ *  off, ASYNC_ENOTSUP on a loop without the hosted runtime. */
 ASYNC_API int async_debug_dump_on_sigquit(async_loop *loop);
 
 /** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
@@ -70,16 +75,17 @@ ASYNC_API int async_main(async_task *main);
 
 /* ---- Threads and files ---- */
 /* asyncio.to_thread and aiofiles: a plain C function runs on a pthread pool while the loop goes on; its
- * completion comes back to the loop thread through an ev_async. Awaiting it is like any await: an error
- * is raised at the await (ASYNC_CATCH sees it), and cancelling or timing out the awaiter never stops the
- * thread: the call runs to its end and its result goes to the call's dtor. Every job record is allocated
- * by the runtime (through the loop's allocator: failure is ASYNC_ENOMEM at the await), never in the
- * awaiting frame, so a cancelled awaiter's frame may go away while the thread still runs. The calls a
- * pass of the loop starts reach the pool together, when the pass is over.
- * Under the virtual clock, thread work takes no virtual time: while a call is in flight the loop blocks
- * for its completion instead of jumping to the next timer (so a timeout around a call does not fire
- * there). async_loop_free waits for the loop's calls still in flight (a call that never returns blocks
- * it) and passes the results no one received to their dtors. Pool threads block every signal. */
+ * completion comes back to the loop thread through one wake-up of the loop (libev: an ev_async).
+ * Awaiting it is like any await: an error is raised at the await (ASYNC_CATCH sees it), and cancelling
+ * or timing out the awaiter never stops the thread: the call runs to its end and its result goes to the
+ * call's dtor. Every job record is allocated by the runtime (through the loop's allocator: failure is
+ * ASYNC_ENOMEM at the await), never in the awaiting frame, so a cancelled awaiter's frame may go away
+ * while the thread still runs. The calls a pass of the loop starts reach the pool together, when the
+ * pass is over. Under the virtual clock, thread work takes no virtual time: while a call is in flight
+ * the loop blocks for its completion instead of jumping to the next timer (so a timeout around a call
+ * does not fire there). async_loop_free waits for the loop's calls still in flight (a call that never
+ * returns blocks it) and passes the results no one received to their dtors. Pool threads block every
+ * signal. */
 
 /** A pool of threads that run blocking calls. Many loops may share one (async_loop_set_pool); a loop
  *  with none set makes its own on first use (see async_loop_set_threads). */
