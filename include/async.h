@@ -236,7 +236,10 @@ ASYNC_API bool async_frame_init(async_task *t, size_t size, async_fn fn);
 ASYNC_API int async_spawn(async_loop *loop, async_task *t);
 /** Requests cancellation: t's pending await fails with ASYNC_ECANCELED (a task not started yet never runs
  *  its body). A task awaiting a task or a gather passes the cancellation on and still waits for it to end.
- *  Returns false (and does nothing) if t is NULL or already finished. */
+ *  Returns false (and does nothing) if t is NULL or already finished.
+ *  ON THE LOOP'S THREAD ONLY, like every function here but the three ISR-safe ones: from another thread,
+ *  async_remote_cancel (the hosted runtime's call_soon_threadsafe) does it. On a hosted loop a call from
+ *  another thread is refused (false, and a line on stderr) instead of corrupting the loop. */
 ASYNC_API bool async_cancel(async_task *t);
 /** True once t has finished, with a value or an error. */
 ASYNC_API bool async_task_done(const async_task *t);
@@ -1131,6 +1134,9 @@ struct async_loop {
     void *backend_data;                  /* the hosted runtime's state of this loop */
     const struct async_loop_hooks *hooks; /* instrumentation (debug mode); NULL: none */
     void *hooks_ctx;
+    bool (*thread_check)(const async_loop *loop, const char *what); /* false: not the loop's thread */
+    const char *(*strerror)(int code);    /* the application's messages for its own codes */
+    async_task *current;                  /* the task a pass is stepping, or NULL */
     async__timer inline_timers[ASYNC_CONFIG_INLINE_TIMERS];
     struct async_signal *signals; /* signals an ISR may raise (see Interrupts) */
     volatile uint32_t signalled;  /* set by async_signal_raise, cleared by async_poll before its scan */
@@ -1179,6 +1185,21 @@ ASYNC_API bool async_loop_has_ready(const async_loop *loop);
 /** The loop's time (async_loop_now) from inside a coroutine: loop.time() in one short call. 0 if t is not
  *  scheduled. */
 ASYNC_API async_ms async_time(const async_task *t);
+/** asyncio.current_task(): the task the loop is stepping now (the scheduled task, whatever coroutine it
+ *  runs inline), or NULL outside a step. */
+ASYNC_API async_task *async_loop_current_task(const async_loop *loop);
+/** Gives the loop the messages of the application's own error codes (>= ASYNC_EUSER): async_loop_strerror
+ *  and the hosted runtime's reports ask fn for them; fn returns NULL for a code it does not know. */
+ASYNC_API void async_loop_set_strerror(async_loop *loop, const char *(*fn)(int code));
+/** The message for code: the library's, the application's (async_loop_set_strerror), or "unknown error". */
+ASYNC_API const char *async_loop_strerror(const async_loop *loop, int code);
+/** The message of error e as the loop would report it: its own text, else async_loop_strerror. */
+ASYNC_API const char *async_loop_error_message(const async_loop *loop, const async_error *e);
+/** A runtime's guard of the loop's thread: async_cancel (and other calls that change a loop's tasks from
+ *  outside a step) call check(loop, their name) first and refuse (return false, or ASYNC_EPERM) when it
+ *  returns false. The hosted runtime installs one that says so on stderr; a loop of async_loop_init's has
+ *  none. */
+ASYNC_API void async_loop_set_thread_check(async_loop *loop, bool (*check)(const async_loop *loop, const char *what));
 
 /** A plain callback scheduled on a loop (loop.call_soon / call_later / call_at), cancellable until it has
  *  run. Caller's memory, zeroed or reused after its call ran or was cancelled; it must stay in place until
@@ -3203,7 +3224,11 @@ static void async__finish_unstarted(async_task *t) {
 }
 
 ASYNC_API bool async_cancel(async_task *t) {
+    async_loop *loop;
     if (!t || t->state == ASYNC__S_DONE) return false;
+    loop = async__loop_of(t);
+    if (loop && loop->thread_check && !loop->thread_check(loop, "async_cancel"))
+        return ASYNC__MISUSE(false, "async_cancel: called from a thread that does not run the task's loop");
     if (t->state == ASYNC__S_INIT) { /* never started: it ends cancelled without running */
         async__raise(t, async__err(ASYNC_ECANCELED));
         t->flags |= ASYNC__F_SEEN;
@@ -3451,6 +3476,27 @@ ASYNC_API void async_loop_free_storage(async_loop *loop) {
 }
 ASYNC_API bool async_loop_has_ready(const async_loop *loop) { return loop && loop->ready_head; }
 
+ASYNC_API async_task *async_loop_current_task(const async_loop *loop) { return loop ? loop->current : NULL; }
+
+ASYNC_API void async_loop_set_strerror(async_loop *loop, const char *(*fn)(int code)) {
+    if (loop) loop->strerror = fn;
+}
+
+ASYNC_API const char *async_loop_strerror(const async_loop *loop, int code) {
+    const char *s;
+    if (!async_error_of(code) && loop && loop->strerror && (s = loop->strerror(code)) != NULL) return s;
+    return async_strerror(code);
+}
+
+ASYNC_API const char *async_loop_error_message(const async_loop *loop, const async_error *e) {
+    if (e && !e->message) return async_loop_strerror(loop, e->code);
+    return async_error_message(e);
+}
+
+ASYNC_API void async_loop_set_thread_check(async_loop *loop, bool (*check)(const async_loop *, const char *)) {
+    if (loop) loop->thread_check = check;
+}
+
 ASYNC_API async_ms async_time(const async_task *t) {
     async_loop *loop = t ? async__loop_of(t) : NULL;
     return loop ? loop->now : 0;
@@ -3586,14 +3632,17 @@ static int32_t async__pass(async_loop *loop) {
     loop->ready_head = loop->ready_tail = NULL;
     while (t) {
         async_task *next = t->q.next;
+        loop->current = t;
         async__step(loop, t);
         t = next;
     }
+    loop->current = NULL;
     return loop->signalled ? 0 : async__next_timeout(loop); /* raised meanwhile: deliver it now */
 }
 
 ASYNC_API int32_t async_poll(async_loop *loop) {
     if (!loop) return -1;
+    if (loop->thread_check) loop->thread_check(loop, NULL); /* this thread runs the loop */
     if (loop->clock) loop->now = loop->clock(loop);
     return async__pass(loop);
 }

@@ -55,7 +55,7 @@ static void hosted_report(async_loop *loop, async_task *task, const async_error 
     /* error is never NULL: only a task that raised is reported, and async__raise stores EINVAL's record
      * for a NULL error */
     fprintf(stderr, "async: error never retrieved in %s: %s (%d)\n", async_task_name(task),
-            async_error_message(error), error->code);
+            async_loop_error_message(loop, error), error->code);
 }
 
 /* ---- calls made later ---- */
@@ -124,6 +124,22 @@ static void note_thread(async__hosted *h) {
     pthread_mutex_lock(&h->inbox_mu);
     h->thread = self;
     pthread_mutex_unlock(&h->inbox_mu);
+}
+
+/* The core's guard of the loop's thread (async_loop_set_thread_check): `what` NULL is the core saying
+ * that this thread runs a pass of the loop now (async_run, async_poll), which makes it the loop's
+ * thread; otherwise a call named `what` asks whether it may touch the loop's tasks. The loop's own
+ * thread reads `thread` without the lock: only that thread writes it. */
+static bool hosted_thread_check(const async_loop *loop, const char *what) {
+    async__hosted *h = hosted_of(loop);
+    if (!what) {
+        note_thread(h);
+        return true;
+    }
+    if (pthread_equal(h->thread, pthread_self())) return true;
+    fprintf(stderr, "async: %s called from a thread that does not run the task's loop: refused (from another "
+                    "thread, use async_remote_cancel)\n", what);
+    return false;
 }
 
 void async__loop_pass_over(async_loop *loop) {
@@ -266,6 +282,7 @@ async_loop *async__hosted_new(const async_backend *be, void *arg) {
     async_loop_set_error_handler(&h->loop, hosted_report, NULL);
     async_loop_set_clock(&h->loop, be->now);
     async_loop_set_wait(&h->loop, hosted_wait);
+    async_loop_set_thread_check(&h->loop, hosted_thread_check);
     async_loop_set_backend(&h->loop, be, h);
     return &h->loop;
 }

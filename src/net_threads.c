@@ -96,6 +96,16 @@ int async_remote_call(async_remote *r, void (*fn)(async_loop *loop, void *arg), 
     return 0;
 }
 
+static void cancel_fn(async_loop *loop, void *arg) {
+    (void)loop;
+    async_cancel((async_task *)arg);
+}
+
+int async_remote_cancel(async_remote *r, async_task *t) {
+    if (!t) return ASYNC_EINVAL;
+    return async_remote_call(r, cancel_fn, t);
+}
+
 void async_remote_free(async_remote *r) {
     if (!r) return;
     async__loop_detach(r->loop, &r->part);

@@ -34,7 +34,8 @@ int async_main(async_task *main) {
     rc = async_run(loop, main);
     if (rc) {
         const async_error *e = async_task_error(main);
-        fprintf(stderr, "async: main failed: %s (%d)\n", e ? async_error_message(e) : async_strerror(rc), rc);
+        fprintf(stderr, "async: main failed: %s (%d)\n",
+                e ? async_loop_error_message(loop, e) : async_loop_strerror(loop, rc), rc);
     }
     if (async_loop_virtual(loop))
         fprintf(stderr, "async: virtual time %lu ms\n", (unsigned long)(async_ms)(async_loop_now(loop) - start));

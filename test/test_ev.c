@@ -258,3 +258,24 @@ TEST(ev_frames_larger_than_the_address_space_are_null) {
     ASSERT_EQ(((unsigned char *)p)[(2 << 20) - 1], 0);
     async_frames_free(p, 1 << 20, 2);
 }
+
+static const char *ev_app_strerror(int code) { return code == ASYNC_EUSER + 3 ? "the disk is on fire" : NULL; }
+
+ASYNC_DEF(ev_bare_thrower) {
+    static const async_error bare = {ASYNC_EUSER + 3, NULL};
+    ASYNC_THROW_ERROR(t, &bare);
+} ASYNC_END_DEF
+
+TEST(ev_reports_use_the_applications_messages) {
+    static ev_bare_thrower_frame f;
+    async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
+    const char *err;
+    ASSERT(loop != NULL);
+    async_loop_set_strerror(loop, ev_app_strerror);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(ev_bare_thrower, &f)), 0);
+    test_capture_stderr();
+    while (async_poll(loop) >= 0) {}
+    async_loop_free(loop); /* reports the error no one retrieved */
+    err = test_release_stderr();
+    ASSERT(strstr(err, "the disk is on fire (1003)") != NULL);
+}

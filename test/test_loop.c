@@ -549,3 +549,44 @@ TEST(loop_time_is_one_call_from_a_coroutine) {
     ASSERT_EQ(c.seen[1], 25);
     ASSERT_EQ(async_time(NULL), 0);
 }
+
+/* ---- the current task, and the application's error messages ---- */
+
+ASYNC_DEF(current_inner, async_task *seen;) {
+    f->seen = async_loop_current_task(the_loop());
+} ASYNC_END_DEF
+
+ASYNC_DEF(current_outer, async_task *seen, *seen_after; current_inner_frame inner;) {
+    f->seen = async_loop_current_task(the_loop());
+    AWAIT_CALL(t, current_inner, &f->inner); /* inline: part of this task */
+    AWAIT_SLEEP(t, 5);
+    f->seen_after = async_loop_current_task(the_loop());
+} ASYNC_END_DEF
+
+TEST(loop_current_task_is_the_task_being_stepped) {
+    async_loop *loop = new_loop();
+    static current_outer_frame o;
+    ASSERT(async_loop_current_task(loop) == NULL);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(current_outer, &o)), 0);
+    ASSERT(o.seen == &o.task);
+    ASSERT(o.inner.seen == &o.task);
+    ASSERT(o.seen_after == &o.task);
+    ASSERT(async_loop_current_task(loop) == NULL);
+    ASSERT(async_loop_current_task(NULL) == NULL);
+}
+
+static const char *app_strerror(int code) { return code == ASYNC_EUSER + 1 ? "the application's own" : NULL; }
+
+TEST(loop_strerror_asks_the_application_for_its_codes) {
+    async_loop *loop = new_loop();
+    static const async_error bare = {ASYNC_EUSER + 1, NULL}, told = {ASYNC_EUSER + 1, "its own text"};
+    ASSERT_STR_EQ(async_loop_strerror(loop, ASYNC_EUSER + 1), "unknown error");
+    async_loop_set_strerror(loop, app_strerror);
+    ASSERT_STR_EQ(async_loop_strerror(loop, ASYNC_EUSER + 1), "the application's own");
+    ASSERT_STR_EQ(async_loop_strerror(loop, ASYNC_EUSER + 2), "unknown error");
+    ASSERT_STR_EQ(async_loop_strerror(loop, ASYNC_ETIMEDOUT), "timed out"); /* the library's stay its own */
+    ASSERT_STR_EQ(async_loop_error_message(loop, &bare), "the application's own");
+    ASSERT_STR_EQ(async_loop_error_message(loop, &told), "its own text");
+    ASSERT_STR_EQ(async_loop_error_message(loop, NULL), "success");
+    ASSERT_STR_EQ(async_loop_strerror(NULL, ASYNC_EUSER + 1), "unknown error");
+}

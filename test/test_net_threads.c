@@ -149,3 +149,56 @@ TEST_TAGGED(net_threads_call_soon_into_another_loop, TEST_THREADS | TEST_WAITS) 
     ASSERT_EQ(async_run_threads(0, net_make_loop, NULL), ASYNC_EINVAL);
     ASSERT(async_remote_new(NULL) == NULL);
 }
+
+/* ---- cancelling a task from another thread ---- */
+
+typedef struct {
+    async_task *target;
+    async_remote *r;
+    bool direct_refused;
+    int remote_rc;
+} cross_cancel;
+
+/* On a pool thread: async_cancel is refused there; async_remote_cancel asks the loop's thread to do it. */
+static int cross_cancel_fn(void *arg, intptr_t *result) {
+    cross_cancel *c = (cross_cancel *)arg;
+    (void)result;
+    c->direct_refused = !async_cancel(c->target);
+    c->remote_rc = async_remote_cancel(c->r, c->target);
+    return 0;
+}
+
+ASYNC_DEF(cross_canceller, sleeper_frame target; cross_cancel c; async_thread_call call; double took;) {
+    f->took = now_s();
+    async_spawn(async_task_loop(t), sleeper(&f->target, 60000, 0)); /* a minute, unless cancelled */
+    AWAIT_YIELD(t); /* it sleeps now */
+    f->c.target = &f->target.task;
+    f->c.r = async_remote_new(async_task_loop(t));
+    ASSERT(f->c.r != NULL);
+    AWAIT_TO_THREAD(t, &f->call, cross_cancel_fn, &f->c, NULL);
+    ASYNC_TRY(t) {
+        AWAIT(t, &f->target.task);
+    }
+    ASYNC_EXCEPT(t, ASYNC_ECANCELED) {
+        f->took = now_s() - f->took;
+    }
+    ASYNC_END_TRY(t);
+    async_remote_free(f->c.r);
+} ASYNC_END_DEF
+
+TEST_TAGGED(net_threads_cancel_from_another_thread_is_refused_and_remote_cancel_does_it, TEST_THREADS) {
+    static cross_canceller_frame f;
+    const char *err;
+    test_capture_stderr();
+    ASSERT_EQ(run_real(ASYNC_CALL(cross_canceller, &f)), 0);
+    err = test_release_stderr();
+    ASSERT(f.c.direct_refused);
+    ASSERT_EQ(f.c.remote_rc, 0);
+    ASSERT(async_task_cancelled(&f.target.task));
+    ASSERT(f.target.cancelled);
+    ASSERT(f.took > 0 && f.took < 30.0); /* cancelled, not slept out */
+    ASSERT(strstr(err, "async: async_cancel called from a thread that does not run the task's loop: refused") !=
+           NULL);
+    ASSERT_EQ(async_remote_cancel(NULL, &f.target.task), ASYNC_EINVAL);
+    ASSERT_EQ(async_remote_cancel((async_remote *)1, NULL), ASYNC_EINVAL); /* t is checked first */
+}

@@ -294,6 +294,10 @@ ASYNC_API async_remote *async_remote_new(async_loop *loop);
 ASYNC_API int async_remote_call(async_remote *r, void (*fn)(async_loop *loop, void *arg), void *arg);
 /** Runs what is still queued, then frees r (on the loop's thread, once no other thread calls it). */
 ASYNC_API void async_remote_free(async_remote *r);
+/** loop.call_soon_threadsafe(task.cancel), from any thread: t (a task of r's loop) is cancelled on the
+ *  loop's thread, as async_cancel would there. The task's frame must stay in place until that has run
+ *  (if t has finished by then, nothing happens). 0, ASYNC_EINVAL, ASYNC_ENOMEM. */
+ASYNC_API int async_remote_cancel(async_remote *r, async_task *t);
 /** Runs n loops on n threads (the calling thread is loop 0), each with its own async_loop_new(0), and
  *  waits for all of them. make_main(index, arg) builds each loop's main task; all are built first, in
  *  index order, on the calling thread (so main 0 may bind a port that the others then share with
