@@ -137,7 +137,7 @@ typedef struct {
 static inline async_status bench_w1_task_run(async_task *t) {
     bench_w1_task *f = (bench_w1_task *)t;
     ASYNC_BEGIN(t);
-    ASYNC_YIELD(t);
+    AWAIT_YIELD(t);
     ASYNC_RETURN(t, f->i);
     ASYNC_END(t);
 }

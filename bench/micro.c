@@ -55,7 +55,7 @@ typedef struct {
 static async_status yielder_run(async_task *t) {
     yielder_frame *f = (yielder_frame *)t;
     ASYNC_BEGIN(t);
-    while (f->left-- > 0) ASYNC_YIELD(t);
+    while (f->left-- > 0) AWAIT_YIELD(t);
     ASYNC_END(t);
 }
 

@@ -7,7 +7,7 @@
  *
  * Runs on the hosted libev loop, as a user's program would; the coroutines are bench.h's bench_w1_task and
  * bench_gather, which micro.c also runs on the core alone. The frames' memory is part of the cost: the
- * timing starts before it is allocated, by async_frames_new (one populated mapping), or by plain calloc
+ * timing starts before it is allocated, by async_frame_array_new (one populated mapping), or by plain calloc
  * with BENCH_CALLOC=1 (first-touch page faults included). Prints one line in the peers' format. */
 #include "bench.h"
 
@@ -21,7 +21,7 @@ int main(int argc, char **argv) {
     int rc;
     if (!loop) return 2;
     t0 = bench_now_s();
-    tasks = use_calloc ? calloc((size_t)n, sizeof *tasks) : async_frames_new((size_t)n, sizeof *tasks);
+    tasks = use_calloc ? calloc((size_t)n, sizeof *tasks) : async_frame_array_new((size_t)n, sizeof *tasks);
     if (!tasks) return bench_exit(argv[0], loop, ASYNC_ENOMEM);
     bench_w1_init(&g, tasks, n);
     rc = async_run(loop, &g.task);
@@ -33,6 +33,6 @@ int main(int argc, char **argv) {
     if (use_calloc)
         free(tasks);
     else
-        async_frames_free(tasks, (size_t)n, sizeof *tasks);
+        async_frame_array_free(tasks, (size_t)n, sizeof *tasks);
     return rc;
 }

@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
     if (!loop) return 2;
     base = bench_rss_kb();
     t0 = bench_now_s();
-    sleepers = async_frames_new((size_t)n, sizeof *sleepers);
+    sleepers = async_frame_array_new((size_t)n, sizeof *sleepers);
     if (!sleepers) return bench_exit(argv[0], loop, ASYNC_ENOMEM);
     for (i = 0; i < n; i++) async_task_init(&sleepers[i].task, sleeper_run);
     bench_gather_init(&g, &sleepers[0].task, (size_t)n, sizeof sleepers[0]);
@@ -43,6 +43,6 @@ int main(int argc, char **argv) {
     bench_print(&(bench_result){.workload = "W2", .impl = "async.h", .n = n, .wall_s = wall, .extra = extra,
                                 .figure = "bytes_per_task", .value = per_task, .checksum = g.sum});
     rc = bench_exit(argv[0], loop, rc);
-    async_frames_free(sleepers, (size_t)n, sizeof *sleepers);
+    async_frame_array_free(sleepers, (size_t)n, sizeof *sleepers);
     return rc;
 }

@@ -32,7 +32,7 @@ static async_status one_run(async_task *t) {
     ASYNC_BEGIN(t);
     for (; f->i < f->n; f->i += IN_FLIGHT) {
         AWAIT_TO_THREAD(t, &f->call, blocking, (void *)(intptr_t)f->i, NULL);
-        f->sum += async_thread_result(&f->call);
+        f->sum += async_thread_call_result(&f->call);
     }
     ASYNC_END(t);
 }

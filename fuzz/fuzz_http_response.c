@@ -1,5 +1,5 @@
 /* libFuzzer target: the HTTP/1.1 client's response parsing. A listening socket on 127.0.0.1 stands in
- * for a server: for each input, async_http_get connects, and a coroutine of this file accepts, reads
+ * for a server: for each input, async_http_client_get connects, and a coroutine of this file accepts, reads
  * the request head and answers with the input, in chunks (see fuzz_net.h), then closes. Checked: no
  * crash, leak or undefined behaviour (sanitizers); the GET ends with a response or with one of the
  * codes its documentation lists, never a timeout (the peer always closes); a response has a status in
@@ -60,7 +60,7 @@ static async_status get_run(async_task *t) {
     get_frame *f = (get_frame *)t;
     ASYNC_BEGIN(t);
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->client, f->url, 3000));
+        AWAIT(t, async_http_client_get(&f->client, f->url, 3000));
     }
     ASYNC_CATCH(t) {
         f->err = async_caught(t)->code;
@@ -110,13 +110,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(async_task_code(&peer.task) == 0);
     FUZZ_CHECK(get.err == 0 || get.err == ASYNC_EPROTO || get.err == ASYNC_ENODATA || get.err == ASYNC_EMSGSIZE ||
                get.err == ASYNC_ECONNRESET);
-    body = async_http_body(&get.client, &len);
+    body = async_http_client_body(&get.client, &len);
     FUZZ_CHECK(body && body[len] == '\0');
     if (get.err == 0) {
-        FUZZ_CHECK(async_http_status(&get.client) >= 100 && async_http_status(&get.client) <= 999);
+        FUZZ_CHECK(async_http_client_status(&get.client) >= 100 && async_http_client_status(&get.client) <= 999);
         FUZZ_CHECK(len <= 2048);
-        (void)async_http_header(&get.client, "Content-Type");
-        (void)async_http_header(&get.client, "content-length");
+        (void)async_http_client_header(&get.client, "Content-Type");
+        (void)async_http_client_header(&get.client, "content-length");
     }
     async_http_client_close(&get.client);
     return 0;

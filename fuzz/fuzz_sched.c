@@ -99,7 +99,7 @@ static async_status worker_run(async_task *t) {
             if (w->op == OP_SLEEP) {
                 AWAIT_SLEEP(t, w->arg % 40);
             } else if (w->op == OP_YIELD) {
-                ASYNC_YIELD(t);
+                AWAIT_YIELD(t);
             } else if (w->op == OP_FUTURE) {
                 AWAIT_FUTURE(t, &S.futs[w->arg % NFUT]);
             } else if (w->op == OP_LOCK) {

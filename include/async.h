@@ -723,13 +723,6 @@ extern "C" {
 #define AWAIT_YIELD_VALUE(t, value) \
     ASYNC__AWAIT(t, async__gen_yield_start((t), (intptr_t)(value)), async__gen_yield_check((t)))
 #define ASYNC__LABEL(a, b) ASYNC__CAT(a, b)
-/* The names before the suspending macros were all spelled AWAIT_: kept until the tree no longer uses
- * them. */
-#define ASYNC_YIELD AWAIT_YIELD
-#define ASYNC_YIELD_VALUE AWAIT_YIELD_VALUE
-#define ASYNC_WITH_LOCK AWAIT_WITH_LOCK
-#define ASYNC_WITH_SEMAPHORE AWAIT_WITH_SEMAPHORE
-#define ASYNC_FOR AWAIT_FOR
 
 /** return value: finishes the coroutine with an integer value, after running enclosing finally blocks. */
 #define ASYNC_RETURN(t, value)                              \
@@ -1079,8 +1072,8 @@ ASYNC_API size_t async_queue_unfinished(const async_queue *q);
 /** True if a put would have to wait. */
 ASYNC_API bool async_queue_full(const async_queue *q);
 
-/** An async generator's channel: the consumer iterates with ASYNC_FOR / AWAIT_NEXT, the producer (a
- *  coroutine run as the consumer's child) hands values over with ASYNC_YIELD_VALUE. Zero-initialise it. */
+/** An async generator's channel: the consumer iterates with AWAIT_FOR / AWAIT_NEXT, the producer (a
+ *  coroutine run as the consumer's child) hands values over with AWAIT_YIELD_VALUE. Zero-initialise it. */
 typedef struct async_gen {
     async_group group;          /* private: the producer is its only child (first member: see below) */
     async_task *producer_wait;  /* private: the producer, suspended at a yield */
@@ -1089,7 +1082,7 @@ typedef struct async_gen {
     uint8_t state;              /* private */
 } async_gen;
 
-/** True once the producer has finished (the ASYNC_FOR loop is over). */
+/** True once the producer has finished (the AWAIT_FOR loop is over). */
 ASYNC_API bool async_gen_done(const async_gen *g);
 /** True once the producer was started by a first AWAIT_NEXT. */
 ASYNC_API bool async_gen_started(const async_gen *g);
@@ -3186,7 +3179,7 @@ static async_gen *async__gen_of(async_task *runner) {
 ASYNC_API int async__gen_yield_start(async_task *t, intptr_t value) {
     async_task *runner = async__runner(t);
     async_gen *g = async__gen_of(runner);
-    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "ASYNC_YIELD_VALUE: !g"));
+    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_YIELD_VALUE: !g"));
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     g->value = value;
     g->state = (uint8_t)((g->state | ASYNC__GEN_VALUE) & ~ASYNC__GEN_WANT);

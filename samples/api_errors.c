@@ -10,8 +10,8 @@
 ASYNC_DEF(main, char **urls; int n; async_http_client session; int i, failures;) {
     for (f->i = 0; f->i < f->n; f->i++) {
         ASYNC_TRY(t) {
-            AWAIT(t, async_http_get(&f->session, f->urls[f->i], 1000));
-            printf("Request to %s answered %d\n", f->urls[f->i], async_http_status(&f->session));
+            AWAIT(t, async_http_client_get(&f->session, f->urls[f->i], 1000));
+            printf("Request to %s answered %d\n", f->urls[f->i], async_http_client_status(&f->session));
         } ASYNC_EXCEPT_ANY(t) {
             f->failures++;
             if (async_caught(t)->code == ASYNC_ETIMEDOUT)

@@ -1,6 +1,6 @@
 /* Seed 001, slide 12: "Debugging Asynchronous Code". The same error caught from an awaited coroutine and
  * from a task. Debug mode (here switched on midway; ASYNC_DEBUG=1 for any program) reports a step that
- * blocks the loop with its file:line, and async_dump (or SIGQUIT) prints every live task's await chain. */
+ * blocks the loop with its file:line, and async_loop_dump (or SIGQUIT) prints every live task's await chain. */
 #include <stdio.h>
 
 #include "async.h"

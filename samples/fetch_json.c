@@ -8,9 +8,9 @@
 
 ASYNC_DEF(fetch_data, const char *url; async_http_client session;) {
     ASYNC_WITH(t) { /* async with session.get(url) as response */
-        AWAIT(t, async_http_get(&f->session, f->url, 10000));
-        if (async_http_status(&f->session) != 200) ASYNC_THROW(t, ASYNC_EUSER, "the API did not answer 200 OK");
-        printf("%s\n", async_http_body(&f->session, NULL));
+        AWAIT(t, async_http_client_get(&f->session, f->url, 10000));
+        if (async_http_client_status(&f->session) != 200) ASYNC_THROW(t, ASYNC_EUSER, "the API did not answer 200 OK");
+        printf("%s\n", async_http_client_body(&f->session, NULL));
     } ASYNC_WITH_EXIT(t) {
         async_http_client_close(&f->session);
     } ASYNC_END_WITH(t);

@@ -31,8 +31,8 @@ static void free_text(intptr_t result, void *arg) {
 
 ASYNC_DEF(async_wrapper, int duration; async_thread_call call; char result[32];) {
     AWAIT_TO_THREAD(t, &f->call, sync_operation, (void *)(intptr_t)f->duration, free_text);
-    snprintf(f->result, sizeof f->result, "%s", (char *)async_thread_result(&f->call));
-    free((void *)async_thread_result(&f->call));
+    snprintf(f->result, sizeof f->result, "%s", (char *)async_thread_call_result(&f->call));
+    free((void *)async_thread_call_result(&f->call));
 } ASYNC_END_DEF
 
 ASYNC_DEF(main, async_wrapper_frame a, b, c; async_group all;) {

@@ -10,8 +10,8 @@
 
 ASYNC_DEF(fetch_url, const char *url; async_http_client session; size_t bytes;) {
     ASYNC_WITH(t) { /* async with session.get(url) as response */
-        AWAIT(t, async_http_get(&f->session, f->url, 10000));
-        async_http_body(&f->session, &f->bytes); /* return await response.text() */
+        AWAIT(t, async_http_client_get(&f->session, f->url, 10000));
+        async_http_client_body(&f->session, &f->bytes); /* return await response.text() */
     } ASYNC_WITH_EXIT(t) {
         async_http_client_close(&f->session);
     } ASYNC_END_WITH(t);

@@ -252,7 +252,7 @@ static void dump_tree(async__debug *d, FILE *out, dump_node *nodes, size_t n, as
     }
 }
 
-void async_dump(async_loop *loop, FILE *out) {
+void async_loop_dump(async_loop *loop, FILE *out) {
     async__debug *d = debug_of(loop);
     dump_node *nodes;
     size_t i, n = 0;
@@ -288,7 +288,7 @@ void async_dump(async_loop *loop, FILE *out) {
 static void sigquit_cb(async__req *r, int signum) {
     async__debug *d = (async__debug *)(void *)((char *)r - offsetof(async__debug, sigquit));
     (void)signum;
-    async_dump(d->loop, d->out);
+    async_loop_dump(d->loop, d->out);
 }
 
 static const char debug_kind = 0; /* tags its part */
@@ -335,18 +335,18 @@ bool async_loop_debug(const async_loop *loop) {
     return d && !d->off;
 }
 
-void async_debug_set_slow_step(async_loop *loop, uint64_t ms) {
+void async_loop_set_slow_step(async_loop *loop, uint64_t ms) {
     async__debug *d = debug_of(loop);
     /* in ns without wrapping: a threshold past 584 years is never reached, as it should not be */
     if (d) d->slow_ns = ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
 }
 
-void async_debug_set_output(async_loop *loop, FILE *out) {
+void async_loop_set_debug_output(async_loop *loop, FILE *out) {
     async__debug *d = debug_of(loop);
     if (d) d->out = out ? out : stderr;
 }
 
-int async_debug_dump_on_sigquit(async_loop *loop) {
+int async_loop_dump_on_sigquit(async_loop *loop) {
     async__debug *d = debug_of(loop);
     int rc;
     if (!d) return ASYNC_EINVAL;

@@ -12,7 +12,7 @@
 /* Below this, calloc: the heap is warm and mmap's own cost would dominate. */
 #define FRAMES_MMAP_MIN ((size_t)1 << 20)
 
-void *async_frames_new(size_t count, size_t size) {
+void *async_frame_array_new(size_t count, size_t size) {
     size_t bytes;
     if (count == 0 || size == 0 || count > SIZE_MAX / size) return NULL;
     bytes = count * size;
@@ -27,7 +27,7 @@ void *async_frames_new(size_t count, size_t size) {
     return calloc(count, size);
 }
 
-void async_frames_free(void *frames, size_t count, size_t size) {
+void async_frame_array_free(void *frames, size_t count, size_t size) {
     if (!frames) return;
     if (count * size >= FRAMES_MMAP_MIN)
         munmap(frames, count * size);

@@ -57,7 +57,7 @@ static int head_add(http_resp *r, const char *at, size_t n, int kind) {
     memcpy(r->head + r->head_len, at, n);
     r->head_len += n;
     /* kept NUL-terminated (room reserved above): a response cut inside a trailer's name leaves that
-     * name last, and async_http_header's strlen ran past it into stale or uninitialised bytes */
+     * name last, and async_http_client_header's strlen ran past it into stale or uninitialised bytes */
     r->head[r->head_len] = '\0';
     r->last = kind;
     return 0;
@@ -140,7 +140,7 @@ static const http_parser_settings settings = {
     on_begin, NULL, NULL, on_field, on_value, on_headers, on_body, on_complete, NULL, NULL,
 };
 
-const char *async_http_header(const async_http_client *c, const char *name) {
+const char *async_http_client_header(const async_http_client *c, const char *name) {
     const http_resp *r = c ? (const http_resp *)c->state : NULL;
     const char *p, *end;
     if (!r || !name || !r->head_len || !r->status) return NULL;
@@ -155,11 +155,11 @@ const char *async_http_header(const async_http_client *c, const char *name) {
     return NULL;
 }
 
-int async_http_status(const async_http_client *c) {
+int async_http_client_status(const async_http_client *c) {
     return c && c->state ? ((const http_resp *)c->state)->status : 0;
 }
 
-const char *async_http_body(const async_http_client *c, size_t *len) {
+const char *async_http_client_body(const async_http_client *c, size_t *len) {
     const http_resp *r = c ? (const http_resp *)c->state : NULL;
     if (len) *len = r && r->body ? r->body_len : 0;
     return r && r->body ? r->body : "";
@@ -371,8 +371,8 @@ static async_status get_run(async_task *t) {
             }
             if (r->body) r->body[r->body_len] = '\0';
             if (!r->keep_alive) async_stream_close(&c->stream);
-            if (r->status >= 300 && r->status < 400 && c->redirects < c->max_redirects && async_http_header(c, "Location")) {
-                if (resolve_location(c, r, async_http_header(c, "Location")))
+            if (r->status >= 300 && r->status < 400 && c->redirects < c->max_redirects && async_http_client_header(c, "Location")) {
+                if (resolve_location(c, r, async_http_client_header(c, "Location")))
                     ASYNC_THROW(t, ASYNC_EINVAL, "redirect location too long");
                 c->redirects++;
                 continue;
@@ -396,7 +396,7 @@ static async_status fail_run(async_task *t) {
     ASYNC_END(t);
 }
 
-async_task *async_http_get(async_http_client *c, const char *url, int64_t ms) {
+async_task *async_http_client_get(async_http_client *c, const char *url, int64_t ms) {
     http_resp *r;
     if (!c) return NULL;
     if (!async_task_init(&c->task, get_run)) return &c->task; /* still running: awaiting it says EBUSY */

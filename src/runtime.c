@@ -18,7 +18,7 @@ async_loop *async_loop_new(unsigned flags) {
     /* "0" and the empty string are off (as asyncio reads PYTHONASYNCIODEBUG: set and non-empty): an
      * empty value is how a shell script unsets a variable for one command */
     if (debug && *debug && strcmp(debug, "0") != 0 && async_loop_set_debug(loop, true) == 0)
-        async_debug_dump_on_sigquit(loop);
+        async_loop_dump_on_sigquit(loop);
     return loop;
 }
 

@@ -68,14 +68,14 @@ struct async__job {
 
 enum { JOB_NEW = 0, JOB_PARKED, JOB_QUEUED, JOB_DONE };
 
-struct async_pool {
+struct async_thread_pool {
     pthread_mutex_t mu;
     pthread_cond_t work;     /* idle threads wait here */
     async__job *head, *tail; /* queued jobs, FIFO */
     unsigned nthreads;
     unsigned idle;    /* threads waiting on `work` */
     unsigned waking;  /* signals sent that no thread has taken yet */
-    unsigned loops;   /* loops that use the pool (async_loop_set_pool) */
+    unsigned loops;   /* loops that use the pool (async_loop_set_thread_pool) */
     bool quit;
     pthread_t threads[];
 };
@@ -94,9 +94,9 @@ struct thread_home {
     /* loop thread only */
     async__cb flush;        /* deferred to the pass's end: hands its jobs over, lets go of the loop */
     async__job *pending, *pending_tail; /* started this pass, not yet handed over */
-    async_pool *pool;   /* the pool in use: shared, or own (NULL until first use) */
-    async_pool *shared; /* from async_loop_set_pool */
-    async_pool *own;    /* the loop's own pool, made on first use */
+    async_thread_pool *pool;   /* the pool in use: shared, or own (NULL until first use) */
+    async_thread_pool *shared; /* from async_loop_set_thread_pool */
+    async_thread_pool *own;    /* the loop's own pool, made on first use */
     unsigned own_threads; /* its size, 0: ASYNC_THREADS or the default */
     unsigned inflight;    /* jobs started (queued, running or parked) and not taken back */
     bool held;            /* the home holds the loop: it waits for calls */
@@ -123,7 +123,7 @@ static void pool_run(async__job *j) {
 }
 
 static void *pool_thread(void *arg) {
-    async_pool *p = (async_pool *)arg;
+    async_thread_pool *p = (async_thread_pool *)arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         async__job *j;
@@ -150,7 +150,7 @@ static void *pool_thread(void *arg) {
     return NULL;
 }
 
-static void pool_stop(async_pool *p, unsigned started) {
+static void pool_stop(async_thread_pool *p, unsigned started) {
     unsigned i;
     pthread_mutex_lock(&p->mu);
     p->quit = true;
@@ -163,15 +163,15 @@ static void pool_stop(async_pool *p, unsigned started) {
 }
 
 /* A pool with its threads started, or NULL with *err set. */
-static async_pool *pool_create(unsigned threads, int *err) {
-    async_pool *p;
+static async_thread_pool *pool_create(unsigned threads, int *err) {
+    async_thread_pool *p;
     sigset_t all, old;
     unsigned i;
-    if (threads < 1 || threads > ASYNC_POOL_MAX_THREADS) {
+    if (threads < 1 || threads > ASYNC_THREAD_POOL_MAX) {
         *err = ASYNC_EINVAL;
         return NULL;
     }
-    p = (async_pool *)calloc(1, sizeof *p + threads * sizeof p->threads[0]);
+    p = (async_thread_pool *)calloc(1, sizeof *p + threads * sizeof p->threads[0]);
     if (!p) {
         *err = ASYNC_ENOMEM;
         return NULL;
@@ -206,12 +206,12 @@ static async_pool *pool_create(unsigned threads, int *err) {
     return p;
 }
 
-async_pool *async_pool_new(unsigned threads) {
+async_thread_pool *async_thread_pool_new(unsigned threads) {
     int err;
     return pool_create(threads, &err);
 }
 
-int async_pool_free(async_pool *pool) {
+int async_thread_pool_free(async_thread_pool *pool) {
     if (!pool) return 0;
     pthread_mutex_lock(&pool->mu);
     if (pool->loops) {
@@ -225,7 +225,7 @@ int async_pool_free(async_pool *pool) {
 
 /* Queues a list of jobs in one lock round trip and wakes one idle thread; a thread that leaves work
  * behind in the queue wakes the next one. */
-static void pool_submit(async_pool *p, async__job *first, async__job *last) {
+static void pool_submit(async_thread_pool *p, async__job *first, async__job *last) {
     pthread_mutex_lock(&p->mu);
     if (p->tail)
         p->tail->next = first;
@@ -239,7 +239,7 @@ static void pool_submit(async_pool *p, async__job *first, async__job *last) {
     pthread_mutex_unlock(&p->mu);
 }
 
-static void pool_use(async_pool *p, int delta) {
+static void pool_use(async_thread_pool *p, int delta) {
     pthread_mutex_lock(&p->mu);
     p->loops = (unsigned)((int)p->loops + delta);
     pthread_mutex_unlock(&p->mu);
@@ -254,9 +254,9 @@ static unsigned own_size(const thread_home *h) {
     if (env) {
         char *end;
         n = strtol(env, &end, 10);
-        if (end != env && *end == '\0' && n >= 1 && n <= (long)ASYNC_POOL_MAX_THREADS) return (unsigned)n;
+        if (end != env && *end == '\0' && n >= 1 && n <= (long)ASYNC_THREAD_POOL_MAX) return (unsigned)n;
     }
-    return ASYNC_POOL_DEFAULT_THREADS;
+    return ASYNC_THREAD_POOL_DEFAULT;
 }
 
 /* ---- the loop's home ---- */
@@ -460,14 +460,14 @@ static thread_home *home_of(async_loop *loop, int *err) {
 }
 
 /* The pool the home's calls go to, made if it is the loop's own and does not exist yet. */
-static async_pool *home_pool(thread_home *h, int *err) {
+static async_thread_pool *home_pool(thread_home *h, int *err) {
     if (h->pool) return h->pool;
     h->own = pool_create(own_size(h), err);
     h->pool = h->own;
     return h->pool;
 }
 
-int async_loop_set_pool(async_loop *loop, async_pool *pool) {
+int async_loop_set_thread_pool(async_loop *loop, async_thread_pool *pool) {
     int err = 0;
     thread_home *h = home_of(loop, &err);
     if (!h) return err == ASYNC_ENOTSUP ? ASYNC_EINVAL : err;
@@ -487,7 +487,7 @@ int async_loop_set_pool(async_loop *loop, async_pool *pool) {
 int async_loop_set_threads(async_loop *loop, unsigned threads) {
     int err = 0;
     thread_home *h;
-    if (!loop || threads < 1 || threads > ASYNC_POOL_MAX_THREADS) return ASYNC_EINVAL;
+    if (!loop || threads < 1 || threads > ASYNC_THREAD_POOL_MAX) return ASYNC_EINVAL;
     h = home_of(loop, &err);
     if (!h) return err == ASYNC_ENOTSUP ? ASYNC_EINVAL : err;
     if (h->inflight) return ASYNC_EBUSY;
@@ -660,4 +660,4 @@ int async__thread_check(async_task *t, async_thread_call *call) {
     return rc == ASYNC__GO ? async__job_end(t, call, j, async__job_rc(j)) : rc;
 }
 
-intptr_t async_thread_result(const async_thread_call *call) { return call ? call->result : 0; }
+intptr_t async_thread_call_result(const async_thread_call *call) { return call ? call->result : 0; }

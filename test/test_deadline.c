@@ -182,7 +182,7 @@ static async_status dl_get_run(async_task *t) {
     dl_get_frame *f = (dl_get_frame *)t;
     ASYNC_BEGIN(t);
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, f->url, f->ms));
+        AWAIT(t, async_http_client_get(&f->c, f->url, f->ms));
     }
     ASYNC_CATCH(t) {
         f->code = async_caught(t)->code;
@@ -391,8 +391,8 @@ static const char *dl_slow_steps(uint64_t ms) {
     size_t n;
     ASSERT(loop != NULL && f != NULL);
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, f);
-    async_debug_set_slow_step(loop, ms);
+    async_loop_set_debug_output(loop, f);
+    async_loop_set_slow_step(loop, ms);
     ASYNC_FRAME_INIT(&q, dl_quick_run);
     ASSERT_EQ(async_run(loop, &q.task), 0);
     async_loop_free(loop);

@@ -34,8 +34,8 @@ TEST(debug_reports_a_step_that_blocks_the_loop_with_both_lines) {
     const char *got;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     ASSERT(async_loop_debug(loop));
-    async_debug_set_output(loop, out);
-    async_debug_set_slow_step(loop, 20);
+    async_loop_set_debug_output(loop, out);
+    async_loop_set_slow_step(loop, 20);
     ASYNC_FRAME_INIT(&f, blocker_run);
     f.block = 30;
     ASSERT_EQ(async_run(loop, &f.task), 0);
@@ -82,8 +82,8 @@ TEST(debug_names_the_inline_coroutine_that_blocked) {
     char expect[256];
     const char *got;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
-    async_debug_set_slow_step(loop, 20);
+    async_loop_set_debug_output(loop, out);
+    async_loop_set_slow_step(loop, 20);
     ASYNC_FRAME_INIT(&f, culprit_main_run);
     ASSERT_EQ(async_run(loop, &f.task), 0);
     got = test_captured(out);
@@ -100,14 +100,14 @@ TEST(debug_mode_off_or_fast_steps_report_nothing) {
     static blocker_frame f;
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
-    async_debug_set_slow_step(loop, 1000);
+    async_loop_set_debug_output(loop, out);
+    async_loop_set_slow_step(loop, 1000);
     ASYNC_FRAME_INIT(&f, blocker_run);
     ASSERT_EQ(async_run(loop, &f.task), 0);
     ASSERT_STR_EQ(test_captured(out), "");
     ASSERT_EQ(async_loop_set_debug(loop, false), 0);
     ASSERT(!async_loop_debug(loop));
-    async_dump(loop, out);
+    async_loop_dump(loop, out);
     ASSERT(strstr(test_captured(out), "debug mode is off"));
     ASSERT_EQ(async_loop_set_debug(NULL, true), ASYNC_EINVAL);
     async_loop_free(loop);
@@ -140,8 +140,8 @@ TEST(debug_slow_step_of_a_step_that_finishes) {
     const char *got, *last;
     char expect[256];
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
-    async_debug_set_slow_step(loop, 0);
+    async_loop_set_debug_output(loop, out);
+    async_loop_set_slow_step(loop, 0);
     ASSERT_EQ(async_run(loop, dbg_sleeper(&s, 5)), 0);
     got = test_captured(out);
     ASSERT(strstr(got, "async: debug: a step of dbg_sleeper_run (task) blocked the loop for ") == got);
@@ -189,12 +189,12 @@ TEST(debug_quick_inline_coroutine_is_not_reported) {
     static dbg_quick_main_frame m;
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
+    async_loop_set_debug_output(loop, out);
     ASYNC_FRAME_INIT(&m, dbg_quick_main_run);
     ASSERT_EQ(async_run(loop, &m.task), 0);
     ASSERT_EQ(m.sum, 126);
     ASSERT_STR_EQ(test_captured(out), "");
-    async_dump(loop, out);
+    async_loop_dump(loop, out);
     ASSERT(strstr(test_captured(out), "async: 0 live tasks at ") != NULL); /* the table let go of them all */
     async_loop_free(loop);
     fclose(out);
@@ -256,12 +256,12 @@ TEST(debug_dump_prints_the_live_tasks_as_an_await_tree) {
     FILE *out = test_capture();
     const char *got;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
+    async_loop_set_debug_output(loop, out);
     ASYNC_FRAME_INIT(&f, tree_run);
     async_spawn(loop, &f.task);
     async_poll(loop);
     async_poll(loop);
-    async_dump(loop, out);
+    async_loop_dump(loop, out);
     got = test_captured(out);
     ASSERT(strstr(got, "async: 4 live tasks at ") == got);
     ASSERT(strstr(got, "\n  tree_run " __FILE__ ":"));
@@ -271,7 +271,7 @@ TEST(debug_dump_prints_the_live_tasks_as_an_await_tree) {
     while (async_poll(loop) >= 0) loop->now += 100;
     rewind(out);
     ASSERT_EQ(ftruncate(fileno(out), 0), 0);
-    async_dump(loop, out);
+    async_loop_dump(loop, out);
     ASSERT(strstr(test_captured(out), "async: 0 live tasks at "));
     async_loop_free(loop);
     fclose(out);
@@ -323,7 +323,7 @@ static async_status dbg_crowd_run(async_task *t) {
         for (i = 0; i < DBG_CROWD; i++)
             if (!async_task_done(&f->s[i]->task)) f->alive++;
         test_capture_clear(f->out);
-        async_dump(async_task_loop(t), f->out);
+        async_loop_dump(async_task_loop(t), f->out);
         if (dbg_dump_count(f->out, "dbg_sleeper_run ", &lines) != 1 + f->alive || lines != f->alive) f->bad++;
     }
     ASSERT_EQ(f->alive, 0);
@@ -339,8 +339,8 @@ TEST(debug_table_of_hundreds_of_tasks) {
     uint32_t seed = 2024; /* a fixed sequence: the same subset and durations every run */
     int i, k, late;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
-    async_debug_set_slow_step(loop, 600000); /* the dumps themselves are slow under valgrind */
+    async_loop_set_debug_output(loop, out);
+    async_loop_set_slow_step(loop, 600000); /* the dumps themselves are slow under valgrind */
     ASYNC_FRAME_INIT(&m, dbg_crowd_run);
     m.out = out;
     /* first a run across the end of the 1,024-slot table: twelve frames whose home is one of its last
@@ -406,9 +406,9 @@ static async_status dbg_deep_run(async_task *t) {
     dbg_deep_frame *f = (dbg_deep_frame *)t;
     ASYNC_BEGIN(t);
     ASYNC_SPAWN(t, &f->g, dbg_link(0));
-    ASYNC_YIELD(t); /* the whole chain has started: its innermost coroutine sleeps */
-    async_dump(async_task_loop(t), f->out);
-    async_debug_set_slow_step(async_task_loop(t), 0); /* the resume of the chain is reported */
+    AWAIT_YIELD(t); /* the whole chain has started: its innermost coroutine sleeps */
+    async_loop_dump(async_task_loop(t), f->out);
+    async_loop_set_slow_step(async_task_loop(t), 0); /* the resume of the chain is reported */
     AWAIT_GROUP(t, &f->g);
     ASYNC_END(t);
 }
@@ -420,8 +420,8 @@ TEST(debug_deep_inline_chain_dump_is_capped) {
     const char *got, *p, *last = NULL;
     int lines = 0;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
-    async_debug_set_slow_step(loop, 600000); /* starting 1,100 coroutines under valgrind is no report */
+    async_loop_set_debug_output(loop, out);
+    async_loop_set_slow_step(loop, 600000); /* starting 1,100 coroutines under valgrind is no report */
     ASYNC_FRAME_INIT(&m, dbg_deep_run);
     m.out = out;
     ASSERT_EQ(async_run(loop, &m.task), 0);
@@ -476,7 +476,7 @@ TEST(debug_reports_tasks_never_started_at_loop_free) {
     static leaf_frame f;
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
+    async_loop_set_debug_output(loop, out);
     ASYNC_FRAME_INIT(&f, leaf_run);
     async_spawn(loop, &f.task);
     async_loop_free(loop);
@@ -496,7 +496,7 @@ static async_status dbg_yielder_run(async_task *t) {
     ASYNC_BEGIN(t);
     for (;;) {
         f->steps++;
-        ASYNC_YIELD(t);
+        AWAIT_YIELD(t);
     }
     ASYNC_END(t);
 }
@@ -507,7 +507,7 @@ TEST(debug_cancelled_and_unstarted_tasks_at_loop_free) {
     static dbg_yielder_frame y;
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
+    async_loop_set_debug_output(loop, out);
     ASSERT_EQ(async_spawn(loop, dbg_sleeper(&cancelled, 5)), 0);
     ASSERT(async_cancel(&cancelled.task));
     ASYNC_FRAME_INIT(&y, dbg_yielder_run);
@@ -516,7 +516,7 @@ TEST(debug_cancelled_and_unstarted_tasks_at_loop_free) {
     ASSERT_EQ(async_task_code(&cancelled.task), ASYNC_ECANCELED);
     ASSERT_EQ(cancelled.slept_line, 0); /* its body never ran */
     ASSERT_EQ(y.steps, 1);
-    async_dump(loop, out);
+    async_loop_dump(loop, out);
     ASSERT(strstr(test_captured(out), "async: 1 live task at ") == test_captured(out));
     ASSERT(strstr(test_captured(out), "  dbg_yielder_run " __FILE__ ":"));
     test_capture_clear(out);
@@ -534,10 +534,10 @@ TEST(debug_refuses_to_replace_other_hooks) {
     async_loop_init(&loop);
     async_loop_set_hooks(&loop, &none, NULL);
     ASSERT_EQ(async_loop_set_debug(&loop, true), ASYNC_EBUSY);
-    ASSERT_EQ(async_debug_dump_on_sigquit(&loop), ASYNC_EINVAL);
+    ASSERT_EQ(async_loop_dump_on_sigquit(&loop), ASYNC_EINVAL);
     async_loop_set_hooks(&loop, NULL, NULL);
     ASSERT_EQ(async_loop_set_debug(&loop, true), 0); /* a loop without libev: no signals */
-    ASSERT_EQ(async_debug_dump_on_sigquit(&loop), ASYNC_ENOTSUP);
+    ASSERT_EQ(async_loop_dump_on_sigquit(&loop), ASYNC_ENOTSUP);
     ASSERT(async_loop_ev(&loop) == NULL);
     ASSERT_EQ(async_loop_set_debug(&loop, false), 0);
 }
@@ -549,22 +549,22 @@ TEST(debug_api_on_loops_without_debug_mode) {
     static dbg_sleeper_frame s;
     FILE *out = test_capture();
     const char *err;
-    async_debug_set_slow_step(loop, 0);  /* ignored: not in debug mode */
-    async_debug_set_output(loop, out);   /* ignored too */
-    ASSERT_EQ(async_debug_dump_on_sigquit(loop), ASYNC_EINVAL);
+    async_loop_set_slow_step(loop, 0);  /* ignored: not in debug mode */
+    async_loop_set_debug_output(loop, out);   /* ignored too */
+    ASSERT_EQ(async_loop_dump_on_sigquit(loop), ASYNC_EINVAL);
     ASSERT_EQ(async_loop_set_debug(loop, false), 0); /* already off */
     ASSERT(!async_loop_debug(loop));
     ASSERT(!async_loop_debug(NULL));
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     ASSERT_EQ(async_loop_set_debug(loop, true), 0); /* already on: the same state, not a second one */
     ASSERT(async_loop_debug(loop));
-    ASSERT_EQ(async_debug_dump_on_sigquit(loop), 0);
-    ASSERT_EQ(async_debug_dump_on_sigquit(loop), 0); /* already on */
+    ASSERT_EQ(async_loop_dump_on_sigquit(loop), 0);
+    ASSERT_EQ(async_loop_dump_on_sigquit(loop), 0); /* already on */
     test_capture_stderr();
     ASSERT_EQ(async_run(loop, dbg_sleeper(&s, 5)), 0); /* quick steps: the 0 ms threshold was ignored */
-    async_debug_set_output(loop, NULL);            /* reports go to stderr */
-    async_dump(loop, NULL);                        /* and so does a dump without a stream */
-    async_dump(NULL, out);                         /* no loop: nothing */
+    async_loop_set_debug_output(loop, NULL);            /* reports go to stderr */
+    async_loop_dump(loop, NULL);                        /* and so does a dump without a stream */
+    async_loop_dump(NULL, out);                         /* no loop: nothing */
     err = test_release_stderr();
     ASSERT_STR_EQ(test_captured(out), "");
     ASSERT(strstr(err, "async: 0 live tasks at ") == err);
@@ -622,17 +622,17 @@ typedef struct {
 static async_status dbg_observer_run(async_task *t) {
     dbg_observer_frame *f = (dbg_observer_frame *)t;
     ASYNC_BEGIN(t);
-    ASYNC_YIELD(t);
-    ASYNC_YIELD(t); /* main and its child wait now */
+    AWAIT_YIELD(t);
+    AWAIT_YIELD(t); /* main and its child wait now */
     ASSERT_EQ(async_loop_set_debug(async_task_loop(t), true), 0);
-    async_debug_set_output(async_task_loop(t), f->out);
+    async_loop_set_debug_output(async_task_loop(t), f->out);
     AWAIT_SLEEP(t, 12); /* the child has stepped (at 10), main has not (its inline sleep ends at 15) */
     test_capture_clear(f->out);
-    async_dump(async_task_loop(t), f->out);
+    async_loop_dump(async_task_loop(t), f->out);
     dbg_copy(f->first, sizeof f->first, test_captured(f->out));
     AWAIT_SLEEP(t, 10); /* everything else has ended */
     test_capture_clear(f->out);
-    async_dump(async_task_loop(t), f->out);
+    async_loop_dump(async_task_loop(t), f->out);
     dbg_copy(f->second, sizeof f->second, test_captured(f->out));
     ASYNC_END(t);
 }
@@ -670,7 +670,7 @@ typedef struct {
 static async_status dbg_off_run(async_task *t) {
     dbg_off_frame *f = (dbg_off_frame *)t;
     ASYNC_BEGIN(t);
-    ASYNC_YIELD(t);
+    AWAIT_YIELD(t);
     ASSERT_EQ(async_spawn(async_task_loop(t), dbg_sleeper(&f->later, 1)), 0);
     ASSERT_EQ(async_loop_set_debug(async_task_loop(t), false), 0);
     ASSERT(!async_loop_debug(async_task_loop(t)));
@@ -680,7 +680,7 @@ static async_status dbg_off_run(async_task *t) {
     ASSERT(async_loop_debug(async_task_loop(t)));
     ASSERT_EQ(async_loop_set_debug(async_task_loop(t), false), 0);
     ASSERT(!async_loop_debug(async_task_loop(t)));
-    ASYNC_YIELD(t);
+    AWAIT_YIELD(t);
     AWAIT(t, &f->later.task);
     f->after = true;
     ASYNC_END(t);
@@ -691,7 +691,7 @@ TEST(debug_switched_off_inside_a_step) {
     static dbg_off_frame m;
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
+    async_loop_set_debug_output(loop, out);
     ASYNC_FRAME_INIT(&m, dbg_off_run);
     ASSERT_EQ(async_run(loop, &m.task), 0);
     ASSERT(m.after);
@@ -732,8 +732,8 @@ TEST(debug_sigquit_prints_the_dump_in_debug_mode) {
     static quitter_frame f;
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_output(loop, out);
-    ASSERT_EQ(async_debug_dump_on_sigquit(loop), 0);
+    async_loop_set_debug_output(loop, out);
+    ASSERT_EQ(async_loop_dump_on_sigquit(loop), 0);
     ASYNC_FRAME_INIT(&f, quitter_run);
     ASSERT_EQ(async_run(loop, &f.task), 0);
     ASSERT(strstr(test_captured(out), "async: 1 live task at "));
@@ -753,7 +753,7 @@ static async_status dbg_quit_run(async_task *t) {
     dbg_quit_frame *f = (dbg_quit_frame *)t;
     ASYNC_BEGIN(t);
     raise(SIGQUIT); /* caught by libev; the dump runs in a later iteration */
-    while (ftell(f->out) == 0 && f->polls++ < 100000) ASYNC_YIELD(t);
+    while (ftell(f->out) == 0 && f->polls++ < 100000) AWAIT_YIELD(t);
     ASYNC_END(t);
 }
 
@@ -770,8 +770,8 @@ TEST(debug_environment_values_and_sigquit) {
     loop = async_loop_new(0);
     ASSERT(loop != NULL);
     ASSERT(async_loop_debug(loop));
-    ASSERT_EQ(async_debug_dump_on_sigquit(loop), 0); /* already installed by the environment */
-    async_debug_set_output(loop, out);
+    ASSERT_EQ(async_loop_dump_on_sigquit(loop), 0); /* already installed by the environment */
+    async_loop_set_debug_output(loop, out);
     ASYNC_FRAME_INIT(&q, dbg_quit_run);
     q.out = out;
     ASSERT_EQ(async_run(loop, &q.task), 0);

@@ -1,7 +1,7 @@
 /* The hosted runtime's loops on libev: a loop of its own with the real clock or the virtual one
  * (ASYNC_CLOCK, the flag), a loop attached to an ev_loop the application runs, what it prints, a
  * deadlock on the real clock, an application's watcher that wakes main, libev unable to make a loop,
- * async_main's own errors, and the heap's frame pools (async_frames_new). Real time here is only bounded
+ * async_main's own errors, and the heap's frame pools (async_frame_array_new). Real time here is only bounded
  * from below, never measured. */
 #include "test.h"
 #include "util.h"
@@ -237,26 +237,26 @@ TEST(ev_main_of_a_finished_task_is_einval) {
 
 TEST(ev_frames_pool_is_zeroed_and_checks_its_size) {
     size_t big = 100000, i;
-    worker_frame *small = async_frames_new(10, sizeof *small), *many = async_frames_new(big, sizeof *many);
+    worker_frame *small = async_frame_array_new(10, sizeof *small), *many = async_frame_array_new(big, sizeof *many);
     ASSERT(small != NULL && many != NULL);
     for (i = 0; i < big; i++) ASSERT_EQ(many[i].task.state, 0);
     ASSERT(ASYNC_FRAME_INIT(&many[big - 1], worker_run));
-    ASSERT(async_frames_new(0, 8) == NULL);
-    ASSERT(async_frames_new(8, 0) == NULL);
-    ASSERT(async_frames_new((size_t)-1 / 2, 4) == NULL); /* overflow */
-    async_frames_free(small, 10, sizeof *small);
-    async_frames_free(many, big, sizeof *many);
-    async_frames_free(NULL, 1, 1);
+    ASSERT(async_frame_array_new(0, 8) == NULL);
+    ASSERT(async_frame_array_new(8, 0) == NULL);
+    ASSERT(async_frame_array_new((size_t)-1 / 2, 4) == NULL); /* overflow */
+    async_frame_array_free(small, 10, sizeof *small);
+    async_frame_array_free(many, big, sizeof *many);
+    async_frame_array_free(NULL, 1, 1);
 }
 
 TEST(ev_frames_larger_than_the_address_space_are_null) {
-    void *p = async_frames_new((size_t)1 << 50, 1); /* no overflow, but no mapping can be that large */
+    void *p = async_frame_array_new((size_t)1 << 50, 1); /* no overflow, but no mapping can be that large */
     ASSERT(p == NULL);
-    async_frames_free(p, (size_t)1 << 50, 1);
-    p = async_frames_new(1 << 20, 2); /* 2 MiB: mapped */
+    async_frame_array_free(p, (size_t)1 << 50, 1);
+    p = async_frame_array_new(1 << 20, 2); /* 2 MiB: mapped */
     ASSERT(p != NULL);
     ASSERT_EQ(((unsigned char *)p)[(2 << 20) - 1], 0);
-    async_frames_free(p, 1 << 20, 2);
+    async_frame_array_free(p, 1 << 20, 2);
 }
 
 static const char *ev_app_strerror(int code) { return code == ASYNC_EUSER + 3 ? "the disk is on fire" : NULL; }

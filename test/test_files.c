@@ -31,7 +31,7 @@ static async_status fs_write_read_run(async_task *t) {
     fs_file_frame *f = (fs_file_frame *)t;
     ASYNC_BEGIN(t);
     AWAIT_FILE_WRITE_ALL(t, &f->call, f->path, "Hello, Async World!", 19, 0600);
-    ASSERT_EQ(async_thread_result(&f->call), 19);
+    ASSERT_EQ(async_thread_call_result(&f->call), 19);
     AWAIT_FILE_READ_ALL(t, &f->call, f->path, &f->data, &f->len);
     ASSERT_EQ(f->len, 19);
     ASSERT_STR_EQ(f->data, "Hello, Async World!");
@@ -146,7 +146,7 @@ static async_status fs_cap_run(async_task *t) {
     f->reader.buf = f->buf;
     f->reader.cap = 8;
     ASYNC_SPAWN(t, &f->g, &f->reader.task);
-    ASYNC_YIELD(t); /* the reader has started its read of 8 bytes */
+    AWAIT_YIELD(t); /* the reader has started its read of 8 bytes */
     ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 1);
     f->reader.cap = 3;
     AWAIT_GROUP(t, &f->g);
@@ -368,7 +368,7 @@ TEST_TAGGED(files_wrong_direction_is_ebadf, TEST_THREADS) {
     f.data = "x";
     f.len = 1;
     ASSERT_EQ(pool_go(loop, &f), ASYNC_EBADF);
-    ASSERT_EQ(async_thread_result(&f.call), 0);
+    ASSERT_EQ(async_thread_call_result(&f.call), 0);
     /* zero bytes written: fine, and the file is unchanged */
     pool_op(&f, POOL_WRITE)->file = wfile;
     ASSERT_EQ(pool_go(loop, &f), 0);
@@ -665,13 +665,13 @@ static async_status fs_fifo_run(async_task *t) {
     ASYNC_FRAME_INIT(&f->reader, fs_reader_run);
     f->reader.file = f->file;
     ASYNC_SPAWN(t, &f->g, &f->reader.task);
-    while (async_loop_jobs(async_task_loop(t)) == 0) ASYNC_YIELD(t);
+    while (async_loop_jobs(async_task_loop(t)) == 0) AWAIT_YIELD(t);
     async_cancel(&f->reader.task); /* its read is blocked in a pool thread */
     ASYNC_FRAME_INIT(&f->closer, fs_closer_run);
     f->closer.file = f->file;
     ASYNC_SPAWN(t, &f->g, &f->closer.task);
-    ASYNC_YIELD(t);
-    ASYNC_YIELD(t); /* the closer has started its close, parked behind the read */
+    AWAIT_YIELD(t);
+    AWAIT_YIELD(t); /* the closer has started its close, parked behind the read */
     ASSERT(!async_task_done(&f->closer.task));
     ASYNC_TRY(t) {
         AWAIT_FILE_WRITE(t, &f->call2, f->file, "no", 2);
@@ -728,7 +728,7 @@ static async_status fs_fifo_all_run(async_task *t) {
     f->reader.op = FS_READ_ALL;
     f->reader.path = f->path;
     ASYNC_SPAWN(t, &f->g, &f->reader.task);
-    while (async_loop_jobs(async_task_loop(t)) == 0) ASYNC_YIELD(t);
+    while (async_loop_jobs(async_task_loop(t)) == 0) AWAIT_YIELD(t);
     async_cancel(&f->reader.task);
     AWAIT_GROUP(t, &f->g);
     ASSERT_EQ(f->reader.code, ASYNC_ECANCELED);

@@ -1,4 +1,4 @@
-/* Async generators under the virtual clock: a producer yields values to a consumer's loop (ASYNC_FOR,
+/* Async generators under the virtual clock: a producer yields values to a consumer's loop (AWAIT_FOR,
  * AWAIT_NEXT); errors pass both ways (a producer's failure, a consumer's throw); stopping early runs the
  * producer's cleanup at the close or when the consumer ends; and generators closed, thrown into or
  * shared at odd moments, and values yielded where no consumer waits. */
@@ -22,12 +22,12 @@ static async_status range_run(async_task *t) {
             AWAIT_SLEEP(t, 10);
             if (f->i == f->fail_at) ASYNC_THROW_ERROR(t, &range_error);
             ASYNC_TRY(t) {
-                ASYNC_YIELD_VALUE(t, f->i);
+                AWAIT_YIELD_VALUE(t, f->i);
             }
             ASYNC_CATCH(t) {
                 if (async_caught(t)->code != ASYNC_EUSER + 3) ASYNC_RERAISE(t);
                 LOG("thrown-in ");
-                ASYNC_YIELD_VALUE(t, 100 + f->i); /* answers the consumer's error with a value */
+                AWAIT_YIELD_VALUE(t, 100 + f->i); /* answers the consumer's error with a value */
             }
             ASYNC_END_TRY(t);
         }
@@ -63,7 +63,7 @@ static const async_error thrown_in = {ASYNC_EUSER + 3, "consumer's error"};
 static async_status consumer_run(async_task *t) {
     consumer_frame *f = (consumer_frame *)t;
     ASYNC_BEGIN(t);
-    ASYNC_FOR(t, &f->gen, async_range(&f->range, 4, f->fail_at), &f->value) {
+    AWAIT_FOR(t, &f->gen, async_range(&f->range, 4, f->fail_at), &f->value) {
         LOG("v%d@%u ", (int)f->value, NOW());
         if (f->value == f->stop_at) break;
         if (f->value == f->throw_at) {
@@ -138,7 +138,7 @@ TEST(generators_cancelling_the_consumer_cancels_the_producer) {
 
 static async_status stray_yield_run(async_task *t) {
     ASYNC_BEGIN(t);
-    ASYNC_YIELD_VALUE(t, 1);
+    AWAIT_YIELD_VALUE(t, 1);
     ASYNC_END(t);
 }
 

@@ -170,7 +170,7 @@ static async_status hc_get_run(async_task *t) {
     ASYNC_BEGIN(t);
     f->code = ASYNC_EINPROGRESS;
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, f->url, f->ms));
+        AWAIT(t, async_http_client_get(&f->c, f->url, f->ms));
         f->code = 0;
     }
     ASYNC_CATCH(t) {
@@ -239,8 +239,8 @@ static void hc_expect(hc_cli *f, int code, int status, const char *body) {
     const char *b;
     if (f->code != code)
         test_fail(__FILE__, __LINE__, "GET %s: code %d, expected %d; the peer saw:\n%s", f->url, f->code, code, f->a.log);
-    if (status >= 0) ASSERT_EQ(async_http_status(&f->c), status);
-    b = async_http_body(&f->c, &len);
+    if (status >= 0) ASSERT_EQ(async_http_client_status(&f->c), status);
+    b = async_http_client_body(&f->c, &len);
     if (body) {
         ASSERT_STR_EQ(b, body);
         ASSERT_EQ(len, strlen(body));
@@ -252,23 +252,23 @@ static void hc_expect(hc_cli *f, int code, int status, const char *body) {
 TEST(http_client_null_arguments_and_unused_client) {
     static async_http_client c;
     size_t len = 99;
-    ASSERT(async_http_get(NULL, "http://127.0.0.1/", 100) == NULL);
-    ASSERT_EQ(async_http_status(NULL), 0);
-    ASSERT_STR_EQ(async_http_body(NULL, &len), "");
+    ASSERT(async_http_client_get(NULL, "http://127.0.0.1/", 100) == NULL);
+    ASSERT_EQ(async_http_client_status(NULL), 0);
+    ASSERT_STR_EQ(async_http_client_body(NULL, &len), "");
     ASSERT_EQ(len, 0);
-    ASSERT_STR_EQ(async_http_body(NULL, NULL), "");
-    ASSERT(async_http_header(NULL, "Host") == NULL);
+    ASSERT_STR_EQ(async_http_client_body(NULL, NULL), "");
+    ASSERT(async_http_client_header(NULL, "Host") == NULL);
     async_http_client_close(NULL);
     /* a zeroed client before any GET: nothing to report, nothing to free */
     len = 99;
-    ASSERT_EQ(async_http_status(&c), 0);
-    ASSERT_STR_EQ(async_http_body(&c, &len), "");
+    ASSERT_EQ(async_http_client_status(&c), 0);
+    ASSERT_STR_EQ(async_http_client_body(&c, &len), "");
     ASSERT_EQ(len, 0);
-    ASSERT(async_http_header(&c, "Host") == NULL);
-    ASSERT(async_http_header(&c, NULL) == NULL);
+    ASSERT(async_http_client_header(&c, "Host") == NULL);
+    ASSERT(async_http_client_header(&c, NULL) == NULL);
     async_http_client_close(&c);
     async_http_client_close(&c); /* twice is fine */
-    ASSERT_EQ(async_http_status(&c), 0);
+    ASSERT_EQ(async_http_client_status(&c), 0);
 }
 
 static char hc_long_url[3000], hc_long_host[400], hc_long_path[2100];
@@ -280,7 +280,7 @@ static async_status hc_bad_urls(async_task *t) {
     strcpy(f->url, "(NULL)");
     f->code = 0;
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, NULL, 1000));
+        AWAIT(t, async_http_client_get(&f->c, NULL, 1000));
     }
     ASYNC_CATCH(t) {
         f->code = async_caught(t)->code;
@@ -288,12 +288,12 @@ static async_status hc_bad_urls(async_task *t) {
     ASYNC_END_TRY(t);
     hc_expect(f, ASYNC_EINVAL, 0, "");
     /* what a GET that cannot start is, before it is awaited; then a real one */
-    ASSERT(async_task_where(async_http_get(&f->c, NULL, 1000), &f->file, &f->func, &f->line));
+    ASSERT(async_task_where(async_http_client_get(&f->c, NULL, 1000), &f->file, &f->func, &f->line));
     ASSERT(strstr(f->file, "http_client.c") != NULL);
     ASSERT_STR_EQ(f->func, "fail_run");
     ASSERT_EQ(f->line, 0);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/", HC_PORT(f));
-    ASSERT(async_task_where(async_http_get(&f->c, f->url, 1000), &f->file, &f->func, &f->line));
+    ASSERT(async_task_where(async_http_client_get(&f->c, f->url, 1000), &f->file, &f->func, &f->line));
     ASSERT_STR_EQ(f->func, "get_run");
     AWAIT(t, hc_get(f, 1000, "https://127.0.0.1:%d/", HC_PORT(f)));
     hc_expect(f, ASYNC_ENOTSUP, 0, "");
@@ -323,7 +323,7 @@ static async_status hc_bad_urls(async_task *t) {
     memset(hc_long_url, 'u', sizeof hc_long_url - 1);
     memcpy(hc_long_url, "http://127.0.0.1/", 17);
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, hc_long_url, 1000));
+        AWAIT(t, async_http_client_get(&f->c, hc_long_url, 1000));
         f->code = 0;
     }
     ASYNC_CATCH(t) {
@@ -461,7 +461,7 @@ static async_status hc_reuse(async_task *t) {
     ASSERT_EQ(f->b.srv.accepted, 1);
     /* close, then the client is used again */
     async_http_client_close(&f->c);
-    ASSERT_EQ(async_http_status(&f->c), 0);
+    ASSERT_EQ(async_http_client_status(&f->c), 0);
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/5", HC_PORT(f)));
     hc_expect(f, 0, 200, "a4");
     ASSERT_EQ(f->a.srv.accepted, 3);
@@ -602,7 +602,7 @@ static async_status hc_busy_other(async_task *t) {
     hc_cli *f = HC_CLI(t, other);
     ASYNC_BEGIN(t);
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, f->url, 2000));
+        AWAIT(t, async_http_client_get(&f->c, f->url, 2000));
         f->other_code = 0;
     }
     ASYNC_CATCH(t) {
@@ -623,7 +623,7 @@ static async_status hc_busy(async_task *t) {
     async_task_init(&f->other, hc_busy_other);
     ASYNC_SPAWN(t, &f->g2, &f->other);
     AWAIT_SLEEP(t, 20); /* the first GET now waits for its answer */
-    ASSERT(async_http_get(&f->c, "http://127.0.0.1:1/second", 100) == &f->c.task);
+    ASSERT(async_http_client_get(&f->c, "http://127.0.0.1:1/second", 100) == &f->c.task);
     ASSERT_STR_EQ(f->c.url, f->url); /* untouched */
     f->code = 0;
     ASYNC_TRY(t) {
@@ -636,14 +636,14 @@ static async_status hc_busy(async_task *t) {
     ASSERT_EQ(f->code, ASYNC_EBUSY);
     out = fmemopen(hc_dump, sizeof hc_dump - 1, "w");
     ASSERT(out != NULL);
-    async_dump(async_task_loop(t), out);
+    async_loop_dump(async_task_loop(t), out);
     fclose(out);
     ASSERT(strstr(hc_dump, "get_run") != NULL);
     ASSERT(strstr(hc_dump, "http_client.c") != NULL);
     AWAIT_GROUP(t, &f->g2);
     ASSERT_EQ(f->other_code, 0);
-    ASSERT_EQ(async_http_status(&f->c), 200);
-    ASSERT_STR_EQ(async_http_body(&f->c, NULL), "first");
+    ASSERT_EQ(async_http_client_status(&f->c), 200);
+    ASSERT_STR_EQ(async_http_client_body(&f->c, NULL), "first");
     ASYNC_END(t);
 }
 
@@ -653,7 +653,7 @@ TEST(http_client_second_get_while_one_runs_is_busy) {
     async_loop *loop = async_loop_new(0);
     ASSERT(loop != NULL);
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    async_debug_set_slow_step(loop, 60000);
+    async_loop_set_slow_step(loop, 60000);
     ASSERT(async_frame_init(&f.task, sizeof f, hc_cli_run));
     f.scen_fn = hc_busy;
     f.a_script = s;
@@ -673,7 +673,7 @@ static async_status hc_redirects(async_task *t) {
     /* not followed unless asked */
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/r0", HC_PORT(f)));
     hc_expect(f, 0, 302, "moved");
-    ASSERT_STR_EQ(async_http_header(&f->c, "location"), "/elsewhere");
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "location"), "/elsewhere");
     f->c.max_redirects = 3;
     /* relative, then absolute to another server (whose port is known now) */
     snprintf(hc_resp_abs, sizeof hc_resp_abs,
@@ -688,7 +688,7 @@ static async_status hc_redirects(async_task *t) {
     /* the limit: after 3 redirects the 4th 302 is the answer */
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/loop", HC_PORT(f)));
     hc_expect(f, 0, 302, "");
-    ASSERT_STR_EQ(async_http_header(&f->c, "Location"), "/loop");
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "Location"), "/loop");
     /* a Location that does not fit */
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/toolong", HC_PORT(f)));
     hc_expect(f, ASYNC_EINVAL, 302, NULL);
@@ -789,10 +789,10 @@ static async_status hc_sizes(async_task *t) {
     hc_expect(f, 0, 200, "0123456789abc");
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/bighead", HC_PORT(f)));
     hc_expect(f, ASYNC_EMSGSIZE, 0, NULL); /* a head over 64 KiB */
-    ASSERT(async_http_header(&f->c, "X-Big") == NULL);
+    ASSERT(async_http_client_header(&f->c, "X-Big") == NULL);
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/status42", HC_PORT(f)));
     hc_expect(f, ASYNC_EPROTO, 0, NULL); /* a two-digit status */
-    ASSERT(async_http_header(&f->c, "X-A") == NULL);
+    ASSERT(async_http_client_header(&f->c, "X-A") == NULL);
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/garbage", HC_PORT(f)));
     hc_expect(f, ASYNC_EPROTO, 0, NULL);
     ASSERT_EQ(f->a.srv.accepted, 6); /* a new connection after each error */
@@ -824,31 +824,31 @@ static async_status hc_headers(async_task *t) {
     ASYNC_BEGIN(t);
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/bare", HC_PORT(f)));
     hc_expect(f, 0, 204, ""); /* no header, no body ever */
-    ASSERT(async_http_header(&f->c, "Content-Length") == NULL);
+    ASSERT(async_http_client_header(&f->c, "Content-Length") == NULL);
     len = 99;
-    ASSERT_STR_EQ(async_http_body(&f->c, &len), "");
+    ASSERT_STR_EQ(async_http_client_body(&f->c, &len), "");
     ASSERT_EQ(len, 0);
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/fields", HC_PORT(f)));
     hc_expect(f, 0, 200, "xyz");
-    ASSERT_STR_EQ(async_http_header(&f->c, "x-first"), "1");
-    ASSERT_STR_EQ(async_http_header(&f->c, "X-EMPTY"), "");
-    ASSERT_STR_EQ(async_http_header(&f->c, "X-Last"), "last value");
-    ASSERT_STR_EQ(async_http_header(&f->c, "Content-Length"), "3");
-    ASSERT(async_http_header(&f->c, "X-Missing") == NULL);
-    ASSERT(async_http_header(&f->c, "X-Firs") == NULL);
-    ASSERT(async_http_header(&f->c, NULL) == NULL);
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "x-first"), "1");
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "X-EMPTY"), "");
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "X-Last"), "last value");
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "Content-Length"), "3");
+    ASSERT(async_http_client_header(&f->c, "X-Missing") == NULL);
+    ASSERT(async_http_client_header(&f->c, "X-Firs") == NULL);
+    ASSERT(async_http_client_header(&f->c, NULL) == NULL);
     /* trailers come after the body: looked up like the other fields, each value ends where it ends even
      * though the previous response's longer head was in the same memory */
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/trailers", HC_PORT(f)));
     hc_expect(f, 0, 200, "chunk");
-    ASSERT_STR_EQ(async_http_header(&f->c, "X-Trailer"), "t");
-    ASSERT_STR_EQ(async_http_header(&f->c, "X-Z"), "");
-    ASSERT(async_http_header(&f->c, "X-Nope") == NULL);
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "X-Trailer"), "t");
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "X-Z"), "");
+    ASSERT(async_http_client_header(&f->c, "X-Nope") == NULL);
     /* 100 Continue and 103 Early Hints before the answer: skipped; the connection stays in step */
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/interim", HC_PORT(f)));
     hc_expect(f, 0, 200, "final");
-    ASSERT_STR_EQ(async_http_header(&f->c, "X-Final"), "yes");
-    ASSERT(async_http_header(&f->c, "Link") == NULL);
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "X-Final"), "yes");
+    ASSERT(async_http_client_header(&f->c, "Link") == NULL);
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/next", HC_PORT(f)));
     hc_expect(f, 0, 200, "next");
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/interim-only", HC_PORT(f)));
@@ -857,7 +857,7 @@ static async_status hc_headers(async_task *t) {
     /* 101 Switching Protocols (never asked for) is an answer, and its connection is not reused */
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/switch", HC_PORT(f)));
     hc_expect(f, 0, 101, "");
-    ASSERT_STR_EQ(async_http_header(&f->c, "upgrade"), "websocket");
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "upgrade"), "websocket");
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/after-switch", HC_PORT(f)));
     hc_expect(f, 0, 200, "plain");
     ASSERT_EQ(f->a.srv.accepted, 3);
@@ -866,9 +866,9 @@ static async_status hc_headers(async_task *t) {
     async_http_client_close(&f->c);
     AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/cut-trailer", HC_PORT(f)));
     hc_expect(f, ASYNC_ENODATA, 200, "a");
-    ASSERT_STR_EQ(async_http_header(&f->c, "Transfer-Encoding"), "chunked");
-    ASSERT(async_http_header(&f->c, "X-Tr") == NULL);
-    ASSERT(async_http_header(&f->c, "X-Trailer") == NULL);
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "Transfer-Encoding"), "chunked");
+    ASSERT(async_http_client_header(&f->c, "X-Tr") == NULL);
+    ASSERT(async_http_client_header(&f->c, "X-Trailer") == NULL);
     ASSERT_EQ(f->a.srv.accepted, 4);
     ASYNC_END(t);
 }
@@ -940,28 +940,28 @@ static const char *hc_url(hc_client_frame *f, const char *path) {
 static async_status hc_client_run(async_task *t) {
     hc_client_frame *f = (hc_client_frame *)t;
     ASYNC_BEGIN(t);
-    AWAIT(t, async_http_get(&f->c, hc_url(f, "/json"), 2000));
-    ASSERT_EQ(async_http_status(&f->c), 200);
-    ASSERT_STR_EQ(async_http_header(&f->c, "content-type"), "application/json");
-    snprintf(f->first, sizeof f->first, "%s", async_http_body(&f->c, NULL));
+    AWAIT(t, async_http_client_get(&f->c, hc_url(f, "/json"), 2000));
+    ASSERT_EQ(async_http_client_status(&f->c), 200);
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "content-type"), "application/json");
+    snprintf(f->first, sizeof f->first, "%s", async_http_client_body(&f->c, NULL));
     f->fd = async_stream_fd(&f->c.stream);
-    AWAIT(t, async_http_get(&f->c, hc_url(f, "/json"), 2000));
-    ASSERT_STR_EQ(async_http_body(&f->c, NULL), f->first); /* same client port: the connection was kept */
+    AWAIT(t, async_http_client_get(&f->c, hc_url(f, "/json"), 2000));
+    ASSERT_STR_EQ(async_http_client_body(&f->c, NULL), f->first); /* same client port: the connection was kept */
     ASSERT_EQ(async_stream_fd(&f->c.stream), f->fd);
-    AWAIT(t, async_http_get(&f->c, hc_url(f, "/chunked"), 2000));
-    ASSERT_STR_EQ(async_http_body(&f->c, NULL), "hello chunked world");
-    AWAIT(t, async_http_get(&f->c, hc_url(f, "/redirect"), 2000));
-    ASSERT_EQ(async_http_status(&f->c), 302); /* redirects are off by default */
-    ASSERT_STR_EQ(async_http_header(&f->c, "Location"), "/json");
+    AWAIT(t, async_http_client_get(&f->c, hc_url(f, "/chunked"), 2000));
+    ASSERT_STR_EQ(async_http_client_body(&f->c, NULL), "hello chunked world");
+    AWAIT(t, async_http_client_get(&f->c, hc_url(f, "/redirect"), 2000));
+    ASSERT_EQ(async_http_client_status(&f->c), 302); /* redirects are off by default */
+    ASSERT_STR_EQ(async_http_client_header(&f->c, "Location"), "/json");
     f->c.max_redirects = 1;
-    AWAIT(t, async_http_get(&f->c, hc_url(f, "/redirect"), 2000));
-    ASSERT_EQ(async_http_status(&f->c), 200);
-    ASSERT(strstr(async_http_body(&f->c, NULL), "\"path\": \"/json\"") != NULL);
-    AWAIT(t, async_http_get(&f->c, hc_url(f, "/close"), 2000));
-    ASSERT_STR_EQ(async_http_body(&f->c, NULL), "until close");
+    AWAIT(t, async_http_client_get(&f->c, hc_url(f, "/redirect"), 2000));
+    ASSERT_EQ(async_http_client_status(&f->c), 200);
+    ASSERT(strstr(async_http_client_body(&f->c, NULL), "\"path\": \"/json\"") != NULL);
+    AWAIT(t, async_http_client_get(&f->c, hc_url(f, "/close"), 2000));
+    ASSERT_STR_EQ(async_http_client_body(&f->c, NULL), "until close");
     ASSERT_EQ(async_stream_fd(&f->c.stream), -1); /* the server closed it */
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, hc_url(f, "/slow"), 200));
+        AWAIT(t, async_http_client_get(&f->c, hc_url(f, "/slow"), 200));
         f->step = 1;
     }
     ASYNC_CATCH(t) {
@@ -970,7 +970,7 @@ static async_status hc_client_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, "https://127.0.0.1/", 200));
+        AWAIT(t, async_http_client_get(&f->c, "https://127.0.0.1/", 200));
     }
     ASYNC_CATCH(t) {
         ASSERT_EQ(async_caught(t)->code, ASYNC_ENOTSUP);
@@ -978,7 +978,7 @@ static async_status hc_client_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, "ftp:/nonsense", 200));
+        AWAIT(t, async_http_client_get(&f->c, "ftp:/nonsense", 200));
     }
     ASYNC_CATCH(t) {
         ASSERT_EQ(async_caught(t)->code, ASYNC_EINVAL);

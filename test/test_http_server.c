@@ -368,8 +368,8 @@ static async_status http_fast_run(async_task *t) {
     ASYNC_BEGIN(t);
     for (f->i = 0; f->i < f->count; f->i++) {
         f->t0 = async_loop_now(async_task_loop(t));
-        AWAIT(t, async_http_get(&f->c, f->url, 1000));
-        ASSERT_EQ(async_http_status(&f->c), 200);
+        AWAIT(t, async_http_client_get(&f->c, f->url, 1000));
+        ASSERT_EQ(async_http_client_status(&f->c), 200);
         if (async_loop_now(async_task_loop(t)) - f->t0 > f->worst) f->worst = async_loop_now(async_task_loop(t)) - f->t0;
         AWAIT_SLEEP(t, 50);
     }
@@ -477,8 +477,8 @@ static async_status http_one_run(async_task *t) {
     http_one_frame *f = (http_one_frame *)t;
     ASYNC_BEGIN(t);
     ASYNC_TRY(t) {
-        AWAIT(t, async_http_get(&f->c, f->url, 4000));
-        ASSERT_EQ(async_http_status(&f->c), 200);
+        AWAIT(t, async_http_client_get(&f->c, f->url, 4000));
+        ASSERT_EQ(async_http_client_status(&f->c), 200);
     }
     ASYNC_FINALLY(t) {
         async_http_client_close(&f->c);
@@ -515,12 +515,12 @@ TEST(http_server_1000_concurrent_connections) {
         if (rl.rlim_cur < 2 * HTTP_MANY + 64)
             test_skip("the hard limit of descriptors (RLIMIT_NOFILE) is %lu, too low", (unsigned long)rl.rlim_max);
     }
-    http_many = async_frames_new(HTTP_MANY, sizeof *http_many);
+    http_many = async_frame_array_new(HTTP_MANY, sizeof *http_many);
     ASSERT(http_many != NULL);
     http_serve_with(&f, http_many_client);
     ASSERT_EQ(f.code, 0);
     ASSERT_EQ(f.http.server.accepted, HTTP_MANY);
-    async_frames_free(http_many, HTTP_MANY, sizeof *http_many);
+    async_frame_array_free(http_many, HTTP_MANY, sizeof *http_many);
 }
 
 /* Graceful shutdown: an idle kept-alive connection is closed at once, a request in flight is finished
@@ -530,7 +530,7 @@ static async_status http_graceful_run(async_task *t) {
     ASYNC_BEGIN(t);
     http_slow_client(m);
     snprintf(http_slow_m.fast.url, sizeof http_slow_m.fast.url, "%s/idle", m->url);
-    AWAIT(t, async_http_get(&http_slow_m.fast.c, http_slow_m.fast.url, 1000)); /* now idle, kept alive */
+    AWAIT(t, async_http_client_get(&http_slow_m.fast.c, http_slow_m.fast.url, 1000)); /* now idle, kept alive */
     AWAIT_STREAM_CONNECT(t, &m->s, "127.0.0.1", m->port, 1000);
     ASSERT_EQ(async_stream_write(&m->s, "GET /inflight HTTP/1.1\r\n", 24), 0);
     AWAIT_STREAM_DRAIN(t, &m->s, 1000);
@@ -747,7 +747,7 @@ static hs_srv *hs_server_test(async_fn fn, const async_http_limits *limits, bool
     ASSERT(loop != NULL);
     if (debug) {
         ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-        async_debug_set_slow_step(loop, 60000); /* the dump itself is slow under valgrind */
+        async_loop_set_slow_step(loop, 60000); /* the dump itself is slow under valgrind */
     }
     ASSERT(async_frame_init(&m->task, sizeof *m, hs_srv_run));
     if (limits) m->limits = *limits;
@@ -1306,7 +1306,7 @@ static async_status hs_no_grace(async_task *t) {
     ASSERT_EQ(async_server_connections(&m->http.server), 2);
     out = fmemopen(hs_dump, sizeof hs_dump - 1, "w");
     ASSERT(out != NULL);
-    async_dump(async_task_loop(t), out);
+    async_loop_dump(async_task_loop(t), out);
     fclose(out);
     ASSERT(strstr(hs_dump, "conn_run") != NULL);
     ASSERT(strstr(hs_dump, "http_server.c") != NULL);

@@ -149,7 +149,7 @@ static async_status soak_cancel_run(async_task *t) {
         f->s[f->i].ms = (int32_t)(1 + test_rand(&soak_rng) % 100000); /* up to 100 s of virtual time */
         ASYNC_SPAWN(t, &f->g, &f->s[f->i].task);
     }
-    ASYNC_YIELD(t); /* all of them asleep now */
+    AWAIT_YIELD(t); /* all of them asleep now */
     ASSERT_EQ(async_loop_timers(async_task_loop(t)), f->n);
     for (j = f->n; j > 1; j--) { /* a random order to cancel them in */
         k = test_rand(&soak_rng) % j;

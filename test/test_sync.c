@@ -18,7 +18,7 @@ static async_status locker_run(async_task *t) {
     locker_frame *f = (locker_frame *)t;
     ASYNC_BEGIN(t);
     ASYNC_TRY(t) {
-        ASYNC_WITH_LOCK(t, f->lock) {
+        AWAIT_WITH_LOCK(t, f->lock) {
             LOG("%s@%u ", f->name, NOW());
             AWAIT_SLEEP(t, f->ms);
         }
@@ -375,7 +375,7 @@ typedef struct {
 static async_status sem_user_run(async_task *t) {
     sem_frame *f = (sem_frame *)t;
     ASYNC_BEGIN(t);
-    ASYNC_WITH_SEMAPHORE(t, f->sem) {
+    AWAIT_WITH_SEMAPHORE(t, f->sem) {
         LOG("%s@%u ", f->name, NOW());
         AWAIT_SLEEP(t, f->ms);
     }

@@ -127,7 +127,7 @@ static async_status thr_call_run(async_task *t) {
     ASYNC_BEGIN(t);
     ASYNC_TRY(t) {
         AWAIT_TO_THREAD(t, &f->call, f->fn, f->arg, f->dtor);
-        f->result = async_thread_result(&f->call);
+        f->result = async_thread_call_result(&f->call);
     }
     ASYNC_CATCH(t) {
         f->code = async_caught(t)->code;
@@ -317,8 +317,8 @@ TEST_TAGGED(thread_errors_of_the_function_are_raised_at_the_await, TEST_THREADS)
     ASSERT_EQ(async_task_code(&user->task), ASYNC_EUSER + 5);
     ASSERT_EQ(unknown->code, -200);
     ASSERT_EQ(async_task_code(&unknown->task), -200);
-    ASSERT_EQ(async_thread_result(&io->call), 0);
-    ASSERT_EQ(async_thread_result(NULL), 0);
+    ASSERT_EQ(async_thread_call_result(&io->call), 0);
+    ASSERT_EQ(async_thread_call_result(NULL), 0);
     async_loop_free(loop);
 }
 
@@ -328,19 +328,19 @@ TEST_TAGGED(thread_portable_loop_is_not_supported, TEST_THREADS) {
     async_loop_init(&plain);
     ASSERT_EQ(async_run(&plain, thr_call(&c, thr_identity, 1, NULL)), ASYNC_ENOTSUP);
     ASSERT_EQ(async_loop_set_threads(&plain, 2), ASYNC_EINVAL);
-    ASSERT_EQ(async_loop_set_pool(&plain, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_loop_set_thread_pool(&plain, NULL), ASYNC_EINVAL);
     ASSERT_EQ(async_loop_jobs(&plain), 0);
 }
 
 TEST_TAGGED(thread_pool_api_rejects_bad_input, TEST_THREADS) {
     async_loop *loop = thr_loop();
-    ASSERT(async_pool_new(0) == NULL);
-    ASSERT(async_pool_new(ASYNC_POOL_MAX_THREADS + 1) == NULL);
-    ASSERT_EQ(async_pool_free(NULL), 0);
+    ASSERT(async_thread_pool_new(0) == NULL);
+    ASSERT(async_thread_pool_new(ASYNC_THREAD_POOL_MAX + 1) == NULL);
+    ASSERT_EQ(async_thread_pool_free(NULL), 0);
     ASSERT_EQ(async_loop_set_threads(loop, 0), ASYNC_EINVAL);
-    ASSERT_EQ(async_loop_set_threads(loop, ASYNC_POOL_MAX_THREADS + 1), ASYNC_EINVAL);
+    ASSERT_EQ(async_loop_set_threads(loop, ASYNC_THREAD_POOL_MAX + 1), ASYNC_EINVAL);
     ASSERT_EQ(async_loop_set_threads(NULL, 2), ASYNC_EINVAL);
-    ASSERT_EQ(async_loop_set_pool(NULL, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_loop_set_thread_pool(NULL, NULL), ASYNC_EINVAL);
     ASSERT_EQ(async_loop_jobs(NULL), 0);
     ASSERT_EQ(async_loop_set_threads(loop, 2), 0);
     async_loop_free(loop);
@@ -408,10 +408,10 @@ static async_status thr_cancel_run(async_task *t) {
     thr_cancel_frame *f = (thr_cancel_frame *)t;
     ASYNC_BEGIN(t);
     ASYNC_SPAWN(t, &f->g, thr_call(&f->w, thr_gated, 1, thr_free_dtor));
-    while (thr_gate_count(&thr_gate.started) < 1) ASYNC_YIELD(t); /* the call runs on a pool thread */
+    while (thr_gate_count(&thr_gate.started) < 1) AWAIT_YIELD(t); /* the call runs on a pool thread */
     ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 1);
     ASSERT_EQ(async_loop_set_threads(async_task_loop(t), 2), ASYNC_EBUSY);
-    ASSERT_EQ(async_loop_set_pool(async_task_loop(t), NULL), ASYNC_EBUSY);
+    ASSERT_EQ(async_loop_set_thread_pool(async_task_loop(t), NULL), ASYNC_EBUSY);
     ASSERT(async_cancel(&f->w.task));
     AWAIT_GROUP(t, &f->g); /* a child that ended cancelled is no error of the group */
     ASSERT_EQ(f->w.code, ASYNC_ECANCELED);
@@ -419,7 +419,7 @@ static async_status thr_cancel_run(async_task *t) {
     ASSERT_EQ(thr_dtor_calls, 0);          /* the call still runs: nothing to free yet */
     ASSERT_EQ(thr_gate_count(&thr_gate.finished), 0); /* and it was not stopped */
     thr_gate_open();
-    while (async_loop_jobs(async_task_loop(t)) > 0) ASYNC_YIELD(t);
+    while (async_loop_jobs(async_task_loop(t)) > 0) AWAIT_YIELD(t);
     ASSERT_EQ(thr_gate_count(&thr_gate.finished), 1);
     ASSERT_EQ(thr_dtor_calls, 1); /* the result no one awaits went to the dtor */
     ASYNC_END(t);
@@ -447,8 +447,8 @@ static async_status thr_late_run(async_task *t) {
     ASYNC_BEGIN(t);
     thr_gate_open();
     ASYNC_SPAWN(t, &f->g, thr_call(&f->w, thr_gated, 2, thr_free_dtor));
-    while (async_loop_jobs(async_task_loop(t)) == 0) ASYNC_YIELD(t); /* started */
-    while (async_loop_jobs(async_task_loop(t)) > 0) ASYNC_YIELD(t);  /* back: w is woken, not run */
+    while (async_loop_jobs(async_task_loop(t)) == 0) AWAIT_YIELD(t); /* started */
+    while (async_loop_jobs(async_task_loop(t)) > 0) AWAIT_YIELD(t);  /* back: w is woken, not run */
     ASSERT(!async_task_done(&f->w.task));
     async_cancel(&f->w.task);
     AWAIT_GROUP(t, &f->g);
@@ -478,7 +478,7 @@ static async_status thr_timeout_run(async_task *t) {
     ASYNC_END_TRY(t);
     ASSERT_EQ(thr_gate_count(&thr_gate.finished), 0);
     thr_gate_open();
-    while (async_loop_jobs(async_task_loop(t)) > 0) ASYNC_YIELD(t);
+    while (async_loop_jobs(async_task_loop(t)) > 0) AWAIT_YIELD(t);
     ASYNC_END(t);
 }
 
@@ -568,7 +568,7 @@ typedef struct {
 
 static async_status thr_starter_run(async_task *t) {
     ASYNC_BEGIN(t);
-    while (thr_gate_count(&thr_gate.started) < 3) ASYNC_YIELD(t);
+    while (thr_gate_count(&thr_gate.started) < 3) AWAIT_YIELD(t);
     ASYNC_END(t);
 }
 
@@ -715,7 +715,7 @@ static async_status thr_swap_run(async_task *t) {
     f->w.arg = 5;
     f->w.dtor = thr_free_dtor;
     ASYNC_SPAWN(t, &f->g, &f->w.task);
-    ASYNC_YIELD(t); /* w waits for its call */
+    AWAIT_YIELD(t); /* w waits for its call */
     ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 1);
     f->w.callp = &f->other;
     AWAIT_GROUP(t, &f->g);
@@ -730,7 +730,7 @@ TEST_TAGGED(thread_call_swapped_during_the_await_is_einval_and_the_dtor_frees, T
     ASSERT_EQ(async_run(loop, &m.task), 0);
     ASSERT_EQ(m.w.code, ASYNC_EINVAL);
     ASSERT(!m.w.reached);
-    ASSERT_EQ(async_thread_result(&m.other), 0);
+    ASSERT_EQ(async_thread_call_result(&m.other), 0);
     ASSERT_EQ(async_loop_jobs(loop), 0);
     ASSERT_EQ(thr_dtor_calls, 0);
     async_loop_free(loop);
@@ -740,7 +740,7 @@ TEST_TAGGED(thread_call_swapped_during_the_await_is_einval_and_the_dtor_frees, T
 /* ---- pools: shared by loops, attached loops, threads that cannot start, sizes, switches, job records ---- */
 
 typedef struct {
-    async_pool *pool;
+    async_thread_pool *pool;
     long long sum;
     int rc;
 } thr_loop_job;
@@ -750,7 +750,7 @@ static void *thr_run_loop(void *arg) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
     thr_many_frame *m = calloc(1, sizeof *m);
     if (!loop || !m) return NULL;
-    job->rc = async_loop_set_pool(loop, job->pool);
+    job->rc = async_loop_set_thread_pool(loop, job->pool);
     if (!job->rc) {
         ASYNC_FRAME_INIT(m, thr_many_run);
         job->rc = async_run(loop, &m->task);
@@ -762,14 +762,14 @@ static void *thr_run_loop(void *arg) {
 }
 
 TEST_TAGGED(thread_two_loops_on_two_threads_share_one_pool, TEST_THREADS | TEST_WAITS) {
-    async_pool *pool = async_pool_new(2);
+    async_thread_pool *pool = async_thread_pool_new(2);
     async_loop *idle = thr_loop();
     thr_loop_job a = {0, 0, -1}, b = {0, 0, -1};
     pthread_t ta, tb;
     ASSERT(pool != NULL);
     a.pool = b.pool = pool;
-    ASSERT_EQ(async_loop_set_pool(idle, pool), 0);
-    ASSERT_EQ(async_pool_free(pool), ASYNC_EBUSY); /* a loop still uses it */
+    ASSERT_EQ(async_loop_set_thread_pool(idle, pool), 0);
+    ASSERT_EQ(async_thread_pool_free(pool), ASYNC_EBUSY); /* a loop still uses it */
     ASSERT_EQ(pthread_create(&ta, NULL, thr_run_loop, &a), 0);
     ASSERT_EQ(pthread_create(&tb, NULL, thr_run_loop, &b), 0);
     pthread_join(ta, NULL);
@@ -778,8 +778,8 @@ TEST_TAGGED(thread_two_loops_on_two_threads_share_one_pool, TEST_THREADS | TEST_
     ASSERT_EQ(b.rc, 0);
     ASSERT_EQ(a.sum, (long long)THR_MANY * (THR_MANY - 1) / 2);
     ASSERT_EQ(b.sum, a.sum);
-    ASSERT_EQ(async_loop_set_pool(idle, NULL), 0); /* back to a pool of its own */
-    ASSERT_EQ(async_pool_free(pool), 0);
+    ASSERT_EQ(async_loop_set_thread_pool(idle, NULL), 0); /* back to a pool of its own */
+    ASSERT_EQ(async_thread_pool_free(pool), 0);
     async_loop_free(idle);
 }
 
@@ -843,7 +843,7 @@ static int thr_threads_base(void) {
 }
 
 /* The default stack size set so large that no thread can be made: the loop's pool fails to start with
- * ASYNC_EAGAIN at the await, async_pool_new gives NULL, and once threads can be made again the same loop
+ * ASYNC_EAGAIN at the await, async_thread_pool_new gives NULL, and once threads can be made again the same loop
  * makes its pool at the next call. */
 TEST_TAGGED(thread_pool_that_cannot_start_threads_is_eagain, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
@@ -859,7 +859,7 @@ TEST_TAGGED(thread_pool_that_cannot_start_threads_is_eagain, TEST_THREADS) {
     /* glibc turns the failed mmap of the stack into EAGAIN; under valgrind that mmap fails with EINVAL,
      * which pthread_create passes on: the pool reports ASYNC_EAGAIN either way, as async.h says */
     ASSERT_EQ(pool_go(loop, &f), ASYNC_EAGAIN);
-    ASSERT(async_pool_new(2) == NULL);
+    ASSERT(async_thread_pool_new(2) == NULL);
     ASSERT_EQ(pthread_setattr_default_np(&saved), 0);
     pthread_attr_destroy(&huge);
     pthread_attr_destroy(&saved);
@@ -873,7 +873,7 @@ TEST_TAGGED(thread_pool_that_cannot_start_threads_is_eagain, TEST_THREADS) {
     async_loop_free(loop);
 }
 
-/* ASYNC_THREADS values that are no count in 1..ASYNC_POOL_MAX_THREADS give the default pool. */
+/* ASYNC_THREADS values that are no count in 1..ASYNC_THREAD_POOL_MAX give the default pool. */
 TEST_TAGGED(thread_bad_async_threads_values_give_the_default_pool, TEST_THREADS) {
     static const char *const bad[] = {"abc", "", "5x", "0", "-3", "1025"};
     static pool_op_frame f;
@@ -886,7 +886,7 @@ TEST_TAGGED(thread_bad_async_threads_values_give_the_default_pool, TEST_THREADS)
         pool_op(&f, POOL_TO_THREAD)->arg = (intptr_t)i;
         ASSERT_EQ(pool_go(loop, &f), 0);
         ASSERT_EQ(f.result, (intptr_t)i);
-        ASSERT_EQ(thr_threads(base + (int)ASYNC_POOL_DEFAULT_THREADS), base + (int)ASYNC_POOL_DEFAULT_THREADS);
+        ASSERT_EQ(thr_threads(base + (int)ASYNC_THREAD_POOL_DEFAULT), base + (int)ASYNC_THREAD_POOL_DEFAULT);
         async_loop_free(loop);
         ASSERT_EQ(thr_threads(base), base);
     }
@@ -899,7 +899,7 @@ TEST_TAGGED(thread_bad_async_threads_values_give_the_default_pool, TEST_THREADS)
 TEST_TAGGED(thread_pool_resizes_and_switches_stop_idle_threads, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
     static pool_op_frame f;
-    async_pool *shared;
+    async_thread_pool *shared;
     int base = thr_threads_base();
     ASSERT_EQ(async_loop_set_threads(loop, 2), 0);
     pool_op(&f, POOL_TO_THREAD);
@@ -913,18 +913,18 @@ TEST_TAGGED(thread_pool_resizes_and_switches_stop_idle_threads, TEST_THREADS) {
     ASSERT_EQ(pool_go(loop, &f), 0);
     ASSERT_EQ(f.result, 1);
     ASSERT_EQ(thr_threads(base + 3), base + 3);
-    shared = async_pool_new(1);
+    shared = async_thread_pool_new(1);
     ASSERT(shared != NULL);
-    ASSERT_EQ(async_loop_set_pool(loop, shared), 0); /* its own pool would only idle: stopped */
+    ASSERT_EQ(async_loop_set_thread_pool(loop, shared), 0); /* its own pool would only idle: stopped */
     ASSERT_EQ(thr_threads(base + 1), base + 1);
-    ASSERT_EQ(async_loop_set_pool(loop, shared), 0); /* again: nothing changes */
-    ASSERT_EQ(async_pool_free(shared), ASYNC_EBUSY);
+    ASSERT_EQ(async_loop_set_thread_pool(loop, shared), 0); /* again: nothing changes */
+    ASSERT_EQ(async_thread_pool_free(shared), ASYNC_EBUSY);
     pool_op(&f, POOL_TO_THREAD)->arg = 2;
     ASSERT_EQ(pool_go(loop, &f), 0);
     ASSERT_EQ(f.result, 2);
     ASSERT_EQ(thr_threads_now(), base + 1);
-    ASSERT_EQ(async_loop_set_pool(loop, NULL), 0);
-    ASSERT_EQ(async_pool_free(shared), 0); /* no loop uses it now */
+    ASSERT_EQ(async_loop_set_thread_pool(loop, NULL), 0);
+    ASSERT_EQ(async_thread_pool_free(shared), 0); /* no loop uses it now */
     ASSERT_EQ(thr_threads(base), base);
     pool_op(&f, POOL_TO_THREAD)->arg = 3;
     ASSERT_EQ(pool_go(loop, &f), 0); /* on a new pool of its own, of the size set */
@@ -948,7 +948,7 @@ static async_status thr_small_run(async_task *t) {
     thr_small_frame *f = (thr_small_frame *)t;
     ASYNC_BEGIN(t);
     AWAIT_TO_THREAD(t, &f->call, pool_count, (void *)f->i, NULL);
-    f->result = async_thread_result(&f->call);
+    f->result = async_thread_call_result(&f->call);
     ASYNC_END(t);
 }
 

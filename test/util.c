@@ -463,7 +463,7 @@ static async_status producer_run(async_task *t) {
     ASYNC_TRY(t) {
         for (f->i = 1; f->i <= f->n; f->i++) {
             if (f->ms) AWAIT_SLEEP(t, f->ms);
-            ASYNC_YIELD_VALUE(t, f->i);
+            AWAIT_YIELD_VALUE(t, f->i);
         }
     }
     ASYNC_FINALLY(t) {
@@ -471,7 +471,7 @@ static async_status producer_run(async_task *t) {
         if (f->cleanup_ms) AWAIT_SLEEP(t, f->cleanup_ms);
         if (f->yield_in_cleanup) {
             ASYNC_TRY(t) {
-                ASYNC_YIELD_VALUE(t, -1);
+                AWAIT_YIELD_VALUE(t, -1);
             }
             ASYNC_CATCH(t) {
                 f->cleanup_code = async_caught(t)->code;
@@ -545,7 +545,7 @@ static async_status script_run(async_task *t) {
             else if (SCRIPT_S.op == OP_GEN_CLOSE)
                 AWAIT_GEN_CLOSE(t, (async_gen *)SCRIPT_S.a);
             else if (SCRIPT_S.op == OP_YIELD_VALUE)
-                ASYNC_YIELD_VALUE(t, SCRIPT_S.item);
+                AWAIT_YIELD_VALUE(t, SCRIPT_S.item);
             else if (SCRIPT_S.op == OP_THROW_NULL)
                 ASYNC_THROW_ERROR(t, (const async_error *)NULL);
             else if (SCRIPT_S.op == OP_GROUP_SPAWN_API)
@@ -636,7 +636,7 @@ static async_status pool_op_run(async_task *t) {
             AWAIT_FILE_CLOSE(t, f->callp, f->file);
         }
         f->reached = true;
-        f->result = async_thread_result(f->callp);
+        f->result = async_thread_call_result(f->callp);
     }
     ASYNC_CATCH(t) {
         f->code = async_caught(t)->code;

@@ -270,16 +270,16 @@ typedef struct async_http_client {
 /** await session.get(url): an "http://host[:port]/path" URL (ASYNC_EINVAL for others, ASYNC_ENOTSUP
  *  for https) fetched within ms (int64_t; negative: no deadline; over ASYNC_MS_MAX: ASYNC_ERANGE). Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
  *  response), ASYNC_ENODATA (the connection ended mid-response). Any status is a success: read it with
- *  async_http_status. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
+ *  async_http_client_status. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
  *  answer and its connection is not reused. AWAIT the returned task. url must outlive the await. */
-ASYNC_API async_task *async_http_get(async_http_client *c, const char *url, int64_t ms);
+ASYNC_API async_task *async_http_client_get(async_http_client *c, const char *url, int64_t ms);
 /** The last response's status code (0 before one). After a GET that failed part-way, what had arrived
  *  (status, headers, body so far) stays readable until the next GET. */
-ASYNC_API int async_http_status(const async_http_client *c);
+ASYNC_API int async_http_client_status(const async_http_client *c);
 /** The last response's body (NUL-terminated), *len its length; "" before one. */
-ASYNC_API const char *async_http_body(const async_http_client *c, size_t *len);
+ASYNC_API const char *async_http_client_body(const async_http_client *c, size_t *len);
 /** The last response's header or trailer `name` (case-insensitive; the first of repeated ones), or NULL. */
-ASYNC_API const char *async_http_header(const async_http_client *c, const char *name);
+ASYNC_API const char *async_http_client_header(const async_http_client *c, const char *name);
 /** Closes the connection and frees the response. The client can be used again. */
 ASYNC_API void async_http_client_close(async_http_client *c);
 

@@ -42,31 +42,31 @@ ASYNC_API void async_loop_free(async_loop *loop);
 /** Zeroed memory for `count` frames of `size` bytes (a pool for many tasks: index it as an array), with
  *  its pages mapped up front (one mmap with MAP_POPULATE from 1 MiB on, instead of a page fault per 4 KB
  *  on first touch). NULL if count or size is 0, the product overflows, or memory is short. */
-ASYNC_API void *async_frames_new(size_t count, size_t size);
-/** Frees a pool from async_frames_new (the same count and size). NULL is ignored. */
-ASYNC_API void async_frames_free(void *frames, size_t count, size_t size);
+ASYNC_API void *async_frame_array_new(size_t count, size_t size);
+/** Frees a pool from async_frame_array_new (the same count and size). NULL is ignored. */
+ASYNC_API void async_frame_array_free(void *frames, size_t count, size_t size);
 /* ---- Debug mode ---- */
 
 /** Debug mode on or off (async_loop_new turns it on when the environment has ASYNC_DEBUG=1): a step
  *  that blocks the loop longer than the slow-step threshold (100 ms) is reported with the coroutine, the
- *  file:line where it resumed and where it next suspended; async_dump lists every live task; tasks
- *  never started are reported when the loop is freed. Reports go to stderr (async_debug_set_output).
+ *  file:line where it resumed and where it next suspended; async_loop_dump lists every live task; tasks
+ *  never started are reported when the loop is freed. Reports go to stderr (async_loop_set_debug_output).
  *  ASYNC_ENOMEM, ASYNC_EINVAL for NULL, ASYNC_EBUSY if other hooks are installed on the loop. */
 ASYNC_API int async_loop_set_debug(async_loop *loop, bool on);
 /** True while loop is in debug mode. */
 ASYNC_API bool async_loop_debug(const async_loop *loop);
 /** The slow-step threshold in ms (debug mode only; 0 reports every step, one past any step's length
  *  none). */
-ASYNC_API void async_debug_set_slow_step(async_loop *loop, uint64_t ms);
+ASYNC_API void async_loop_set_slow_step(async_loop *loop, uint64_t ms);
 /** Where debug reports go (NULL: stderr). */
-ASYNC_API void async_debug_set_output(async_loop *loop, FILE *out);
+ASYNC_API void async_loop_set_debug_output(async_loop *loop, FILE *out);
 /** Prints every live task as a tree — spawned tasks, their group children, and the coroutines each
  *  awaits inline — each with its function, file:line and state: the await chain of stackless code.
  *  Debug mode only (otherwise one line says so). out NULL: stderr. */
-ASYNC_API void async_dump(async_loop *loop, FILE *out);
-/** Debug mode: SIGQUIT (kill -QUIT) prints async_dump to the debug output. ASYNC_EINVAL if debug mode is
+ASYNC_API void async_loop_dump(async_loop *loop, FILE *out);
+/** Debug mode: SIGQUIT (kill -QUIT) prints async_loop_dump to the debug output. ASYNC_EINVAL if debug mode is
  *  off, ASYNC_ENOTSUP on a loop without the hosted runtime. */
-ASYNC_API int async_debug_dump_on_sigquit(async_loop *loop);
+ASYNC_API int async_loop_dump_on_sigquit(async_loop *loop);
 
 /** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
  *  an error is also printed to stderr). With ASYNC_CLOCK=virtual the elapsed virtual time is printed to
@@ -87,14 +87,14 @@ ASYNC_API int async_main(async_task *main);
  * returns blocks it) and passes the results no one received to their dtors. Pool threads block every
  * signal. */
 
-/** A pool of threads that run blocking calls. Many loops may share one (async_loop_set_pool); a loop
+/** A pool of threads that run blocking calls. Many loops may share one (async_loop_set_thread_pool); a loop
  *  with none set makes its own on first use (see async_loop_set_threads). */
-typedef struct async_pool async_pool;
+typedef struct async_thread_pool async_thread_pool;
 /** The most threads a pool may have. */
-#define ASYNC_POOL_MAX_THREADS 1024u
+#define ASYNC_THREAD_POOL_MAX 1024u
 /** Threads of a loop's own pool when neither async_loop_set_threads nor the environment variable
- *  ASYNC_THREADS (1..ASYNC_POOL_MAX_THREADS) says otherwise. */
-#define ASYNC_POOL_DEFAULT_THREADS 4u
+ *  ASYNC_THREADS (1..ASYNC_THREAD_POOL_MAX) says otherwise. */
+#define ASYNC_THREAD_POOL_DEFAULT 4u
 
 /** Runs on a pool thread: does the blocking work on arg, stores its result, and returns 0 or an error
  *  code (a negated errno such as ASYNC_EIO, or an application code >= ASYNC_EUSER). *result starts 0. */
@@ -109,23 +109,23 @@ typedef struct async__job async__job;
 /** The state of one awaited call, a frame field (zeroed with the frame; reusable for the next call). */
 typedef struct async_thread_call {
     async__job *job;   /* private: the runtime's record while the call is awaited */
-    intptr_t result;   /* private: see async_thread_result */
+    intptr_t result;   /* private: see async_thread_call_result */
     async_error error; /* private: the record raised for a code the library does not know */
 } async_thread_call;
 
-/** A pool of `threads` threads (1..ASYNC_POOL_MAX_THREADS), all started now; calls run in FIFO order.
+/** A pool of `threads` threads (1..ASYNC_THREAD_POOL_MAX), all started now; calls run in FIFO order.
  *  NULL if threads is out of range or memory or threads are short. */
-ASYNC_API async_pool *async_pool_new(unsigned threads);
+ASYNC_API async_thread_pool *async_thread_pool_new(unsigned threads);
 /** Stops and joins the pool's threads and frees it. ASYNC_EBUSY (nothing done) while a loop still uses
  *  it: free those loops, or give them another pool, first. NULL is ignored (0). */
-ASYNC_API int async_pool_free(async_pool *pool);
+ASYNC_API int async_thread_pool_free(async_thread_pool *pool);
 /** Makes the loop run its calls on `pool`, shared with other loops (on other threads too); NULL: on a
  *  pool of its own again. The loop's own pool, if it had one, is stopped. ASYNC_EBUSY while the loop has
  *  calls in flight, ASYNC_EINVAL for a NULL or non-hosted loop, ASYNC_ENOMEM if the loop's thread state
  *  cannot be allocated. */
-ASYNC_API int async_loop_set_pool(async_loop *loop, async_pool *pool);
+ASYNC_API int async_loop_set_thread_pool(async_loop *loop, async_thread_pool *pool);
 /** The size of the loop's own pool (made on its first call; ASYNC_THREADS or 4 by default; an existing
- *  one of another size is stopped and made again). ASYNC_EINVAL for 0, more than ASYNC_POOL_MAX_THREADS,
+ *  one of another size is stopped and made again). ASYNC_EINVAL for 0, more than ASYNC_THREAD_POOL_MAX,
  *  or a NULL or non-hosted loop; ASYNC_EBUSY while calls are in flight. */
 ASYNC_API int async_loop_set_threads(async_loop *loop, unsigned threads);
 /** The loop's calls in flight: started and not yet back on the loop thread (0 for NULL). */
@@ -133,7 +133,7 @@ ASYNC_API unsigned async_loop_jobs(async_loop *loop);
 
 /** result = await asyncio.to_thread(fn, arg): runs fn(arg, &result) on the loop's pool and waits for it.
  *  fn's error is raised here (a code the library does not list is raised as a record inside `call`,
- *  valid while the frame is); its result is then async_thread_result(call). `call` is a frame field
+ *  valid while the frame is); its result is then async_thread_call_result(call). `call` is a frame field
  *  (async_thread_call *); arg is passed as is, so what it points to must stay valid until fn returns,
  *  even if the awaiter is cancelled: not in the awaiting frame unless that frame outlives the call.
  *  dtor receives results no one awaits any more. Fails with ASYNC_EINVAL (NULL fn or call),
@@ -142,7 +142,7 @@ ASYNC_API unsigned async_loop_jobs(async_loop *loop);
 #define AWAIT_TO_THREAD(t, call, fn, arg, dtor) \
     ASYNC__AWAIT(t, async__thread_start((t), (call), (fn), (arg), (dtor)), async__thread_check((t), (call)))
 /** The result the call's function stored (0 before it succeeded). */
-ASYNC_API intptr_t async_thread_result(const async_thread_call *call);
+ASYNC_API intptr_t async_thread_call_result(const async_thread_call *call);
 
 /** An open file (aiofiles' file object), from AWAIT_FILE_OPEN, closed by AWAIT_FILE_CLOSE. It belongs to
  *  the loop that opened it; files left open are closed when that loop is freed. */
