@@ -297,7 +297,16 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
  * lives in its parent's (`task_frame a, b;` above), so nothing is allocated. Underneath is the three-piece
  * form, still available for frames laid out by hand: a struct whose first member is `async_task task`, a
  * function `async_status name(async_task *t)` whose body runs from ASYNC_BEGIN(t) to ASYNC_END(t), and a
- * constructor that calls ASYNC_FRAME_INIT and fills in the arguments. */
+ * constructor that calls ASYNC_FRAME_INIT and fills in the arguments.
+ *
+ * HOW OFTEN ARGUMENTS ARE EVALUATED. An await has no room of its own between its start and its resume, so:
+ * the values an await starts with (milliseconds, children, a coroutine's arguments, a producer) are
+ * evaluated once, when it starts; the OBJECT it waits on (the task, future, lock, event, condition,
+ * semaphore, queue, group, generator, timeout, stream, call, file: t itself too) is evaluated again each
+ * time the task resumes there. Pass objects as addresses of frame fields (&f->lock), never as calls.
+ * Two exceptions say so in their own comments: AWAIT's task (use AWAIT_CALL to call a coroutine) and
+ * AWAIT_QUEUE_PUT's item (evaluated when the slot is handed over). Every other macro evaluates each
+ * argument once. */
 
 /** Defines the coroutine `name`, local to the file: the frame type `name_frame` (an async_task `task`,
  *  then the fields: the arguments first, in the order ASYNC_CALL gives them, then what the coroutine keeps

@@ -229,28 +229,36 @@ TEST(macros_await_inside_a_users_switch_fails_at_resume_with_a_clear_message) {
 
 /* ---- how often each macro evaluates its arguments ---- */
 
-static int evals;
+static int evals, obj_evals;
 static int counted(int v) {
     evals++;
     return v;
 }
-#define ONCE(x) (counted(0) + (x))
+#define ONCE(x) (counted(0) + (x))         /* a value: evaluated once */
+#define OBJ(p) (obj_evals++, (p))          /* an object: again at each resume */
 
-ASYNC_DEF(counter, async_lock lock; async_event ev; async_semaphore sem; async_queue q; intptr_t items[4];
-          async_future fut; async_group g; async_timeout tmo; sleeper_frame s; greet_frame gr; async_deadline d;
-          intptr_t got; int n[16];) {
-    evals = 0;
+ASYNC_DEF(setter, async_future *fut;) {
+    AWAIT_SLEEP(t, 10);
+    async_future_set_value(f->fut, 5);
+} ASYNC_END_DEF
+
+ASYNC_DEF(counter, async_lock lock; async_semaphore sem; async_queue q; intptr_t items[4];
+          async_future fut; async_group g, g2; async_timeout tmo; sleeper_frame s, s2; greet_frame gr;
+          async_deadline d; setter_frame set; int n[16], o[16];) {
+    evals = obj_evals = 0;
     AWAIT_SLEEP(t, ONCE(1));
     f->n[0] = evals;
     evals = 0;
     AWAIT_CALL(t, greet, &f->gr, "x", ONCE(1));
     f->n[1] = evals;
     evals = 0;
-    AWAIT_TIMEOUT(t, &f->tmo, ONCE(100), sleeper(&f->s, ONCE(5), 0));
+    AWAIT_TIMEOUT(t, OBJ(&f->tmo), ONCE(100), sleeper(&f->s, ONCE(5), 0));
     f->n[2] = evals;
-    evals = 0;
-    AWAIT_GATHER(t, &f->g, sleeper(&f->s, ONCE(5), 0));
+    f->o[2] = obj_evals;
+    evals = obj_evals = 0;
+    AWAIT_GATHER(t, OBJ(&f->g), sleeper(&f->s, ONCE(5), 0), sleeper(&f->s2, ONCE(5), 0));
     f->n[3] = evals;
+    f->o[3] = obj_evals;
     async_queue_init(&f->q, ASYNC_QUEUE_FIFO, f->items, NULL, 1);
     async_queue_put_nowait(&f->q, 1); /* full: the put below waits */
     evals = 0;
@@ -263,6 +271,20 @@ ASYNC_DEF(counter, async_lock lock; async_event ev; async_semaphore sem; async_q
     }
     ASYNC_END_TIMEOUT(t, &f->d);
     f->n[5] = evals;
+    /* objects of awaits that wait once: evaluated at the start and at the resume */
+    async_spawn(async_task_loop(t), ASYNC_CALL(setter, &f->set, &f->fut));
+    obj_evals = 0;
+    AWAIT_FUTURE(t, OBJ(&f->fut));
+    f->o[6] = obj_evals;
+    obj_evals = 0;
+    AWAIT_LOCK(t, OBJ(&f->lock)); /* free: taken at once */
+    f->o[7] = obj_evals;
+    async_lock_release(&f->lock);
+    evals = 0;
+    ASYNC_SPAWN(t, &f->g2, sleeper(&f->s, ONCE(1), 0));
+    AWAIT_GROUP(t, &f->g2);
+    f->n[9] = evals;
+    ASYNC_RETURN(t, ONCE(3));
 } ASYNC_END_DEF
 
 ASYNC_DEF(taker, async_queue *q; async_semaphore *sem; intptr_t got;) {
@@ -282,7 +304,13 @@ TEST(macros_arguments_are_evaluated_once_except_where_the_doc_comment_says) {
     ASSERT_EQ(c.n[0], 1); /* AWAIT_SLEEP's ms */
     ASSERT_EQ(c.n[1], 1); /* AWAIT_CALL's arguments */
     ASSERT_EQ(c.n[2], 2); /* AWAIT_TIMEOUT's ms and child, once each */
-    ASSERT_EQ(c.n[3], 1); /* AWAIT_GATHER's children */
+    ASSERT_EQ(c.o[2], 2); /* its timeout object: at the start and at the one resume */
+    ASSERT_EQ(c.n[3], 2); /* AWAIT_GATHER's children, once each */
+    ASSERT_EQ(c.o[3], 2); /* its group: start and resume */
     ASSERT_EQ(c.n[4], 1); /* AWAIT_QUEUE_PUT's item: once, after the wait, as its doc comment says */
     ASSERT_EQ(c.n[5], 1); /* ASYNC_TIMEOUT's ms */
+    ASSERT_EQ(c.o[6], 2); /* AWAIT_FUTURE's future: start and resume */
+    ASSERT_EQ(c.o[7], 2); /* AWAIT_LOCK of a free lock: start, then its check at once */
+    ASSERT_EQ(c.n[9], 1); /* ASYNC_SPAWN's child */
+    ASSERT_EQ(async_task_value(&c.task), 3);
 }
