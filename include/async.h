@@ -645,6 +645,31 @@ extern "C" {
         async__deadline_end((t), (d));                                                                \
     }                                                                                                 \
     ASYNC_END_TRY(t)
+/** done, pending = await asyncio.wait(tasks, return_when=how): waits until `how` (ASYNC_ALL_COMPLETED,
+ *  ASYNC_FIRST_COMPLETED, ASYNC_FIRST_EXCEPTION) holds for the tasks, which are running or finished tasks
+ *  (spawned, or children of a group); none is cancelled, the ones still running go on. Read each one's
+ *  async_task_done / async_task_code afterwards (retrieving errors stays the caller's, as in asyncio).
+ *  ws is an ASYNC_WAIT_SET(n) with n >= the number of tasks (ASYNC_ERANGE otherwise). A task that is not
+ *  started, or runs inline in a coroutine, is ASYNC_EINVAL / ASYNC_EBUSY. */
+#define AWAIT_WAIT(t, ws, how, ...)                                                                   \
+    ASYNC__AWAIT(t, async__wait_start((t), &(ws)->set, (ws)->slot, ASYNC__LEN((ws)->slot), (how), 0,     \
+                                      ASYNC__CHILDREN(__VA_ARGS__)),                                  \
+                 async__wait_check((t), &(ws)->set, (async_task **)0))
+/** for task in asyncio.as_completed(tasks): the first call starts watching the tasks (evaluated then
+ *  only); each call sets *out (async_task **) to the next task to finish, in the order they finish, and to
+ *  NULL once all have been handed out. The same ws for every call of one iteration. */
+#define AWAIT_AS_COMPLETED(t, ws, out, ...)                                                           \
+    ASYNC__AWAIT(t, (ws)->set.started ? async__wait_next((t), &(ws)->set)                             \
+                                      : async__wait_start((t), &(ws)->set, (ws)->slot, ASYNC__LEN((ws)->slot), \
+                                                          ASYNC_FIRST_COMPLETED, 1, ASYNC__CHILDREN(__VA_ARGS__)), \
+                 async__wait_check((t), &(ws)->set, (out)))
+/** await asyncio.gather(*tasks) over tasks already running (spawned, or other groups' children): waits
+ *  for all; the first error is raised at once while the others keep running, as AWAIT_GATHER's. */
+#define AWAIT_GATHER_TASKS(t, ws, ...)                                                                \
+    ASYNC__AWAIT(t, async__wait_start((t), &(ws)->set, (ws)->slot, ASYNC__LEN((ws)->slot),             \
+                                      ASYNC_FIRST_EXCEPTION, 2, ASYNC__CHILDREN(__VA_ARGS__)),        \
+                 async__wait_check((t), &(ws)->set, (async_task **)0))
+#define ASYNC__LEN(array) (sizeof(array) / sizeof((array)[0]))
 /** await asyncio.shield(child): cancelling the awaiter raises ASYNC_ECANCELED here at once but does not
  *  reach child, which runs on (its owner still waits for it before finishing). */
 #define AWAIT_SHIELD(t, g, child)                                                                     \
@@ -932,6 +957,39 @@ typedef struct async_deadline {
     async_ms when;      /* private */
     uint8_t state;      /* private: ASYNC__D_* */
 } async_deadline;
+
+/** asyncio.wait's return_when. */
+typedef enum async_wait_how {
+    ASYNC_ALL_COMPLETED = 0, /**< when every task has finished */
+    ASYNC_FIRST_COMPLETED,   /**< when any task has finished */
+    ASYNC_FIRST_EXCEPTION    /**< when any task has failed (not cancelled), else when all have finished */
+} async_wait_how;
+
+/** One task watched by a wait set (private: part of ASYNC_WAIT_SET). Its node sits in the watched task's
+ *  list of waiters, as an awaiting task would, and wakes the set when the task ends. */
+typedef struct async_watch {
+    async_task node;         /* private */
+    async_task *target;      /* private */
+    struct async_wait *set;  /* private: NULL once detached */
+    uint16_t seq;            /* private: the order it finished in (1, 2, ...), 0 while it runs */
+} async_watch;
+
+/** The head of a wait set (private: see ASYNC_WAIT_SET). */
+typedef struct async_wait {
+    async_future ready;      /* private: completed when the set's condition is met */
+    async_watch *slots;      /* private */
+    uint16_t cap, n;         /* private: slots, and tasks watched */
+    uint16_t ndone, nreturned; /* private: finished; handed out by AWAIT_AS_COMPLETED */
+    uint8_t how, failed, started, waiting; /* private */
+} async_wait;
+
+/** A frame field for AWAIT_WAIT, AWAIT_AS_COMPLETED and AWAIT_GATHER_TASKS over up to n tasks (one slot
+ *  of about 72 bytes each on 64-bit). Zero it (a zeroed frame does); reusable once its await returned. */
+#define ASYNC_WAIT_SET(n)                                                                             \
+    struct {                                                                                          \
+        async_wait set;                                                                               \
+        async_watch slot[n];                                                                          \
+    }
 
 /** timeout.reschedule(): moves the deadline of a block that is running to ms from the loop's time now
  *  (negative: no deadline). 0; ASYNC_EINVAL for NULL or a block that is not running; ASYNC_ERANGE over
@@ -1395,6 +1453,10 @@ ASYNC_API int async__group_wait(async_task *t, async_group *g);
 ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *child);
 ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms, async_task *child);
 ASYNC_API int async__deadline_start(async_task *t, async_deadline *d, int at, int64_t ms);
+ASYNC_API int async__wait_start(async_task *t, async_wait *ws, async_watch *slots, size_t cap, int how, int kind,
+                                async_task *const *tasks, size_t n);
+ASYNC_API int async__wait_next(async_task *t, async_wait *ws);
+ASYNC_API int async__wait_check(async_task *t, async_wait *ws, async_task **out);
 ASYNC_API void async__deadline_end(async_task *t, async_deadline *d);
 ASYNC_API int async__lock_start(async_task *t, async_lock *l);
 ASYNC_API int async__lock_check(async_task *t, async_lock *l);
@@ -2553,6 +2615,172 @@ ASYNC_API bool async_deadline_when(const async_deadline *d, async_ms *when) {
 }
 
 ASYNC_API bool async_deadline_expired(const async_deadline *d) { return d && (d->state & ASYNC__D_EXPIRED); }
+
+/* ---- wait sets: asyncio.wait, as_completed and gather over running tasks ----
+ * A watch's node waits in the watched task's list of waiters (or its group's, for a group's child) as
+ * an awaiting task would; when the task ends the node is woken and stepped like a task, and its step
+ * tells the set, which completes its future for the waiting task once its condition holds. When the
+ * await returns, watches still waiting leave their lists at once, so nothing is left behind. */
+
+#define ASYNC__WAIT_KIND_AS_COMPLETED 1
+#define ASYNC__WAIT_KIND_GATHER 2
+
+static async_watch *async__watch_of(async_task *node) {
+    return (async_watch *)(void *)((char *)node - offsetof(async_watch, node));
+}
+
+static bool async__wait_met(const async_wait *ws) {
+    if (ws->how == ASYNC__WAIT_KIND_AS_COMPLETED + 0x10) return ws->ndone > ws->nreturned;
+    if (ws->ndone == ws->n) return true;
+    if (ws->how == ASYNC_FIRST_COMPLETED) return ws->ndone > 0;
+    return ws->how == ASYNC_FIRST_EXCEPTION && ws->failed;
+}
+
+static void async__watch_done(async_watch *w) {
+    async_wait *ws = w->set;
+    const async_task *x = w->target;
+    w->seq = ++ws->ndone;
+    /* a failure; for gather, a cancelled task counts as one (it raises ASYNC_ECANCELED, as asyncio's) */
+    if ((x->flags & ASYNC__F_RAISE) && (ws->waiting == 2 || x->r.error->code != ASYNC_ECANCELED)) ws->failed = 1;
+    if (async__wait_met(ws) && !ws->ready.state) async_future_set_value(&ws->ready, 1);
+}
+
+/* Puts the watch's node in the list that wakes it when its task ends: the task's own waiters, or its
+ * group's (woken at each child's end: the node looks again). */
+static void async__watch_arm(async_watch *w) {
+    async_task *x = w->target;
+    w->node.state = ASYNC__S_WAIT;
+    if (ASYNC__OWNER(x) == ASYNC__OWN_GROUP) {
+        async_group *g = (async_group *)x->owner;
+        g->flags |= ASYNC__G_CHILD_WAITERS;
+        async__wl_push(&g->waiters, &w->node);
+    } else {
+        async__wl_push(&x->u.waiters, &w->node);
+    }
+}
+
+/* The node's step: its task has ended (or, for a group's child, some child has). It also answers
+ * async_task_where's two questions, as ASYNC_BEGIN does. */
+static async_status async__watch_step(async_task *node) {
+    async_watch *w = async__watch_of(node);
+    if (node->lc == ASYNC__LC_FILE || node->lc == ASYNC__LC_FUNCTION) {
+        node->r.value = node->lc == ASYNC__LC_FILE ? (intptr_t)"async.h" : (intptr_t)"async_wait (a watch)";
+        return ASYNC_PENDING;
+    }
+    if (!w->set) { /* detached while it waited in the ready queue */
+        node->state = ASYNC__S_DONE;
+        return ASYNC_DONE;
+    }
+    if (w->target->state != ASYNC__S_DONE) {
+        async__watch_arm(w);
+        return ASYNC_PENDING;
+    }
+    node->state = ASYNC__S_DONE;
+    async__watch_done(w);
+    return ASYNC_DONE;
+}
+
+/* Takes every watch out of the lists it waits in (its task still running); one already woken and not yet
+ * stepped is told to do nothing. */
+static void async__wait_detach(async_wait *ws) {
+    uint16_t i;
+    for (i = 0; i < ws->n; i++) {
+        async_watch *w = &ws->slots[i];
+        if (w->node.state == ASYNC__S_WAIT) {
+            async__wl_remove(&w->node);
+            w->node.state = ASYNC__S_DONE;
+        }
+        w->set = NULL;
+    }
+}
+
+ASYNC_API int async__wait_start(async_task *t, async_wait *ws, async_watch *slots, size_t cap, int how, int kind,
+                                async_task *const *tasks, size_t n) {
+    async_task *runner = async__runner(t);
+    async_loop *loop = async__loop_of(runner);
+    size_t i;
+    if (!ws || !loop || (unsigned)how > ASYNC_FIRST_EXCEPTION)
+        return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_WAIT: NULL set or bad return_when"));
+    if (ws->started) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EBUSY, "AWAIT_WAIT: the set is in use"));
+    if (n > cap || n > 0xFFFFu) return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_WAIT: more tasks than slots"));
+    for (i = 0; i < n; i++) {
+        async_task *x = tasks[i];
+        if (!x || !x->fn || x->state == ASYNC__S_INIT || async__runs_inside(t, x))
+            return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_WAIT: a task is NULL, not started or this one"));
+        if (x->state != ASYNC__S_DONE && ASYNC__OWNER(x) == ASYNC__OWN_TASK)
+            return async__raise_code(t, ASYNC__MISUSE(ASYNC_EBUSY, "AWAIT_WAIT: a task runs inline in a coroutine"));
+    }
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    memset(ws, 0, sizeof *ws);
+    ws->slots = slots;
+    ws->cap = (uint16_t)cap;
+    ws->n = (uint16_t)n;
+    ws->how = (uint8_t)(kind == ASYNC__WAIT_KIND_AS_COMPLETED ? ASYNC__WAIT_KIND_AS_COMPLETED + 0x10 : how);
+    ws->started = 1;
+    if (kind == ASYNC__WAIT_KIND_GATHER) ws->waiting = 2; /* raise the first failure */
+    for (i = 0; i < n; i++) {
+        async_watch *w = &slots[i];
+        memset(w, 0, sizeof *w);
+        w->target = tasks[i];
+        w->set = ws;
+        w->node.fn = async__watch_step;
+        w->node.owner = loop;
+        w->node.flags = ASYNC__OWN_LOOP | ASYNC__F_SEEN; /* never reported */
+        if (tasks[i]->state == ASYNC__S_DONE)
+            async__watch_done(w); /* in argument order */
+        else
+            async__watch_arm(w);
+    }
+    if (async__wait_met(ws) && !ws->ready.state) async_future_set_value(&ws->ready, 1); /* no task at all */
+    return async__future_start(t, &ws->ready);
+}
+
+ASYNC_API int async__wait_next(async_task *t, async_wait *ws) {
+    if (!ws || !ws->started) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_AS_COMPLETED: the set is not started"));
+    async_future_init(&ws->ready);
+    if (async__wait_met(ws) || ws->nreturned == ws->n) async_future_set_value(&ws->ready, 1);
+    return async__future_start(t, &ws->ready);
+}
+
+ASYNC_API int async__wait_check(async_task *t, async_wait *ws, async_task **out) {
+    int rc = async__future_check(t, &ws->ready);
+    uint16_t i;
+    if (rc == ASYNC__WAIT) return rc;
+    if (rc == ASYNC__RAISE) { /* cancelled: the watched tasks go on, the watches go */
+        async__wait_detach(ws);
+        ws->started = 0;
+        return rc;
+    }
+    if (ws->how == ASYNC__WAIT_KIND_AS_COMPLETED + 0x10) {
+        async_task *next = NULL;
+        if (ws->nreturned < ws->ndone) {
+            for (i = 0; i < ws->n; i++)
+                if (ws->slots[i].seq == ws->nreturned + 1) next = ws->slots[i].target;
+            ws->nreturned++;
+            if (ws->nreturned == ws->n) async__wait_detach(ws); /* the next call says the end */
+        } else {
+            ws->started = 0; /* all handed out: this call says so, and the set may start again */
+        }
+        if (out) *out = next;
+        return ASYNC__GO;
+    }
+    async__wait_detach(ws);
+    ws->started = 0;
+    if (ws->waiting == 2 && ws->failed) { /* gather: the first failure, in the order they finished */
+        const async_task *first = NULL;
+        uint16_t best = 0;
+        for (i = 0; i < ws->n; i++) {
+            const async_watch *w = &ws->slots[i];
+            if (w->seq && (!best || w->seq < best) && (w->target->flags & ASYNC__F_RAISE) &&
+                w->target->r.error->code != ASYNC_ECANCELED) {
+                first = w->target;
+                best = w->seq;
+            }
+        }
+        if (first) return async__outcome(t, (async_task *)first);
+    }
+    return ASYNC__GO;
+}
 
 /* ---- synchronisation: FIFO wait queues with grants ----
  * A waiter sits in an async_waitq linked through q.next, its last link tagged with the queue's address

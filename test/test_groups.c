@@ -822,3 +822,144 @@ TEST(groups_timeout_block_cancelled_from_outside_stays_cancelled) {
     ASSERT_EQ(f.code, ASYNC_ECANCELED); /* the deadline had not passed: no timeout */
     ASSERT_EQ(async_loop_timers(loop), 0);
 }
+
+/* ---- asyncio.wait, as_completed and gather over tasks already running ---- */
+
+ASYNC_DEF(waiter_of_three, int how; sleeper_frame a, b, c; ASYNC_WAIT_SET(4) ws; async_ms at; int code;) {
+    async_spawn(async_task_loop(t), sleeper(&f->a, 30, 1));
+    async_spawn(async_task_loop(t), sleeper(&f->b, 10, 2));
+    async_spawn(async_task_loop(t), sleeper(&f->c, 20, 3));
+    ASYNC_TRY(t) {
+        AWAIT_WAIT(t, &f->ws, (async_wait_how)f->how, &f->a.task, &f->b.task, &f->c.task);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    f->at = async_time(t);
+} ASYNC_END_DEF
+
+TEST(groups_wait_returns_when_its_condition_holds_and_leaves_the_others_running) {
+    async_loop *loop = new_loop();
+    static waiter_of_three_frame w;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(waiter_of_three, &w, ASYNC_FIRST_COMPLETED)), 0);
+    ASSERT_EQ(w.at, 10);
+    ASSERT(async_task_done(&w.b.task));
+    ASSERT(!async_task_done(&w.a.task) && !async_task_done(&w.c.task)); /* pending, not cancelled */
+    drain(loop);
+    ASSERT_EQ(async_task_value(&w.a.task), 1);
+    ASSERT_EQ(async_task_code(&w.c.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(waiter_of_three, &w, ASYNC_ALL_COMPLETED)), 0);
+    ASSERT_EQ(w.at, 30 + 30); /* the second run started at 30 */
+    ASSERT(async_task_done(&w.a.task) && async_task_done(&w.b.task) && async_task_done(&w.c.task));
+}
+
+TEST(groups_wait_first_exception_returns_at_the_first_failure_not_at_a_cancellation) {
+    async_loop *loop = new_loop();
+    static waiter_of_three_frame w;
+    ASYNC_CALL(waiter_of_three, &w, ASYNC_FIRST_EXCEPTION);
+    ASSERT_EQ(async_spawn(loop, &w.task), 0);
+    async_poll(loop); /* the sleepers are spawned; they start next pass */
+    w.c.fail = &err_c;
+    async_poll(loop);
+    ASSERT(async_cancel(&w.b.task)); /* a cancellation does not end the wait */
+    drain(loop);
+    ASSERT_EQ(w.at, 20); /* c failed at 20 */
+    ASSERT_EQ(w.code, 0); /* wait raises nothing */
+    ASSERT(async_task_cancelled(&w.b.task));
+    ASSERT(async_task_error(&w.c.task) == &err_c);
+    ASSERT(async_task_done(&w.a.task)); /* drained: it ran to its end */
+}
+
+TEST(groups_wait_cancelled_leaves_the_tasks_running_and_nothing_behind) {
+    async_loop *loop = new_loop();
+    static waiter_of_three_frame w;
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(waiter_of_three, &w, ASYNC_ALL_COMPLETED)), 0);
+    run_until(loop, 5);
+    ASSERT(async_cancel(&w.task));
+    run_until(loop, 6);
+    ASSERT_EQ(w.code, ASYNC_ECANCELED);
+    ASSERT(!async_task_done(&w.a.task)); /* not cancelled with it */
+    drain(loop);
+    ASSERT_EQ(async_task_value(&w.a.task), 1);
+    ASSERT(async_task_done(&w.task));
+}
+
+ASYNC_DEF(completer, sleeper_frame a, b, c; ASYNC_WAIT_SET(3) ws; async_task *next; int order[4]; int n;) {
+    async_spawn(async_task_loop(t), sleeper(&f->a, 30, 1));
+    async_spawn(async_task_loop(t), sleeper(&f->b, 10, 2));
+    async_spawn(async_task_loop(t), sleeper(&f->c, 20, 3));
+    for (;;) {
+        AWAIT_AS_COMPLETED(t, &f->ws, &f->next, &f->a.task, &f->b.task, &f->c.task);
+        if (!f->next) break;
+        f->order[f->n++] = (int)async_task_value(f->next);
+        LOG("%d@%u ", f->order[f->n - 1], NOW());
+    }
+} ASYNC_END_DEF
+
+TEST(groups_as_completed_hands_out_the_tasks_in_the_order_they_finish) {
+    async_loop *loop = new_loop();
+    static completer_frame c;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(completer, &c)), 0);
+    ASSERT_STR_EQ(trace, "2@10 3@20 1@30 ");
+    ASSERT_EQ(c.n, 3);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(completer, &c)), 0); /* the set is reusable */
+    ASSERT_EQ(c.n, 3);
+}
+
+ASYNC_DEF(task_gatherer, sleeper_frame a, b; ASYNC_WAIT_SET(2) ws; int code; async_ms at;) {
+    async_spawn(async_task_loop(t), sleeper(&f->a, 30, 1));
+    async_spawn(async_task_loop(t), sleeper(&f->b, 10, 2));
+    ASYNC_TRY(t) {
+        AWAIT_GATHER_TASKS(t, &f->ws, &f->a.task, &f->b.task);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    f->at = async_time(t);
+} ASYNC_END_DEF
+
+TEST(groups_gather_of_running_tasks_waits_for_all_and_raises_the_first_error_at_once) {
+    async_loop *loop = new_loop();
+    static task_gatherer_frame g;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(task_gatherer, &g)), 0);
+    ASSERT_EQ(g.code, 0);
+    ASSERT_EQ(g.at, 30);
+    ASSERT_EQ(async_task_value(&g.a.task) + async_task_value(&g.b.task), 3);
+    ASYNC_CALL(task_gatherer, &g);
+    ASSERT_EQ(async_spawn(loop, &g.task), 0);
+    async_poll(loop);
+    g.b.fail = &err_b;
+    drain(loop);
+    ASSERT_EQ(g.code, err_b.code); /* at once, at 10 */
+    ASSERT_EQ(g.at, 30 + 10);
+    ASSERT_EQ(async_task_value(&g.a.task), 1); /* the other kept running */
+}
+
+ASYNC_DEF(bad_waiter, int mode; sleeper_frame a; ASYNC_WAIT_SET(1) ws; int code;) {
+    ASYNC_TRY(t) {
+        if (f->mode == 0) AWAIT_WAIT(t, &f->ws, ASYNC_ALL_COMPLETED, &f->a.task); /* never started */
+        if (f->mode == 1) AWAIT_WAIT(t, &f->ws, ASYNC_ALL_COMPLETED, &f->a.task, &f->a.task); /* too many */
+        if (f->mode == 2) AWAIT_WAIT(t, &f->ws, ASYNC_ALL_COMPLETED, t); /* itself */
+        if (f->mode == 3) AWAIT_WAIT(t, &f->ws, (async_wait_how)7, t);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+TEST(groups_wait_rejects_bad_sets_and_tasks) {
+    async_loop *loop = new_loop();
+    static bad_waiter_frame b;
+    sleeper(&b.a, 5, 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(bad_waiter, &b, 0)), 0);
+    ASSERT_EQ(b.code, ASYNC_EINVAL);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(bad_waiter, &b, 1)), 0);
+    ASSERT_EQ(b.code, ASYNC_ERANGE);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(bad_waiter, &b, 2)), 0);
+    ASSERT_EQ(b.code, ASYNC_EINVAL);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(bad_waiter, &b, 3)), 0);
+    ASSERT_EQ(b.code, ASYNC_EINVAL);
+}
