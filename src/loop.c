@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef union hosted_align {
     void *p;
@@ -50,12 +51,15 @@ static void *hosted_realloc(void *ctx, void *ptr, size_t size) {
 }
 
 static void hosted_report(async_loop *loop, async_task *task, const async_error *error, void *ctx) {
-    (void)loop;
+    const char *function = NULL, *name = async_task_name(task);
     (void)ctx;
+    /* a task with no name of its own (names cost a field: ASYNC_CONFIG_TASK_NAMES) is told by its
+     * coroutine's function, which costs nothing */
+    if (strcmp(name, "task") == 0 && async_task_where(task, NULL, &function, NULL) && function) name = function;
     /* error is never NULL: only a task that raised is reported, and async__raise stores EINVAL's record
      * for a NULL error */
-    fprintf(stderr, "async: error never retrieved in %s: %s (%d)\n", async_task_name(task),
-            async_loop_error_message(loop, error), error->code);
+    fprintf(stderr, "async: error never retrieved in %s: %s (%d)\n", name, async_loop_error_message(loop, error),
+            error->code);
 }
 
 /* ---- calls made later ---- */

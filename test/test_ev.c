@@ -169,7 +169,7 @@ TEST(ev_unretrieved_error_is_printed_when_the_loop_is_freed) {
     close(pipefd[1]);
     close(2);
     ASSERT(read(pipefd[0], buf, sizeof buf - 1) > 0);
-    ASSERT(strstr(buf, "async: error never retrieved in task: worker failed (1001)") != NULL);
+    ASSERT(strstr(buf, "async: error never retrieved in worker_run: worker failed (1001)") != NULL);
 }
 
 /* On the real clock, a main waiting for something nothing can bring is a deadlock too, found at once. */
