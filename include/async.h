@@ -7,22 +7,21 @@
  * declared in async/runtime.h and async/net.h (loops on libev, threads, files, network; included from
  * here on hosted builds, never on freestanding ones). Firmware drives the loop with async_poll().
  *
- *     typedef struct { async_task task; const char *name; int ms; } greet_frame;
+ *     ASYNC_DEF(greet, const char *name; int ms;) {            // async def greet(name, ms):
+ *         AWAIT_SLEEP(t, f->ms);                               //     await asyncio.sleep(ms / 1000)
+ *         printf("Hello, %s!\n", f->name);                     //     print(f"Hello, {name}!")
+ *     } ASYNC_END_DEF
  *
- *     static async_status greet_run(async_task *t) {        // async def greet(name, ms):
- *         greet_frame *f = (greet_frame *)t;
- *         ASYNC_BEGIN(t);
- *         AWAIT_SLEEP(t, f->ms);                              //     await asyncio.sleep(ms / 1000)
- *         printf("Hello, %s!\n", f->name);                    //     print(f"Hello, {name}!")
- *         ASYNC_END(t);
- *     }
+ *     ASYNC_MAIN(greet, "Alice", 1000)                         // asyncio.run(greet("Alice", 1000))
  *
  * THE PITFALL OF EVERY STACKLESS COROUTINE: AUTOMATIC LOCALS DO NOT SURVIVE AN AWAIT. Keep whatever must
- * live across an AWAIT in the frame struct. Build with -Wjump-misses-init -Wuninitialized (the Makefile
- * does): the compilers then reject most locals that live across an await. Also: no two AWAITs on one source
- * line (a duplicate-case build error says so) and no AWAIT inside a switch statement of your own.
+ * live across an AWAIT in the frame (the fields of ASYNC_DEF). The macros make the mistake a build error
+ * at the line that reads the local, with gcc and clang and any flags but -w; two AWAITs on one line, an
+ * AWAIT outside a coroutine and a TRY/WITH or a coroutine left open are build errors that name the mistake.
+ * An AWAIT inside a switch statement of your own fails at run time (ASYNC_EFAULT, a message that says so).
  * Code above ASYNC_BEGIN runs on every step and also when async_task_where (debug mode, dumps) asks the
  * coroutine for its file and function: keep it to declarations such as the frame cast, with no effects.
+ * Every function here runs on the loop's thread, except the three ISR-safe ones (see Interrupts).
  *
  * Layout of this header: configuration, errors, tasks, the coroutine macros, futures, groups (gather,
  * task groups, timeouts, shield), synchronisation (locks, events, conditions, semaphores, queues,
