@@ -2628,6 +2628,14 @@ static async_watch *async__watch_of(async_task *node) {
     return (async_watch *)(void *)((char *)node - offsetof(async_watch, node));
 }
 
+/* A watch's node ends: as a task's end, the loop's hooks hear of it (debug mode and the injection
+ * census track every task that ran a step). */
+static void async__watch_node_done(async_task *node) {
+    async_loop *loop = (async_loop *)node->owner;
+    node->state = ASYNC__S_DONE;
+    if (loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, node);
+}
+
 static bool async__wait_met(const async_wait *ws) {
     if (ws->how == ASYNC__WAIT_KIND_AS_COMPLETED + 0x10) return ws->ndone > ws->nreturned;
     if (ws->ndone == ws->n) return true;
@@ -2667,14 +2675,14 @@ static async_status async__watch_step(async_task *node) {
         return ASYNC_PENDING;
     }
     if (!w->set) { /* detached while it waited in the ready queue */
-        node->state = ASYNC__S_DONE;
+        async__watch_node_done(node);
         return ASYNC_DONE;
     }
     if (w->target->state != ASYNC__S_DONE) {
         async__watch_arm(w);
         return ASYNC_PENDING;
     }
-    node->state = ASYNC__S_DONE;
+    async__watch_node_done(node);
     async__watch_done(w);
     return ASYNC_DONE;
 }
@@ -2687,7 +2695,7 @@ static void async__wait_detach(async_wait *ws) {
         async_watch *w = &ws->slots[i];
         if (w->node.state == ASYNC__S_WAIT) {
             async__wl_remove(&w->node);
-            w->node.state = ASYNC__S_DONE;
+            async__watch_node_done(&w->node);
         }
         w->set = NULL;
     }
@@ -3455,6 +3463,8 @@ static void async__finish_unstarted(async_task *t) {
 ASYNC_API bool async_cancel(async_task *t) {
     async_loop *loop;
     if (!t || t->state == ASYNC__S_DONE) return false;
+    /* the library's own nodes (a wait set's watches, a timeout block's deadline) are not tasks to cancel */
+    if (t->fn == async__watch_step || t->state == ASYNC__S_DEADLINE) return false;
     loop = async__loop_of(t);
     if (loop && loop->thread_check && !loop->thread_check(loop, "async_cancel"))
         return ASYNC__MISUSE(false, "async_cancel: called from a thread that does not run the task's loop");

@@ -21,8 +21,9 @@ typedef void (*async__part_free_fn)(async_loop *loop, async__part *part);
 /** When a component goes at loop free, in this order. */
 enum {
     ASYNC__STAGE_REPORT = 1, /* reports on the loop's tasks (before the unretrieved errors are reported) */
+    ASYNC__STAGE_WORK,       /* work in flight, waited for (calls on threads, name lookups): a job may
+                              * still call through a door, so the doors go after it */
     ASYNC__STAGE_DOORS,      /* ways in from other threads (their queued calls still run) */
-    ASYNC__STAGE_WORK,       /* work in flight, waited for (calls on threads, name lookups) */
     ASYNC__STAGE_RESOURCES   /* what finished work leaves open (files) */
 };
 

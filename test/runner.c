@@ -125,6 +125,7 @@ static void start(run *r, int slot, char *reasons, unsigned limit_s) {
         dup2(p[1], 2);
         close(p[1]);
         setvbuf(stdout, NULL, _IOLBF, 0);
+        test_sanitizer_reports_to_stderr();
         test_skip_reason = reasons + (size_t)slot * REASON_SIZE;
         test_skip_reason_size = REASON_SIZE;
         alarm(limit_s);

@@ -16,8 +16,13 @@
 
 /* ================================ the harness (test.h) ================================ */
 
+static const char *test_stderr_restore(void);
+
 void test_fail(const char *file, int line, const char *fmt, ...) {
     va_list ap;
+    /* a failure while the test holds stderr shows what it held, then the failure, where the runner reads */
+    const char *held = test_stderr_restore();
+    if (held && *held) fprintf(stderr, "    (the test's captured stderr:)\n%s%s", held, held[strlen(held) - 1] == '\n' ? "" : "\n");
     fprintf(stderr, "    %s:%d: ", file, line);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -110,6 +115,18 @@ bool test_under_tsan(void) {
 #endif
 #endif
     return false;
+}
+
+/* In a sanitizer build, the runtime's; absent otherwise. */
+extern void __sanitizer_set_report_fd(void *fd) __attribute__((weak));
+
+void test_sanitizer_reports_to_stderr(void) {
+    /* a copy of the stderr of now: a report made while a test holds stderr (test_capture_stderr) still
+     * reaches the runner, instead of the file the test would read and drop */
+    if (__sanitizer_set_report_fd) {
+        int fd = dup(2);
+        if (fd >= 0) __sanitizer_set_report_fd((void *)(intptr_t)fd);
+    }
 }
 
 void test_need(const char *prog) {
@@ -265,17 +282,27 @@ void test_capture_stderr(void) {
     ASSERT(dup2(fileno(stderr_file), 2) == 2);
 }
 
-const char *test_release_stderr(void) {
+/* Gives stderr back and returns what was written to it meanwhile; NULL if it was not held. */
+static const char *test_stderr_restore(void) {
     static char buf[8192];
     size_t n;
+    if (saved_stderr < 0) return NULL;
     fflush(stderr);
     dup2(saved_stderr, 2);
     close(saved_stderr);
+    saved_stderr = -1;
     rewind(stderr_file);
     n = fread(buf, 1, sizeof buf - 1, stderr_file);
     buf[n] = '\0';
     fclose(stderr_file);
+    stderr_file = NULL;
     return buf;
+}
+
+const char *test_release_stderr(void) {
+    const char *held = test_stderr_restore();
+    if (!held) test_fail(__FILE__, __LINE__, "test_release_stderr without test_capture_stderr");
+    return held;
 }
 
 int test_count_fds(void) {

@@ -31,6 +31,9 @@ bool test_under_tsan(void);
 uint32_t test_rand(uint32_t *seed);
 
 /* Skips the test unless the program `prog` is installed (curl, nc, python3). */
+/* Sanitizer reports (a build with them) go to the stderr of now, even while a test holds stderr; the
+ * runner and the injection driver call it in each test's process. */
+void test_sanitizer_reports_to_stderr(void);
 void test_need(const char *prog);
 
 /* A server program run by `sh -c cmd` in a process group of its own, which never outlives the test. */

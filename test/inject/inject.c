@@ -475,6 +475,7 @@ static void start_run(job *j, const test_case *tc, int m, unsigned long n, int s
         close(errp[0]);
         dup2(errp[1], 2);
         if (devnull >= 0) dup2(devnull, 1);
+        test_sanitizer_reports_to_stderr();
         me = &slots[slot];
         me_pid = getpid();
         mode = m;
