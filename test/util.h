@@ -112,8 +112,8 @@ async_status step_by_hand(async_task *t);
 /* Three errors to raise. */
 extern const async_error err_a, err_b, err_c;
 
-/* The coroutines below are declared here with ASYNC_FRAME and defined in util.c with ASYNC_BODY; each
- * has a constructor named after it, the same as ASYNC_CALL(name, f, args...). */
+/* The coroutines below are declared here with ASYNC_FRAME and defined in util.c with ASYNC_BODY; the
+ * functions after each call it with ASYNC_CALL (worker(f, ...) is ASYNC_CALL(worker, f, ...)). */
 
 /* A worker that logs "NAME+ " when it starts, sleeps ms (logging "NAME!CODE " if the sleep raises,
  * which it raises on unless swallow_cancel), raises worker_error if `fail`, logs "NAME- " and returns
