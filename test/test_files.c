@@ -207,7 +207,8 @@ ASYNC_DEF(fs_file_fail, int op; const char *path, *how; async_thread_call call; 
 static int fs_file_fails(int op, const char *path, const char *how) {
     async_loop *loop = new_hosted_loop();
     static fs_file_fail_frame m;
-    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_file_fail, &m, op, path, how)), 0);
+    ASSERT_STR_EQ(async_task_state(ASYNC_CALL(fs_file_fail, &m, op, path, how)), "new"); /* prepared afresh */
+    ASSERT_EQ(async_run(loop, &m.task), 0);
     async_loop_free(loop);
     return m.code;
 }
