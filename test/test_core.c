@@ -18,31 +18,18 @@ TEST(core_spawn_runs_in_fifo_order_and_sleep_zero_yields) {
     for (i = 0; i < 3; i++) ASSERT_EQ(async_task_value(&w[i].task), i);
 }
 
-typedef struct {
-    async_task task;
-    worker_frame child;
-    worker_frame *other; /* a task to await */
-    long got;
-    int steps_at_call;
-} caller_frame;
-
-static async_status call_inline_run(async_task *t) {
-    caller_frame *f = (caller_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(call_inline, worker_frame child; long got;) {
     LOG("call ");
     AWAIT(t, worker(&f->child, "child", 0, 42)); /* sleep(0): one yield inside the child */
     f->got = (long)async_task_value(&f->child.task);
     LOG("got%ld ", f->got);
     ASYNC_RETURN(t, f->got + 1);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(core_await_coroutine_runs_inline_and_returns_its_value) {
     async_loop *loop = new_loop();
-    static caller_frame c;
-    memset(&c, 0, sizeof c);
-    async_task_init(&c.task, call_inline_run);
-    ASSERT_EQ(async_run(loop, &c.task), 0);
+    static call_inline_frame c;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(call_inline, &c)), 0);
     ASSERT_STR_EQ(trace, "call child+ child- got42 ");
     ASSERT_EQ(async_task_value(&c.task), 43);
     /* inline: the child cost no scheduling of its own: 1 step to start, 1 after the yield */
@@ -257,18 +244,10 @@ TEST(core_error_codes_and_messages) {
 
 /* ---- try / catch / finally, async with ---- */
 
-typedef struct {
-    async_task task;
-    worker_frame child;
-    int mode; /* 0 ok, 1 child fails, 2 return inside try, 3 raise in catch, 4 nested */
-    int child_fails;
-} tcf_frame;
-
 static const async_error other_error = {ASYNC_EUSER + 2, "other"};
 
-static async_status tcf_run(async_task *t) {
-    tcf_frame *f = (tcf_frame *)t;
-    ASYNC_BEGIN(t);
+/* mode: 0 ok, 1 child fails, 2 return inside try, 3 raise in catch, 4 nested */
+ASYNC_DEF(tcf, int mode; int child_fails; worker_frame child;) {
     ASYNC_TRY(t) {
         LOG("try ");
         if (f->mode == 2) ASYNC_RETURN(t, 9);
@@ -300,16 +279,12 @@ static async_status tcf_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     LOG("end ");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static int run_tcf(int mode, int child_fails) {
     async_loop *loop = new_loop();
     static tcf_frame f;
-    ASYNC_FRAME_INIT(&f, tcf_run);
-    f.mode = mode;
-    f.child_fails = child_fails;
-    return async_run(loop, &f.task);
+    return async_run(loop, ASYNC_CALL(tcf, &f, mode, child_fails));
 }
 
 TEST(core_try_without_error_runs_finally) {
@@ -339,14 +314,7 @@ TEST(core_nested_try_inside_catch) {
     ASSERT_STR_EQ(trace, "try c+ catch1001 inner1003 innerfin finally end ");
 }
 
-typedef struct {
-    async_task task;
-    int stage;
-} fin_only_frame;
-
-static async_status fin_only_run(async_task *t) {
-    fin_only_frame *f = (fin_only_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fin_only, int stage;) {
     ASYNC_TRY(t) {
         AWAIT_SLEEP(t, 10);
         if (f->stage == 1) ASYNC_THROW(t, ASYNC_EUSER + 4, "no catch here");
@@ -356,21 +324,15 @@ static async_status fin_only_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     LOG("after ");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(core_try_finally_without_catch_propagates_after_finally) {
     async_loop *loop = new_loop();
     static fin_only_frame f;
-    memset(&f, 0, sizeof f);
-    async_task_init(&f.task, fin_only_run);
-    f.stage = 1;
-    ASSERT_EQ(async_run(loop, &f.task), ASYNC_EUSER + 4);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fin_only, &f, 1)), ASYNC_EUSER + 4);
     ASSERT_STR_EQ(trace, "fin ");
     loop = new_loop();
-    async_task_init(&f.task, fin_only_run);
-    f.stage = 0;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fin_only, &f, 0)), 0);
     ASSERT_STR_EQ(trace, "fin after ");
 }
 
@@ -404,17 +366,9 @@ TEST(core_corrupt_resume_point_in_the_handler_range_fails_with_efault) {
 
 /* ---- async with: the exit part runs on every way out, also when it awaits ---- */
 
-typedef struct {
-    async_task task;
-    int fail;
-    int ms;
-} with_frame;
-
 static const async_error with_error = {ASYNC_EUSER + 7, "body failed"};
 
-static async_status with_run(async_task *t) {
-    with_frame *f = (with_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(with, int ms; int fail;) {
     LOG("enter ");
     AWAIT_SLEEP(t, 1);
     ASYNC_WITH(t) {
@@ -429,28 +383,20 @@ static async_status with_run(async_task *t) {
     }
     ASYNC_END_WITH(t);
     LOG("after ");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(core_async_with_exit_runs_on_success_error_and_cancellation) {
     async_loop *loop = new_loop();
     static with_frame f;
-    ASYNC_FRAME_INIT(&f, with_run);
-    f.ms = 10;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(with, &f, 10)), 0);
     ASSERT_STR_EQ(trace, "enter body done exit@111 after ");
 
     loop = new_loop();
-    ASYNC_FRAME_INIT(&f, with_run);
-    f.ms = 10;
-    f.fail = 1;
-    ASSERT_EQ(async_run(loop, &f.task), with_error.code);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(with, &f, 10, 1)), with_error.code);
     ASSERT_STR_EQ(trace, "enter body exit@111 ");
 
     loop = new_loop();
-    ASYNC_FRAME_INIT(&f, with_run);
-    f.ms = 1000;
-    async_spawn(loop, &f.task);
+    async_spawn(loop, ASYNC_CALL(with, &f, 1000));
     async_poll(loop);
     loop->now = 1;
     async_poll(loop);
@@ -504,14 +450,7 @@ TEST(core_cancel_before_first_step_never_runs_the_body) {
     ASSERT_EQ(async_spawn(loop, &never.task), ASYNC_EINVAL);
 }
 
-typedef struct {
-    async_task task;
-    int rounds;
-} selfcancel_frame;
-
-static async_status selfcancel_run(async_task *t) {
-    selfcancel_frame *f = (selfcancel_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(selfcancel, int rounds;) {
     async_cancel(t); /* while running: takes effect at the next await */
     LOG("still ");
     ASYNC_TRY(t) {
@@ -526,15 +465,12 @@ static async_status selfcancel_run(async_task *t) {
     AWAIT_SLEEP(t, 100);
     f->rounds++;
     LOG("again ");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(core_cancel_while_running_takes_effect_at_next_await_and_can_be_survived) {
     async_loop *loop = new_loop();
     static selfcancel_frame f;
-    memset(&f, 0, sizeof f);
-    async_task_init(&f.task, selfcancel_run);
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(selfcancel, &f)), 0);
     ASSERT_STR_EQ(trace, "still cancelled again ");
     ASSERT_EQ(async_loop_now(loop), 100);
 }

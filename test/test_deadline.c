@@ -30,24 +30,10 @@ static int dl_run(async_task *main) {
 
 enum { DL_READABLE, DL_WRITABLE, DL_READ, DL_EXACTLY, DL_LINE, DL_FILL, DL_DRAIN, DL_CONNECT };
 
-typedef struct {
-    async_task task;
-    int op;
-    int64_t ms;
-    int fd;
-    async_io io;
-    async_stream *s;
-    const char *host;
-    int port;
-    char buf[16];
-    size_t n;
-    const char *line;
-    int code; /* what the await raised (0: it succeeded) */
-} dl_op_frame;
-
-static async_status dl_op_run(async_task *t) {
-    dl_op_frame *f = (dl_op_frame *)t;
-    ASYNC_BEGIN(t);
+/* Awaits op with deadline ms on the fd, stream or host given; code: what the await raised (0: it
+ * succeeded). */
+ASYNC_DEF(dl_op, int op; int64_t ms; int fd; async_stream *s; const char *host; int port; async_io io; char buf[16];
+          size_t n; const char *line; int code;) {
     ASYNC_TRY(t) {
         if (f->op == DL_READABLE)
             AWAIT_READABLE(t, &f->io, f->fd, f->ms);
@@ -70,16 +56,7 @@ static async_status dl_op_run(async_task *t) {
         f->code = async_caught(t)->code;
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-/* Prepares f for op with deadline ms on the fd, stream or host given by the caller's fields next. */
-static dl_op_frame *dl_op(dl_op_frame *f, int op, int64_t ms) {
-    ASYNC_FRAME_INIT(f, dl_op_run);
-    f->op = op;
-    f->ms = ms;
-    return f;
-}
+} ASYNC_END_DEF
 
 /* Runs f on a loop of its own; the code its await raised. */
 static int dl_go(dl_op_frame *f) {
@@ -91,24 +68,24 @@ TEST(deadline_fd_waits_over_the_clocks_range_are_erange) {
     static dl_op_frame f;
     int sv[2];
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    dl_op(&f, DL_READABLE, DL_NEGATIVE_AS_INT32)->fd = sv[0];
+    ASYNC_CALL(dl_op, &f, DL_READABLE, DL_NEGATIVE_AS_INT32, .fd = sv[0]);
     ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
     ASSERT(f.io.loop == NULL); /* nothing was started */
-    dl_op(&f, DL_WRITABLE, DL_ONE_AS_INT32)->fd = sv[0];
+    ASYNC_CALL(dl_op, &f, DL_WRITABLE, DL_ONE_AS_INT32, .fd = sv[0]);
     ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
-    dl_op(&f, DL_READABLE, DL_JUST_OVER)->fd = sv[0];
+    ASYNC_CALL(dl_op, &f, DL_READABLE, DL_JUST_OVER, .fd = sv[0]);
     ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
-    dl_op(&f, DL_READABLE, INT64_MAX)->fd = sv[0];
+    ASYNC_CALL(dl_op, &f, DL_READABLE, INT64_MAX, .fd = sv[0]);
     ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
     /* the largest the clock can time is a deadline like any: the fd is ready, the wait ends at once */
     ASSERT_EQ(write(sv[1], "x", 1), 1);
-    dl_op(&f, DL_READABLE, ASYNC_MS_MAX)->fd = sv[0];
+    ASYNC_CALL(dl_op, &f, DL_READABLE, ASYNC_MS_MAX, .fd = sv[0]);
     ASSERT_EQ(dl_go(&f), 0);
     ASSERT_EQ(async_io_events(&f.io), ASYNC_IO_READ);
-    dl_op(&f, DL_WRITABLE, ASYNC_MS_MAX)->fd = sv[0];
+    ASYNC_CALL(dl_op, &f, DL_WRITABLE, ASYNC_MS_MAX, .fd = sv[0]);
     ASSERT_EQ(dl_go(&f), 0);
     /* negative, however wide: no deadline */
-    dl_op(&f, DL_READABLE, INT64_MIN)->fd = sv[0];
+    ASYNC_CALL(dl_op, &f, DL_READABLE, INT64_MIN, .fd = sv[0]);
     ASSERT_EQ(dl_go(&f), 0);
     close(sv[0]);
     close(sv[1]);
@@ -124,20 +101,20 @@ TEST(deadline_stream_awaits_over_the_clocks_range_are_erange_and_leave_the_strea
     ASSERT_EQ(async_stream_open(&s, sv[0]), 0);
     ASSERT_EQ(write(sv[1], "ab\n", 3), 3);
     for (i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        dl_op(&f, ops[i], DL_NEGATIVE_AS_INT32)->s = &s;
+        ASYNC_CALL(dl_op, &f, ops[i], DL_NEGATIVE_AS_INT32, .s = &s);
         ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
-        dl_op(&f, ops[i], DL_ONE_AS_INT32)->s = &s;
+        ASYNC_CALL(dl_op, &f, ops[i], DL_ONE_AS_INT32, .s = &s);
         ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
     }
     ASSERT_EQ(async_stream_write(&s, "out", 3), 0);
-    dl_op(&f, DL_DRAIN, DL_JUST_OVER)->s = &s;
+    ASYNC_CALL(dl_op, &f, DL_DRAIN, DL_JUST_OVER, .s = &s);
     ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
     /* nothing was consumed or lost: the same awaits work with deadlines the clock can hold */
-    dl_op(&f, DL_LINE, ASYNC_MS_MAX)->s = &s;
+    ASYNC_CALL(dl_op, &f, DL_LINE, ASYNC_MS_MAX, .s = &s);
     ASSERT_EQ(dl_go(&f), 0);
     ASSERT_EQ(f.n, 3);
     ASSERT(memcmp(f.line, "ab\n", 3) == 0);
-    dl_op(&f, DL_DRAIN, -1)->s = &s;
+    ASYNC_CALL(dl_op, &f, DL_DRAIN, -1, .s = &s);
     ASSERT_EQ(dl_go(&f), 0);
     ASSERT_EQ(read(sv[1], f.buf, sizeof f.buf), 3);
     async_stream_close(&s);
@@ -148,20 +125,15 @@ TEST(deadline_connect_over_the_clocks_range_is_erange_before_any_socket_or_looku
     static dl_op_frame f;
     static async_stream s;
     int port, lfd = test_listen_raw(4, &port), fds = test_count_fds();
-    dl_op(&f, DL_CONNECT, DL_NEGATIVE_AS_INT32)->s = &s;
-    f.host = "127.0.0.1";
-    f.port = port;
+    ASYNC_CALL(dl_op, &f, DL_CONNECT, DL_NEGATIVE_AS_INT32, .s = &s, .host = "127.0.0.1", .port = port);
     ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
     ASSERT_EQ(async_stream_fd(&s), -1);
-    dl_op(&f, DL_CONNECT, DL_ONE_AS_INT32)->s = &s;
-    f.host = "127.1"; /* a name: no lookup is started either */
-    f.port = port;
+    /* a name: no lookup is started either */
+    ASYNC_CALL(dl_op, &f, DL_CONNECT, DL_ONE_AS_INT32, .s = &s, .host = "127.1", .port = port);
     ASSERT_EQ(dl_go(&f), ASYNC_ERANGE);
     ASSERT_EQ(async_stream_fd(&s), -1);
     ASSERT_EQ(test_count_fds(), fds);
-    dl_op(&f, DL_CONNECT, ASYNC_MS_MAX)->s = &s;
-    f.host = "127.1";
-    f.port = port;
+    ASYNC_CALL(dl_op, &f, DL_CONNECT, ASYNC_MS_MAX, .s = &s, .host = "127.1", .port = port);
     ASSERT_EQ(dl_go(&f), 0);
     ASSERT(async_stream_fd(&s) >= 0);
     async_stream_close(&s);
@@ -170,17 +142,7 @@ TEST(deadline_connect_over_the_clocks_range_is_erange_before_any_socket_or_looku
 
 /* ---- the HTTP client ---- */
 
-typedef struct {
-    async_task task;
-    async_http_client c;
-    const char *url;
-    int64_t ms;
-    int code;
-} dl_get_frame;
-
-static async_status dl_get_run(async_task *t) {
-    dl_get_frame *f = (dl_get_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dl_get, const char *url; int64_t ms; async_http_client c; int code;) {
     ASYNC_TRY(t) {
         AWAIT(t, async_http_client_get(&f->c, f->url, f->ms));
     }
@@ -189,23 +151,16 @@ static async_status dl_get_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     async_http_client_close(&f->c);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(deadline_http_get_over_the_clocks_range_is_erange_without_connecting) {
     static dl_get_frame f;
     static char url[64];
     int port, lfd = test_listen_raw(4, &port), fl;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    ASYNC_FRAME_INIT(&f, dl_get_run);
-    f.url = url;
-    f.ms = DL_ONE_AS_INT32;
-    ASSERT_EQ(dl_run(&f.task), 0);
+    ASSERT_EQ(dl_run(ASYNC_CALL(dl_get, &f, url, DL_ONE_AS_INT32)), 0);
     ASSERT_EQ(f.code, ASYNC_ERANGE);
-    ASYNC_FRAME_INIT(&f, dl_get_run);
-    f.url = url;
-    f.ms = DL_NEGATIVE_AS_INT32;
-    ASSERT_EQ(dl_run(&f.task), 0);
+    ASSERT_EQ(dl_run(ASYNC_CALL(dl_get, &f, url, DL_NEGATIVE_AS_INT32)), 0);
     ASSERT_EQ(f.code, ASYNC_ERANGE);
     fl = fcntl(lfd, F_GETFL);
     fcntl(lfd, F_SETFL, fl | O_NONBLOCK);
@@ -218,12 +173,7 @@ TEST(deadline_http_get_over_the_clocks_range_is_erange_without_connecting) {
 /* What the server's connections did (their frames are the server's, gone once they end). */
 static int dl_finished, dl_cancelled;
 
-typedef struct {
-    async_task task;
-} dl_conn_frame;
-
-static async_status dl_conn_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dl_conn) {
     ASYNC_TRY(t) {
         AWAIT_SLEEP(t, 60); /* longer than the grace period would be if it were cut to 32 bits (1 ms) */
         dl_finished++;
@@ -232,29 +182,16 @@ static async_status dl_conn_run(async_task *t) {
         if (async_caught(t)->code == ASYNC_ECANCELED) dl_cancelled++;
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static async_task *dl_conn_new(void *frame, async_stream *s, void *arg) {
-    dl_conn_frame *c = (dl_conn_frame *)frame;
     (void)s;
     (void)arg;
-    ASYNC_FRAME_INIT(c, dl_conn_run);
-    return &c->task;
+    return ASYNC_CALL(dl_conn, (dl_conn_frame *)frame);
 }
 
-typedef struct {
-    async_task task;
-    async_server srv;
-    async_group g;
-    int client, tries;
-    int64_t grace;
-} dl_grace_frame;
-
-static async_status dl_grace_run(async_task *t) {
-    dl_grace_frame *f = (dl_grace_frame *)t;
+ASYNC_DEF(dl_grace, int64_t grace; async_server srv; async_group g; int client, tries;) {
     struct sockaddr_in a;
-    ASYNC_BEGIN(t);
     ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(dl_conn_frame), dl_conn_new, NULL), 0);
     ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
     memset(&a, 0, sizeof a);
@@ -269,16 +206,13 @@ static async_status dl_grace_run(async_task *t) {
     async_server_close(&f->srv, f->grace);
     AWAIT_GROUP(t, &f->g); /* serve ends once the connection has ended */
     close(f->client);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 /* Closes a server with one connection running (60 ms more) with grace; what the connection did. */
 static void dl_close_with_grace(int64_t grace, int *finished, int *cancelled) {
     static dl_grace_frame f;
     dl_finished = dl_cancelled = 0;
-    ASYNC_FRAME_INIT(&f, dl_grace_run);
-    f.grace = grace;
-    ASSERT_EQ(dl_run(&f.task), 0);
+    ASSERT_EQ(dl_run(ASYNC_CALL(dl_grace, &f, grace)), 0);
     ASSERT_EQ(f.srv.accepted, 1);
     *finished = dl_finished;
     *cancelled = dl_cancelled;
@@ -326,20 +260,9 @@ TEST(deadline_http_server_limits_over_the_clocks_range_are_erange) {
 
 /* A request half sent when the server closes with a grace of 2^32 + 1 ms: it is answered once its end
  * arrives 60 ms later (cut to 32 bits, the grace was 1 ms and the connection was cancelled unanswered). */
-typedef struct {
-    async_task task;
-    async_http_server hs;
-    async_group g;
-    async_stream c;
-    char buf[512];
-    size_t n, len;
-    int tries;
-} dl_http_close_frame;
-
-static async_status dl_http_close_run(async_task *t) {
-    dl_http_close_frame *f = (dl_http_close_frame *)t;
+ASYNC_DEF(dl_http_close, async_http_server hs; async_group g; async_stream c; char buf[512]; size_t n, len;
+          int tries;) {
     static const char head[] = "GET / HTTP/1.1\r\nHost: a\r\n";
-    ASYNC_BEGIN(t);
     ASSERT_EQ(async_http_server_listen(&f->hs, "127.0.0.1", 0, 0, NULL, dl_http_handler, NULL), 0);
     ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->hs));
     AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_http_server_port(&f->hs), 2000);
@@ -359,28 +282,20 @@ static async_status dl_http_close_run(async_task *t) {
     f->buf[f->len] = '\0';
     async_stream_close(&f->c);
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(deadline_http_server_close_with_a_grace_over_the_clocks_range_waits) {
     static dl_http_close_frame f;
-    ASYNC_FRAME_INIT(&f, dl_http_close_run);
-    ASSERT_EQ(dl_run(&f.task), 0);
+    ASSERT_EQ(dl_run(ASYNC_CALL(dl_http_close, &f)), 0);
     ASSERT(strstr(f.buf, "HTTP/1.1 200 OK\r\n") == f.buf);
     ASSERT(strstr(f.buf, "Connection: close\r\n") != NULL);
 }
 
 /* ---- debug mode's slow-step threshold ---- */
 
-typedef struct {
-    async_task task;
-} dl_quick_frame;
-
-static async_status dl_quick_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dl_quick) {
     AWAIT_SLEEP(t, 1);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 /* What debug mode reported for two quick steps under the threshold ms. */
 static const char *dl_slow_steps(uint64_t ms) {
@@ -393,8 +308,7 @@ static const char *dl_slow_steps(uint64_t ms) {
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, f);
     async_loop_set_slow_step(loop, ms);
-    ASYNC_FRAME_INIT(&q, dl_quick_run);
-    ASSERT_EQ(async_run(loop, &q.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(dl_quick, &q)), 0);
     async_loop_free(loop);
     rewind(f);
     n = fread(out, 1, sizeof out - 1, f);

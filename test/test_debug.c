@@ -11,20 +11,11 @@
 
 /* ---- a step that blocks the loop ---- */
 
-typedef struct {
-    async_task task;
-    int block;
-    unsigned resumed_line, suspended_line;
-} blocker_frame;
-
-static async_status blocker_run(async_task *t) {
-    blocker_frame *f = (blocker_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(blocker, int block; unsigned resumed_line, suspended_line;) {
     AWAIT_SLEEP(t, 5); f->resumed_line = __LINE__;
     if (f->block) sleep_ms(f->block);
     AWAIT_SLEEP(t, 5); f->suspended_line = __LINE__;
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_reports_a_step_that_blocks_the_loop_with_both_lines) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
@@ -36,9 +27,7 @@ TEST(debug_reports_a_step_that_blocks_the_loop_with_both_lines) {
     ASSERT(async_loop_debug(loop));
     async_loop_set_debug_output(loop, out);
     async_loop_set_slow_step(loop, 20);
-    ASYNC_FRAME_INIT(&f, blocker_run);
-    f.block = 30;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(blocker, &f, 30)), 0);
     got = test_captured(out);
     ASSERT(strstr(got, "async: debug: a step of blocker_run (task) blocked the loop for "));
     snprintf(expect, sizeof expect, "resumed at %s:%u in blocker_run, next suspended at %s:%u in blocker_run\n",
@@ -50,30 +39,14 @@ TEST(debug_reports_a_step_that_blocks_the_loop_with_both_lines) {
     fclose(out);
 }
 
-typedef struct {
-    async_task task;
-} culprit_frame;
-
-static async_status culprit_run(async_task *t) { /* async def culprit(): time.sleep(0.03) */
-    ASYNC_BEGIN(t);
+ASYNC_DEF(culprit) { /* async def culprit(): time.sleep(0.03) */
     sleep_ms(30);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    culprit_frame culprit;
-    unsigned line;
-} culprit_main_frame;
-
-static async_status culprit_main_run(async_task *t) {
-    culprit_main_frame *f = (culprit_main_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_FRAME_INIT(&f->culprit, culprit_run);
+ASYNC_DEF(culprit_main, culprit_frame culprit; unsigned line;) {
     f->line = __LINE__ + 1;
-    AWAIT(t, &f->culprit.task);
-    ASYNC_END(t);
-}
+    AWAIT_CALL(t, culprit, &f->culprit);
+} ASYNC_END_DEF
 
 TEST(debug_names_the_inline_coroutine_that_blocked) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
@@ -84,8 +57,7 @@ TEST(debug_names_the_inline_coroutine_that_blocked) {
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
     async_loop_set_slow_step(loop, 20);
-    ASYNC_FRAME_INIT(&f, culprit_main_run);
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(culprit_main, &f)), 0);
     got = test_captured(out);
     ASSERT(strstr(got, "async: debug: culprit_run (" __FILE__ ") blocked the loop for ") == got);
     snprintf(expect, sizeof expect, " ms without awaiting, called from %s:%u in culprit_main_run\n", __FILE__, f.line);
@@ -102,8 +74,7 @@ TEST(debug_mode_off_or_fast_steps_report_nothing) {
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
     async_loop_set_slow_step(loop, 1000);
-    ASYNC_FRAME_INIT(&f, blocker_run);
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(blocker, &f)), 0);
     ASSERT_STR_EQ(test_captured(out), "");
     ASSERT_EQ(async_loop_set_debug(loop, false), 0);
     ASSERT(!async_loop_debug(loop));
@@ -114,23 +85,9 @@ TEST(debug_mode_off_or_fast_steps_report_nothing) {
     fclose(out);
 }
 
-typedef struct {
-    async_task task;
-    int ms;
-    unsigned slept_line;
-} dbg_sleeper_frame;
-
-static async_status dbg_sleeper_run(async_task *t) {
-    dbg_sleeper_frame *f = (dbg_sleeper_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_sleeper, int ms; unsigned slept_line;) {
     AWAIT_SLEEP(t, f->ms); f->slept_line = __LINE__;
-    ASYNC_END(t);
-}
-
-static async_task *dbg_sleeper(dbg_sleeper_frame *f, int ms) {
-    if (ASYNC_FRAME_INIT(f, dbg_sleeper_run)) f->ms = ms;
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 /* With a threshold of 0 every step is reported: a step that ends the task says "then finished". */
 TEST(debug_slow_step_of_a_step_that_finishes) {
@@ -142,7 +99,7 @@ TEST(debug_slow_step_of_a_step_that_finishes) {
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
     async_loop_set_slow_step(loop, 0);
-    ASSERT_EQ(async_run(loop, dbg_sleeper(&s, 5)), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(dbg_sleeper, &s, 5)), 0);
     got = test_captured(out);
     ASSERT(strstr(got, "async: debug: a step of dbg_sleeper_run (task) blocked the loop for ") == got);
     snprintf(expect, sizeof expect, "next suspended at %s:%u in dbg_sleeper_run\n", __FILE__, s.slept_line);
@@ -156,33 +113,16 @@ TEST(debug_slow_step_of_a_step_that_finishes) {
 }
 
 /* A coroutine awaited inline that ends at once, under the default threshold: no report. */
-typedef struct {
-    async_task task;
-} dbg_quick_frame;
-
-static async_status dbg_quick_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_quick) {
     ASYNC_RETURN(t, 42);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    dbg_quick_frame q[3];
-    intptr_t sum;
-    int i;
-} dbg_quick_main_frame;
-
-static async_status dbg_quick_main_run(async_task *t) {
-    dbg_quick_main_frame *f = (dbg_quick_main_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_quick_main, dbg_quick_frame q[3]; intptr_t sum; int i;) {
     for (f->i = 0; f->i < 3; f->i++) {
-        ASYNC_FRAME_INIT(&f->q[f->i], dbg_quick_run);
-        AWAIT(t, &f->q[f->i].task);
+        AWAIT_CALL(t, dbg_quick, &f->q[f->i]);
         f->sum += async_task_value(&f->q[f->i].task);
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_quick_inline_coroutine_is_not_reported) {
     async_loop *loop = new_hosted_loop();
@@ -190,8 +130,7 @@ TEST(debug_quick_inline_coroutine_is_not_reported) {
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
-    ASYNC_FRAME_INIT(&m, dbg_quick_main_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(dbg_quick_main, &m)), 0);
     ASSERT_EQ(m.sum, 126);
     ASSERT_STR_EQ(test_captured(out), "");
     async_loop_dump(loop, out);
@@ -203,52 +142,21 @@ TEST(debug_quick_inline_coroutine_is_not_reported) {
 /* ---- the dump: live tasks as an await tree ---- */
 
 /* a tree to dump: main gathers two workers; worker 0 awaits a coroutine inline */
-typedef struct {
-    async_task task;
-    int ms;
-} leaf_frame;
-
-static async_status leaf_run(async_task *t) {
-    leaf_frame *f = (leaf_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(leaf, int ms;) {
     AWAIT_SLEEP(t, f->ms);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    leaf_frame leaf;
-    int inline_child;
-} branch_frame;
-
-static async_status branch_run(async_task *t) {
-    branch_frame *f = (branch_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(branch, int inline_child; leaf_frame leaf;) {
     if (f->inline_child) {
-        ASYNC_FRAME_INIT(&f->leaf, leaf_run);
-        f->leaf.ms = 100;
-        AWAIT(t, &f->leaf.task);
+        AWAIT_CALL(t, leaf, &f->leaf, 100);
     } else {
         AWAIT_SLEEP(t, 100);
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    branch_frame b[2];
-    async_group g;
-} tree_frame;
-
-static async_status tree_run(async_task *t) {
-    tree_frame *f = (tree_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_FRAME_INIT(&f->b[0], branch_run);
-    f->b[0].inline_child = 1;
-    ASYNC_FRAME_INIT(&f->b[1], branch_run);
-    AWAIT_GATHER(t, &f->g, &f->b[0].task, &f->b[1].task);
-    ASYNC_END(t);
-}
+ASYNC_DEF(tree, branch_frame b[2]; async_group g;) {
+    AWAIT_GATHER(t, &f->g, ASYNC_CALL(branch, &f->b[0], 1), ASYNC_CALL(branch, &f->b[1], 0));
+} ASYNC_END_DEF
 
 TEST(debug_dump_prints_the_live_tasks_as_an_await_tree) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
@@ -257,8 +165,7 @@ TEST(debug_dump_prints_the_live_tasks_as_an_await_tree) {
     const char *got;
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
-    ASYNC_FRAME_INIT(&f, tree_run);
-    async_spawn(loop, &f.task);
+    async_spawn(loop, ASYNC_CALL(tree, &f));
     async_poll(loop);
     async_poll(loop);
     async_loop_dump(loop, out);
@@ -284,14 +191,6 @@ TEST(debug_dump_prints_the_live_tasks_as_an_await_tree) {
  * slots, wrapping past the table's end, that deletion must shift back. */
 enum { DBG_CROWD = 760, DBG_POOL = 4 * DBG_CROWD }; /* 1,024 slots three quarters full */
 
-typedef struct {
-    async_task task;
-    dbg_sleeper_frame *s[DBG_CROWD];
-    async_group g;
-    FILE *out;
-    int i, alive, bad;
-} dbg_crowd_frame;
-
 static dbg_sleeper_frame dbg_crowd_pool[DBG_POOL];
 
 /* debug.c's slot for task t in a table of cap slots (its hash, copied: if it changes, only the runs
@@ -312,10 +211,8 @@ static int dbg_dump_count(FILE *out, const char *name, int *lines) {
     return (int)n;
 }
 
-static async_status dbg_crowd_run(async_task *t) {
-    dbg_crowd_frame *f = (dbg_crowd_frame *)t;
+ASYNC_DEF(dbg_crowd, FILE *out; dbg_sleeper_frame *s[DBG_CROWD]; async_group g; int i, alive, bad;) {
     int i, lines;
-    ASYNC_BEGIN(t);
     for (i = 0; i < DBG_CROWD; i++) ASYNC_SPAWN(t, &f->g, &f->s[i]->task);
     for (f->i = 0; f->i < 64; f->i++) {
         AWAIT_SLEEP(t, 1);
@@ -328,8 +225,7 @@ static async_status dbg_crowd_run(async_task *t) {
     }
     ASSERT_EQ(f->alive, 0);
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_table_of_hundreds_of_tasks) {
     async_loop *loop = new_hosted_loop();
@@ -341,8 +237,7 @@ TEST(debug_table_of_hundreds_of_tasks) {
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
     async_loop_set_slow_step(loop, 600000); /* the dumps themselves are slow under valgrind */
-    ASYNC_FRAME_INIT(&m, dbg_crowd_run);
-    m.out = out;
+    ASYNC_CALL(dbg_crowd, &m, out);
     /* first a run across the end of the 1,024-slot table: twelve frames whose home is one of its last
      * eight slots (they overflow past the end) and twelve homed in its first eight; then random ones */
     for (i = 0, k = 0, late = 0; k < DBG_POOL && i < 24; k++) {
@@ -359,7 +254,7 @@ TEST(debug_table_of_hundreds_of_tasks) {
         taken[k] = 1;
         m.s[i] = &dbg_crowd_pool[k];
     }
-    for (i = 0; i < DBG_CROWD; i++) dbg_sleeper(m.s[i], 1 + (int)(test_rand(&seed) % 60));
+    for (i = 0; i < DBG_CROWD; i++) ASYNC_CALL(dbg_sleeper, m.s[i], 1 + (int)(test_rand(&seed) % 60));
     ASSERT_EQ(async_run(loop, &m.task), 0);
     ASSERT_EQ(m.bad, 0);
     async_loop_free(loop);
@@ -370,48 +265,31 @@ TEST(debug_table_of_hundreds_of_tasks) {
  * deep (it would otherwise run away), counts every task, and stepping the chain stays bounded. */
 enum { DBG_DEPTH = 1100 };
 
-typedef struct {
-    async_task task;
-    int i;
-} dbg_chain_frame;
-
-static dbg_chain_frame dbg_chain[DBG_DEPTH];
-
+/* The link i of the chain (its frame is dbg_chain[i]), called. */
 static async_task *dbg_link(int i);
 
-static async_status dbg_chain_run(async_task *t) {
-    dbg_chain_frame *f = (dbg_chain_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_chain, int i;) {
     if (f->i + 1 < DBG_DEPTH) {
         AWAIT(t, dbg_link(f->i + 1));
     } else {
         AWAIT_SLEEP(t, 10);
     }
     ASYNC_RETURN(t, f->i);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
+
+static dbg_chain_frame dbg_chain[DBG_DEPTH];
 
 static async_task *dbg_link(int i) {
-    if (ASYNC_FRAME_INIT(&dbg_chain[i], dbg_chain_run)) dbg_chain[i].i = i;
-    return &dbg_chain[i].task;
+    return ASYNC_CALL(dbg_chain, &dbg_chain[i], i);
 }
 
-typedef struct {
-    async_task task;
-    async_group g;
-    FILE *out;
-} dbg_deep_frame;
-
-static async_status dbg_deep_run(async_task *t) {
-    dbg_deep_frame *f = (dbg_deep_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_deep, FILE *out; async_group g;) {
     ASYNC_SPAWN(t, &f->g, dbg_link(0));
     AWAIT_YIELD(t); /* the whole chain has started: its innermost coroutine sleeps */
     async_loop_dump(async_task_loop(t), f->out);
     async_loop_set_slow_step(async_task_loop(t), 0); /* the resume of the chain is reported */
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_deep_inline_chain_dump_is_capped) {
     async_loop *loop = new_hosted_loop();
@@ -422,9 +300,7 @@ TEST(debug_deep_inline_chain_dump_is_capped) {
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
     async_loop_set_slow_step(loop, 600000); /* starting 1,100 coroutines under valgrind is no report */
-    ASYNC_FRAME_INIT(&m, dbg_deep_run);
-    m.out = out;
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(dbg_deep, &m, out)), 0);
     ASSERT_EQ(async_task_value(&dbg_chain[0].task), 0);
     ASSERT(async_task_done(&dbg_chain[DBG_DEPTH - 1].task));
     got = test_captured(out);
@@ -450,7 +326,7 @@ TEST(debug_task_where_names_file_function_and_line) {
     const char *file = NULL, *fn = NULL;
     unsigned line = 99;
     ASSERT(!async_task_where(NULL, &file, &fn, &line));
-    ASYNC_FRAME_INIT(&f, blocker_run);
+    ASYNC_CALL(blocker, &f);
     ASSERT(async_task_where(&f.task, &file, &fn, &line));
     ASSERT_STR_EQ(file, __FILE__);
     ASSERT_STR_EQ(fn, "blocker_run");
@@ -477,8 +353,7 @@ TEST(debug_reports_tasks_never_started_at_loop_free) {
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
-    ASYNC_FRAME_INIT(&f, leaf_run);
-    async_spawn(loop, &f.task);
+    async_spawn(loop, ASYNC_CALL(leaf, &f));
     async_loop_free(loop);
     ASSERT_STR_EQ(test_captured(out), "async: debug: task leaf_run (task, " __FILE__ ") was never started\n");
     fclose(out);
@@ -486,20 +361,12 @@ TEST(debug_reports_tasks_never_started_at_loop_free) {
 
 /* At loop free: a task cancelled before it started ended without running and is forgotten; one that
  * ran and waits in the ready queue is not "never started"; one spawned and never run is reported. */
-typedef struct {
-    async_task task;
-    int steps;
-} dbg_yielder_frame;
-
-static async_status dbg_yielder_run(async_task *t) {
-    dbg_yielder_frame *f = (dbg_yielder_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_yielder, int steps;) {
     for (;;) {
         f->steps++;
         AWAIT_YIELD(t);
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_cancelled_and_unstarted_tasks_at_loop_free) {
     async_loop *loop = new_hosted_loop();
@@ -508,10 +375,9 @@ TEST(debug_cancelled_and_unstarted_tasks_at_loop_free) {
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
-    ASSERT_EQ(async_spawn(loop, dbg_sleeper(&cancelled, 5)), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(dbg_sleeper, &cancelled, 5)), 0);
     ASSERT(async_cancel(&cancelled.task));
-    ASYNC_FRAME_INIT(&y, dbg_yielder_run);
-    ASSERT_EQ(async_spawn(loop, &y.task), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(dbg_yielder, &y)), 0);
     ASSERT_EQ(async_poll(loop), 0);
     ASSERT_EQ(async_task_code(&cancelled.task), ASYNC_ECANCELED);
     ASSERT_EQ(cancelled.slept_line, 0); /* its body never ran */
@@ -520,7 +386,7 @@ TEST(debug_cancelled_and_unstarted_tasks_at_loop_free) {
     ASSERT(strstr(test_captured(out), "async: 1 live task at ") == test_captured(out));
     ASSERT(strstr(test_captured(out), "  dbg_yielder_run " __FILE__ ":"));
     test_capture_clear(out);
-    ASSERT_EQ(async_spawn(loop, dbg_sleeper(&never, 5)), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(dbg_sleeper, &never, 5)), 0);
     async_loop_free(loop);
     ASSERT_STR_EQ(test_captured(out), "async: debug: task dbg_sleeper_run (task, " __FILE__ ") was never started\n");
     fclose(out);
@@ -561,10 +427,11 @@ TEST(debug_api_on_loops_without_debug_mode) {
     ASSERT_EQ(async_loop_dump_on_sigquit(loop), 0);
     ASSERT_EQ(async_loop_dump_on_sigquit(loop), 0); /* already on */
     test_capture_stderr();
-    ASSERT_EQ(async_run(loop, dbg_sleeper(&s, 5)), 0); /* quick steps: the 0 ms threshold was ignored */
-    async_loop_set_debug_output(loop, NULL);            /* reports go to stderr */
-    async_loop_dump(loop, NULL);                        /* and so does a dump without a stream */
-    async_loop_dump(NULL, out);                         /* no loop: nothing */
+    /* quick steps: the 0 ms threshold was ignored */
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(dbg_sleeper, &s, 5)), 0);
+    async_loop_set_debug_output(loop, NULL); /* reports go to stderr */
+    async_loop_dump(loop, NULL);             /* and so does a dump without a stream */
+    async_loop_dump(NULL, out);              /* no loop: nothing */
     err = test_release_stderr();
     ASSERT_STR_EQ(test_captured(out), "");
     ASSERT(strstr(err, "async: 0 live tasks at ") == err);
@@ -585,43 +452,18 @@ static void dbg_copy(char *dst, size_t size, const char *src) {
 /* Debug mode switched on by a coroutine while other tasks wait: tasks it has not seen step yet are not
  * in its table. A group child seen first is shown as a root (its parent is unknown); an inline coroutine
  * that ends before its task was seen is let go without a trace; no step is misreported. */
-typedef struct {
-    async_task task;
-} dbg_twice_frame;
-
-static async_status dbg_twice_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_twice) {
     AWAIT_SLEEP(t, 10);
     AWAIT_SLEEP(t, 10);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    dbg_twice_frame kid;
-    dbg_sleeper_frame inner;
-    async_group g;
-} dbg_late_main_frame;
-
-static async_status dbg_late_main_run(async_task *t) {
-    dbg_late_main_frame *f = (dbg_late_main_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_FRAME_INIT(&f->kid, dbg_twice_run);
-    ASYNC_SPAWN(t, &f->g, &f->kid.task);
-    AWAIT(t, dbg_sleeper(&f->inner, 15));
+ASYNC_DEF(dbg_late_main, dbg_twice_frame kid; dbg_sleeper_frame inner; async_group g;) {
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(dbg_twice, &f->kid));
+    AWAIT_CALL(t, dbg_sleeper, &f->inner, 15);
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    FILE *out;
-    char first[1024], second[1024];
-} dbg_observer_frame;
-
-static async_status dbg_observer_run(async_task *t) {
-    dbg_observer_frame *f = (dbg_observer_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_observer, FILE *out; char first[1024], second[1024];) {
     AWAIT_YIELD(t);
     AWAIT_YIELD(t); /* main and its child wait now */
     ASSERT_EQ(async_loop_set_debug(async_task_loop(t), true), 0);
@@ -634,19 +476,15 @@ static async_status dbg_observer_run(async_task *t) {
     test_capture_clear(f->out);
     async_loop_dump(async_task_loop(t), f->out);
     dbg_copy(f->second, sizeof f->second, test_captured(f->out));
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_switched_on_while_tasks_wait) {
     async_loop *loop = new_hosted_loop();
     static dbg_late_main_frame m;
     static dbg_observer_frame o;
     FILE *out = test_capture();
-    ASYNC_FRAME_INIT(&m, dbg_late_main_run);
-    ASSERT_EQ(async_spawn(loop, &m.task), 0);
-    ASYNC_FRAME_INIT(&o, dbg_observer_run);
-    o.out = out;
-    ASSERT_EQ(async_run(loop, &o.task), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(dbg_late_main, &m)), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(dbg_observer, &o, out)), 0);
     ASSERT_EQ(async_task_code(&m.task), 0);
     ASSERT(strstr(o.first, "async: 2 live tasks at ") == o.first);
     ASSERT(strstr(o.first, "\n  dbg_twice_run " __FILE__ ":")); /* a root: depth 0 */
@@ -661,17 +499,9 @@ TEST(debug_switched_on_while_tasks_wait) {
 
 /* Debug mode switched off by a coroutine in the middle of its step: the step ends normally, the loop runs
  * on without hooks, and a task spawned but not yet started is reported as the mode goes. */
-typedef struct {
-    async_task task;
-    dbg_sleeper_frame later;
-    bool after;
-} dbg_off_frame;
-
-static async_status dbg_off_run(async_task *t) {
-    dbg_off_frame *f = (dbg_off_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_off, dbg_sleeper_frame later; bool after;) {
     AWAIT_YIELD(t);
-    ASSERT_EQ(async_spawn(async_task_loop(t), dbg_sleeper(&f->later, 1)), 0);
+    ASSERT_EQ(async_spawn(async_task_loop(t), ASYNC_CALL(dbg_sleeper, &f->later, 1)), 0);
     ASSERT_EQ(async_loop_set_debug(async_task_loop(t), false), 0);
     ASSERT(!async_loop_debug(async_task_loop(t)));
     ASSERT_EQ(async_loop_set_debug(async_task_loop(t), false), 0); /* off twice: still off */
@@ -683,8 +513,7 @@ static async_status dbg_off_run(async_task *t) {
     AWAIT_YIELD(t);
     AWAIT(t, &f->later.task);
     f->after = true;
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_switched_off_inside_a_step) {
     async_loop *loop = new_hosted_loop();
@@ -692,8 +521,7 @@ TEST(debug_switched_off_inside_a_step) {
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
-    ASYNC_FRAME_INIT(&m, dbg_off_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(dbg_off, &m)), 0);
     ASSERT(m.after);
     ASSERT(!async_loop_debug(loop));
     ASSERT_STR_EQ(test_captured(out), "async: debug: task dbg_sleeper_run (task, " __FILE__ ") was never started\n");
@@ -716,16 +544,10 @@ TEST(debug_environment_turns_debug_mode_on) {
     async_loop_free(loop);
 }
 
-typedef struct {
-    async_task task;
-} quitter_frame;
-
-static async_status quitter_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(quitter) {
     raise(SIGQUIT); /* delivered to libev, which runs the dump in its next iteration */
     AWAIT_SLEEP(t, 20);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_sigquit_prints_the_dump_in_debug_mode) {
     async_loop *loop = async_loop_new(0); /* real time: libev delivers the signal */
@@ -734,8 +556,7 @@ TEST(debug_sigquit_prints_the_dump_in_debug_mode) {
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
     ASSERT_EQ(async_loop_dump_on_sigquit(loop), 0);
-    ASYNC_FRAME_INIT(&f, quitter_run);
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(quitter, &f)), 0);
     ASSERT(strstr(test_captured(out), "async: 1 live task at "));
     ASSERT(strstr(test_captured(out), "  quitter_run " __FILE__ ":"));
     async_loop_free(loop);
@@ -743,19 +564,10 @@ TEST(debug_sigquit_prints_the_dump_in_debug_mode) {
 }
 
 /* ASYNC_DEBUG: any value but "0" or the empty string turns debug mode on, with the SIGQUIT dump. */
-typedef struct {
-    async_task task;
-    FILE *out;
-    int polls;
-} dbg_quit_frame;
-
-static async_status dbg_quit_run(async_task *t) {
-    dbg_quit_frame *f = (dbg_quit_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(dbg_quit, FILE *out; int polls;) {
     raise(SIGQUIT); /* caught by libev; the dump runs in a later iteration */
     while (ftell(f->out) == 0 && f->polls++ < 100000) AWAIT_YIELD(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(debug_environment_values_and_sigquit) {
     async_loop *loop;
@@ -772,9 +584,7 @@ TEST(debug_environment_values_and_sigquit) {
     ASSERT(async_loop_debug(loop));
     ASSERT_EQ(async_loop_dump_on_sigquit(loop), 0); /* already installed by the environment */
     async_loop_set_debug_output(loop, out);
-    ASYNC_FRAME_INIT(&q, dbg_quit_run);
-    q.out = out;
-    ASSERT_EQ(async_run(loop, &q.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(dbg_quit, &q, out)), 0);
     ASSERT(strstr(test_captured(out), "async: 1 live task at "));
     ASSERT(strstr(test_captured(out), "  dbg_quit_run " __FILE__ ":"));
     async_loop_free(loop);

@@ -14,22 +14,7 @@
 
 /* ---- whole files and chunks ---- */
 
-/* A file coroutine: one step per field, each catching its error into codes[]. */
-typedef struct {
-    async_task task;
-    const char *path;
-    async_thread_call call;
-    async_file *file;
-    char *data;
-    size_t len, n;
-    char buf[64];
-    char all[256];
-    int code;
-} fs_file_frame;
-
-static async_status fs_write_read_run(async_task *t) {
-    fs_file_frame *f = (fs_file_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_write_read, const char *path; async_thread_call call; char *data; size_t len;) {
     AWAIT_FILE_WRITE_ALL(t, &f->call, f->path, "Hello, Async World!", 19, 0600);
     ASSERT_EQ(async_thread_call_result(&f->call), 19);
     AWAIT_FILE_READ_ALL(t, &f->call, f->path, &f->data, &f->len);
@@ -42,16 +27,13 @@ static async_status fs_write_read_run(async_task *t) {
     ASSERT_EQ(f->len, 0);
     ASSERT_STR_EQ(f->data, "");
     free(f->data);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(files_write_all_then_read_all, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
-    static fs_file_frame m;
+    static fs_write_read_frame m;
     struct stat st;
-    ASYNC_FRAME_INIT(&m, fs_write_read_run);
-    m.path = test_path("hello.txt");
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_write_read, &m, test_path("hello.txt"))), 0);
     ASSERT_EQ(stat(m.path, &st), 0);
     ASSERT_EQ(st.st_mode & 0177, 0); /* created with 0600 (the umask may only remove bits) */
     async_loop_free(loop);
@@ -59,27 +41,22 @@ TEST_TAGGED(files_write_all_then_read_all, TEST_THREADS) {
 }
 
 /* A read_all of a file bigger than any first guess (a /proc file says size 0) still gets everything. */
-static async_status fs_read_proc_run(async_task *t) {
-    fs_file_frame *f = (fs_file_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_read_proc, async_thread_call call; char *data; size_t len;) {
     AWAIT_FILE_READ_ALL(t, &f->call, "/proc/self/maps", &f->data, &f->len);
     ASSERT(f->len > 0);
     ASSERT_EQ(strlen(f->data), f->len);
     free(f->data);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(files_read_all_of_a_file_of_unknown_size, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
-    static fs_file_frame m;
-    ASYNC_FRAME_INIT(&m, fs_read_proc_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    static fs_read_proc_frame m;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_read_proc, &m)), 0);
     async_loop_free(loop);
 }
 
-static async_status fs_chunks_run(async_task *t) {
-    fs_file_frame *f = (fs_file_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_chunks, const char *path; async_thread_call call; async_file *file; size_t len, n; char buf[64];
+          char all[256]; int code;) {
     AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "w");
     AWAIT_FILE_WRITE(t, &f->call, f->file, "one ", 4);
     AWAIT_FILE_WRITE(t, &f->call, f->file, "two ", 4);
@@ -116,32 +93,19 @@ static async_status fs_chunks_run(async_task *t) {
     ASSERT_EQ(f->n, 10);
     ASSERT(memcmp(f->buf, " two three", 10) == 0);
     AWAIT_FILE_CLOSE(t, &f->call, f->file);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(files_chunked_reads_and_writes, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
-    static fs_file_frame m;
-    ASYNC_FRAME_INIT(&m, fs_chunks_run);
-    m.path = test_path("chunks.txt");
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    static fs_chunks_frame m;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_chunks, &m, test_path("chunks.txt"))), 0);
     async_loop_free(loop);
     test_rmdir();
 }
 
 /* The read's capacity changed while it ran (the arguments are evaluated again at the resume): never more
  * than the smaller capacity reaches the buffer. */
-typedef struct {
-    async_task task;
-    pool_op_frame reader;
-    async_group g;
-    async_file *file;
-    char buf[16];
-} fs_cap_frame;
-
-static async_status fs_cap_run(async_task *t) {
-    fs_cap_frame *f = (fs_cap_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_cap, async_file *file; pool_op_frame reader; async_group g; char buf[16];) {
     pool_op(&f->reader, POOL_READ)->file = f->file;
     f->reader.buf = f->buf;
     f->reader.cap = 8;
@@ -150,16 +114,14 @@ static async_status fs_cap_run(async_task *t) {
     ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 1);
     f->reader.cap = 3;
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(files_read_never_copies_more_than_asked, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
     static fs_cap_frame m;
     const char *path = test_path("cap.txt");
     test_write_file(path, "0123456789");
-    ASYNC_FRAME_INIT(&m, fs_cap_run);
-    m.file = pool_open(loop, path, "r");
+    ASYNC_CALL(fs_cap, &m, pool_open(loop, path, "r"));
     memset(m.buf, 'x', sizeof m.buf);
     ASSERT_EQ(async_run(loop, &m.task), 0);
     ASSERT_EQ(m.reader.code, 0);
@@ -171,26 +133,15 @@ TEST_TAGGED(files_read_never_copies_more_than_asked, TEST_THREADS) {
 }
 
 /* Two reads of one file in flight together, then the older of two open files closed first. */
-typedef struct {
-    async_task task;
-    pool_op_frame r[2];
-    async_group g;
-    async_file *file;
-    char buf[2][4];
-} fs_two_frame;
-
-static async_status fs_two_run(async_task *t) {
-    fs_two_frame *f = (fs_two_frame *)t;
+ASYNC_DEF(fs_two, async_file *file; pool_op_frame r[2]; async_group g; char buf[2][4];) {
     int i;
-    ASYNC_BEGIN(t);
     for (i = 0; i < 2; i++) {
         pool_op(&f->r[i], POOL_READ)->file = f->file;
         f->r[i].buf = f->buf[i];
         f->r[i].cap = 4;
     }
     AWAIT_GATHER(t, &f->g, &f->r[0].task, &f->r[1].task);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(files_two_reads_in_flight_then_close_in_any_order, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
@@ -200,9 +151,7 @@ TEST_TAGGED(files_two_reads_in_flight_then_close_in_any_order, TEST_THREADS) {
     char got[9];
     test_write_file(path, "abcdefgh");
     older = pool_open(loop, path, "r");
-    ASYNC_FRAME_INIT(&m, fs_two_run);
-    m.file = pool_open(loop, path, "r");
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_two, &m, pool_open(loop, path, "r"))), 0);
     ASSERT_EQ(m.r[0].nread + m.r[1].nread, 8); /* one file offset: the reads took turns */
     if (memcmp(m.buf[0], "abcd", 4) == 0) {
         memcpy(got, m.buf[0], 4);
@@ -225,20 +174,8 @@ TEST_TAGGED(files_two_reads_in_flight_then_close_in_any_order, TEST_THREADS) {
 /* One failing file call: which one is `op`; the code it raised goes to f->code. */
 enum { FS_READ_ALL, FS_WRITE_ALL, FS_OPEN_R, FS_OPEN_W, FS_OPEN_BAD, FS_WRITE_CHUNK, FS_NULLS };
 
-typedef struct {
-    async_task task;
-    int op;
-    const char *path, *how;
-    async_thread_call call;
-    async_file *file;
-    char *data;
-    size_t len;
-    int code;
-} fs_fail_frame;
-
-static async_status fs_file_fail_run(async_task *t) {
-    fs_fail_frame *f = (fs_fail_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_file_fail, int op; const char *path, *how; async_thread_call call; async_file *file; char *data;
+          size_t len; int code;) {
     ASYNC_TRY(t) {
         if (f->op == FS_READ_ALL) {
             AWAIT_FILE_READ_ALL(t, &f->call, f->path, &f->data, &f->len);
@@ -265,16 +202,12 @@ static async_status fs_file_fail_run(async_task *t) {
         f->code = async_caught(t)->code;
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static int fs_file_fails(int op, const char *path, const char *how) {
     async_loop *loop = new_hosted_loop();
-    static fs_fail_frame m;
-    ASSERT(ASYNC_FRAME_INIT(&m, fs_file_fail_run));
-    m.op = op;
-    m.path = path;
-    m.how = how;
+    static fs_file_fail_frame m;
+    ASSERT_STR_EQ(async_task_state(ASYNC_CALL(fs_file_fail, &m, op, path, how)), "new"); /* prepared afresh */
     ASSERT_EQ(async_run(loop, &m.task), 0);
     async_loop_free(loop);
     return m.code;
@@ -624,52 +557,21 @@ TEST_TAGGED(files_of_another_loop_is_einval, TEST_THREADS) {
 
 /* A read blocked on a FIFO: cancelled, then the file closed while the read still runs (the close waits
  * for it, and calls on the closing file fail with EBADF), then data arrives and everything ends. */
-typedef struct {
-    async_task task;
-    async_file *file;
-    async_thread_call call;
-    char buf[8];
-    size_t n;
-    int code;
-} fs_reader_frame;
-
-static async_status fs_reader_run(async_task *t) {
-    fs_reader_frame *f = (fs_reader_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_reader, async_file *file; async_thread_call call; char buf[8]; size_t n;) {
     AWAIT_FILE_READ(t, &f->call, f->file, f->buf, sizeof f->buf, &f->n);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    const char *path;
-    async_thread_call call, call2;
-    async_file *file;
-    fs_reader_frame reader;
-    fs_fail_frame closer;
-    async_group g;
-    int wfd, code;
-} fs_fifo_frame;
-
-static async_status fs_closer_run(async_task *t) {
-    fs_fail_frame *f = (fs_fail_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_closer, async_file *file; async_thread_call call;) {
     AWAIT_FILE_CLOSE(t, &f->call, f->file);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_status fs_fifo_run(async_task *t) {
-    fs_fifo_frame *f = (fs_fifo_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_fifo, const char *path; int wfd; async_thread_call call, call2; async_file *file; fs_reader_frame reader;
+          fs_closer_frame closer; async_group g; int code;) {
     AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r+"); /* O_RDWR: a FIFO opens without a writer */
-    ASYNC_FRAME_INIT(&f->reader, fs_reader_run);
-    f->reader.file = f->file;
-    ASYNC_SPAWN(t, &f->g, &f->reader.task);
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(fs_reader, &f->reader, f->file));
     while (async_loop_jobs(async_task_loop(t)) == 0) AWAIT_YIELD(t);
     async_cancel(&f->reader.task); /* its read is blocked in a pool thread */
-    ASYNC_FRAME_INIT(&f->closer, fs_closer_run);
-    f->closer.file = f->file;
-    ASYNC_SPAWN(t, &f->g, &f->closer.task);
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(fs_closer, &f->closer, f->file));
     AWAIT_YIELD(t);
     AWAIT_YIELD(t); /* the closer has started its close, parked behind the read */
     ASSERT(!async_task_done(&f->closer.task));
@@ -686,17 +588,14 @@ static async_status fs_fifo_run(async_task *t) {
     ASSERT(async_task_cancelled(&f->reader.task));
     ASSERT_EQ(async_task_code(&f->closer.task), 0);
     ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 0);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(files_close_waits_for_a_cancelled_read, TEST_THREADS | TEST_WAITS) {
     async_loop *loop = new_hosted_loop();
     static fs_fifo_frame m;
     const char *fifo = test_path("fifo");
     ASSERT_EQ(mkfifo(fifo, 0600), 0);
-    ASYNC_FRAME_INIT(&m, fs_fifo_run);
-    m.path = fifo;
-    m.wfd = open(fifo, O_RDWR | O_NONBLOCK);
+    ASYNC_CALL(fs_fifo, &m, fifo, open(fifo, O_RDWR | O_NONBLOCK));
     ASSERT(m.wfd >= 0);
     ASSERT_EQ(async_run(loop, &m.task), 0);
     close(m.wfd);
@@ -705,13 +604,6 @@ TEST_TAGGED(files_close_waits_for_a_cancelled_read, TEST_THREADS | TEST_WAITS) {
 }
 
 /* A read_all cancelled while it blocks in open() on a FIFO: its buffer is freed when it comes back. */
-typedef struct {
-    async_task task;
-    const char *path;
-    fs_fail_frame reader;
-    async_group g;
-} fs_fifo_all_frame;
-
 static void *fs_feed_fifo(void *arg) {
     int fd = open((const char *)arg, O_WRONLY); /* blocks until the reader has opened */
     if (fd >= 0) {
@@ -721,19 +613,13 @@ static void *fs_feed_fifo(void *arg) {
     return NULL;
 }
 
-static async_status fs_fifo_all_run(async_task *t) {
-    fs_fifo_all_frame *f = (fs_fifo_all_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_FRAME_INIT(&f->reader, fs_file_fail_run);
-    f->reader.op = FS_READ_ALL;
-    f->reader.path = f->path;
-    ASYNC_SPAWN(t, &f->g, &f->reader.task);
+ASYNC_DEF(fs_fifo_all, const char *path; fs_file_fail_frame reader; async_group g;) {
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(fs_file_fail, &f->reader, FS_READ_ALL, f->path));
     while (async_loop_jobs(async_task_loop(t)) == 0) AWAIT_YIELD(t);
     async_cancel(&f->reader.task);
     AWAIT_GROUP(t, &f->g);
     ASSERT_EQ(f->reader.code, ASYNC_ECANCELED);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(files_cancelled_read_all_frees_its_buffer, TEST_THREADS | TEST_WAITS) {
     async_loop *loop = new_hosted_loop();
@@ -741,9 +627,7 @@ TEST_TAGGED(files_cancelled_read_all_frees_its_buffer, TEST_THREADS | TEST_WAITS
     pthread_t feeder;
     const char *fifo = test_path("fifo2");
     ASSERT_EQ(mkfifo(fifo, 0600), 0);
-    ASYNC_FRAME_INIT(&m, fs_fifo_all_run);
-    m.path = fifo;
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_fifo_all, &m, fifo)), 0);
     ASSERT_EQ(pthread_create(&feeder, NULL, fs_feed_fifo, (void *)fifo), 0);
     async_loop_free(loop); /* waits for the read_all; its buffer goes (ASan and valgrind check) */
     pthread_join(feeder, NULL);
@@ -751,21 +635,17 @@ TEST_TAGGED(files_cancelled_read_all_frees_its_buffer, TEST_THREADS | TEST_WAITS
 }
 
 /* Files left open are closed when the loop is freed. */
-static async_status fs_leave_open_run(async_task *t) {
-    fs_file_frame *f = (fs_file_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fs_leave_open, const char *path; async_thread_call call; async_file *file;) {
     AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "w");
     AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(files_loop_free_closes_files_left_open, TEST_THREADS) {
-    static fs_file_frame m;
+    static fs_leave_open_frame m;
     async_loop *loop = new_hosted_loop();
     int before;
-    ASYNC_FRAME_INIT(&m, fs_leave_open_run);
-    m.path = test_path("open.txt");
-    ASSERT_EQ(async_run(loop, &m.task), 0); /* makes the loop's pool and its eventfd */
+    /* makes the loop's pool and its eventfd */
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_leave_open, &m, test_path("open.txt"))), 0);
     before = test_count_fds();
     async_loop_free(loop);
     ASSERT(test_count_fds() <= before - 2);

@@ -36,15 +36,7 @@ static void fw_drain(async_loop *loop) {
 
 /* ---- a task that awaits a signal and logs what it got ---- */
 
-typedef struct {
-    async_task task;
-    const char *name;
-    async_signal *sig;
-} fw_waiter_frame;
-
-static async_status fw_waiter_run(async_task *t) {
-    fw_waiter_frame *f = (fw_waiter_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fw_waiter, const char *name; async_signal *sig;) {
     ASYNC_TRY(t) {
         AWAIT_FUTURE(t, &f->sig->future);
         fw_logf("%s=%ld ", f->name, (long)async_future_value(&f->sig->future));
@@ -52,16 +44,7 @@ static async_status fw_waiter_run(async_task *t) {
         fw_logf("%s!%d ", f->name, async_caught(t)->code);
         ASYNC_RERAISE(t);
     } ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static async_task *fw_waiter(fw_waiter_frame *f, const char *name, async_signal *sig) {
-    if (ASYNC_FRAME_INIT(f, fw_waiter_run)) {
-        f->name = name;
-        f->sig = sig;
-    }
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 static const async_error fw_fault = {ASYNC_EUSER + 1, "sensor fault"};
 
@@ -73,8 +56,8 @@ TEST(firmware_signal_raise_wakes_every_waiter_on_the_next_poll) {
     static fw_waiter_frame a, b;
     ASSERT_EQ(async_signal_init(&sig, loop), 0);
     ASSERT(async_loop_has_signals(loop));
-    ASSERT_EQ(async_spawn(loop, fw_waiter(&a, "a", &sig)), 0);
-    ASSERT_EQ(async_spawn(loop, fw_waiter(&b, "b", &sig)), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig)), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(fw_waiter, &b, "b", &sig)), 0);
     ASSERT_EQ(async_poll(loop), -1); /* both wait; nothing else is scheduled */
     ASSERT(!async_loop_signalled(loop));
 
@@ -98,7 +81,7 @@ TEST(firmware_signal_raises_before_a_poll_coalesce_to_the_latest) {
     static async_signal sig;
     static fw_waiter_frame a;
     ASSERT_EQ(async_signal_init(&sig, loop), 0);
-    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop);
     ASSERT_EQ(async_signal_raise(&sig, 1), 0);
     ASSERT_EQ(async_signal_raise(&sig, 2), 0);
@@ -128,12 +111,12 @@ TEST(firmware_signal_raise_waits_for_reset_while_the_future_holds_an_outcome) {
     ASSERT_EQ(async_signal_reset(&sig), 0);
     ASSERT(!async_future_done(&sig.future));
     ASSERT(async_loop_signalled(loop)); /* the kept raise is due */
-    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop); /* delivered before a's first step: a finds it at once */
     ASSERT_STR_EQ(fw_log, "a=2 ");
 
     ASSERT_EQ(async_signal_reset(&sig), 0);
-    async_spawn(loop, fw_waiter(&b, "b", &sig));
+    async_spawn(loop, ASYNC_CALL(fw_waiter, &b, "b", &sig));
     async_poll(loop);
     ASSERT_EQ(async_signal_reset(&sig), ASYNC_EBUSY); /* b awaits it: pending, nothing to re-arm */
     async_signal_raise(&sig, 3);
@@ -146,7 +129,7 @@ TEST(firmware_signal_error_is_raised_at_the_await) {
     static async_signal sig;
     static fw_waiter_frame a;
     ASSERT_EQ(async_signal_init(&sig, loop), 0);
-    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop);
     ASSERT_EQ(async_signal_raise_error(&sig, NULL), ASYNC_EINVAL);
     ASSERT(!async_loop_signalled(loop));
@@ -169,7 +152,7 @@ TEST(firmware_signal_cancelled_waiter_is_released_and_the_signal_stays_usable) {
     static async_signal sig;
     static fw_waiter_frame a;
     ASSERT_EQ(async_signal_init(&sig, loop), 0);
-    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop);
     ASSERT(async_cancel(&a.task));
     async_poll(loop);
@@ -182,36 +165,22 @@ TEST(firmware_signal_cancelled_waiter_is_released_and_the_signal_stays_usable) {
     ASSERT_EQ(async_signal_close(&sig), 0);
 }
 
-typedef struct {
-    async_task task;
-    fw_waiter_frame waiter;
-    async_timeout timeout;
-    async_signal *sig;
-    async_loop *loop;
-    async_ms at;
-} fw_wait_for_frame;
-
-static async_status fw_wait_for_run(async_task *t) {
-    fw_wait_for_frame *f = (fw_wait_for_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fw_wait_for, async_signal *sig; async_loop *loop; fw_waiter_frame waiter; async_timeout timeout;
+          async_ms at;) {
     ASYNC_TRY(t) {
-        AWAIT_TIMEOUT(t, &f->timeout, 50, fw_waiter(&f->waiter, "w", f->sig));
+        AWAIT_TIMEOUT(t, &f->timeout, 50, ASYNC_CALL(fw_waiter, &f->waiter, "w", f->sig));
     } ASYNC_CATCH(t) {
         fw_logf("main!%d ", async_caught(t)->code);
         f->at = async_loop_now(f->loop);
     } ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(firmware_signal_wait_for_times_out_under_the_virtual_clock) {
     async_loop *loop = fw_loop();
     static async_signal sig;
     static fw_wait_for_frame m;
     ASSERT_EQ(async_signal_init(&sig, loop), 0);
-    ASYNC_FRAME_INIT(&m, fw_wait_for_run);
-    m.sig = &sig;
-    m.loop = loop;
-    async_spawn(loop, &m.task);
+    async_spawn(loop, ASYNC_CALL(fw_wait_for, &m, &sig, loop));
     fw_drain(loop);
     ASSERT_STR_EQ(fw_log, "w!-125 main!-110 ");
     ASSERT_EQ(m.at, 50);
@@ -247,7 +216,7 @@ TEST(firmware_signal_misuse_returns_codes) {
     ASSERT_EQ(async_signal_init(&sig, &other), ASYNC_EBUSY);
     ASSERT(!async_loop_has_signals(&other));
 
-    async_spawn(loop, fw_waiter(&a, "a", &sig));
+    async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop);
     ASSERT_EQ(async_signal_close(&sig), ASYNC_EBUSY); /* a task awaits it: it stays registered */
     ASSERT_EQ(async_signal_raise(&sig, 4), 0);
@@ -295,28 +264,18 @@ TEST(firmware_signal_close_unlinks_it_and_drops_its_undelivered_raise) {
 }
 
 /* raises its own signal in the middle of a pass, as an interrupt during the pass would, then awaits it */
-typedef struct {
-    async_task task;
-    async_signal *sig;
-} fw_self_frame;
-
-static async_status fw_self_run(async_task *t) {
-    fw_self_frame *f = (fw_self_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fw_self, async_signal *sig;) {
     async_signal_raise(f->sig, 77);
     AWAIT_FUTURE(t, &f->sig->future);
     ASYNC_RETURN(t, async_future_value(&f->sig->future));
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(firmware_signal_raised_during_a_pass_is_delivered_on_the_next) {
     async_loop *loop = fw_loop();
     static async_signal sig;
     static fw_self_frame f;
     ASSERT_EQ(async_signal_init(&sig, loop), 0);
-    ASYNC_FRAME_INIT(&f, fw_self_run);
-    f.sig = &sig;
-    async_spawn(loop, &f.task);
+    async_spawn(loop, ASYNC_CALL(fw_self, &f, &sig));
     ASSERT_EQ(async_poll(loop), 0); /* nothing ready or timed, but a raise is due: come back at once */
     ASSERT(async_loop_signalled(loop));
     ASSERT(!async_task_done(&f.task));
@@ -325,9 +284,7 @@ TEST(firmware_signal_raised_during_a_pass_is_delivered_on_the_next) {
 
     /* async_run on the virtual clock takes the 0 as "go on", not as a deadlock */
     ASSERT_EQ(async_signal_reset(&sig), 0);
-    ASYNC_FRAME_INIT(&f, fw_self_run);
-    f.sig = &sig;
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fw_self, &f, &sig)), 0);
     ASSERT_EQ(async_task_value(&f.task), 77);
 }
 
@@ -357,36 +314,26 @@ static bool fw_board_wait(async_loop *loop, int32_t ms) {
     return true;
 }
 
-typedef struct {
-    async_task task;
-    async_future never;
-} fw_board_main_frame;
-
-static async_status fw_board_main_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fw_board_main) {
     AWAIT_SLEEP(t, 100);
     AWAIT_FUTURE(t, &fw_irq.future);
     ASYNC_RETURN(t, async_future_value(&fw_irq.future));
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_status fw_board_stuck_run(async_task *t) {
-    fw_board_main_frame *f = (fw_board_main_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fw_board_stuck, async_future never;) {
     AWAIT_FUTURE(t, &f->never);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(firmware_async_run_sleeps_in_the_boards_wait_until_an_interrupt) {
     async_loop *loop = fw_loop();
     static fw_board_main_frame m;
+    static fw_board_stuck_frame s;
     fw_board_ms = 1000;
     fw_sleeps = 0;
     async_loop_set_clock(loop, fw_board_clock);
     async_loop_set_wait(loop, fw_board_wait);
     ASSERT_EQ(async_signal_init(&fw_irq, loop), 0);
-    ASYNC_FRAME_INIT(&m, fw_board_main_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fw_board_main, &m)), 0);
     ASSERT_EQ(async_task_value(&m.task), 1107); /* slept 100 ms, then until the interrupt 7 ms later */
     ASSERT_EQ(async_loop_now(loop), 1107);
     ASSERT_EQ(fw_sleeps, 2);
@@ -394,9 +341,8 @@ TEST(firmware_async_run_sleeps_in_the_boards_wait_until_an_interrupt) {
     /* with no signal registered, a wait with no timer cannot end: the board's wait says so, and
      * async_run ends main with ASYNC_EDEADLK instead of sleeping for ever */
     ASSERT_EQ(async_signal_close(&fw_irq), 0);
-    ASYNC_FRAME_INIT(&m, fw_board_stuck_run);
-    ASSERT_EQ(async_run(loop, &m.task), ASYNC_EDEADLK);
-    ASSERT(async_task_cancelled(&m.task));
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fw_board_stuck, &s)), ASYNC_EDEADLK);
+    ASSERT(async_task_cancelled(&s.task));
 }
 
 /* ---- raised for real from a POSIX signal handler, which interrupts the loop as an ISR would ---- */
@@ -413,15 +359,7 @@ static void fw_on_alarm(int signo) {
     }
 }
 
-typedef struct {
-    async_task task;
-    intptr_t last;
-    int deliveries, out_of_order;
-} fw_consumer_frame;
-
-static async_status fw_consumer_run(async_task *t) {
-    fw_consumer_frame *f = (fw_consumer_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(fw_consumer, intptr_t last; int deliveries, out_of_order;) {
     while (f->last < FW_RAISES) {
         AWAIT_FUTURE(t, &fw_alarm.future);
         if (async_future_value(&fw_alarm.future) <= f->last) f->out_of_order++;
@@ -429,8 +367,7 @@ static async_status fw_consumer_run(async_task *t) {
         f->deliveries++;
         async_signal_reset(&fw_alarm);
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale) {
     async_loop *loop = fw_loop();
@@ -439,8 +376,7 @@ TEST(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale) 
     struct itimerval every = {{0, 200}, {0, 200}}, off = {{0, 0}, {0, 0}};
     sigset_t alrm, old_mask;
     ASSERT_EQ(async_signal_init(&fw_alarm, loop), 0);
-    ASYNC_FRAME_INIT(&c, fw_consumer_run);
-    async_spawn(loop, &c.task);
+    async_spawn(loop, ASYNC_CALL(fw_consumer, &c));
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = fw_on_alarm;
     sigemptyset(&sa.sa_mask);
@@ -467,22 +403,14 @@ TEST(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale) 
 
 /* ---- static frame pools ---- */
 
-typedef struct {
-    async_task task;
-    int n;
-    char odd[13]; /* a frame size that is not a multiple of 8 */
-} fw_job_frame;
-
-ASYNC_FRAME_POOL(fw_jobs, fw_job_frame, 40); /* more than one bitmap word */
-
-static async_status fw_job_run(async_task *t) {
-    fw_job_frame *f = (fw_job_frame *)t;
-    ASYNC_BEGIN(t);
+/* odd: a frame size that is not a multiple of 8 */
+ASYNC_DEF(fw_job, int n; char odd[13];) {
     AWAIT_SLEEP(t, 10);
     if (f->n < 0) ASYNC_THROW(t, ASYNC_EUSER + 5, "job failed");
     ASYNC_RETURN(t, f->n);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
+
+ASYNC_FRAME_POOL(fw_jobs, fw_job_frame, 40); /* more than one bitmap word */
 
 TEST(firmware_frame_pool_hands_out_zeroed_frames_until_it_is_empty) {
     static fw_job_frame *got[40];
@@ -556,16 +484,8 @@ TEST(firmware_frame_pool_keeps_frames_of_running_tasks_and_of_unread_errors) {
 
 /* a dispatcher that starts a job per request from a pool of its own (defined in the function), and
  * reports ASYNC_ENOMEM when the pool is out */
-typedef struct {
-    async_task task;
-    async_group jobs;
-    int i, started, refused;
-} fw_dispatch_frame;
-
-static async_status fw_dispatch_run(async_task *t) {
-    fw_dispatch_frame *f = (fw_dispatch_frame *)t;
+ASYNC_DEF(fw_dispatch, async_group jobs; int i, started, refused;) {
     ASYNC_FRAME_POOL(pool, fw_job_frame, 3);
-    ASYNC_BEGIN(t);
     for (f->i = 0; f->i < 5; f->i++) {
         fw_job_frame *job = async_frame_pool_get(&pool);
         if (!job) {
@@ -573,21 +493,17 @@ static async_status fw_dispatch_run(async_task *t) {
             f->refused++;
             continue;
         }
-        ASYNC_FRAME_INIT(job, fw_job_run);
-        job->n = f->i;
-        ASYNC_SPAWN(t, &f->jobs, &job->task);
+        ASYNC_SPAWN(t, &f->jobs, ASYNC_CALL(fw_job, job, f->i));
         f->started++;
     }
     AWAIT_GROUP(t, &f->jobs);
     fw_logf("free %u", (unsigned)async_frame_pool_available(&pool));
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(firmware_frame_pool_in_a_function_runs_out_with_a_clear_code) {
     async_loop *loop = fw_loop();
     static fw_dispatch_frame d;
-    ASYNC_FRAME_INIT(&d, fw_dispatch_run);
-    async_spawn(loop, &d.task);
+    async_spawn(loop, ASYNC_CALL(fw_dispatch, &d));
     fw_drain(loop);
     ASSERT_EQ(async_task_code(&d.task), 0);
     ASSERT_EQ(d.started, 3);

@@ -7,16 +7,9 @@
 
 /* ---- a producer of 0..n-1, 10 ms apart, that answers a thrown-in error with a value ---- */
 
-typedef struct {
-    async_task task;
-    int i, n, fail_at;
-} range_frame;
-
 static const async_error range_error = {ASYNC_EUSER + 9, "producer failed"};
 
-static async_status range_run(async_task *t) {
-    range_frame *f = (range_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(range, int n; int fail_at; int i;) {
     ASYNC_TRY(t) {
         for (f->i = 0; f->i < f->n; f->i++) {
             AWAIT_SLEEP(t, 10);
@@ -36,34 +29,13 @@ static async_status range_run(async_task *t) {
         LOG("cleanup@%u ", NOW());
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static async_task *async_range(range_frame *f, int n, int fail_at) {
-    if (ASYNC_FRAME_INIT(f, range_run)) {
-        f->n = n;
-        f->fail_at = fail_at;
-    }
-    return &f->task;
-}
-
-typedef struct {
-    async_task task;
-    range_frame range;
-    async_gen gen;
-    intptr_t value;
-    int stop_at;
-    int throw_at;
-    int fail_at;
-    int close;
-} consumer_frame;
+} ASYNC_END_DEF
 
 static const async_error thrown_in = {ASYNC_EUSER + 3, "consumer's error"};
 
-static async_status consumer_run(async_task *t) {
-    consumer_frame *f = (consumer_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_FOR(t, &f->gen, async_range(&f->range, 4, f->fail_at), &f->value) {
+ASYNC_DEF(consumer, int stop_at; int throw_at; int fail_at; int close; range_frame range; async_gen gen;
+          intptr_t value;) {
+    AWAIT_FOR(t, &f->gen, ASYNC_CALL(range, &f->range, 4, f->fail_at), &f->value) {
         LOG("v%d@%u ", (int)f->value, NOW());
         if (f->value == f->stop_at) break;
         if (f->value == f->throw_at) {
@@ -75,12 +47,11 @@ static async_status consumer_run(async_task *t) {
     if (f->close) AWAIT_GEN_CLOSE(t, &f->gen);
     AWAIT_SLEEP(t, 1000);
     LOG("end@%u ", NOW());
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
+/* A consumer that stops, throws and fails at no value (-1) until the test sets one. */
 static consumer_frame *consumer(consumer_frame *f) {
-    ASYNC_FRAME_INIT(f, consumer_run);
-    f->stop_at = f->throw_at = f->fail_at = -1;
+    ASYNC_CALL(consumer, f, -1, -1, -1);
     return f;
 }
 
@@ -136,17 +107,14 @@ TEST(generators_cancelling_the_consumer_cancels_the_producer) {
     ASSERT(async_task_cancelled(&f.range.task));
 }
 
-static async_status stray_yield_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(stray_yield) {
     AWAIT_YIELD_VALUE(t, 1);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(generators_yield_value_outside_a_generator_is_einval) {
     async_loop *loop = new_loop();
-    static async_task t;
-    async_task_init(&t, stray_yield_run);
-    ASSERT_EQ(async_run(loop, &t), ASYNC_EINVAL);
+    static stray_yield_frame y;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(stray_yield, &y)), ASYNC_EINVAL);
 }
 
 /* A gather child that tries to yield: it is not a generator's producer. */

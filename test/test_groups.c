@@ -8,18 +8,8 @@
 
 /* ---- gather ---- */
 
-typedef struct {
-    async_task task;
-    worker_frame a, b, c;
-    async_group all;
-    int settled;
-    int code;
-    int return_early; /* return as soon as gather raised (children still run) */
-} gather_frame;
-
-static async_status gather_run(async_task *t) {
-    gather_frame *f = (gather_frame *)t;
-    ASYNC_BEGIN(t);
+/* return_early: return as soon as gather raised (children still run). */
+ASYNC_DEF(gather, worker_frame a, b, c; async_group all; int settled; int code; int return_early;) {
     ASYNC_TRY(t) {
         if (f->settled)
             AWAIT_GATHER_SETTLED(t, &f->all, &f->a.task, &f->b.task, &f->c.task);
@@ -35,12 +25,11 @@ static async_status gather_run(async_task *t) {
     ASYNC_END_TRY(t);
     AWAIT_SLEEP(t, 1000); /* the other children keep running meanwhile */
     LOG("main-end ");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static gather_frame *setup_gather(int fail_b) {
     static gather_frame f;
-    ASYNC_FRAME_INIT(&f, gather_run);
+    ASYNC_CALL(gather, &f);
     worker(&f.a, "a", 300, 1);
     worker(&f.b, "b", 200, 2);
     worker(&f.c, "c", 100, 3);
@@ -106,7 +95,7 @@ TEST(groups_cancelling_a_task_awaiting_gather_cancels_the_children) {
 TEST(groups_gather_misuse_null_or_running_child_raises_and_leaves_nothing_running) {
     async_loop *loop = new_loop();
     static gather_frame f;
-    ASYNC_FRAME_INIT(&f, gather_run);
+    ASYNC_CALL(gather, &f);
     worker(&f.a, "a", 300, 1);
     worker(&f.c, "c", 100, 3);
     async_spawn(loop, &f.c.task); /* already running elsewhere */
@@ -119,45 +108,23 @@ TEST(groups_gather_misuse_null_or_running_child_raises_and_leaves_nothing_runnin
 }
 
 /* gather over an array of frames */
-typedef struct {
-    async_task task;
-    worker_frame w[50];
-    async_group all;
-    long sum;
-    int i;
-} many_frame;
-
-static async_status many_run(async_task *t) {
-    many_frame *f = (many_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(many, worker_frame w[50]; async_group all; long sum; int i;) {
     for (f->i = 0; f->i < 50; f->i++) worker(&f->w[f->i], "", f->i % 7, f->i);
     AWAIT_GATHER_ARRAY(t, &f->all, &f->w[0].task, 50, sizeof f->w[0]);
     for (f->i = 0; f->i < 50; f->i++) f->sum += (long)async_task_value(&f->w[f->i].task);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(groups_gather_array_over_frames) {
     async_loop *loop = new_loop();
     static many_frame f;
-    ASYNC_FRAME_INIT(&f, many_run);
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(many, &f)), 0);
     ASSERT_EQ(f.sum, 49 * 50 / 2);
     ASSERT_EQ(async_loop_now(loop), 6);
 }
 
 /* ---- task groups ---- */
 
-typedef struct {
-    async_task task;
-    worker_frame a, b, c;
-    async_group tg;
-    int code;
-    int skip_join;
-} tg_frame;
-
-static async_status tg_run(async_task *t) {
-    tg_frame *f = (tg_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(tg, worker_frame a, b, c; async_group tg; int code; int skip_join;) {
     ASYNC_TRY(t) {
         ASYNC_SPAWN(t, &f->tg, &f->a.task);
         ASYNC_SPAWN(t, &f->tg, &f->b.task);
@@ -174,12 +141,11 @@ static async_status tg_run(async_task *t) {
         LOG("tg!%d ", f->code);
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static tg_frame *setup_tg(int fail_c) {
     static tg_frame f;
-    ASYNC_FRAME_INIT(&f, tg_run);
+    ASYNC_CALL(tg, &f);
     worker(&f.a, "a", 300, 1);
     worker(&f.b, "b", 200, 2);
     worker(&f.c, "c", 100, 3);
@@ -339,17 +305,7 @@ TEST(groups_group_argument_that_became_null_while_waiting_is_einval) {
 
 /* ---- timeout and shield ---- */
 
-typedef struct {
-    async_task task;
-    worker_frame work;
-    async_timeout tmo;
-    int limit;
-    int code;
-} to_frame;
-
-static async_status to_run(async_task *t) {
-    to_frame *f = (to_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(to, int limit; worker_frame work; async_timeout tmo; int code;) {
     ASYNC_TRY(t) {
         AWAIT_TIMEOUT(t, &f->tmo, f->limit, &f->work.task);
         LOG("in-time=%ld ", (long)async_task_value(&f->work.task));
@@ -359,14 +315,12 @@ static async_status to_run(async_task *t) {
         LOG("timeout!%d ", f->code);
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static int run_timeout(int work_ms, int limit, int swallow) {
     async_loop *loop = new_loop();
     static to_frame f;
-    ASYNC_FRAME_INIT(&f, to_run);
-    f.limit = limit;
+    ASYNC_CALL(to, &f, limit);
     worker(&f.work, "w", work_ms, 4);
     f.work.swallow_cancel = swallow;
     ASSERT_EQ(async_run(loop, &f.task), 0);
@@ -415,16 +369,7 @@ TEST(groups_wait_for_whose_deadline_cannot_be_set_is_enomem_not_unbounded) {
     ASSERT_EQ(loop_allocs, 0);
 }
 
-typedef struct {
-    async_task task;
-    worker_frame work;
-    async_group shield;
-    int code;
-} sh_frame;
-
-static async_status sh_run(async_task *t) {
-    sh_frame *f = (sh_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(sh, worker_frame work; async_group shield; int code;) {
     ASYNC_TRY(t) {
         AWAIT_SHIELD(t, &f->shield, worker(&f->work, "w", 500, 6));
         LOG("shielded=%ld ", (long)async_task_value(&f->work.task));
@@ -435,15 +380,13 @@ static async_status sh_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     LOG("outer-end ");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(groups_shield_keeps_the_child_running_when_the_awaiter_is_cancelled) {
     async_loop *loop = new_loop();
     static sh_frame f;
     static awaiter_frame watch;
-    ASYNC_FRAME_INIT(&f, sh_run);
-    async_spawn(loop, &f.task);
+    async_spawn(loop, ASYNC_CALL(sh, &f));
     async_spawn(loop, awaiter(&watch, "watch", &f.task));
     async_poll(loop);
     async_poll(loop);

@@ -43,16 +43,6 @@ typedef struct {
     size_t log_len;
 } hc_peer;
 
-typedef struct {
-    async_task task;
-    async_stream *s;
-    hc_peer *p;
-    const char *line;
-    size_t len, n;
-    const hc_step *step;
-    char junk[4096];
-} hc_pconn;
-
 static const hc_step hc_step_missing = {"HTTP/1.1 599 Script Ended\r\nContent-Length: 0\r\n\r\n", HC_CLOSE, 0, NULL};
 
 /* The step for a request to p->target: the first unused one for this path or for any. */
@@ -77,9 +67,9 @@ static void hc_log(hc_peer *p, const char *s, size_t n) {
     p->log[p->log_len] = '\0';
 }
 
-static async_status hc_pconn_run(async_task *t) {
-    hc_pconn *f = (hc_pconn *)t;
-    ASYNC_BEGIN(t);
+/* A connection of the peer: answers each request with the next step of the script. */
+ASYNC_DEF(hc_pconn, async_stream *s; hc_peer *p; const char *line; size_t len, n; const hc_step *step;
+          char junk[4096];) {
     for (;;) {
         async_stream_set_idle(f->s, true);
         AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 8192, 5000);
@@ -116,15 +106,10 @@ static async_status hc_pconn_run(async_task *t) {
             break;
         }
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static async_task *hc_pconn_new(void *frame, async_stream *s, void *arg) {
-    hc_pconn *f = (hc_pconn *)frame;
-    async_task_init(&f->task, hc_pconn_run);
-    f->s = s;
-    f->p = (hc_peer *)arg;
-    return &f->task;
+    return ASYNC_CALL(hc_pconn, (hc_pconn_frame *)frame, s, (hc_peer *)arg);
 }
 
 /* Listens on host (port picked), with the script; 0 or the listen error. */
@@ -133,7 +118,7 @@ static int hc_peer_listen(hc_peer *p, const char *host, const hc_step *script, s
     ASSERT(nsteps <= sizeof p->used);
     p->script = script;
     p->nsteps = nsteps;
-    return async_server_listen(&p->srv, host, 0, 0, sizeof(hc_pconn), hc_pconn_new, p);
+    return async_server_listen(&p->srv, host, 0, 0, sizeof(hc_pconn_frame), hc_pconn_new, p);
 }
 
 /* ---- the client scenarios' main ---- */
@@ -922,24 +907,10 @@ static const char hc_py_server[] =
     "print('Serving on 127.0.0.1:%d' % s.server_address[1], flush=True)\n"
     "s.serve_forever()\n";
 
-typedef struct {
-    async_task task;
-    async_http_client c;
-    char url[128];
-    int port;
-    int step;
-    char first[128];
-    int fd;
-} hc_client_frame;
+struct hc_client_frame;
+static const char *hc_url(struct hc_client_frame *f, const char *path);
 
-static const char *hc_url(hc_client_frame *f, const char *path) {
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d%s", f->port, path);
-    return f->url;
-}
-
-static async_status hc_client_run(async_task *t) {
-    hc_client_frame *f = (hc_client_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(hc_client, int port; async_http_client c; char url[128]; int step; char first[128]; int fd;) {
     AWAIT(t, async_http_client_get(&f->c, hc_url(f, "/json"), 2000));
     ASSERT_EQ(async_http_client_status(&f->c), 200);
     ASSERT_STR_EQ(async_http_client_header(&f->c, "content-type"), "application/json");
@@ -986,7 +957,11 @@ static async_status hc_client_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     async_http_client_close(&f->c);
-    ASYNC_END(t);
+} ASYNC_END_DEF
+
+static const char *hc_url(hc_client_frame *f, const char *path) {
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d%s", f->port, path);
+    return f->url;
 }
 
 TEST(http_client_against_python_keep_alive_chunked_redirect_timeout) {
@@ -996,10 +971,8 @@ TEST(http_client_against_python_keep_alive_chunked_redirect_timeout) {
     test_need("python3");
     setenv("HC_PY", hc_py_server, 1); /* the test's own environment: it runs in a process of its own */
     test_server_start(&srv, "exec python3 -c \"$HC_PY\"");
-    ASYNC_FRAME_INIT(&f, hc_client_run);
-    f.port = srv.port;
     loop = async_loop_new(0);
-    ASSERT_EQ(async_run(loop, &f.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(hc_client, &f, srv.port)), 0);
     async_loop_free(loop);
     ASSERT_EQ(f.step, 4);
     test_server_stop(&srv);

@@ -42,20 +42,9 @@ static pid_t http_spawn(const char *const argv[], int *fd) {
 }
 
 /* A peer process run as a coroutine: its whole output is collected, then its exit status. */
-typedef struct {
-    async_task task;
-    async_stream out;
-    const char *const *argv;
-    pid_t pid;
-    char buf[65536];
-    size_t len, n;
-    int status;
-} http_peer_frame;
-
-static async_status http_peer_run(async_task *t) {
-    http_peer_frame *f = (http_peer_frame *)t;
+ASYNC_DEF(http_peer, const char *const *argv; async_stream out; pid_t pid; char buf[65536]; size_t len, n;
+          int status;) {
     int fd;
-    ASYNC_BEGIN(t);
     f->pid = http_spawn(f->argv, &fd);
     ASSERT_EQ(async_stream_open(&f->out, fd), 0);
     ASYNC_TRY(t) {
@@ -71,14 +60,7 @@ static async_status http_peer_run(async_task *t) {
         waitpid(f->pid, &f->status, 0);
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static async_task *http_peer(http_peer_frame *f, const char *const *argv) {
-    ASYNC_FRAME_INIT(f, http_peer_run);
-    f->argv = argv;
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 /* ---- a server that echoes what it got, or serves a large body, and one client scenario against it ---- */
 
@@ -176,7 +158,7 @@ static async_task *http_curl_client(http_main_frame *m) {
     m->argv[5] = http_url_a;
     m->argv[6] = http_url_b;
     m->argv[7] = NULL;
-    return http_peer(&m->peer, m->argv);
+    return ASYNC_CALL(http_peer, &m->peer, m->argv);
 }
 
 TEST(http_server_answers_curl_with_keep_alive) {
@@ -211,7 +193,7 @@ static async_task *http_python_client(http_main_frame *m) {
     m->argv[2] = http_py_script;
     m->argv[3] = http_port_arg;
     m->argv[4] = NULL;
-    return http_peer(&m->peer, m->argv);
+    return ASYNC_CALL(http_peer, &m->peer, m->argv);
 }
 
 TEST(http_server_answers_python_http_client) {
@@ -320,20 +302,8 @@ TEST(http_server_rejects_malformed_and_oversized_and_pipelines) {
 
 /* ---- slow, vanishing and many clients; graceful shutdown ---- */
 
-typedef struct {
-    async_task task;
-    async_stream s;
-    int port;
-    const char *req;
-    size_t i;
-    int32_t gap_ms;
-    char got[256];
-    size_t len, n;
-} http_slow_frame;
-
-static async_status http_slow_run(async_task *t) {
-    http_slow_frame *f = (http_slow_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(http_slow, int port; const char *req; int32_t gap_ms; async_stream s; size_t i; char got[256];
+          size_t len, n;) {
     AWAIT_STREAM_CONNECT(t, &f->s, "127.0.0.1", f->port, 1000);
     ASYNC_TRY(t) {
         for (f->i = 0; f->req[f->i]; f->i++) { /* one byte at a time, until the server gives up */
@@ -351,21 +321,9 @@ static async_status http_slow_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     async_stream_close(&f->s);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    async_http_client c;
-    char url[160];
-    int count, i;
-    async_ms worst;
-    async_ms t0;
-} http_fast_frame;
-
-static async_status http_fast_run(async_task *t) {
-    http_fast_frame *f = (http_fast_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(http_fast, int count; char url[160]; async_http_client c; int i; async_ms worst; async_ms t0;) {
     for (f->i = 0; f->i < f->count; f->i++) {
         f->t0 = async_loop_now(async_task_loop(t));
         AWAIT(t, async_http_client_get(&f->c, f->url, 1000));
@@ -374,8 +332,7 @@ static async_status http_fast_run(async_task *t) {
         AWAIT_SLEEP(t, 50);
     }
     async_http_client_close(&f->c);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 typedef struct {
     async_task task;
@@ -388,13 +345,9 @@ static http_slow_main http_slow_m;
 
 static async_task *http_slow_client(http_main_frame *m) {
     http_slow_main *f = &http_slow_m;
-    ASYNC_FRAME_INIT(&f->slow, http_slow_run);
-    f->slow.port = m->port;
-    f->slow.req = "GET / HTTP/1.0\r\n\r\n";
-    f->slow.gap_ms = 100;
-    ASYNC_FRAME_INIT(&f->fast, http_fast_run);
+    ASYNC_CALL(http_slow, &f->slow, m->port, "GET / HTTP/1.0\r\n\r\n", 100);
+    ASYNC_CALL(http_fast, &f->fast, 20);
     snprintf(f->fast.url, sizeof f->fast.url, "%s/fast", m->url);
-    f->fast.count = 20;
     return &f->slow.task;
 }
 
@@ -467,15 +420,7 @@ TEST(http_server_client_disconnects_mid_response) {
 
 #define HTTP_MANY 1000
 
-typedef struct {
-    async_task task;
-    async_http_client c;
-    char url[160];
-} http_one_frame;
-
-static async_status http_one_run(async_task *t) {
-    http_one_frame *f = (http_one_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(http_one, async_http_client c; char url[160];) {
     ASYNC_TRY(t) {
         AWAIT(t, async_http_client_get(&f->c, f->url, 4000));
         ASSERT_EQ(async_http_client_status(&f->c), 200);
@@ -484,8 +429,7 @@ static async_status http_one_run(async_task *t) {
         async_http_client_close(&f->c);
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static http_one_frame *http_many;
 
@@ -493,7 +437,7 @@ static async_status http_many_run(async_task *t) {
     http_main_frame *m = (http_main_frame *)(void *)((char *)t - offsetof(http_main_frame, raw));
     ASYNC_BEGIN(t);
     for (m->i = 0; m->i < HTTP_MANY; m->i++) {
-        ASYNC_FRAME_INIT(&http_many[m->i], http_one_run);
+        ASYNC_CALL(http_one, &http_many[m->i]);
         snprintf(http_many[m->i].url, sizeof http_many[m->i].url, "%s/n%d", m->url, m->i);
     }
     AWAIT_GATHER_ARRAY(t, &m->clients, &http_many[0].task, HTTP_MANY, sizeof http_many[0]);

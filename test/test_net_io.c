@@ -14,42 +14,22 @@ int async__errno_code(int err);
 
 /* ---- fd readiness ---- */
 
-typedef struct {
-    async_task task;
-    async_io io;
-    int fd;
-    int32_t ms;
-    unsigned events;
-    int write;
-} net_wait_frame;
-
-static async_status net_wait_run(async_task *t) {
-    net_wait_frame *f = (net_wait_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_wait, int fd; int write; int32_t ms; async_io io; unsigned events;) {
     if (f->write)
         AWAIT_WRITABLE(t, &f->io, f->fd, f->ms);
     else
         AWAIT_READABLE(t, &f->io, f->fd, f->ms);
     f->events = async_io_events(&f->io);
-    ASYNC_END(t);
-}
-
-static async_task *net_wait(net_wait_frame *f, int fd, int write, int32_t ms) {
-    ASYNC_FRAME_INIT(f, net_wait_run);
-    f->fd = fd;
-    f->write = write;
-    f->ms = ms;
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 TEST(net_io_readable_when_data_arrives_writable_at_once) {
     static net_wait_frame r, w;
     int sv[2];
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    ASSERT_EQ(run_real(net_wait(&w, sv[0], 1, 1000)), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_wait, &w, sv[0], 1, 1000)), 0);
     ASSERT_EQ(w.events, ASYNC_IO_WRITE);
     ASSERT_EQ(write(sv[1], "x", 1), 1);
-    ASSERT_EQ(run_real(net_wait(&r, sv[0], 0, 1000)), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_wait, &r, sv[0], 0, 1000)), 0);
     ASSERT_EQ(r.events, ASYNC_IO_READ);
     close(sv[0]);
     close(sv[1]);
@@ -60,7 +40,7 @@ TEST(net_io_readable_deadline_raises_timedout) {
     int sv[2];
     double t0 = now_s();
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    ASSERT_EQ(run_real(net_wait(&r, sv[0], 0, 30)), ASYNC_ETIMEDOUT);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_wait, &r, sv[0], 0, 30)), ASYNC_ETIMEDOUT);
     ASSERT(now_s() - t0 >= 0.025);
     ASSERT(now_s() - t0 < 2.0);
     close(sv[0]);
@@ -71,38 +51,27 @@ TEST(net_io_readable_bad_arguments) {
     static net_wait_frame r;
     async_loop *virt = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
     int sv[2];
-    ASSERT_EQ(run_real(net_wait(&r, -1, 0, 10)), ASYNC_EBADF);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_wait, &r, -1, 0, 10)), ASYNC_EBADF);
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    ASSERT_EQ(async_run(virt, net_wait(&r, sv[0], 0, 10)), ASYNC_ENOTSUP); /* the virtual clock polls no fd */
+    /* the virtual clock polls no fd */
+    ASSERT_EQ(async_run(virt, ASYNC_CALL(net_wait, &r, sv[0], 0, 10)), ASYNC_ENOTSUP);
     async_loop_free(virt);
     close(sv[0]);
     close(sv[1]);
 }
 
-typedef struct {
-    async_task task;
-    net_wait_frame waiter;
-    async_group g;
-    int fd;
-} net_cancel_frame;
-
-static async_status net_cancel_run(async_task *t) {
-    net_cancel_frame *f = (net_cancel_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_SPAWN(t, &f->g, net_wait(&f->waiter, f->fd, 0, -1));
+ASYNC_DEF(net_cancel, int fd; net_wait_frame waiter; async_group g;) {
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(net_wait, &f->waiter, f->fd, 0, -1));
     AWAIT_SLEEP(t, 10);
     async_cancel(&f->waiter.task);
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_io_cancel_stops_the_watcher) {
     static net_cancel_frame m;
     int sv[2];
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    ASYNC_FRAME_INIT(&m, net_cancel_run);
-    m.fd = sv[0];
-    ASSERT_EQ(run_real(&m.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_cancel, &m, sv[0])), 0);
     ASSERT(async_task_cancelled(&m.waiter.task));
     ASSERT(m.waiter.io.loop == NULL); /* watchers stopped */
     close(sv[0]);

@@ -57,19 +57,7 @@ static async_task *net_refuse_odd(void *frame, async_stream *s, void *arg) {
     return echo_new(frame, s, NULL);
 }
 
-typedef struct {
-    async_task task;
-    async_server srv;
-    async_group g;
-    async_stream c;
-    char buf[16];
-    size_t n;
-    int i, eofs, echoes;
-} net_refuse_frame;
-
-static async_status net_refuse_run(async_task *t) {
-    net_refuse_frame *f = (net_refuse_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_refuse, async_server srv; async_group g; async_stream c; char buf[16]; size_t n; int i, eofs, echoes;) {
     ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(echo_frame), net_refuse_odd, NULL), 0);
     ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
     for (f->i = 0; f->i < 4; f->i++) {
@@ -89,13 +77,11 @@ static async_status net_refuse_run(async_task *t) {
     }
     async_server_close(&f->srv, 1000);
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_server_refused_connection_is_closed_and_the_server_goes_on) {
     static net_refuse_frame f;
-    ASYNC_FRAME_INIT(&f, net_refuse_run);
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_refuse, &f)), 0);
     ASSERT_EQ(f.echoes, 2);
     ASSERT_EQ(f.eofs, 2);
     ASSERT_EQ(f.srv.refused, 2);
@@ -110,28 +96,16 @@ typedef struct {
     int made, started, finished, cancelled, cleaned;
     int close_at;   /* the conn fn closes the server at this connection (1-based); 0: never */
     bool born_idle; /* the conn fn marks new connections idle */
-    int mode;       /* 0: net_conn_run; 1: a task that answers "bye" and ends in its first step; 2: one
-                       that fails in its first step */
+    int mode;       /* 0: net_conn; 1: net_conn_quick, which answers "bye" and ends in its first step;
+                       2: net_conn_failing, which fails in its first step */
 } net_srv_stats;
 
 /* A connection: reads one command line and acts on it. "slow": answers "busy", sleeps 30 ms, answers
  * "done". "hang": answers "ok" and waits for input forever. "stubborn": the same, but once cancelled it
  * takes 30 ms to clean up. "idle": answers "ok", marks itself idle and waits for the next line. "late":
- * answers "ok", sleeps 30 ms, then marks itself idle and reads. */
-typedef struct {
-    async_task task;
-    async_stream *s;
-    net_srv_stats *st;
-    const char *line;
-    size_t len, n;
-    bool cleanup;
-    char cmd[16]; /* the line without its newline */
-    char buf[16];
-} net_conn_frame;
-
-static async_status net_conn_run(async_task *t) {
-    net_conn_frame *f = (net_conn_frame *)t;
-    ASYNC_BEGIN(t);
+ * answers "ok", sleeps 30 ms, then marks itself idle and reads. cmd: the line without its newline. */
+ASYNC_DEF(net_conn, async_stream *s; net_srv_stats *st; const char *line; size_t len, n; bool cleanup; char cmd[16];
+          char buf[16];) {
     f->st->started++;
     ASYNC_TRY(t) {
         AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 64, 2000);
@@ -168,66 +142,41 @@ static async_status net_conn_run(async_task *t) {
         AWAIT_SLEEP(t, 30);
         f->st->cleaned++;
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_status net_conn_quick_run(async_task *t) {
-    net_conn_frame *f = (net_conn_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_conn_quick, async_stream *s; net_srv_stats *st;) {
     f->st->started++;
     async_stream_write(f->s, "bye\n", 4); /* the server closes the stream after the task: unsent output
                                              is dropped, but 4 bytes go out at once */
     f->st->finished++;
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_status net_conn_failing_run(async_task *t) {
-    net_conn_frame *f = (net_conn_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_conn_failing, async_stream *s; net_srv_stats *st;) {
     f->st->started++;
     ASYNC_THROW(t, ASYNC_EPROTO, "this connection fails at once");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
+/* The server's frames are sizeof(net_conn_frame), the largest of the three. */
 static async_task *net_conn_new(void *frame, async_stream *s, void *arg) {
     net_srv_stats *st = (net_srv_stats *)arg;
-    net_conn_frame *f = (net_conn_frame *)frame;
     st->made++;
     if (st->made == st->close_at) async_server_close(st->srv, -1);
     if (st->born_idle) async_stream_set_idle(s, true);
-    ASYNC_FRAME_INIT(f, st->mode == 1 ? net_conn_quick_run : st->mode == 2 ? net_conn_failing_run : net_conn_run);
-    f->s = s;
-    f->st = st;
-    return &f->task;
+    if (st->mode == 1) return ASYNC_CALL(net_conn_quick, (net_conn_quick_frame *)frame, s, st);
+    if (st->mode == 2) return ASYNC_CALL(net_conn_failing, (net_conn_failing_frame *)frame, s, st);
+    return ASYNC_CALL(net_conn, (net_conn_frame *)frame, s, st);
 }
+
+struct net_srv_frame;
+static void net_srv_log(struct net_srv_frame *f, const char *p, size_t n);
 
 /* A server scenario: the client connects, sends `cmd`, reads the first answer, then the server is closed
- * with `grace_ms` (or cancelled, if cancel_serve), and the client reads what else comes. */
-typedef struct {
-    async_task task;
-    async_server srv;
-    async_group g;
-    async_stream c;
-    net_srv_stats st;
-    const char *cmd;
-    int32_t grace_ms;
-    int cancel_serve;   /* times to cancel the accept loop, 5 ms apart, after the close (if grace_ms > -2) */
-    int i;
-    const char *line;
-    size_t len;
-    char log[128];
-    int client_code;
-    int port;
-} net_srv_frame;
-
-static void net_srv_log(net_srv_frame *f, const char *p, size_t n) {
-    size_t used = strlen(f->log);
-    snprintf(f->log + used, sizeof f->log - used, "[%.*s]", (int)n, p);
-}
-
-static async_status net_srv_run(async_task *t) {
-    net_srv_frame *f = (net_srv_frame *)t;
-    ASYNC_BEGIN(t);
+ * with `grace_ms` (or cancelled, if cancel_serve: the times to cancel the accept loop, 5 ms apart, after
+ * the close if grace_ms > -2), and the client reads what else comes. st: what the connections do, and
+ * what they did. */
+ASYNC_DEF(net_srv, const char *cmd; int32_t grace_ms; int cancel_serve; net_srv_stats st; async_server srv;
+          async_group g; async_stream c; int i; const char *line; size_t len; char log[128]; int client_code;
+          int port;) {
     ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(net_conn_frame), net_conn_new, &f->st), 0);
     f->st.srv = &f->srv;
     f->port = async_server_port(&f->srv);
@@ -256,14 +205,15 @@ static async_status net_srv_run(async_task *t) {
     async_stream_close(&f->c);
     async_server_close(&f->srv, 0); /* if the client failed before it closed the server */
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
+} ASYNC_END_DEF
+
+static void net_srv_log(net_srv_frame *f, const char *p, size_t n) {
+    size_t used = strlen(f->log);
+    snprintf(f->log + used, sizeof f->log - used, "[%.*s]", (int)n, p);
 }
 
 static int net_srv_scenario(net_srv_frame *f, const char *cmd, int32_t grace_ms) {
-    ASYNC_FRAME_INIT(f, net_srv_run);
-    f->cmd = cmd;
-    f->grace_ms = grace_ms;
-    return run_real(&f->task);
+    return run_real(ASYNC_CALL(net_srv, f, cmd, grace_ms));
 }
 
 TEST(net_server_close_with_grace_lets_a_busy_connection_finish) {
@@ -319,33 +269,22 @@ TEST(net_server_connection_going_idle_after_close_is_cancelled) {
 
 TEST(net_server_cancelled_while_waiting_for_its_connections) {
     static net_srv_frame f;
-    ASYNC_FRAME_INIT(&f, net_srv_run);
-    f.cmd = "hang\n";
-    f.grace_ms = -1; /* closed without a limit: only the cancellation ends the connection */
-    f.cancel_serve = 1;
-    ASSERT_EQ(run_real(&f.task), 0);
+    /* closed without a limit: only the cancellation ends the connection */
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "hang\n", -1, .cancel_serve = 1)), 0);
     ASSERT_EQ(f.st.cancelled, 1);
     ASSERT_EQ(async_task_code(&f.srv.task), ASYNC_ECANCELED);
 }
 
 TEST(net_server_cancelled_during_its_grace_period) {
     static net_srv_frame f;
-    ASYNC_FRAME_INIT(&f, net_srv_run);
-    f.cmd = "hang\n";
-    f.grace_ms = 2000;
-    f.cancel_serve = 1;
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "hang\n", 2000, .cancel_serve = 1)), 0);
     ASSERT_EQ(f.st.cancelled, 1);
     ASSERT_EQ(async_task_code(&f.srv.task), ASYNC_ECANCELED);
 }
 
 TEST(net_server_cancelled_twice_cancels_its_connections_again) {
     static net_srv_frame f;
-    ASYNC_FRAME_INIT(&f, net_srv_run);
-    f.cmd = "stubborn\n";
-    f.grace_ms = -1;
-    f.cancel_serve = 2;
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "stubborn\n", -1, .cancel_serve = 2)), 0);
     ASSERT_EQ(f.st.cancelled, 1);
     ASSERT_EQ(f.st.cleaned, 0); /* its clean-up was cancelled by the second one */
     ASSERT_EQ(async_task_code(&f.srv.task), ASYNC_ECANCELED);
@@ -354,12 +293,8 @@ TEST(net_server_cancelled_twice_cancels_its_connections_again) {
 
 TEST(net_server_fn_closing_the_server_skips_the_new_connection) {
     static net_srv_frame f;
-    ASYNC_FRAME_INIT(&f, net_srv_run);
-    f.cmd = ""; /* nothing sent: the server's close of it is an orderly end, not a reset */
-    f.grace_ms = -2;
-    f.st.close_at = 1;
-    f.st.born_idle = true;
-    ASSERT_EQ(run_real(&f.task), 0);
+    /* nothing sent: the server's close of it is an orderly end, not a reset */
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", -2, .st.close_at = 1, .st.born_idle = true)), 0);
     ASSERT_EQ(f.st.made, 1);
     ASSERT_EQ(f.st.started, 0); /* closed and idle before it ran: its body never ran */
     ASSERT_EQ(f.client_code, 0);
@@ -370,11 +305,7 @@ TEST(net_server_fn_closing_the_server_skips_the_new_connection) {
 
 TEST(net_server_connection_task_ending_in_its_first_step) {
     static net_srv_frame f;
-    ASYNC_FRAME_INIT(&f, net_srv_run);
-    f.cmd = "";
-    f.grace_ms = -1;
-    f.st.mode = 1;
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", -1, .st.mode = 1)), 0);
     ASSERT_STR_EQ(f.log, "[bye\n]");
     ASSERT_EQ(f.st.finished, 1);
     ASSERT_EQ(async_server_connections(&f.srv), 0);
@@ -383,11 +314,7 @@ TEST(net_server_connection_task_ending_in_its_first_step) {
 
 TEST(net_server_connection_failing_ends_it_alone) {
     static net_srv_frame f;
-    ASYNC_FRAME_INIT(&f, net_srv_run);
-    f.cmd = "";
-    f.grace_ms = -1;
-    f.st.mode = 2;
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", -1, .st.mode = 2)), 0);
     ASSERT_STR_EQ(f.log, "[]"); /* the end of the stream */
     ASSERT_EQ(f.st.started, 1);
     ASSERT_EQ(f.client_code, 0);
@@ -396,20 +323,8 @@ TEST(net_server_connection_failing_ends_it_alone) {
 }
 
 /* Two clients; the conn fn closes the server when the second arrives, while the first still runs. */
-typedef struct {
-    async_task task;
-    async_server srv;
-    async_group g;
-    async_stream c1, c2;
-    net_srv_stats st;
-    const char *line;
-    size_t len;
-    char log[64];
-} net_two_frame;
-
-static async_status net_two_run(async_task *t) {
-    net_two_frame *f = (net_two_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_two, async_server srv; async_group g; async_stream c1, c2; net_srv_stats st; const char *line; size_t len;
+          char log[64];) {
     ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(net_conn_frame), net_conn_new, &f->st), 0);
     f->st.srv = &f->srv;
     f->st.close_at = 2;
@@ -429,13 +344,11 @@ static async_status net_two_run(async_task *t) {
     async_stream_close(&f->c1); /* its end of stream ends it */
     AWAIT_GROUP(t, &f->g);
     async_stream_close(&f->c2);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_server_closed_by_its_conn_fn_waits_for_every_connection) {
     static net_two_frame f;
-    ASYNC_FRAME_INIT(&f, net_two_run);
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_two, &f)), 0);
     ASSERT_STR_EQ(f.log, "busy\ndone\n");
     ASSERT_EQ(f.st.made, 2);
     ASSERT_EQ(f.st.finished, 2);
@@ -444,30 +357,18 @@ TEST(net_server_closed_by_its_conn_fn_waits_for_every_connection) {
     ASSERT_EQ(async_server_connections(&f.srv), 0);
 }
 
-typedef struct {
-    async_task task;
-    async_server srv;
-    async_group g;
-    net_op_frame op;
-    async_stream c;
-} net_accept_cancel_frame;
-
-static async_status net_accept_cancel_run(async_task *t) {
-    net_accept_cancel_frame *f = (net_accept_cancel_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_accept_cancel, async_server srv; async_group g; net_op_frame op; async_stream c;) {
     ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(echo_frame), echo_new, NULL), 0);
     ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
     AWAIT_SLEEP(t, 0);
     async_cancel(&f->srv.task);
     AWAIT_GROUP(t, &f->g);
     AWAIT(t, &net_connect_op(&f->op, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000)->task);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_server_cancelled_in_its_accept_wait_closes_the_listener) {
     static net_accept_cancel_frame f;
-    ASYNC_FRAME_INIT(&f, net_accept_cancel_run);
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_accept_cancel, &f)), 0);
     ASSERT_EQ(async_task_code(&f.srv.task), ASYNC_ECANCELED);
     ASSERT_EQ(f.op.code, ASYNC_ECONNREFUSED); /* nothing listens any more */
     ASSERT(async_server_closing(&f.srv));
@@ -475,20 +376,7 @@ TEST(net_server_cancelled_in_its_accept_wait_closes_the_listener) {
 
 /* ---- out of descriptors ---- */
 
-typedef struct {
-    async_task task;
-    async_server srv;
-    async_group g;
-    async_stream c;
-    struct rlimit old;
-    char buf[8];
-    int64_t t0;
-    int code;
-} net_emfile_frame;
-
-static async_status net_emfile_run(async_task *t) {
-    net_emfile_frame *f = (net_emfile_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_emfile, async_server srv; async_group g; async_stream c; struct rlimit old; char buf[8];) {
     ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(echo_frame), echo_new, NULL), 0);
     AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000); /* in the backlog */
     f->old = net_no_more_fds();
@@ -502,12 +390,9 @@ static async_status net_emfile_run(async_task *t) {
     async_stream_close(&f->c);
     async_server_close(&f->srv, 1000);
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_status net_emfile_cancel_run(async_task *t) {
-    net_emfile_frame *f = (net_emfile_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_emfile_cancel, async_server srv; async_group g; async_stream c; struct rlimit old;) {
     ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(echo_frame), echo_new, NULL), 0);
     AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000);
     f->old = net_no_more_fds();
@@ -516,13 +401,11 @@ static async_status net_emfile_cancel_run(async_task *t) {
     async_cancel(&f->srv.task);
     AWAIT_GROUP(t, &f->g);
     ASSERT(setrlimit(RLIMIT_NOFILE, &f->old) == 0);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_server_cancelled_while_out_of_descriptors) {
-    static net_emfile_frame f;
-    ASYNC_FRAME_INIT(&f, net_emfile_cancel_run);
-    ASSERT_EQ(run_real(&f.task), 0);
+    static net_emfile_cancel_frame f;
+    ASSERT_EQ(run_real(ASYNC_CALL(net_emfile_cancel, &f)), 0);
     ASSERT_EQ(async_task_code(&f.srv.task), ASYNC_ECANCELED);
     ASSERT_EQ(f.srv.accepted, 0);
     async_stream_close(&f.c);
@@ -533,23 +416,14 @@ TEST(net_server_out_of_descriptors_waits_and_accepts_later) {
     if (test_under_valgrind())
         test_skip("valgrind emulates the descriptor limit after the fact: it closes the accepted socket, and "
                   "the connection is lost");
-    ASYNC_FRAME_INIT(&f, net_emfile_run);
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_emfile, &f)), 0);
     ASSERT_EQ(f.srv.accepted, 1);
     ASSERT_EQ(f.srv.refused, 0);
 }
 
 /* ---- misuse ---- */
 
-typedef struct {
-    async_task task;
-    async_server srv;
-    int code;
-} net_serve_frame;
-
-static async_status net_serve_run(async_task *t) {
-    net_serve_frame *f = (net_serve_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_serve, async_server srv; int code;) {
     ASYNC_TRY(t) {
         AWAIT(t, async_server_serve(&f->srv));
     }
@@ -557,34 +431,30 @@ static async_status net_serve_run(async_task *t) {
         f->code = async_caught(t)->code;
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_server_serve_misuse) {
     static net_serve_frame f;
     static async_server zeroed;
     if (!net_fd_is_open(0)) ASSERT_EQ(open("/dev/null", O_RDONLY), 0);
     /* never listened: its fd field is 0, which is not its socket */
-    ASYNC_FRAME_INIT(&f, net_serve_run);
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_serve, &f)), 0);
     ASSERT_EQ(f.code, ASYNC_EBADF);
     ASSERT(net_fd_is_open(0));
     async_server_close(&zeroed, 0);
     ASSERT(async_server_closing(&zeroed));
     ASSERT(net_fd_is_open(0)); /* closing it closes nothing */
-    ASYNC_FRAME_INIT(&f, net_serve_run);
-    f.srv = zeroed;
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_serve, &f, zeroed)), 0);
     ASSERT_EQ(f.code, ASYNC_EBADF); /* closed, but it never listened */
     ASSERT(net_fd_is_open(0));
     /* the virtual clock polls no sockets */
-    ASYNC_FRAME_INIT(&f, net_serve_run);
+    ASYNC_CALL(net_serve, &f);
     ASSERT_EQ(async_server_listen(&f.srv, "127.0.0.1", 0, 0, 64, echo_new, NULL), 0);
     ASSERT_EQ(run_virtual(&f.task), 0);
     ASSERT_EQ(f.code, ASYNC_ENOTSUP);
     async_server_close(&f.srv, 0);
     /* closed before it served: it ends at once */
-    ASYNC_FRAME_INIT(&f, net_serve_run);
+    ASYNC_CALL(net_serve, &f);
     ASSERT_EQ(async_server_listen(&f.srv, "127.0.0.1", 0, 0, 64, echo_new, NULL), 0);
     async_server_close(&f.srv, 0);
     async_server_close(&f.srv, 0); /* twice is fine */

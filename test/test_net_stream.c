@@ -15,30 +15,10 @@
 
 /* ---- connect ---- */
 
-typedef struct {
-    async_task task;
-    async_stream s;
-    const char *host;
-    int port;
-    int32_t ms;
-    char big[65536];
-} net_connect_frame;
-
-static async_status net_connect_run(async_task *t) {
-    net_connect_frame *f = (net_connect_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_connect, const char *host; int port; int32_t ms; async_stream s;) {
     AWAIT_STREAM_CONNECT(t, &f->s, f->host, f->port, f->ms);
     async_stream_close(&f->s);
-    ASYNC_END(t);
-}
-
-static async_task *net_connect(net_connect_frame *f, const char *host, int port, int32_t ms) {
-    ASYNC_FRAME_INIT(f, net_connect_run);
-    f->host = host;
-    f->port = port;
-    f->ms = ms;
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 /* A connection that the kernel accepted for lfd (the raw listener), or -1 if none came. */
 static int net_accept_now(int lfd) {
@@ -77,15 +57,15 @@ static void net_full_backlog_close(net_full_backlog *b) {
 
 TEST(net_stream_connect_refused) {
     static net_connect_frame f;
-    ASSERT_EQ(run_real(net_connect(&f, "127.0.0.1", test_refused_port(), 1000)), ASYNC_ECONNREFUSED);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_connect, &f, "127.0.0.1", test_refused_port(), 1000)), ASYNC_ECONNREFUSED);
     ASSERT_EQ(async_stream_fd(&f.s), -1);
 }
 
 TEST_TAGGED(net_stream_connect_bad_arguments, TEST_THREADS) {
     static net_connect_frame f;
-    ASSERT_EQ(run_real(net_connect(&f, "127.0.0.1", 0, 1000)), ASYNC_EINVAL);
-    ASSERT_EQ(run_real(net_connect(&f, NULL, 80, 1000)), ASYNC_EINVAL);
-    ASSERT_EQ(run_real(net_connect(&f, "no-such-host.invalid", 80, 2000)), ASYNC_ENXIO);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_connect, &f, "127.0.0.1", 0, 1000)), ASYNC_EINVAL);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_connect, &f, NULL, 80, 1000)), ASYNC_EINVAL);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_connect, &f, "no-such-host.invalid", 80, 2000)), ASYNC_ENXIO);
 }
 
 TEST(net_stream_connect_rejects_bad_arguments) {
@@ -115,8 +95,8 @@ TEST(net_stream_connect_rejects_bad_arguments) {
 TEST_TAGGED(net_stream_connect_localhost_name_resolves_on_a_thread, TEST_THREADS) {
     static net_connect_frame f;
     int port, fd = test_listen_raw(8, &port);
-    ASSERT_EQ(run_real(net_connect(&f, "localhost", port, 2000)), 0);
-    ASSERT_EQ(run_real(net_connect(&f, "ip6-localhost.invalid", port, 2000)), ASYNC_ENXIO);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_connect, &f, "localhost", port, 2000)), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_connect, &f, "ip6-localhost.invalid", port, 2000)), ASYNC_ENXIO);
     close(fd);
 }
 
@@ -126,7 +106,7 @@ TEST(net_stream_connect_timeout_when_the_backlog_is_full) {
     double t0;
     net_full_backlog_open(&b);
     t0 = now_s();
-    ASSERT_EQ(run_real(net_connect(&f, "127.0.0.1", b.port, 100)), ASYNC_ETIMEDOUT);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_connect, &f, "127.0.0.1", b.port, 100)), ASYNC_ETIMEDOUT);
     ASSERT(now_s() - t0 < 2.0);
     ASSERT_EQ(async_stream_fd(&f.s), -1); /* no half-open socket left */
     net_full_backlog_close(&b);
@@ -265,29 +245,12 @@ TEST(net_stream_out_of_descriptors_connect_and_listen_are_emfile) {
 
 /* ---- reading and writing against an echo server ---- */
 
+struct net_client_frame;
+static void net_log(struct net_client_frame *f, const char *fmt, const char *p, size_t n);
+
 /* The client side of a scenario: what it did is recorded in `log`. */
-typedef struct {
-    async_task task;
-    async_stream c;
-    async_server srv;
-    async_group g;
-    const char *line;
-    size_t len, n;
-    char buf[64];
-    char log[512];
-    int port;
-    int scenario;
-    int code;
-} net_client_frame;
-
-static void net_log(net_client_frame *f, const char *fmt, const char *p, size_t n) {
-    size_t used = strlen(f->log);
-    snprintf(f->log + used, sizeof f->log - used, fmt, (int)n, p);
-}
-
-static async_status net_client_run(async_task *t) {
-    net_client_frame *f = (net_client_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_client, int scenario; async_stream c; async_server srv; async_group g; const char *line; size_t len, n;
+          char buf[64]; char log[512]; int port; int code;) {
     ASSERT_EQ(async_server_listen(&f->srv, f->scenario == 3 ? "::1" : "127.0.0.1", 0, 0, sizeof(echo_frame),
                                   echo_new, NULL), 0);
     f->port = async_server_port(&f->srv);
@@ -332,13 +295,15 @@ static async_status net_client_run(async_task *t) {
     async_stream_close(&f->c);
     async_server_close(&f->srv, 1000);
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
+} ASYNC_END_DEF
+
+static void net_log(net_client_frame *f, const char *fmt, const char *p, size_t n) {
+    size_t used = strlen(f->log);
+    snprintf(f->log + used, sizeof f->log - used, fmt, (int)n, p);
 }
 
 static int net_scenario(net_client_frame *f, int scenario) {
-    ASYNC_FRAME_INIT(f, net_client_run);
-    f->scenario = scenario;
-    return run_real(&f->task);
+    return run_real(ASYNC_CALL(net_client, f, scenario));
 }
 
 TEST(net_stream_readline_across_chunks_and_overflow) {
@@ -374,25 +339,9 @@ TEST(net_stream_ipv6_literal) {
 
 /* ---- reading: buffered input, limits, end of stream ---- */
 
-typedef struct {
-    async_task task;
-    async_stream s;
-    net_op_frame op;
-    int peer;
-    char log[512];
-} net_read_frame;
-
-static void net_logf(net_read_frame *f, const char *tag, const char *p, size_t n, int code) {
-    size_t used = strlen(f->log);
-    if (code)
-        snprintf(f->log + used, sizeof f->log - used, "%s:%d ", tag, code);
-    else
-        snprintf(f->log + used, sizeof f->log - used, "%s[%.*s] ", tag, (int)n, p);
-}
-
-static void net_feed(net_read_frame *f, const char *data) {
-    ASSERT_EQ(write(f->peer, data, strlen(data)), (long long)strlen(data));
-}
+struct net_buffered_frame;
+static void net_logf(struct net_buffered_frame *f, const char *tag, const char *p, size_t n, int code);
+static void net_feed(struct net_buffered_frame *f, const char *data);
 
 /* One read op on f's stream, logged. */
 #define NET_READ_OP(t, f, op_, tag, limit_, ms_)                                                       \
@@ -405,9 +354,7 @@ static void net_feed(net_read_frame *f, const char *data) {
                 (op_) == NET_EXACTLY ? (f)->op.n : (f)->op.got, (f)->op.code);                          \
     } while (0)
 
-static async_status net_buffered_run(async_task *t) {
-    net_read_frame *f = (net_read_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_buffered, int peer; async_stream s; net_op_frame op; char log[512];) {
     net_feed(f, "line\nrest");
     NET_READ_OP(t, f, NET_LINE, "line", 64, 1000);
     NET_READ_OP(t, f, NET_READ, "read", 16, 1000); /* "rest" is buffered: no system call */
@@ -428,16 +375,26 @@ static async_status net_buffered_run(async_task *t) {
     NET_READ_OP(t, f, NET_LINE, "line", 64, 1000); /* nothing left */
     NET_READ_OP(t, f, NET_READ, "read", 8, 1000);
     NET_READ_OP(t, f, NET_EXACTLY, "exactly", 1, 1000);
-    ASYNC_END(t);
+} ASYNC_END_DEF
+
+static void net_logf(net_buffered_frame *f, const char *tag, const char *p, size_t n, int code) {
+    size_t used = strlen(f->log);
+    if (code)
+        snprintf(f->log + used, sizeof f->log - used, "%s:%d ", tag, code);
+    else
+        snprintf(f->log + used, sizeof f->log - used, "%s[%.*s] ", tag, (int)n, p);
+}
+
+static void net_feed(net_buffered_frame *f, const char *data) {
+    ASSERT_EQ(write(f->peer, data, strlen(data)), (long long)strlen(data));
 }
 
 TEST(net_stream_reads_from_the_buffer_limits_and_end_of_stream) {
-    static net_read_frame f;
+    static net_buffered_frame f;
     int sv[2];
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    ASYNC_FRAME_INIT(&f, net_buffered_run);
+    ASYNC_CALL(net_buffered, &f, sv[1]);
     ASSERT_EQ(async_stream_open(&f.s, sv[0]), 0);
-    f.peer = sv[1];
     ASSERT_EQ(run_real(&f.task), 0);
     ASSERT_STR_EQ(f.log, "line[line\n] read[rest] read[abcd] read:-110 exactly:-110 line3:-75 fill:-75 "
                          "peek[xyz] exactly[xy] fill[] fill[] line[z] line[] read[] exactly:-61 ");
@@ -445,19 +402,7 @@ TEST(net_stream_reads_from_the_buffer_limits_and_end_of_stream) {
     close(sv[1]);
 }
 
-typedef struct {
-    async_task task;
-    async_stream s;
-    int peer;
-    const char *line;
-    size_t len;
-    size_t len1, len2;
-    char first[8];
-} net_long_line_frame;
-
-static async_status net_long_line_run(async_task *t) {
-    net_long_line_frame *f = (net_long_line_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_long_line, async_stream s; const char *line; size_t len; size_t len1, len2; char first[8];) {
     AWAIT_STREAM_READLINE(t, &f->s, &f->line, &f->len, SIZE_MAX, 1000); /* no limit */
     f->len1 = f->len;
     memcpy(f->first, f->line, f->len < sizeof f->first ? f->len : sizeof f->first);
@@ -466,8 +411,7 @@ static async_status net_long_line_run(async_task *t) {
     ASSERT_EQ(f->line[0], 'x');
     ASSERT_EQ(f->line[f->len - 2], 'y');
     ASSERT_EQ(f->line[f->len - 1], '\n');
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_stream_readline_without_limit_compacts_and_grows_the_buffer) {
     static net_long_line_frame f;
@@ -479,7 +423,7 @@ TEST(net_stream_readline_without_limit_compacts_and_grows_the_buffer) {
     memset(data + 4096, 'y', 9);
     data[sizeof data - 1] = '\n';
     ASSERT_EQ(write(sv[1], data, sizeof data), (long long)sizeof data);
-    ASYNC_FRAME_INIT(&f, net_long_line_run);
+    ASYNC_CALL(net_long_line, &f);
     ASSERT_EQ(async_stream_open(&f.s, sv[0]), 0);
     ASSERT_EQ(run_real(&f.task), 0);
     ASSERT_EQ(f.len1, 3);
@@ -491,9 +435,7 @@ TEST(net_stream_readline_without_limit_compacts_and_grows_the_buffer) {
 
 /* ---- writing: back-pressure, the write queue, vanished peers ---- */
 
-static async_status net_backpressure_run(async_task *t) {
-    net_connect_frame *f = (net_connect_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_backpressure, int port; async_stream s; char big[65536];) {
     AWAIT_STREAM_CONNECT(t, &f->s, "127.0.0.1", f->port, 1000);
     ASYNC_TRY(t) {
         for (;;) { /* the peer never reads: the kernel buffers fill, then ours grows and drain waits */
@@ -507,44 +449,35 @@ static async_status net_backpressure_run(async_task *t) {
     }
     ASYNC_END_TRY(t);
     async_stream_close(&f->s);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_stream_drain_waits_for_a_slow_reader_with_deadline) {
-    static net_connect_frame f;
+    static net_backpressure_frame f;
     int port, lfd = test_listen_raw(8, &port);
-    ASYNC_FRAME_INIT(&f, net_backpressure_run);
-    f.port = port;
-    ASSERT_EQ(run_real(&f.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_backpressure, &f, port)), 0);
     close(lfd);
 }
 
-static async_status net_epipe_run(async_task *t) {
-    net_connect_frame *f = (net_connect_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_epipe, int port; int lfd; async_stream s; int peer; int rc; char big[65536];) {
     AWAIT_STREAM_CONNECT(t, &f->s, "127.0.0.1", f->port, 1000);
-    f->port = accept(f->ms, NULL, NULL); /* the peer's end (in the backlog already) */
-    ASSERT(f->port >= 0);
-    close(f->port); /* closing it makes our writes fail: a reset, then a broken pipe */
+    f->peer = accept(f->lfd, NULL, NULL); /* the peer's end (in the backlog already) */
+    ASSERT(f->peer >= 0);
+    close(f->peer); /* closing it makes our writes fail: a reset, then a broken pipe */
     for (;;) {
-        f->port = async_stream_write(&f->s, f->big, sizeof f->big);
-        if (f->port) break;
+        f->rc = async_stream_write(&f->s, f->big, sizeof f->big);
+        if (f->rc) break;
         AWAIT_SLEEP(t, 5);
     }
-    ASSERT(f->port == ASYNC_EPIPE || f->port == ASYNC_ECONNRESET);
-    ASSERT_EQ(async_stream_write(&f->s, "x", 1), f->port); /* sticky */
+    ASSERT(f->rc == ASYNC_EPIPE || f->rc == ASYNC_ECONNRESET);
+    ASSERT_EQ(async_stream_write(&f->s, "x", 1), f->rc); /* sticky */
     async_stream_close(&f->s);
     ASSERT_EQ(async_stream_write(&f->s, "x", 1), ASYNC_EBADF);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_stream_write_to_a_closed_peer_is_epipe_not_sigpipe) {
-    static net_connect_frame f;
+    static net_epipe_frame f;
     int port, lfd = test_listen_raw(8, &port);
-    ASYNC_FRAME_INIT(&f, net_epipe_run);
-    f.port = port;
-    f.ms = lfd;
-    ASSERT_EQ(run_real(&f.task), 0); /* a SIGPIPE would have killed the test */
+    ASSERT_EQ(run_real(ASYNC_CALL(net_epipe, &f, port, lfd)), 0); /* a SIGPIPE would have killed the test */
     close(lfd);
 }
 
@@ -658,17 +591,7 @@ TEST(net_stream_write_queue_grows_compacts_and_refuses_impossible_lengths) {
     close(sv[1]);
 }
 
-typedef struct {
-    async_task task;
-    async_stream s;
-    net_op_frame op;
-    int peer;
-    int drain_code, write_code, read_code;
-} net_vanish_frame;
-
-static async_status net_vanish_run(async_task *t) {
-    net_vanish_frame *f = (net_vanish_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_vanish, int peer; async_stream s; net_op_frame op; int drain_code, write_code, read_code;) {
     ASSERT_EQ(async_stream_write(&f->s, net_pattern(0, NET_BIG), NET_BIG), 0);
     ASSERT(async_stream_pending(&f->s) > 0);
     close(f->peer); /* the peer goes away with our queue unsent */
@@ -677,16 +600,14 @@ static async_status net_vanish_run(async_task *t) {
     f->write_code = async_stream_write(&f->s, "x", 1);
     AWAIT(t, &net_op(&f->op, NET_READ, &f->s)->task);
     f->read_code = f->op.code;
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_stream_drain_to_a_vanished_peer_is_epipe) {
     static net_vanish_frame f;
     int sv[2];
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    ASYNC_FRAME_INIT(&f, net_vanish_run);
+    ASYNC_CALL(net_vanish, &f, sv[1]);
     ASSERT_EQ(async_stream_open(&f.s, sv[0]), 0);
-    f.peer = sv[1];
     ASSERT_EQ(run_real(&f.task), 0);
     ASSERT_EQ(f.drain_code, ASYNC_EPIPE);
     ASSERT_EQ(f.write_code, ASYNC_EPIPE);
@@ -696,16 +617,7 @@ TEST(net_stream_drain_to_a_vanished_peer_is_epipe) {
 
 /* ---- errors that stick, and those that do not ---- */
 
-typedef struct {
-    async_task task;
-    async_stream s;
-    net_op_frame op;
-    int read_code, line_code, drain_code, write_code;
-} net_sticky_frame;
-
-static async_status net_sticky_run(async_task *t) {
-    net_sticky_frame *f = (net_sticky_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_sticky, async_stream s; net_op_frame op; int read_code, line_code, drain_code, write_code;) {
     AWAIT(t, &net_op(&f->op, NET_LINE, &f->s)->task); /* the error comes from a read into the buffer */
     f->line_code = f->op.code;
     f->write_code = async_stream_write(&f->s, "x", 1);
@@ -713,8 +625,7 @@ static async_status net_sticky_run(async_task *t) {
     f->drain_code = f->op.code;
     AWAIT(t, &net_op(&f->op, NET_READ, &f->s)->task);
     f->read_code = f->op.code;
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_stream_reset_by_peer_is_sticky_for_every_operation) {
     static net_sticky_frame f;
@@ -723,7 +634,7 @@ TEST(net_stream_reset_by_peer_is_sticky_for_every_operation) {
     test_tcp_pair(fds);
     ASSERT(setsockopt(fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
     close(fds[1]); /* an abortive close: a reset */
-    ASYNC_FRAME_INIT(&f, net_sticky_run);
+    ASYNC_CALL(net_sticky, &f);
     ASSERT_EQ(async_stream_open(&f.s, fds[0]), 0);
     ASSERT_EQ(run_real(&f.task), 0);
     ASSERT_EQ(f.read_code, ASYNC_ECONNRESET);
@@ -735,7 +646,7 @@ TEST(net_stream_reset_by_peer_is_sticky_for_every_operation) {
 
 TEST(net_stream_unconnected_socket_is_enotconn_and_sticky) {
     static net_sticky_frame f;
-    ASYNC_FRAME_INIT(&f, net_sticky_run);
+    ASYNC_CALL(net_sticky, &f);
     ASSERT_EQ(async_stream_open(&f.s, socket(AF_INET, SOCK_STREAM, 0)), 0);
     ASSERT_EQ(run_real(&f.task), 0);
     ASSERT_EQ(f.read_code, ASYNC_ENOTCONN);
@@ -745,30 +656,20 @@ TEST(net_stream_unconnected_socket_is_enotconn_and_sticky) {
     async_stream_close(&f.s);
 }
 
-typedef struct {
-    async_task task;
-    async_stream s;
-    net_op_frame op;
-    int code1, code2, wcode;
-} net_pipe_frame;
-
-static async_status net_pipe_run(async_task *t) {
-    net_pipe_frame *f = (net_pipe_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_pipe, async_stream s; net_op_frame op; int code1, code2, wcode;) {
     AWAIT(t, &net_op(&f->op, NET_READ, &f->s)->task);
     f->code1 = f->op.code;
     f->wcode = async_stream_write(&f->s, "x", 1);
     AWAIT(t, &net_op(&f->op, NET_READ, &f->s)->task);
     f->code2 = f->op.code;
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_stream_on_a_pipe_fails_with_eio_not_sticky) {
     static net_pipe_frame f;
     int p[2];
     ASSERT(pipe(p) == 0);
     ASSERT_EQ(write(p[1], "abc", 3), 3); /* readable at once: recv is tried and fails with ENOTSOCK */
-    ASYNC_FRAME_INIT(&f, net_pipe_run);
+    ASYNC_CALL(net_pipe, &f);
     ASSERT_EQ(async_stream_open(&f.s, p[0]), 0);
     ASSERT_EQ(run_real(&f.task), 0);
     ASSERT_EQ(f.code1, ASYNC_EIO);
@@ -798,38 +699,18 @@ TEST(net_stream_close_wakes_a_waiting_read_with_ebadf) {
 
 /* Closes a stream as soon as its fd is readable: woken in the same libev pass as a read of the stream,
  * and (started first) queued before it. */
-typedef struct {
-    async_task task;
-    async_io io;
-    async_stream *s;
-} net_closer_frame;
-
-static async_status net_closer_run(async_task *t) {
-    net_closer_frame *f = (net_closer_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_closer, async_stream *s; async_io io;) {
     AWAIT_READABLE(t, &f->io, async_stream_fd(f->s), 1000);
     async_stream_close(f->s);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    async_group g;
-    net_closer_frame closer;
-    net_op_frame reader;
-    int peer;
-} net_woken_frame;
-
-static async_status net_woken_run(async_task *t) {
-    net_woken_frame *f = (net_woken_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_woken, int peer; async_group g; net_closer_frame closer; net_op_frame reader;) {
     ASYNC_SPAWN(t, &f->g, &f->closer.task);
     ASYNC_SPAWN(t, &f->g, &f->reader.task);
     AWAIT_SLEEP(t, 0); /* both wait */
     ASSERT_EQ(write(f->peer, "data\n", 5), 5);
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_stream_close_after_a_read_was_woken_but_before_it_resumed) {
     static net_woken_frame f;
@@ -837,10 +718,8 @@ TEST(net_stream_close_after_a_read_was_woken_but_before_it_resumed) {
     int sv[2];
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     ASSERT_EQ(async_stream_open(&s, sv[0]), 0);
-    ASYNC_FRAME_INIT(&f, net_woken_run);
-    f.peer = sv[1];
-    ASYNC_FRAME_INIT(&f.closer, net_closer_run);
-    f.closer.s = &s;
+    ASYNC_CALL(net_woken, &f, sv[1]);
+    ASYNC_CALL(net_closer, &f.closer, &s);
     net_op(&f.reader, NET_READ, &s);
     ASSERT_EQ(run_real(&f.task), 0); /* not a deadlock: the woken reader does not wait again */
     ASSERT_EQ(f.reader.code, ASYNC_EBADF);
@@ -1026,15 +905,14 @@ TEST(net_stream_two_drains_on_one_stream_second_is_ebusy) {
 
 /* ---- bad arguments and closed streams ---- */
 
-static async_status net_misuse_run(async_task *t) {
-    net_connect_frame *f = (net_connect_frame *)t;
-    ASYNC_BEGIN(t);
+/* caught: the errors it caught, each the one expected. */
+ASYNC_DEF(net_misuse, async_stream s; char big[65536]; int caught;) {
     ASYNC_TRY(t) {
         AWAIT_STREAM_READ(t, &f->s, f->big, sizeof f->big, NULL, 100); /* no count pointer */
     }
     ASYNC_CATCH(t) {
         ASSERT_EQ(async_caught(t)->code, ASYNC_EINVAL);
-        f->port++;
+        f->caught++;
     }
     ASYNC_END_TRY(t);
     ASYNC_TRY(t) {
@@ -1042,7 +920,7 @@ static async_status net_misuse_run(async_task *t) {
     }
     ASYNC_CATCH(t) {
         ASSERT_EQ(async_caught(t)->code, ASYNC_EBADF);
-        f->port++;
+        f->caught++;
     }
     ASYNC_END_TRY(t);
     ASYNC_TRY(t) {
@@ -1050,18 +928,16 @@ static async_status net_misuse_run(async_task *t) {
     }
     ASYNC_CATCH(t) {
         ASSERT_EQ(async_caught(t)->code, ASYNC_EINVAL);
-        f->port++;
+        f->caught++;
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(net_stream_misuse_raises_clear_codes) {
-    static net_connect_frame f;
+    static net_misuse_frame f;
     size_t len;
-    ASYNC_FRAME_INIT(&f, net_misuse_run);
-    ASSERT_EQ(run_real(&f.task), 0);
-    ASSERT_EQ(f.port, 3);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_misuse, &f)), 0);
+    ASSERT_EQ(f.caught, 3);
     ASSERT_EQ(async_stream_open(NULL, -1), ASYNC_EINVAL);
     ASSERT_EQ(async_stream_open(&f.s, -1), ASYNC_EBADF);
     ASSERT_EQ(async_stream_write(&f.s, "x", 1), ASYNC_EBADF);

@@ -10,24 +10,9 @@
 
 static int net_remote_log[8], net_remote_n;
 
-typedef struct {
-    async_task task;
-    async_remote *r;
-    async_future done;
-    int code_null;
-} net_remote_frame;
+static void net_remote_fn(async_loop *loop, void *arg);
 
-static net_remote_frame net_remote;
-
-static void net_remote_fn(async_loop *loop, void *arg) {
-    ASSERT(loop != NULL);
-    net_remote_log[net_remote_n++] = (int)(intptr_t)arg;
-    if ((intptr_t)arg == 2) async_future_set_value(&net_remote.done, 2);
-}
-
-static async_status net_remote_run(async_task *t) {
-    net_remote_frame *f = (net_remote_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_remote, async_remote *r; async_future done; int code_null;) {
     f->r = async_remote_new(async_task_loop(t));
     ASSERT(f->r != NULL);
     ASSERT_EQ(async_remote_call(f->r, net_remote_fn, (void *)(intptr_t)1), 0);
@@ -37,13 +22,19 @@ static async_status net_remote_run(async_task *t) {
     ASSERT_EQ(async_remote_call(f->r, net_remote_fn, (void *)(intptr_t)3), 0);
     ASSERT_EQ(async_remote_call(f->r, net_remote_fn, (void *)(intptr_t)4), 0);
     async_remote_free(f->r); /* runs what is still queued */
-    ASYNC_END(t);
+} ASYNC_END_DEF
+
+static net_remote_frame net_remote;
+
+static void net_remote_fn(async_loop *loop, void *arg) {
+    ASSERT(loop != NULL);
+    net_remote_log[net_remote_n++] = (int)(intptr_t)arg;
+    if ((intptr_t)arg == 2) async_future_set_value(&net_remote.done, 2);
 }
 
 TEST_TAGGED(net_threads_remote_calls_run_in_order_and_free_runs_the_rest, TEST_THREADS) {
-    ASYNC_FRAME_INIT(&net_remote, net_remote_run);
     net_remote_n = 0;
-    ASSERT_EQ(run_real(&net_remote.task), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_remote, &net_remote)), 0);
     ASSERT_EQ(net_remote.code_null, ASYNC_EINVAL);
     ASSERT_EQ(net_remote_n, 4);
     ASSERT_EQ(net_remote_log[0], 1);
@@ -54,30 +45,19 @@ TEST_TAGGED(net_threads_remote_calls_run_in_order_and_free_runs_the_rest, TEST_T
 
 /* ---- loops on threads ---- */
 
-typedef struct {
-    async_task task;
-    int code;
-    bool ran;
-} net_thread_main;
-
-static net_thread_main net_thread_mains[3];
-
-static async_status net_thread_main_run(async_task *t) {
-    net_thread_main *f = (net_thread_main *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(net_thread_main, int code; bool ran;) {
     f->ran = true;
     AWAIT_SLEEP(t, 1);
     if (f->code) ASYNC_THROW_ERROR(t, async_error_of(f->code));
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
+
+static net_thread_main_frame net_thread_mains[3];
 
 /* arg: the code each main ends with; 1 means make_main gives no task for that index. */
 static async_task *net_make_thread_main(unsigned i, void *arg) {
     const int *codes = (const int *)arg;
     if (codes[i] == 1) return NULL;
-    ASYNC_FRAME_INIT(&net_thread_mains[i], net_thread_main_run);
-    net_thread_mains[i].code = codes[i];
-    return &net_thread_mains[i].task;
+    return ASYNC_CALL(net_thread_main, &net_thread_mains[i], codes[i]);
 }
 
 TEST_TAGGED(net_threads_run_threads_returns_the_first_error_in_index_order, TEST_THREADS) {
@@ -106,12 +86,23 @@ TEST_TAGGED(net_threads_run_threads_without_memory_for_a_thread, TEST_THREADS) {
 
 /* ---- a call into another loop's thread ---- */
 
-typedef struct {
-    async_task task;
-    async_future got;
-    async_remote *remote;
-    int value;
-} net_loop_frame;
+static void net_deliver(async_loop *loop, void *arg);
+
+/* Loop 1 (receiver NULL) makes a remote and waits for the value; loop 0 sends it through the
+ * receiver's remote. */
+ASYNC_DEF(net_loop, struct net_loop_frame *receiver; async_future got; async_remote *remote; int value;) {
+    if (!f->receiver) {
+        __atomic_store_n(&f->remote, async_remote_new(async_task_loop(t)), __ATOMIC_RELEASE);
+        ASSERT(f->remote != NULL);
+        AWAIT_FUTURE(t, &f->got); /* only another thread can complete it: no deadlock is reported */
+        f->value = (int)async_future_value(&f->got);
+        async_remote_free(f->remote);
+    } else {
+        while (!__atomic_load_n(&f->receiver->remote, __ATOMIC_ACQUIRE)) AWAIT_SLEEP(t, 5);
+        ASSERT_EQ(async_remote_call(f->receiver->remote, net_deliver, (void *)(intptr_t)42), 0);
+        ASSERT_EQ(async_remote_call(NULL, net_deliver, NULL), ASYNC_EINVAL);
+    }
+} ASYNC_END_DEF
 
 static net_loop_frame net_loops[2];
 
@@ -120,27 +111,9 @@ static void net_deliver(async_loop *loop, void *arg) {
     async_future_set_value(&net_loops[1].got, (intptr_t)arg); /* runs on loop 1's thread */
 }
 
-static async_status net_loop_run(async_task *t) {
-    net_loop_frame *f = (net_loop_frame *)t;
-    ASYNC_BEGIN(t);
-    if (f == &net_loops[1]) {
-        __atomic_store_n(&f->remote, async_remote_new(async_task_loop(t)), __ATOMIC_RELEASE);
-        ASSERT(f->remote != NULL);
-        AWAIT_FUTURE(t, &f->got); /* only another thread can complete it: no deadlock is reported */
-        f->value = (int)async_future_value(&f->got);
-        async_remote_free(f->remote);
-    } else {
-        while (!__atomic_load_n(&net_loops[1].remote, __ATOMIC_ACQUIRE)) AWAIT_SLEEP(t, 5);
-        ASSERT_EQ(async_remote_call(net_loops[1].remote, net_deliver, (void *)(intptr_t)42), 0);
-        ASSERT_EQ(async_remote_call(NULL, net_deliver, NULL), ASYNC_EINVAL);
-    }
-    ASYNC_END(t);
-}
-
 static async_task *net_make_loop(unsigned i, void *arg) {
     (void)arg;
-    ASYNC_FRAME_INIT(&net_loops[i], net_loop_run);
-    return &net_loops[i].task;
+    return ASYNC_CALL(net_loop, &net_loops[i], i == 0 ? &net_loops[1] : NULL);
 }
 
 TEST_TAGGED(net_threads_call_soon_into_another_loop, TEST_THREADS | TEST_WAITS) {

@@ -26,18 +26,11 @@ static uint32_t soak_rng = 12345;
 
 /* ---- 10 million tasks in waves ---- */
 
-/* A task of the wave: sleeps 0..2 ms of virtual time (0: a yield), sometimes inside a try whose finally
- * counts, and returns its index. */
-typedef struct {
-    async_task task;
-    uint32_t i;
-} soak_task_frame;
-
 static unsigned long soak_finally;
 
-static async_status soak_task_run(async_task *t) {
-    soak_task_frame *f = (soak_task_frame *)t;
-    ASYNC_BEGIN(t);
+/* A task of the wave: sleeps 0..2 ms of virtual time (0: a yield), sometimes inside a try whose finally
+ * counts, and returns its index. */
+ASYNC_DEF(soak_task, uint32_t i;) {
     if (f->i % 4 == 0) {
         ASYNC_TRY(t) {
             AWAIT_SLEEP(t, (int32_t)(f->i % 3));
@@ -50,29 +43,15 @@ static async_status soak_task_run(async_task *t) {
         AWAIT_SLEEP(t, (int32_t)(f->i % 3));
     }
     ASYNC_RETURN(t, f->i);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    soak_task_frame *frames;
-    uint32_t wave_size, waves, wave, i;
-    unsigned long sum;
-    long rss_first, rss_last;
-    async_group g;
-} soak_waves_frame;
-
-static async_status soak_waves_run(async_task *t) {
-    soak_waves_frame *f = (soak_waves_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(soak_waves, uint32_t wave_size, waves; soak_task_frame *frames; uint32_t wave, i; unsigned long sum;
+          long rss_first, rss_last; async_group g;) {
     for (f->wave = 0; f->wave < f->waves; f->wave++) {
         /* fresh frames each wave, from the heap: what a server that starts tasks per request does */
         f->frames = calloc(f->wave_size, sizeof *f->frames);
         ASSERT(f->frames != NULL);
-        for (f->i = 0; f->i < f->wave_size; f->i++) {
-            ASYNC_FRAME_INIT(&f->frames[f->i], soak_task_run);
-            f->frames[f->i].i = f->i;
-        }
+        for (f->i = 0; f->i < f->wave_size; f->i++) ASYNC_CALL(soak_task, &f->frames[f->i], f->i);
         AWAIT_GATHER_ARRAY(t, &f->g, &f->frames[0].task, f->wave_size, sizeof *f->frames);
         for (f->i = 0; f->i < f->wave_size; f->i++) f->sum += (unsigned long)async_task_value(&f->frames[f->i].task);
         free(f->frames);
@@ -82,16 +61,13 @@ static async_status soak_waves_run(async_task *t) {
         if (f->wave == 1) f->rss_first = soak_rss_kib();
         f->rss_last = soak_rss_kib();
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(soak_ten_million_tasks_in_waves_keep_rss_flat, TEST_SLOW) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
     static soak_waves_frame m;
     unsigned long total, expect;
-    ASYNC_FRAME_INIT(&m, soak_waves_run);
-    m.wave_size = 100000;
-    m.waves = soak_full() ? 100 : (getenv("ASYNC_TEST_VALGRIND") ? 3 : 5);
+    ASYNC_CALL(soak_waves, &m, 100000, soak_full() ? 100 : (getenv("ASYNC_TEST_VALGRIND") ? 3 : 5));
     total = (unsigned long)m.wave_size * m.waves;
     ASSERT(loop != NULL);
     ASSERT_EQ(async_run(loop, &m.task), 0);
@@ -110,17 +86,9 @@ TEST_TAGGED(soak_ten_million_tasks_in_waves_keep_rss_flat, TEST_SLOW) {
 
 /* ---- 100,000 sleepers cancelled at random ---- */
 
-typedef struct {
-    async_task task;
-    int32_t ms;
-    int cleaned;
-} soak_sleeper_frame;
-
 static unsigned long soak_cleanups;
 
-static async_status soak_sleeper_run(async_task *t) {
-    soak_sleeper_frame *f = (soak_sleeper_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(soak_sleeper, int32_t ms; int cleaned;) {
     ASYNC_TRY(t) {
         AWAIT_SLEEP(t, f->ms);
     }
@@ -129,26 +97,13 @@ static async_status soak_sleeper_run(async_task *t) {
         soak_cleanups++;
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    soak_sleeper_frame *s;
-    uint32_t n, i, cancelled, round;
-    uint32_t *order;
-    async_group g;
-} soak_cancel_frame;
-
-static async_status soak_cancel_run(async_task *t) {
-    soak_cancel_frame *f = (soak_cancel_frame *)t;
+ASYNC_DEF(soak_cancel, uint32_t n; soak_sleeper_frame *s; uint32_t *order; uint32_t i, cancelled, round;
+          async_group g;) {
     uint32_t j, k, tmp;
-    ASYNC_BEGIN(t);
-    for (f->i = 0; f->i < f->n; f->i++) {
-        ASYNC_FRAME_INIT(&f->s[f->i], soak_sleeper_run);
-        f->s[f->i].ms = (int32_t)(1 + test_rand(&soak_rng) % 100000); /* up to 100 s of virtual time */
-        ASYNC_SPAWN(t, &f->g, &f->s[f->i].task);
-    }
+    for (f->i = 0; f->i < f->n; f->i++) /* up to 100 s of virtual time */
+        ASYNC_SPAWN(t, &f->g, ASYNC_CALL(soak_sleeper, &f->s[f->i], (int32_t)(1 + test_rand(&soak_rng) % 100000)));
     AWAIT_YIELD(t); /* all of them asleep now */
     ASSERT_EQ(async_loop_timers(async_task_loop(t)), f->n);
     for (j = f->n; j > 1; j--) { /* a random order to cancel them in */
@@ -164,17 +119,13 @@ static async_status soak_cancel_run(async_task *t) {
         AWAIT_SLEEP(t, 500);
     }
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(soak_a_hundred_thousand_sleepers_cancelled_at_random, TEST_SLOW) {
     async_loop *loop = async_loop_new(ASYNC_LOOP_VIRTUAL_CLOCK);
     static soak_cancel_frame m;
-    uint32_t i, cancelled = 0;
-    ASYNC_FRAME_INIT(&m, soak_cancel_run);
-    m.n = soak_full() ? 100000 : 10000;
-    m.s = calloc(m.n, sizeof *m.s);
-    m.order = calloc(m.n, sizeof *m.order);
+    uint32_t i, cancelled = 0, n = soak_full() ? 100000 : 10000;
+    ASYNC_CALL(soak_cancel, &m, n, calloc(n, sizeof *m.s), calloc(n, sizeof *m.order));
     ASSERT(loop != NULL && m.s != NULL && m.order != NULL);
     for (i = 0; i < m.n; i++) m.order[i] = i;
     ASSERT_EQ(async_run(loop, &m.task), 0);

@@ -7,16 +7,7 @@
 
 /* ---- locks ---- */
 
-typedef struct {
-    async_task task;
-    async_lock *lock;
-    const char *name;
-    int ms;
-} locker_frame;
-
-static async_status locker_run(async_task *t) {
-    locker_frame *f = (locker_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(locker, async_lock *lock; const char *name; int ms;) {
     ASYNC_TRY(t) {
         AWAIT_WITH_LOCK(t, f->lock) {
             LOG("%s@%u ", f->name, NOW());
@@ -29,25 +20,15 @@ static async_status locker_run(async_task *t) {
         ASYNC_RERAISE(t);
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-static async_task *locker(locker_frame *f, async_lock *l, const char *name, int ms) {
-    if (ASYNC_FRAME_INIT(f, locker_run)) {
-        f->lock = l;
-        f->name = name;
-        f->ms = ms;
-    }
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 TEST(sync_lock_is_granted_in_request_order) {
     async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[4];
-    async_spawn(loop, locker(&w[0], &l, "a", 10));
-    async_spawn(loop, locker(&w[1], &l, "b", 10));
-    async_spawn(loop, locker(&w[2], &l, "c", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[0], &l, "a", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[1], &l, "b", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[2], &l, "c", 10));
     drain(loop);
     ASSERT_STR_EQ(trace, "a@0 b@10 c@20 ");
     ASSERT(!async_lock_locked(&l));
@@ -58,12 +39,12 @@ TEST(sync_lock_newcomer_cannot_barge_past_a_woken_waiter) {
     async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[3];
-    async_spawn(loop, locker(&w[0], &l, "a", 10));
-    async_spawn(loop, locker(&w[1], &l, "b", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[0], &l, "a", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[1], &l, "b", 10));
     async_poll(loop); /* a holds, b waits */
     loop->now += 10;
     async_poll(loop); /* a releases: b is granted the lock, not yet run */
-    async_spawn(loop, locker(&w[2], &l, "c", 0)); /* c arrives before b runs */
+    async_spawn(loop, ASYNC_CALL(locker, &w[2], &l, "c", 0)); /* c arrives before b runs */
     drain(loop);
     ASSERT_STR_EQ(trace, "a@0 b@10 c@20 ");
 }
@@ -72,9 +53,9 @@ TEST(sync_lock_waiter_cancelled_while_queued_leaves_the_queue) {
     async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[3];
-    async_spawn(loop, locker(&w[0], &l, "a", 10));
-    async_spawn(loop, locker(&w[1], &l, "b", 10));
-    async_spawn(loop, locker(&w[2], &l, "c", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[0], &l, "a", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[1], &l, "b", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[2], &l, "c", 10));
     async_poll(loop);
     ASSERT(async_cancel(&w[1].task)); /* b leaves the queue at once */
     drain(loop);
@@ -87,9 +68,9 @@ TEST(sync_lock_granted_then_cancelled_passes_the_lock_on) {
     async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[3];
-    async_spawn(loop, locker(&w[0], &l, "a", 10));
-    async_spawn(loop, locker(&w[1], &l, "b", 10));
-    async_spawn(loop, locker(&w[2], &l, "c", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[0], &l, "a", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[1], &l, "b", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[2], &l, "c", 10));
     async_poll(loop);
     loop->now += 10;
     async_poll(loop);             /* a releases: b granted, ready */
@@ -103,8 +84,8 @@ TEST(sync_lock_holder_cancelled_releases_in_its_with_block) {
     async_loop *loop = new_loop();
     static async_lock l;
     static locker_frame w[2];
-    async_spawn(loop, locker(&w[0], &l, "a", 100));
-    async_spawn(loop, locker(&w[1], &l, "b", 10));
+    async_spawn(loop, ASYNC_CALL(locker, &w[0], &l, "a", 100));
+    async_spawn(loop, ASYNC_CALL(locker, &w[1], &l, "b", 10));
     async_poll(loop);
     loop->now += 5;
     async_cancel(&w[0].task);
@@ -113,21 +94,12 @@ TEST(sync_lock_holder_cancelled_releases_in_its_with_block) {
     ASSERT(!async_lock_locked(&l));
 }
 
-typedef struct {
-    async_task task;
-    async_lock lock;
-    int step;
-} relock_frame;
-
-static async_status relock_run(async_task *t) {
-    relock_frame *f = (relock_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(relock, async_lock lock; int step;) {
     AWAIT_LOCK(t, &f->lock);
     f->step = 1;
     AWAIT_LOCK(t, &f->lock); /* not re-entrant: a defined error, not a hang */
     f->step = 2;
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(sync_lock_misuse_returns_codes) {
     async_loop *loop = new_loop();
@@ -136,43 +108,25 @@ TEST(sync_lock_misuse_returns_codes) {
     ASSERT_EQ(async_lock_release(&l), ASYNC_EPERM);
     ASSERT_EQ(async_lock_release(NULL), ASYNC_EINVAL);
     ASSERT(!async_lock_locked(NULL));
-    ASYNC_FRAME_INIT(&f, relock_run);
-    ASSERT_EQ(async_run(loop, &f.task), ASYNC_EDEADLK);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(relock, &f)), ASYNC_EDEADLK);
     ASSERT_EQ(f.step, 1);
     ASSERT(async_lock_locked(&f.lock));
 }
 
 /* ---- events ---- */
 
-typedef struct {
-    async_task task;
-    async_event *event;
-    const char *name;
-} event_waiter_frame;
-
-static async_status event_waiter_run(async_task *t) {
-    event_waiter_frame *f = (event_waiter_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(event_waiter, async_event *event; const char *name;) {
     AWAIT_EVENT(t, f->event);
     LOG("%s@%u ", f->name, NOW());
-    ASYNC_END(t);
-}
-
-static async_task *event_waiter(event_waiter_frame *f, async_event *e, const char *name) {
-    if (ASYNC_FRAME_INIT(f, event_waiter_run)) {
-        f->event = e;
-        f->name = name;
-    }
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 TEST(sync_event_wakes_every_waiter_in_order_and_a_set_event_does_not_block) {
     async_loop *loop = new_loop();
     static async_event e;
     static event_waiter_frame w[4];
-    async_spawn(loop, event_waiter(&w[0], &e, "a"));
-    async_spawn(loop, event_waiter(&w[1], &e, "b"));
-    async_spawn(loop, event_waiter(&w[2], &e, "c"));
+    async_spawn(loop, ASYNC_CALL(event_waiter, &w[0], &e, "a"));
+    async_spawn(loop, ASYNC_CALL(event_waiter, &w[1], &e, "b"));
+    async_spawn(loop, ASYNC_CALL(event_waiter, &w[2], &e, "c"));
     async_poll(loop);
     ASSERT(async_cancel(&w[1].task));
     loop->now = 7;
@@ -183,7 +137,7 @@ TEST(sync_event_wakes_every_waiter_in_order_and_a_set_event_does_not_block) {
     ASSERT_STR_EQ(trace, "a@7 c@7 ");
     ASSERT(async_task_cancelled(&w[1].task));
     async_event_set(&e);
-    async_spawn(loop, event_waiter(&w[3], &e, "d"));
+    async_spawn(loop, ASYNC_CALL(event_waiter, &w[3], &e, "d"));
     drain(loop);
     ASSERT_STR_EQ(trace, "a@7 c@7 d@7 ");
     ASSERT_EQ(async_event_set(NULL), ASYNC_EINVAL);
@@ -191,16 +145,7 @@ TEST(sync_event_wakes_every_waiter_in_order_and_a_set_event_does_not_block) {
 
 /* ---- conditions ---- */
 
-typedef struct {
-    async_task task;
-    async_condition *cond;
-    int *items;
-    const char *name;
-} cond_frame;
-
-static async_status cond_consumer_run(async_task *t) {
-    cond_frame *f = (cond_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(cond_consumer, async_condition *cond; int *items; const char *name;) {
     AWAIT_LOCK(t, async_condition_lock(f->cond));
     ASYNC_TRY(t) {
         while (*f->items == 0) AWAIT_CONDITION(t, f->cond);
@@ -216,27 +161,9 @@ static async_status cond_consumer_run(async_task *t) {
         async_lock_release(async_condition_lock(f->cond));
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_task *cond_consumer(cond_frame *f, async_condition *c, int *items, const char *name) {
-    if (ASYNC_FRAME_INIT(f, cond_consumer_run)) {
-        f->cond = c;
-        f->items = items;
-        f->name = name;
-    }
-    return &f->task;
-}
-
-typedef struct {
-    async_task task;
-    async_condition *cond;
-    int *items;
-} cond_producer_frame;
-
-static async_status cond_producer_run(async_task *t) {
-    cond_producer_frame *f = (cond_producer_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(cond_producer, async_condition *cond; int *items;) {
     AWAIT_SLEEP(t, 10);
     AWAIT_LOCK(t, async_condition_lock(f->cond));
     *f->items += 1;
@@ -247,23 +174,19 @@ static async_status cond_producer_run(async_task *t) {
     *f->items += 2;
     async_condition_notify_all(f->cond);
     async_lock_release(async_condition_lock(f->cond));
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(sync_condition_notify_wakes_in_order_and_waiters_reacquire) {
     async_loop *loop = new_loop();
     static async_condition c;
-    static cond_frame w[3];
+    static cond_consumer_frame w[3];
     static cond_producer_frame p;
     static int items;
     ASSERT_EQ(async_condition_init(&c, NULL), 0);
-    async_spawn(loop, cond_consumer(&w[0], &c, &items, "a"));
-    async_spawn(loop, cond_consumer(&w[1], &c, &items, "b"));
-    async_spawn(loop, cond_consumer(&w[2], &c, &items, "c"));
-    ASYNC_FRAME_INIT(&p, cond_producer_run);
-    p.cond = &c;
-    p.items = &items;
-    async_spawn(loop, &p.task);
+    async_spawn(loop, ASYNC_CALL(cond_consumer, &w[0], &c, &items, "a"));
+    async_spawn(loop, ASYNC_CALL(cond_consumer, &w[1], &c, &items, "b"));
+    async_spawn(loop, ASYNC_CALL(cond_consumer, &w[2], &c, &items, "c"));
+    async_spawn(loop, ASYNC_CALL(cond_producer, &p, &c, &items));
     drain(loop);
     ASSERT_STR_EQ(trace, "a@10 b@20 c@20 ");
     ASSERT_EQ(items, 0);
@@ -274,11 +197,11 @@ TEST(sync_condition_wait_cancelled_returns_holding_the_lock) {
     async_loop *loop = new_loop();
     static async_condition c;
     static async_lock shared;
-    static cond_frame w[2];
+    static cond_consumer_frame w[2];
     static int items;
     ASSERT_EQ(async_condition_init(&c, &shared), 0);
-    async_spawn(loop, cond_consumer(&w[0], &c, &items, "a"));
-    async_spawn(loop, cond_consumer(&w[1], &c, &items, "b"));
+    async_spawn(loop, ASYNC_CALL(cond_consumer, &w[0], &c, &items, "a"));
+    async_spawn(loop, ASYNC_CALL(cond_consumer, &w[1], &c, &items, "b"));
     async_poll(loop); /* both wait on the condition, lock free */
     async_poll(loop);
     ASSERT(!async_lock_locked(&shared));
@@ -291,23 +214,18 @@ TEST(sync_condition_wait_cancelled_returns_holding_the_lock) {
     ASSERT_STR_EQ(trace, "a!-125:held b!-125:held ");
 }
 
-static async_status cond_unlocked_wait_run(async_task *t) {
-    cond_frame *f = (cond_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(cond_unlocked_wait, async_condition *cond;) {
     AWAIT_CONDITION(t, f->cond);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(sync_condition_misuse_returns_codes) {
     async_loop *loop = new_loop();
     static async_condition c;
-    static cond_frame f;
+    static cond_unlocked_wait_frame f;
     ASSERT_EQ(async_condition_notify(&c, 1), ASYNC_EPERM);
     ASSERT_EQ(async_condition_notify(NULL, 1), ASYNC_EINVAL);
     ASSERT_EQ(async_condition_init(NULL, NULL), ASYNC_EINVAL);
-    ASYNC_FRAME_INIT(&f, cond_unlocked_wait_run);
-    f.cond = &c;
-    ASSERT_EQ(async_run(loop, &f.task), ASYNC_EPERM);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(cond_unlocked_wait, &f, &c)), ASYNC_EPERM);
 }
 
 TEST(sync_condition_busy_init_and_a_waiter_cancelled_while_it_reacquires_holds_the_lock) {
@@ -365,41 +283,22 @@ TEST(sync_condition_busy_init_and_a_waiter_cancelled_while_it_reacquires_holds_t
 
 /* ---- semaphores ---- */
 
-typedef struct {
-    async_task task;
-    async_semaphore *sem;
-    const char *name;
-    int ms;
-} sem_frame;
-
-static async_status sem_user_run(async_task *t) {
-    sem_frame *f = (sem_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(sem_user, async_semaphore *sem; const char *name; int ms;) {
     AWAIT_WITH_SEMAPHORE(t, f->sem) {
         LOG("%s@%u ", f->name, NOW());
         AWAIT_SLEEP(t, f->ms);
     }
     ASYNC_END_WITH_SEMAPHORE(t, f->sem);
-    ASYNC_END(t);
-}
-
-static async_task *sem_user(sem_frame *f, async_semaphore *s, const char *name, int ms) {
-    if (ASYNC_FRAME_INIT(f, sem_user_run)) {
-        f->sem = s;
-        f->name = name;
-        f->ms = ms;
-    }
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 TEST(sync_semaphore_limits_concurrency_in_fifo_order) {
     async_loop *loop = new_loop();
     static async_semaphore s;
-    static sem_frame w[5];
+    static sem_user_frame w[5];
     static const char *names[] = {"a", "b", "c", "d", "e"};
     int i;
     ASSERT_EQ(async_semaphore_init(&s, 2, true), 0);
-    for (i = 0; i < 5; i++) async_spawn(loop, sem_user(&w[i], &s, names[i], 10 * (i + 1)));
+    for (i = 0; i < 5; i++) async_spawn(loop, ASYNC_CALL(sem_user, &w[i], &s, names[i], 10 * (i + 1)));
     async_poll(loop);
     ASSERT(async_cancel(&w[2].task)); /* c leaves the queue */
     drain(loop);
@@ -412,11 +311,11 @@ TEST(sync_semaphore_limits_concurrency_in_fifo_order) {
 TEST(sync_semaphore_granted_then_cancelled_passes_the_permit_on) {
     async_loop *loop = new_loop();
     static async_semaphore s;
-    static sem_frame w[3];
+    static sem_user_frame w[3];
     async_semaphore_init(&s, 1, false);
-    async_spawn(loop, sem_user(&w[0], &s, "a", 10));
-    async_spawn(loop, sem_user(&w[1], &s, "b", 10));
-    async_spawn(loop, sem_user(&w[2], &s, "c", 10));
+    async_spawn(loop, ASYNC_CALL(sem_user, &w[0], &s, "a", 10));
+    async_spawn(loop, ASYNC_CALL(sem_user, &w[1], &s, "b", 10));
+    async_spawn(loop, ASYNC_CALL(sem_user, &w[2], &s, "c", 10));
     async_poll(loop);
     loop->now += 10;
     async_poll(loop); /* a releases: b granted */
@@ -499,17 +398,8 @@ TEST(sync_queue_priority_equal_items_leave_in_put_order) {
     }
 }
 
-typedef struct {
-    async_task task;
-    async_queue *q;
-    const char *name;
-    intptr_t item;
-    int n, i;
-} qworker_frame;
-
-static async_status qgetter_run(async_task *t) {
-    qworker_frame *f = (qworker_frame *)t;
-    ASYNC_BEGIN(t);
+/* Gets n items (the last one stays in item), logging each. */
+ASYNC_DEF(qgetter, async_queue *q; const char *name; int n; intptr_t item; int i;) {
     for (f->i = 0; f->i < f->n; f->i++) {
         ASYNC_TRY(t) {
             AWAIT_QUEUE_GET(t, f->q, &f->item);
@@ -522,12 +412,10 @@ static async_status qgetter_run(async_task *t) {
         }
         ASYNC_END_TRY(t);
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-static async_status qputter_run(async_task *t) {
-    qworker_frame *f = (qworker_frame *)t;
-    ASYNC_BEGIN(t);
+/* Puts item, item + 1, ... (n of them), 10 ms apart, logging each. */
+ASYNC_DEF(qputter, async_queue *q; const char *name; int n; intptr_t item; int i;) {
     for (f->i = 0; f->i < f->n; f->i++) {
         ASYNC_TRY(t) {
             AWAIT_QUEUE_PUT(t, f->q, f->item + f->i);
@@ -540,31 +428,21 @@ static async_status qputter_run(async_task *t) {
         ASYNC_END_TRY(t);
         AWAIT_SLEEP(t, 10);
     }
-    ASYNC_END(t);
-}
-
-static async_task *qworker(qworker_frame *f, async_fn fn, async_queue *q, const char *name, int n, int item) {
-    if (ASYNC_FRAME_INIT(f, fn)) {
-        f->q = q;
-        f->name = name;
-        f->n = n;
-        f->item = item;
-    }
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 TEST(sync_queue_getters_wake_in_fifo_order_and_cancelled_getter_leaves) {
     async_loop *loop = new_loop();
     static async_queue q;
     static intptr_t items[4];
-    static qworker_frame g[3], p;
+    static qgetter_frame g[3];
+    static qputter_frame p;
     async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 4);
-    async_spawn(loop, qworker(&g[0], qgetter_run, &q, "a", 1, 0));
-    async_spawn(loop, qworker(&g[1], qgetter_run, &q, "b", 1, 0));
-    async_spawn(loop, qworker(&g[2], qgetter_run, &q, "c", 1, 0));
+    async_spawn(loop, ASYNC_CALL(qgetter, &g[0], &q, "a", 1));
+    async_spawn(loop, ASYNC_CALL(qgetter, &g[1], &q, "b", 1));
+    async_spawn(loop, ASYNC_CALL(qgetter, &g[2], &q, "c", 1));
     async_poll(loop);
     async_cancel(&g[1].task);
-    async_spawn(loop, qworker(&p, qputter_run, &q, "p", 2, 100));
+    async_spawn(loop, ASYNC_CALL(qputter, &p, &q, "p", 2, 100));
     drain(loop);
     ASSERT_STR_EQ(trace, "b!-125 p>100@0 a<100@0 p>101@10 c<101@10 ");
     ASSERT_EQ(async_queue_size(&q), 0);
@@ -575,29 +453,22 @@ TEST(sync_queue_bounded_put_waits_for_room) {
     async_loop *loop = new_loop();
     static async_queue q;
     static intptr_t items[1];
-    static qworker_frame g, p[2];
+    static qgetter_frame g;
+    static qputter_frame p[2];
     async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1);
-    async_spawn(loop, qworker(&p[0], qputter_run, &q, "p", 2, 10));
-    async_spawn(loop, qworker(&p[1], qputter_run, &q, "r", 1, 20));
+    async_spawn(loop, ASYNC_CALL(qputter, &p[0], &q, "p", 2, 10));
+    async_spawn(loop, ASYNC_CALL(qputter, &p[1], &q, "r", 1, 20));
     async_poll(loop); /* p puts 10; r waits for room; at 10 p waits behind r */
     loop->now = 50;
-    async_spawn(loop, qworker(&g, qgetter_run, &q, "g", 3, 0));
+    async_spawn(loop, ASYNC_CALL(qgetter, &g, &q, "g", 3));
     drain(loop);
     ASSERT_STR_EQ(trace, "p>10@0 g<10@50 r>20@50 g<20@50 p>11@50 g<11@50 ");
 }
 
-typedef struct {
-    async_task task;
-    async_queue *q;
-} joiner_frame;
-
-static async_status joiner_run(async_task *t) {
-    joiner_frame *f = (joiner_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(joiner, async_queue *q;) {
     AWAIT_QUEUE_JOIN(t, f->q);
     LOG("joined@%u ", NOW());
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST(sync_queue_join_waits_for_task_done_and_task_done_is_checked) {
     async_loop *loop = new_loop();
@@ -609,9 +480,7 @@ TEST(sync_queue_join_waits_for_task_done_and_task_done_is_checked) {
     ASSERT_EQ(async_queue_task_done(&q), ASYNC_ERANGE);
     async_queue_put_nowait(&q, 1);
     async_queue_put_nowait(&q, 2);
-    ASYNC_FRAME_INIT(&j, joiner_run);
-    j.q = &q;
-    async_spawn(loop, &j.task);
+    async_spawn(loop, ASYNC_CALL(joiner, &j, &q));
     async_poll(loop);
     ASSERT(!async_task_done(&j.task));
     async_queue_get_nowait(&q, &v);
@@ -630,10 +499,11 @@ TEST(sync_queue_shutdown_wakes_putters_and_getters_with_eshutdown) {
     async_loop *loop = new_loop();
     static async_queue q;
     static intptr_t items[1];
-    static qworker_frame g[2], p;
+    static qgetter_frame g[2];
+    static qputter_frame p;
     intptr_t v;
     async_queue_init(&q, ASYNC_QUEUE_FIFO, items, NULL, 1);
-    async_spawn(loop, qworker(&p, qputter_run, &q, "p", 3, 1));
+    async_spawn(loop, ASYNC_CALL(qputter, &p, &q, "p", 3, 1));
     async_poll(loop);
     loop->now = 10;
     async_poll(loop); /* p put 1 and waits to put 2 */
@@ -641,7 +511,7 @@ TEST(sync_queue_shutdown_wakes_putters_and_getters_with_eshutdown) {
     drain(loop);
     ASSERT_EQ(async_task_code(&p.task), ASYNC_ESHUTDOWN);
     ASSERT_EQ(async_queue_put_nowait(&q, 5), ASYNC_ESHUTDOWN);
-    async_spawn(loop, qworker(&g[0], qgetter_run, &q, "a", 2, 0));
+    async_spawn(loop, ASYNC_CALL(qgetter, &g[0], &q, "a", 2));
     drain(loop); /* gets what is left, then fails */
     ASSERT_STR_EQ(trace, "p>1@0 p!-108 a<1@10 a!-108 ");
     ASSERT_EQ(async_task_code(&g[0].task), ASYNC_ESHUTDOWN);
@@ -653,17 +523,15 @@ TEST(sync_queue_immediate_shutdown_drops_items_and_releases_joiners) {
     static async_queue q;
     static intptr_t items[4];
     static joiner_frame j;
-    static qworker_frame g;
+    static qgetter_frame g;
     async_queue_init(&q, ASYNC_QUEUE_LIFO, items, NULL, 4);
     async_queue_put_nowait(&q, 1);
     async_queue_put_nowait(&q, 2);
-    ASYNC_FRAME_INIT(&j, joiner_run);
-    j.q = &q;
-    async_spawn(loop, &j.task);
+    async_spawn(loop, ASYNC_CALL(joiner, &j, &q));
     async_poll(loop);
     ASSERT_EQ(async_queue_shutdown(&q, true), 0);
     ASSERT_EQ(async_queue_size(&q), 0);
-    async_spawn(loop, qworker(&g, qgetter_run, &q, "g", 1, 0));
+    async_spawn(loop, ASYNC_CALL(qgetter, &g, &q, "g", 1));
     drain(loop);
     ASSERT_STR_EQ(trace, "joined@0 g!-108 ");
 }

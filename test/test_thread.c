@@ -111,22 +111,10 @@ static void thr_reset(void) {
 
 /* ---- a coroutine awaiting one call: records the result or the error it caught, and re-raises ---- */
 
-typedef struct {
-    async_task task;
-    async_thread_fn fn;
-    void *arg;
-    async_thread_dtor dtor;
-    async_thread_call call;
-    intptr_t result;
-    int code;
-    const char *message;
-} thr_call_frame;
-
-static async_status thr_call_run(async_task *t) {
-    thr_call_frame *f = (thr_call_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(thr_call, async_thread_fn fn; intptr_t arg; async_thread_dtor dtor; async_thread_call call; intptr_t result;
+          int code; const char *message;) {
     ASYNC_TRY(t) {
-        AWAIT_TO_THREAD(t, &f->call, f->fn, f->arg, f->dtor);
+        AWAIT_TO_THREAD(t, &f->call, f->fn, (void *)f->arg, f->dtor);
         f->result = async_thread_call_result(&f->call);
     }
     ASYNC_CATCH(t) {
@@ -135,18 +123,7 @@ static async_status thr_call_run(async_task *t) {
         ASYNC_RERAISE(t);
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
-
-/* thr_call(fn, arg, dtor); AWAIT evaluates it again when it resumes: the running frame is left alone */
-static async_task *thr_call(thr_call_frame *f, async_thread_fn fn, intptr_t arg, async_thread_dtor dtor) {
-    if (ASYNC_FRAME_INIT(f, thr_call_run)) {
-        f->fn = fn;
-        f->arg = (void *)arg;
-        f->dtor = dtor;
-    }
-    return &f->task;
-}
+} ASYNC_END_DEF
 
 static async_loop *thr_loop(void) {
     async_loop *loop = new_hosted_loop();
@@ -156,26 +133,17 @@ static async_loop *thr_loop(void) {
 
 /* ---- results and ordering ---- */
 
-typedef struct {
-    async_task task;
-    thr_call_frame a, b, c;
-    async_group all;
-} thr_three_frame;
-
-static async_status thr_three_run(async_task *t) {
-    thr_three_frame *f = (thr_three_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_GATHER(t, &f->all, thr_call(&f->a, thr_identity, 2, NULL), thr_call(&f->b, thr_identity, 1, NULL),
-                 thr_call(&f->c, thr_identity, 3, NULL));
-    ASYNC_END(t);
-}
+ASYNC_DEF(thr_three, thr_call_frame a, b, c; async_group all;) {
+    AWAIT_GATHER(t, &f->all, ASYNC_CALL(thr_call, &f->a, thr_identity, 2, NULL),
+                 ASYNC_CALL(thr_call, &f->b, thr_identity, 1, NULL),
+                 ASYNC_CALL(thr_call, &f->c, thr_identity, 3, NULL));
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_results_come_back_in_argument_order, TEST_THREADS) {
     async_loop *loop = thr_loop();
     static thr_three_frame m;
     async_ms start = async_loop_now(loop);
-    ASYNC_FRAME_INIT(&m, thr_three_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_three, &m)), 0);
     ASSERT_EQ(m.a.result, 2);
     ASSERT_EQ(m.b.result, 1);
     ASSERT_EQ(m.c.result, 3);
@@ -185,30 +153,18 @@ TEST_TAGGED(thread_results_come_back_in_argument_order, TEST_THREADS) {
 }
 
 /* Three calls that only return once all three run at the same time: the pool runs them concurrently. */
-typedef struct {
-    async_task task;
-    thr_call_frame calls[3];
-    async_group all;
-    unsigned threads;
-} thr_meet_frame;
-
-static async_status thr_meet_run(async_task *t) {
-    thr_meet_frame *f = (thr_meet_frame *)t;
+ASYNC_DEF(thr_meet, unsigned threads; thr_call_frame calls[3]; async_group all;) {
     int i;
-    ASYNC_BEGIN(t);
     if (f->threads) ASSERT_EQ(async_loop_set_threads(async_task_loop(t), f->threads), 0);
-    for (i = 0; i < 3; i++) thr_call(&f->calls[i], thr_meet, 0, NULL);
+    for (i = 0; i < 3; i++) ASYNC_CALL(thr_call, &f->calls[i], thr_meet, 0, NULL);
     AWAIT_GATHER_ARRAY(t, &f->all, &f->calls[0].task, 3, sizeof f->calls[0]);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_calls_run_concurrently_on_the_pool, TEST_THREADS) {
     async_loop *loop = thr_loop();
     static thr_meet_frame m;
-    ASYNC_FRAME_INIT(&m, thr_meet_run);
-    m.threads = 3;
     thr_meet_want = 3;
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_meet, &m, 3)), 0);
     ASSERT_EQ(m.calls[0].result, 3); /* each saw all three arrive */
     ASSERT_EQ(m.calls[1].result, 3);
     ASSERT_EQ(m.calls[2].result, 3);
@@ -218,11 +174,10 @@ TEST_TAGGED(thread_calls_run_concurrently_on_the_pool, TEST_THREADS) {
 TEST_TAGGED(thread_pool_size_limits_concurrency, TEST_THREADS) {
     async_loop *loop = thr_loop();
     static thr_meet_frame m;
-    ASYNC_FRAME_INIT(&m, thr_meet_run);
-    m.threads = 2; /* the third call cannot start while two wait: they time out */
     thr_meet_want = 3;
     thr_meet_ms = 100;
-    ASSERT_EQ(async_run(loop, &m.task), ASYNC_ETIMEDOUT);
+    /* two threads: the third call cannot start while two wait: they time out */
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_meet, &m, 2)), ASYNC_ETIMEDOUT);
     async_loop_free(loop);
 }
 
@@ -232,43 +187,30 @@ TEST_TAGGED(thread_pool_size_from_the_environment, TEST_THREADS) {
     static thr_call_frame more[2];
     setenv("ASYNC_THREADS", "5", 1);
     loop = thr_loop();
-    ASYNC_FRAME_INIT(&m, thr_meet_run);
     thr_meet_want = 5; /* more than the default 4 */
-    m.threads = 0;
-    async_spawn(loop, thr_call(&more[0], thr_meet, 0, NULL));
-    async_spawn(loop, thr_call(&more[1], thr_meet, 0, NULL));
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    async_spawn(loop, ASYNC_CALL(thr_call, &more[0], thr_meet, 0, NULL));
+    async_spawn(loop, ASYNC_CALL(thr_call, &more[1], thr_meet, 0, NULL));
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_meet, &m, 0)), 0); /* 0: the size ASYNC_THREADS gives */
     async_loop_free(loop);
     unsetenv("ASYNC_THREADS");
 }
 
 enum { THR_MANY = 1000 };
 
-typedef struct {
-    async_task task;
-    thr_call_frame calls[THR_MANY];
-    async_group all;
-    long long sum;
-} thr_many_frame;
-
-static async_status thr_many_run(async_task *t) {
-    thr_many_frame *f = (thr_many_frame *)t;
+ASYNC_DEF(thr_many, thr_call_frame calls[THR_MANY]; async_group all; long long sum;) {
     int i;
-    ASYNC_BEGIN(t);
-    for (i = 0; i < THR_MANY; i++) thr_call(&f->calls[i], thr_identity, i, NULL);
+    for (i = 0; i < THR_MANY; i++) ASYNC_CALL(thr_call, &f->calls[i], thr_identity, i, NULL);
     AWAIT_GATHER_ARRAY(t, &f->all, &f->calls[0].task, THR_MANY, sizeof f->calls[0]);
     for (i = 0; i < THR_MANY; i++) {
         ASSERT_EQ(f->calls[i].result, i);
         f->sum += f->calls[i].result;
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_a_thousand_calls_in_flight, TEST_THREADS) {
     async_loop *loop = thr_loop();
     static thr_many_frame m;
-    ASYNC_FRAME_INIT(&m, thr_many_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_many, &m)), 0);
     ASSERT_EQ(m.sum, (long long)THR_MANY * (THR_MANY - 1) / 2);
     ASSERT_EQ(async_loop_jobs(loop), 0);
     async_loop_free(loop);
@@ -278,35 +220,25 @@ TEST_TAGGED(thread_calls_on_a_real_clock_loop, TEST_THREADS) {
     async_loop *loop = async_loop_new(0);
     static thr_many_frame m;
     ASSERT(loop != NULL);
-    ASYNC_FRAME_INIT(&m, thr_many_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_many, &m)), 0);
     ASSERT_EQ(m.sum, (long long)THR_MANY * (THR_MANY - 1) / 2);
     async_loop_free(loop);
 }
 
 /* ---- errors ---- */
 
-typedef struct {
-    async_task task;
-    thr_call_frame io, user, unknown, bad;
-    async_group all;
-} thr_errors_frame;
-
-static async_status thr_errors_run(async_task *t) {
-    thr_errors_frame *f = (thr_errors_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_GATHER_SETTLED(t, &f->all, thr_call(&f->io, thr_fail, ASYNC_EIO, NULL),
-                         thr_call(&f->user, thr_fail, ASYNC_EUSER + 5, NULL),
-                         thr_call(&f->unknown, thr_fail, -200, NULL), thr_call(&f->bad, NULL, 0, NULL));
-    ASYNC_END(t);
-}
+ASYNC_DEF(thr_errors, thr_call_frame io, user, unknown, bad; async_group all;) {
+    AWAIT_GATHER_SETTLED(t, &f->all, ASYNC_CALL(thr_call, &f->io, thr_fail, ASYNC_EIO, NULL),
+                         ASYNC_CALL(thr_call, &f->user, thr_fail, ASYNC_EUSER + 5, NULL),
+                         ASYNC_CALL(thr_call, &f->unknown, thr_fail, -200, NULL),
+                         ASYNC_CALL(thr_call, &f->bad, NULL, 0, NULL));
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_errors_of_the_function_are_raised_at_the_await, TEST_THREADS) {
     static thr_errors_frame m;
     thr_call_frame *io = &m.io, *user = &m.user, *unknown = &m.unknown;
     async_loop *loop = thr_loop();
-    ASYNC_FRAME_INIT(&m, thr_errors_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_errors, &m)), 0);
     ASSERT_EQ(async_task_code(&m.bad.task), ASYNC_EINVAL); /* a NULL function */
     ASSERT_EQ(io->code, ASYNC_EIO);
     ASSERT_STR_EQ(io->message, "input/output error");
@@ -326,7 +258,7 @@ TEST_TAGGED(thread_portable_loop_is_not_supported, TEST_THREADS) {
     static async_loop plain;
     static thr_call_frame c;
     async_loop_init(&plain);
-    ASSERT_EQ(async_run(&plain, thr_call(&c, thr_identity, 1, NULL)), ASYNC_ENOTSUP);
+    ASSERT_EQ(async_run(&plain, ASYNC_CALL(thr_call, &c, thr_identity, 1, NULL)), ASYNC_ENOTSUP);
     ASSERT_EQ(async_loop_set_threads(&plain, 2), ASYNC_EINVAL);
     ASSERT_EQ(async_loop_set_thread_pool(&plain, NULL), ASYNC_EINVAL);
     ASSERT_EQ(async_loop_jobs(&plain), 0);
@@ -364,12 +296,12 @@ TEST_TAGGED(thread_allocation_failure_is_enomem_at_the_await, TEST_THREADS) {
     async_loop *loop = thr_loop();
     async_loop_set_allocator(loop, thr_budget_realloc, NULL);
     thr_alloc_budget = 0; /* the loop's thread state cannot be made */
-    ASSERT_EQ(async_run(loop, thr_call(&c, thr_identity, 1, NULL)), ASYNC_ENOMEM);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_call, &c, thr_identity, 1, NULL)), ASYNC_ENOMEM);
     ASSERT_EQ(c.code, ASYNC_ENOMEM);
     thr_alloc_budget = 1; /* the state, but not the call's record */
-    ASSERT_EQ(async_run(loop, thr_call(&c, thr_identity, 1, NULL)), ASYNC_ENOMEM);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_call, &c, thr_identity, 1, NULL)), ASYNC_ENOMEM);
     thr_alloc_budget = 1; /* the call's record: it works again */
-    ASSERT_EQ(async_run(loop, thr_call(&c, thr_identity, 5, NULL)), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_call, &c, thr_identity, 5, NULL)), 0);
     ASSERT_EQ(c.result, 5);
     async_loop_free(loop);
 }
@@ -396,18 +328,8 @@ TEST_TAGGED(thread_loop_without_allocator_uses_malloc, TEST_THREADS) {
 
 /* ---- cancellation, timeouts, loops freed with calls in flight ---- */
 
-typedef struct {
-    async_task task;
-    thr_call_frame w;
-    async_group g;
-    async_timeout tmo;
-    int code;
-} thr_cancel_frame;
-
-static async_status thr_cancel_run(async_task *t) {
-    thr_cancel_frame *f = (thr_cancel_frame *)t;
-    ASYNC_BEGIN(t);
-    ASYNC_SPAWN(t, &f->g, thr_call(&f->w, thr_gated, 1, thr_free_dtor));
+ASYNC_DEF(thr_cancel, thr_call_frame w; async_group g;) {
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(thr_call, &f->w, thr_gated, 1, thr_free_dtor));
     while (thr_gate_count(&thr_gate.started) < 1) AWAIT_YIELD(t); /* the call runs on a pool thread */
     ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 1);
     ASSERT_EQ(async_loop_set_threads(async_task_loop(t), 2), ASYNC_EBUSY);
@@ -422,31 +344,21 @@ static async_status thr_cancel_run(async_task *t) {
     while (async_loop_jobs(async_task_loop(t)) > 0) AWAIT_YIELD(t);
     ASSERT_EQ(thr_gate_count(&thr_gate.finished), 1);
     ASSERT_EQ(thr_dtor_calls, 1); /* the result no one awaits went to the dtor */
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_cancelled_awaiter_leaves_the_thread_running_and_the_dtor_frees, TEST_THREADS | TEST_WAITS) {
     async_loop *loop = thr_loop();
     static thr_cancel_frame m;
-    ASYNC_FRAME_INIT(&m, thr_cancel_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_cancel, &m)), 0);
     ASSERT_EQ(thr_dtor_calls, 1);
     async_loop_free(loop);
     ASSERT_EQ(thr_dtor_calls, 1); /* exactly once */
 }
 
 /* Cancelled after the call finished, before the awaiter ran: the result is discarded at once. */
-typedef struct {
-    async_task task;
-    thr_call_frame w;
-    async_group g;
-} thr_late_frame;
-
-static async_status thr_late_run(async_task *t) {
-    thr_late_frame *f = (thr_late_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(thr_late, thr_call_frame w; async_group g;) {
     thr_gate_open();
-    ASYNC_SPAWN(t, &f->g, thr_call(&f->w, thr_gated, 2, thr_free_dtor));
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(thr_call, &f->w, thr_gated, 2, thr_free_dtor));
     while (async_loop_jobs(async_task_loop(t)) == 0) AWAIT_YIELD(t); /* started */
     while (async_loop_jobs(async_task_loop(t)) > 0) AWAIT_YIELD(t);  /* back: w is woken, not run */
     ASSERT(!async_task_done(&f->w.task));
@@ -454,23 +366,19 @@ static async_status thr_late_run(async_task *t) {
     AWAIT_GROUP(t, &f->g);
     ASSERT(async_task_cancelled(&f->w.task));
     ASSERT_EQ(thr_dtor_calls, 1);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_cancel_after_completion_discards_the_result, TEST_THREADS | TEST_WAITS) {
     async_loop *loop = thr_loop();
     static thr_late_frame m;
-    ASYNC_FRAME_INIT(&m, thr_late_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_late, &m)), 0);
     async_loop_free(loop);
     ASSERT_EQ(thr_dtor_calls, 1);
 }
 
-static async_status thr_timeout_run(async_task *t) {
-    thr_cancel_frame *f = (thr_cancel_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(thr_timeout, thr_call_frame w; async_timeout tmo; int code;) {
     ASYNC_TRY(t) {
-        AWAIT_TIMEOUT(t, &f->tmo, 10, thr_call(&f->w, thr_gated, 3, thr_free_dtor));
+        AWAIT_TIMEOUT(t, &f->tmo, 10, ASYNC_CALL(thr_call, &f->w, thr_gated, 3, thr_free_dtor));
     }
     ASYNC_CATCH(t) {
         f->code = async_caught(t)->code;
@@ -479,17 +387,15 @@ static async_status thr_timeout_run(async_task *t) {
     ASSERT_EQ(thr_gate_count(&thr_gate.finished), 0);
     thr_gate_open();
     while (async_loop_jobs(async_task_loop(t)) > 0) AWAIT_YIELD(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 /* The timeout needs time to pass while the call runs: a real-clock loop, 10 ms. */
 TEST_TAGGED(thread_timeout_of_the_awaiter_discards_the_result, TEST_THREADS) {
     async_loop *loop = async_loop_new(0);
-    static thr_cancel_frame m;
+    static thr_timeout_frame m;
     ASSERT(loop != NULL);
     thr_reset();
-    ASYNC_FRAME_INIT(&m, thr_timeout_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_timeout, &m)), 0);
     ASSERT_EQ(m.code, ASYNC_ETIMEDOUT);
     ASSERT_EQ(m.w.code, ASYNC_ECANCELED);
     ASSERT_EQ(thr_gate_count(&thr_gate.finished), 1);
@@ -499,50 +405,31 @@ TEST_TAGGED(thread_timeout_of_the_awaiter_discards_the_result, TEST_THREADS) {
 }
 
 /* On the virtual clock the loop waits for the call before time jumps: a 1 s timeout does not fire. */
-typedef struct {
-    async_task task;
-    thr_call_frame w;
-    async_timeout tmo;
-} thr_vtimeout_frame;
-
 static int thr_sleep_20ms(void *arg, intptr_t *result) {
     sleep_ms(20);
     *result = (intptr_t)arg;
     return 0;
 }
 
-static async_status thr_vtimeout_run(async_task *t) {
-    thr_vtimeout_frame *f = (thr_vtimeout_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT_TIMEOUT(t, &f->tmo, 1000, thr_call(&f->w, thr_sleep_20ms, 9, NULL));
-    ASYNC_END(t);
-}
+ASYNC_DEF(thr_vtimeout, thr_call_frame w; async_timeout tmo;) {
+    AWAIT_TIMEOUT(t, &f->tmo, 1000, ASYNC_CALL(thr_call, &f->w, thr_sleep_20ms, 9, NULL));
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_virtual_clock_waits_for_calls_instead_of_jumping, TEST_THREADS) {
     async_loop *loop = thr_loop();
     static thr_vtimeout_frame m;
     async_ms start = async_loop_now(loop);
-    ASYNC_FRAME_INIT(&m, thr_vtimeout_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_vtimeout, &m)), 0);
     ASSERT_EQ(m.w.result, 9);
     ASSERT_EQ(async_loop_now(loop) - start, 0);
     async_loop_free(loop);
 }
 
 /* A main that waits for nothing that could ever come is still a deadlock, with or without a pool. */
-typedef struct {
-    async_task task;
-    thr_call_frame c;
-    async_future never;
-} thr_deadlock_frame;
-
-static async_status thr_deadlock_run(async_task *t) {
-    thr_deadlock_frame *f = (thr_deadlock_frame *)t;
-    ASYNC_BEGIN(t);
-    AWAIT(t, thr_call(&f->c, thr_identity, 4, NULL));
+ASYNC_DEF(thr_deadlock, thr_call_frame c; async_future never;) {
+    AWAIT_CALL(t, thr_call, &f->c, thr_identity, 4, NULL);
     AWAIT_FUTURE(t, &f->never);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static void thr_quiet(async_loop *loop, async_task *task, const async_error *error, void *ctx) {
     (void)loop;
@@ -555,22 +442,15 @@ TEST_TAGGED(thread_deadlock_is_still_detected_after_calls, TEST_THREADS) {
     async_loop *loop = thr_loop();
     static thr_deadlock_frame m;
     async_loop_set_error_handler(loop, thr_quiet, NULL); /* main's cancellation is expected */
-    ASYNC_FRAME_INIT(&m, thr_deadlock_run);
-    ASSERT_EQ(async_run(loop, &m.task), ASYNC_EDEADLK);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_deadlock, &m)), ASYNC_EDEADLK);
     ASSERT_EQ(m.c.result, 4);
     async_loop_free(loop);
 }
 
 /* Starts three gated calls on tasks of the loop, and returns once they all run. */
-typedef struct {
-    async_task task;
-} thr_starter_frame;
-
-static async_status thr_starter_run(async_task *t) {
-    ASYNC_BEGIN(t);
+ASYNC_DEF(thr_starter) {
     while (thr_gate_count(&thr_gate.started) < 3) AWAIT_YIELD(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 static void *thr_open_later(void *arg) {
     (void)arg;
@@ -585,9 +465,8 @@ TEST_TAGGED(thread_loop_free_waits_for_calls_in_flight, TEST_THREADS | TEST_WAIT
     static thr_starter_frame s;
     pthread_t opener;
     int i;
-    for (i = 0; i < 3; i++) async_spawn(loop, thr_call(&c[i], thr_gated, i, thr_free_dtor));
-    ASYNC_FRAME_INIT(&s, thr_starter_run);
-    ASSERT_EQ(async_run(loop, &s.task), 0);
+    for (i = 0; i < 3; i++) async_spawn(loop, ASYNC_CALL(thr_call, &c[i], thr_gated, i, thr_free_dtor));
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_starter, &s)), 0);
     ASSERT_EQ(async_loop_jobs(loop), 3);
     ASSERT_EQ(pthread_create(&opener, NULL, thr_open_later, NULL), 0);
     async_loop_free(loop); /* blocks until the calls return, then gives their results to the dtor */
@@ -601,9 +480,8 @@ TEST_TAGGED(thread_loop_free_discards_results_never_delivered, TEST_THREADS | TE
     static thr_call_frame c[3];
     static thr_starter_frame s;
     int i;
-    for (i = 0; i < 3; i++) async_spawn(loop, thr_call(&c[i], thr_gated, i, thr_free_dtor));
-    ASYNC_FRAME_INIT(&s, thr_starter_run);
-    ASSERT_EQ(async_run(loop, &s.task), 0);
+    for (i = 0; i < 3; i++) async_spawn(loop, ASYNC_CALL(thr_call, &c[i], thr_gated, i, thr_free_dtor));
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_starter, &s)), 0);
     thr_gate_open();
     while (thr_gate_count(&thr_gate.finished) < 3) {
         sleep_ms(1);
@@ -701,16 +579,7 @@ TEST_TAGGED(thread_null_call_is_einval_for_every_await, TEST_THREADS) {
 /* The await's call record is an argument evaluated again at the resume: one swapped for a record with
  * no call in it is ASYNC_EINVAL there, and the call's result, which no one can receive now, goes to the
  * dtor (when the loop is freed), exactly once. */
-typedef struct {
-    async_task task;
-    pool_op_frame w;
-    async_thread_call other;
-    async_group g;
-} thr_swap_frame;
-
-static async_status thr_swap_run(async_task *t) {
-    thr_swap_frame *f = (thr_swap_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(thr_swap, pool_op_frame w; async_thread_call other; async_group g;) {
     pool_op(&f->w, POOL_TO_THREAD)->fn = thr_heap;
     f->w.arg = 5;
     f->w.dtor = thr_free_dtor;
@@ -719,15 +588,13 @@ static async_status thr_swap_run(async_task *t) {
     ASSERT_EQ(async_loop_jobs(async_task_loop(t)), 1);
     f->w.callp = &f->other;
     AWAIT_GROUP(t, &f->g);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_call_swapped_during_the_await_is_einval_and_the_dtor_frees, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
     static thr_swap_frame m;
     thr_dtor_calls = 0;
-    ASYNC_FRAME_INIT(&m, thr_swap_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_swap, &m)), 0);
     ASSERT_EQ(m.w.code, ASYNC_EINVAL);
     ASSERT(!m.w.reached);
     ASSERT_EQ(async_thread_call_result(&m.other), 0);
@@ -752,8 +619,7 @@ static void *thr_run_loop(void *arg) {
     if (!loop || !m) return NULL;
     job->rc = async_loop_set_thread_pool(loop, job->pool);
     if (!job->rc) {
-        ASYNC_FRAME_INIT(m, thr_many_run);
-        job->rc = async_run(loop, &m->task);
+        job->rc = async_run(loop, ASYNC_CALL(thr_many, m));
         job->sum = m->sum;
     }
     async_loop_free(loop);
@@ -789,8 +655,7 @@ TEST_TAGGED(thread_calls_in_an_attached_loop, TEST_THREADS) {
     static thr_three_frame m;
     ASSERT(loop != NULL);
     thr_reset();
-    ASYNC_FRAME_INIT(&m, thr_three_run);
-    ASSERT_EQ(async_spawn(loop, &m.task), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(thr_three, &m)), 0);
     ev_run(ev, 0); /* returns once the calls are back and the tasks done: nothing keeps it alive */
     ASSERT(async_task_done(&m.task));
     ASSERT_EQ(m.a.result + m.b.result + m.c.result, 6);
@@ -938,49 +803,26 @@ TEST_TAGGED(thread_pool_resizes_and_switches_stop_idle_threads, TEST_THREADS) {
  * round reuses the kept records; the surplus is freed (ASan and valgrind see no leak). */
 enum { THR_REUSE_CALLS = 5000 };
 
-typedef struct {
-    async_task task;
-    async_thread_call call;
-    intptr_t i, result;
-} thr_small_frame;
-
-static async_status thr_small_run(async_task *t) {
-    thr_small_frame *f = (thr_small_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(thr_small, intptr_t i; async_thread_call call; intptr_t result;) {
     AWAIT_TO_THREAD(t, &f->call, pool_count, (void *)f->i, NULL);
     f->result = async_thread_call_result(&f->call);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
-typedef struct {
-    async_task task;
-    thr_small_frame calls[THR_REUSE_CALLS];
-    async_group all;
-    int round, bad;
-} thr_reuse_frame;
-
-static async_status thr_reuse_run(async_task *t) {
-    thr_reuse_frame *f = (thr_reuse_frame *)t;
+ASYNC_DEF(thr_reuse, thr_small_frame calls[THR_REUSE_CALLS]; async_group all; int round, bad;) {
     int i;
-    ASYNC_BEGIN(t);
     for (f->round = 0; f->round < 2; f->round++) {
-        for (i = 0; i < THR_REUSE_CALLS; i++) {
-            ASYNC_FRAME_INIT(&f->calls[i], thr_small_run);
-            f->calls[i].i = i * 3 + f->round;
-        }
+        for (i = 0; i < THR_REUSE_CALLS; i++) ASYNC_CALL(thr_small, &f->calls[i], i * 3 + f->round);
         AWAIT_GATHER_ARRAY(t, &f->all, &f->calls[0].task, THR_REUSE_CALLS, sizeof f->calls[0]);
         for (i = 0; i < THR_REUSE_CALLS; i++)
             if (f->calls[i].result != i * 3 + f->round) f->bad++;
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(thread_job_records_kept_for_reuse_are_capped, TEST_THREADS) {
     async_loop *loop = new_hosted_loop();
     static thr_reuse_frame m;
     pool_runs = 0;
-    ASYNC_FRAME_INIT(&m, thr_reuse_run);
-    ASSERT_EQ(async_run(loop, &m.task), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(thr_reuse, &m)), 0);
     ASSERT_EQ(m.bad, 0);
     ASSERT_EQ(__atomic_load_n(&pool_runs, __ATOMIC_SEQ_CST), 2 * THR_REUSE_CALLS);
     ASSERT_EQ(async_loop_jobs(loop), 0);

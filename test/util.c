@@ -388,9 +388,7 @@ const async_error err_c = {ASYNC_EUSER + 3, "cleanup failure"};
 
 const async_error worker_error = {ASYNC_EUSER + 1, "worker failed"};
 
-async_status worker_run(async_task *t) {
-    worker_frame *f = (worker_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_BODY(worker) {
     LOG("%s+ ", f->name);
     ASYNC_TRY(t) {
         AWAIT_SLEEP(t, f->ms);
@@ -403,21 +401,13 @@ async_status worker_run(async_task *t) {
     if (f->fail) ASYNC_THROW_ERROR(t, &worker_error);
     LOG("%s- ", f->name);
     ASYNC_RETURN(t, f->value);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 async_task *worker(worker_frame *f, const char *name, int ms, int value) {
-    if (ASYNC_FRAME_INIT(f, worker_run)) {
-        f->name = name;
-        f->ms = ms;
-        f->value = value;
-    }
-    return &f->task;
+    return ASYNC_CALL(worker, f, name, ms, value);
 }
 
-static async_status awaiter_run(async_task *t) {
-    awaiter_frame *f = (awaiter_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_BODY(awaiter) {
     ASYNC_TRY(t) {
         if (f->fut) {
             AWAIT_FUTURE(t, f->fut);
@@ -433,30 +423,19 @@ static async_status awaiter_run(async_task *t) {
         LOG("%s!%d ", f->name, f->code);
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 async_task *awaiter(awaiter_frame *f, const char *name, async_task *target) {
-    if (ASYNC_FRAME_INIT(f, awaiter_run)) {
-        f->name = name;
-        f->target = target;
-    }
-    return &f->task;
+    return ASYNC_CALL(awaiter, f, name, target);
 }
 
 async_task *fwait(awaiter_frame *f, const char *name, async_future *fut) {
-    if (ASYNC_FRAME_INIT(f, awaiter_run)) {
-        f->name = name;
-        f->fut = fut;
-    }
-    return &f->task;
+    return ASYNC_CALL(awaiter, f, name, .fut = fut);
 }
 
 /* ---- the quiet worker and the producer ---- */
 
-async_status sleeper_run(async_task *t) {
-    sleeper_frame *f = (sleeper_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_BODY(sleeper) {
     ASYNC_TRY(t) {
         if (f->gate)
             AWAIT_EVENT(t, f->gate);
@@ -473,20 +452,13 @@ async_status sleeper_run(async_task *t) {
     if (f->cancelled && f->after_cancel_ms) AWAIT_SLEEP(t, f->after_cancel_ms);
     if (f->fail) ASYNC_THROW_ERROR(t, f->fail);
     ASYNC_RETURN(t, f->value);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 async_task *sleeper(sleeper_frame *f, int ms, intptr_t value) {
-    if (ASYNC_FRAME_INIT(f, sleeper_run)) {
-        f->ms = ms;
-        f->value = value;
-    }
-    return &f->task;
+    return ASYNC_CALL(sleeper, f, ms, value);
 }
 
-static async_status producer_run(async_task *t) {
-    producer_frame *f = (producer_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_BODY(producer) {
     ASYNC_TRY(t) {
         for (f->i = 1; f->i <= f->n; f->i++) {
             if (f->ms) AWAIT_SLEEP(t, f->ms);
@@ -509,15 +481,10 @@ static async_status producer_run(async_task *t) {
         if (f->cleanup_error) ASYNC_THROW_ERROR(t, f->cleanup_error);
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 async_task *producer(producer_frame *f, int n, int ms) {
-    if (ASYNC_FRAME_INIT(f, producer_run)) {
-        f->n = n;
-        f->ms = ms;
-    }
-    return &f->task;
+    return ASYNC_CALL(producer, f, n, ms);
 }
 
 /* ---- the script ---- */
@@ -807,9 +774,7 @@ bool net_cap_address_space(size_t margin, struct rlimit *old) {
 
 /* ================================ the network layer's awaits ================================ */
 
-static async_status echo_run(async_task *t) {
-    echo_frame *f = (echo_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_BODY(echo) {
     for (;;) {
         AWAIT_STREAM_READ(t, f->s, f->buf, sizeof f->buf, &f->n, 2000);
         if (f->n == 0) break;
@@ -822,15 +787,11 @@ static async_status echo_run(async_task *t) {
         if (async_stream_write(f->s, f->buf, f->n)) ASYNC_THROW(t, ASYNC_EIO, "echo write failed");
         AWAIT_STREAM_DRAIN(t, f->s, 2000);
     }
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 async_task *echo_new(void *frame, async_stream *s, void *arg) {
-    echo_frame *f = (echo_frame *)frame;
     (void)arg;
-    ASYNC_FRAME_INIT(f, echo_run);
-    f->s = s;
-    return &f->task;
+    return ASYNC_CALL(echo, (echo_frame *)frame, s);
 }
 
 static async_status net_op_run(async_task *t) {

@@ -115,62 +115,44 @@ async_status step_by_hand(async_task *t);
 /* Three errors to raise. */
 extern const async_error err_a, err_b, err_c;
 
+/* The coroutines below are declared here with ASYNC_FRAME and defined in util.c with ASYNC_BODY; the
+ * functions after each call it with ASYNC_CALL (worker(f, ...) is ASYNC_CALL(worker, f, ...)). */
+
 /* A worker that logs "NAME+ " when it starts, sleeps ms (logging "NAME!CODE " if the sleep raises,
  * which it raises on unless swallow_cancel), raises worker_error if `fail`, logs "NAME- " and returns
  * value. */
-typedef struct {
-    async_task task;
-    const char *name;
-    int ms;
-    int fail;           /* raise worker_error after the sleep */
-    int value;
-    int swallow_cancel; /* catch ECANCELED and finish normally */
-} worker_frame;
+ASYNC_FRAME(worker, const char *name; int ms; int value;
+            int fail;           /* raise worker_error after the sleep */
+            int swallow_cancel; /* catch ECANCELED and finish normally */);
 
 extern const async_error worker_error; /* ASYNC_EUSER + 1, "worker failed" */
-async_status worker_run(async_task *t);
 async_task *worker(worker_frame *f, const char *name, int ms, int value);
 
 /* Awaits a task (awaiter) or a future (fwait), then logs "NAME=VALUE " or "NAME!CODE ". */
-typedef struct {
-    async_task task;
-    async_task *target;
-    async_future *fut;
-    const char *name;
-    long got;
-    int code;
-} awaiter_frame;
+ASYNC_FRAME(awaiter, const char *name; async_task *target; async_future *fut; long got; int code;);
 
 async_task *awaiter(awaiter_frame *f, const char *name, async_task *target);
 async_task *fwait(awaiter_frame *f, const char *name, async_future *fut);
 
 /* A worker that logs nothing: sleeps ms (or waits for `gate`), then raises `fail` or returns value. */
-typedef struct {
-    async_task task;
-    int ms;
-    async_event *gate;                 /* wait for this event instead of sleeping */
-    const async_error *fail;
-    int swallow_cancel;                /* catch ECANCELED and finish normally */
-    int after_cancel_ms;               /* when swallowing: sleep this long afterwards */
-    const async_error *fail_on_cancel; /* when cancelled: raise this instead */
-    intptr_t value;
-    int cancelled;                     /* saw ECANCELED */
-} sleeper_frame;
+ASYNC_FRAME(sleeper, int ms; intptr_t value;
+            async_event *gate;                 /* wait for this event instead of sleeping */
+            const async_error *fail;
+            int swallow_cancel;                /* catch ECANCELED and finish normally */
+            int after_cancel_ms;               /* when swallowing: sleep this long afterwards */
+            const async_error *fail_on_cancel; /* when cancelled: raise this instead */
+            int cancelled;                     /* saw ECANCELED */);
 
-async_status sleeper_run(async_task *t);
 async_task *sleeper(sleeper_frame *f, int ms, intptr_t value);
 
 /* A generator's producer: yields 1..n, ms apart (0: no sleep); its cleanup (a finally block) may sleep,
  * yield once more or fail. */
-typedef struct {
-    async_task task;
-    int n, i, ms;
-    int cleanup_ms;                   /* the finally block sleeps this long */
-    int yield_in_cleanup;             /* the finally block yields once more (ignores the close) */
-    const async_error *cleanup_error; /* the finally block raises this */
-    int cleaned;                      /* times the finally block ran */
-    int cleanup_code;                 /* what the yield in the finally block raised */
-} producer_frame;
+ASYNC_FRAME(producer, int n, ms; int i;
+            int cleanup_ms;                   /* the finally block sleeps this long */
+            int yield_in_cleanup;             /* the finally block yields once more (ignores the close) */
+            const async_error *cleanup_error; /* the finally block raises this */
+            int cleaned;                      /* times the finally block ran */
+            int cleanup_code;                 /* what the yield in the finally block raised */);
 
 async_task *producer(producer_frame *f, int n, int ms);
 
@@ -304,12 +286,7 @@ bool net_cap_address_space(size_t margin, struct rlimit *old);
 
 /* An echo server's connection: echoes what it reads until the end of the stream; "RESET" makes it close
  * with a reset, "QUIT" makes it close. For async_server_listen: sizeof(echo_frame), echo_new. */
-typedef struct {
-    async_task task;
-    async_stream *s;
-    char buf[256];
-    size_t n;
-} echo_frame;
+ASYNC_FRAME(echo, async_stream *s; char buf[256]; size_t n;);
 
 async_task *echo_new(void *frame, async_stream *s, void *arg);
 
