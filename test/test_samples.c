@@ -236,8 +236,9 @@ TEST(samples_performance_blocking_call_is_measured_and_named) {
     ASSERT(sscanf(out, "10 fast operations took %lf seconds\n", &fast) == 1);
     second = strchr(out, '\n');
     ASSERT(second && sscanf(second + 1, "1 slow operation took %lf seconds\n", &slow) == 1);
-    ASSERT(fast >= 0.10 && fast < 0.15); /* concurrent: one 0.1 s wait, not ten */
-    ASSERT(slow >= 1.00 && slow < 1.10);
+    /* the upper bounds leave room for a loaded machine and still tell the wrong program apart */
+    ASSERT(fast >= 0.10 && fast < 0.5); /* concurrent: one 0.1 s wait, not ten (1 s) */
+    ASSERT(slow >= 1.00 && slow < 2.0); /* one blocking second, not two */
     if (!strstr(err, "async: debug: slow_operation_run (samples/performance.c) blocked the loop for "))
         test_fail(__FILE__, __LINE__, "debug mode did not name the blocking call; stderr:\n%s", err);
     free(out);
