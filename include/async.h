@@ -2940,15 +2940,21 @@ ASYNC_API int async__event_start(async_task *t, async_event *e) {
     return async__wait_or_take(t, &e->waiters, e->is_set);
 }
 
-ASYNC_API int async__event_check(async_task *t, async_event *e) {
+/* The resume of a wait that releases all its waiters at once (an event set, a queue joined): ASYNC__WAIT,
+ * the cancel, ASYNC__GO when released, or -1 when woken without a release (the caller starts again). */
+static int async__released(async_task *t) {
     async_task *runner = async__runner(t);
     if (async__waiting(runner)) return ASYNC__WAIT;
     if (runner->flags & ASYNC__F_CANCEL) {
         async__take_grant(runner);
         return async__deliver_cancel(t, runner);
     }
-    if (async__take_grant(runner)) return ASYNC__GO;
-    return async__event_start(t, e);
+    return async__take_grant(runner) ? ASYNC__GO : -1;
+}
+
+ASYNC_API int async__event_check(async_task *t, async_event *e) {
+    int rc = async__released(t);
+    return rc == -1 ? async__event_start(t, e) : rc;
 }
 
 /* conditions */
@@ -3309,14 +3315,8 @@ ASYNC_API int async__qjoin_start(async_task *t, async_queue *q) {
 }
 
 ASYNC_API int async__qjoin_check(async_task *t, async_queue *q) {
-    async_task *runner = async__runner(t);
-    if (async__waiting(runner)) return ASYNC__WAIT;
-    if (runner->flags & ASYNC__F_CANCEL) {
-        async__take_grant(runner);
-        return async__deliver_cancel(t, runner);
-    }
-    if (async__take_grant(runner)) return ASYNC__GO;
-    return async__qjoin_start(t, q);
+    int rc = async__released(t);
+    return rc == -1 ? async__qjoin_start(t, q) : rc;
 }
 
 /* ---- async generators: the producer runs as the only child of the generator's group, owned by the
