@@ -1,5 +1,6 @@
-/* POSIX signals on hosted loops: loop.add_signal_handler and remove_signal_handler, and AWAIT_SIGNAL.
- * Every signal is raised by the test's own process (raise, or an interval timer of its own),
+/* POSIX signals on hosted loops: loop.add_signal_handler and remove_signal_handler, AWAIT_SIGNAL, and
+ * Ctrl-C in async_main (asyncio.run's: main cancelled, its finally blocks run, a second Ctrl-C ends the
+ * process). Every signal is raised by the test's own process (raise, or an interval timer of its own),
  * and every test changes dispositions in the process the runner gives it alone. A signal whose default
  * action would end the test is raised only once the test has seen that something catches it
  * (raise_caught), so that a fault injected into the runtime fails an assertion instead. */
@@ -492,4 +493,270 @@ TEST(signals_await_keeps_the_loop_alive) {
         async_loop_free(loop);
     }
     alarm_in(0);
+}
+
+/* ---- Ctrl-C in async_main ---- */
+
+/* Raises SIGINT and sleeps; `handle`: catches the cancellation and ends normally. */
+ASYNC_DEF(sg_ctrl_c, int handle; int64_t sleep_ms; int caught; int finally_ran;) {
+    ASYNC_TRY(t) {
+        raise_caught(SIGINT);
+        AWAIT_SLEEP(t, f->sleep_ms);
+    }
+    ASYNC_CATCH(t) {
+        f->caught = async_caught(t)->code;
+        if (!f->handle) ASYNC_RERAISE(t);
+    }
+    ASYNC_FINALLY(t) {
+        f->finally_ran++;
+    }
+    ASYNC_END_TRY(t);
+    ASYNC_RETURN(t, 7);
+} ASYNC_END_DEF
+
+static void real_clock_main(void) {
+    unsetenv("ASYNC_CLOCK");
+    unsetenv("ASYNC_DEBUG");
+}
+
+TEST(signals_ctrl_c_cancels_main_which_reports_interrupted) {
+    static sg_ctrl_c_frame m;
+    const char *err;
+    int rc;
+    real_clock_main();
+    ASSERT(disposition(SIGINT) == SIG_DFL);
+    test_capture_stderr();
+    rc = async_main(ASYNC_CALL(sg_ctrl_c, &m, 0, 10000));
+    err = test_release_stderr();
+    ASSERT_EQ(rc, ASYNC_ECANCELED);
+    ASSERT_STR_EQ(err, "async: interrupted\n");
+    ASSERT_EQ(m.caught, ASYNC_ECANCELED);
+    ASSERT_EQ(m.finally_ran, 1);
+    ASSERT(disposition(SIGINT) == SIG_DFL); /* restored */
+}
+
+TEST(signals_ctrl_c_handled_by_main_is_not_reported) {
+    static sg_ctrl_c_frame m;
+    const char *err;
+    int rc;
+    real_clock_main();
+    test_capture_stderr();
+    rc = async_main(ASYNC_CALL(sg_ctrl_c, &m, 1, 10000));
+    err = test_release_stderr();
+    ASSERT_EQ(rc, 0);
+    ASSERT_STR_EQ(err, "");
+    ASSERT_EQ(m.caught, ASYNC_ECANCELED);
+    ASSERT_EQ(m.finally_ran, 1);
+    ASSERT_EQ(async_task_value(&m.task), 7);
+    ASSERT(disposition(SIGINT) == SIG_DFL);
+}
+
+/* Runs fn in a child process whose standard output is a pipe: what it wrote, and how it ended. */
+static void in_child(void (*fn)(void), char *out, size_t size, int *status) {
+    size_t len = 0;
+    ssize_t n;
+    int p[2];
+    pid_t pid;
+    ASSERT_EQ(pipe(p), 0);
+    fflush(NULL);
+    pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], 1);
+        close(p[1]);
+        fn();
+        exit(0);
+    }
+    close(p[1]);
+    while (len < size - 1 && (n = read(p[0], out + len, size - 1 - len)) > 0) len += (size_t)n;
+    out[len] = '\0';
+    close(p[0]);
+    ASSERT_EQ(waitpid(pid, status, 0), pid);
+}
+
+/* Main catches the Ctrl-C and, while it unwinds, Ctrl-C comes again. */
+ASYNC_DEF(sg_ctrl_c_twice) {
+    ASYNC_TRY(t) {
+        raise_caught(SIGINT);
+        AWAIT_SLEEP(t, 10000);
+    }
+    ASYNC_CATCH(t) {
+        printf("unwinding\n");
+        fflush(stdout);
+        raise(SIGINT); /* the default action now */
+        printf("survived\n");
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+static void ctrl_c_twice(void) {
+    static sg_ctrl_c_twice_frame m;
+    real_clock_main();
+    async_main(ASYNC_CALL(sg_ctrl_c_twice, &m));
+}
+
+TEST(signals_second_ctrl_c_while_main_unwinds_ends_the_process) {
+    char out[256];
+    int status;
+    in_child(ctrl_c_twice, out, sizeof out, &status);
+    ASSERT_STR_EQ(out, "unwinding\n");
+    ASSERT(WIFSIGNALED(status));
+    ASSERT_EQ(WTERMSIG(status), SIGINT);
+}
+
+/* async_main_exit: 0 and 1, and after an interrupted main the process ends by SIGINT (stdio flushed). */
+static void interrupted_then_exit(void) {
+    static sg_ctrl_c_frame m;
+    int rc;
+    real_clock_main();
+    printf("before\n"); /* a pipe: buffered until the exit flushes it */
+    test_capture_stderr();
+    rc = async_main(ASYNC_CALL(sg_ctrl_c, &m, 0, 10000));
+    test_release_stderr();
+    printf("rc %d\n", rc);
+    exit(async_main_exit(rc));
+}
+
+TEST(signals_main_exit_ends_an_interrupted_program_by_sigint) {
+    static sg_ctrl_c_frame m;
+    char out[256];
+    int status;
+    ASSERT_EQ(async_main_exit(0), 0);
+    ASSERT_EQ(async_main_exit(ASYNC_EINVAL), 1);
+    ASSERT_EQ(async_main_exit(ASYNC_ECANCELED), 1); /* no async_main was interrupted */
+    in_child(interrupted_then_exit, out, sizeof out, &status);
+    ASSERT(WIFSIGNALED(status));
+    ASSERT_EQ(WTERMSIG(status), SIGINT);
+    ASSERT_STR_EQ(out, "before\nrc -125\n");
+    /* a main that handles the Ctrl-C: nothing to end the process for */
+    real_clock_main();
+    test_capture_stderr();
+    ASSERT_EQ(async_main(ASYNC_CALL(sg_ctrl_c, &m, 1, 10000)), 0);
+    test_release_stderr();
+    ASSERT_EQ(async_main_exit(ASYNC_ECANCELED), 1);
+}
+
+/* Ctrl-C from a timer of the loop, on the virtual clock (async_main_with's option): main, sleeping two
+ * hours, is cancelled at the hour. */
+static void raise_sigint_cb(void *arg) {
+    (void)arg;
+    raise_caught(SIGINT);
+}
+
+ASYNC_DEF(sg_ctrl_c_timer, async_handle h; int finally_ran;) {
+    ASYNC_TRY(t) {
+        ASSERT_EQ(async_loop_call_later(async_task_loop(t), &f->h, 3600000, raise_sigint_cb, NULL), 0);
+        AWAIT_SLEEP(t, 7200000);
+    }
+    ASYNC_FINALLY(t) {
+        f->finally_ran++;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+TEST(signals_ctrl_c_from_a_timer_on_the_virtual_clock) {
+    static sg_ctrl_c_timer_frame m;
+    async_main_options opts;
+    const char *err;
+    int rc;
+    real_clock_main();
+    memset(&opts, 0, sizeof opts);
+    opts.virtual_clock = ASYNC_OPTION_ON;
+    test_capture_stderr();
+    rc = async_main_with(ASYNC_CALL(sg_ctrl_c_timer, &m), &opts);
+    err = test_release_stderr();
+    ASSERT_EQ(rc, ASYNC_ECANCELED);
+    ASSERT_STR_EQ(err, "async: interrupted\nasync: virtual time 3600000 ms\n");
+    ASSERT_EQ(m.finally_ran, 1);
+}
+
+/* SIGINT ignored, or handled by the application itself: async_main leaves it so, and main runs on. */
+TEST(signals_ctrl_c_leaves_an_ignored_or_handled_sigint_alone) {
+    static sg_ctrl_c_frame m;
+    const char *err;
+    real_clock_main();
+    ASSERT(signal(SIGINT, SIG_IGN) != SIG_ERR);
+    test_capture_stderr();
+    ASSERT_EQ(async_main(ASYNC_CALL(sg_ctrl_c, &m, 0, 5)), 0);
+    err = test_release_stderr();
+    ASSERT_STR_EQ(err, "");
+    ASSERT_EQ(m.caught, 0);
+    ASSERT(disposition(SIGINT) == SIG_IGN);
+    app_catch(SIGINT);
+    test_capture_stderr();
+    ASSERT_EQ(async_main(ASYNC_CALL(sg_ctrl_c, &m, 0, 5)), 0);
+    test_release_stderr();
+    ASSERT_EQ(m.caught, 0);
+    ASSERT_EQ(app_caught[SIGINT], 1);
+    ASSERT(disposition(SIGINT) == app_handler);
+}
+
+/* A handler for SIGINT on main's loop takes Ctrl-C over while it is set. */
+ASYNC_DEF(sg_takeover, sig_rec rec; async_future fut; int added; int removed; int finally_ran;) {
+    ASYNC_TRY(t) {
+        f->added = async_loop_add_signal_handler(async_task_loop(t), SIGINT, rec_handler, &f->rec);
+        f->rec.wake = &f->fut;
+        raise_caught(SIGINT);
+        AWAIT_FUTURE(t, &f->fut); /* the handler had it: main is not cancelled */
+        f->removed = async_loop_remove_signal_handler(async_task_loop(t), SIGINT);
+        raise_caught(SIGINT); /* Ctrl-C is async_main's again */
+        AWAIT_SLEEP(t, 10000);
+    }
+    ASYNC_FINALLY(t) {
+        f->finally_ran++;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+TEST(signals_ctrl_c_taken_over_by_a_handler_on_mains_loop) {
+    static sg_takeover_frame m;
+    const char *err;
+    int rc;
+    real_clock_main();
+    test_capture_stderr();
+    rc = async_main(ASYNC_CALL(sg_takeover, &m));
+    err = test_release_stderr();
+    ASSERT_EQ(m.added, 0);
+    ASSERT_EQ(m.rec.calls, 1);
+    ASSERT_EQ(m.removed, 1);
+    ASSERT_EQ(rc, ASYNC_ECANCELED);
+    ASSERT_STR_EQ(err, "async: interrupted\n");
+    ASSERT_EQ(m.finally_ran, 1);
+    ASSERT(disposition(SIGINT) == SIG_DFL);
+}
+
+/* A task awaiting SIGINT takes the Ctrl-C instead of main's cancellation. */
+ASYNC_DEF(sg_await_sigint, async_sigwait w;) {
+    raise_caught(SIGINT);
+    AWAIT_SIGNAL(t, &f->w, SIGINT);
+    ASYNC_RETURN(t, 5);
+} ASYNC_END_DEF
+
+TEST(signals_ctrl_c_taken_over_by_a_task_awaiting_sigint) {
+    static sg_await_sigint_frame m;
+    const char *err;
+    real_clock_main();
+    test_capture_stderr();
+    ASSERT_EQ(async_main(ASYNC_CALL(sg_await_sigint, &m)), 0);
+    err = test_release_stderr();
+    ASSERT_STR_EQ(err, "");
+    ASSERT_EQ(async_task_value(&m.task), 5);
+    ASSERT(disposition(SIGINT) == SIG_DFL);
+}
+
+/* Another loop of the process has SIGINT: async_main leaves it to that loop. */
+TEST(signals_ctrl_c_left_to_another_loop_that_has_sigint) {
+    static sig_rec rec;
+    static sg_ctrl_c_frame m;
+    async_loop *other = new_hosted_loop();
+    real_clock_main();
+    ASSERT_EQ(async_loop_add_signal_handler(other, SIGINT, rec_handler, &rec), 0);
+    test_capture_stderr();
+    ASSERT_EQ(async_main(ASYNC_CALL(sg_ctrl_c, &m, 0, 5)), 0);
+    test_release_stderr();
+    ASSERT_EQ(m.caught, 0);
+    async_loop_free(other); /* never ran: the signal it caught is dropped */
+    ASSERT_EQ(rec.calls, 0);
+    ASSERT(disposition(SIGINT) == SIG_DFL);
 }

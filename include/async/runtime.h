@@ -91,7 +91,7 @@ typedef void (*async_sighandler)(async_loop *loop, int signo, void *arg);
  *  (asyncio replaces the first; remove it first to replace it, so that no part of a program drops
  *  another's handler unknowingly). ASYNC_EINVAL for NULL or a signal that cannot be handled (above),
  *  ASYNC_ENOTSUP on a loop without the hosted runtime, ASYNC_EBUSY also when another loop watches the
- *  signal, ASYNC_ENOMEM. */
+ *  signal, ASYNC_ENOMEM. A handler set inside async_main for SIGINT takes Ctrl-C over (see async_main). */
 ASYNC_API int async_loop_add_signal_handler(async_loop *loop, int signo, async_sighandler fn, void *arg);
 /** loop.remove_signal_handler(signo): 1 if a handler was removed, 0 if none was set (asyncio's True and
  *  False); the signal's old disposition is back at once unless tasks still await it. ASYNC_EINVAL for
@@ -117,10 +117,52 @@ typedef struct async_sigwait {
 #define AWAIT_SIGNAL(t, w, signo) \
     ASYNC__AWAIT(t, async__sigwait_start((t), (w), (signo)), async__sigwait_check((t), (w)))
 
-/** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
- *  an error is also printed to stderr). With ASYNC_CLOCK=virtual the elapsed virtual time is printed to
- *  stderr as "async: virtual time N ms". */
+/* ---- asyncio.run ---- */
+
+/** asyncio.run(main): a new loop, run main to its end, free the loop: async_main_with(main, NULL). */
 ASYNC_API int async_main(async_task *main);
+
+/** A field of async_main_options that is on, off, or left to the environment (0). */
+enum {
+    ASYNC_OPTION_OFF = -1,
+    ASYNC_OPTION_ENV = 0,
+    ASYNC_OPTION_ON = 1 /**< true is ASYNC_OPTION_ON too */
+};
+
+/** async_main_with's options. Zero-initialise, then set what the program decides itself: a field left
+ *  0 takes its environment variable; a field that is set wins over the environment (as asyncio.run's
+ *  debug argument wins over PYTHONASYNCIODEBUG). In C: async_main_with(main, &(async_main_options){
+ *  .virtual_clock = true, .threads = 8}); in C++ (no designated initializers before C++20):
+ *  async_main_options o = {}; o.threads = 8; async_main_with(main, &o). */
+typedef struct async_main_options {
+    int virtual_clock; /**< ASYNC_OPTION_ON: the virtual clock; _OFF: the real one; 0: ASYNC_CLOCK=virtual decides */
+    int debug;         /**< ASYNC_OPTION_ON: debug mode with its SIGQUIT dump; _OFF: none; 0: ASYNC_DEBUG decides */
+    unsigned threads;  /**< the loop's own thread pool, 1..ASYNC_THREAD_POOL_MAX; 0: ASYNC_THREADS or 4 */
+} async_main_options;
+
+/** asyncio.run(main, debug=...): makes a loop as the options and the environment say, runs main to its
+ *  end, frees the loop. Returns main's code: 0, or its error, which is printed to stderr ("async: main
+ *  failed: ..."). With the virtual clock the elapsed virtual time is printed to stderr ("async: virtual
+ *  time N ms"). opts NULL: every field from the environment. Fails before running main with
+ *  ASYNC_EINVAL (a field out of range; printed) or ASYNC_ENOMEM.
+ *
+ *  Ctrl-C: while main runs, SIGINT cancels main (asyncio.run's way), so its finally blocks run. If main
+ *  handles the cancellation and ends normally, async_main returns 0 and reports nothing; if it ends
+ *  cancelled, "async: interrupted" is printed (not "main failed") and it returns ASYNC_ECANCELED (see
+ *  async_main_exit). A second SIGINT while main still unwinds has SIGINT's default action: the process
+ *  ends, as asyncio's second Ctrl-C does. This happens only where SIGINT has its default action when
+ *  async_main starts (a program that ignores SIGINT or handles it itself keeps its way) and no other
+ *  loop watches it; a handler for SIGINT on main's loop, or a task awaiting SIGINT there, takes Ctrl-C
+ *  over while it is set. SIGINT's disposition is restored when async_main returns. */
+ASYNC_API int async_main_with(async_task *main, const async_main_options *opts);
+
+/** The exit status for a program's main() after async_main returned rc (return async_main_exit(
+ *  async_main(task));): 0 for 0, 1 for an error; and when the last async_main of the process ended
+ *  because of Ctrl-C (it printed "async: interrupted"), it ends the process by SIGINT with its default
+ *  action instead, after flushing stdio, so that the shell (or make, or a script's loop) sees an
+ *  interrupted program (status 130), as Python does for an unhandled KeyboardInterrupt; if SIGINT is
+ *  blocked, it returns 130. */
+ASYNC_API int async_main_exit(int rc);
 
 /* ---- Threads and files ---- */
 /* asyncio.to_thread and aiofiles: a plain C function runs on a pthread pool while the loop goes on; its
