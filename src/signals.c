@@ -192,7 +192,10 @@ static void free_part(async_loop *loop, async__part *part) {
     for (s = ss->slots; s; s = next) {
         async_sigwait *w;
         next = s->next;
-        for (w = s->head; w; w = w->next) w->slot = NULL;
+        for (w = s->head; w; w = w->next) {
+            w->slot = NULL;
+            w->task = NULL;
+        }
         slot_stop(s);
         mem_free(loop, s);
     }
@@ -286,9 +289,10 @@ int async__sigwait_start(async_task *t, async_sigwait *w, int signo) {
     int rc = 0;
     if (!w || !signo_ok(signo)) return raise_code(t, ASYNC_EINVAL);
     /* another task waits on w (or was woken and has not resumed): its wait is left alone */
-    if (w->slot || async_future_init(&w->done)) return raise_code(t, ASYNC_EBUSY);
+    if (w->task || async_future_init(&w->done)) return raise_code(t, ASYNC_EBUSY);
     s = slot_get(async_task_loop(t), signo, &rc);
     if (!s) return raise_code(t, rc);
+    w->task = t;
     w->slot = s;
     w->next = NULL;
     w->prev = s->tail;
@@ -300,15 +304,22 @@ int async__sigwait_start(async_task *t, async_sigwait *w, int signo) {
     rc = slot_update(s, true);
     if (rc) {
         wait_end(w, true);
+        w->task = NULL;
         return raise_code(t, rc);
     }
     rc = async__future_start(t, &w->done);
-    if (rc != ASYNC__WAIT) wait_end(w, true); /* a cancellation was pending: it never waited */
+    if (rc != ASYNC__WAIT) { /* a cancellation was pending: it never waited */
+        wait_end(w, true);
+        w->task = NULL;
+    }
     return rc;
 }
 
 int async__sigwait_check(async_task *t, async_sigwait *w) {
     int rc = async__future_check(t, &w->done);
-    if (rc != ASYNC__WAIT) wait_end(w, false); /* delivered (gone already), or cancelled */
+    if (rc != ASYNC__WAIT) { /* delivered (listed no more), or cancelled */
+        wait_end(w, false);
+        w->task = NULL;
+    }
     return rc;
 }

@@ -448,6 +448,41 @@ TEST(signals_await_arguments_are_checked) {
     async_loop_free(loop);
 }
 
+/* Woken by a delivery, tries to wait on the async_sigwait of a task that the same delivery woke and that
+ * has not resumed yet. */
+ASYNC_DEF(sg_borrower, async_sigwait *other; async_sigwait w; int code;) {
+    AWAIT_SIGNAL(t, &f->w, SIGUSR1);
+    ASYNC_TRY(t) {
+        AWAIT_SIGNAL(t, f->other, SIGUSR1);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+ASYNC_DEF(sg_borrow_main, async_group g; sg_borrower_frame x; sg_waiter_frame a;) {
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sg_borrower, &f->x, &f->a.w));
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sg_waiter, &f->a, "a", SIGUSR1));
+    AWAIT_YIELD(t);
+    raise_caught(SIGUSR1);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+/* The wait stays the woken task's until it has resumed: another task's wait on it is ASYNC_EBUSY, and
+ * the woken task still sees its delivery. */
+TEST(signals_await_on_a_wait_whose_task_has_not_resumed_is_ebusy) {
+    static sg_borrow_main_frame m;
+    async_loop *loop = new_hosted_loop();
+    app_catch(SIGUSR1);
+    trace[0] = '\0';
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(sg_borrow_main, &m)), 0);
+    ASSERT_EQ(m.x.code, ASYNC_EBUSY);
+    ASSERT_EQ(m.a.code, 0);
+    ASSERT_STR_EQ(trace, "a ");
+    async_loop_free(loop);
+}
+
 /* A task that waits for a signal in a loop: woken, it raises the signal again at once, before waiting
  * again. SIGUSR1's default action (ending the process) is what it had before: the signal is still the
  * loop's until the end of the pass, and the next wait takes that delivery. */

@@ -102,7 +102,8 @@ ASYNC_API int async_loop_remove_signal_handler(async_loop *loop, int signo);
 typedef struct async_sigwait {
     async_future done;                 /* private: completed with the signal number at the delivery */
     struct async_sigwait *next, *prev; /* private: the signal's waiters on the loop, in order */
-    void *slot;                        /* private: the loop's record of the signal while waiting */
+    void *slot;                        /* private: the loop's record of the signal while listed there */
+    async_task *task;                  /* private: the task that waits, until it has resumed */
 } async_sigwait;
 
 /** Waits for the next delivery of POSIX signal signo (SIGTERM, SIGHUP, SIGUSR1, ...; not the core's
