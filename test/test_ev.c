@@ -1,8 +1,8 @@
 /* The hosted runtime's loops on libev: a loop of its own with the real clock or the virtual one
  * (ASYNC_CLOCK, the flag), a loop attached to an ev_loop the application runs, what it prints, a
  * deadlock on the real clock, an application's watcher that wakes main, libev unable to make a loop,
- * async_main's own errors, and the heap's frame pools (async_frame_array_new). Real time here is only bounded
- * from below, never measured. */
+ * async_main's own errors, the heap's frame pools (async_frame_array_new), and async_main's options from
+ * code against the environment. Real time here is only bounded from below, never measured. */
 #include "test.h"
 #include "util.h"
 
