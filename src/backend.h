@@ -22,6 +22,18 @@
 
 #include "async.h"
 
+#include <signal.h>
+
+/* One past the largest signal number (NSIG is not POSIX; glibc's own name for it is _NSIG, 65 on Linux,
+ * which is libev's EV_NSIG too). */
+#if defined(NSIG)
+#define ASYNC__NSIG NSIG
+#elif defined(_NSIG)
+#define ASYNC__NSIG _NSIG
+#else
+#define ASYNC__NSIG 65
+#endif
+
 typedef struct async__req async__req;
 
 /** A request's completion, on the loop's thread: result >= 0 as its kind says, or an ASYNC_E* code. */
@@ -36,10 +48,19 @@ enum {
     ASYNC__REQ_POLL = 1,
     /** Completes with 0 when its deadline (ms >= 0) has passed. Keeps the loop alive. */
     ASYNC__REQ_TIMER = 2,
-    /** Completes with the signal number (fd) at each delivery until stopped (multishot). Does not keep
-     *  the loop alive: waiting for a signal alone is no reason to keep running. */
+    /** Completes with the signal number (fd) at each delivery until stopped (multishot), on the loop's
+     *  thread, never inside the signal handler. Keeps the loop alive only with ASYNC__SIGNAL_KEEP in
+     *  `events` (a task or an application's handler waits for it); without, waiting for the signal alone
+     *  is no reason to keep running (debug mode's SIGQUIT, async_main's Ctrl-C). Starting a started
+     *  request again for the same signal only takes its new `events`. A signal belongs to one loop of
+     *  the process at a time (libev's rule): starting it on another fails with ASYNC_EBUSY; a number
+     *  that is no signal the process can catch is ASYNC_EINVAL. The first request of a signal saves
+     *  the process's disposition for it, and stopping the last one restores it. */
     ASYNC__REQ_SIGNAL = 3
 };
+
+/** SIGNAL requests' `events`: the request keeps the loop alive. */
+#define ASYNC__SIGNAL_KEEP 0x01u
 
 /** Bytes a request keeps for its backend (libev: an ev_io and an ev_timer). */
 #define ASYNC__REQ_BACKEND_BYTES 96
@@ -51,7 +72,7 @@ struct async__req {
     async__req_cb cb;    /* the completion */
     int fd;              /* POLL: the descriptor; SIGNAL: the signal number */
     uint8_t kind;        /* ASYNC__REQ_* */
-    uint8_t events;      /* POLL: ASYNC_IO_READ | ASYNC_IO_WRITE */
+    uint8_t events;      /* POLL: ASYNC_IO_READ | ASYNC_IO_WRITE; SIGNAL: ASYNC__SIGNAL_KEEP */
     uint8_t be_flags;    /* the backend's */
     union {
         void *align_p;
@@ -90,7 +111,7 @@ struct async_backend {
     bool (*wait)(async_loop *loop, int32_t timeout_ms);
     /** Starts a request (its cb, kind, fd and events set), with a deadline of ms (negative: none; the
      *  caller has checked ms <= ASYNC_MS_MAX). 0, or ASYNC_ENOTSUP (a kind this backend does not do),
-     *  ASYNC_EBADF. It gets the loop's backend state, not the loop: it runs for every wait of every
+     *  ASYNC_EBADF, and for SIGNAL ASYNC_EINVAL, ASYNC_EBUSY. It gets the loop's backend state, not the loop: it runs for every wait of every
      *  request, and the state is then one load away (async__hosted_head). */
     int (*start)(void *state, async__req *req, int64_t ms);
     /** Stops a request: its callback will not run any more. Required after a completion too (a backend

@@ -9,13 +9,20 @@
  *    batch of ready tasks in one callback) and the calls deferred to its end, one ev_timer stands for
  *    every sleeper, and an ev_idle keeps libev from blocking while tasks are ready.
  * Two tables: the real clock (every request), and the virtual clock (time jumps; threads and signals
- * work, fd waits and timers in real time do not). */
+ * work, fd waits and timers in real time do not).
+ *
+ * Signals are the process's, and libev lets one loop of the process watch a given signal (a second
+ * one is an assertion failure, which aborts): a table shared by every loop says which libev loop has
+ * each signal, under a mutex, and keeps the disposition the signal had before its first request, which
+ * the last request's stop puts back (libev itself leaves SIG_DFL behind). */
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
 #include "internal.h"
 
 #include <ev.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 typedef struct ev_state {
@@ -26,6 +33,8 @@ typedef struct ev_state {
     ev_prepare prepare; /* attach mode: one pass per libev iteration */
     ev_idle idle;       /* attach mode: do not block while tasks are ready */
     ev_async wake;      /* calls posted from other threads */
+    unsigned signals;   /* SIGNAL requests started */
+    unsigned keep;      /* of which keep the loop alive (ASYNC__SIGNAL_KEEP) */
 } ev_state;
 
 /* A request's watchers, in its backend bytes: an fd wait and its deadline, or a signal. */
@@ -41,6 +50,8 @@ typedef char ev_req_fits[sizeof(ev_req) <= ASYNC__REQ_BACKEND_BYTES ? 1 : -1];
 
 /* be_flags: the request has completed; later events of its watchers are not passed on */
 #define REQ_FIRED 0x01u
+/* be_flags of a started SIGNAL request: it holds a reference of the libev loop (keeps it alive) */
+#define REQ_KEEP 0x02u
 
 static ev_state *state_of(const async_loop *loop) { return (ev_state *)async__loop_backend_state(loop); }
 
@@ -125,9 +136,98 @@ static int start_poll(ev_state *st, async__req *r, int64_t ms) {
     return 0;
 }
 
+/* ---- signals ---- */
+
+/* Which libev loop watches each signal, how many requests of that loop, and the disposition the signal
+ * had before the first of them. */
+typedef struct sig_owner {
+    struct ev_loop *ev;
+    unsigned requests;
+    struct sigaction saved;
+} sig_owner;
+
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+static sig_owner sig_owners[ASYNC__NSIG];
+
+/* A watched request gains or loses its hold on the libev loop. */
+static void signal_keep(ev_state *st, async__req *r, bool keep) {
+    if (keep == ((r->be_flags & REQ_KEEP) != 0)) return;
+    if (keep) {
+        ev_ref(st->ev);
+        r->be_flags |= REQ_KEEP;
+        st->keep++;
+    } else {
+        ev_unref(st->ev);
+        r->be_flags &= (uint8_t)~REQ_KEEP;
+        st->keep--;
+    }
+}
+
+static void stop_signal(ev_state *st, async__req *r);
+
+static int start_signal(ev_state *st, async__req *r) {
+    ev_req *x = watchers_of(r);
+    int signo = r->fd, rc = 0;
+    sig_owner *o;
+    if (ev_is_active(&x->sig)) {
+        if (x->sig.signum == signo) { /* started: only whether it keeps the loop alive changes */
+            signal_keep(st, r, (r->events & ASYNC__SIGNAL_KEEP) != 0);
+            return 0;
+        }
+        stop_signal(st, r); /* started for another signal */
+    }
+    if (signo <= 0 || signo >= ASYNC__NSIG || signo == SIGKILL || signo == SIGSTOP) return ASYNC_EINVAL;
+    o = &sig_owners[signo];
+    pthread_mutex_lock(&sig_mu);
+    if (o->ev && o->ev != st->ev) {
+        rc = ASYNC_EBUSY; /* another loop of the process has it */
+    } else if (!o->requests && sigaction(signo, NULL, &o->saved) != 0) {
+        rc = ASYNC_EINVAL; /* a number the C library keeps for itself */
+    } else {
+        r->be_flags = 0;
+        ev_signal_init(&x->sig, signal_cb, signo);
+        ev_signal_start(st->ev, &x->sig);
+        o->ev = st->ev;
+        o->requests++;
+    }
+    pthread_mutex_unlock(&sig_mu);
+    if (rc) return rc;
+    st->signals++;
+    ev_unref(st->ev); /* by default waiting for a signal does not keep the loop alive */
+    signal_keep(st, r, (r->events & ASYNC__SIGNAL_KEEP) != 0);
+    return 0;
+}
+
+/* Stops a started SIGNAL request; the last of its signal puts the old disposition back. The signal is
+ * blocked in this thread meanwhile: between libev's SIG_DFL and the restore, a signal that comes waits
+ * and meets the restored disposition (threads that do not block it could still meet SIG_DFL). */
+static void stop_signal(ev_state *st, async__req *r) {
+    ev_req *x = watchers_of(r);
+    int signo = x->sig.signum;
+    sig_owner *o = &sig_owners[signo];
+    sigset_t one, old;
+    signal_keep(st, r, false);
+    ev_ref(st->ev);
+    st->signals--;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    pthread_sigmask(SIG_BLOCK, &one, &old);
+    pthread_mutex_lock(&sig_mu);
+    ev_signal_stop(st->ev, &x->sig);
+    if (--o->requests == 0) {
+        sigaction(signo, &o->saved, NULL);
+        o->ev = NULL;
+    }
+    pthread_mutex_unlock(&sig_mu);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ---- starting and stopping ---- */
+
 static int ev_start(void *state, async__req *r, int64_t ms) {
     ev_state *st = (ev_state *)state;
     ev_req *x = watchers_of(r);
+    if (r->kind == ASYNC__REQ_SIGNAL) return start_signal(st, r);
     r->be_flags = 0;
     switch (r->kind) {
     case ASYNC__REQ_POLL:
@@ -135,11 +235,6 @@ static int ev_start(void *state, async__req *r, int64_t ms) {
     case ASYNC__REQ_TIMER:
         if (ms < 0) return ASYNC_EINVAL;
         start_deadline(st->ev, x, ms);
-        return 0;
-    case ASYNC__REQ_SIGNAL:
-        ev_signal_init(&x->sig, signal_cb, r->fd);
-        ev_signal_start(st->ev, &x->sig);
-        ev_unref(st->ev); /* waiting for a signal does not keep the loop alive */
         return 0;
     default:
         return ASYNC_ENOTSUP;
@@ -150,10 +245,7 @@ static void ev_stop(void *state, async__req *r) {
     ev_state *st = (ev_state *)state;
     ev_req *x = watchers_of(r);
     if (r->kind == ASYNC__REQ_SIGNAL) {
-        if (ev_is_active(&x->sig)) {
-            ev_ref(st->ev);
-            ev_signal_stop(st->ev, &x->sig);
-        }
+        if (ev_is_active(&x->sig)) stop_signal(st, r);
         return;
     }
     ev_io_stop(st->ev, &x->fd.io);
@@ -214,13 +306,24 @@ static bool ev_wait(async_loop *loop, int32_t timeout_ms) {
 }
 
 /* The virtual clock: time jumps to the next timer (as async_run does without a wait), except while the
- * loop is held: calls on threads may wake tasks before that timer, so block for them first. */
+ * loop is held: calls on threads may wake tasks before that timer, so block for them first. A signal
+ * that came meanwhile is delivered before time moves (one look, while signals are watched), and with
+ * no timer left a signal that keeps the loop alive is waited for. */
 static bool ev_wait_virtual(async_loop *loop, int32_t timeout_ms) {
+    ev_state *st = state_of(loop);
     if (async__loop_held(loop)) {
-        ev_run(state_of(loop)->ev, timeout_ms == 0 ? EVRUN_NOWAIT : EVRUN_ONCE);
+        ev_run(st->ev, timeout_ms == 0 ? EVRUN_NOWAIT : EVRUN_ONCE);
         return true;
     }
-    if (timeout_ms < 0) return false;
+    if (st->signals) {
+        ev_run(st->ev, EVRUN_NOWAIT);
+        if (async_loop_has_ready(loop)) return true;
+    }
+    if (timeout_ms < 0) {
+        if (!st->keep) return false;
+        ev_run(st->ev, EVRUN_ONCE);
+        return true;
+    }
     async_loop_advance(loop, (async_ms)timeout_ms);
     return true;
 }

@@ -75,6 +75,14 @@ bool async__loop_on_thread(const async_loop *loop);
  *  of reporting a deadlock or jumping virtual time past it. */
 void async__loop_hold(async_loop *loop, int delta);
 
+/* ---- signals (signals.c) ---- */
+
+/** The runtime's own use of signo on a hosted loop (async_main's Ctrl-C): fn runs at a delivery that
+ *  neither a handler nor a waiting task of the loop takes, and does not keep the loop alive; fn NULL
+ *  takes it away (the old disposition is back if nothing else listens). 0, ASYNC_EBUSY (one is set, or
+ *  another loop watches the signal), ASYNC_EINVAL, ASYNC_ENOTSUP, ASYNC_ENOMEM. */
+int async__loop_signal_fallback(async_loop *loop, int signo, async_sighandler fn, void *arg);
+
 /* ---- shared helpers ---- */
 
 /** The library's code for an errno value: its own code where it has one for that meaning (by name, so

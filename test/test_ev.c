@@ -1,8 +1,8 @@
 /* The hosted runtime's loops on libev: a loop of its own with the real clock or the virtual one
  * (ASYNC_CLOCK, the flag), a loop attached to an ev_loop the application runs, what it prints, a
  * deadlock on the real clock, an application's watcher that wakes main, libev unable to make a loop,
- * async_main's own errors, and the heap's frame pools (async_frame_array_new). Real time here is only bounded
- * from below, never measured. */
+ * async_main's own errors, the heap's frame pools (async_frame_array_new), and async_main's options from
+ * code against the environment. Real time here is only bounded from below, never measured. */
 #include "test.h"
 #include "util.h"
 
@@ -278,4 +278,150 @@ TEST(ev_reports_use_the_applications_messages) {
     async_loop_free(loop); /* reports the error no one retrieved */
     err = test_release_stderr();
     ASSERT(strstr(err, "the disk is on fire (1003)") != NULL);
+}
+
+/* ---- async_main's options from code ---- */
+
+/* What main's loop is like. */
+ASYNC_DEF(ev_loop_kind, int virt; int debug;) {
+    f->virt = async_loop_virtual(async_task_loop(t));
+    f->debug = async_loop_debug(async_task_loop(t));
+} ASYNC_END_DEF
+
+/* Runs ev_loop_kind with opts and the environment given (NULL: unset); its stderr in *err. */
+static ev_loop_kind_frame *ev_kind_with(const async_main_options *opts, const char *clock, const char *debug,
+                                        const char **err) {
+    static ev_loop_kind_frame k;
+    int rc;
+    if (clock)
+        setenv("ASYNC_CLOCK", clock, 1);
+    else
+        unsetenv("ASYNC_CLOCK");
+    if (debug)
+        setenv("ASYNC_DEBUG", debug, 1);
+    else
+        unsetenv("ASYNC_DEBUG");
+    test_capture_stderr();
+    rc = async_main_with(ASYNC_CALL(ev_loop_kind, &k), opts);
+    *err = test_release_stderr();
+    ASSERT_EQ(rc, 0);
+    unsetenv("ASYNC_CLOCK");
+    unsetenv("ASYNC_DEBUG");
+    return &k;
+}
+
+/* A field that is set wins over its environment variable; a field left 0 (and NULL options) takes it. */
+TEST(ev_main_options_win_over_the_environment) {
+    async_main_options on, off, unset;
+    ev_loop_kind_frame *k;
+    const char *err;
+    memset(&on, 0, sizeof on);
+    memset(&off, 0, sizeof off);
+    memset(&unset, 0, sizeof unset);
+    on.virtual_clock = on.debug = ASYNC_OPTION_ON;
+    off.virtual_clock = off.debug = ASYNC_OPTION_OFF;
+    k = ev_kind_with(&off, "virtual", "1", &err);
+    ASSERT(!k->virt && !k->debug);
+    ASSERT_STR_EQ(err, "");
+    k = ev_kind_with(&on, NULL, NULL, &err);
+    ASSERT(k->virt && k->debug);
+    ASSERT_STR_EQ(err, "async: virtual time 0 ms\n");
+    k = ev_kind_with(&unset, "virtual", "1", &err);
+    ASSERT(k->virt && k->debug);
+    k = ev_kind_with(NULL, "virtual", "1", &err);
+    ASSERT(k->virt && k->debug);
+    k = ev_kind_with(&unset, NULL, NULL, &err);
+    ASSERT(!k->virt && !k->debug);
+    k = ev_kind_with(NULL, "real", "0", &err);
+    ASSERT(!k->virt && !k->debug);
+}
+
+/* The virtual clock from code: a minute's sleep in no time, and the virtual time it took printed. */
+TEST(ev_main_options_virtual_clock_from_code) {
+    static sleeper_frame s;
+    double t0 = now_s();
+    const char *err;
+    int rc;
+    unsetenv("ASYNC_CLOCK");
+    test_capture_stderr();
+    rc = async_main_with(sleeper(&s, 60000, 4), &(async_main_options){.virtual_clock = true, .threads = 8});
+    err = test_release_stderr();
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(async_task_value(&s.task), 4);
+    ASSERT_STR_EQ(err, "async: virtual time 60000 ms\n");
+    ASSERT(now_s() - t0 < 5.0);
+}
+
+/* A field out of range is ASYNC_EINVAL, said on stderr, before anything runs. */
+TEST(ev_main_options_out_of_range_are_einval) {
+    static sleeper_frame s;
+    async_main_options opts[3];
+    const char *err;
+    size_t i;
+    memset(opts, 0, sizeof opts);
+    opts[0].debug = 2;
+    opts[1].virtual_clock = -2;
+    opts[2].threads = ASYNC_THREAD_POOL_MAX + 1;
+    for (i = 0; i < 3; i++) {
+        test_capture_stderr();
+        ASSERT_EQ(async_main_with(sleeper(&s, 1, 0), &opts[i]), ASYNC_EINVAL);
+        err = test_release_stderr();
+        ASSERT(strncmp(err, "async: bad options: ", 20) == 0);
+        ASSERT(!async_task_started(&s.task));
+    }
+}
+
+/* opts.threads sizes the loop's own pool, over ASYNC_THREADS: six calls that each wait (up to 5 s) until
+ * all six run at once meet, where ASYNC_THREADS=2 alone would let two run. */
+static int ev_meet_count;
+
+static int ev_meet(void *arg, intptr_t *result) {
+    int n = (int)(intptr_t)arg;
+    double until = now_s() + 5.0;
+    __atomic_add_fetch(&ev_meet_count, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&ev_meet_count, __ATOMIC_SEQ_CST) < n && now_s() < until) sleep_ms(1);
+    *result = __atomic_load_n(&ev_meet_count, __ATOMIC_SEQ_CST) >= n;
+    return 0;
+}
+
+ASYNC_DEF(ev_meet_call, async_thread_call call; intptr_t met;) {
+    AWAIT_TO_THREAD(t, &f->call, ev_meet, (void *)(intptr_t)6, NULL);
+    f->met = async_thread_call_result(&f->call);
+} ASYNC_END_DEF
+
+ASYNC_DEF(ev_meet_six, ev_meet_call_frame c[6]; async_group g; int i;) {
+    for (f->i = 0; f->i < 6; f->i++) ASYNC_CALL(ev_meet_call, &f->c[f->i]);
+    AWAIT_GATHER_ARRAY(t, &f->g, &f->c[0].task, 6, sizeof f->c[0]);
+} ASYNC_END_DEF
+
+TEST_TAGGED(ev_main_options_threads_size_the_pool, TEST_THREADS | TEST_WAITS) {
+    static ev_meet_six_frame m;
+    async_main_options opts;
+    int i;
+    unsetenv("ASYNC_CLOCK");
+    setenv("ASYNC_THREADS", "2", 1);
+    memset(&opts, 0, sizeof opts);
+    opts.threads = 6;
+    ASSERT_EQ(async_main_with(ASYNC_CALL(ev_meet_six, &m), &opts), 0);
+    for (i = 0; i < 6; i++) ASSERT_EQ(m.c[i].met, 1);
+    unsetenv("ASYNC_THREADS");
+}
+
+/* C++ callers: the options without designated initializers (C++11), with the compiler's strict flags. */
+TEST(ev_main_options_from_cxx_without_designated_initializers) {
+    const char *src = test_path("options.cc"), *log = test_path("cxx.log");
+    char cmd[1024];
+    if (system("g++ --version >/dev/null 2>&1") != 0) test_skip("g++ is not installed");
+    test_write_file(src, "#include \"async.h\"\n"
+                         "int run(async_task *main);\n"
+                         "int run(async_task *main) {\n"
+                         "    async_main_options o = {};\n"
+                         "    o.virtual_clock = ASYNC_OPTION_ON;\n"
+                         "    o.debug = ASYNC_OPTION_OFF;\n"
+                         "    o.threads = 8;\n"
+                         "    return async_main_exit(async_main_with(main, &o));\n"
+                         "}\n");
+    snprintf(cmd, sizeof cmd, "g++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -fsyntax-only %s >%s 2>&1",
+             src, log);
+    if (system(cmd) != 0) test_fail(__FILE__, __LINE__, "g++ -std=c++11 rejects the options:\n%s", test_read_file(log));
 }

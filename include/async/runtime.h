@@ -1,5 +1,5 @@
 /* async/runtime.h: the hosted runtime of async.h: loops on libev with real time, async_main, frame
- * memory, debug mode, the thread pool (to_thread) and files.
+ * memory, debug mode, POSIX signals, the thread pool (to_thread) and files.
  *
  * PROVIDED BY libasync.a (make; link with -lasync -lev -lpthread, or `pkg-config --libs async`), not by
  * ASYNC_IMPLEMENTATION: a freestanding build never sees these declarations. async.h includes this header
@@ -65,13 +65,105 @@ ASYNC_API void async_loop_set_debug_output(async_loop *loop, FILE *out);
  *  Debug mode only (otherwise one line says so). out NULL: stderr. */
 ASYNC_API void async_loop_dump(async_loop *loop, FILE *out);
 /** Debug mode: SIGQUIT (kill -QUIT) prints async_loop_dump to the debug output. ASYNC_EINVAL if debug mode is
- *  off, ASYNC_ENOTSUP on a loop without the hosted runtime. */
+ *  off, ASYNC_ENOTSUP on a loop without the hosted runtime, ASYNC_EBUSY if another loop of the process
+ *  watches SIGQUIT (a signal goes to one loop). */
 ASYNC_API int async_loop_dump_on_sigquit(async_loop *loop);
 
-/** asyncio.run(main): a new loop, run main to its end, free the loop. Returns main's code (0 or an error;
- *  an error is also printed to stderr). With ASYNC_CLOCK=virtual the elapsed virtual time is printed to
- *  stderr as "async: virtual time N ms". */
+/* ---- POSIX signals ---- */
+/* A signal reaches a hosted loop as asyncio's do: its handler, or the task awaiting it, runs later on
+ * the loop's thread, never inside the OS's signal handler, so it may do anything a task or callback
+ * may. Deliveries that come before the loop gets to them coalesce (one run for several). A signal
+ * belongs to one loop of the process at a time (libev delivers it to one): while a loop watches it,
+ * another loop's handler or wait for it fails with ASYNC_EBUSY. The disposition the signal had before
+ * (SIG_DFL, SIG_IGN or the application's sigaction) is saved when the loop starts watching it and put
+ * back when nothing on the loop listens any more (and when the loop is freed). Not for SIGKILL and
+ * SIGSTOP (no one can catch them), nor SIGSEGV, SIGBUS, SIGFPE and SIGILL (a fault must be handled
+ * before the faulting instruction runs again, not later): ASYNC_EINVAL. These functions run on the
+ * loop's thread. */
+
+/** A signal handler: runs on the loop's thread, once per delivery, with the loop, the signal number and
+ *  the arg it was added with. It may remove itself or add other handlers. */
+typedef void (*async_sighandler)(async_loop *loop, int signo, void *arg);
+
+/** loop.add_signal_handler(signo, fn, arg): fn runs at each delivery of signo until removed. While it is
+ *  set the loop is kept alive (async_run waits for the signal rather than ending a main that waits
+ *  with ASYNC_EDEADLK). One handler per signal and loop: a second one is refused with ASYNC_EBUSY
+ *  (asyncio replaces the first; remove it first to replace it, so that no part of a program drops
+ *  another's handler unknowingly). ASYNC_EINVAL for NULL or a signal that cannot be handled (above),
+ *  ASYNC_ENOTSUP on a loop without the hosted runtime, ASYNC_EBUSY also when another loop watches the
+ *  signal, ASYNC_ENOMEM. A handler set inside async_main for SIGINT takes Ctrl-C over (see async_main). */
+ASYNC_API int async_loop_add_signal_handler(async_loop *loop, int signo, async_sighandler fn, void *arg);
+/** loop.remove_signal_handler(signo): 1 if a handler was removed, 0 if none was set (asyncio's True and
+ *  False); the signal's old disposition is back at once unless tasks still await it. ASYNC_EINVAL for
+ *  NULL or a signal that cannot be handled, ASYNC_ENOTSUP on a loop without the hosted runtime. */
+ASYNC_API int async_loop_remove_signal_handler(async_loop *loop, int signo);
+
+/** The state of one AWAIT_SIGNAL, a frame field (zeroed with the frame; reusable for the next wait). */
+typedef struct async_sigwait {
+    async_future done;                 /* private: completed with the signal number at the delivery */
+    struct async_sigwait *next, *prev; /* private: the signal's waiters on the loop, in order */
+    void *slot;                        /* private: the loop's record of the signal while listed there */
+    async_task *task;                  /* private: the task that waits, until it has resumed */
+} async_sigwait;
+
+/** Waits for the next delivery of POSIX signal signo (SIGTERM, SIGHUP, SIGUSR1, ...; not the core's
+ *  async_signal, which an interrupt raises) on the task's loop; w is the frame's async_sigwait. Every
+ *  task waiting for signo is woken by one delivery, in the order they began, together with the
+ *  signal's handler if one is set. Keeps the loop alive while it waits. Cancellable (ASYNC_ECANCELED;
+ *  the wait is gone at once). Deliveries while no task waits and no handler is set are not kept for
+ *  the next wait: a task in a loop around AWAIT_SIGNAL should wait again at once, and for a signal
+ *  that must never meet its default action in between, set a handler. Raises ASYNC_EINVAL (NULL w, a
+ *  signal that cannot be handled), ASYNC_ENOTSUP (a loop without the hosted runtime), ASYNC_EBUSY
+ *  (another task waits on w, or another loop watches the signal), ASYNC_ENOMEM. */
+#define AWAIT_SIGNAL(t, w, signo) \
+    ASYNC__AWAIT(t, async__sigwait_start((t), (w), (signo)), async__sigwait_check((t), (w)))
+
+/* ---- asyncio.run ---- */
+
+/** asyncio.run(main): a new loop, run main to its end, free the loop: async_main_with(main, NULL). */
 ASYNC_API int async_main(async_task *main);
+
+/** A field of async_main_options that is on, off, or left to the environment (0). */
+enum {
+    ASYNC_OPTION_OFF = -1,
+    ASYNC_OPTION_ENV = 0,
+    ASYNC_OPTION_ON = 1 /**< true is ASYNC_OPTION_ON too */
+};
+
+/** async_main_with's options. Zero-initialise, then set what the program decides itself: a field left
+ *  0 takes its environment variable; a field that is set wins over the environment (as asyncio.run's
+ *  debug argument wins over PYTHONASYNCIODEBUG). In C: async_main_with(main, &(async_main_options){
+ *  .virtual_clock = true, .threads = 8}); in C++ (no designated initializers before C++20):
+ *  async_main_options o = {}; o.threads = 8; async_main_with(main, &o). */
+typedef struct async_main_options {
+    int virtual_clock; /**< ASYNC_OPTION_ON: the virtual clock; _OFF: the real one; 0: ASYNC_CLOCK=virtual decides */
+    int debug;         /**< ASYNC_OPTION_ON: debug mode with its SIGQUIT dump; _OFF: none; 0: ASYNC_DEBUG decides */
+    unsigned threads;  /**< the loop's own thread pool, 1..ASYNC_THREAD_POOL_MAX; 0: ASYNC_THREADS or 4 */
+} async_main_options;
+
+/** asyncio.run(main, debug=...): makes a loop as the options and the environment say, runs main to its
+ *  end, frees the loop. Returns main's code: 0, or its error, which is printed to stderr ("async: main
+ *  failed: ..."). With the virtual clock the elapsed virtual time is printed to stderr ("async: virtual
+ *  time N ms"). opts NULL: every field from the environment. Fails before running main with
+ *  ASYNC_EINVAL (a field out of range; printed) or ASYNC_ENOMEM.
+ *
+ *  Ctrl-C: while main runs, SIGINT cancels main (asyncio.run's way), so its finally blocks run. If main
+ *  handles the cancellation and ends normally, async_main returns 0 and reports nothing; if it ends
+ *  cancelled, "async: interrupted" is printed (not "main failed") and it returns ASYNC_ECANCELED (see
+ *  async_main_exit). A second SIGINT while main still unwinds has SIGINT's default action: the process
+ *  ends, as asyncio's second Ctrl-C does. This happens only where SIGINT has its default action when
+ *  async_main starts (a program that ignores SIGINT or handles it itself keeps its way) and no other
+ *  loop watches it; a handler for SIGINT on main's loop, or a task awaiting SIGINT there, takes Ctrl-C
+ *  over while it is set. SIGINT's disposition is restored when async_main returns. */
+ASYNC_API int async_main_with(async_task *main, const async_main_options *opts);
+
+/** The exit status for a program's main() after async_main returned rc (return async_main_exit(
+ *  async_main(task));): 0 for 0, 1 for an error; and when the last async_main of the process ended
+ *  because of Ctrl-C (it printed "async: interrupted"), it ends the process by SIGINT with its default
+ *  action instead, after flushing stdio, so that the shell (or make, or a script's loop) sees an
+ *  interrupted program (status 130), as Python does for an unhandled KeyboardInterrupt; if SIGINT is
+ *  blocked, it returns 130. */
+ASYNC_API int async_main_exit(int rc);
 
 /* ---- Threads and files ---- */
 /* asyncio.to_thread and aiofiles: a plain C function runs on a pthread pool while the loop goes on; its
@@ -187,6 +279,8 @@ typedef struct async_file async_file;
     ASYNC__AWAIT(t, async__file_close_start((t), (call), (file)), async__thread_check((t), (call)))
 
 /* private helpers used by the macros */
+ASYNC_API int async__sigwait_start(async_task *t, async_sigwait *w, int signo);
+ASYNC_API int async__sigwait_check(async_task *t, async_sigwait *w);
 ASYNC_API int async__thread_start(async_task *t, async_thread_call *call, async_thread_fn fn, void *arg,
                                   async_thread_dtor dtor);
 ASYNC_API int async__thread_check(async_task *t, async_thread_call *call);
