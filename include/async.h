@@ -328,13 +328,14 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 #define ASYNC_CALL(name, ...) ASYNC__CAT(ASYNC__CALL, ASYNC__HAS_COMMA(__VA_ARGS__))(name, __VA_ARGS__)
 /** asyncio.run(main()): ASYNC_MAIN(name) or ASYNC_MAIN(name, args...) defines the program's main
  *  function, which runs the coroutine `name` with the arguments on a new loop with async_main and exits
- *  with 0 if it ended without an error, 1 otherwise. */
+ *  as async_main_exit says: 0 if it ended without an error, 1 otherwise, and by SIGINT if Ctrl-C
+ *  interrupted it (as Python does for an unhandled KeyboardInterrupt). */
 #define ASYNC_MAIN(...) ASYNC__CAT(ASYNC__MAIN, ASYNC__HAS_COMMA(__VA_ARGS__))(__VA_ARGS__)
 #define ASYNC__MAIN0(name) ASYNC__MAIN1(name, )
 #define ASYNC__MAIN1(name, ...)                                                                       \
     int main(void) {                                                                                  \
         static name##_frame async__main_frame;                                                        \
-        return async_main(ASYNC_CALL(name, &async__main_frame, __VA_ARGS__)) == 0 ? 0 : 1;            \
+        return async_main_exit(async_main(ASYNC_CALL(name, &async__main_frame, __VA_ARGS__)));        \
     }
 
 /* ASYNC_DEF's parts. The frame type and, for ASYNC_CALL, a twin type whose first member is the target
@@ -1197,8 +1198,8 @@ struct async_loop {
     const char *(*strerror)(int code);    /* the application's messages for its own codes */
     async_task *current;                  /* the task a pass is stepping, or NULL */
     async__timer inline_timers[ASYNC_CONFIG_INLINE_TIMERS];
-    struct async_signal *signals; /* signals an ISR may raise (see Interrupts) */
-    volatile uint32_t signalled;  /* set by async_signal_raise, cleared by async_poll before its scan */
+    struct async_interrupt *interrupts; /* what ISRs may raise (see Interrupts) */
+    volatile uint32_t interrupted;       /* set by async_interrupt_raise, cleared by async_poll before its scan */
 };
 
 /** Initialises a loop with the virtual clock (time jumps to the next timer when nothing is ready) and
@@ -1215,9 +1216,9 @@ ASYNC_API async_ms async_loop_now(const async_loop *loop);
 /** asyncio's loop.time(): reads the clock now (after a blocking call it has moved on) and returns it;
  *  with the virtual clock, the virtual time. */
 ASYNC_API async_ms async_loop_time(async_loop *loop);
-/** Runs one pass: delivers raised signals, fires due timers, then runs every task that was ready at
+/** Runs one pass: delivers raised interrupts, fires due timers, then runs every task that was ready at
  *  the start of the pass. Returns how long the caller may sleep before calling again: 0 if tasks are
- *  ready (or a signal was raised meanwhile), the ms to the next timer, or -1 if nothing is scheduled.
+ *  ready (or an interrupt was raised meanwhile), the ms to the next timer, or -1 if nothing is scheduled.
  *  The firmware main loop calls this (see README). */
 ASYNC_API int32_t async_poll(async_loop *loop);
 /** Like async_poll, but goes on with further passes on the same clock reading while tasks are ready,
@@ -1336,60 +1337,60 @@ ASYNC_API bool async_task_started(const async_task *t);
 /* ------------------------------------------------------------------------------------------------ */
 /* Interrupts                                                                                        */
 /* ------------------------------------------------------------------------------------------------ */
-/* An interrupt handler never touches the scheduler: it raises a signal, and the loop's next async_poll
- * completes the signal's future, which wakes the tasks awaiting it (in the same pass).
- * ISR-SAFE: async_signal_raise, async_signal_raise_error and async_loop_signalled, nothing else. Every
+/* An interrupt handler never touches the scheduler: it raises an async_interrupt, and the loop's next
+ * async_poll completes the interrupt's future, which wakes the tasks awaiting it (in the same pass).
+ * ISR-SAFE: async_interrupt_raise, async_interrupt_raise_error and async_loop_interrupted, nothing else. Every
  * other function of this header runs in the loop's context (the main loop, thread mode). Why those three
  * are safe on one core, with no lock, no interrupt masking and no atomic instruction (a Cortex-M0 does):
- * a raise stores only its own signal's volatile fields (value, then a raise count), then sets the loop's
+ * a raise stores only its own record's volatile fields (value, then a raise count), then sets the loop's
  * volatile flag word, the same store from any ISR; the loop clears that flag *before* it scans its
- * signals, so a raise that lands during the scan sets it again for the next pass instead of being lost;
- * and the loop reads a signal's value again if the raise count moved while it read (the ISR preempted
- * it). One raising context per signal (one ISR, or ISRs that cannot preempt each other). Not for several
+ * interrupts, so a raise that lands during the scan sets it again for the next pass instead of being lost;
+ * and the loop reads an interrupt's value again if the raise count moved while it read (the ISR preempted
+ * it). One raising context per interrupt (one ISR, or ISRs that cannot preempt each other). Not for several
  * cores or threads: volatile orders nothing between cores. */
 
-/** An interrupt's way into the loop: a future that an ISR completes by raising the signal. Tasks await
- *  it as AWAIT_FUTURE(t, &sig->future) and read async_future_value(&sig->future) (or catch the raised
+/** An interrupt's way into the loop: a future that an ISR completes by raising it. Tasks await it as
+ *  AWAIT_FUTURE(t, &irq->future) and read async_future_value(&irq->future) (or catch the raised
  *  error). Raises that arrive before the loop delivers one coalesce: the latest value wins. A raise that
- *  arrives while the future still holds an earlier outcome waits for async_signal_reset. Start zeroed. */
-typedef struct async_signal async_signal;
-struct async_signal {
+ *  arrives while the future still holds an earlier outcome waits for async_interrupt_reset. Start zeroed. */
+typedef struct async_interrupt async_interrupt;
+struct async_interrupt {
     async_future future;               /**< completed by async_poll with the raised value or error */
-    async_signal *next;                /* private: the loop's list of signals */
-    async_loop *volatile loop;         /* private: set by async_signal_init, NULL once closed */
+    async_interrupt *next;             /* private: the loop's list of interrupts */
+    async_loop *volatile loop;         /* private: set by async_interrupt_init, NULL once closed */
     volatile intptr_t value;           /* private: the latest raised value (ISR-written) */
     const async_error *volatile error; /* private: or the latest raised error (ISR-written) */
     volatile uint32_t raised;          /* private: raises so far (ISR-written only) */
     uint32_t taken;                    /* private: the raise count the loop delivered last */
 };
 
-/** Registers a zeroed (or closed) signal with the loop, its future pending. Call it before enabling the
+/** Registers a zeroed (or closed) interrupt record with the loop, its future pending. Call it before enabling the
  *  interrupt that raises it, and close it before the loop is freed or initialised again (the loop keeps
- *  a list of its signals). ASYNC_EINVAL for NULL, ASYNC_EBUSY if s is registered already. */
-ASYNC_API int async_signal_init(async_signal *s, async_loop *loop);
+ *  a list of them). ASYNC_EINVAL for NULL, ASYNC_EBUSY if s is registered already. */
+ASYNC_API int async_interrupt_init(async_interrupt *s, async_loop *loop);
 /** ISR-SAFE. Raises s with a value: the loop's next async_poll completes s's future with it. Returns 0,
  *  ASYNC_EINVAL for NULL, ASYNC_ESHUTDOWN if s is not registered (never initialised, or closed). */
-ASYNC_API int async_signal_raise(async_signal *s, intptr_t value);
+ASYNC_API int async_interrupt_raise(async_interrupt *s, intptr_t value);
 /** ISR-SAFE. Raises s with an error (a static record): the awaiters' AWAIT_FUTURE raises it. Returns as
- *  async_signal_raise, and ASYNC_EINVAL for a NULL error. */
-ASYNC_API int async_signal_raise_error(async_signal *s, const async_error *error);
+ *  async_interrupt_raise, and ASYNC_EINVAL for a NULL error. */
+ASYNC_API int async_interrupt_raise_error(async_interrupt *s, const async_error *error);
 /** Re-arms s after its future completed, so the next raise completes it again; a raise that came in
  *  between is delivered by the next async_poll. ASYNC_EINVAL for NULL, ASYNC_ESHUTDOWN if s is not
  *  registered, ASYNC_EBUSY while tasks await the future (it is pending: nothing to re-arm). */
-ASYNC_API int async_signal_reset(async_signal *s);
+ASYNC_API int async_interrupt_reset(async_interrupt *s);
 /** Unregisters s (disable its interrupt first): later raises return ASYNC_ESHUTDOWN and a raise not yet
  *  delivered is dropped. ASYNC_EINVAL for NULL, ASYNC_ESHUTDOWN if s is not registered, ASYNC_EBUSY (s
  *  stays registered) while tasks await its future. */
-ASYNC_API int async_signal_close(async_signal *s);
+ASYNC_API int async_interrupt_close(async_interrupt *s);
 /** ISR-SAFE. True if a raise waits for the loop's next pass. A board tests it with interrupts masked just
  *  before it sleeps (WFI still wakes on a masked interrupt, whose handler runs once they are unmasked),
  *  so that a raise between async_poll and the sleep is not slept through. */
-ASYNC_API bool async_loop_signalled(const async_loop *loop);
-/** True if signals are registered: an interrupt may still wake a loop that has nothing scheduled. */
-ASYNC_API bool async_loop_has_signals(const async_loop *loop);
+ASYNC_API bool async_loop_interrupted(const async_loop *loop);
+/** True if interrupts are registered: one may still wake a loop that has nothing scheduled. */
+ASYNC_API bool async_loop_has_interrupts(const async_loop *loop);
 /** How async_run waits between passes on a loop of async_loop_init's: wait(loop, ms) returns after at
  *  most ms milliseconds (0: tasks are ready, return at once; -1: no timer is set), or earlier once a
- *  signal was raised, and returns false only if nothing could ever wake the loop (async_run then ends
+ *  interrupt was raised, and returns false only if nothing could ever wake the loop (async_run then ends
  *  main with ASYNC_EDEADLK). A board sleeps there with WFI. Hosted loops have theirs: leave those. */
 ASYNC_API void async_loop_set_wait(async_loop *loop, bool (*wait)(async_loop *loop, int32_t timeout_ms));
 
@@ -3510,25 +3511,25 @@ ASYNC_API bool async_cancel(async_task *t) {
     return true;
 }
 
-/* ---- interrupts: signals an ISR raises (the contract is in the header's Interrupts section) ---- */
+/* ---- interrupts: what an ISR raises (the contract is in the header's Interrupts section) ---- */
 
-ASYNC_API int async_signal_init(async_signal *s, async_loop *loop) {
-    if (!s || !loop) return ASYNC__MISUSE(ASYNC_EINVAL, "async_signal_init: !s || !loop");
-    if (s->loop) return ASYNC__MISUSE(ASYNC_EBUSY, "async_signal_init: s->loop");
+ASYNC_API int async_interrupt_init(async_interrupt *s, async_loop *loop) {
+    if (!s || !loop) return ASYNC__MISUSE(ASYNC_EINVAL, "async_interrupt_init: !s || !loop");
+    if (s->loop) return ASYNC__MISUSE(ASYNC_EBUSY, "async_interrupt_init: s->loop");
     s->future.waiters = NULL;
     s->future.r.value = 0;
     s->future.state = 0;
     s->value = 0;
     s->error = NULL;
     s->taken = s->raised;
-    s->next = loop->signals;
-    loop->signals = s;
+    s->next = loop->interrupts;
+    loop->interrupts = s;
     s->loop = loop; /* last: raises reach the loop from here on */
     return 0;
 }
 
-/* The ISR side: volatile stores only, in this order (value, count, loop flag); see async__signals_deliver. */
-static int async__signal_post(async_signal *s, intptr_t value, const async_error *error) {
+/* The ISR side: volatile stores only, in this order (value, count, loop flag); see async__interrupts_deliver. */
+static int async__interrupt_post(async_interrupt *s, intptr_t value, const async_error *error) {
     async_loop *loop;
     if (!s) return ASYNC_EINVAL;
     loop = s->loop;
@@ -3536,26 +3537,26 @@ static int async__signal_post(async_signal *s, intptr_t value, const async_error
     s->value = value;
     s->error = error;
     s->raised = s->raised + 1; /* the one writer of the count: no atomic needed */
-    loop->signalled = 1;
+    loop->interrupted = 1;
     return 0;
 }
 
-ASYNC_API int async_signal_raise(async_signal *s, intptr_t value) {
-    return async__signal_post(s, value, NULL);
+ASYNC_API int async_interrupt_raise(async_interrupt *s, intptr_t value) {
+    return async__interrupt_post(s, value, NULL);
 }
 
-ASYNC_API int async_signal_raise_error(async_signal *s, const async_error *error) {
+ASYNC_API int async_interrupt_raise_error(async_interrupt *s, const async_error *error) {
     if (!error) return ASYNC_EINVAL;
-    return async__signal_post(s, 0, error);
+    return async__interrupt_post(s, 0, error);
 }
 
 /* The loop side, from async_poll when the flag is set. The flag is cleared before the scan, so a raise
- * during the scan is seen on the next pass; a signal's count is read before and after its value, so a
+ * during the scan is seen on the next pass; an interrupt's count is read before and after its value, so a
  * value that an ISR replaced halfway is read again. */
-static void async__signals_deliver(async_loop *loop) {
-    async_signal *s;
-    loop->signalled = 0;
-    for (s = loop->signals; s; s = s->next) {
+static void async__interrupts_deliver(async_loop *loop) {
+    async_interrupt *s;
+    loop->interrupted = 0;
+    for (s = loop->interrupts; s; s = s->next) {
         uint32_t n;
         intptr_t value;
         const async_error *error;
@@ -3573,35 +3574,35 @@ static void async__signals_deliver(async_loop *loop) {
     }
 }
 
-ASYNC_API int async_signal_reset(async_signal *s) {
+ASYNC_API int async_interrupt_reset(async_interrupt *s) {
     async_loop *loop;
     int rc;
-    if (!s) return ASYNC__MISUSE(ASYNC_EINVAL, "async_signal_reset: !s");
+    if (!s) return ASYNC__MISUSE(ASYNC_EINVAL, "async_interrupt_reset: !s");
     loop = s->loop;
     if (!loop) return ASYNC_ESHUTDOWN;
     if (!s->future.state) return s->future.waiters ? ASYNC_EBUSY : 0;
     rc = async_future_init(&s->future);
     if (rc) return rc;
-    if (s->raised != s->taken) loop->signalled = 1; /* raised while the future held its outcome */
+    if (s->raised != s->taken) loop->interrupted = 1; /* raised while the future held its outcome */
     return 0;
 }
 
-ASYNC_API int async_signal_close(async_signal *s) {
+ASYNC_API int async_interrupt_close(async_interrupt *s) {
     async_loop *loop;
-    async_signal **pp;
-    if (!s) return ASYNC__MISUSE(ASYNC_EINVAL, "async_signal_close: !s");
+    async_interrupt **pp;
+    if (!s) return ASYNC__MISUSE(ASYNC_EINVAL, "async_interrupt_close: !s");
     loop = s->loop;
     if (!loop) return ASYNC_ESHUTDOWN;
-    if (s->future.waiters) return ASYNC__MISUSE(ASYNC_EBUSY, "async_signal_close: s->future.waiters");
+    if (s->future.waiters) return ASYNC__MISUSE(ASYNC_EBUSY, "async_interrupt_close: s->future.waiters");
     s->loop = NULL; /* first: raises fail from here on */
-    for (pp = &loop->signals; *pp && *pp != s; pp = &(*pp)->next) {}
+    for (pp = &loop->interrupts; *pp && *pp != s; pp = &(*pp)->next) {}
     if (*pp) *pp = s->next;
     s->next = NULL;
     return 0;
 }
 
-ASYNC_API bool async_loop_signalled(const async_loop *loop) { return loop && loop->signalled; }
-ASYNC_API bool async_loop_has_signals(const async_loop *loop) { return loop && loop->signals; }
+ASYNC_API bool async_loop_interrupted(const async_loop *loop) { return loop && loop->interrupted; }
+ASYNC_API bool async_loop_has_interrupts(const async_loop *loop) { return loop && loop->interrupts; }
 
 ASYNC_API void async_loop_set_wait(async_loop *loop, bool (*wait)(async_loop *, int32_t)) {
     if (loop) loop->wait = wait;
@@ -3864,7 +3865,7 @@ static int32_t async__next_timeout(const async_loop *loop) {
 /* One pass on the current clock reading: what ISRs raised, due timers, then every task ready now. */
 static int32_t async__pass(async_loop *loop) {
     async_task *t;
-    if (loop->signalled) async__signals_deliver(loop); /* what ISRs raised: its waiters run this pass */
+    if (loop->interrupted) async__interrupts_deliver(loop); /* what ISRs raised: its waiters run this pass */
     async__fire_timers(loop);
     /* one pass over what is ready now; what it makes ready runs on the next pass (asyncio's order) */
     t = loop->ready_head;
@@ -3876,7 +3877,7 @@ static int32_t async__pass(async_loop *loop) {
         t = next;
     }
     loop->current = NULL;
-    return loop->signalled ? 0 : async__next_timeout(loop); /* raised meanwhile: deliver it now */
+    return loop->interrupted ? 0 : async__next_timeout(loop); /* raised meanwhile: deliver it now */
 }
 
 ASYNC_API int32_t async_poll(async_loop *loop) {

@@ -31,7 +31,7 @@ $(BUILD)/inject/inject: $(BUILD)/inject/inject.o $(INJECT_TEST_OBJ) $(BUILD)/inj
 	$(Q)$(CC) $(BUILD)/inject/inject.o $(INJECT_TEST_OBJ) -o $@ $(ALL_LDFLAGS) $(INJECT_WRAP) \
 	    $(BUILD)/inject/libasync-inject.a $(LIBS) $(HTTP_LIBS)
 
-$(BUILD)/inject/inject.o: test/inject/inject.c
+$(BUILD)/inject/inject.o: test/inject/inject.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(TEST_CFLAGS) -c $< -o $@

@@ -22,7 +22,8 @@ $(BUILD)/test/list.c: FORCE
 
 FORCE:
 
-$(BUILD)/test/%.o: test/%.c
+# $(HEADERS) by name: gcc's -MMD leaves out what async.h includes, as async.h marks itself a system header
+$(BUILD)/test/%.o: test/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(TEST_CFLAGS) -c $< -o $@

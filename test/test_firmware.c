@@ -1,4 +1,4 @@
-/* The firmware side of the core, on the host: signals that interrupt handlers raise (delivered by
+/* The firmware side of the core, on the host: the async_interrupt records that interrupt handlers raise (delivered by
  * async_poll; under the virtual clock, on a simulated board whose wait is WFI, and raised for real from
  * a POSIX signal handler, the host's nearest thing to an interrupt), static frame pools, and the boards'
  * printf formatter against the C library's. The images themselves run in QEMU: make test-firmware. */
@@ -34,9 +34,9 @@ static void fw_drain(async_loop *loop) {
     while ((d = async_poll(loop)) >= 0) loop->now += (async_ms)d;
 }
 
-/* ---- a task that awaits a signal and logs what it got ---- */
+/* ---- a task that awaits an interrupt and logs what it got ---- */
 
-ASYNC_DEF(fw_waiter, const char *name; async_signal *sig;) {
+ASYNC_DEF(fw_waiter, const char *name; async_interrupt *sig;) {
     ASYNC_TRY(t) {
         AWAIT_FUTURE(t, &f->sig->future);
         fw_logf("%s=%ld ", f->name, (long)async_future_value(&f->sig->future));
@@ -48,44 +48,44 @@ ASYNC_DEF(fw_waiter, const char *name; async_signal *sig;) {
 
 static const async_error fw_fault = {ASYNC_EUSER + 1, "sensor fault"};
 
-/* ---- signals ---- */
+/* ---- interrupts ---- */
 
-TEST(firmware_signal_raise_wakes_every_waiter_on_the_next_poll) {
+TEST(firmware_interrupt_raise_wakes_every_waiter_on_the_next_poll) {
     async_loop *loop = fw_loop();
-    static async_signal sig;
+    static async_interrupt sig;
     static fw_waiter_frame a, b;
-    ASSERT_EQ(async_signal_init(&sig, loop), 0);
-    ASSERT(async_loop_has_signals(loop));
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
+    ASSERT(async_loop_has_interrupts(loop));
     ASSERT_EQ(async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig)), 0);
     ASSERT_EQ(async_spawn(loop, ASYNC_CALL(fw_waiter, &b, "b", &sig)), 0);
     ASSERT_EQ(async_poll(loop), -1); /* both wait; nothing else is scheduled */
-    ASSERT(!async_loop_signalled(loop));
+    ASSERT(!async_loop_interrupted(loop));
 
-    ASSERT_EQ(async_signal_raise(&sig, 42), 0); /* what an ISR does: nothing runs yet */
-    ASSERT(async_loop_signalled(loop));
+    ASSERT_EQ(async_interrupt_raise(&sig, 42), 0); /* what an ISR does: nothing runs yet */
+    ASSERT(async_loop_interrupted(loop));
     ASSERT_STR_EQ(fw_log, "");
     ASSERT(!async_future_done(&sig.future));
 
     ASSERT_EQ(async_poll(loop), -1); /* delivered, and both waiters ran in the same pass, in order */
     ASSERT_STR_EQ(fw_log, "a=42 b=42 ");
-    ASSERT(!async_loop_signalled(loop));
+    ASSERT(!async_loop_interrupted(loop));
     ASSERT_EQ(async_task_code(&a.task), 0);
     ASSERT_EQ(async_task_code(&b.task), 0);
     ASSERT_EQ(async_future_value(&sig.future), 42);
-    ASSERT_EQ(async_signal_close(&sig), 0);
-    ASSERT(!async_loop_has_signals(loop));
+    ASSERT_EQ(async_interrupt_close(&sig), 0);
+    ASSERT(!async_loop_has_interrupts(loop));
 }
 
-TEST(firmware_signal_raises_before_a_poll_coalesce_to_the_latest) {
+TEST(firmware_interrupt_raises_before_a_poll_coalesce_to_the_latest) {
     async_loop *loop = fw_loop();
-    static async_signal sig;
+    static async_interrupt sig;
     static fw_waiter_frame a;
-    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
     async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop);
-    ASSERT_EQ(async_signal_raise(&sig, 1), 0);
-    ASSERT_EQ(async_signal_raise(&sig, 2), 0);
-    ASSERT_EQ(async_signal_raise(&sig, 3), 0);
+    ASSERT_EQ(async_interrupt_raise(&sig, 1), 0);
+    ASSERT_EQ(async_interrupt_raise(&sig, 2), 0);
+    ASSERT_EQ(async_interrupt_raise(&sig, 3), 0);
     async_poll(loop);
     ASSERT_STR_EQ(fw_log, "a=3 ");
     async_poll(loop); /* nothing is delivered twice */
@@ -93,65 +93,65 @@ TEST(firmware_signal_raises_before_a_poll_coalesce_to_the_latest) {
     ASSERT_EQ(async_future_value(&sig.future), 3);
 }
 
-TEST(firmware_signal_raise_waits_for_reset_while_the_future_holds_an_outcome) {
+TEST(firmware_interrupt_raise_waits_for_reset_while_the_future_holds_an_outcome) {
     async_loop *loop = fw_loop();
-    static async_signal sig;
+    static async_interrupt sig;
     static fw_waiter_frame a, b;
-    ASSERT_EQ(async_signal_init(&sig, loop), 0);
-    ASSERT_EQ(async_signal_reset(&sig), 0); /* pending with no waiter: nothing to do */
-    async_signal_raise(&sig, 1);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
+    ASSERT_EQ(async_interrupt_reset(&sig), 0); /* pending with no waiter: nothing to do */
+    async_interrupt_raise(&sig, 1);
     async_poll(loop);
     ASSERT_EQ(async_future_value(&sig.future), 1);
 
-    async_signal_raise(&sig, 2); /* the future still holds 1: this raise is kept, not lost */
+    async_interrupt_raise(&sig, 2); /* the future still holds 1: this raise is kept, not lost */
     ASSERT_EQ(async_poll(loop), -1);
     ASSERT_EQ(async_future_value(&sig.future), 1);
-    ASSERT(!async_loop_signalled(loop));
+    ASSERT(!async_loop_interrupted(loop));
 
-    ASSERT_EQ(async_signal_reset(&sig), 0);
+    ASSERT_EQ(async_interrupt_reset(&sig), 0);
     ASSERT(!async_future_done(&sig.future));
-    ASSERT(async_loop_signalled(loop)); /* the kept raise is due */
+    ASSERT(async_loop_interrupted(loop)); /* the kept raise is due */
     async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop); /* delivered before a's first step: a finds it at once */
     ASSERT_STR_EQ(fw_log, "a=2 ");
 
-    ASSERT_EQ(async_signal_reset(&sig), 0);
+    ASSERT_EQ(async_interrupt_reset(&sig), 0);
     async_spawn(loop, ASYNC_CALL(fw_waiter, &b, "b", &sig));
     async_poll(loop);
-    ASSERT_EQ(async_signal_reset(&sig), ASYNC_EBUSY); /* b awaits it: pending, nothing to re-arm */
-    async_signal_raise(&sig, 3);
+    ASSERT_EQ(async_interrupt_reset(&sig), ASYNC_EBUSY); /* b awaits it: pending, nothing to re-arm */
+    async_interrupt_raise(&sig, 3);
     async_poll(loop);
     ASSERT_STR_EQ(fw_log, "a=2 b=3 ");
 }
 
-TEST(firmware_signal_error_is_raised_at_the_await) {
+TEST(firmware_interrupt_error_is_raised_at_the_await) {
     async_loop *loop = fw_loop();
-    static async_signal sig;
+    static async_interrupt sig;
     static fw_waiter_frame a;
-    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
     async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop);
-    ASSERT_EQ(async_signal_raise_error(&sig, NULL), ASYNC_EINVAL);
-    ASSERT(!async_loop_signalled(loop));
-    ASSERT_EQ(async_signal_raise_error(&sig, &fw_fault), 0);
+    ASSERT_EQ(async_interrupt_raise_error(&sig, NULL), ASYNC_EINVAL);
+    ASSERT(!async_loop_interrupted(loop));
+    ASSERT_EQ(async_interrupt_raise_error(&sig, &fw_fault), 0);
     async_poll(loop);
     ASSERT_STR_EQ(fw_log, "a!1001 ");
     ASSERT_EQ(async_task_code(&a.task), ASYNC_EUSER + 1);
     ASSERT(async_future_error(&sig.future) == &fw_fault);
     ASSERT_STR_EQ(async_error_message(async_future_error(&sig.future)), "sensor fault");
 
-    ASSERT_EQ(async_signal_reset(&sig), 0); /* a value after an error: the future is clean again */
-    async_signal_raise(&sig, 9);
+    ASSERT_EQ(async_interrupt_reset(&sig), 0); /* a value after an error: the future is clean again */
+    async_interrupt_raise(&sig, 9);
     async_poll(loop);
     ASSERT(async_future_error(&sig.future) == NULL);
     ASSERT_EQ(async_future_value(&sig.future), 9);
 }
 
-TEST(firmware_signal_cancelled_waiter_is_released_and_the_signal_stays_usable) {
+TEST(firmware_interrupt_cancelled_waiter_is_released_and_the_record_stays_usable) {
     async_loop *loop = fw_loop();
-    static async_signal sig;
+    static async_interrupt sig;
     static fw_waiter_frame a;
-    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
     async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop);
     ASSERT(async_cancel(&a.task));
@@ -159,13 +159,13 @@ TEST(firmware_signal_cancelled_waiter_is_released_and_the_signal_stays_usable) {
     ASSERT_STR_EQ(fw_log, "a!-125 ");
     ASSERT(async_task_cancelled(&a.task));
     async_task_code(&a.task);
-    ASSERT_EQ(async_signal_raise(&sig, 5), 0); /* no waiter left: the future keeps the value */
+    ASSERT_EQ(async_interrupt_raise(&sig, 5), 0); /* no waiter left: the future keeps the value */
     async_poll(loop);
     ASSERT_EQ(async_future_value(&sig.future), 5);
-    ASSERT_EQ(async_signal_close(&sig), 0);
+    ASSERT_EQ(async_interrupt_close(&sig), 0);
 }
 
-ASYNC_DEF(fw_wait_for, async_signal *sig; async_loop *loop; fw_waiter_frame waiter; async_timeout timeout;
+ASYNC_DEF(fw_wait_for, async_interrupt *sig; async_loop *loop; fw_waiter_frame waiter; async_timeout timeout;
           async_ms at;) {
     ASYNC_TRY(t) {
         AWAIT_TIMEOUT(t, &f->timeout, 50, ASYNC_CALL(fw_waiter, &f->waiter, "w", f->sig));
@@ -175,115 +175,115 @@ ASYNC_DEF(fw_wait_for, async_signal *sig; async_loop *loop; fw_waiter_frame wait
     } ASYNC_END_TRY(t);
 } ASYNC_END_DEF
 
-TEST(firmware_signal_wait_for_times_out_under_the_virtual_clock) {
+TEST(firmware_interrupt_wait_for_times_out_under_the_virtual_clock) {
     async_loop *loop = fw_loop();
-    static async_signal sig;
+    static async_interrupt sig;
     static fw_wait_for_frame m;
-    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
     async_spawn(loop, ASYNC_CALL(fw_wait_for, &m, &sig, loop));
     fw_drain(loop);
     ASSERT_STR_EQ(fw_log, "w!-125 main!-110 ");
     ASSERT_EQ(m.at, 50);
     ASSERT_EQ(async_task_code(&m.task), 0);
-    async_signal_raise(&sig, 1); /* too late: the future takes it, no one waits */
+    async_interrupt_raise(&sig, 1); /* too late: the future takes it, no one waits */
     async_poll(loop);
     ASSERT_EQ(async_future_value(&sig.future), 1);
 }
 
-TEST(firmware_signal_misuse_returns_codes) {
+TEST(firmware_interrupt_misuse_returns_codes) {
     async_loop *loop = fw_loop();
     static async_loop other;
-    static async_signal sig, zero;
+    static async_interrupt sig, zero;
     static fw_waiter_frame a;
     async_loop_init(&other);
-    ASSERT_EQ(async_signal_init(NULL, loop), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_init(&sig, NULL), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_raise(NULL, 1), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_raise_error(NULL, &fw_fault), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_reset(NULL), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_close(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_init(NULL, loop), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_init(&sig, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_raise(NULL, 1), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_raise_error(NULL, &fw_fault), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_reset(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_close(NULL), ASYNC_EINVAL);
     /* never initialised */
-    ASSERT_EQ(async_signal_raise(&zero, 1), ASYNC_ESHUTDOWN);
-    ASSERT_EQ(async_signal_raise_error(&zero, &fw_fault), ASYNC_ESHUTDOWN);
-    ASSERT_EQ(async_signal_reset(&zero), ASYNC_ESHUTDOWN);
-    ASSERT_EQ(async_signal_close(&zero), ASYNC_ESHUTDOWN);
-    ASSERT(!async_loop_signalled(NULL));
-    ASSERT(!async_loop_has_signals(NULL));
+    ASSERT_EQ(async_interrupt_raise(&zero, 1), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_interrupt_raise_error(&zero, &fw_fault), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_interrupt_reset(&zero), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_interrupt_close(&zero), ASYNC_ESHUTDOWN);
+    ASSERT(!async_loop_interrupted(NULL));
+    ASSERT(!async_loop_has_interrupts(NULL));
     async_loop_set_wait(NULL, NULL);
 
-    ASSERT_EQ(async_signal_init(&sig, loop), 0);
-    ASSERT_EQ(async_signal_init(&sig, loop), ASYNC_EBUSY);
-    ASSERT_EQ(async_signal_init(&sig, &other), ASYNC_EBUSY);
-    ASSERT(!async_loop_has_signals(&other));
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), ASYNC_EBUSY);
+    ASSERT_EQ(async_interrupt_init(&sig, &other), ASYNC_EBUSY);
+    ASSERT(!async_loop_has_interrupts(&other));
 
     async_spawn(loop, ASYNC_CALL(fw_waiter, &a, "a", &sig));
     async_poll(loop);
-    ASSERT_EQ(async_signal_close(&sig), ASYNC_EBUSY); /* a task awaits it: it stays registered */
-    ASSERT_EQ(async_signal_raise(&sig, 4), 0);
+    ASSERT_EQ(async_interrupt_close(&sig), ASYNC_EBUSY); /* a task awaits it: it stays registered */
+    ASSERT_EQ(async_interrupt_raise(&sig, 4), 0);
     async_poll(loop);
     ASSERT_STR_EQ(fw_log, "a=4 ");
 
-    ASSERT_EQ(async_signal_close(&sig), 0);
-    ASSERT(!async_loop_has_signals(loop));
-    ASSERT_EQ(async_signal_raise(&sig, 5), ASYNC_ESHUTDOWN);
-    ASSERT_EQ(async_signal_reset(&sig), ASYNC_ESHUTDOWN);
-    ASSERT_EQ(async_signal_close(&sig), ASYNC_ESHUTDOWN);
-    ASSERT(!async_loop_signalled(loop));
+    ASSERT_EQ(async_interrupt_close(&sig), 0);
+    ASSERT(!async_loop_has_interrupts(loop));
+    ASSERT_EQ(async_interrupt_raise(&sig, 5), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_interrupt_reset(&sig), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_interrupt_close(&sig), ASYNC_ESHUTDOWN);
+    ASSERT(!async_loop_interrupted(loop));
 
-    ASSERT_EQ(async_signal_init(&sig, &other), 0); /* closed: it may join a loop again, pending */
+    ASSERT_EQ(async_interrupt_init(&sig, &other), 0); /* closed: it may join a loop again, pending */
     ASSERT(!async_future_done(&sig.future));
-    ASSERT_EQ(async_signal_raise(&sig, 6), 0);
-    ASSERT(async_loop_signalled(&other));
-    ASSERT(!async_loop_signalled(loop));
+    ASSERT_EQ(async_interrupt_raise(&sig, 6), 0);
+    ASSERT(async_loop_interrupted(&other));
+    ASSERT(!async_loop_interrupted(loop));
     async_poll(&other);
     ASSERT_EQ(async_future_value(&sig.future), 6);
 }
 
-TEST(firmware_signal_close_unlinks_it_and_drops_its_undelivered_raise) {
+TEST(firmware_interrupt_close_unlinks_it_and_drops_its_undelivered_raise) {
     async_loop *loop = fw_loop();
-    static async_signal s[3];
+    static async_interrupt s[3];
     int i;
-    for (i = 0; i < 3; i++) ASSERT_EQ(async_signal_init(&s[i], loop), 0);
-    ASSERT_EQ(async_signal_close(&s[1]), 0); /* the middle of the loop's list */
-    async_signal_raise(&s[0], 10);
-    async_signal_raise(&s[2], 12);
-    ASSERT_EQ(async_signal_raise(&s[1], 11), ASYNC_ESHUTDOWN);
+    for (i = 0; i < 3; i++) ASSERT_EQ(async_interrupt_init(&s[i], loop), 0);
+    ASSERT_EQ(async_interrupt_close(&s[1]), 0); /* the middle of the loop's list */
+    async_interrupt_raise(&s[0], 10);
+    async_interrupt_raise(&s[2], 12);
+    ASSERT_EQ(async_interrupt_raise(&s[1], 11), ASYNC_ESHUTDOWN);
     async_poll(loop);
     ASSERT_EQ(async_future_value(&s[0].future), 10);
     ASSERT_EQ(async_future_value(&s[2].future), 12);
     ASSERT(!async_future_done(&s[1].future));
 
-    async_signal_reset(&s[2]);
-    async_signal_raise(&s[2], 13);
-    ASSERT_EQ(async_signal_close(&s[2]), 0); /* raised, not yet delivered: dropped with it */
+    async_interrupt_reset(&s[2]);
+    async_interrupt_raise(&s[2], 13);
+    ASSERT_EQ(async_interrupt_close(&s[2]), 0); /* raised, not yet delivered: dropped with it */
     async_poll(loop);
     ASSERT(!async_future_done(&s[2].future));
-    ASSERT(async_loop_has_signals(loop));
-    ASSERT_EQ(async_signal_close(&s[0]), 0);
-    ASSERT(!async_loop_has_signals(loop));
+    ASSERT(async_loop_has_interrupts(loop));
+    ASSERT_EQ(async_interrupt_close(&s[0]), 0);
+    ASSERT(!async_loop_has_interrupts(loop));
 }
 
-/* raises its own signal in the middle of a pass, as an interrupt during the pass would, then awaits it */
-ASYNC_DEF(fw_self, async_signal *sig;) {
-    async_signal_raise(f->sig, 77);
+/* raises its own interrupt in the middle of a pass, as an interrupt during the pass would, then awaits it */
+ASYNC_DEF(fw_self, async_interrupt *sig;) {
+    async_interrupt_raise(f->sig, 77);
     AWAIT_FUTURE(t, &f->sig->future);
     ASYNC_RETURN(t, async_future_value(&f->sig->future));
 } ASYNC_END_DEF
 
-TEST(firmware_signal_raised_during_a_pass_is_delivered_on_the_next) {
+TEST(firmware_interrupt_raised_during_a_pass_is_delivered_on_the_next) {
     async_loop *loop = fw_loop();
-    static async_signal sig;
+    static async_interrupt sig;
     static fw_self_frame f;
-    ASSERT_EQ(async_signal_init(&sig, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
     async_spawn(loop, ASYNC_CALL(fw_self, &f, &sig));
     ASSERT_EQ(async_poll(loop), 0); /* nothing ready or timed, but a raise is due: come back at once */
-    ASSERT(async_loop_signalled(loop));
+    ASSERT(async_loop_interrupted(loop));
     ASSERT(!async_task_done(&f.task));
     ASSERT_EQ(async_poll(loop), -1);
     ASSERT_EQ(async_task_value(&f.task), 77);
 
     /* async_run on the virtual clock takes the 0 as "go on", not as a deadlock */
-    ASSERT_EQ(async_signal_reset(&sig), 0);
+    ASSERT_EQ(async_interrupt_reset(&sig), 0);
     ASSERT_EQ(async_run(loop, ASYNC_CALL(fw_self, &f, &sig)), 0);
     ASSERT_EQ(async_task_value(&f.task), 77);
 }
@@ -291,7 +291,7 @@ TEST(firmware_signal_raised_during_a_pass_is_delivered_on_the_next) {
 /* ---- a simulated board: a millisecond counter, and a wait that "sleeps" by moving it on ---- */
 
 static async_ms fw_board_ms;
-static async_signal fw_irq;
+static async_interrupt fw_irq;
 static int fw_sleeps;
 
 static async_ms fw_board_clock(async_loop *loop) {
@@ -300,14 +300,14 @@ static async_ms fw_board_clock(async_loop *loop) {
 }
 
 /* WFI: until the deadline, or, with no timer set, until the next interrupt (7 ms later, raising fw_irq
- * with the time) if a signal is registered at all. */
+ * with the time) if an interrupt is registered at all. */
 static bool fw_board_wait(async_loop *loop, int32_t ms) {
     if (ms == 0) return true;
     fw_sleeps++;
     if (ms < 0) {
-        if (!async_loop_has_signals(loop)) return false;
+        if (!async_loop_has_interrupts(loop)) return false;
         fw_board_ms += 7;
-        async_signal_raise(&fw_irq, (intptr_t)fw_board_ms);
+        async_interrupt_raise(&fw_irq, (intptr_t)fw_board_ms);
         return true;
     }
     fw_board_ms += (async_ms)ms;
@@ -332,15 +332,15 @@ TEST(firmware_async_run_sleeps_in_the_boards_wait_until_an_interrupt) {
     fw_sleeps = 0;
     async_loop_set_clock(loop, fw_board_clock);
     async_loop_set_wait(loop, fw_board_wait);
-    ASSERT_EQ(async_signal_init(&fw_irq, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&fw_irq, loop), 0);
     ASSERT_EQ(async_run(loop, ASYNC_CALL(fw_board_main, &m)), 0);
     ASSERT_EQ(async_task_value(&m.task), 1107); /* slept 100 ms, then until the interrupt 7 ms later */
     ASSERT_EQ(async_loop_now(loop), 1107);
     ASSERT_EQ(fw_sleeps, 2);
 
-    /* with no signal registered, a wait with no timer cannot end: the board's wait says so, and
+    /* with no interrupt registered, a wait with no timer cannot end: the board's wait says so, and
      * async_run ends main with ASYNC_EDEADLK instead of sleeping for ever */
-    ASSERT_EQ(async_signal_close(&fw_irq), 0);
+    ASSERT_EQ(async_interrupt_close(&fw_irq), 0);
     ASSERT_EQ(async_run(loop, ASYNC_CALL(fw_board_stuck, &s)), ASYNC_EDEADLK);
     ASSERT(async_task_cancelled(&s.task));
 }
@@ -348,14 +348,14 @@ TEST(firmware_async_run_sleeps_in_the_boards_wait_until_an_interrupt) {
 /* ---- raised for real from a POSIX signal handler, which interrupts the loop as an ISR would ---- */
 
 #define FW_RAISES 300
-static async_signal fw_alarm;
+static async_interrupt fw_alarm;
 static volatile sig_atomic_t fw_alarms;
 
 static void fw_on_alarm(int signo) {
     (void)signo;
     if (fw_alarms < FW_RAISES) {
         fw_alarms = fw_alarms + 1;
-        async_signal_raise(&fw_alarm, (intptr_t)fw_alarms);
+        async_interrupt_raise(&fw_alarm, (intptr_t)fw_alarms);
     }
 }
 
@@ -365,17 +365,17 @@ ASYNC_DEF(fw_consumer, intptr_t last; int deliveries, out_of_order;) {
         if (async_future_value(&fw_alarm.future) <= f->last) f->out_of_order++;
         f->last = async_future_value(&fw_alarm.future);
         f->deliveries++;
-        async_signal_reset(&fw_alarm);
+        async_interrupt_reset(&fw_alarm);
     }
 } ASYNC_END_DEF
 
-TEST(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale) {
+TEST(firmware_interrupt_raised_from_a_posix_signal_handler_is_never_lost_or_stale) {
     async_loop *loop = fw_loop();
     static fw_consumer_frame c;
     struct sigaction sa, old_sa;
     struct itimerval every = {{0, 200}, {0, 200}}, off = {{0, 0}, {0, 0}};
     sigset_t alrm, old_mask;
-    ASSERT_EQ(async_signal_init(&fw_alarm, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&fw_alarm, loop), 0);
     async_spawn(loop, ASYNC_CALL(fw_consumer, &c));
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = fw_on_alarm;
@@ -389,7 +389,7 @@ TEST(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale) 
         if (async_task_done(&c.task)) break;
         /* the board's sleep: masked, test, then wait with the signal unmasked (WFI's sigsuspend) */
         sigprocmask(SIG_BLOCK, &alrm, &old_mask);
-        if (!async_loop_signalled(loop)) sigsuspend(&old_mask);
+        if (!async_loop_interrupted(loop)) sigsuspend(&old_mask);
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
     }
     setitimer(ITIMER_REAL, &off, NULL);
@@ -398,7 +398,7 @@ TEST(firmware_signal_raised_from_a_posix_signal_handler_is_never_lost_or_stale) 
     ASSERT_EQ(c.out_of_order, 0);         /* never an old value, never one twice */
     ASSERT(c.deliveries >= 1 && c.deliveries <= FW_RAISES);
     ASSERT_EQ(async_task_code(&c.task), 0);
-    ASSERT_EQ(async_signal_close(&fw_alarm), 0);
+    ASSERT_EQ(async_interrupt_close(&fw_alarm), 0);
 }
 
 /* ---- static frame pools ---- */

@@ -2,7 +2,7 @@
  * deadlines in the order set, the FIFO lane and the heap together, storage that grows, fails or was
  * handed back), async_poll's answer, async_run's ways of waiting (a wait that finds no waker, a real
  * clock without a wait, a busy main), hooks with missing members, the loop's and frame pools' functions
- * given NULL, and async_signal (the interrupt's way in) misused. */
+ * given NULL, and async_interrupt (the interrupt's way in) misused. */
 #include "test.h"
 #include "util.h"
 
@@ -305,31 +305,31 @@ TEST(loop_hooks_with_missing_members_are_skipped) {
 
 TEST(loop_signal_misuse_codes_and_close_after_the_loop_was_reinitialised) {
     async_loop *loop = new_loop();
-    static async_signal s, s2, s3;
-    ASSERT_EQ(async_signal_init(NULL, loop), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_init(&s, NULL), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_raise(&s, 1), ASYNC_ESHUTDOWN); /* never registered */
-    ASSERT_EQ(async_signal_raise(NULL, 1), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_raise_error(&s, NULL), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_reset(NULL), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_reset(&s), ASYNC_ESHUTDOWN);
-    ASSERT_EQ(async_signal_close(NULL), ASYNC_EINVAL);
-    ASSERT_EQ(async_signal_close(&s), ASYNC_ESHUTDOWN);
-    ASSERT_EQ(async_signal_init(&s, loop), 0);
-    ASSERT_EQ(async_signal_init(&s, loop), ASYNC_EBUSY);
-    ASSERT_EQ(async_signal_init(&s2, loop), 0);
-    ASSERT_EQ(async_signal_init(&s3, loop), 0);
-    ASSERT_EQ(async_signal_close(&s), 0); /* the last of the list */
-    ASSERT(async_loop_has_signals(loop));
-    ASSERT_EQ(async_signal_raise(&s2, 4), 0);
-    ASSERT(async_loop_signalled(loop));
+    static async_interrupt s, s2, s3;
+    ASSERT_EQ(async_interrupt_init(NULL, loop), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_init(&s, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_raise(&s, 1), ASYNC_ESHUTDOWN); /* never registered */
+    ASSERT_EQ(async_interrupt_raise(NULL, 1), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_raise_error(&s, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_reset(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_reset(&s), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_interrupt_close(NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_interrupt_close(&s), ASYNC_ESHUTDOWN);
+    ASSERT_EQ(async_interrupt_init(&s, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&s, loop), ASYNC_EBUSY);
+    ASSERT_EQ(async_interrupt_init(&s2, loop), 0);
+    ASSERT_EQ(async_interrupt_init(&s3, loop), 0);
+    ASSERT_EQ(async_interrupt_close(&s), 0); /* the last of the list */
+    ASSERT(async_loop_has_interrupts(loop));
+    ASSERT_EQ(async_interrupt_raise(&s2, 4), 0);
+    ASSERT(async_loop_interrupted(loop));
     /* the loop initialised again with signals still registered (the header says: close them first) */
     async_loop_init(loop);
-    ASSERT(!async_loop_has_signals(loop));
-    ASSERT_EQ(async_signal_close(&s2), 0); /* no longer in the loop's list: nothing to unlink */
-    ASSERT_EQ(async_signal_close(&s3), 0);
-    ASSERT_EQ(async_signal_raise(&s2, 5), ASYNC_ESHUTDOWN);
-    ASSERT(!async_loop_has_signals(loop));
+    ASSERT(!async_loop_has_interrupts(loop));
+    ASSERT_EQ(async_interrupt_close(&s2), 0); /* no longer in the loop's list: nothing to unlink */
+    ASSERT_EQ(async_interrupt_close(&s3), 0);
+    ASSERT_EQ(async_interrupt_raise(&s2, 5), ASYNC_ESHUTDOWN);
+    ASSERT(!async_loop_has_interrupts(loop));
     ASSERT_EQ(async_poll(loop), -1);
 }
 
@@ -357,8 +357,8 @@ TEST(loop_functions_and_frame_pools_of_null) {
     ASSERT_EQ(async_poll_batch(NULL, 10), -1);
     ASSERT_EQ(async_loop_report_errors(NULL), 0);
     ASSERT_EQ(async_run(NULL, NULL), ASYNC_EINVAL);
-    ASSERT(!async_loop_signalled(NULL));
-    ASSERT(!async_loop_has_signals(NULL));
+    ASSERT(!async_loop_interrupted(NULL));
+    ASSERT(!async_loop_has_interrupts(NULL));
     ASSERT_EQ(async_loop_init(&l), 0);
     ASSERT_EQ(async_run(&l, NULL), ASYNC_EINVAL);
     /* the virtual clock: loop.time() is the loop's own time */

@@ -107,7 +107,7 @@ typedef struct async_sigwait {
 } async_sigwait;
 
 /** Waits for the next delivery of POSIX signal signo (SIGTERM, SIGHUP, SIGUSR1, ...; not the core's
- *  async_signal, which an interrupt raises) on the task's loop; w is the frame's async_sigwait. Every
+ *  async_interrupt, which an interrupt raises) on the task's loop; w is the frame's async_sigwait. Every
  *  task waiting for signo is woken by one delivery, in the order they began, together with the
  *  signal's handler if one is set. Keeps the loop alive while it waits. Cancellable (ASYNC_ECANCELED;
  *  the wait is gone at once). Deliveries while no task waits and no handler is set are not kept for

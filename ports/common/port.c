@@ -11,12 +11,12 @@ static async_ms board_clock(async_loop *loop) {
 bool board_wait(async_loop *loop, int32_t ms) {
     async_ms deadline = async_loop_now(loop) + (async_ms)ms;
     if (ms == 0) return true;
-    if (ms < 0 && !async_loop_has_signals(loop)) return false;
+    if (ms < 0 && !async_loop_has_interrupts(loop)) return false;
     for (;;) {
         /* masked between the test and the WFI: an interrupt in between stays pending, so WFI returns at
          * once instead of sleeping through a raise */
         board_irq_disable();
-        if (async_loop_signalled(loop) || (ms > 0 && (int32_t)(board_millis() - deadline) >= 0)) break;
+        if (async_loop_interrupted(loop) || (ms > 0 && (int32_t)(board_millis() - deadline) >= 0)) break;
         board_wfi();
         board_irq_enable(); /* the pending handler runs here */
     }
@@ -52,3 +52,5 @@ int async_main(async_task *main) {
     printf("board: elapsed %lu ms\n", (unsigned long)(async_ms)(async_loop_now(&loop) - start));
     return rc;
 }
+
+int async_main_exit(int rc) { return rc == 0 ? 0 : 1; }

@@ -7,4 +7,4 @@ char size_async_loop[sizeof(async_loop)];
 char size_async_future[sizeof(async_future)];
 char size_async_group[sizeof(async_group)];
 char size_async_timeout[sizeof(async_timeout)];
-char size_async_signal[sizeof(async_signal)];
+char size_async_interrupt[sizeof(async_interrupt)];

@@ -14,7 +14,7 @@ HEX='function hex(s,  i, n) { sub(/^0x/, "", s); n = 0; for (i = 1; i <= length(
 sym() { "$nm" -S "$probe" | awk -v n="$1" "$HEX"' $4 == n { printf "%d", hex($2) }'; }
 echo "$board: async_task $(sym size_async_task) B, async_loop $(sym size_async_loop) B," \
      "async_future $(sym size_async_future) B, async_group $(sym size_async_group) B," \
-     "async_signal $(sym size_async_signal) B"
+     "async_interrupt $(sym size_async_interrupt) B"
 "$size" "$core" | awk 'NR == 2 { printf "  the core alone (%s, every function): text %d, data %d, bss %d\n", "core.o", $1, $2, $3 }'
 printf '  %-12s %7s %6s %6s %6s %11s %6s %7s\n' image text data bss stack core-flash loop frames
 for elf in "$@"; do

@@ -1,4 +1,4 @@
-/* A deliberately hung image: main awaits a signal that no interrupt raises, so the board sleeps in WFI
+/* A deliberately hung image: main awaits an async_interrupt that no ISR raises, so the board sleeps in WFI
  * for ever. `make test-firmware` requires its run to fail at the time limit: a hung image fails the
  * target instead of stalling it. */
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include "board.h"
 
 static async_loop loop;
-static async_signal never;
+static async_interrupt never;
 
 typedef struct {
     async_task task;
@@ -22,7 +22,7 @@ static async_status main_run(async_task *t) {
 int main(void) {
     static main_frame m;
     board_loop_init(&loop);
-    async_signal_init(&never, &loop);
+    async_interrupt_init(&never, &loop);
     ASYNC_FRAME_INIT(&m, main_run);
     return async_run(&loop, &m.task) ? 1 : 0;
 }

@@ -1,8 +1,8 @@
 /* Interrupts into coroutines, on the board: a hardware timer interrupt every 10 ms raises an
- * async_signal, and the task awaiting the signal's future wakes on the loop's next pass. The image drives
+ * async_interrupt, and the task awaiting its future wakes on the loop's next pass. The image drives
  * the loop itself, as firmware does (async_poll, then WFI for as long as it returned), and checks each
  * way a raise can reach a task: a value, raises that coalesce, a raise kept until the future is re-armed,
- * an error, a wait that times out, a raise after the signal was closed, and a loop that nothing can wake.
+ * an error, a wait that times out, a raise after the record was closed, and a loop that nothing can wake.
  * Its output is compared with isr.expected on every board, so what it prints counts interrupts, not ms
  * (the boards' timers and ticks need not agree on a millisecond). */
 #include <stdio.h>
@@ -10,10 +10,10 @@
 #include "board.h"
 
 static async_loop loop;
-static async_signal sensor; /* what the timer interrupt reports */
-static async_signal step;   /* when the script below moves on */
+static async_interrupt sensor; /* what the timer interrupt reports */
+static async_interrupt step;   /* when the script below moves on */
 static volatile uint32_t irqs;
-static volatile int late_raise = 1; /* what a raise after async_signal_close returned */
+static volatile int late_raise = 1; /* what a raise after async_interrupt_close returned */
 
 static const async_error sensor_fault = {ASYNC_EUSER + 1, "sensor fault"};
 
@@ -22,18 +22,18 @@ static const async_error sensor_fault = {ASYNC_EUSER + 1, "sensor fault"};
 static void timer_isr(void) {
     uint32_t n = irqs = irqs + 1;
     switch (n) {
-    case 5: async_signal_raise(&sensor, 42); break;
+    case 5: async_interrupt_raise(&sensor, 42); break;
     case 10: /* three raises before the loop runs: they coalesce, the latest wins */
-        async_signal_raise(&sensor, 1);
-        async_signal_raise(&sensor, 2);
-        async_signal_raise(&sensor, 3);
+        async_interrupt_raise(&sensor, 1);
+        async_interrupt_raise(&sensor, 2);
+        async_interrupt_raise(&sensor, 3);
         break;
-    case 15: async_signal_raise(&sensor, 7); break; /* the future still holds 3: kept until reset */
-    case 20: async_signal_raise(&step, 20); break;
-    case 30: async_signal_raise_error(&sensor, &sensor_fault); break;
-    case 50: /* the sensor signal is closed by then */
-        late_raise = async_signal_raise(&sensor, 9);
-        async_signal_raise(&step, 50);
+    case 15: async_interrupt_raise(&sensor, 7); break; /* the future still holds 3: kept until reset */
+    case 20: async_interrupt_raise(&step, 20); break;
+    case 30: async_interrupt_raise_error(&sensor, &sensor_fault); break;
+    case 50: /* the sensor's record is closed by then */
+        late_raise = async_interrupt_raise(&sensor, 9);
+        async_interrupt_raise(&step, 50);
         break;
     default: break;
     }
@@ -73,17 +73,17 @@ static async_status main_run(async_task *t) {
     AWAIT_FUTURE(t, &sensor.future); /* nothing else is scheduled: the board sleeps until the interrupt */
     printf("value %ld at interrupt %lu\n", sensor_value(), irq());
 
-    async_signal_reset(&sensor);
+    async_interrupt_reset(&sensor);
     AWAIT_FUTURE(t, &sensor.future);
     printf("coalesced to %ld at interrupt %lu\n", sensor_value(), irq());
 
     AWAIT_FUTURE(t, &step.future); /* meanwhile the raise at 15 finds the sensor's future complete */
     printf("still %ld at interrupt %lu\n", sensor_value(), irq());
-    async_signal_reset(&sensor);
+    async_interrupt_reset(&sensor);
     AWAIT_FUTURE(t, &sensor.future);
     printf("kept %ld, delivered at interrupt %lu\n", sensor_value(), irq());
 
-    async_signal_reset(&sensor);
+    async_interrupt_reset(&sensor);
     ASYNC_TRY(t) {
         AWAIT_FUTURE(t, &sensor.future);
         printf("no error?\n");
@@ -92,7 +92,7 @@ static async_status main_run(async_task *t) {
                async_caught(t)->code, irq());
     } ASYNC_END_TRY(t);
 
-    async_signal_reset(&sensor);
+    async_interrupt_reset(&sensor);
     f->start = async_loop_now(&loop);
     ASYNC_TRY(t) {
         ASYNC_FRAME_INIT(&f->waiter, waiter_run);
@@ -102,8 +102,8 @@ static async_status main_run(async_task *t) {
                (unsigned long)(async_loop_now(&loop) - f->start));
     } ASYNC_END_TRY(t);
 
-    printf("close: %d\n", async_signal_close(&sensor));
-    async_signal_reset(&step);
+    printf("close: %d\n", async_interrupt_close(&sensor));
+    async_interrupt_reset(&step);
     AWAIT_FUTURE(t, &step.future);
     printf("raise after close: %d (%s) at interrupt %lu\n", late_raise, async_strerror(late_raise), irq());
     board_timer_start(0, NULL);
@@ -129,7 +129,7 @@ int main(void) {
     int32_t ms;
     uint32_t passes = 0;
     board_loop_init(&loop);
-    printf("init: %d %d\n", async_signal_init(&sensor, &loop), async_signal_init(&step, &loop));
+    printf("init: %d %d\n", async_interrupt_init(&sensor, &loop), async_interrupt_init(&step, &loop));
     ASYNC_FRAME_INIT(&m, main_run);
     async_spawn(&loop, &m.task);
     while (!async_task_done(&m.task)) { /* the firmware main loop */
@@ -143,9 +143,9 @@ int main(void) {
         printf("loop passes: 20 or fewer, the board slept between events\n");
     else
         printf("loop passes: %lu, the loop spun instead of sleeping\n", (unsigned long)passes);
-    async_signal_close(&step);
+    async_interrupt_close(&step);
 
-    /* with no signal registered, a loop whose task waits for nothing that can come is a deadlock: the
+    /* with no interrupt registered, a loop whose task waits for nothing that can come is a deadlock: the
      * board's wait says so and async_run ends the task instead of sleeping forever */
     ASYNC_FRAME_INIT(&stuck, stuck_run);
     printf("stuck: %d\n", async_run(&loop, &stuck.task));
