@@ -42,6 +42,12 @@ void async__loop_detach(async_loop *loop, async__part *part);
 /** The part of that kind attached latest, or NULL (also for a loop that is not hosted). */
 async__part *async__loop_find(const async_loop *loop, const void *kind);
 
+/** Memory for a component's records from the loop's allocator (async_loop_set_allocator: a test can make
+ *  it fail), malloc if none is set; NULL when there is none. */
+void *async__loop_alloc(async_loop *loop, size_t size);
+/** Gives back what async__loop_alloc returned (NULL is fine). */
+void async__loop_release(async_loop *loop, void *p);
+
 /* ---- calls the loop makes later ---- */
 
 /* One node serves both lists below: a call that is queued once however many times it is asked for

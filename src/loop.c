@@ -262,6 +262,21 @@ async__part *async__loop_find(const async_loop *loop, const void *kind) {
     return NULL;
 }
 
+void *async__loop_alloc(async_loop *loop, size_t size) {
+    void *ctx;
+    async_loop_realloc_fn fn = async_loop_get_allocator(loop, &ctx);
+    return fn ? fn(ctx, NULL, size) : malloc(size);
+}
+
+void async__loop_release(async_loop *loop, void *p) {
+    void *ctx;
+    async_loop_realloc_fn fn = async_loop_get_allocator(loop, &ctx);
+    if (fn)
+        fn(ctx, p, 0);
+    else
+        free(p);
+}
+
 /* ---- making and freeing ---- */
 
 async_loop *async__hosted_new(const async_backend *be, void *arg) {

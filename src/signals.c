@@ -41,23 +41,6 @@ struct async__signals {
 
 static const char signals_kind = 0; /* tags the part */
 
-/* ---- memory: the loop's allocator (a test can make it fail) ---- */
-
-static void *mem_alloc(async_loop *loop, size_t size) {
-    void *ctx;
-    async_loop_realloc_fn fn = async_loop_get_allocator(loop, &ctx);
-    return fn ? fn(ctx, NULL, size) : malloc(size);
-}
-
-static void mem_free(async_loop *loop, void *p) {
-    void *ctx;
-    async_loop_realloc_fn fn = async_loop_get_allocator(loop, &ctx);
-    if (fn)
-        fn(ctx, p, 0);
-    else
-        free(p);
-}
-
 /* ---- records ---- */
 
 /* A signal a handler can take on the loop, later, on its thread: not SIGKILL and SIGSTOP, which no one
@@ -97,7 +80,7 @@ static sig_slot *slot_get(async_loop *loop, int signo, int *err) {
     }
     ss = signals_of(loop);
     if (!ss) {
-        ss = (async__signals *)mem_alloc(loop, sizeof *ss);
+        ss = (async__signals *)async__loop_alloc(loop, sizeof *ss);
         if (!ss) {
             *err = ASYNC_ENOMEM;
             return NULL;
@@ -106,7 +89,7 @@ static sig_slot *slot_get(async_loop *loop, int signo, int *err) {
         ss->loop = loop;
         async__loop_attach(loop, &ss->part, &signals_kind, ASYNC__STAGE_DOORS, free_part);
     }
-    s = (sig_slot *)mem_alloc(loop, sizeof *s);
+    s = (sig_slot *)async__loop_alloc(loop, sizeof *s);
     if (!s) { /* the component stays, empty, until the loop goes */
         *err = ASYNC_ENOMEM;
         return NULL;
@@ -197,9 +180,9 @@ static void free_part(async_loop *loop, async__part *part) {
             w->task = NULL;
         }
         slot_stop(s);
-        mem_free(loop, s);
+        async__loop_release(loop, s);
     }
-    mem_free(loop, ss);
+    async__loop_release(loop, ss);
 }
 
 /* ---- handlers ---- */

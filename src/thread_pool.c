@@ -261,22 +261,7 @@ static unsigned own_size(const thread_home *h) {
 
 /* ---- the loop's home ---- */
 
-/* Job records and the home come from the loop's allocator (a test can make it fail), which frees when
- * asked for size 0. */
-static void *loop_alloc(async_loop *loop, size_t size) {
-    void *ctx;
-    async_loop_realloc_fn fn = async_loop_get_allocator(loop, &ctx);
-    return fn ? fn(ctx, NULL, size) : malloc(size);
-}
-
-static void loop_release(async_loop *loop, void *p) {
-    void *ctx;
-    async_loop_realloc_fn fn = async_loop_get_allocator(loop, &ctx);
-    if (fn)
-        fn(ctx, p, 0);
-    else
-        free(p);
-}
+/* Job records and the home come from the loop's allocator (async__loop_alloc). */
 
 static void live_link(thread_home *h, async__job *j) {
     j->live_prev = NULL;
@@ -300,7 +285,7 @@ static void job_free(thread_home *h, async__job *j) {
         h->free_jobs = j;
         h->nfree++;
     } else {
-        loop_release(h->loop, j);
+        async__loop_release(h->loop, j);
     }
 }
 
@@ -414,14 +399,14 @@ static void home_free(async_loop *loop, async__part *part) {
     }
     while ((j = h->free_jobs) != NULL) {
         h->free_jobs = j->next;
-        loop_release(loop, j);
+        async__loop_release(loop, j);
     }
     if (h->shared) pool_use(h->shared, -1);
     if (h->own) pool_stop(h->own, h->own->nthreads);
     hold(h, false);
     pthread_cond_destroy(&h->drained);
     pthread_mutex_destroy(&h->mu);
-    loop_release(loop, h);
+    async__loop_release(loop, h);
 }
 
 static const char home_kind = 0; /* tags the home among the loop's parts */
@@ -435,20 +420,20 @@ static thread_home *home_of(async_loop *loop, int *err) {
         *err = loop ? ASYNC_ENOTSUP : ASYNC_EINVAL;
         return NULL;
     }
-    h = (thread_home *)loop_alloc(loop, sizeof *h);
+    h = (thread_home *)async__loop_alloc(loop, sizeof *h);
     if (!h) {
         *err = ASYNC_ENOMEM;
         return NULL;
     }
     memset(h, 0, sizeof *h);
     if (pthread_mutex_init(&h->mu, NULL)) {
-        loop_release(loop, h);
+        async__loop_release(loop, h);
         *err = ASYNC_ENOMEM;
         return NULL;
     }
     if (pthread_cond_init(&h->drained, NULL)) {
         pthread_mutex_destroy(&h->mu);
-        loop_release(loop, h);
+        async__loop_release(loop, h);
         *err = ASYNC_ENOMEM;
         return NULL;
     }
@@ -538,7 +523,7 @@ async__job *async__job_new(async_loop *loop, size_t extra, int *err) {
             *err = ASYNC_ENOMEM;
             return NULL;
         }
-        j = (async__job *)loop_alloc(loop, sizeof *j + extra);
+        j = (async__job *)async__loop_alloc(loop, sizeof *j + extra);
         if (!j) {
             *err = ASYNC_ENOMEM;
             return NULL;
