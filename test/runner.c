@@ -112,10 +112,7 @@ static void start(run *r, int slot, char *reasons, unsigned limit_s) {
     }
     if (r->pid == 0) {
         setpgid(0, 0); /* a group of its own: what the test leaves running is ended with it */
-        signal(SIGCHLD, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
+        test_default_signals();
         close(wake[0]);
         close(wake[1]);
         for (i = 0; i < nruns; i++)

@@ -129,6 +129,17 @@ void test_sanitizer_reports_to_stderr(void) {
     }
 }
 
+void test_default_signals(void) {
+    /* a shell that starts a command in the background without job control has it ignore SIGINT and
+     * SIGQUIT, and a parent may have set its own; the tests of signals and Ctrl-C expect the defaults */
+    static const int sigs[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2};
+    sigset_t none;
+    size_t i;
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 void test_need(const char *prog) {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);

@@ -34,6 +34,9 @@ uint32_t test_rand(uint32_t *seed);
 /* Sanitizer reports (a build with them) go to the stderr of now, even while a test holds stderr; the
  * runner and the injection driver call it in each test's process. */
 void test_sanitizer_reports_to_stderr(void);
+/* Every signal a test may meet back at its default action, none blocked (the runner and the injection
+ * driver call it in each test's process, whatever the shell that started them left). */
+void test_default_signals(void);
 void test_need(const char *prog);
 
 /* A server program run by `sh -c cmd` in a process group of its own, which never outlives the test. */

@@ -476,6 +476,7 @@ static void start_run(job *j, const test_case *tc, int m, unsigned long n, int s
         dup2(errp[1], 2);
         if (devnull >= 0) dup2(devnull, 1);
         test_sanitizer_reports_to_stderr();
+        test_default_signals();
         me = &slots[slot];
         me_pid = getpid();
         mode = m;
