@@ -588,30 +588,6 @@ TEST(signals_ctrl_c_handled_by_main_is_not_reported) {
     ASSERT(disposition(SIGINT) == SIG_DFL);
 }
 
-/* Runs fn in a child process whose standard output is a pipe: what it wrote, and how it ended. */
-static void in_child(void (*fn)(void), char *out, size_t size, int *status) {
-    size_t len = 0;
-    ssize_t n;
-    int p[2];
-    pid_t pid;
-    ASSERT_EQ(pipe(p), 0);
-    fflush(NULL);
-    pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        dup2(p[1], 1);
-        close(p[1]);
-        fn();
-        exit(0);
-    }
-    close(p[1]);
-    while (len < size - 1 && (n = read(p[0], out + len, size - 1 - len)) > 0) len += (size_t)n;
-    out[len] = '\0';
-    close(p[0]);
-    ASSERT_EQ(waitpid(pid, status, 0), pid);
-}
-
 /* Main catches the Ctrl-C and, while it unwinds, Ctrl-C comes again. */
 ASYNC_DEF(sg_ctrl_c_twice) {
     ASYNC_TRY(t) {
@@ -636,7 +612,7 @@ static void ctrl_c_twice(void) {
 TEST(signals_second_ctrl_c_while_main_unwinds_ends_the_process) {
     char out[256];
     int status;
-    in_child(ctrl_c_twice, out, sizeof out, &status);
+    test_in_child(ctrl_c_twice, 1, out, sizeof out, &status);
     ASSERT_STR_EQ(out, "unwinding\n");
     ASSERT(WIFSIGNALED(status));
     ASSERT_EQ(WTERMSIG(status), SIGINT);
@@ -662,7 +638,7 @@ TEST(signals_main_exit_ends_an_interrupted_program_by_sigint) {
     ASSERT_EQ(async_main_exit(0), 0);
     ASSERT_EQ(async_main_exit(ASYNC_EINVAL), 1);
     ASSERT_EQ(async_main_exit(ASYNC_ECANCELED), 1); /* no async_main was interrupted */
-    in_child(interrupted_then_exit, out, sizeof out, &status);
+    test_in_child(interrupted_then_exit, 1, out, sizeof out, &status);
     ASSERT(WIFSIGNALED(status));
     ASSERT_EQ(WTERMSIG(status), SIGINT);
     ASSERT_STR_EQ(out, "before\nrc -125\n");

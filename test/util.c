@@ -316,6 +316,30 @@ const char *test_release_stderr(void) {
     return held;
 }
 
+void test_in_child(void (*fn)(void), int fd, char *out, size_t size, int *status) {
+    size_t len = 0;
+    ssize_t n;
+    int p[2];
+    pid_t pid;
+    if (pipe(p) != 0) test_fail(__FILE__, __LINE__, "pipe failed");
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) test_fail(__FILE__, __LINE__, "fork failed");
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], fd);
+        close(p[1]);
+        fn();
+        fflush(NULL);
+        exit(0);
+    }
+    close(p[1]);
+    while (len < size - 1 && (n = read(p[0], out + len, size - 1 - len)) > 0) len += (size_t)n;
+    out[len] = '\0';
+    close(p[0]);
+    if (waitpid(pid, status, 0) != pid) test_fail(__FILE__, __LINE__, "waitpid failed");
+}
+
 int test_count_fds(void) {
     int fd, n = 0;
     for (fd = 0; fd < 1024; fd++) n += fcntl(fd, F_GETFD) != -1;

@@ -79,6 +79,10 @@ void test_capture_clear(FILE *f);
 void test_capture_stderr(void);
 const char *test_release_stderr(void);
 
+/* Runs fn in a child process whose descriptor fd (1 or 2) is a pipe: what it wrote there (up to size - 1
+ * bytes, then a '\0') into out, and how it ended into *status (as waitpid gives it). fn returning is exit(0). */
+void test_in_child(void (*fn)(void), int fd, char *out, size_t size, int *status);
+
 /* Open descriptors below 1024: a test that must leak none compares this before and after. */
 int test_count_fds(void);
 
