@@ -84,7 +84,7 @@ check-portable:
 	    -nostdinc -isystem $$($(ARM_CC) -print-file-name=include) -Iinclude -c $(BUILD)/core_check.c -o $(BUILD)/core_m3.o
 	$(Q)arm-none-eabi-size $(BUILD)/core_m3.o
 
-# C++: the headers, core and hosted, compile as C++17 and C++20 with g++ and clang++, and three samples
+# C++: the headers, core and hosted, compile as C++17 and C++20 with g++ and clang++, and four samples
 # built as C++ against libasync.a run and print what their C builds print.
 CXX_SAMPLES := gather cancel return_exceptions file_io
 check-cxx: $(BUILD)/libasync.a $(CXX_SAMPLES:%=$(BUILD)/samples/%)
