@@ -18,7 +18,9 @@
  * live across an AWAIT in the frame (the fields of ASYNC_DEF). The macros make the mistake a build error
  * at the line that reads the local, with gcc and clang and any flags but -w; two AWAITs on one line, an
  * AWAIT outside a coroutine and a TRY/WITH or a coroutine left open are build errors that name the mistake.
- * An AWAIT inside a switch statement of your own fails at run time (ASYNC_EFAULT, a message that says so).
+ * An AWAIT inside a switch statement of your own is a build error too ("duplicate case value" at the
+ * AWAIT's line), unless that switch is on a 64-bit value: then it fails at run time (ASYNC_EFAULT, with a
+ * message that says so).
  * Code above ASYNC_BEGIN runs on every step and also when async_task_where (debug mode, dumps) asks the
  * coroutine for its file and function: keep it to declarations such as the frame cast, with no effects.
  * Every function here runs on the loop's thread, except the three ISR-safe ones (see Interrupts).
@@ -442,6 +444,12 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 #define ASYNC__LC_RETURN 0xFFFE
 #define ASYNC__LC_RAISE 0xFFFF
 #define ASYNC__LINE_OK() ((void)sizeof(char[(__LINE__ < 0x3F00) ? 1 : -1]))
+/* A resume point: its case label twice, as p and as p + 2^32. The coroutine's switch is on an unsigned long
+ * long, where the two differ (and the second is never taken: lc has 16 bits, so optimisers drop it); a
+ * switch of the user's own on anything narrower (int, an enum, char) converts both to one value, and
+ * "duplicate case value" stops the build at the AWAIT's line (clang's notes then name the macro below). */
+#define ASYNC_ERROR_AWAIT_inside_a_switch_of_your_own 0x100000000ULL
+#define ASYNC__RESUME_AT(p) case (p): case (unsigned long long)(p) + ASYNC_ERROR_AWAIT_inside_a_switch_of_your_own
 #define ASYNC__CAT2(a, b) a##b
 #define ASYNC__CAT(a, b) ASYNC__CAT2(a, b)
 
@@ -456,8 +464,11 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
  *   an open try hides; CATCH, FINALLY or END_TRY without a TRY need the try's own tag.
  * - a coroutine left open: the next ASYNC_DEF (or ASYNC_BEGIN) needs ASYNC_ERROR_a_coroutine_above_lacks_
  *   its_ASYNC_END, which an open coroutine hides.
- * An AWAIT inside a switch statement of the user's own cannot be caught at build time: it fails when the
- * coroutine resumes there, with ASYNC_EFAULT and a message that says so. */
+ * - an AWAIT (or a TRY's CATCH, FINALLY or END) inside a switch statement of the user's own: every resume
+ *   point is two case labels that differ only above 32 bits, so a switch on an int, an enum or a char sees
+ *   a "duplicate case value" at the AWAIT's line (clang's notes name ASYNC_ERROR_AWAIT_inside_a_switch_of_
+ *   your_own; C++ calls it a narrowing conversion). A switch on a 64-bit value cannot see it: the AWAIT
+ *   fails when the coroutine resumes there, with ASYNC_EFAULT and a message that says so. */
 struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
 #if defined(__clang__)
 /* clang runs its uninitialised-use analysis on a function only if the warning is on where the function
@@ -515,7 +526,7 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
     struct async__f { char n[ASYNC__LC_RETURN]; };                         \
     int async__leave = 0; /* how a try block's loop was left: 2 by continue */ \
     (void)async__leave;                                                     \
-    switch ((t)->lc) {                                                      \
+    switch ((unsigned long long)(t)->lc) {                                  \
     case ASYNC__LC_FILE:                                    \
         (t)->r.value = (intptr_t)__FILE__;                  \
         return ASYNC_PENDING;                               \
@@ -556,7 +567,7 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
         case ASYNC__WAIT: return ASYNC_PENDING;                         \
         default: ASYNC__TO_HANDLER(t);                                  \
         }                                                               \
-    case __LINE__:                                                      \
+    ASYNC__RESUME_AT(__LINE__):                                         \
         switch (check) {                                                \
         case ASYNC__GO: break;                                          \
         case ASYNC__WAIT: return ASYNC_PENDING;                         \
@@ -824,7 +835,7 @@ extern "C" {
  *  codes differently, list them and look at async_caught(t)->code. */
 #define ASYNC_EXCEPT(t, ...)                                                                        \
         ASYNC__TRY_BLOCK_END(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE), 0) \
-        case ASYNC__LC_CATCH(ASYNC__TRY_LINE):                                                  \
+        ASYNC__RESUME_AT(ASYNC__LC_CATCH(ASYNC__TRY_LINE)):                                                \
             if (!async__except((t), ASYNC__COUNT(__VA_ARGS__), __VA_ARGS__))                    \
                 ASYNC__GOTO(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE)); /* not one of them: it goes on */ \
         ASYNC__TRY_BLOCK(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE))
@@ -840,7 +851,7 @@ extern "C" {
  *  ASYNC_RERAISE). */
 #define ASYNC_CATCH(t)                                                                          \
         ASYNC__TRY_BLOCK_END(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE), 0) \
-        case ASYNC__LC_CATCH(ASYNC__TRY_LINE):                                                  \
+        ASYNC__RESUME_AT(ASYNC__LC_CATCH(ASYNC__TRY_LINE)):                                                \
             async__caught_enter((t));                                                           \
         ASYNC__TRY_BLOCK(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE))
 
@@ -848,14 +859,14 @@ extern "C" {
  *  continue goes on after it. */
 #define ASYNC_FINALLY(t)                                                                        \
         ASYNC__TRY_BLOCK_END(t, ASYNC__LC_FINALLY(ASYNC__TRY_LINE), ASYNC__LC_FINALLY(ASYNC__TRY_LINE), 0) \
-        case ASYNC__LC_FINALLY(ASYNC__TRY_LINE):                                                \
+        ASYNC__RESUME_AT(ASYNC__LC_FINALLY(ASYNC__TRY_LINE)):                                              \
         ASYNC__TRY_BLOCK(t, ASYNC__LC_ENDTRY(ASYNC__TRY_LINE), ASYNC__LC_ENDTRY(ASYNC__TRY_LINE))
 
 /** Closes ASYNC_TRY; continues a pending error, return, break or continue outwards. A break or continue
  *  in the finally block itself drops what was pending (as in Python). */
 #define ASYNC_END_TRY(t)                                                                        \
         ASYNC__TRY_BLOCK_END(t, ASYNC__LC_ENDTRY(ASYNC__TRY_LINE), ASYNC__LC_ENDTRY(ASYNC__TRY_LINE), 8) \
-        case ASYNC__LC_ENDTRY(ASYNC__TRY_LINE):                                                 \
+        ASYNC__RESUME_AT(ASYNC__LC_ENDTRY(ASYNC__TRY_LINE)):                                             \
             async__leave = async__end_try((t));                                                 \
             if (async__leave == ASYNC__RAISE) ASYNC__GOTO(t, sizeof(struct async__up_c));      \
             if (async__leave == ASYNC__RETURNING) ASYNC__GOTO(t, sizeof(struct async__up_f));  \

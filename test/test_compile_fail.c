@@ -106,6 +106,10 @@ TEST(compile_fail_await_outside_a_coroutine) {
                     "ASYNC_ERROR_AWAIT_outside_a_coroutine");
 }
 
+TEST(compile_fail_await_inside_a_switch_of_your_own) {
+    expect_rejected("await_in_own_switch.c", "duplicate case value", "duplicate case value");
+}
+
 TEST(compile_fail_ok_state_in_the_frame) {
     static const char *const compilers[] = {"gcc", "clang"};
     char out[8192];
