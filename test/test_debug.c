@@ -29,12 +29,14 @@ TEST(debug_reports_a_step_that_blocks_the_loop_with_both_lines) {
     async_loop_set_slow_step(loop, 20);
     ASSERT_EQ(async_run(loop, ASYNC_CALL(blocker, &f, 30)), 0);
     got = test_captured(out);
-    ASSERT(strstr(got, "async: debug: a step of blocker_run (task) blocked the loop for "));
+    ASSERT(strstr(got, "async: debug: a step of blocker_run (task) blocked the loop for ") == got);
     snprintf(expect, sizeof expect, "resumed at %s:%u in blocker_run, next suspended at %s:%u in blocker_run\n",
              __FILE__, f.resumed_line, __FILE__, f.suspended_line);
     ASSERT(strstr(got, expect));
-    ASSERT(strstr(got, "async: debug: a step") == got);
-    ASSERT(!strstr(got + 1, "async: debug: a step")); /* one report: the quick steps stay quiet */
+    ASSERT(!strstr(strstr(got, expect) + 1, expect)); /* that step is reported once */
+    /* The quick steps are not asserted quiet here: on a busy machine (valgrind, a parallel make check) the
+     * scheduler can hold a quick step past 20 ms of wall time, and then its report is right.
+     * debug_mode_off_or_fast_steps_report_nothing checks quick steps under a threshold they cannot reach. */
     async_loop_free(loop);
     fclose(out);
 }
@@ -112,7 +114,7 @@ TEST(debug_slow_step_of_a_step_that_finishes) {
     fclose(out);
 }
 
-/* A coroutine awaited inline that ends at once, under the default threshold: no report. */
+/* A coroutine awaited inline that ends at once: no report (no step, no culprit). */
 ASYNC_DEF(dbg_quick) {
     ASYNC_RETURN(t, 42);
 } ASYNC_END_DEF
@@ -130,6 +132,7 @@ TEST(debug_quick_inline_coroutine_is_not_reported) {
     FILE *out = test_capture();
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
     async_loop_set_debug_output(loop, out);
+    async_loop_set_slow_step(loop, 1000); /* the default (100 ms) can pass for a quick step under valgrind */
     ASSERT_EQ(async_run(loop, ASYNC_CALL(dbg_quick_main, &m)), 0);
     ASSERT_EQ(m.sum, 126);
     ASSERT_STR_EQ(test_captured(out), "");
