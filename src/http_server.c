@@ -27,7 +27,7 @@
 #define DEFAULT_IDLE_MS 30000
 #define DEFAULT_REQUEST_MS 10000
 #define READ_CHUNK 65536
-#define LINGER_MS 1000
+#define DEFAULT_LINGER_MS 1000
 
 typedef struct http_conn {
     async_task task;
@@ -421,7 +421,7 @@ static async_status conn_run(async_task *t) {
         if (c->reject) { /* lingering close: a client still sending would get a reset that destroys the
                           * answer it has not read yet, so read and drop its bytes for a while first */
             shutdown(async_stream_fd(c->s), SHUT_WR);
-            c->deadline = async_loop_now(async_task_loop(t)) + LINGER_MS;
+            c->deadline = async_loop_now(async_task_loop(t)) + (async_ms)lim->linger_ms;
             do {
                 async_stream_consume(c->s, (size_t)-1);
                 AWAIT_STREAM_FILL(t, c->s, READ_CHUNK, &c->n, ms_left(t, c->deadline));
@@ -455,7 +455,9 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
     async_http_limits *l;
     if (!hs || !handler) return ASYNC_EINVAL;
     /* the deadlines of the loop's 32-bit clock: more is refused, never cut short */
-    if (limits && (limits->idle_ms > ASYNC_MS_MAX || limits->request_ms > ASYNC_MS_MAX)) return ASYNC_ERANGE;
+    if (limits && (limits->idle_ms > ASYNC_MS_MAX || limits->request_ms > ASYNC_MS_MAX ||
+                   limits->linger_ms > ASYNC_MS_MAX))
+        return ASYNC_ERANGE;
     memset(hs, 0, sizeof *hs); /* a zeroed server is one that never listened (async_server_serve says so) */
     l = &hs->limits;
     if (limits) *l = *limits;
@@ -465,6 +467,7 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
     if (!l->max_body) l->max_body = DEFAULT_BODY;
     if (l->idle_ms <= 0) l->idle_ms = DEFAULT_IDLE_MS;
     if (l->request_ms <= 0) l->request_ms = DEFAULT_REQUEST_MS;
+    if (l->linger_ms <= 0) l->linger_ms = DEFAULT_LINGER_MS;
     hs->handler = handler;
     hs->arg = arg;
     return async_server_listen(&hs->server, host, port, flags, sizeof(http_conn), conn_new, hs);

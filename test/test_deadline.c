@@ -170,12 +170,14 @@ TEST(deadline_http_get_over_the_clocks_range_is_erange_without_connecting) {
 
 /* ---- grace periods: too large to time is no limit ---- */
 
-/* What the server's connections did (their frames are the server's, gone once they end). */
+/* What the server's connections did (their frames are the server's, gone once they end), and how long
+ * they work. */
 static int dl_finished, dl_cancelled;
+static int64_t dl_work_ms;
 
 ASYNC_DEF(dl_conn) {
     ASYNC_TRY(t) {
-        AWAIT_SLEEP(t, 60); /* longer than the grace period would be if it were cut to 32 bits (1 ms) */
+        AWAIT_SLEEP(t, dl_work_ms);
         dl_finished++;
     }
     ASYNC_CATCH(t) {
@@ -208,10 +210,11 @@ ASYNC_DEF(dl_grace, int64_t grace; async_server srv; async_group g; int client, 
     close(f->client);
 } ASYNC_END_DEF
 
-/* Closes a server with one connection running (60 ms more) with grace; what the connection did. */
-static void dl_close_with_grace(int64_t grace, int *finished, int *cancelled) {
+/* Closes a server with one connection running (work_ms more) with grace; what the connection did. */
+static void dl_close_with_grace(int64_t grace, int64_t work_ms, int *finished, int *cancelled) {
     static dl_grace_frame f;
     dl_finished = dl_cancelled = 0;
+    dl_work_ms = work_ms;
     ASSERT_EQ(dl_run(ASYNC_CALL(dl_grace, &f, grace)), 0);
     ASSERT_EQ(f.srv.accepted, 1);
     *finished = dl_finished;
@@ -223,12 +226,14 @@ TEST(deadline_server_grace_over_the_clocks_range_is_no_limit) {
     int finished, cancelled;
     size_t i;
     for (i = 0; i < sizeof graces / sizeof graces[0]; i++) {
-        dl_close_with_grace(graces[i], &finished, &cancelled);
+        /* 60 ms: longer than the grace would be if it were cut to 32 bits (1 ms) */
+        dl_close_with_grace(graces[i], 60, &finished, &cancelled);
         ASSERT_EQ(finished, 1);
         ASSERT_EQ(cancelled, 0);
     }
-    /* a grace the clock can time still cancels: 1 ms is shorter than the connection's 60 */
-    dl_close_with_grace(1, &finished, &cancelled);
+    /* a grace the clock can time still cancels: 1 ms against a minute's work, which only the grace ends
+     * (60 ms could run out first when the process stalls) */
+    dl_close_with_grace(1, 60000, &finished, &cancelled);
     ASSERT_EQ(finished, 0);
     ASSERT_EQ(cancelled, 1);
 }
@@ -252,8 +257,12 @@ TEST(deadline_http_server_limits_over_the_clocks_range_are_erange) {
     lim.idle_ms = 0;
     lim.request_ms = DL_JUST_OVER;
     ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_handler, NULL), ASYNC_ERANGE);
+    lim.request_ms = 0;
+    lim.linger_ms = DL_JUST_OVER;
+    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_handler, NULL), ASYNC_ERANGE);
     lim.request_ms = ASYNC_MS_MAX; /* the most the clock can time is fine */
     lim.idle_ms = ASYNC_MS_MAX;
+    lim.linger_ms = ASYNC_MS_MAX;
     ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_handler, NULL), 0);
     async_http_server_close(&hs, 0);
 }

@@ -216,6 +216,8 @@ static hc_cli *hc_client_test(async_fn fn, const hc_step *a, size_t na, const hc
 #define HC_N(a) (sizeof(a) / sizeof((a)[0]))
 
 #define HC_PORT(f) async_server_port(&(f)->a.srv)
+/* The deadline of a GET whose time is not what is tested: a busy machine's stall must not reach it. */
+#define HC_MS 30000
 
 /* Checks the outcome of the last GET: its code, the status (unless -1) and the body (unless NULL). After a
  * failure part-way the head and body that did arrive stay readable (not checked here). */
@@ -280,29 +282,29 @@ static async_status hc_bad_urls(async_task *t) {
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/", HC_PORT(f));
     ASSERT(async_task_where(async_http_client_get(&f->c, f->url, 1000), &f->file, &f->func, &f->line));
     ASSERT_STR_EQ(f->func, "get_run");
-    AWAIT(t, hc_get(f, 1000, "https://127.0.0.1:%d/", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "https://127.0.0.1:%d/", HC_PORT(f)));
     hc_expect(f, ASYNC_ENOTSUP, 0, "");
-    AWAIT(t, hc_get(f, 1000, "HTTPS://127.0.0.1:%d/", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "HTTPS://127.0.0.1:%d/", HC_PORT(f)));
     hc_expect(f, ASYNC_ENOTSUP, 0, "");
-    AWAIT(t, hc_get(f, 1000, "ftp://127.0.0.1:%d/", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "ftp://127.0.0.1:%d/", HC_PORT(f)));
     hc_expect(f, ASYNC_EINVAL, 0, "");
-    AWAIT(t, hc_get(f, 1000, "httpx://127.0.0.1:%d/", HC_PORT(f))); /* 5 letters, not https */
+    AWAIT(t, hc_get(f, HC_MS, "httpx://127.0.0.1:%d/", HC_PORT(f))); /* 5 letters, not https */
     hc_expect(f, ASYNC_EINVAL, 0, "");
-    AWAIT(t, hc_get(f, 1000, "hxxp://127.0.0.1:%d/", HC_PORT(f)));  /* 4 letters, not http */
+    AWAIT(t, hc_get(f, HC_MS, "hxxp://127.0.0.1:%d/", HC_PORT(f)));  /* 4 letters, not http */
     hc_expect(f, ASYNC_EINVAL, 0, "");
-    AWAIT(t, hc_get(f, 1000, "/only/a/path"));
+    AWAIT(t, hc_get(f, HC_MS, "/only/a/path"));
     hc_expect(f, ASYNC_EINVAL, 0, "");
-    AWAIT(t, hc_get(f, 1000, "http:///no/host"));
+    AWAIT(t, hc_get(f, HC_MS, "http:///no/host"));
     hc_expect(f, ASYNC_EINVAL, 0, "");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:0/port/zero"));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:0/port/zero"));
     hc_expect(f, ASYNC_EINVAL, 0, "");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:99999/port/too/big"));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:99999/port/too/big"));
     hc_expect(f, ASYNC_EINVAL, 0, "");
-    AWAIT(t, hc_get(f, 1000, "not a url at all"));
+    AWAIT(t, hc_get(f, HC_MS, "not a url at all"));
     hc_expect(f, ASYNC_EINVAL, 0, "");
     /* a host name longer than the client keeps (255) */
     memset(hc_long_host, 'h', sizeof hc_long_host - 1);
-    AWAIT(t, hc_get(f, 1000, "http://%s:%d/", hc_long_host, HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://%s:%d/", hc_long_host, HC_PORT(f)));
     hc_expect(f, ASYNC_EINVAL, 0, "");
     /* a URL over 2047 bytes */
     memset(hc_long_url, 'u', sizeof hc_long_url - 1);
@@ -319,7 +321,7 @@ static async_status hc_bad_urls(async_task *t) {
     /* the longest path that fits is sent as is */
     memset(hc_long_path, 'p', 2000);
     hc_long_path[2000] = '\0';
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/%s", HC_PORT(f), hc_long_path));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/%s", HC_PORT(f), hc_long_path));
     hc_expect(f, 0, 200, "ok");
     /* nothing above reached the peer but the last one */
     ASSERT_EQ(f->a.srv.accepted, 1);
@@ -336,15 +338,15 @@ TEST(http_client_rejects_bad_urls_before_connecting) {
 static async_status hc_paths(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     ASYNC_BEGIN(t);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d", HC_PORT(f)));
     hc_expect(f, 0, 200, "ok");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/a/b?x=1&y=2#frag", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/a/b?x=1&y=2#frag", HC_PORT(f)));
     hc_expect(f, 0, 200, "ok");
-    AWAIT(t, hc_get(f, 1000, "HTTP://127.0.0.1:%d/c#frag?not=query", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "HTTP://127.0.0.1:%d/c#frag?not=query", HC_PORT(f)));
     hc_expect(f, 0, 200, "ok");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d?q=1", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d?q=1", HC_PORT(f)));
     hc_expect(f, 0, 200, "ok");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/#frag", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/#frag", HC_PORT(f)));
     hc_expect(f, 0, 200, "ok");
     AWAIT(t, hc_get(f, -1, "http://localhost:%d/by-name", HC_PORT(f))); /* no deadline */
     hc_expect(f, 0, 200, "ok");
@@ -379,7 +381,7 @@ static async_status hc_ipv6(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     ASYNC_BEGIN(t);
     f->c.max_redirects = 1;
-    AWAIT(t, hc_get(f, 1000, "http://[::1]:%d/six", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://[::1]:%d/six", HC_PORT(f)));
     hc_expect(f, 0, 200, "seven");
     ASYNC_END(t);
 }
@@ -408,7 +410,7 @@ TEST(http_client_ipv6_literal_host_and_relative_redirect) {
 static async_status hc_port80(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     ASYNC_BEGIN(t);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1/default-port"));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1/default-port"));
     hc_expect(f, ASYNC_ECONNREFUSED, 0, "");
     ASYNC_END(t);
 }
@@ -433,21 +435,21 @@ TEST(http_client_default_port_is_80) {
 static async_status hc_reuse(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     ASYNC_BEGIN(t);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/1", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/1", HC_PORT(f)));
     hc_expect(f, 0, 200, "a1");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/2", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/2", HC_PORT(f)));
     hc_expect(f, 0, 200, "a2");
     ASSERT_EQ(f->a.srv.accepted, 1);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/3", async_server_port(&f->b.srv))); /* another port */
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/3", async_server_port(&f->b.srv))); /* another port */
     hc_expect(f, 0, 200, "b1");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/4", HC_PORT(f))); /* back: a new connection */
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/4", HC_PORT(f))); /* back: a new connection */
     hc_expect(f, 0, 200, "a3");
     ASSERT_EQ(f->a.srv.accepted, 2);
     ASSERT_EQ(f->b.srv.accepted, 1);
     /* close, then the client is used again */
     async_http_client_close(&f->c);
     ASSERT_EQ(async_http_client_status(&f->c), 0);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/5", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/5", HC_PORT(f)));
     hc_expect(f, 0, 200, "a4");
     ASSERT_EQ(f->a.srv.accepted, 3);
     ASYNC_END(t);
@@ -471,17 +473,17 @@ TEST(http_client_reuses_a_connection_only_for_the_same_host_and_port) {
 static async_status hc_stale(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     ASYNC_BEGIN(t);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/1", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/1", HC_PORT(f)));
     hc_expect(f, 0, 200, "r1"); /* then the peer half-closes */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/2", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/2", HC_PORT(f)));
     hc_expect(f, 0, 200, "r2"); /* retried after EOF */
     ASSERT_EQ(f->a.srv.accepted, 2);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/3", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/3", HC_PORT(f)));
     hc_expect(f, 0, 200, "r3"); /* retried after a reset, on a third connection */
     ASSERT_EQ(f->a.srv.accepted, 3);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/4", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/4", HC_PORT(f)));
     hc_expect(f, 0, 200, "r4"); /* and the peer resets right after answering */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/5", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/5", HC_PORT(f)));
     hc_expect(f, 0, 200, "r5"); /* the write on the reset connection fails: retried */
     ASSERT_EQ(f->a.srv.accepted, 4);
     ASYNC_END(t);
@@ -512,21 +514,21 @@ TEST(http_client_retries_once_on_a_stale_kept_connection) {
 static async_status hc_fresh_errors(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     ASYNC_BEGIN(t);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/1", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/1", HC_PORT(f)));
     hc_expect(f, ASYNC_ECONNRESET, 0, "");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/2", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/2", HC_PORT(f)));
     hc_expect(f, ASYNC_ENODATA, 0, "");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/3", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/3", HC_PORT(f)));
     hc_expect(f, ASYNC_ENODATA, -1, NULL); /* the head came, the body did not */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/4", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/4", HC_PORT(f)));
     hc_expect(f, 0, 200, "to the close"); /* a body that runs to the close */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/5", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/5", HC_PORT(f)));
     hc_expect(f, 0, 200, "kept");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/6", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/6", HC_PORT(f)));
     hc_expect(f, ASYNC_ECONNRESET, 0, NULL); /* kept, but bytes came before the reset: not retried */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/7", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/7", HC_PORT(f)));
     hc_expect(f, 0, 200, "kept");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/8", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/8", HC_PORT(f)));
     hc_expect(f, ASYNC_ENODATA, -1, NULL); /* kept, part of a response, then EOF */
     ASSERT_EQ(f->a.srv.accepted, 6); /* a new connection after each error */
     ASYNC_END(t);
@@ -564,7 +566,7 @@ static async_status hc_deadlines(async_task *t) {
     ASSERT_EQ(f->code, ASYNC_ETIMEDOUT);
     AWAIT(t, hc_get(f, -1, "http://127.0.0.1:%d/none", HC_PORT(f))); /* no deadline */
     hc_expect(f, 0, 200, "late");
-    ASSERT(async_loop_now(async_task_loop(t)) - f->t0 < 2000);
+    ASSERT(async_loop_now(async_task_loop(t)) - f->t0 < 10000);
     ASYNC_END(t);
 }
 
@@ -656,7 +658,7 @@ static async_status hc_redirects(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     ASYNC_BEGIN(t);
     /* not followed unless asked */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/r0", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/r0", HC_PORT(f)));
     hc_expect(f, 0, 302, "moved");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "location"), "/elsewhere");
     f->c.max_redirects = 3;
@@ -664,27 +666,27 @@ static async_status hc_redirects(async_task *t) {
     snprintf(hc_resp_abs, sizeof hc_resp_abs,
              "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:%d/on-b?x=1\r\nContent-Length: 0\r\n\r\n",
              async_server_port(&f->b.srv));
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/r1", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/r1", HC_PORT(f)));
     hc_expect(f, 0, 200, "b-done");
     ASSERT_EQ(f->b.srv.accepted, 1);
     /* a 3xx without Location is the answer */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/r2", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/r2", HC_PORT(f)));
     hc_expect(f, 0, 304, "");
     /* the limit: after 3 redirects the 4th 302 is the answer */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/loop", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/loop", HC_PORT(f)));
     hc_expect(f, 0, 302, "");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "Location"), "/loop");
     /* a Location that does not fit */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/toolong", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/toolong", HC_PORT(f)));
     hc_expect(f, ASYNC_EINVAL, 302, NULL);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/toolong-rel", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/toolong-rel", HC_PORT(f)));
     hc_expect(f, ASYNC_EINVAL, 302, NULL);
     /* Locations relative to the request (RFC 3986 5.2): a path with dot segments and a fragment, then
      * a query alone */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/d/e/rel", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/d/e/rel", HC_PORT(f)));
     hc_expect(f, 0, 200, "resolved");
     /* a redirect on a connection the server closes: the next request goes on a new one */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/closing", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/closing", HC_PORT(f)));
     hc_expect(f, 0, 200, "after-close");
     ASYNC_END(t);
 }
@@ -761,24 +763,24 @@ static async_status hc_sizes(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     ASYNC_BEGIN(t);
     f->c.max_body = 10;
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/exact", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/exact", HC_PORT(f)));
     hc_expect(f, 0, 200, "0123456789");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/declared", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/declared", HC_PORT(f)));
     ASSERT_EQ(f->code, ASYNC_EMSGSIZE); /* Content-Length 11: refused before the body */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/chunked", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/chunked", HC_PORT(f)));
     ASSERT_EQ(f->code, ASYNC_EMSGSIZE); /* chunks adding up to 12 */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/to-close", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/to-close", HC_PORT(f)));
     ASSERT_EQ(f->code, ASYNC_EMSGSIZE); /* a body to the close, over the limit */
     f->c.max_body = 0; /* the default (16 MiB) */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/default", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/default", HC_PORT(f)));
     hc_expect(f, 0, 200, "0123456789abc");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/bighead", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/bighead", HC_PORT(f)));
     hc_expect(f, ASYNC_EMSGSIZE, 0, NULL); /* a head over 64 KiB */
     ASSERT(async_http_client_header(&f->c, "X-Big") == NULL);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/status42", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/status42", HC_PORT(f)));
     hc_expect(f, ASYNC_EPROTO, 0, NULL); /* a two-digit status */
     ASSERT(async_http_client_header(&f->c, "X-A") == NULL);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/garbage", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/garbage", HC_PORT(f)));
     hc_expect(f, ASYNC_EPROTO, 0, NULL);
     ASSERT_EQ(f->a.srv.accepted, 6); /* a new connection after each error */
     ASYNC_END(t);
@@ -807,13 +809,13 @@ static async_status hc_headers(async_task *t) {
     hc_cli *f = HC_CLI(t, scen);
     size_t len;
     ASYNC_BEGIN(t);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/bare", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/bare", HC_PORT(f)));
     hc_expect(f, 0, 204, ""); /* no header, no body ever */
     ASSERT(async_http_client_header(&f->c, "Content-Length") == NULL);
     len = 99;
     ASSERT_STR_EQ(async_http_client_body(&f->c, &len), "");
     ASSERT_EQ(len, 0);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/fields", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/fields", HC_PORT(f)));
     hc_expect(f, 0, 200, "xyz");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "x-first"), "1");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "X-EMPTY"), "");
@@ -824,32 +826,32 @@ static async_status hc_headers(async_task *t) {
     ASSERT(async_http_client_header(&f->c, NULL) == NULL);
     /* trailers come after the body: looked up like the other fields, each value ends where it ends even
      * though the previous response's longer head was in the same memory */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/trailers", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/trailers", HC_PORT(f)));
     hc_expect(f, 0, 200, "chunk");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "X-Trailer"), "t");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "X-Z"), "");
     ASSERT(async_http_client_header(&f->c, "X-Nope") == NULL);
     /* 100 Continue and 103 Early Hints before the answer: skipped; the connection stays in step */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/interim", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/interim", HC_PORT(f)));
     hc_expect(f, 0, 200, "final");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "X-Final"), "yes");
     ASSERT(async_http_client_header(&f->c, "Link") == NULL);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/next", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/next", HC_PORT(f)));
     hc_expect(f, 0, 200, "next");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/interim-only", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/interim-only", HC_PORT(f)));
     hc_expect(f, ASYNC_ENODATA, 0, NULL); /* an interim response, then the close */
     ASSERT_EQ(f->a.srv.accepted, 1);
     /* 101 Switching Protocols (never asked for) is an answer, and its connection is not reused */
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/switch", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/switch", HC_PORT(f)));
     hc_expect(f, 0, 101, "");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "upgrade"), "websocket");
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/after-switch", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/after-switch", HC_PORT(f)));
     hc_expect(f, 0, 200, "plain");
     ASSERT_EQ(f->a.srv.accepted, 3);
     /* a response cut inside a trailer's name (on a fresh client: new memory): the fields before it are
      * found, the cut name is not, and nothing is read past the end */
     async_http_client_close(&f->c);
-    AWAIT(t, hc_get(f, 1000, "http://127.0.0.1:%d/cut-trailer", HC_PORT(f)));
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/cut-trailer", HC_PORT(f)));
     hc_expect(f, ASYNC_ENODATA, 200, "a");
     ASSERT_STR_EQ(async_http_client_header(&f->c, "Transfer-Encoding"), "chunked");
     ASSERT(async_http_client_header(&f->c, "X-Tr") == NULL);

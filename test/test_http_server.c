@@ -1094,7 +1094,7 @@ static async_status hs_idle(async_task *t) {
     hs_ok_answer(hs_want, "GET /kept 1.1 n=0 body=0: xt=[-] null=1");
     ASSERT_STR_EQ(m->got, hs_want);
     ASSERT(async_loop_now(async_task_loop(t)) - m->t0 >= 25); /* see hs_deadlines: may come a little early */
-    ASSERT(async_loop_now(async_task_loop(t)) - m->t0 < 1000);
+    ASSERT(async_loop_now(async_task_loop(t)) - m->t0 < 2500); /* the idle close, not the read's 3 s deadline */
     AWAIT(t, hs_xch(m, "GET /cut HTTP/1.1\r\nX-Half: ", HS_X_RESET));
     AWAIT(t, hs_wait_idle(m));
     ASSERT_EQ(hs_calls, 1);
@@ -1142,7 +1142,7 @@ static async_status hs_linger(async_task *t) {
     test_linger0(async_stream_fd(&m->s2));
     async_stream_close(&m->s2);
     AWAIT(t, hs_wait_idle(m));
-    ASSERT(async_loop_now(async_task_loop(t)) - m->t0 < 900); /* not the 1 s of lingering */
+    ASSERT(async_loop_now(async_task_loop(t)) - m->t0 < 10000); /* not the 30 s of lingering */
     /* a reset right after a whole request: the request may be lost with the connection */
     AWAIT(t, hs_xch(m, "GET /gone HTTP/1.1\r\n\r\n", HS_X_RESET));
     AWAIT(t, hs_wait_idle(m));
@@ -1180,6 +1180,7 @@ TEST(http_server_lingering_close_and_resetting_clients) {
     async_http_limits l;
     memset(&l, 0, sizeof l);
     l.max_body = 16;
+    l.linger_ms = 30000; /* far longer than the test: a busy machine's stall cannot end it */
     hs_server_test(hs_linger, &l, false);
 }
 

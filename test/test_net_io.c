@@ -42,7 +42,7 @@ TEST(net_io_readable_deadline_raises_timedout) {
     ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     ASSERT_EQ(run_real(ASYNC_CALL(net_wait, &r, sv[0], 0, 30)), ASYNC_ETIMEDOUT);
     ASSERT(now_s() - t0 >= 0.025);
-    ASSERT(now_s() - t0 < 2.0);
+    ASSERT(now_s() - t0 < 10.0); /* the deadline, not something else: a generous bound for a busy machine */
     close(sv[0]);
     close(sv[1]);
 }

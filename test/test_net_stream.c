@@ -107,7 +107,7 @@ TEST(net_stream_connect_timeout_when_the_backlog_is_full) {
     net_full_backlog_open(&b);
     t0 = now_s();
     ASSERT_EQ(run_real(ASYNC_CALL(net_connect, &f, "127.0.0.1", b.port, 100)), ASYNC_ETIMEDOUT);
-    ASSERT(now_s() - t0 < 2.0);
+    ASSERT(now_s() - t0 < 10.0); /* the 100 ms deadline, not the kernel's connect timeout (minutes) */
     ASSERT_EQ(async_stream_fd(&f.s), -1); /* no half-open socket left */
     net_full_backlog_close(&b);
 }
@@ -527,7 +527,7 @@ static async_status net_queue_reader_run(async_task *t) {
     long n;
     ASYNC_BEGIN(t);
     while (f->recv_total < f->sent_total) {
-        AWAIT_READABLE(t, &f->io, f->peer, 2000);
+        AWAIT_READABLE(t, &f->io, f->peer, 30000);
         n = read(f->peer, f->rbuf, sizeof f->rbuf);
         ASSERT(n > 0);
         net_queue_take(f, n);
@@ -565,7 +565,7 @@ static async_status net_queue_run(async_task *t) {
     /* now the peer reads everything while the drain waits */
     ASYNC_FRAME_INIT(&f->op, net_queue_reader_run);
     ASYNC_SPAWN(t, &f->g, &f->op.task);
-    AWAIT_STREAM_DRAIN(t, &f->s, 1000);
+    AWAIT_STREAM_DRAIN(t, &f->s, 30000); /* the reader checks every byte: slow under valgrind */
     ASSERT_EQ(async_stream_pending(&f->s), 0);
     AWAIT_GROUP(t, &f->g);
     ASYNC_END(t);

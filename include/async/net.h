@@ -224,6 +224,9 @@ typedef struct async_http_limits {
     size_t max_body;         /**< default 1 MiB */
     int64_t idle_ms;         /**< keep-alive connection idle before close; default 30 s */
     int64_t request_ms;      /**< a whole request (head and body) must arrive within it; default 10 s */
+    int64_t linger_ms;       /**< after a refused request, how long what the client still sends is read and
+                                  dropped before the close (so that a reset does not destroy the answer);
+                                  default 1 s */
 } async_http_limits;
 
 /** An HTTP/1.1 server (keep-alive, pipelining, limits) on an async_server. Zero-initialise it. */
