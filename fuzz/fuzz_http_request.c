@@ -53,7 +53,7 @@ static async_status client_run(async_task *t) {
 }
 
 static void start_server(void) {
-    static const async_http_limits limits = {256, 1024, 16, 4096, 2000, 2000};
+    static const async_http_limits limits = {256, 1024, 16, 4096, 2000, 2000, 1000};
     FUZZ_CHECK(async_http_server_listen(&server, "127.0.0.1", 0, 0, &limits, handler, NULL) == 0);
     server_port = async_http_server_port(&server);
     FUZZ_CHECK(async_spawn(fuzz_loop(), async_http_server_serve(&server)) == 0);

@@ -1142,7 +1142,7 @@ static async_status hs_linger(async_task *t) {
     test_linger0(async_stream_fd(&m->s2));
     async_stream_close(&m->s2);
     AWAIT(t, hs_wait_idle(m));
-    ASSERT(async_loop_now(async_task_loop(t)) - m->t0 < 10000); /* not the 30 s of lingering */
+    ASSERT(async_loop_now(async_task_loop(t)) - m->t0 < TEST_LONG_MS); /* not the whole linger */
     /* a reset right after a whole request: the request may be lost with the connection */
     AWAIT(t, hs_xch(m, "GET /gone HTTP/1.1\r\n\r\n", HS_X_RESET));
     AWAIT(t, hs_wait_idle(m));
@@ -1180,7 +1180,7 @@ TEST(http_server_lingering_close_and_resetting_clients) {
     async_http_limits l;
     memset(&l, 0, sizeof l);
     l.max_body = 16;
-    l.linger_ms = 30000; /* far longer than the test: a busy machine's stall cannot end it */
+    l.linger_ms = TEST_LONG_MS; /* longer than a busy machine's stall */
     hs_server_test(hs_linger, &l, false);
 }
 

@@ -102,7 +102,7 @@ typedef struct {
 
 /* A connection: reads one command line and acts on it. "slow": answers "busy", sleeps 30 ms, answers
  * "done". "hang": answers "ok" and waits for input forever. "stubborn": the same, but once cancelled it
- * takes 10 s to clean up. "idle": answers "ok", marks itself idle and waits for the next line. "late":
+ * takes TEST_LONG_MS to clean up. "idle": answers "ok", marks itself idle and waits for the next line. "late":
  * answers "ok", sleeps 30 ms, then marks itself idle and reads. cmd: the line without its newline. */
 ASYNC_DEF(net_conn, async_stream *s; net_srv_stats *st; const char *line; size_t len, n; bool cleanup; char cmd[16];
           char buf[16];) {
@@ -138,9 +138,9 @@ ASYNC_DEF(net_conn, async_stream *s; net_srv_stats *st; const char *line; size_t
         f->cleanup = strcmp(f->cmd, "stubborn") == 0;
     }
     ASYNC_END_TRY(t);
-    if (f->cleanup) { /* the server waits for it; only a second cancellation cuts it short (a clean-up
-                         shorter than the test's whole run would race the second cancel on a busy machine) */
-        AWAIT_SLEEP(t, 10000);
+    if (f->cleanup) { /* the server waits for it; a second cancellation, 5 ms after the first, cuts it short
+                         (a short clean-up would race that cancel on a busy machine) */
+        AWAIT_SLEEP(t, TEST_LONG_MS);
         f->st->cleaned++;
     }
 } ASYNC_END_DEF

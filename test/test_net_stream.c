@@ -527,7 +527,7 @@ static async_status net_queue_reader_run(async_task *t) {
     long n;
     ASYNC_BEGIN(t);
     while (f->recv_total < f->sent_total) {
-        AWAIT_READABLE(t, &f->io, f->peer, 30000);
+        AWAIT_READABLE(t, &f->io, f->peer, TEST_LONG_MS);
         n = read(f->peer, f->rbuf, sizeof f->rbuf);
         ASSERT(n > 0);
         net_queue_take(f, n);
@@ -565,7 +565,7 @@ static async_status net_queue_run(async_task *t) {
     /* now the peer reads everything while the drain waits */
     ASYNC_FRAME_INIT(&f->op, net_queue_reader_run);
     ASYNC_SPAWN(t, &f->g, &f->op.task);
-    AWAIT_STREAM_DRAIN(t, &f->s, 30000); /* the reader checks every byte: slow under valgrind */
+    AWAIT_STREAM_DRAIN(t, &f->s, TEST_LONG_MS); /* the reader checks every byte: slow under valgrind */
     ASSERT_EQ(async_stream_pending(&f->s), 0);
     AWAIT_GROUP(t, &f->g);
     ASYNC_END(t);

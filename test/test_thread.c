@@ -69,7 +69,7 @@ static void thr_gate_open(void) {
 /* Calls that each wait (at most thr_meet_ms) until `thr_meet_want` of them run at the same time. */
 static int thr_meet_want;
 
-static long thr_meet_ms = 10000; /* the threads meet in ms; a busy machine may take seconds */
+static long thr_meet_ms = TEST_LONG_MS;
 
 static int thr_meet(void *arg, intptr_t *result) {
     struct timespec until;

@@ -870,7 +870,7 @@ net_op_frame *net_op(net_op_frame *f, int op, async_stream *s) {
     f->limit = sizeof f->mem;
     f->out = &f->got;
     f->line = &f->ln;
-    f->ms = 30000; /* when the time is not what is tested: no stall of a busy machine reaches it */
+    f->ms = TEST_LONG_MS;
     return f;
 }
 

@@ -83,6 +83,12 @@ const char *test_release_stderr(void);
  * bytes, then a '\0') into out, and how it ended into *status (as waitpid gives it). fn returning is exit(0). */
 void test_in_child(void (*fn)(void), int fd, char *out, size_t size, int *status);
 
+/* How long a test waits for something that is not what it checks (a peer's answer, a drain, a thread):
+ * far longer than a busy machine stalls a process (valgrind on a loaded 2-core machine: tens of ms), and
+ * short enough that a run whose fault injection keeps the answer from ever coming still ends, with an
+ * error, well inside the injector's 10 s per run (make check-inject-*). */
+#define TEST_LONG_MS 3000
+
 /* Open descriptors below 1024: a test that must leak none compares this before and after. */
 int test_count_fds(void);
 
