@@ -173,8 +173,11 @@ static void net_srv_log(struct net_srv_frame *f, const char *p, size_t n);
 
 /* A server scenario: the client connects, sends `cmd`, reads the first answer, then the server is closed
  * with `grace_ms` (or cancelled, if cancel_serve: the times to cancel the accept loop, 5 ms apart, after
- * the close if grace_ms > -2), and the client reads what else comes. st: what the connections do, and
- * what they did. */
+ * the close unless grace_ms is NET_NO_CLOSE), and the client reads what else comes. st: what the
+ * connections do, and what they did. */
+#define NET_NO_LIMIT (-1) /* grace_ms: close, and wait for the connections however long they take */
+#define NET_NO_CLOSE (-2) /* grace_ms: the scenario does not close the server itself */
+
 ASYNC_DEF(net_srv, const char *cmd; int32_t grace_ms; int cancel_serve; net_srv_stats st; async_server srv;
           async_group g; async_stream c; int i; const char *line; size_t len; char log[128]; int client_code;
           int port;) {
@@ -187,7 +190,7 @@ ASYNC_DEF(net_srv, const char *cmd; int32_t grace_ms; int cancel_serve; net_srv_
         async_stream_write(&f->c, f->cmd, strlen(f->cmd));
         AWAIT_STREAM_READLINE(t, &f->c, &f->line, &f->len, 64, 2000);
         net_srv_log(f, f->line, f->len);
-        if (f->grace_ms > -2) async_server_close(&f->srv, f->grace_ms);
+        if (f->grace_ms != NET_NO_CLOSE) async_server_close(&f->srv, f->grace_ms);
         ASSERT(async_server_closing(&f->srv));
         for (f->i = 0; f->i < f->cancel_serve; f->i++) {
             AWAIT_SLEEP(t, 5);
@@ -230,7 +233,7 @@ TEST(net_server_close_with_grace_lets_a_busy_connection_finish) {
 
 TEST(net_server_close_without_limit_waits_for_the_connection) {
     static net_srv_frame f;
-    ASSERT_EQ(net_srv_scenario(&f, "slow\n", -1), 0);
+    ASSERT_EQ(net_srv_scenario(&f, "slow\n", NET_NO_LIMIT), 0);
     ASSERT_STR_EQ(f.log, "[busy\n][done\n]");
     ASSERT_EQ(f.st.finished, 1);
     ASSERT_EQ(f.st.cancelled, 0);
@@ -255,7 +258,7 @@ TEST(net_server_close_without_grace_cancels_at_once) {
 
 TEST(net_server_close_cancels_idle_connections_at_once) {
     static net_srv_frame f;
-    ASSERT_EQ(net_srv_scenario(&f, "idle\n", -1), 0); /* no limit: only its being idle ends it */
+    ASSERT_EQ(net_srv_scenario(&f, "idle\n", NET_NO_LIMIT), 0); /* no limit: only its being idle ends it */
     ASSERT_STR_EQ(f.log, "[ok\n]");
     ASSERT_EQ(f.st.cancelled, 1);
     ASSERT_EQ(f.st.finished, 0);
@@ -263,7 +266,7 @@ TEST(net_server_close_cancels_idle_connections_at_once) {
 
 TEST(net_server_connection_going_idle_after_close_is_cancelled) {
     static net_srv_frame f;
-    ASSERT_EQ(net_srv_scenario(&f, "late\n", -1), 0);
+    ASSERT_EQ(net_srv_scenario(&f, "late\n", NET_NO_LIMIT), 0);
     ASSERT_EQ(f.st.cancelled, 1);
     ASSERT_EQ(f.st.finished, 0);
 }
@@ -271,7 +274,7 @@ TEST(net_server_connection_going_idle_after_close_is_cancelled) {
 TEST(net_server_cancelled_while_waiting_for_its_connections) {
     static net_srv_frame f;
     /* closed without a limit: only the cancellation ends the connection */
-    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "hang\n", -1, .cancel_serve = 1)), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "hang\n", NET_NO_LIMIT, .cancel_serve = 1)), 0);
     ASSERT_EQ(f.st.cancelled, 1);
     ASSERT_EQ(async_task_code(&f.srv.task), ASYNC_ECANCELED);
 }
@@ -285,7 +288,9 @@ TEST(net_server_cancelled_during_its_grace_period) {
 
 TEST(net_server_cancelled_twice_cancels_its_connections_again) {
     static net_srv_frame f;
-    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "stubborn\n", -1, .cancel_serve = 2)), 0);
+    /* closed without a limit, then the accept loop cancelled twice, 5 ms apart: the stubborn connection's
+     * clean-up (TEST_LONG_MS) is cut short by the second cancellation */
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "stubborn\n", NET_NO_LIMIT, .cancel_serve = 2)), 0);
     ASSERT_EQ(f.st.cancelled, 1);
     ASSERT_EQ(f.st.cleaned, 0); /* its clean-up was cancelled by the second one */
     ASSERT_EQ(async_task_code(&f.srv.task), ASYNC_ECANCELED);
@@ -295,7 +300,7 @@ TEST(net_server_cancelled_twice_cancels_its_connections_again) {
 TEST(net_server_fn_closing_the_server_skips_the_new_connection) {
     static net_srv_frame f;
     /* nothing sent: the server's close of it is an orderly end, not a reset */
-    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", -2, .st.close_at = 1, .st.born_idle = true)), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", NET_NO_CLOSE, .st.close_at = 1, .st.born_idle = true)), 0);
     ASSERT_EQ(f.st.made, 1);
     ASSERT_EQ(f.st.started, 0); /* closed and idle before it ran: its body never ran */
     ASSERT_EQ(f.client_code, 0);
@@ -306,7 +311,7 @@ TEST(net_server_fn_closing_the_server_skips_the_new_connection) {
 
 TEST(net_server_connection_task_ending_in_its_first_step) {
     static net_srv_frame f;
-    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", -1, .st.mode = 1)), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", NET_NO_LIMIT, .st.mode = 1)), 0);
     ASSERT_STR_EQ(f.log, "[bye\n]");
     ASSERT_EQ(f.st.finished, 1);
     ASSERT_EQ(async_server_connections(&f.srv), 0);
@@ -315,7 +320,7 @@ TEST(net_server_connection_task_ending_in_its_first_step) {
 
 TEST(net_server_connection_failing_ends_it_alone) {
     static net_srv_frame f;
-    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", -1, .st.mode = 2)), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(net_srv, &f, "", NET_NO_LIMIT, .st.mode = 2)), 0);
     ASSERT_STR_EQ(f.log, "[]"); /* the end of the stream */
     ASSERT_EQ(f.st.started, 1);
     ASSERT_EQ(f.client_code, 0);
