@@ -155,15 +155,7 @@ static void bk_gate_set(int open) {
     pthread_mutex_unlock(&bk_gate.mu);
 }
 
-typedef struct {
-    async_task task;
-    async_thread_call call;
-    int code;
-} bk_gated_frame;
-
-static async_status bk_gated_run(async_task *t) {
-    bk_gated_frame *f = (bk_gated_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(bk_gated_call, async_thread_call call; int code;) {
     ASYNC_TRY(t) {
         AWAIT_TO_THREAD(t, &f->call, bk_gated, NULL, NULL);
     }
@@ -171,8 +163,7 @@ static async_status bk_gated_run(async_task *t) {
         f->code = async_caught(t)->code;
     }
     ASYNC_END_TRY(t);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 enum { BK_WAIT, BK_CANCEL, BK_CLOSE };
 
@@ -181,7 +172,7 @@ enum { BK_WAIT, BK_CANCEL, BK_CLOSE };
 typedef struct {
     async_task task;
     async_group g;
-    bk_gated_frame gated;
+    bk_gated_call_frame gated;
     struct {
         async_task task;
         int code;
@@ -213,8 +204,7 @@ static async_status bk_queued_run(async_task *t) {
     bk_queued_frame *f = (bk_queued_frame *)t;
     ASYNC_BEGIN(t);
     ASSERT_EQ(async_loop_set_threads(async_task_loop(t), 1), 0);
-    ASYNC_FRAME_INIT(&f->gated, bk_gated_run);
-    ASYNC_SPAWN(t, &f->g, &f->gated.task);
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(bk_gated_call, &f->gated));
     while (bk_gate_started() == 0 && !async_task_done(&f->gated.task)) AWAIT_SLEEP(t, 1);
     ASSERT_EQ(f->gated.code, 0); /* it runs on the pool's thread, which it holds */
     async_task_init(&f->conn.task, bk_conn_run);
@@ -339,17 +329,9 @@ TEST_TAGGED(backend_loop_free_frees_a_remote_left_open, TEST_THREADS) {
     ASSERT_EQ(bk_remote_calls, 3);
 }
 
-typedef struct {
-    async_task task;
-    int fail;
-} bk_task_frame;
-
-static async_status bk_task_run(async_task *t) {
-    bk_task_frame *f = (bk_task_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(bk_task, int fail;) {
     if (f->fail) ASYNC_THROW(t, ASYNC_EUSER + 1, "bk failed");
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 /* Debug mode's report of tasks never started comes before the errors no one retrieved. */
 TEST(backend_loop_free_reports_unstarted_tasks_then_unretrieved_errors) {
@@ -361,12 +343,9 @@ TEST(backend_loop_free_reports_unstarted_tasks_then_unretrieved_errors) {
     ASSERT(loop != NULL && saved >= 0);
     ASSERT_EQ(pipe(p), 0);
     ASSERT_EQ(async_loop_set_debug(loop, true), 0);
-    ASYNC_FRAME_INIT(&failing, bk_task_run);
-    failing.fail = 1;
-    ASSERT_EQ(async_spawn(loop, &failing.task), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(bk_task, &failing, 1)), 0);
     async_poll(loop); /* it fails, and no one retrieves its error */
-    ASYNC_FRAME_INIT(&never, bk_task_run);
-    ASSERT_EQ(async_spawn(loop, &never.task), 0);
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(bk_task, &never, 0)), 0);
     fflush(stderr);
     dup2(p[1], 2);
     async_loop_free(loop);
@@ -405,16 +384,7 @@ static void *bk_poster(void *arg) {
     return NULL;
 }
 
-typedef struct {
-    async_task task;
-    bk_post post;
-    pthread_t th;
-    bool other_thread_saw;
-} bk_door_frame;
-
-static async_status bk_door_run(async_task *t) {
-    bk_door_frame *f = (bk_door_frame *)t;
-    ASYNC_BEGIN(t);
+ASYNC_DEF(bk_door, bk_post post; pthread_t th; bool other_thread_saw;) {
     ASSERT(async__loop_on_thread(async_task_loop(t)));
     f->post.cb.fn = bk_post_fn;
     f->post.loop = async_task_loop(t);
@@ -425,16 +395,14 @@ static async_status bk_door_run(async_task *t) {
     f->other_thread_saw = f->post.on_thread;
     AWAIT_FUTURE(t, &f->post.done);
     async__loop_hold(async_task_loop(t), -1);
-    ASYNC_END(t);
-}
+} ASYNC_END_DEF
 
 TEST_TAGGED(backend_call_posted_from_another_thread_runs_on_the_loops_thread, TEST_THREADS) {
     static bk_door_frame f;
     async_loop *loop = async_loop_new(0);
     static async_loop plain;
     static async__cb cb;
-    ASYNC_FRAME_INIT(&f, bk_door_run);
-    ASSERT_EQ(bk_run(loop, &f.task), 0);
+    ASSERT_EQ(bk_run(loop, ASYNC_CALL(bk_door, &f)), 0);
     ASSERT(!f.other_thread_saw);
     ASSERT(f.post.ran);
     ASSERT(f.post.on_thread);
