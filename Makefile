@@ -1,6 +1,6 @@
 # async.h — build and install the library and the samples. `make V=1` shows the commands.
 # The other areas keep their rules in mk/: test.mk (the test runner), check.mk (what `make check` runs),
-# bench.mk, net.mk, thread.mk, firmware.mk, reliability.mk. mk/check.mk lists the stages `make check` runs.
+# bench.mk, thread.mk, firmware.mk, reliability.mk, lines.mk (`make lines`). mk/check.mk lists the stages `make check` runs.
 CC      ?= cc
 AR      ?= ar
 PREFIX  ?= /usr/local

@@ -9,16 +9,17 @@
 TEST_SRC     := $(sort $(wildcard test/test_*.c))
 TEST_OBJ     := $(TEST_SRC:test/%.c=$(BUILD)/test/%.o)
 TEST_SUPPORT := $(BUILD)/test/util.o $(BUILD)/test/list.o
-TEST_CFLAGS   = $(ALL_CFLAGS) -I. -Itest -DSAMPLES_DIR='"$(BUILD)/samples"' -DCOMPILE_FAIL_CC='"$(CC)"' -MMD -MP
+TEST_CFLAGS   = $(ALL_CFLAGS) -I. -Itest -DSAMPLES_DIR='"$(BUILD)/samples"' -MMD -MP
 TEST_JOBS    ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 TEST_ARGS     = -j $(TEST_JOBS) $(if $(TAG),--tag $(TAG)) $(if $(SKIP_TAG),--skip-tag $(SKIP_TAG)) $(T)
 .PHONY: test valgrind FORCE
 
 # Written again at every build, replaced only when it changes (a test added, renamed, moved or removed).
+# The scratch file is the shell's own ($$): make check's stages run sub-makes in one build directory at once.
 $(BUILD)/test/list.c: FORCE
 	@mkdir -p $(dir $@)
-	$(Q)awk -f test/list.awk $(TEST_SRC) > $@.tmp || { rm -f $@.tmp; exit 1; }
-	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+	$(Q)t=$@.$$$$.tmp; awk -f test/list.awk $(TEST_SRC) > $$t || { rm -f $$t; exit 1; }; \
+	    cmp -s $$t $@ && rm -f $$t || mv $$t $@
 
 FORCE:
 

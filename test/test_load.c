@@ -56,11 +56,8 @@ TEST(load_ten_thousand_connections_with_slow_malformed_and_vanishing_clients) {
     test_server srv;
     double t0;
     getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < LOAD_CONNECTIONS + 200) {
-        printf("    skipped: needs %d open files, the hard limit is %lu\n", LOAD_CONNECTIONS + 200,
-               (unsigned long)rl.rlim_max);
-        return;
-    }
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < LOAD_CONNECTIONS + 200)
+        test_skip("needs %d open files, the hard limit is %lu", LOAD_CONNECTIONS + 200, (unsigned long)rl.rlim_max);
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? LOAD_CONNECTIONS + 1000 : rl.rlim_max;
     ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0); /* the server inherits it */
     snprintf(cmd, sizeof cmd, "exec %s/hello_server --port 0 --seconds 15", SAMPLES_DIR); /* it prints its port */

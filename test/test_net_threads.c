@@ -142,7 +142,7 @@ static int cross_cancel_fn(void *arg, intptr_t *result) {
 }
 
 ASYNC_DEF(cross_canceller, sleeper_frame target; cross_cancel c; async_thread_call call; async_deadline d;
-          bool call_returned; double took;) {
+          bool call_returned, ended_by_cancel; double took;) {
     f->took = now_s();
     async_spawn(async_task_loop(t), sleeper(&f->target, 60000, 0)); /* a minute, unless cancelled */
     AWAIT_YIELD(t); /* it sleeps now */
@@ -160,6 +160,7 @@ ASYNC_DEF(cross_canceller, sleeper_frame target; cross_cancel c; async_thread_ca
             }
             ASYNC_EXCEPT(t, ASYNC_ECANCELED) {
                 f->took = now_s() - f->took;
+                f->ended_by_cancel = true; /* the remote's cancel, before this thread's own in the finally */
             }
             ASYNC_END_TRY(t);
         }
@@ -182,6 +183,7 @@ TEST_TAGGED(net_threads_cancel_from_another_thread_is_refused_and_remote_cancel_
     err = test_release_stderr();
     ASSERT(f.c.direct_refused);
     ASSERT_EQ(f.c.remote_rc, 0);
+    ASSERT(f.ended_by_cancel);
     ASSERT(async_task_cancelled(&f.target.task));
     ASSERT(f.target.cancelled);
     ASSERT(f.took > 0 && f.took < 30.0); /* cancelled, not slept out */

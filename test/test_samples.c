@@ -281,7 +281,7 @@ TEST(samples_web_scraping_fetches_concurrently_in_argument_order) {
              port, port, port);
     ASSERT_STR_EQ(out, expect);
     test_server_stop(&srv);
-    }
+}
 
 TEST(samples_fetch_json_prints_the_document) {
     char cmd[256], out[512];
@@ -296,7 +296,7 @@ TEST(samples_fetch_json_prints_the_document) {
     snprintf(cmd, sizeof cmd, SAMPLE "fetch_json http://127.0.0.1:%d/nothing.json 2>/dev/null", port);
     ASSERT_EQ(run_cmd(cmd, out, sizeof out), 1); /* a 404 is reported as a failure */
     test_server_stop(&srv);
-    }
+}
 
 TEST(samples_api_errors_catches_refused_and_timeout) {
     char cmd[256], out[512], expect[512];
@@ -409,22 +409,32 @@ TEST(samples_chat_server_broadcasts_between_nc_clients) {
 }
 
 TEST(samples_chat_server_disconnects_a_slow_client) {
-    char buf[4096], line[600];
+    char buf[4096], line[600], slow_got[256] = "", fast_got[256] = "";
     int port, slow, fast, talker, i, got_after = 0, st, progress[2];
     pid_t reader;
     ssize_t n;
     test_server srv;
     struct timeval tv = {3, 0};
-    test_server_start(&srv, "exec " SAMPLE "chat_server --port 0 --seconds 6");
+    test_server_start(&srv, "exec " SAMPLE "chat_server --port 0");
     port = srv.port;
-    slow = test_connect(port, 4096); /* a tiny receive window, and it never reads */
-    ASSERT(write(slow, "slow\n", 5) == 5);
+    slow = test_connect(port, 4096); /* a tiny receive window, and once in the room it never reads */
     fast = test_connect(port, 0);
+    ASSERT(slow >= 0 && fast >= 0);
     setsockopt(fast, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ASSERT(chat_read_until(slow, slow_got, sizeof slow_got, "Welcome! Your nickname? "));
+    ASSERT(chat_read_until(fast, fast_got, sizeof fast_got, "Welcome! Your nickname? "));
+    ASSERT(write(slow, "slow\n", 5) == 5);
     ASSERT(write(fast, "fast\n", 5) == 5);
+    /* both are in the room once one has seen the other join (whichever the server took first); the
+     * talker's lines come after its own join, so they reach both */
+    for (i = 0; i < 100 && !chat_read_for(slow, slow_got, sizeof slow_got, "* fast joined\n", 0.05) &&
+                !chat_read_for(fast, fast_got, sizeof fast_got, "* slow joined\n", 0.05);
+         i++)
+        ;
+    ASSERT(i < 100);
     talker = test_connect(port, 0);
+    ASSERT(talker >= 0);
     ASSERT(write(talker, "talker\n", 7) == 7);
-    sleep_ms(200);
     memset(line, 'x', sizeof line);
     line[sizeof line - 1] = '\n';
     ASSERT(pipe(progress) == 0);
