@@ -675,7 +675,8 @@ extern "C" {
                                                           ASYNC_FIRST_COMPLETED, 1, ASYNC__CHILDREN(__VA_ARGS__)), \
                  async__wait_check((t), &(ws)->set, (out)))
 /** await asyncio.gather(*tasks) over tasks already running (spawned, or other groups' children): waits
- *  for all; the first error is raised at once while the others keep running, as AWAIT_GATHER's. */
+ *  for all; the first error (a cancelled task's ASYNC_ECANCELED included) is raised at once while the
+ *  others keep running, as AWAIT_GATHER's. */
 #define AWAIT_GATHER_TASKS(t, ws, ...)                                                                \
     ASYNC__AWAIT(t, async__wait_start((t), &(ws)->set, (ws)->slot, ASYNC__LEN((ws)->slot),             \
                                       ASYNC_FIRST_EXCEPTION, 2, ASYNC__CHILDREN(__VA_ARGS__)),        \
@@ -2655,12 +2656,16 @@ static bool async__wait_met(const async_wait *ws) {
     return ws->how == ASYNC_FIRST_EXCEPTION && ws->failed;
 }
 
+/* Whether finished task x counts as a failure for ws: an error; for gather a cancellation too (it raises
+ * ASYNC_ECANCELED, as asyncio's gather raises CancelledError), for wait's FIRST_EXCEPTION not. */
+static bool async__watch_failed(const async_wait *ws, const async_task *x) {
+    return (x->flags & ASYNC__F_RAISE) && (ws->waiting == 2 || x->r.error->code != ASYNC_ECANCELED);
+}
+
 static void async__watch_done(async_watch *w) {
     async_wait *ws = w->set;
-    const async_task *x = w->target;
     w->seq = ++ws->ndone;
-    /* a failure; for gather, a cancelled task counts as one (it raises ASYNC_ECANCELED, as asyncio's) */
-    if ((x->flags & ASYNC__F_RAISE) && (ws->waiting == 2 || x->r.error->code != ASYNC_ECANCELED)) ws->failed = 1;
+    if (async__watch_failed(ws, w->target)) ws->failed = 1;
     if (async__wait_met(ws) && !ws->ready.state) async_future_set_value(&ws->ready, 1);
 }
 
@@ -2790,8 +2795,7 @@ ASYNC_API int async__wait_check(async_task *t, async_wait *ws, async_task **out)
         uint16_t best = 0;
         for (i = 0; i < ws->n; i++) {
             const async_watch *w = &ws->slots[i];
-            if (w->seq && (!best || w->seq < best) && (w->target->flags & ASYNC__F_RAISE) &&
-                w->target->r.error->code != ASYNC_ECANCELED) {
+            if (w->seq && (!best || w->seq < best) && async__watch_failed(ws, w->target)) {
                 first = w->target;
                 best = w->seq;
             }

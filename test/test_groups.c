@@ -880,6 +880,58 @@ TEST(groups_gather_of_running_tasks_waits_for_all_and_raises_the_first_error_at_
     ASSERT_EQ(async_task_value(&g.a.task), 1); /* the other kept running */
 }
 
+/* A running task cancelled while gathered: the gather raises ASYNC_ECANCELED at once (asyncio's
+ * CancelledError), as for any other failure, and the other task runs on. */
+TEST(groups_gather_of_running_tasks_raises_a_cancellation_of_one_of_them) {
+    async_loop *loop = new_loop();
+    static task_gatherer_frame g;
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(task_gatherer, &g)), 0);
+    async_poll(loop);
+    ASSERT(async_cancel(&g.b.task));
+    drain(loop);
+    ASSERT_EQ(g.code, ASYNC_ECANCELED);
+    ASSERT_EQ(g.at, 0); /* at once, not after a's 30 */
+    ASSERT(!async_task_cancelled(&g.task));
+    ASSERT_EQ(async_task_value(&g.a.task), 1); /* the other kept running */
+}
+
+/* A set in use, and a task that runs inline in a coroutine: each refused with its code. */
+ASYNC_DEF(inline_sleeper_host, sleeper_frame s;) {
+    AWAIT(t, sleeper(&f->s, 50, 0));
+} ASYNC_END_DEF
+
+ASYNC_DEF(busy_waiter, sleeper_frame a; inline_sleeper_host_frame host; ASYNC_WAIT_SET(1) ws; int codes[2];) {
+    async_spawn(async_task_loop(t), sleeper(&f->a, 20, 0));
+    async_spawn(async_task_loop(t), ASYNC_CALL(inline_sleeper_host, &f->host));
+    AWAIT_YIELD(t); /* the host runs its sleeper inline now */
+    f->ws.set.started = 1; /* what an await of another coroutine on this set leaves while it waits */
+    ASYNC_TRY(t) {
+        AWAIT_WAIT(t, &f->ws, ASYNC_ALL_COMPLETED, &f->a.task);
+    }
+    ASYNC_CATCH(t) {
+        f->codes[0] = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    f->ws.set.started = 0;
+    ASYNC_TRY(t) {
+        AWAIT_WAIT(t, &f->ws, ASYNC_ALL_COMPLETED, &f->host.s.task);
+    }
+    ASYNC_CATCH(t) {
+        f->codes[1] = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    AWAIT(t, &f->host.task);
+} ASYNC_END_DEF
+
+TEST(groups_wait_refuses_a_set_in_use_and_a_task_running_inline) {
+    async_loop *loop = new_loop();
+    static busy_waiter_frame b;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(busy_waiter, &b)), 0);
+    ASSERT_EQ(b.codes[0], ASYNC_EBUSY); /* the set is in use */
+    ASSERT_EQ(b.codes[1], ASYNC_EBUSY); /* it runs inside host's step, not as a task of its own */
+    ASSERT(async_task_done(&b.a.task));
+}
+
 ASYNC_DEF(bad_waiter, int mode; sleeper_frame a; ASYNC_WAIT_SET(1) ws; int code;) {
     ASYNC_TRY(t) {
         if (f->mode == 0) AWAIT_WAIT(t, &f->ws, ASYNC_ALL_COMPLETED, &f->a.task); /* never started */
