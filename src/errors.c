@@ -72,3 +72,8 @@ int async__errno_code(int err) {
         if (errno_codes[i].err == err) return errno_codes[i].code;
     return ASYNC_EIO;
 }
+
+int async__raise_error_code(async_task *t, int code) {
+    async__raise(t, async_error_of(code)); /* every caller's code is in the table (async__errno_code's are) */
+    return ASYNC__RAISE;
+}

@@ -212,10 +212,6 @@ static void close_back(async__job *j, void *ctx) {
 
 /* ---- the awaits, on the loop thread ---- */
 
-static int raise_invalid(async_task *t) {
-    async__raise(t, async_error_of(ASYNC_EINVAL));
-    return ASYNC__RAISE;
-}
 
 /* A job with `extra` bytes of payload for fn, or NULL after raising. */
 static async__job *new_job(async_task *t, async_thread_call *call, size_t extra, async_thread_fn fn,
@@ -234,7 +230,7 @@ int async__file_read_all_start(async_task *t, async_thread_call *call, const cha
     size_t plen;
     async__job *j;
     int status = ASYNC__RAISE;
-    if (!call) return raise_invalid(t);
+    if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
     if (!path || !data) return async__call_fail(t, call, ASYNC_EINVAL);
     plen = strlen(path) + 1;
     j = new_job(t, call, sizeof(read_all_args) + plen, read_all_fn, free_result, &status);
@@ -260,7 +256,7 @@ int async__file_write_all_start(async_task *t, async_thread_call *call, const ch
     async__job *j;
     write_all_args *a;
     int status = ASYNC__RAISE;
-    if (!call) return raise_invalid(t);
+    if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
     if (!path || (!data && len) || mode > 07777) return async__call_fail(t, call, ASYNC_EINVAL);
     plen = strlen(path) + 1;
     if (len > SIZE_MAX - sizeof *a - plen) return async__call_fail(t, call, ASYNC_ENOMEM);
@@ -302,7 +298,7 @@ int async__file_open_start(async_task *t, async_thread_call *call, const char *p
     async__job *j;
     open_args *a;
     int flags, status = ASYNC__RAISE;
-    if (!call) return raise_invalid(t);
+    if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
     if (!path || !how || (flags = open_flags(how)) < 0) return async__call_fail(t, call, ASYNC_EINVAL);
     plen = strlen(path) + 1;
     j = new_job(t, call, sizeof(open_args) + plen, open_fn, close_result, &status);
@@ -366,7 +362,7 @@ static int rw_start(async_task *t, async_thread_call *call, async_file *file, as
 int async__file_read_start(async_task *t, async_thread_call *call, async_file *file, void *buf, size_t cap) {
     async__job *j;
     int status = ASYNC__RAISE;
-    if (!call) return raise_invalid(t);
+    if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
     if (!file || (!buf && cap)) return async__call_fail(t, call, ASYNC_EINVAL);
     j = rw_job(t, call, file, cap, read_fn, &status);
     return j ? rw_start(t, call, file, j) : status;
@@ -389,7 +385,7 @@ int async__file_write_start(async_task *t, async_thread_call *call, async_file *
                             size_t len) {
     async__job *j;
     int status = ASYNC__RAISE;
-    if (!call) return raise_invalid(t);
+    if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
     if (!file || (!data && len)) return async__call_fail(t, call, ASYNC_EINVAL);
     j = rw_job(t, call, file, len, write_fn, &status);
     if (!j) return status;
@@ -401,7 +397,7 @@ int async__file_close_start(async_task *t, async_thread_call *call, async_file *
     async__job *j;
     bool parked;
     int rc, status = ASYNC__RAISE;
-    if (!call) return raise_invalid(t);
+    if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
     if (!file) return async__call_fail(t, call, ASYNC_EINVAL);
     j = rw_job(t, call, file, 0, close_fn, &status);
     if (!j) return status;

@@ -91,10 +91,23 @@ int async__loop_signal_fallback(async_loop *loop, int signo, async_sighandler fn
 
 /* ---- shared helpers ---- */
 
+/* Storage aligned for any object: the element type of a flexible array member that holds other records
+ * (a backend's state after the hosted loop's, a thread call's copy of its arguments after its job). */
+typedef union async__max_align {
+    void *p;
+    long long ll;
+    double d;
+    long double ld;
+} async__max_align;
+
 /** The library's code for an errno value: its own code where it has one for that meaning (by name, so
  *  another OS's numbering does not matter), the nearest one for a few (ENFILE: EMFILE, ENOBUFS: ENOMEM,
  *  EDQUOT: ENOSPC, EWOULDBLOCK: EAGAIN), else ASYNC_EIO. The one translation of the runtime (errors.c). */
 int async__errno_code(int err);
+
+/* Raises the library's `code` in task t (its message from the table) and returns the awaits' ASYNC__RAISE:
+ * how an await's start or check fails. */
+int async__raise_error_code(async_task *t, int code);
 
 #ifndef ASYNC_MS_MAX
 /* The longest deadline the loop's 32-bit clock can express (async.h defines it where it has it). */

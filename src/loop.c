@@ -12,13 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef union hosted_align {
-    void *p;
-    long long ll;
-    double d;
-    long double ld;
-} hosted_align;
-
 /* Calls the loop makes later: a FIFO in which a call is queued at most once. */
 typedef struct cb_fifo {
     async__cb *head, *tail;
@@ -34,7 +27,7 @@ typedef struct async__hosted {
     pthread_t thread;                /* the loop's thread (async__loop_on_thread): written under inbox_mu */
     pthread_mutex_t inbox_mu;        /* guards the posted calls and `thread` */
     cb_fifo inbox;                   /* posted from other threads */
-    hosted_align state[];            /* the backend's */
+    async__max_align state[];            /* the backend's */
 } async__hosted;
 
 /* The hosted state of loop, or NULL for a loop without a backend (the core keeps the data only with a

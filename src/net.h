@@ -9,8 +9,6 @@
 
 #include <errno.h>
 
-/* Raises the static record of `code` in t; returns ASYNC__RAISE for the await helpers. */
-int net__raise(async_task *t, int code);
 /* Parses a numeric IPv4/IPv6 address or "localhost" (NULL: every IPv4 address) with a port into *ss;
  * false if host is a name that needs resolving (net_stream.c). */
 struct sockaddr_storage;

@@ -9,10 +9,6 @@
 
 typedef char req_fits[sizeof(async__req) <= sizeof(((async_io *)0)->ev) ? 1 : -1];
 
-int net__raise(async_task *t, int code) {
-    async__raise(t, async_error_of(code)); /* every caller's code is in the table (async__errno_code's are) */
-    return ASYNC__RAISE;
-}
 
 static async__req *req_of(async_io *w) { return (async__req *)(void *)w->ev.bytes; }
 
@@ -45,7 +41,7 @@ static int wait_start(async_task *t, async_loop *loop, async_io *w, int kind, in
     async__req *r = req_of(w);
     int rc;
     /* Another task waits on w: its wait is left alone (its request stays). */
-    if (async_future_init(&w->ready)) return net__raise(t, ASYNC_EBUSY);
+    if (async_future_init(&w->ready)) return async__raise_error_code(t, ASYNC_EBUSY);
     if (w->loop) stop_req(w); /* a wait abandoned earlier */
     r->cb = kind == ASYNC__REQ_POLL ? io_done : deadline_done;
     r->kind = (uint8_t)kind;
@@ -53,7 +49,7 @@ static int wait_start(async_task *t, async_loop *loop, async_io *w, int kind, in
     r->events = (uint8_t)events;
     if (kind == ASYNC__REQ_POLL || ms >= 0) { /* a wait ended by someone else needs no request without a deadline */
         rc = async__req_start(loop, r, ms);
-        if (rc) return net__raise(t, rc);
+        if (rc) return async__raise_error_code(t, rc);
     }
     w->loop = loop;
     rc = async__future_start(t, &w->ready);
@@ -63,9 +59,9 @@ static int wait_start(async_task *t, async_loop *loop, async_io *w, int kind, in
 
 int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int64_t ms) {
     async_loop *loop = async_task_loop(t);
-    if (!w || !events || (events & ~(unsigned)(ASYNC_IO_READ | ASYNC_IO_WRITE))) return net__raise(t, ASYNC_EINVAL);
-    if (fd < 0) return net__raise(t, ASYNC_EBADF);
-    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
+    if (!w || !events || (events & ~(unsigned)(ASYNC_IO_READ | ASYNC_IO_WRITE))) return async__raise_error_code(t, ASYNC_EINVAL);
+    if (fd < 0) return async__raise_error_code(t, ASYNC_EBADF);
+    if (ms > ASYNC_MS_MAX) return async__raise_error_code(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
     if (!async__loop_has_io(loop)) {
         static const async_error no_os = {ASYNC_ENOTSUP, "fd waits need a loop that polls the OS (not the virtual clock)"};
         async__raise(t, &no_os);
@@ -75,7 +71,7 @@ int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int64_t
 }
 
 int net__io_wait(async_task *t, async_io *w, int64_t ms) {
-    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE);
+    if (ms > ASYNC_MS_MAX) return async__raise_error_code(t, ASYNC_ERANGE);
     return wait_start(t, async_task_loop(t), w, ASYNC__REQ_TIMER, -1, 0, ms);
 }
 

@@ -260,18 +260,18 @@ static int read_step(async_task *t, async_stream *s) {
     if (r == TRY_WAIT)
         return async__io_start(t, &s->rio, s->fd, ASYNC_IO_READ,
                                remaining(async_task_loop(t), s->rdeadline, s->rms));
-    return net__raise(t, r);
+    return async__raise_error_code(t, r);
 }
 
 int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, size_t n, size_t limit,
                              size_t *out, const char **line, int64_t ms) {
     if (!s || (op == OP_READ && (!buf || !n || !out)) || (op == OP_EXACTLY && n && !buf) ||
         (op == OP_LINE && (!line || !out || !limit)) || (op == OP_FILL && (!out || !limit)))
-        return net__raise(t, ASYNC_EINVAL);
-    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
-    if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
-    if (s->error) return net__raise(t, s->error);
-    if (net__io_waiting(&s->rio)) return net__raise(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
+        return async__raise_error_code(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return async__raise_error_code(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
+    if (!(s->flags & NS_OPEN)) return async__raise_error_code(t, ASYNC_EBADF);
+    if (s->error) return async__raise_error_code(t, s->error);
+    if (net__io_waiting(&s->rio)) return async__raise_error_code(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
     s->flags = (s->flags & 0xFFFFu & ~NS_RDONE) | ((unsigned)op << 16);
     s->op_buf = buf;
     s->op_n = op == OP_EXACTLY ? n : op == OP_READ ? n : 0;
@@ -367,15 +367,15 @@ static int drain_step(async_task *t, async_stream *s) {
     }
     if (rc == ASYNC_EAGAIN)
         return async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, s->wms));
-    return net__raise(t, rc);
+    return async__raise_error_code(t, rc);
 }
 
 int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms) {
-    if (!s) return net__raise(t, ASYNC_EINVAL);
-    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE);
-    if (!(s->flags & NS_OPEN)) return net__raise(t, ASYNC_EBADF);
-    if (s->error) return net__raise(t, s->error);
-    if (net__io_waiting(&s->wio)) return net__raise(t, ASYNC_EBUSY); /* another drain or the connect waits */
+    if (!s) return async__raise_error_code(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return async__raise_error_code(t, ASYNC_ERANGE);
+    if (!(s->flags & NS_OPEN)) return async__raise_error_code(t, ASYNC_EBADF);
+    if (s->error) return async__raise_error_code(t, s->error);
+    if (net__io_waiting(&s->wio)) return async__raise_error_code(t, ASYNC_EBUSY); /* another drain or the connect waits */
     s->flags &= ~NS_WDONE;
     s->wms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
@@ -464,9 +464,9 @@ static int resolve_start(async_task *t, async_stream *s) {
     async_loop *loop = async_task_loop(t);
     net_lookup *l;
     int err = 0, rc;
-    if (!async__loop_has_io(loop)) return net__raise(t, ASYNC_ENOTSUP);
+    if (!async__loop_has_io(loop)) return async__raise_error_code(t, ASYNC_ENOTSUP);
     l = net__lookup_start(loop, s->op_host, s->op_port, resolved, s, &err);
-    if (!l) return net__raise(t, err);
+    if (!l) return async__raise_error_code(t, err);
     s->op_buf = l;
     s->flags |= NS_RESOLVING;
     rc = net__io_wait(t, &s->wio, remaining(loop, s->wdeadline, s->wms));
@@ -491,16 +491,16 @@ static int resolve_done(async_task *t, async_stream *s) {
     }
     resolve_end(s);
     if (last == 0 || last == ASYNC_EINPROGRESS) return ASYNC__GO;
-    return net__raise(t, last);
+    return async__raise_error_code(t, last);
 }
 
 int async__stream_connect_start(async_task *t, async_stream *s, const char *host, int port, int64_t ms) {
     struct sockaddr_storage ss;
     unsigned len;
     int rc;
-    if (!s || !host || port <= 0 || port > 65535) return net__raise(t, ASYNC_EINVAL);
-    if (ms > ASYNC_MS_MAX) return net__raise(t, ASYNC_ERANGE);
-    if (s->flags & NS_OPEN) return net__raise(t, ASYNC_EBUSY);
+    if (!s || !host || port <= 0 || port > 65535) return async__raise_error_code(t, ASYNC_EINVAL);
+    if (ms > ASYNC_MS_MAX) return async__raise_error_code(t, ASYNC_ERANGE);
+    if (s->flags & NS_OPEN) return async__raise_error_code(t, ASYNC_EBUSY);
     s->fd = -1;
     s->error = 0;
     s->flags &= NS_SERVER;
@@ -514,7 +514,7 @@ int async__stream_connect_start(async_task *t, async_stream *s, const char *host
         s->flags |= NS_WDONE;
         return ASYNC__GO;
     }
-    if (rc != ASYNC_EINPROGRESS) return net__raise(t, rc);
+    if (rc != ASYNC_EINPROGRESS) return async__raise_error_code(t, rc);
     rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, ms));
     if (rc == ASYNC__RAISE) async_stream_close(s);
     return rc;
@@ -551,7 +551,7 @@ int async__stream_connect_check(async_task *t, async_stream *s) {
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) {
         async_stream_close(s);
-        return net__raise(t, async__errno_code(err));
+        return async__raise_error_code(t, async__errno_code(err));
     }
     return ASYNC__GO;
 }

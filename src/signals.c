@@ -244,10 +244,6 @@ int async__loop_signal_fallback(async_loop *loop, int signo, async_sighandler fn
 
 /* ---- AWAIT_SIGNAL ---- */
 
-static int raise_code(async_task *t, int code) {
-    async__raise(t, async_error_of(code));
-    return ASYNC__RAISE;
-}
 
 /* Takes w out of its signal's waiters (if it is still there); with no one left, the request stops now
  * or at the end of the pass (see slot_update). */
@@ -270,11 +266,11 @@ static void wait_end(async_sigwait *w, bool now) {
 int async__sigwait_start(async_task *t, async_sigwait *w, int signo) {
     sig_slot *s;
     int rc = 0;
-    if (!w || !signo_ok(signo)) return raise_code(t, ASYNC_EINVAL);
+    if (!w || !signo_ok(signo)) return async__raise_error_code(t, ASYNC_EINVAL);
     /* another task waits on w (or was woken and has not resumed): its wait is left alone */
-    if (w->task || async_future_init(&w->done)) return raise_code(t, ASYNC_EBUSY);
+    if (w->task || async_future_init(&w->done)) return async__raise_error_code(t, ASYNC_EBUSY);
     s = slot_get(async_task_loop(t), signo, &rc);
-    if (!s) return raise_code(t, rc);
+    if (!s) return async__raise_error_code(t, rc);
     w->task = t;
     w->slot = s;
     w->next = NULL;
@@ -288,7 +284,7 @@ int async__sigwait_start(async_task *t, async_sigwait *w, int signo) {
     if (rc) {
         wait_end(w, true);
         w->task = NULL;
-        return raise_code(t, rc);
+        return async__raise_error_code(t, rc);
     }
     rc = async__future_start(t, &w->done);
     if (rc != ASYNC__WAIT) { /* a cancellation was pending: it never waited */

@@ -33,14 +33,6 @@
 
 typedef struct thread_home thread_home;
 
-/* Room after a job record for the call's own copy of its arguments (file paths, buffers). */
-typedef union job_align {
-    void *p;
-    long long ll;
-    double d;
-    long double ld;
-} job_align;
-
 /* One call, from its start on the loop thread to its delivery or discard. The fields above `state` are
  * written by the loop thread before the job is queued, then read (fn, arg, home) and written (result,
  * rc, next) by one pool thread, then read by the loop thread again after it took the job back under its
@@ -63,7 +55,7 @@ struct async__job {
     void (*back)(async__job *j, void *ctx); /* bookkeeping when it comes back (files) */
     void *back_ctx;
     async__job *live_prev, *live_next; /* the home's finished, undelivered jobs */
-    job_align payload[];               /* the call's copy of its arguments */
+    async__max_align payload[];               /* the call's copy of its arguments */
 };
 
 enum { JOB_NEW = 0, JOB_PARKED, JOB_QUEUED, JOB_DONE };
@@ -519,7 +511,7 @@ async__job *async__job_new(async_loop *loop, size_t extra, int *err) {
         h->free_jobs = j->next;
         h->nfree--;
     } else {
-        if (extra > SIZE_MAX - sizeof *j - sizeof(job_align)) {
+        if (extra > SIZE_MAX - sizeof *j - sizeof(async__max_align)) {
             *err = ASYNC_ENOMEM;
             return NULL;
         }
@@ -626,10 +618,7 @@ int async__thread_start(async_task *t, async_thread_call *call, async_thread_fn 
                         async_thread_dtor dtor) {
     async__job *j;
     int err = 0;
-    if (!call) {
-        async__raise(t, async_error_of(ASYNC_EINVAL));
-        return ASYNC__RAISE;
-    }
+    if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
     call->job = NULL;
     call->result = 0;
     if (!fn) return async__thread_raise(t, call, ASYNC_EINVAL);
