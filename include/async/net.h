@@ -188,39 +188,132 @@ ASYNC_API size_t async_server_connections(const async_server *srv);
  *  connections at once instead of waiting for them. */
 ASYNC_API void async_stream_set_idle(async_stream *s, bool idle);
 
-/** One request as the HTTP server hands it to its handler; pointers valid during the call. */
+/* ---- the HTTP/1.1 server: handlers are coroutines ----
+ *
+ *     ASYNC_HTTP_DEF(hello) {                                  // async def hello(request):
+ *         AWAIT_SLEEP(t, 10);                                  //     await asyncio.sleep(0.01)
+ *         async_http_response_text(f->res, 200, "hello");      //     return web.Response(text="hello")
+ *     } ASYNC_END_DEF
+ *
+ *     static const async_http_route routes[] = {              // app.router.add_get("/", hello)
+ *         ASYNC_HTTP_ROUTE("GET", "/", hello), ASYNC_HTTP_ROUTES_END};
+ *     async_http_server_listen(&server, "127.0.0.1", 8080, 0, NULL, routes, NULL);
+ *
+ * Each connection answers its requests one at a time and in order (pipelined ones wait in its buffer),
+ * so a handler that awaits never reorders the answers; other connections run meanwhile. A handler's frame
+ * lives in its connection's memory (the server sizes it for the largest route), is zeroed before each
+ * request, and is cancelled when the client goes away (end of stream or reset while the handler runs) or
+ * when the server closes and its grace runs out; its finally blocks run. Its response is sent when it
+ * returns, unless it streamed one (async_http_response_write). An error raised by a handler becomes a 500
+ * (or ends a response already under way) and closes the connection. */
+
+/** One request as the HTTP server hands it to its handler; pointers valid until the handler returns. */
 typedef struct async_http_request {
     const char *method;  /**< "GET", "POST", ... */
-    const char *target;  /**< the request target as sent ("/path?query") */
+    const char *target;  /**< the request target as sent ("/a%20b?x=1") */
+    const char *path;    /**< the target's path, percent-decoded ("/a b") */
+    const char *query;   /**< the raw query after '?' ("x=1"), "" if none: see async_http_request_query */
     int version_minor;   /**< 1 for HTTP/1.1, 0 for HTTP/1.0 */
     size_t nheaders;     /**< header fields, in order: names[i]: values[i] */
     const char *const *names;
     const char *const *values;
-    const char *body;    /**< the body (chunked bodies de-chunked), body_len bytes */
+    const char *body;    /**< the body (chunked bodies de-chunked), body_len bytes, NUL-terminated */
     size_t body_len;
+    void *arg;           /**< the server's arg (aiohttp's request.app) */
+    void *conn;          /* private: the connection */
 } async_http_request;
 
-/** The response a handler fills in. Zeroed before each call; status 0 means 200. */
+/** The response a handler fills in. Zeroed before each request; status 0 means 200. */
 typedef struct async_http_response {
-    int status;               /**< status code; the reason phrase is the standard one */
-    const char *content_type; /**< NULL: "text/plain" */
-    const char *headers;      /**< extra header lines, each ending in "\r\n", or NULL */
-    const void *body;         /**< body_len bytes, copied before the handler's next call */
+    int status;               /**< status code (100..999); the reason phrase is the registered one */
+    const char *content_type; /**< NULL: "text/plain; charset=utf-8" */
+    const void *body;         /**< body_len bytes, sent when the handler returns: must live until then */
     size_t body_len;
     bool close;               /**< close the connection after this response */
+    void *conn;               /* private: the connection */
 } async_http_response;
 
-/** A request handler: fills res from req. Runs on the loop; returns 0, or an error code that becomes a
- *  500 response. */
-typedef int (*async_http_handler)(const async_http_request *req, async_http_response *res, void *arg);
+/** The frame a handler coroutine begins with (ASYNC_HTTP_DEF puts these fields first). */
+typedef struct async_http_frame {
+    async_task task;
+    async_http_request *req;
+    async_http_response *res;
+} async_http_frame;
+
+/** Defines a handler coroutine `name`: ASYNC_DEF(name, async_http_request *req; async_http_response
+ *  *res; fields...). In its body f->req is the request and f->res the response; the other fields are
+ *  zeroed before each request. Give it to the server with ASYNC_HTTP_ROUTE. */
+#define ASYNC_HTTP_DEF(...) ASYNC__CAT(ASYNC__HTTP_DEF, ASYNC__HAS_COMMA(__VA_ARGS__))(__VA_ARGS__)
+#define ASYNC__HTTP_DEF0(name) ASYNC_DEF(name, async_http_request *req; async_http_response *res;)
+#define ASYNC__HTTP_DEF1(name, ...) ASYNC_DEF(name, async_http_request *req; async_http_response *res; __VA_ARGS__)
+
+/** One route: a method and a path pattern, and the handler coroutine for them. */
+typedef struct async_http_route {
+    const char *method;  /**< "GET", "POST", ...; NULL: any method. A GET route also answers HEAD. */
+    const char *pattern; /**< "/users/{id}": literal segments, {name} for one segment, and a last
+                              {name...} for the rest of the path (possibly empty); NULL: every path */
+    async_fn fn;         /**< the handler's coroutine (ASYNC_HTTP_ROUTE fills fn and frame_size) */
+    size_t frame_size;   /**< its frame's size */
+} async_http_route;
+
+/** A route to the handler defined by ASYNC_HTTP_DEF(name): {method, pattern, name's function, its frame
+ *  size}. A frame that does not begin as async_http_frame does is a build error. */
+#define ASYNC_HTTP_ROUTE(method, pattern, name)                                                      \
+    {(method), (pattern), name##_run,                                                                 \
+     sizeof(name##_frame) +                                                                           \
+         0 * sizeof(char[offsetof(name##_frame, res) == offsetof(async_http_frame, res) ? 1 : -1])}
+/** Ends a route table. */
+#define ASYNC_HTTP_ROUTES_END {NULL, NULL, NULL, 0}
+
+/** The value of header `name` (case-insensitive; the first of repeated ones) in req, or NULL. */
+ASYNC_API const char *async_http_request_header(const async_http_request *req, const char *name);
+/** The value of path parameter `name` of the route that matched ({name} in its pattern), percent-decoded,
+ *  or NULL. */
+ASYNC_API const char *async_http_request_param(const async_http_request *req, const char *name);
+/** The value of query parameter `name` ("?a=1&b=x%20y": "1", "x y"; '+' is a space), decoded, the first
+ *  of repeated ones; "" for a name without '='; NULL if absent (or if memory for the decoded query ran
+ *  out). */
+ASYNC_API const char *async_http_request_query(const async_http_request *req, const char *name);
+/** The client's address: "127.0.0.1:54321" or "[::1]:54321" ("" if the socket cannot tell). */
+ASYNC_API const char *async_http_request_peer(const async_http_request *req);
+
+/** Adds the header line "name: value" to the response. ASYNC_EINVAL: NULL, a name that is not an HTTP
+ *  token, a value with CR, LF or NUL (refused, never sent), or a header the server sets itself
+ *  (Content-Length, Transfer-Encoding, Connection, Date); ASYNC_EBUSY once the head has been sent
+ *  (after async_http_response_write); ASYNC_ENOMEM. "Content-Length: N" set before a streamed response
+ *  is the exception: the response is then sent with that length instead of chunked. */
+ASYNC_API int async_http_response_header(async_http_response *res, const char *name, const char *value);
+/** Sets status, "text/plain; charset=utf-8" and body (text, which must live until the handler returns).
+ *  ASYNC_EINVAL for NULL or a status outside 100..999. */
+ASYNC_API int async_http_response_text(async_http_response *res, int status, const char *text);
+/** Sets status, "application/json" and body (json, which must live until the handler returns). */
+ASYNC_API int async_http_response_json(async_http_response *res, int status, const char *json);
+/** Streams the response: the first call sends the head (status, content type and headers as set so far;
+ *  chunked transfer encoding for HTTP/1.1, a close-delimited body for HTTP/1.0, or the Content-Length the
+ *  handler set), then data as one chunk. Data is handed to the kernel at once as far as it takes it;
+ *  the rest is buffered: AWAIT_HTTP_DRAIN waits for it (back-pressure). The response ends when the
+ *  handler returns. n == 0 only sends the head. 0, ASYNC_EINVAL, ASYNC_EMSGSIZE (more than the
+ *  Content-Length set), ASYNC_EBADF (the connection was taken by async_http_response_upgrade),
+ *  ASYNC_EPIPE / ASYNC_ECONNRESET (the client went away), ASYNC_ENOMEM. Body bytes of a HEAD request
+ *  are dropped. */
+ASYNC_API int async_http_response_write(async_http_response *res, const void *data, size_t n);
+/** Waits until what async_http_response_write buffered is handed to the kernel, at most ms
+ *  (AWAIT_STREAM_DRAIN on the connection). */
+#define AWAIT_HTTP_DRAIN(t, res, ms) AWAIT_STREAM_DRAIN(t, async__http_stream(res), ms)
+/** Takes the connection over (for an Upgrade: WebSocket): returns its stream, on which the server writes
+ *  nothing more (the handler writes the 101 response itself) and which it closes when the handler ends.
+ *  Input the client sent after the request is in the stream's buffer. NULL if the head of a response has
+ *  already been sent (or res is NULL). */
+ASYNC_API async_stream *async_http_response_upgrade(async_http_response *res);
 
 /** Limits of the HTTP server (0 in a field means its default). Over-long request lines get 414, too many
- *  or too large header fields 431, a body over max_body 413, malformed input 400; the connection is
- *  then closed. A time over ASYNC_MS_MAX makes async_http_server_listen fail with ASYNC_ERANGE. */
+ *  or too large header fields 431, a body over max_body 413, malformed input 400, a version other than
+ *  HTTP/1.x 505 (HTTP/0.9: 400); the connection is then closed. A time over ASYNC_MS_MAX makes
+ *  async_http_server_listen fail with ASYNC_ERANGE. */
 typedef struct async_http_limits {
     size_t max_request_line; /**< method + target + version; default 8 KiB */
-    size_t max_header_bytes; /**< all header fields together; default 16 KiB */
-    size_t max_headers;      /**< number of header fields; default 64 */
+    size_t max_header_bytes; /**< all header fields together; default 64 KiB (long Cookie headers fit) */
+    size_t max_headers;      /**< number of header fields; default 256 */
     size_t max_body;         /**< default 1 MiB */
     int64_t idle_ms;         /**< keep-alive connection idle before close; default 30 s */
     int64_t request_ms;      /**< a whole request (head and body) must arrive within it; default 10 s */
@@ -229,18 +322,26 @@ typedef struct async_http_limits {
                                   default 1 s */
 } async_http_limits;
 
-/** An HTTP/1.1 server (keep-alive, pipelining, limits) on an async_server. Zero-initialise it. */
+/** An HTTP/1.1 server (keep-alive, pipelining, limits, routes) on an async_server. Zero-initialise it. */
 typedef struct async_http_server {
-    async_server server;      /* private */
-    async_http_handler handler; /* private */
-    void *arg;                /* private */
-    async_http_limits limits; /* private */
+    async_server server;              /* private */
+    const async_http_route *routes;   /* private */
+    size_t nroutes, frame_size;       /* private */
+    void *arg;                        /* private */
+    async_http_limits limits;         /* private */
+    long date_sec;                    /* private: the second `date` was made for */
+    char date[64];                    /* private: "Date: ...\r\n" */
 } async_http_server;
 
-/** Listens on host:port (see async_server_listen) and answers each request with handler(req, res, arg).
- *  limits may be NULL (defaults); ASYNC_ERANGE for a time in them over ASYNC_MS_MAX. */
+/** Listens on host:port (see async_server_listen) and answers each request with the first route of
+ *  `routes` (ended by ASYNC_HTTP_ROUTES_END; the table must outlive the server) whose method and pattern
+ *  match: 404 if no pattern matches the path, 405 (with Allow) if none of those takes the method, 501 for
+ *  a CONNECT no route names. limits may be NULL (defaults). arg is given to every handler as req->arg.
+ *  0, ASYNC_EINVAL (NULL, a route without a function or with a pattern that does not begin with '/'),
+ *  ASYNC_ERANGE (a time in limits over ASYNC_MS_MAX), or async_server_listen's errors. */
 ASYNC_API int async_http_server_listen(async_http_server *hs, const char *host, int port, unsigned flags,
-                                       const async_http_limits *limits, async_http_handler handler, void *arg);
+                                       const async_http_limits *limits, const async_http_route *routes,
+                                       void *arg);
 /** The accept loop to AWAIT or spawn (async_server_serve). */
 ASYNC_API async_task *async_http_server_serve(async_http_server *hs);
 /** Graceful shutdown: stop accepting, close idle keep-alive connections, finish the requests in flight
@@ -249,8 +350,6 @@ ASYNC_API async_task *async_http_server_serve(async_http_server *hs);
 ASYNC_API void async_http_server_close(async_http_server *hs, int64_t grace_ms);
 /** The port the server listens on. */
 ASYNC_API int async_http_server_port(const async_http_server *hs);
-/** The value of header `name` (case-insensitive) in req, or NULL. */
-ASYNC_API const char *async_http_request_header(const async_http_request *req, const char *name);
 
 /** A small HTTP/1.1 client: GET over a keep-alive connection (reused while the host and port stay the
  *  same), Content-Length, chunked and close-delimited bodies, a deadline per request, redirects not
@@ -317,6 +416,7 @@ ASYNC_API int async__stream_read_start(async_task *t, async_stream *s, int op, v
 ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
 ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms);
 ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
+ASYNC_API async_stream *async__http_stream(async_http_response *res);
 
 #ifdef __cplusplus
 }
