@@ -385,6 +385,144 @@ ASYNC_API const char *async_http_client_header(const async_http_client *c, const
 /** Closes the connection and frees the response. The client can be used again. */
 ASYNC_API void async_http_client_close(async_http_client *c);
 
+/* ---- Sessions: aiohttp's ClientSession ----
+ * A session is shared by the tasks of one loop. It keeps a pool of connections per host:port, at most
+ * max_connections open in all and max_per_host to one host: a request that needs one more waits its turn
+ * (first come, first served) until another request gives one back; an idle connection to another host is
+ * closed to make room. A request is an async_http_call in the caller's frame: fill in its inputs, AWAIT
+ * async_http_session_request, read the answer, async_http_call_close. Any method, header fields, a body given
+ * whole or written in pieces (chunked), a response read whole or in pieces, a total and a per-read
+ * timeout, redirects followed up to a limit (then ASYNC_ELOOP, "too many HTTP redirects"), the final URL,
+ * and on request an error for a 4xx or 5xx answer. A connection is reused only after a whole response
+ * that left nothing behind it (bytes beyond the body close it), and never after a failed or cancelled
+ * request: its state is unknown, so it is closed. http:// only: https is ASYNC_ENOTSUP. */
+
+/** A session's settings. 0 in a field means its default. */
+typedef struct async_http_session_opts {
+    unsigned max_connections; /**< connections open at once, in all (default 100) */
+    unsigned max_per_host;    /**< connections open at once to one host:port (default: max_connections) */
+    int64_t timeout_ms;       /**< a request's total time (waiting for a connection, connecting, sending,
+                                   the response head and a whole body; for a streamed body each read ends
+                                   by it too), negative or 0: none */
+    int64_t read_timeout_ms;  /**< the longest wait for the server's next bytes (aiohttp's sock_read); 0:
+                                   none */
+    int max_redirects;        /**< redirects followed per request (default 10; negative: none, a 3xx is
+                                   then the answer) */
+    size_t max_body;          /**< the largest whole body (default 16 MiB): ASYNC_EMSGSIZE over it */
+} async_http_session_opts;
+
+struct async__http_conn;
+struct async_http_call;
+
+/** A session: zero-initialise it (defaults) or async_http_session_init it; async_http_session_close
+ *  frees what it holds. All its requests run on one loop. */
+typedef struct async_http_session {
+    async_http_session_opts opts;     /* private: see async_http_session_init */
+    struct async__http_conn *conns;   /* private: every open connection, idle or in use */
+    struct async_http_call *waiters;  /* private: requests waiting for a connection, first come first */
+    unsigned open;                    /* private: connections in conns */
+    unsigned reused;                  /* private: requests sent on a kept connection */
+    unsigned long ticks;              /* private: orders the idle connections, oldest first */
+    bool closed;                      /* private */
+} async_http_session;
+
+/** A request header field. Names are HTTP tokens; values may not hold CR, LF or NUL (ASYNC_EINVAL). */
+typedef struct async_http_header {
+    const char *name;  /**< "Accept" */
+    const char *value; /**< "application/json" */
+} async_http_header;
+
+/** Flags of an async_http_call. */
+enum {
+    ASYNC_HTTP_STREAM_BODY = 1,      /**< the body is written in pieces after the head (chunked): AWAIT
+                                          async_http_session_request, then AWAIT_HTTP_BODY_WRITE each piece, then
+                                          AWAIT_HTTP_BODY_END, which reads the answer. No redirect is followed
+                                          and a stale kept connection is not retried (the pieces are gone) */
+    ASYNC_HTTP_STREAM_RESPONSE = 2,  /**< the request returns after the response head; the body is read in
+                                          pieces with AWAIT_HTTP_BODY_READ (no max_body limit then) */
+    ASYNC_HTTP_RAISE_FOR_STATUS = 4  /**< a 4xx or 5xx answer raises ASYNC_EIO whose message names the
+                                          status ("HTTP 404 Not Found"); the answer stays readable */
+};
+
+/** One request and its response, in the caller's frame. Zero-initialise it, set the inputs, AWAIT
+ *  async_http_session_request; after the last read, async_http_call_close (also after a failure). Reusable for the
+ *  next request once closed. The inputs are not copied: they must outlive the awaits. */
+typedef struct async_http_call {
+    async_task task;                   /* private: the coroutine of the pending step */
+    const char *method;                /**< "GET" (NULL), "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
+                                            or any other token */
+    const char *url;                   /**< "http://host[:port]/path?query" */
+    const async_http_header *headers;  /**< nheaders fields sent after Host, User-Agent and Accept (a field
+                                            of the same name replaces those); Content-Length and
+                                            Transfer-Encoding are the client's own: ASYNC_EINVAL */
+    size_t nheaders;
+    const void *body;                  /**< a whole body of body_len bytes (Content-Length); NULL: none,
+                                            except "Content-Length: 0" for POST, PUT and PATCH */
+    size_t body_len;
+    unsigned flags;                    /**< ASYNC_HTTP_STREAM_BODY, _STREAM_RESPONSE, _RAISE_FOR_STATUS */
+    int64_t timeout_ms;                /**< total time of this request: 0 the session's, negative none */
+    int max_redirects;                 /**< 0: the session's; negative: none */
+    /* private below */
+    async_http_session *session;
+    struct async__http_conn *conn;     /* the connection in use */
+    struct async_http_call *wnext;     /* in the session's wait list */
+    async_event granted;               /* set when a connection (or an error) is handed over */
+    int wait_error;
+    bool waiting;
+    void *state;                       /* parser, response, deadline (malloc'ed) */
+} async_http_call;
+
+/** Sets up a session with opts (NULL: the defaults). ASYNC_EINVAL for NULL s, ASYNC_ERANGE for a time
+ *  over ASYNC_MS_MAX, ASYNC_EBUSY if s holds connections or waiters (close it first). */
+ASYNC_API int async_http_session_init(async_http_session *s, const async_http_session_opts *opts);
+/** Closes the idle connections, fails the requests waiting for one with ASYNC_ESHUTDOWN, and refuses new
+ *  ones (ASYNC_ESHUTDOWN) until async_http_session_init. Requests running go on to their end; their
+ *  connections are closed then. Safe on a zeroed or closed session and NULL. */
+ASYNC_API void async_http_session_close(async_http_session *s);
+/** Connections open now (in use and idle); *idle (may be NULL) gets how many are idle. */
+ASYNC_API unsigned async_http_session_connections(const async_http_session *s, unsigned *idle);
+/** Requests sent on a kept-alive connection so far. */
+ASYNC_API unsigned async_http_session_reused(const async_http_session *s);
+
+/** await session.request(...): sends c (see async_http_call) through s and returns once the response
+ *  head and whole body have come (with ASYNC_HTTP_STREAM_RESPONSE: the head; with ASYNC_HTTP_STREAM_BODY:
+ *  once the request head is sent). Raises ASYNC_EINVAL (a bad URL, method or header field),
+ *  ASYNC_ENOTSUP (https), ASYNC_ESHUTDOWN (the session closed), ASYNC_ETIMEDOUT, ASYNC_ELOOP (too many
+ *  redirects), ASYNC_EPROTO (a malformed response), ASYNC_EMSGSIZE, ASYNC_ENODATA (the connection ended
+ *  before the whole response: "before answering" if no byte came), connection errors, and ASYNC_EIO for
+ *  an error status with ASYNC_HTTP_RAISE_FOR_STATUS. Cancellation closes the connection in use. AWAIT the
+ *  returned task (NULL for NULL c). */
+ASYNC_API async_task *async_http_session_request(async_http_session *s, async_http_call *c);
+/** await session.request(...) as one statement. */
+#define AWAIT_HTTP_REQUEST(t, s, c) AWAIT(t, async_http_session_request((s), (c)))
+/** The step that writes one piece of a streamed request body (a chunk; len 0 writes nothing). */
+ASYNC_API async_task *async_http_body_write(async_http_call *c, const void *data, size_t len);
+/** Writes len bytes of data as the next piece of c's streamed body (ASYNC_EINVAL without
+ *  ASYNC_HTTP_STREAM_BODY or after the end). */
+#define AWAIT_HTTP_BODY_WRITE(t, c, data, len) AWAIT(t, async_http_body_write((c), (data), (len)))
+/** The step that ends a streamed request body and reads the response (as async_http_session_request would). */
+ASYNC_API async_task *async_http_body_end(async_http_call *c);
+/** Ends c's streamed body and waits for the response. */
+#define AWAIT_HTTP_BODY_END(t, c) AWAIT(t, async_http_body_end((c)))
+/** The step that reads the next piece of a streamed response body. */
+ASYNC_API async_task *async_http_body_read(async_http_call *c, void *buf, size_t cap, size_t *n);
+/** Reads the next 1..cap bytes of c's streamed response body into buf, *n (size_t *) their count; 0 at
+ *  the end of the body, when the connection goes back to the pool. ASYNC_EINVAL without
+ *  ASYNC_HTTP_STREAM_RESPONSE or before the head. */
+#define AWAIT_HTTP_BODY_READ(t, c, buf, cap, n) AWAIT(t, async_http_body_read((c), (buf), (cap), (n)))
+/** The response's status code (0 before one). */
+ASYNC_API int async_http_call_status(const async_http_call *c);
+/** The response's header or trailer `name` (case-insensitive; the first of repeated ones), or NULL. */
+ASYNC_API const char *async_http_call_header(const async_http_call *c, const char *name);
+/** The whole response body (NUL-terminated; "" with ASYNC_HTTP_STREAM_RESPONSE), *len its length. */
+ASYNC_API const char *async_http_call_body(const async_http_call *c, size_t *len);
+/** The URL the response came from: the last redirect's target, else the request's URL ("" before). */
+ASYNC_API const char *async_http_call_url(const async_http_call *c);
+/** Releases c: frees the response, gives a connection whose response was read to its end back to the
+ *  pool and closes one that was not (a body not read, a streamed body not ended). Safe on a zeroed or
+ *  closed call and NULL; not while a step of c is awaited. */
+ASYNC_API void async_http_call_close(async_http_call *c);
+
 /** A thread-safe door into a loop (call_soon_threadsafe): any thread queues a function that the loop's
  *  thread then runs between passes. Made and freed on the loop's thread; while it exists the loop does
  *  not report a deadlock (another thread may still wake it). One still open when its loop is freed is
