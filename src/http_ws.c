@@ -78,13 +78,11 @@ static bool has_token(const async_http_request *req, const char *name, const cha
         const char *p;
         if (!req->names[i] || !req->values[i] || strcasecmp(req->names[i], name) != 0) continue;
         for (p = req->values[i]; *p;) {
-            size_t n = strcspn(p, ",");
-            const char *e = p + n;
+            const char *next = p + strcspn(p, ","), *e = next;
             while (p < e && (*p == ' ' || *p == '\t')) p++;
             while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
             if ((size_t)(e - p) == tl && strncasecmp(p, token, tl) == 0) return true;
-            p += n;
-            if (*p == ',') p++;
+            p = *next ? next + 1 : next;
         }
     }
     return false;
