@@ -207,7 +207,7 @@ ASYNC_DEF(ws_srv, int fd; const async_ws_limits *lim; int echo; async_stream s; 
 /* What the server sent, frame by frame: "T<len> ", "B<len> ", "P<len> " (pong), "C<code> " (0: no
  * code), "C<code>[reason] "; "!mask " if a server frame was masked. */
 static void ws_answer(int fd, char *log, size_t cap) {
-    static unsigned char in[1 << 18];
+    static unsigned char in[(1 << 20) + 4096];
     size_t n = 0, pos = 0;
     struct timeval tv = {TEST_LONG_MS / 1000, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -829,4 +829,92 @@ TEST(ws_python_websockets_client_talks_to_the_endpoint) {
     ASSERT_EQ(waitpid(f.pid, &st, 0), f.pid);
     ASSERT_STR_EQ(f.buf, "text True\nbinary 0001ff\nfragmented fragmented\nbig 102400 True\npong\nclosed 4001\n");
     ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* ================================ a receive and a send in two tasks ================================ */
+
+ASYNC_DEF(ws_duo_send, async_ws *ws; const char *data; size_t len; int code;) {
+    ASYNC_TRY(t) {
+        AWAIT_WS_SEND(t, f->ws, ASYNC_WS_BINARY, f->data, f->len, 4 * TEST_LONG_MS);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+/* recv_first: the large message is queued without a wait, the receive drains it with its pong, and a
+ * send of 4 bytes waits for that drain to end; else the large message's send drains, and the receive
+ * leaves its pong to it. */
+ASYNC_DEF(ws_duo, int fd; const char *data; size_t len; int recv_first; async_stream s; async_ws ws;
+          async_ws_message msg; async_group g; ws_duo_send_frame snd; ws_cancel_recv_frame rcv; int close_code;
+          char buf[256]; size_t n;) {
+    ASSERT_EQ(async_stream_open(&f->s, f->fd), 0);
+    ASSERT_EQ(async_ws_open(&f->ws, &f->s, NULL), 0);
+    if (f->recv_first) {
+        ASSERT_EQ(async_ws_send(&f->ws, ASYNC_WS_BINARY, f->data, f->len), 0);
+        ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ws_cancel_recv, &f->rcv, &f->ws, &f->msg));
+        ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ws_duo_send, &f->snd, &f->ws, "tail", 4));
+    } else {
+        ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ws_duo_send, &f->snd, &f->ws, f->data, f->len));
+        ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ws_cancel_recv, &f->rcv, &f->ws, &f->msg)); /* the ping's pong queued */
+    }
+    AWAIT_GROUP(t, &f->g);
+    ASSERT_EQ(f->msg.opcode, ASYNC_WS_TEXT);
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ws_cancel_recv, &f->rcv, &f->ws, &f->msg)); /* the close, answered */
+    AWAIT_GROUP(t, &f->g);
+    ASSERT_EQ(f->msg.opcode, ASYNC_WS_CLOSE);
+    f->close_code = f->msg.code;
+    AWAIT_WS_CLOSE(t, &f->ws, 1000, NULL, TEST_LONG_MS); /* answered already: ends at once */
+    AWAIT_STREAM_DRAIN(t, &f->s, 4 * TEST_LONG_MS);
+    async_ws_free(&f->ws);
+    do {
+        AWAIT_STREAM_READ(t, &f->s, f->buf, sizeof f->buf, &f->n, 4 * TEST_LONG_MS);
+    } while (f->n);
+    async_stream_close(&f->s);
+} ASYNC_END_DEF
+
+static void ws_duo_case(int recv_first, const char *want) {
+    /* the client reads in a child process; 1 MiB is more than the kernel takes at once (its send buffer made small), so the sender's
+     * drain still runs when the receive queues its pong and its close, which must come after the whole
+     * message */
+    static ws_duo_frame f;
+    static char big[1 << 20];
+    unsigned char c[4];
+    int fds[2], st = 0;
+    size_t n = 0;
+    pid_t pid;
+    memset(big, 'z', sizeof big);
+    test_tcp_pair(fds);
+    {   /* the kernel takes about 128 KiB at once */
+        int sndbuf = 65536;
+        ASSERT_EQ(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
+    }
+    n += ws_frame(ws_in + n, FIN | 9, "!", 1, 0);
+    n += ws_frame(ws_in + n, FIN | 1, "after", 5, 0);
+    n += ws_frame(ws_in + n, FIN | 8, c, ws_close_payload(c, 1001, ""), 0);
+    ASSERT_EQ(write(fds[1], ws_in, n), (ssize_t)n);
+    shutdown(fds[1], SHUT_WR);
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        char ans[512];
+        close(fds[0]);
+        ws_answer(fds[1], ans, sizeof ans);
+        _exit(strcmp(ans, want) == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    ASSERT_EQ(run_real(ASYNC_CALL(ws_duo, &f, fds[0], big, sizeof big, recv_first)), 0);
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ASSERT_EQ(f.snd.code, 0);
+    ASSERT_EQ(f.close_code, 1001);
+}
+
+TEST(ws_receive_answers_pings_while_another_task_sends_a_large_message) {
+    ws_duo_case(0, "B1048576 P1 C1001 ");
+}
+
+TEST(ws_send_waits_for_the_drain_of_a_receive_in_another_task) {
+    ws_duo_case(1, "B1048576 P1 B4 C1001 ");
 }
