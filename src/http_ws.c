@@ -96,7 +96,7 @@ int async_ws_handshake(const async_http_request *req, char *head, size_t cap, si
     if (!req || !head || !len || (req->nheaders && (!req->names || !req->values))) return ASYNC_EINVAL;
     v = header(req, "Sec-WebSocket-Version");
     if (v) v = trim(v, &vn);
-    if (!req->method || strcmp(req->method, "GET") != 0 || req->version_minor < 1 ||
+    if (!req->method || strcmp(req->method, "GET") != 0 || req->version_minor < 1 || !header(req, "Host") ||
         !has_token(req, "Upgrade", "websocket") || !has_token(req, "Connection", "upgrade")) {
         st = 400;
         rc = ASYNC_EPROTO;
@@ -493,7 +493,7 @@ static async_status ws_fail_run(async_task *t) {
 static async_status ws_sfail_run(async_task *t) {
     async_ws *ws = (async_ws *)(void *)((char *)t - offsetof(async_ws, stask));
     ASYNC_BEGIN(t);
-    ASYNC_THROW_ERROR(t, async_error_of((int)ws->slen));
+    ASYNC_THROW_ERROR(t, async_error_of(ws->serr));
     ASYNC_END(t);
 }
 
@@ -554,7 +554,7 @@ async_task *async__ws_send(async_ws *ws, int opcode, const void *data, size_t le
     if (!async_task_init(&ws->stask, ws_send_run)) return &ws->stask; /* another send runs: ASYNC_EBUSY */
     rc = ms > ASYNC_MS_MAX ? ASYNC_ERANGE : async_ws_send(ws, opcode, data, len);
     if (rc) {
-        ws->slen = (size_t)(intptr_t)rc;
+        ws->serr = rc;
         async_task_init(&ws->stask, ws_sfail_run);
         return &ws->stask;
     }

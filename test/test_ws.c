@@ -78,7 +78,7 @@ TEST(ws_handshake_answers_a_valid_upgrade_with_101) {
     ASSERT_EQ(len, strlen(head));
     /* the token may come in a second Connection field */
     {
-        static const char *const two[] = {"Upgrade", "websocket", "Connection", "keep-alive", "Connection",
+        static const char *const two[] = {"Host", "x", "Upgrade", "websocket", "Connection", "keep-alive", "Connection",
                                           "upgrade", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==",
                                           "Sec-WebSocket-Version", "13", NULL};
         ASSERT_EQ(ws_shake("GET", 1, two, &status, head, sizeof head), 0);
@@ -102,11 +102,12 @@ TEST(ws_handshake_refuses_bad_upgrades_with_400_or_426) {
                                           "short==", "Sec-WebSocket-Version", "13", NULL};
     static const char *const no_key[] = {"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version",
                                          "13", NULL};
-    static const char *const v8[] = {"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Key",
-                                      "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version", "8", NULL};
-    static const char *const no_version[] = {"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Key",
-                                             "dGhlIHNhbXBsZSBub25jZQ==", NULL};
-    static const char *const ok[] = {"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Key",
+    static const char *const v8[] = {"Host", "x", "Upgrade", "websocket", "Connection", "Upgrade",
+                                      "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version", "8",
+                                      NULL};
+    static const char *const no_version[] = {"Host", "x", "Upgrade", "websocket", "Connection", "Upgrade",
+                                             "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", NULL};
+    static const char *const ok[] = {"Host", "x", "Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Key",
                                      "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version", "13", NULL};
     char head[256];
     int status;
@@ -119,6 +120,9 @@ TEST(ws_handshake_refuses_bad_upgrades_with_400_or_426) {
     ASSERT_EQ(ws_shake("GET", 1, other_proto, &status, head, sizeof head), ASYNC_EPROTO);
     ASSERT_EQ(ws_shake("GET", 1, bad_key, &status, head, sizeof head), ASYNC_EPROTO);
     ASSERT_EQ(ws_shake("GET", 1, no_key, &status, head, sizeof head), ASYNC_EPROTO);
+    ASSERT_EQ(ws_shake("GET", 1, ok + 2, &status, head, sizeof head), ASYNC_EPROTO); /* no Host */
+    ASSERT_EQ(status, 400);
+    ASSERT_EQ(ws_shake("GET", 1, ok, &status, head, sizeof head), 0);
     ASSERT_EQ(ws_shake("POST", 1, ok, &status, head, sizeof head), ASYNC_EPROTO);
     ASSERT_EQ(status, 400);
     ASSERT_EQ(ws_shake("GET", 0, ok, &status, head, sizeof head), ASYNC_EPROTO); /* HTTP/1.0 */
@@ -875,9 +879,9 @@ ASYNC_DEF(ws_duo, int fd; const char *data; size_t len; int recv_first; async_st
 } ASYNC_END_DEF
 
 static void ws_duo_case(int recv_first, const char *want) {
-    /* the client reads in a child process; 1 MiB is more than the kernel takes at once (its send buffer made small), so the sender's
-     * drain still runs when the receive queues its pong and its close, which must come after the whole
-     * message */
+    /* the client reads in a child process; 1 MiB is more than the kernel takes at once (its send buffer
+     * made small), so the sender's drain still runs when the receive queues its pong and its close, which
+     * must come after the whole message */
     static ws_duo_frame f;
     static char big[1 << 20];
     unsigned char c[4];

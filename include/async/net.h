@@ -327,7 +327,8 @@ ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned in
  * Peer errors end the connection as RFC 6455 7.1.7 says (fail the connection): the endpoint sends a close
  * frame with the status (1002 protocol error, 1007 invalid UTF-8 in a text message or a close reason,
  * 1009 a message over the limit), gives it limits.close_ms to leave, and raises ASYNC_EPROTO (ASYNC_EMSGSIZE
- * for 1009); nothing more is read or sent on it afterwards. Extensions and subprotocols are not offered. */
+ * for 1009; ASYNC_ENOMEM, after a 1011, when the message buffer cannot grow); nothing more is read or sent
+ * on it afterwards. Extensions and subprotocols are not offered. */
 
 /** Message opcodes (RFC 6455 5.2): what async_ws_send sends, and what AWAIT_WS_RECV reports. */
 enum {
@@ -393,9 +394,7 @@ typedef struct async_ws {
     size_t ctl_len;            /* private */
     int close_code;            /* private: the code of the close frame to send */
     size_t n;                  /* private */
-    const void *sdata;         /* private: the pending send */
-    size_t slen;               /* private */
-    int sop;                   /* private */
+    int serr;                  /* private: what a send that cannot start raises */
     async_event wfree;         /* private: set when the receive's own drain ends */
 } async_ws;
 
@@ -403,8 +402,8 @@ typedef struct async_ws {
  *  protocol's GUID) into out, NUL-terminated (28 characters). 0, or ASYNC_EINVAL if client_key is not the
  *  base64 of 16 bytes (surrounding spaces allowed) or an argument is NULL. */
 ASYNC_API int async_ws_accept_key(const char *client_key, char out[29]);
-/** Checks that req asks for a WebSocket upgrade (GET, HTTP/1.1 or later, Upgrade: websocket, Connection
- *  with the token upgrade, Sec-WebSocket-Version: 13, a valid Sec-WebSocket-Key; names and tokens
+/** Checks that req asks for a WebSocket upgrade (GET, HTTP/1.1 or later, Host, Upgrade: websocket,
+ *  Connection with the token upgrade, Sec-WebSocket-Version: 13, a valid Sec-WebSocket-Key; names and tokens
  *  case-insensitive) and writes the response head to send into head (cap bytes, NUL-terminated, *len its
  *  length without the NUL): "HTTP/1.1 101 Switching Protocols" with Sec-WebSocket-Accept (returns 0); for a
  *  request that is not a valid upgrade a 400 (ASYNC_EPROTO), or a 426 with "Sec-WebSocket-Version: 13"
@@ -441,8 +440,10 @@ ASYNC_API int async_ws_send(async_ws *ws, int opcode, const void *data, size_t l
                  async__await_check((t), &(ws)->stask))
 /** The close handshake: sends a close frame with code (0: none; else 1000-1003, 1007-1014 or 3000-4999)
  *  and reason (NULL or UTF-8 of at most 123 bytes; ASYNC_EINVAL otherwise), then reads and drops messages
- *  until the peer's close comes, within ms (ASYNC_ETIMEDOUT). Ends at once if the peer's close was already
- *  received and answered. The connection's end meanwhile ends it too. */
+ *  until the peer's close comes, within ms (ASYNC_ETIMEDOUT: the close was sent, and a later AWAIT_WS_CLOSE
+ *  waits for the answer again). Ends at once if the peer's close was already received and answered, or the
+ *  connection had ended. The connection's end meanwhile ends it too. Peer errors are raised as for a
+ *  receive. reason is copied before the first wait. */
 #define AWAIT_WS_CLOSE(t, ws, code, reason, ms)                                                       \
     ASYNC__AWAIT(t, async__await_start((t), async__ws_close((ws), (code), (reason), (ms))),           \
                  async__await_check((t), &(ws)->rtask))
