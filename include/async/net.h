@@ -544,6 +544,152 @@ ASYNC_API int async_remote_cancel(async_remote *r, async_task *t);
  *  ASYNC_SERVER_REUSEPORT). Returns the first non-zero code in index order, ASYNC_EINVAL, ASYNC_ENOMEM. */
 ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg);
 
+/* ---- WebSocket (RFC 6455), server side, over a stream; provided by http_ws.c, which needs libcrypto
+ * (-lcrypto, in `pkg-config --libs async-http`) for SHA-1 ----
+ *
+ * A handler that takes over its connection after an HTTP request checks the request and builds the answer
+ * with async_ws_handshake, writes it, then speaks WebSocket on the stream with an async_ws:
+ *
+ *     rc = async_ws_handshake(req, f->head, sizeof f->head, &f->n, NULL);
+ *     async_stream_write(s, f->head, f->n);                   (the 101, or the 400 / 426 when rc != 0)
+ *     if (rc) return;
+ *     async_ws_open(&f->ws, s, NULL);
+ *     for (;;) {
+ *         AWAIT_WS_RECV(t, &f->ws, &f->msg, -1);
+ *         if (f->msg.opcode == ASYNC_WS_CLOSE) break;          (the peer closed; its close was answered)
+ *         AWAIT_WS_SEND(t, &f->ws, f->msg.opcode, f->msg.data, f->msg.len, 5000);
+ *     }
+ *     async_ws_free(&f->ws);
+ *
+ * Peer errors end the connection as RFC 6455 7.1.7 says (fail the connection): the endpoint sends a close
+ * frame with the status (1002 protocol error, 1007 invalid UTF-8 in a text message or a close reason,
+ * 1009 a message over the limit), gives it limits.close_ms to leave, and raises ASYNC_EPROTO (ASYNC_EMSGSIZE
+ * for 1009; ASYNC_ENOMEM, after a 1011, when the message buffer cannot grow); nothing more is read or sent
+ * on it afterwards. Extensions and subprotocols are not offered. */
+
+/** Message opcodes (RFC 6455 5.2): what async_ws_send sends, and what AWAIT_WS_RECV reports. */
+enum {
+    ASYNC_WS_TEXT = 1,   /**< a text message: UTF-8, checked both ways */
+    ASYNC_WS_BINARY = 2, /**< a binary message */
+    ASYNC_WS_CLOSE = 8,  /**< the end: the peer's close (its code and reason), or the connection's loss */
+    ASYNC_WS_PING = 9,   /**< a ping (sent only: received pings are answered by the endpoint itself) */
+    ASYNC_WS_PONG = 10   /**< a pong (sent only, an unsolicited heartbeat; received pongs are dropped) */
+};
+
+/** Close status codes (RFC 6455 7.4.1) the endpoint itself uses or reports. */
+enum {
+    ASYNC_WS_NORMAL = 1000,        /**< normal closure */
+    ASYNC_WS_GOING_AWAY = 1001,    /**< the endpoint goes away (server shutdown) */
+    ASYNC_WS_PROTOCOL_ERROR = 1002, /**< the peer broke the protocol */
+    ASYNC_WS_NO_STATUS = 1005,     /**< reported when the peer's close had no code (never sent) */
+    ASYNC_WS_ABNORMAL = 1006,      /**< reported when the connection ended without a close (never sent) */
+    ASYNC_WS_INVALID_DATA = 1007,  /**< invalid UTF-8 in a text message or a close reason */
+    ASYNC_WS_TOO_BIG = 1009        /**< a message over the endpoint's limit */
+};
+
+/** An endpoint's limits; 0 in a field means its default. */
+typedef struct async_ws_limits {
+    size_t max_message; /**< largest message, all its fragments together; default 1 MiB */
+    size_t max_frame;   /**< largest single frame's payload; default max_message */
+    int64_t close_ms;   /**< how long the close frame sent on a peer's error is given to leave; default 1 s */
+} async_ws_limits;
+
+/** One received message: the whole message, its fragments joined. data stays valid until the next
+ *  receive on the endpoint or async_ws_free. */
+typedef struct async_ws_message {
+    int opcode;       /**< ASYNC_WS_TEXT, ASYNC_WS_BINARY, or ASYNC_WS_CLOSE at the end */
+    const char *data; /**< the payload, NUL-terminated (a close's reason) */
+    size_t len;       /**< its length in bytes */
+    int code;         /**< for ASYNC_WS_CLOSE: the peer's code, ASYNC_WS_NO_STATUS or ASYNC_WS_ABNORMAL */
+} async_ws_message;
+
+/** A WebSocket endpoint, server role (the client's frames must be masked, its own are not), over a stream
+ *  it does not own. Zero-initialise it, then async_ws_open. One receive (AWAIT_WS_RECV or AWAIT_WS_CLOSE)
+ *  and one send at a time; a receive and a send may run in two tasks at once. async_ws_free releases what
+ *  it holds. */
+typedef struct async_ws {
+    async_task rtask;          /* private: the receive or close coroutine */
+    async_task stask;          /* private: the send coroutine */
+    async_stream *s;           /* private */
+    async_ws_limits lim;       /* private */
+    unsigned state;            /* private: WS_* flags (http_ws.c) */
+    async_ws_message *out;     /* private: the pending receive's result */
+    int32_t rms, sms;          /* private: deadlines of the pending receive and send, -1 none */
+    async_ms rdeadline;        /* private */
+    const async_error *err;    /* private: what a failed coroutine raises */
+    async_ms sdeadline;        /* private */
+    unsigned char hdr[14];     /* private: the frame header being read */
+    unsigned char mask[4];     /* private */
+    int fop;                   /* private: the current frame's opcode, -1 between frames */
+    bool ffin;                 /* private */
+    uint64_t flen, fgot;       /* private: the current frame's payload length, bytes read */
+    int mop;                   /* private: the opcode of the message being assembled, 0 none */
+    unsigned utf8;             /* private: the UTF-8 check's state across frames */
+    char *buf;                 /* private: the message (malloc'ed) */
+    size_t len, cap;           /* private */
+    char ctl[128];             /* private: a control frame's payload */
+    size_t ctl_len;            /* private */
+    int close_code;            /* private: the code of the close frame to send */
+    size_t n;                  /* private */
+    int serr;                  /* private: what a send that cannot start raises */
+    async_event wfree;         /* private: set when the receive's own drain ends */
+} async_ws;
+
+/** Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2: base64 of the SHA-1 of the key and the
+ *  protocol's GUID) into out, NUL-terminated (28 characters). 0, or ASYNC_EINVAL if client_key is not the
+ *  base64 of 16 bytes (surrounding spaces allowed) or an argument is NULL. */
+ASYNC_API int async_ws_accept_key(const char *client_key, char out[29]);
+/** Checks that req asks for a WebSocket upgrade (GET, HTTP/1.1 or later, Host, Upgrade: websocket,
+ *  Connection with the token upgrade, Sec-WebSocket-Version: 13, a valid Sec-WebSocket-Key; names and tokens
+ *  case-insensitive) and writes the response head to send into head (cap bytes, NUL-terminated, *len its
+ *  length without the NUL): "HTTP/1.1 101 Switching Protocols" with Sec-WebSocket-Accept (returns 0); for a
+ *  request that is not a valid upgrade a 400 (ASYNC_EPROTO), or a 426 with "Sec-WebSocket-Version: 13"
+ *  when only the version is wrong or missing (ASYNC_ENOTSUP); both close the connection. *status (may be
+ *  NULL) gets 101, 400 or 426. ASYNC_EINVAL for NULL arguments, ASYNC_EOVERFLOW if cap is too small (256
+ *  bytes is always enough). */
+ASYNC_API int async_ws_handshake(const async_http_request *req, char *head, size_t cap, size_t *len, int *status);
+/** Starts a WebSocket endpoint (server role) on stream s, the stream of a connection whose upgrade was
+ *  answered with 101. lim may be NULL (defaults). 0; ASYNC_EINVAL (NULL, or a limit out of range);
+ *  ASYNC_ERANGE for close_ms over ASYNC_MS_MAX; ASYNC_EBUSY if ws has an await running. */
+ASYNC_API int async_ws_open(async_ws *ws, async_stream *s, const async_ws_limits *lim);
+/** Releases what ws holds (the message buffer); the stream stays open. Call it when no await runs on ws
+ *  (after cancelling them). Safe on a zeroed endpoint and NULL; ws can be opened again. */
+ASYNC_API void async_ws_free(async_ws *ws);
+/** Sends one message (ASYNC_WS_TEXT, ASYNC_WS_BINARY) or control frame (ASYNC_WS_PING, ASYNC_WS_PONG,
+ *  at most 125 bytes) as one frame, without awaiting: what the socket does not take now waits in the
+ *  stream's buffer (AWAIT_WS_SEND, or AWAIT_STREAM_DRAIN on the stream, waits for it). 0; ASYNC_EINVAL (a
+ *  NULL argument, another opcode, a control payload over 125 bytes, text that is not UTF-8);
+ *  ASYNC_EPIPE once a close was sent or the connection failed; ASYNC_ENOMEM; the stream's errors. */
+ASYNC_API int async_ws_send(async_ws *ws, int opcode, const void *data, size_t len);
+/** Receives the next message into *msg (an async_ws_message *) within ms (int64_t; negative: no deadline;
+ *  ASYNC_ETIMEDOUT). Pings are answered with pongs, pongs dropped. The peer's close is answered with a
+ *  close of the same code and reported as a message ASYNC_WS_CLOSE with the peer's code and reason; the
+ *  connection's end without a close as ASYNC_WS_CLOSE with ASYNC_WS_ABNORMAL. A peer's error raises
+ *  ASYNC_EPROTO or ASYNC_EMSGSIZE after the close frame was sent (see above); the stream's errors are
+ *  raised as they are; a receive after the end raises ASYNC_ENODATA. Cancelling the receive keeps what
+ *  was read of the message: the next receive goes on from there. */
+#define AWAIT_WS_RECV(t, ws, msg, ms)                                                                 \
+    ASYNC__AWAIT(t, async__await_start((t), async__ws_recv((ws), (msg), (ms))),                       \
+                 async__await_check((t), &(ws)->rtask))
+/** async_ws_send, then waits up to ms until the stream's buffer is handed to the kernel. */
+#define AWAIT_WS_SEND(t, ws, opcode, data, len, ms)                                                   \
+    ASYNC__AWAIT(t, async__await_start((t), async__ws_send((ws), (opcode), (data), (len), (ms))),     \
+                 async__await_check((t), &(ws)->stask))
+/** The close handshake: sends a close frame with code (0: none; else 1000-1003, 1007-1014 or 3000-4999)
+ *  and reason (NULL or UTF-8 of at most 123 bytes; ASYNC_EINVAL otherwise), then reads and drops messages
+ *  until the peer's close comes, within ms (ASYNC_ETIMEDOUT: the close was sent, and a later AWAIT_WS_CLOSE
+ *  waits for the answer again). Ends at once if the peer's close was already received and answered, or the
+ *  connection had ended. The connection's end meanwhile ends it too. Peer errors are raised as for a
+ *  receive. reason is copied before the first wait. */
+#define AWAIT_WS_CLOSE(t, ws, code, reason, ms)                                                       \
+    ASYNC__AWAIT(t, async__await_start((t), async__ws_close((ws), (code), (reason), (ms))),           \
+                 async__await_check((t), &(ws)->rtask))
+
+/* private helpers of the WebSocket macros */
+ASYNC_API async_task *async__ws_recv(async_ws *ws, async_ws_message *msg, int64_t ms);
+ASYNC_API async_task *async__ws_send(async_ws *ws, int opcode, const void *data, size_t len, int64_t ms);
+ASYNC_API async_task *async__ws_close(async_ws *ws, int code, const char *reason, int64_t ms);
+
 /* private helpers of the network macros */
 ASYNC_API int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int64_t ms);
 ASYNC_API int async__io_check(async_task *t, async_io *w);
