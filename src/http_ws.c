@@ -561,3 +561,24 @@ async_task *async__ws_send(async_ws *ws, int opcode, const void *data, size_t le
     ws->sms = ms < 0 ? -1 : (int32_t)ms;
     return &ws->stask;
 }
+
+int async_ws_accept(async_ws *ws, const async_http_request *req, async_http_response *res,
+                    const async_ws_limits *lim) {
+    char head[256];
+    size_t len;
+    int status = 400, rc;
+    async_stream *s;
+    if (!ws || !req || !res) return ASYNC_EINVAL;
+    rc = async_ws_handshake(req, head, sizeof head, &len, &status);
+    if (rc) { /* answered by the server as a plain response; the 426 says which version to speak */
+        if (status == 426 && async_http_response_header(res, "Sec-WebSocket-Version", "13") != 0) status = 400;
+        async_http_response_text(res, status, status == 426 ? "WebSocket version 13 required\n"
+                                                            : "not a WebSocket upgrade request\n");
+        res->close = true;
+        return rc;
+    }
+    s = async_http_response_upgrade(res);
+    if (!s) return ASYNC_EBUSY;
+    rc = async_stream_write(s, head, len);
+    return rc ? rc : async_ws_open(ws, s, lim);
+}

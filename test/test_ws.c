@@ -729,40 +729,9 @@ static const char *ws_python(void) {
     return NULL;
 }
 
-/* An HTTP connection that reads the upgrade's head, answers with async_ws_handshake, then echoes messages
- * until the client closes. */
-ASYNC_DEF(ws_conn, async_stream *s; const char *line; size_t len; char head[2048]; size_t used; char *names[16],
-          *values[16]; size_t nh; char method[8]; int minor; async_http_request req; char answer[256]; size_t alen;
-          int status; async_ws ws; async_ws_message msg;) {
-    for (;;) { /* the request line and the header fields, kept in head */
-        AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 1024, TEST_LONG_MS);
-        if (f->len == 0) ASYNC_THROW(t, ASYNC_ENODATA, "no request");
-        while (f->len && (f->line[f->len - 1] == '\n' || f->line[f->len - 1] == '\r')) f->len--;
-        if (f->len == 0) break;
-        if (f->used + f->len + 1 > sizeof f->head) ASYNC_THROW(t, ASYNC_EOVERFLOW, "head too long");
-        memcpy(f->head + f->used, f->line, f->len);
-        f->head[f->used + f->len] = '\0';
-        if (f->used == 0) { /* "GET /path HTTP/1.1" */
-            ASSERT(sscanf(f->head, "%7s %*s HTTP/1.%d", f->method, &f->minor) == 2);
-        } else if (f->nh < 16) {
-            char *colon = strchr(f->head + f->used, ':');
-            ASSERT(colon);
-            *colon = '\0';
-            f->names[f->nh] = f->head + f->used;
-            f->values[f->nh] = colon + 1 + strspn(colon + 1, " \t");
-            f->nh++;
-        }
-        f->used += f->len + 1;
-    }
-    f->req.method = f->method;
-    f->req.target = "/";
-    f->req.version_minor = f->minor;
-    f->req.nheaders = f->nh;
-    f->req.names = (const char *const *)f->names;
-    f->req.values = (const char *const *)f->values;
-    ASSERT_EQ(async_ws_handshake(&f->req, f->answer, sizeof f->answer, &f->alen, &f->status), 0);
-    ASSERT_EQ(async_stream_write(f->s, f->answer, f->alen), 0);
-    ASSERT_EQ(async_ws_open(&f->ws, f->s, NULL), 0);
+/* An HTTP handler that accepts the upgrade and echoes messages until the client closes. */
+ASYNC_HTTP_DEF(ws_echo, async_ws ws; async_ws_message msg;) {
+    if (async_ws_accept(&f->ws, f->req, f->res, NULL)) ASYNC_RETURN(t, 0); /* answered 400 / 426 */
     ASYNC_TRY(t) {
         for (;;) {
             AWAIT_WS_RECV(t, &f->ws, &f->msg, TEST_LONG_MS);
@@ -776,10 +745,7 @@ ASYNC_DEF(ws_conn, async_stream *s; const char *line; size_t len; char head[2048
     ASYNC_END_TRY(t);
 } ASYNC_END_DEF
 
-static async_task *ws_conn_new(void *frame, async_stream *s, void *arg) {
-    (void)arg;
-    return ASYNC_CALL(ws_conn, (ws_conn_frame *)frame, s);
-}
+static const async_http_route ws_routes[] = {ASYNC_HTTP_ROUTE("GET", "/", ws_echo), ASYNC_HTTP_ROUTES_END};
 
 static const char ws_py_client[] =
     "import asyncio, sys, websockets\n"
@@ -793,14 +759,14 @@ static const char ws_py_client[] =
     "        await ws.close(code=4001, reason='bye'); print('closed', ws.close_code)\n"
     "asyncio.run(main())\n";
 
-ASYNC_DEF(ws_py, const char *py; async_server srv; async_group g; async_stream out; int fd; pid_t pid; char buf[1024];
+ASYNC_DEF(ws_py, const char *py; async_http_server srv; async_group g; async_stream out; int fd; pid_t pid; char buf[1024];
           size_t used, n;) {
     int sv[2];
     char port[16];
-    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(ws_conn_frame), ws_conn_new, NULL), 0);
-    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    ASSERT_EQ(async_http_server_listen(&f->srv, "127.0.0.1", 0, 0, NULL, ws_routes, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->srv));
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    snprintf(port, sizeof port, "%d", async_server_port(&f->srv));
+    snprintf(port, sizeof port, "%d", async_http_server_port(&f->srv));
     fflush(NULL);
     f->pid = fork();
     if (f->pid == 0) {
@@ -819,7 +785,7 @@ ASYNC_DEF(ws_py, const char *py; async_server srv; async_group g; async_stream o
         f->buf[f->used] = '\0';
     } while (f->n && f->used < sizeof f->buf - 1);
     async_stream_close(&f->out);
-    async_server_close(&f->srv, TEST_LONG_MS);
+    async_http_server_close(&f->srv, TEST_LONG_MS);
     AWAIT_GROUP(t, &f->g);
 } ASYNC_END_DEF
 
@@ -921,4 +887,42 @@ TEST(ws_receive_answers_pings_while_another_task_sends_a_large_message) {
 
 TEST(ws_send_waits_for_the_drain_of_a_receive_in_another_task) {
     ws_duo_case(1, "B1048576 P1 B4 C1001 ");
+}
+
+/* ================================ the upgrade refused through the HTTP server ================================ */
+
+ASYNC_DEF(ws_refused, async_http_server srv; async_group g; async_stream c; const char *req; char got[1024]; size_t len,
+          n; int i;) {
+    static const char *const reqs[] = {
+        "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    };
+    static const char *const want[] = {
+        "HTTP/1.1 400 Bad Request\r\n",
+        "HTTP/1.1 426 Upgrade Required\r\n",
+    };
+    ASSERT_EQ(async_http_server_listen(&f->srv, "127.0.0.1", 0, 0, NULL, ws_routes, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->srv));
+    for (f->i = 0; f->i < 2; f->i++) {
+        AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_http_server_port(&f->srv), TEST_LONG_MS);
+        ASSERT_EQ(async_stream_write(&f->c, reqs[f->i], strlen(reqs[f->i])), 0);
+        f->len = 0;
+        do {
+            AWAIT_STREAM_READ(t, &f->c, f->got + f->len, sizeof f->got - 1 - f->len, &f->n, TEST_LONG_MS);
+            f->len += f->n;
+            f->got[f->len] = '\0';
+        } while (f->n);
+        async_stream_close(&f->c);
+        ASSERT(strncmp(f->got, want[f->i], strlen(want[f->i])) == 0);
+        ASSERT(strstr(f->got, "Connection: close\r\n") != NULL);
+        ASSERT((f->i == 1) == (strstr(f->got, "Sec-WebSocket-Version: 13\r\n") != NULL));
+    }
+    async_http_server_close(&f->srv, TEST_LONG_MS);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(ws_upgrade_refused_through_the_http_server_is_400_or_426) {
+    static ws_refused_frame f;
+    ASSERT_EQ(run_real(ASYNC_CALL(ws_refused, &f)), 0);
 }

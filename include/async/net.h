@@ -547,19 +547,23 @@ ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned in
 /* ---- WebSocket (RFC 6455), server side, over a stream; provided by http_ws.c, which needs libcrypto
  * (-lcrypto, in `pkg-config --libs async-http`) for SHA-1 ----
  *
- * A handler that takes over its connection after an HTTP request checks the request and builds the answer
- * with async_ws_handshake, writes it, then speaks WebSocket on the stream with an async_ws:
+ * An HTTP handler accepts the upgrade with async_ws_accept, then speaks WebSocket on its connection:
  *
- *     rc = async_ws_handshake(req, f->head, sizeof f->head, &f->n, NULL);
- *     async_stream_write(s, f->head, f->n);                   (the 101, or the 400 / 426 when rc != 0)
- *     if (rc) return;
- *     async_ws_open(&f->ws, s, NULL);
- *     for (;;) {
- *         AWAIT_WS_RECV(t, &f->ws, &f->msg, -1);
- *         if (f->msg.opcode == ASYNC_WS_CLOSE) break;          (the peer closed; its close was answered)
- *         AWAIT_WS_SEND(t, &f->ws, f->msg.opcode, f->msg.data, f->msg.len, 5000);
- *     }
- *     async_ws_free(&f->ws);
+ *     ASYNC_HTTP_DEF(echo, async_ws ws; async_ws_message msg;) {
+ *         if (async_ws_accept(&f->ws, f->req, f->res, NULL)) ASYNC_RETURN(t, 0);  (answered 400 / 426)
+ *         ASYNC_TRY(t) {
+ *             for (;;) {
+ *                 AWAIT_WS_RECV(t, &f->ws, &f->msg, -1);
+ *                 if (f->msg.opcode == ASYNC_WS_CLOSE) break;      (the peer closed; its close was answered)
+ *                 AWAIT_WS_SEND(t, &f->ws, f->msg.opcode, f->msg.data, f->msg.len, 5000);
+ *             }
+ *         } ASYNC_FINALLY(t) {
+ *             async_ws_free(&f->ws);
+ *         } ASYNC_END_TRY(t);
+ *     } ASYNC_END_DEF
+ *
+ * Below it, async_ws_handshake checks a request and builds the answer, and async_ws_open starts an endpoint
+ * on any stream whose upgrade was answered.
  *
  * Peer errors end the connection as RFC 6455 7.1.7 says (fail the connection): the endpoint sends a close
  * frame with the status (1002 protocol error, 1007 invalid UTF-8 in a text message or a close reason,
@@ -648,6 +652,13 @@ ASYNC_API int async_ws_accept_key(const char *client_key, char out[29]);
  *  NULL) gets 101, 400 or 426. ASYNC_EINVAL for NULL arguments, ASYNC_EOVERFLOW if cap is too small (256
  *  bytes is always enough). */
 ASYNC_API int async_ws_handshake(const async_http_request *req, char *head, size_t cap, size_t *len, int *status);
+/** Accepts a WebSocket upgrade in an HTTP handler: checks req as async_ws_handshake does, takes the
+ *  connection (async_http_response_upgrade), queues the 101 on it and opens ws on it (lim may be NULL).
+ *  0; or, for a request that is not a valid upgrade, ASYNC_EPROTO / ASYNC_ENOTSUP with res set to the 400
+ *  / 426 the server then sends (return from the handler); ASYNC_EBUSY if the response was already under
+ *  way; ASYNC_EINVAL for NULL. */
+ASYNC_API int async_ws_accept(async_ws *ws, const async_http_request *req, async_http_response *res,
+                              const async_ws_limits *lim);
 /** Starts a WebSocket endpoint (server role) on stream s, the stream of a connection whose upgrade was
  *  answered with 101. lim may be NULL (defaults). 0; ASYNC_EINVAL (NULL, or a limit out of range);
  *  ASYNC_ERANGE for close_ms over ASYNC_MS_MAX; ASYNC_EBUSY if ws has an await running. */
