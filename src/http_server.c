@@ -82,8 +82,25 @@ typedef struct http_conn {
     int mode; /* RES_* */
     bool has_type, has_length, head_only;
     unsigned long long length_left;
+    /* a body streamed to its handler (a route with ASYNC_HTTP_READ_BODY) */
+    bool streaming;    /* the request's body is read by its handler */
+    bool in_body;      /* the head is parsed: fields from now on are trailers */
+    bool body_done;    /* the body has been read to its end */
+    bool to_user;      /* on_body copies into ubuf */
+    char *ubuf;
+    size_t ucap, ugot, body_pos;
+    struct {
+        async_task task;
+        struct http_conn *c;
+        char *buf;
+        size_t cap, *out;
+        int64_t ms;
+        async_ms deadline;
+        size_t n;
+    } rd; /* the read AWAIT_HTTP_REQUEST_READ runs */
     /* the watchdog */
     bool h_running, watching, gone, over, dog_started;
+    int herr; /* what the handler raised */
     async_io watch;
     async_event wake;
     http_dog dog;
@@ -151,6 +168,7 @@ static int on_url(http_parser *p, const char *at, size_t n) {
 
 static int on_header_field(http_parser *p, const char *at, size_t n) {
     http_conn *c = (http_conn *)p->data;
+    if (c->streaming) return 0; /* a trailer of a streamed body: the handler holds pointers into head */
     c->header_bytes += n;
     if (c->header_bytes > c->hs->limits.max_header_bytes) {
         c->reject = 431;
@@ -189,6 +207,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n) {
 
 static int on_header_value(http_parser *p, const char *at, size_t n) {
     http_conn *c = (http_conn *)p->data;
+    if (c->streaming) return 0;
     c->header_bytes += n;
     if (c->header_bytes > c->hs->limits.max_header_bytes) {
         c->reject = 431;
@@ -244,6 +263,8 @@ static int head_refusal(const http_conn *c, const http_parser *p) {
     return 0;
 }
 
+static bool streams_body(http_conn *c, const http_parser *p);
+
 /* Errors return -1 here: 1 would mean "no body" to the parser. */
 static int on_headers_complete(http_parser *p) {
     http_conn *c = (http_conn *)p->data;
@@ -259,6 +280,12 @@ static int on_headers_complete(http_parser *p) {
     if (p->content_length != ULLONG_MAX && p->content_length > c->hs->limits.max_body) {
         c->reject = 413; /* answered at once, so a client that waits for 100 Continue sends nothing */
         return -1;
+    }
+    if (c->hs->stream_routes && ((p->content_length != ULLONG_MAX && p->content_length > 0) || (p->flags & F_CHUNKED)) &&
+        streams_body(c, p)) {
+        c->streaming = true; /* the handler starts now and reads the body itself */
+        c->keep_alive = http_should_keep_alive(p) != 0;
+        http_parser_pause(p, 1);
     }
     if (p->http_major == 1 && p->http_minor >= 1 && expects_continue(c) &&
         ((p->content_length != ULLONG_MAX && p->content_length > 0) || (p->flags & F_CHUNKED))) {
@@ -278,6 +305,12 @@ static int on_body(http_parser *p, const char *at, size_t n) {
     if (c->body_len + n > c->hs->limits.max_body) {
         c->reject = 413;
         return 1;
+    }
+    if (c->to_user) { /* streamed: the reader fed at most ucap - ugot bytes, so the body's part fits */
+        memcpy(c->ubuf + c->ugot, at, n);
+        c->ugot += n;
+        c->body_len += n;
+        return 0;
     }
     if (c->body_len + n + 1 > c->body_cap) {
         size_t cap = c->body_cap ? c->body_cap : 1024;
@@ -618,28 +651,52 @@ static int append_rh(http_conn *c, const char *p, size_t n) {
 /* Finds the route of the request, decodes its path and parameters into the head block, and sets up the
  * handler's frame. 0: the handler is to run; otherwise the status the server answers itself (404, 405 with
  * its Allow line in c->rh, 400 for a path that does not decode, 500 without memory). */
-static int route_request(http_conn *c) {
+/* The path and the query of the request's target (not decoded): "*", an origin form ("/p?q") or an
+ * absolute one ("http://host/p?q", whose empty path is the root: *root). */
+static void target_parts(http_conn *c, const char **path, size_t *path_len, const char **query, size_t *query_len,
+                         bool *root) {
     struct http_parser_url u;
     const char *target = c->head;
-    const char *path = target, *query = "";
-    size_t path_len = strlen(target), query_len = 0, plen[MAX_PARAMS], k, path_at, query_at;
-    const async_http_route *r, *found = NULL;
-    bool path_matched = false, root = false;
+    *path = target;
+    *path_len = strlen(target);
+    *query = "";
+    *query_len = 0;
+    *root = false;
     http_parser_url_init(&u);
     if (strcmp(target, "*") != 0 && http_parser_parse_url(target, strlen(target), c->parser.method == HTTP_CONNECT, &u) == 0) {
         if (u.field_set & (1 << UF_PATH)) {
-            path = target + u.field_data[UF_PATH].off;
-            path_len = u.field_data[UF_PATH].len;
+            *path = target + u.field_data[UF_PATH].off;
+            *path_len = u.field_data[UF_PATH].len;
         } else {
-            root = true; /* "http://host" names the root */
-            path = "/";
-            path_len = 1;
+            *root = true; /* "http://host" names the root */
+            *path = "/";
+            *path_len = 1;
         }
         if (u.field_set & (1 << UF_QUERY)) {
-            query = target + u.field_data[UF_QUERY].off;
-            query_len = u.field_data[UF_QUERY].len;
+            *query = target + u.field_data[UF_QUERY].off;
+            *query_len = u.field_data[UF_QUERY].len;
         }
     }
+}
+
+/* Whether the route the request's head goes to streams its body (called once the head is parsed). */
+static bool streams_body(http_conn *c, const http_parser *p) {
+    const char *path, *query, *method = http_method_str((enum http_method)p->method);
+    size_t path_len, query_len, plen[MAX_PARAMS];
+    bool root;
+    const async_http_route *r;
+    target_parts(c, &path, &path_len, &query, &query_len, &root);
+    for (r = c->hs->routes; r->fn; r++)
+        if (match(c, r->pattern, path, path_len, plen) && method_is(r, method)) return (r->flags & ASYNC_HTTP_READ_BODY) != 0;
+    return false;
+}
+
+static int route_request(http_conn *c) {
+    const char *target = c->head, *path, *query;
+    size_t path_len, query_len, plen[MAX_PARAMS], k, path_at, query_at;
+    const async_http_route *r, *found = NULL;
+    bool path_matched = false, root;
+    target_parts(c, &path, &path_len, &query, &query_len, &root);
     for (r = c->hs->routes; r->fn; r++) {
         if (!match(c, r->pattern, path, path_len, plen)) continue;
         path_matched = true;
@@ -897,7 +954,8 @@ static int finish_response(http_conn *c, int err) {
         c->keep_alive = false;
         return 0;
     case RES_NONE:
-        if (err) return respond_error(c, 500, NULL, 0) ? err : 0; /* then close (RFC 9112 9.6) */
+        if (err) /* then close (RFC 9112 9.6); a body over the limit that the handler let through: 413 */
+            return respond_error(c, err == ASYNC_EMSGSIZE && c->reject == 413 ? 413 : 500, NULL, 0) ? err : 0;
         if (c->res.close || async_server_closing(&c->hs->server)) c->keep_alive = false;
         if (c->has_length && c->length_left != c->res.body_len) return respond_error(c, 500, NULL, 0) ? ASYNC_EINVAL : 0;
         return respond(c, c->res.status ? c->res.status : 200, content_type(c), c->rh, c->rh_len, BODY_LENGTH,
@@ -913,6 +971,86 @@ static int finish_response(http_conn *c, int err) {
     }
     c->keep_alive = false; /* a streamed body cut short, or one delimited by the close */
     return 0;
+}
+
+/* ---- the request's body, read by its handler ---- */
+
+static int32_t ms_left(async_task *t, async_ms deadline) {
+    int32_t d = (int32_t)(deadline - async_loop_now(async_task_loop(t)));
+    return d > 0 ? d : 0;
+}
+
+
+static const async_error body_cut = {ASYNC_ENODATA, "the client closed before the end of the request's body"};
+static const async_error body_bad = {ASYNC_EPROTO, "malformed request body"};
+static const async_error body_big = {ASYNC_EMSGSIZE, "request body over the server's max_body"};
+
+static async_status body_read_run(async_task *t) {
+    http_conn *c = *(http_conn **)(void *)((char *)t + offsetof(http_conn, rd.c) - offsetof(http_conn, rd.task));
+    const char *data;
+    size_t len, n;
+    ASYNC_BEGIN(t);
+    *c->rd.out = 0;
+    if (!c->streaming) { /* the body the server read already, handed out in pieces */
+        n = c->body_len - c->body_pos;
+        if (n > c->rd.cap) n = c->rd.cap;
+        if (n) memcpy(c->rd.buf, c->body + c->body_pos, n);
+        c->body_pos += n;
+        *c->rd.out = n;
+        ASYNC_RETURN(t, 0);
+    }
+    while (!c->body_done) {
+        if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK && HTTP_PARSER_ERRNO(&c->parser) != HPE_PAUSED)
+            ASYNC_THROW_ERROR(t, c->reject == 413 ? &body_big : &body_bad); /* an earlier read failed */
+        data = async_stream_peek(c->s, &len);
+        if (len) {
+            /* at most cap input bytes: the body's part of them fits in buf */
+            c->ubuf = c->rd.buf;
+            c->ucap = c->rd.cap;
+            c->ugot = 0;
+            c->to_user = true;
+            http_parser_pause(&c->parser, 0);
+            n = http_parser_execute(&c->parser, &settings, data, len < c->rd.cap ? len : c->rd.cap);
+            c->to_user = false;
+            async_stream_consume(c->s, n);
+            if (c->complete) {
+                c->body_done = true; /* the parser paused at the message's end */
+            } else if (c->reject || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
+                c->keep_alive = false;
+                if (c->reject == 413) ASYNC_THROW_ERROR(t, &body_big);
+                ASYNC_THROW_ERROR(t, &body_bad);
+            }
+            if (c->ugot) {
+                *c->rd.out = c->ugot;
+                break;
+            }
+            continue;
+        }
+        AWAIT_STREAM_FILL(t, c->s, READ_CHUNK, &c->rd.n,
+                          c->rd.ms >= 0 && c->rd.ms < ms_left(t, c->deadline) ? c->rd.ms : ms_left(t, c->deadline));
+        if (c->rd.n == 0) {
+            c->keep_alive = false;
+            ASYNC_THROW_ERROR(t, &body_cut);
+        }
+    }
+    ASYNC_END(t);
+}
+
+async_task *async__http_body_task(const async_http_request *req) {
+    http_conn *c = conn_of_req(req);
+    return c ? &c->rd.task : NULL;
+}
+
+async_task *async__http_body_read(const async_http_request *req, void *buf, size_t cap, size_t *n, int64_t ms) {
+    http_conn *c = conn_of_req(req);
+    if (!c || !buf || !cap || !n || c->mode == RES_TAKEN) return NULL; /* AWAIT raises ASYNC_EINVAL */
+    if (!async_task_init(&c->rd.task, body_read_run)) return &c->rd.task; /* a read runs: ASYNC_EBUSY */
+    c->rd.c = c;
+    c->rd.buf = (char *)buf;
+    c->rd.cap = cap;
+    c->rd.out = n;
+    c->rd.ms = ms;
+    return &c->rd.task;
 }
 
 /* ---- the watchdog ---- */
@@ -968,6 +1106,8 @@ static int prepare(http_conn *c) {
     c->length_left = 0;
     c->query_done = false;
     c->nparams = 0;
+    c->body_pos = 0;
+    c->body_done = !c->streaming;
     c->head_only = c->parser.method == HTTP_HEAD;
     rc = route_request(c);
     if (rc) return rc;
@@ -992,10 +1132,6 @@ static int prepare(http_conn *c) {
     return 0;
 }
 
-static int32_t ms_left(async_task *t, async_ms deadline) {
-    int32_t d = (int32_t)(deadline - async_loop_now(async_task_loop(t)));
-    return d > 0 ? d : 0;
-}
 
 /* After an answer on a connection that goes on: an Upgrade that no handler took leaves the parser in its
  * upgraded state, and HTTP/1.1 goes on instead. */
@@ -1021,9 +1157,9 @@ static async_status conn_run(async_task *t) {
             if (len) {
                 n = http_parser_execute(&c->parser, &settings, data, len);
                 async_stream_consume(c->s, n);
-                if (c->complete) {
+                if (c->complete || c->streaming) { /* a whole request, or the head of one whose body streams */
                     c->complete = c->started = false;
-                    http_parser_pause(&c->parser, 0);
+                    if (!c->streaming) http_parser_pause(&c->parser, 0);
                     rc = prepare(c);
                     if (rc) {
                         int allow = rc == 405 ? (int)c->rh_len : 0;
@@ -1045,8 +1181,10 @@ static async_status conn_run(async_task *t) {
                         async_spawn(async_task_loop(t), &c->dog.task);
                         c->dog_started = true;
                     }
-                    c->h_running = c->watching = true;
+                    c->h_running = true;
+                    c->watching = !c->streaming; /* a handler reading its body sees the client's end itself */
                     c->gone = false;
+                    c->herr = 0;
                     async_event_set(&c->wake);
                     c->n = 0;
                     ASYNC_TRY(t) {
@@ -1057,12 +1195,18 @@ static async_status conn_run(async_task *t) {
                         /* cancelled by the watchdog (the client went away), or raised by the handler; a
                          * cancellation of this connection (the server closes) goes on */
                         if (!c->gone && async_caught(t)->code == ASYNC_ECANCELED) ASYNC_RERAISE(t);
-                        c->n = 1;
+                        c->herr = async_caught(t)->code ? async_caught(t)->code : ASYNC_EIO;
                     }
                     ASYNC_END_TRY(t);
                     dog_rest(c);
                     if (c->gone) break;
-                    if (finish_response(c, c->n ? ASYNC_EIO : 0) || !c->keep_alive) break;
+                    if (c->streaming) { /* a body not read to its end cannot be skipped safely: close after */
+                        if (!c->body_done) c->keep_alive = false;
+                        c->streaming = c->complete = false;
+                        if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) http_parser_pause(&c->parser, 0);
+                        else c->keep_alive = false; /* the body failed: the connection cannot go on */
+                    }
+                    if (finish_response(c, c->herr) || !c->keep_alive) break;
                     next_request(c);
                     continue; /* a pipelined request may follow in the buffer */
                 }
@@ -1172,6 +1316,7 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
             !pattern_ok(r->pattern))
             return ASYNC_EINVAL;
         if (r->frame_size > frame) frame = r->frame_size;
+        if (r->flags & ~(unsigned)ASYNC_HTTP_READ_BODY) return ASYNC_EINVAL;
     }
     /* the deadlines of the loop's 32-bit clock: more is refused, never cut short */
     if (limits && (limits->idle_ms > ASYNC_MS_MAX || limits->request_ms > ASYNC_MS_MAX ||
@@ -1189,6 +1334,8 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
     if (l->linger_ms <= 0) l->linger_ms = DEFAULT_LINGER_MS;
     hs->routes = routes;
     hs->nroutes = (size_t)(r - routes);
+    for (r = routes; r->fn; r++)
+        if (r->flags & ASYNC_HTTP_READ_BODY) hs->stream_routes = true;
     hs->frame_size = (frame + sizeof(long long) - 1) / sizeof(long long) * sizeof(long long);
     hs->arg = arg;
     hs->date_sec = -1;

@@ -17,6 +17,9 @@ static int hh_cleaned;        /* finally blocks of handlers that ran */
 static int hh_cancelled;      /* handlers that saw ASYNC_ECANCELED */
 static int hh_started;        /* handlers of /hang that started */
 static int hh_write_rc[8];    /* what async_http_response_write / _header returned in /stream-bad */
+static size_t hh_got;         /* body bytes the /upload handler has read */
+static int hh_body_error;     /* what its read raised */
+static const async_http_limits *hh_limits; /* the server's limits in hh_run (NULL: defaults) */
 
 /* Waits for the gate, then answers. */
 ASYNC_HTTP_DEF(hh_gated) {
@@ -124,6 +127,41 @@ ASYNC_HTTP_DEF(hh_upgrade, async_stream *s; const char *line; size_t len; char o
     AWAIT_STREAM_DRAIN(t, f->s, TEST_LONG_MS);
 } ASYNC_END_DEF
 
+/* Reads its body in pieces of at most 7 bytes as it comes and answers with its length and the number of
+ * pieces. /upload?stop=N stops reading after N bytes (the connection then ends after the answer). */
+ASYNC_HTTP_DEF(hh_upload, char piece[7]; size_t n, total; unsigned pieces; char out[96]; long stop;) {
+    f->stop = async_http_request_query(f->req, "stop") ? atol(async_http_request_query(f->req, "stop")) : -1;
+    ASSERT_EQ(f->req->body_len, 0);
+    ASYNC_TRY(t) {
+        for (;;) {
+            AWAIT_HTTP_REQUEST_READ(t, f->req, f->piece, sizeof f->piece, &f->n, TEST_LONG_MS);
+            if (f->n == 0) break;
+            ASSERT(f->n <= sizeof f->piece);
+            f->total += f->n;
+            f->pieces++;
+            hh_got = f->total; /* how far the handler has read, for the client's pacing */
+            if (f->stop >= 0 && f->total >= (size_t)f->stop) break;
+        }
+    }
+    ASYNC_CATCH(t) {
+        hh_body_error = async_caught(t)->code;
+        ASYNC_RERAISE(t);
+    }
+    ASYNC_END_TRY(t);
+    snprintf(f->out, sizeof f->out, "total=%zu pieces=%u", f->total, f->pieces);
+    async_http_response_text(f->res, 200, f->out);
+} ASYNC_END_DEF
+
+/* Reads a body the server has read whole, in pieces. */
+ASYNC_HTTP_DEF(hh_pieces, char piece[4]; size_t n; char out[64]; size_t len;) {
+    for (;;) {
+        AWAIT_HTTP_REQUEST_READ(t, f->req, f->piece, sizeof f->piece, &f->n, TEST_LONG_MS);
+        if (f->n == 0) break;
+        f->len += (size_t)snprintf(f->out + f->len, sizeof f->out - f->len, "[%.*s]", (int)f->n, f->piece);
+    }
+    async_http_response_text(f->res, 200, f->out);
+} ASYNC_END_DEF
+
 static const async_http_route hh_routes[] = {
     ASYNC_HTTP_ROUTE("GET", "/gate", hh_gated),
     ASYNC_HTTP_ROUTE("GET", "/sleep/{n}", hh_sleepy),
@@ -140,6 +178,8 @@ static const async_http_route hh_routes[] = {
     ASYNC_HTTP_ROUTE(NULL, "/any", hh_params),
     ASYNC_HTTP_ROUTE("POST", "/peer", hh_peer),
     ASYNC_HTTP_ROUTE("GET", "/shout", hh_upgrade),
+    ASYNC_HTTP_ROUTE_FLAGS("POST", "/upload", hh_upload, ASYNC_HTTP_READ_BODY),
+    ASYNC_HTTP_ROUTE("POST", "/pieces", hh_pieces),
     ASYNC_HTTP_ROUTES_END,
 };
 
@@ -184,7 +224,7 @@ static char *hh_undate(char *s) {
 /* A server with hh_routes, and a scenario run against it; the server closes when the scenario ends. */
 ASYNC_DEF(hh_main, async_fn scenario; async_http_server http; async_group g; async_task scen; int port;
           hh_client_frame c[8]; async_group clients; async_ms t0; int i;) {
-    ASSERT_EQ(async_http_server_listen(&f->http, "127.0.0.1", 0, 0, NULL, hh_routes, f), 0);
+    ASSERT_EQ(async_http_server_listen(&f->http, "127.0.0.1", 0, 0, hh_limits, hh_routes, f), 0);
     f->port = async_http_server_port(&f->http);
     ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->http));
     async_task_init(&f->scen, f->scenario);
@@ -208,7 +248,8 @@ static void hh_run(async_fn scenario) {
     ASSERT(loop != NULL);
     memset(&m, 0, sizeof m);
     memset(&hh_gate, 0, sizeof hh_gate);
-    hh_cleaned = hh_cancelled = hh_started = 0;
+    hh_cleaned = hh_cancelled = hh_started = hh_body_error = 0;
+    hh_got = 0;
     ASSERT_EQ(async_run(loop, ASYNC_CALL(hh_main, &m, scenario)), 0);
     ASSERT_EQ(async_server_connections(&m.http.server), 0);
     async_loop_free(loop);
@@ -462,6 +503,93 @@ static async_status hh_upgrades(async_task *t) {
 
 TEST(http_handlers_a_handler_takes_the_connection_for_an_upgrade) { hh_run(hh_upgrades); }
 
+/* ---- request bodies read by the handler ---- */
+
+/* Sends the first part of a body, waits until the handler has read it, sends the rest: the handler reads
+ * as the bytes come, not after the whole body. */
+static async_status hh_uploads(async_task *t) {
+    hh_main_frame *m = hh_of(t);
+    ASYNC_BEGIN(t);
+    AWAIT_STREAM_CONNECT(t, &m->c[0].s, "127.0.0.1", m->port, TEST_LONG_MS);
+    {
+        static const char head[] = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 30\r\n\r\n0123456789";
+        ASSERT_EQ(async_stream_write(&m->c[0].s, head, sizeof head - 1), 0);
+    }
+    for (m->t0 = async_loop_now(async_task_loop(t)); hh_got < 10;) {
+        ASSERT(async_loop_now(async_task_loop(t)) - m->t0 < TEST_LONG_MS);
+        AWAIT_SLEEP(t, 1);
+    }
+    ASSERT_EQ(hh_got, 10);
+    {
+        static const char rest[] = "abcdefghijklmnopqrst" HH_GET_CLOSE("/sleep/next");
+        ASSERT_EQ(async_stream_write(&m->c[0].s, rest, sizeof rest - 1), 0);
+    }
+    do {
+        AWAIT_STREAM_READ(t, &m->c[0].s, m->c[0].got + m->c[0].len, sizeof m->c[0].got - 1 - m->c[0].len, &m->c[0].n,
+                          TEST_LONG_MS);
+        m->c[0].len += m->c[0].n;
+        m->c[0].got[m->c[0].len] = '\0';
+    } while (m->c[0].n);
+    async_stream_close(&m->c[0].s);
+    ASSERT(strstr(m->c[0].got, "\r\n\r\ntotal=30 pieces=") != NULL);
+    ASSERT(strstr(m->c[0].got, "slept /sleep/next") != NULL); /* the connection went on after the body */
+    /* chunked, with a trailer, then a pipelined request */
+    memset(&m->c[1], 0, sizeof m->c[1]);
+    AWAIT_CALL(t, hh_client, &m->c[1], m->port,
+               "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "5\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: 1\r\n\r\n" HH_GET_CLOSE("/sleep/c"),
+               0, false);
+    ASSERT(strstr(m->c[1].got, "total=21 pieces=") != NULL && strstr(m->c[1].got, "slept /sleep/c") != NULL);
+    /* a handler that stops reading early: its answer, then the close (the rest of the body is not HTTP) */
+    memset(&m->c[2], 0, sizeof m->c[2]);
+    AWAIT_CALL(t, hh_client, &m->c[2], m->port,
+               "POST /upload?stop=5 HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n\r\n01234567890123456789"
+               HH_GET("/sleep/never"), 0, false);
+    ASSERT(strstr(m->c[2].got, " pieces=1") != NULL && strstr(m->c[2].got, "total=20") == NULL); /* stopped */
+    ASSERT(strstr(m->c[2].got, "Connection: close\r\n") != NULL && strstr(m->c[2].got, "never") == NULL);
+    /* a body the server read whole, handed out in pieces */
+    memset(&m->c[3], 0, sizeof m->c[3]);
+    AWAIT_CALL(t, hh_client, &m->c[3], m->port,
+               "POST /pieces HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nConnection: close\r\n\r\nabcdefghij", 0,
+               false);
+    ASSERT(strstr(m->c[3].got, "\r\n\r\n[abcd][efgh][ij]") != NULL);
+    /* the client goes away in the middle of the body: the read raises ASYNC_ENODATA */
+    memset(&m->c[4], 0, sizeof m->c[4]);
+    AWAIT_CALL(t, hh_client, &m->c[4], m->port, "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nshort",
+               0, true);
+    ASSERT_EQ(hh_body_error, ASYNC_ENODATA);
+    ASSERT(HH_STARTS(m->c[4].got, "HTTP/1.1 500 Internal Server Error\r\n"));
+    /* a malformed chunk */
+    hh_body_error = 0;
+    memset(&m->c[5], 0, sizeof m->c[5]);
+    AWAIT_CALL(t, hh_client, &m->c[5], m->port,
+               "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, false);
+    ASSERT_EQ(hh_body_error, ASYNC_EPROTO);
+    ASYNC_END(t);
+}
+
+TEST(http_handlers_read_the_request_body_as_it_arrives) { hh_run(hh_uploads); }
+
+/* A streamed body over max_body: the read raises ASYNC_EMSGSIZE and the server answers 413. */
+static async_status hh_upload_limit(async_task *t) {
+    hh_main_frame *m = hh_of(t);
+    ASYNC_BEGIN(t);
+    AWAIT_CALL(t, hh_client, &m->c[0], m->port,
+               "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "10\r\n0123456789abcdef\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n", 0, false);
+    ASSERT_EQ(hh_body_error, ASYNC_EMSGSIZE);
+    ASSERT(HH_STARTS(m->c[0].got, "HTTP/1.1 413 Content Too Large\r\n"));
+    ASYNC_END(t);
+}
+
+TEST(http_handlers_a_streamed_body_over_the_limit_is_413) {
+    static async_http_limits l;
+    l.max_body = 20;
+    hh_limits = &l;
+    hh_run(hh_upload_limit);
+    hh_limits = NULL;
+}
+
 /* ---- configuration ---- */
 
 TEST(http_handlers_bad_routes_are_refused) {
@@ -473,8 +601,8 @@ TEST(http_handlers_bad_routes_are_refused) {
     static const async_http_route unnamed[] = {ASYNC_HTTP_ROUTE("GET", "/{...}", hh_gated), ASYNC_HTTP_ROUTES_END};
     static const async_http_route many[] = {ASYNC_HTTP_ROUTE("GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", hh_gated),
                                             ASYNC_HTTP_ROUTES_END};
-    static const async_http_route no_fn[] = {{"GET", "/", NULL, 100}, ASYNC_HTTP_ROUTES_END};
-    static const async_http_route small[] = {{"GET", "/", hh_gated_run, 8}, ASYNC_HTTP_ROUTES_END};
+    static const async_http_route no_fn[] = {{"GET", "/", NULL, 100, 0}, ASYNC_HTTP_ROUTES_END};
+    static const async_http_route small[] = {{"GET", "/", hh_gated_run, 8, 0}, ASYNC_HTTP_ROUTES_END};
     ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, NULL, NULL, NULL), ASYNC_EINVAL);
     ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, NULL, no_slash, NULL), ASYNC_EINVAL);
     ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, NULL, rest_not_last, NULL), ASYNC_EINVAL);

@@ -254,16 +254,25 @@ typedef struct async_http_route {
                               {name...} for the rest of the path (possibly empty); NULL: every path */
     async_fn fn;         /**< the handler's coroutine (ASYNC_HTTP_ROUTE fills fn and frame_size) */
     size_t frame_size;   /**< its frame's size */
+    unsigned flags;      /**< ASYNC_HTTP_READ_BODY, or 0 */
 } async_http_route;
+
+/** A route's flag: the handler starts as soon as the request's head has arrived and reads the body itself
+ *  with AWAIT_HTTP_REQUEST_READ, as it comes (req->body is then empty). Without it the server reads the whole
+ *  body first (up to max_body). */
+enum { ASYNC_HTTP_READ_BODY = 1 };
 
 /** A route to the handler defined by ASYNC_HTTP_DEF(name): {method, pattern, name's function, its frame
  *  size}. A frame that does not begin as async_http_frame does is a build error. */
-#define ASYNC_HTTP_ROUTE(method, pattern, name)                                                      \
+#define ASYNC_HTTP_ROUTE(method, pattern, name) ASYNC_HTTP_ROUTE_FLAGS(method, pattern, name, 0)
+/** ASYNC_HTTP_ROUTE with flags (ASYNC_HTTP_READ_BODY). */
+#define ASYNC_HTTP_ROUTE_FLAGS(method, pattern, name, flags)                                          \
     {(method), (pattern), name##_run,                                                                 \
      sizeof(name##_frame) +                                                                           \
-         0 * sizeof(char[offsetof(name##_frame, res) == offsetof(async_http_frame, res) ? 1 : -1])}
+         0 * sizeof(char[offsetof(name##_frame, res) == offsetof(async_http_frame, res) ? 1 : -1]),  \
+     (flags)}
 /** Ends a route table. */
-#define ASYNC_HTTP_ROUTES_END {NULL, NULL, NULL, 0}
+#define ASYNC_HTTP_ROUTES_END {NULL, NULL, NULL, 0, 0}
 
 /** The value of header `name` (case-insensitive; the first of repeated ones) in req, or NULL. */
 ASYNC_API const char *async_http_request_header(const async_http_request *req, const char *name);
@@ -276,6 +285,18 @@ ASYNC_API const char *async_http_request_param(const async_http_request *req, co
 ASYNC_API const char *async_http_request_query(const async_http_request *req, const char *name);
 /** The client's address: "127.0.0.1:54321" or "[::1]:54321" ("" if the socket cannot tell). */
 ASYNC_API const char *async_http_request_peer(const async_http_request *req);
+
+/** Reads the next piece of the request's body into buf (cap bytes): *n (a size_t *) gets its length, 0
+ *  at the body's end. For a route with ASYNC_HTTP_READ_BODY the bytes come from the connection as they
+ *  arrive (chunked bodies de-chunked); for other routes from the body the server already read. The
+ *  request's deadline (limits.request_ms) and ms (negative: none) bound each wait. ASYNC_EMSGSIZE past
+ *  limits.max_body (the server answers 413 if the handler lets it through before answering), ASYNC_EPROTO
+ *  for a malformed body, ASYNC_ENODATA if the client closes first, ASYNC_ETIMEDOUT, ASYNC_EINVAL (NULL,
+ *  cap 0), ASYNC_EBUSY (a read already runs). A handler that returns before the end of a streamed body
+ *  ends its connection after the answer. */
+#define AWAIT_HTTP_REQUEST_READ(t, req, buf, cap, n, ms)                                                 \
+    ASYNC__AWAIT(t, async__await_start((t), async__http_body_read((req), (buf), (cap), (n), (ms))),   \
+                 async__await_check((t), async__http_body_task(req)))
 
 /** Adds the header line "name: value" to the response. ASYNC_EINVAL: NULL, a name that is not an HTTP
  *  token, a value with CR, LF or NUL (refused, never sent), or a header the server sets itself
@@ -329,6 +350,7 @@ typedef struct async_http_server {
     size_t nroutes, frame_size;       /* private */
     void *arg;                        /* private */
     async_http_limits limits;         /* private */
+    bool stream_routes;               /* private: a route has ASYNC_HTTP_READ_BODY */
     long date_sec;                    /* private: the second `date` was made for */
     char date[64];                    /* private: "Date: ...\r\n" */
 } async_http_server;
@@ -712,6 +734,8 @@ ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
 ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms);
 ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
 ASYNC_API async_stream *async__http_stream(async_http_response *res);
+ASYNC_API async_task *async__http_body_read(const async_http_request *req, void *buf, size_t cap, size_t *n, int64_t ms);
+ASYNC_API async_task *async__http_body_task(const async_http_request *req);
 
 #ifdef __cplusplus
 }
