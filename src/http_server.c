@@ -48,6 +48,7 @@ enum { RES_NONE, RES_CHUNKED, RES_LENGTH, RES_TO_CLOSE, RES_TAKEN };
 
 typedef struct http_conn {
     async_task task;
+    async_loop *loop; /* the task's loop, kept at hand */
     async_stream *s;
     async_http_server *hs;
     http_parser parser;
@@ -103,6 +104,7 @@ typedef struct http_conn {
     int herr; /* what the handler raised */
     async_io watch;
     async_event wake;
+    async__cb nudge; /* at the end of the pass a handler started in: wakes the watchdog if it still runs */
     http_dog dog;
     union {
         void *p;
@@ -232,11 +234,21 @@ static bool expects_continue(const http_conn *c) {
     return false;
 }
 
-/* A character of an HTTP token (RFC 9110 5.6.2): what a field name is made of. */
-static bool is_tchar(int ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
+/* The characters of an HTTP token (RFC 9110 5.6.2): what a field name is made of. A table, since every
+ * character of every field name of every request goes through it. */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,
+    ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+static bool is_tchar(int ch) { return tchar[(unsigned char)ch] != 0; }
 
 /* Why the request's head must be refused (RFC 9112), or 0: a request line without a version (HTTP/0.9,
  * which has no headers to say anything with) is a 400, a major version other than 1 a 505; a field name
@@ -248,10 +260,9 @@ static int head_refusal(const http_conn *c, const http_parser *p) {
     if (p->http_major != 1) return 505;
     for (i = 0; i < c->nheaders; i++) { /* http-parser lets "Name : value" through (RFC 9112 5.1: a 400) */
         const char *name = c->head + c->offs[2 * i], *q;
-        for (q = name; *q; q++)
-            if (!is_tchar((unsigned char)*q)) return 400;
-        if (q == name) return 400;
-        if (strcasecmp(name, "Host") == 0) hosts++;
+        for (q = name; tchar[(unsigned char)*q]; q++) continue;
+        if (*q || q == name) return 400;
+        if (q - name == 4 && strcasecmp(name, "Host") == 0) hosts++;
     }
     if (hosts > 1 || (p->http_minor >= 1 && hosts != 1)) return 400;
     if (p->method == HTTP_CONNECT) {
@@ -287,8 +298,8 @@ static int on_headers_complete(http_parser *p) {
         c->keep_alive = http_should_keep_alive(p) != 0;
         http_parser_pause(p, 1);
     }
-    if (p->http_major == 1 && p->http_minor >= 1 && expects_continue(c) &&
-        ((p->content_length != ULLONG_MAX && p->content_length > 0) || (p->flags & F_CHUNKED))) {
+    if (p->http_major == 1 && p->http_minor >= 1 &&
+        ((p->content_length != ULLONG_MAX && p->content_length > 0) || (p->flags & F_CHUNKED)) && expects_continue(c)) {
         /* RFC 9110 10.1.1: the client waits for this before it sends the body (curl for a second), so
          * it goes out now: the connection's loop drains it before it reads again */
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -662,6 +673,15 @@ static void target_parts(http_conn *c, const char **path, size_t *path_len, cons
     *query = "";
     *query_len = 0;
     *root = false;
+    if (target[0] == '/') { /* the origin form, nearly every request: no need for the URL parser */
+        size_t n = strcspn(target, "?#");
+        *path_len = n;
+        if (target[n] == '?') {
+            *query = target + n + 1;
+            *query_len = strcspn(*query, "#");
+        }
+        return;
+    }
     http_parser_url_init(&u);
     if (strcmp(target, "*") != 0 && http_parser_parse_url(target, strlen(target), c->parser.method == HTTP_CONNECT, &u) == 0) {
         if (u.field_set & (1 << UF_PATH)) {
@@ -725,8 +745,12 @@ static int route_request(http_conn *c) {
         for (k = 0; k < c->nparams; k++) need += plen[k] + 1;
         if (reserve(c, need + 1)) return 500;
         c->head[c->head_len++] = '\0'; /* ends the last trailer's value, which nothing else ends */
-        path_at = append_decoded(c, root ? "/" : c->head + path_off, path_len);
-        if (path_at == (size_t)-1) return c->reject ? c->reject : 500;
+        if (!root && path[path_len] == '\0' && !memchr(path, '%', path_len)) {
+            path_at = path_off; /* the target is the path, with nothing to decode: no copy */
+        } else {
+            path_at = append_decoded(c, root ? "/" : c->head + path_off, path_len);
+            if (path_at == (size_t)-1) return c->reject ? c->reject : 500;
+        }
         for (k = 0; k < c->nparams; k++) {
             size_t at = append_decoded(c, c->head + path_off + c->pval[k], plen[k]);
             if (at == (size_t)-1) return c->reject ? c->reject : 500;
@@ -975,8 +999,8 @@ static int finish_response(http_conn *c, int err) {
 
 /* ---- the request's body, read by its handler ---- */
 
-static int32_t ms_left(async_task *t, async_ms deadline) {
-    int32_t d = (int32_t)(deadline - async_loop_now(async_task_loop(t)));
+static int32_t ms_left(const http_conn *c, async_ms deadline) {
+    int32_t d = (int32_t)(deadline - async_loop_now(c->loop));
     return d > 0 ? d : 0;
 }
 
@@ -1027,7 +1051,7 @@ static async_status body_read_run(async_task *t) {
             continue;
         }
         AWAIT_STREAM_FILL(t, c->s, READ_CHUNK, &c->rd.n,
-                          c->rd.ms >= 0 && c->rd.ms < ms_left(t, c->deadline) ? c->rd.ms : ms_left(t, c->deadline));
+                          c->rd.ms >= 0 && c->rd.ms < ms_left(c, c->deadline) ? c->rd.ms : ms_left(c, c->deadline));
         if (c->rd.n == 0) {
             c->keep_alive = false;
             ASYNC_THROW_ERROR(t, &body_cut);
@@ -1085,6 +1109,21 @@ static async_status dog_run(async_task *t) {
         }
     }
     ASYNC_END(t);
+}
+
+/* At the end of the pass a handler started in: if it awaits, the watchdog (started the first time) watches
+ * the socket. A handler that answers at once costs no more than this call. */
+static void nudge_fn(async_loop *loop, async__cb *cb) {
+    http_conn *c = (http_conn *)(void *)((char *)cb - offsetof(http_conn, nudge));
+    if (!c->h_running || !c->watching || c->over) return;
+    if (!c->dog_started) {
+        c->dog.c = c;
+        async_task_init(&c->dog.task, dog_run);
+        if (async_spawn(loop, &c->dog.task) != 0) return;
+        c->dog_started = true;
+    } else {
+        async_event_set(&c->wake);
+    }
 }
 
 /* Stops watching for the handler that just ended. */
@@ -1149,6 +1188,7 @@ static async_status conn_run(async_task *t) {
     size_t len, n;
     int rc;
     ASYNC_BEGIN(t);
+    c->loop = async_task_loop(t);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     ASYNC_TRY(t) {
@@ -1174,18 +1214,14 @@ static async_status conn_run(async_task *t) {
                         next_request(c);
                         continue;
                     }
-                    /* the handler runs inline in this task; the watchdog looks after the socket meanwhile */
-                    if (!c->dog_started) {
-                        c->dog.c = c;
-                        async_task_init(&c->dog.task, dog_run);
-                        async_spawn(async_task_loop(t), &c->dog.task);
-                        c->dog_started = true;
-                    }
+                    /* the handler runs inline in this task; if it still runs at the end of the pass (it
+                     * awaits), the watchdog looks after the socket meanwhile */
                     c->h_running = true;
                     c->watching = !c->streaming; /* a handler reading its body sees the client's end itself */
                     c->gone = false;
                     c->herr = 0;
-                    async_event_set(&c->wake);
+                    c->nudge.fn = nudge_fn;
+                    async__loop_defer(c->loop, &c->nudge);
                     c->n = 0;
                     ASYNC_TRY(t) {
                         AWAIT(t, c->h);
@@ -1220,12 +1256,12 @@ static async_status conn_run(async_task *t) {
             if (async_stream_pending(c->s)) AWAIT_STREAM_DRAIN(t, c->s, lim->request_ms);
             if (!c->started) {
                 if (async_server_closing(&c->hs->server)) break;
-                c->deadline = async_loop_now(async_task_loop(t)) + (async_ms)lim->idle_ms;
+                c->deadline = async_loop_now(c->loop) + (async_ms)lim->idle_ms;
                 async_stream_set_idle(c->s, true);
             }
             ASYNC_TRY(t) {
                 AWAIT_STREAM_FILL(t, c->s, READ_CHUNK + lim->max_request_line + lim->max_header_bytes, &c->n,
-                                  ms_left(t, c->deadline));
+                                  ms_left(c, c->deadline));
             }
             ASYNC_CATCH(t) {
                 if (async_caught(t)->code != ASYNC_ETIMEDOUT || !c->started) ASYNC_RERAISE(t);
@@ -1239,17 +1275,17 @@ static async_status conn_run(async_task *t) {
             if (c->n == 0) break; /* the client closed */
             if (!c->started) {
                 c->started = true; /* the request's clock starts with its first byte */
-                c->deadline = async_loop_now(async_task_loop(t)) + (async_ms)lim->request_ms;
+                c->deadline = async_loop_now(c->loop) + (async_ms)lim->request_ms;
             }
         }
         if (c->mode != RES_TAKEN && async_stream_pending(c->s)) AWAIT_STREAM_DRAIN(t, c->s, lim->request_ms);
         if (c->reject) { /* lingering close: a client still sending would get a reset that destroys the
                           * answer it has not read yet, so read and drop its bytes for a while first */
             shutdown(async_stream_fd(c->s), SHUT_WR);
-            c->deadline = async_loop_now(async_task_loop(t)) + (async_ms)lim->linger_ms;
+            c->deadline = async_loop_now(c->loop) + (async_ms)lim->linger_ms;
             do {
                 async_stream_consume(c->s, (size_t)-1);
-                AWAIT_STREAM_FILL(t, c->s, READ_CHUNK, &c->n, ms_left(t, c->deadline));
+                AWAIT_STREAM_FILL(t, c->s, READ_CHUNK, &c->n, ms_left(c, c->deadline));
             } while (c->n);
         }
     }
@@ -1257,6 +1293,7 @@ static async_status conn_run(async_task *t) {
         /* the watchdog's frame is in this connection's memory: it ends before the connection does (an
          * await of a running task passes a cancellation on and still waits for it) */
         c->over = true;
+        async__loop_undefer(c->loop, &c->nudge); /* this memory goes with the connection */
         dog_rest(c);
         async_event_set(&c->wake);
         if (c->dog_started && !async_task_done(&c->dog.task)) AWAIT(t, &c->dog.task);
