@@ -92,14 +92,17 @@ load_server() { # workload impl connections seconds pin(1|0) log port-sed-script
     cpu=$(awk -v a="$t0" -v b="$t1" -v n="${nreq:-0}" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n; else print "?" }')
     # wrk prints a latency with its unit (us, ms, s, m); the report compares them in ms. Its errors, when
-    # it has any, in one field without spaces: connect/read/write/timeout counts and non-2xx answers.
+    # it has any, in one field without spaces: connect/read/write/timeout counts and non-2xx answers, or,
+    # when it gave no result, its last words.
     awk -v w="$w" -v impl="$impl" -v cpu="$cpu" -v conns="$conns" '
         function ms(x,   u) { u = x; sub(/^[0-9.]+/, "", u); x += 0
                              return u == "us" ? x / 1000 : u == "s" ? x * 1000 : u == "m" ? x * 60000 : x }
         /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = $2 } $1 == "99%" { p99 = $2 }
         /Socket errors/ { gsub(/,/, ""); err = "connect:" $4 ",read:" $6 ",write:" $8 ",timeout:" $10 }
         /Non-2xx/ { err = err (err == "" ? "" : ",") "non2xx:" $NF }
-        END { line = "workload=" w " impl=" impl " rps=" rps " server_cpu_us_per_req=" cpu " p50=" p50 " p99=" p99
+        NF { last = $0 }
+        END { if (rps == "") { gsub(/[ \t]+/, "_", last); err = err (err == "" ? "" : ",") "no_result:" last }
+              line = "workload=" w " impl=" impl " conns=" conns " rps=" rps " server_cpu_us_per_req=" cpu " p50=" p50 " p99=" p99
               if (p99 != "") line = line sprintf(" p99_ms=%.2f", ms(p99))
               # W6: each connection has one request in flight for 10 ms at the least
               if (w == "W6" && rps != "") line = line sprintf(" ceiling_pct=%.1f", rps / (conns * 100) * 100)
@@ -119,9 +122,9 @@ w4_ours() { # threads impl-name
 # ceiling is w6_conns / 10 ms, 50,000 req/s for 500. Ours is bench/w6/w6.c; the peers, bench/w6/*_w6.*,
 # each run as `PROGRAM PORT SECONDS`, serve a free port for port 0 and print "impl=NAME port=N".
 w6_out=$BENCH_OUT/w6
-w6_peers=() # NAME|command, in the order they run
 w6_python=python-asyncio
 command -v python3 >/dev/null && python3 -c 'import aiohttp' 2>/dev/null && w6_python=python-aiohttp
+# NAME|command, in the order they run
 w6_peers=("$w6_python|python3 $here/w6/asyncio_w6.py" "node|node $here/w6/node_w6.js" "go|$w6_out/go_w6"
           "c-raw-libev|$w6_out/libev_w6")
 # Builds the compiled peers once (a build that fails says why, in w6_missing, instead of a run).
@@ -239,6 +242,7 @@ END {
         split(order[k], p, SUBSEP); w = p[1]; impl = p[2]
         if (w != last) {
             py = base(w, "python-asyncio"); lev = base(w, "c-raw-libev")
+            if (!py) py = base(w, "python-aiohttp") # W6 runs aiohttp where it is installed
             printf "\n%s (%s, lower is better)\n%-18s %12s %5s %12s %12s%s%s\n", w, fig[w], "impl", "median", "runs",
                    "asyncio/x", "x/raw libev", w == "W4" || w == "W6" ? "        req/s" : "",
                    w == "W6" ? "  % of ceiling   p99 ms" : ""
