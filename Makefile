@@ -25,10 +25,10 @@ BUILD ?= build
 
 ALL_CFLAGS  = $(WARN) -Iinclude -Isrc $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
-# What every program linked with libasync.a needs; HTTP adds libhttp-parser (only the programs that call
-# async_http_* pull in the objects that need it).
+# What every program linked with libasync.a needs; HTTP adds libhttp-parser, and libcrypto for WebSocket's
+# SHA-1 (only the programs that call async_http_* or async_ws_* pull in the objects that need them).
 LIBS      = -lev -lpthread
-HTTP_LIBS = -lhttp_parser
+HTTP_LIBS = -lhttp_parser -lcrypto
 
 ifeq ($(V),1)
   Q :=

@@ -20,16 +20,18 @@ typedef struct {
 static async_http_server server;
 static int server_port;
 
-static int handler(const async_http_request *req, async_http_response *res, void *arg) {
-    static char body[256];
-    (void)arg;
-    FUZZ_CHECK(req->method && req->target && (req->body || req->body_len == 0));
-    FUZZ_CHECK(req->nheaders <= 16);
-    res->body_len = (size_t)snprintf(body, sizeof body, "%s %zu %zu", req->method, req->nheaders, req->body_len);
-    res->body = body;
-    if (req->body_len > 2) res->status = 201;
-    return 0;
-}
+ASYNC_HTTP_DEF(handler, char body[256];) {
+    FUZZ_CHECK(f->req->method && f->req->target && f->req->path && f->req->query &&
+               (f->req->body || f->req->body_len == 0));
+    FUZZ_CHECK(f->req->nheaders <= 16);
+    f->res->body_len = (size_t)snprintf(f->body, sizeof f->body, "%s %zu %zu", f->req->method, f->req->nheaders,
+                                        f->req->body_len);
+    f->res->body = f->body;
+    if (f->req->body_len > 2) f->res->status = 201;
+    if (async_http_request_query(f->req, "a")) f->res->status = 202;
+} ASYNC_END_DEF
+
+static const async_http_route routes[] = {ASYNC_HTTP_ROUTE(NULL, NULL, handler), ASYNC_HTTP_ROUTES_END};
 
 static async_status client_run(async_task *t) {
     client_frame *f = (client_frame *)t;
@@ -54,7 +56,7 @@ static async_status client_run(async_task *t) {
 
 static void start_server(void) {
     static const async_http_limits limits = {256, 1024, 16, 4096, 2000, 2000, 1000};
-    FUZZ_CHECK(async_http_server_listen(&server, "127.0.0.1", 0, 0, &limits, handler, NULL) == 0);
+    FUZZ_CHECK(async_http_server_listen(&server, "127.0.0.1", 0, 0, &limits, routes, NULL) == 0);
     server_port = async_http_server_port(&server);
     FUZZ_CHECK(async_spawn(fuzz_loop(), async_http_server_serve(&server)) == 0);
 }

@@ -10,13 +10,11 @@
 
 #include "async.h"
 
-static int hello(const async_http_request *req, async_http_response *res, void *arg) {
-    (void)req;
-    (void)arg;
-    res->body = "hello";
-    res->body_len = 5;
-    return 0;
-}
+ASYNC_HTTP_DEF(hello) {
+    async_http_response_text(f->res, 200, "hello");
+} ASYNC_END_DEF
+
+static const async_http_route routes[] = {ASYNC_HTTP_ROUTE("GET", NULL, hello), ASYNC_HTTP_ROUTES_END};
 
 ASYNC_DEF(server, int seconds; async_http_server http; async_group g;) {
     ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->http));
@@ -39,7 +37,7 @@ static async_task *make_server(unsigned i, void *arg) {
     int rc;
     (void)arg;
     rc = async_http_server_listen(&f->http, "127.0.0.1", opt.port, opt.threads > 1 ? ASYNC_SERVER_REUSEPORT : 0,
-                                  NULL, hello, NULL);
+                                  NULL, routes, NULL);
     if (rc) {
         fprintf(stderr, "hello_server: cannot listen on port %d: %s\n", opt.port, async_strerror(rc));
         return NULL;

@@ -240,30 +240,28 @@ TEST(deadline_server_grace_over_the_clocks_range_is_no_limit) {
 
 /* ---- the HTTP server: its limits refuse such times, its close takes them as no limit ---- */
 
-static int dl_http_handler(const async_http_request *req, async_http_response *res, void *arg) {
-    (void)req;
-    (void)arg;
-    res->body = "ok";
-    res->body_len = 2;
-    return 0;
-}
+ASYNC_HTTP_DEF(dl_http_handler) {
+    async_http_response_text(f->res, 200, "ok");
+} ASYNC_END_DEF
+
+static const async_http_route dl_http_routes[] = {ASYNC_HTTP_ROUTE(NULL, NULL, dl_http_handler), ASYNC_HTTP_ROUTES_END};
 
 TEST(deadline_http_server_limits_over_the_clocks_range_are_erange) {
     static async_http_server hs;
     async_http_limits lim;
     memset(&lim, 0, sizeof lim);
     lim.idle_ms = DL_ONE_AS_INT32;
-    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_handler, NULL), ASYNC_ERANGE);
+    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_routes, NULL), ASYNC_ERANGE);
     lim.idle_ms = 0;
     lim.request_ms = DL_JUST_OVER;
-    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_handler, NULL), ASYNC_ERANGE);
+    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_routes, NULL), ASYNC_ERANGE);
     lim.request_ms = 0;
     lim.linger_ms = DL_JUST_OVER;
-    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_handler, NULL), ASYNC_ERANGE);
+    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_routes, NULL), ASYNC_ERANGE);
     lim.request_ms = ASYNC_MS_MAX; /* the most the clock can time is fine */
     lim.idle_ms = ASYNC_MS_MAX;
     lim.linger_ms = ASYNC_MS_MAX;
-    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_handler, NULL), 0);
+    ASSERT_EQ(async_http_server_listen(&hs, "127.0.0.1", 0, 0, &lim, dl_http_routes, NULL), 0);
     async_http_server_close(&hs, 0);
 }
 
@@ -272,7 +270,7 @@ TEST(deadline_http_server_limits_over_the_clocks_range_are_erange) {
 ASYNC_DEF(dl_http_close, async_http_server hs; async_group g; async_stream c; char buf[512]; size_t n, len;
           int tries;) {
     static const char head[] = "GET / HTTP/1.1\r\nHost: a\r\n";
-    ASSERT_EQ(async_http_server_listen(&f->hs, "127.0.0.1", 0, 0, NULL, dl_http_handler, NULL), 0);
+    ASSERT_EQ(async_http_server_listen(&f->hs, "127.0.0.1", 0, 0, NULL, dl_http_routes, NULL), 0);
     ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->hs));
     AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_http_server_port(&f->hs), 2000);
     ASSERT_EQ(async_stream_write(&f->c, head, sizeof head - 1), 0);

@@ -140,6 +140,7 @@ struct hc_cli {
     char url[4096];
     int32_t ms;
     int code, i;
+    const char *msg;       /* the message of the error the GET raised */
     async_task other;      /* a second task for the scenarios that need one */
     async_group g2;
     int other_code;
@@ -160,6 +161,7 @@ static async_status hc_get_run(async_task *t) {
     }
     ASYNC_CATCH(t) {
         f->code = async_caught(t)->code;
+        f->msg = async_error_message(async_caught(t));
     }
     ASYNC_END_TRY(t);
     ASYNC_END(t);
@@ -978,4 +980,463 @@ TEST(http_client_against_python_keep_alive_chunked_redirect_timeout) {
     async_loop_free(loop);
     ASSERT_EQ(f.step, 4);
     test_server_stop(&srv);
+}
+
+/* ---- the two faults of a kept connection and of a fresh one ---- */
+
+static async_status hc_extra_bytes(async_task *t) {
+    hc_cli *f = HC_CLI(t, scen);
+    ASYNC_BEGIN(t);
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/1", HC_PORT(f)));
+    hc_expect(f, 0, 200, "ok"); /* "EXTRA" came behind the body: no answer to anything */
+    ASSERT_EQ(async_stream_fd(&f->c.stream), -1); /* so the connection was closed, not kept */
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/2", HC_PORT(f)));
+    hc_expect(f, 0, 200, "second"); /* it used to be read as the answer here: "malformed" */
+    ASSERT_EQ(f->a.srv.accepted, 2);
+    /* a fresh connection closed before a byte of the answer says so */
+    AWAIT(t, hc_get(f, HC_MS, "http://127.0.0.1:%d/3", HC_PORT(f)));
+    hc_expect(f, ASYNC_ENODATA, 0, NULL);
+    ASSERT(strstr(f->msg, "before any byte") != NULL);
+    ASYNC_END(t);
+}
+
+TEST(http_client_bytes_behind_a_response_close_the_connection) {
+    static const hc_step s[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", HC_HOLD, 0, NULL},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond", HC_CLOSE, 0, NULL},
+        {NULL, HC_DROP, 0, NULL},
+    };
+    hc_client_test(hc_extra_bytes, s, HC_N(s), NULL, 0);
+}
+
+/* ---- sessions against a python server ---- */
+
+/* Answers every method with "METHOD path|X-Test|body" (chunked bodies de-chunked), and: /redirect/N
+ * (N redirects to /redirect/0), /loop (to itself), /see-other (303 to /echo), /status/N, /slow (1 s),
+ * /work (50 ms), /stream (a chunked body of five pieces), /peak (the most connections open at once and
+ * the connections accepted so far). */
+static const char sx_py_server[] =
+    "import http.server, threading, time\n"
+    "lock = threading.Lock(); st = {'active': 0, 'peak': 0, 'conns': 0}\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    protocol_version = 'HTTP/1.1'\n"
+    "    def log_message(self, *a): pass\n"
+    "    def setup(self):\n"
+    "        super().setup()\n"
+    "        with lock:\n"
+    "            st['active'] += 1; st['conns'] += 1; st['peak'] = max(st['peak'], st['active'])\n"
+    "    def finish(self):\n"
+    "        with lock: st['active'] -= 1\n"
+    "        super().finish()\n"
+    "    def body(self):\n"
+    "        if self.headers.get('Transfer-Encoding') == 'chunked':\n"
+    "            out = b''\n"
+    "            while True:\n"
+    "                n = int(self.rfile.readline().strip(), 16)\n"
+    "                if n == 0:\n"
+    "                    self.rfile.readline(); return out\n"
+    "                out += self.rfile.read(n); self.rfile.readline()\n"
+    "        return self.rfile.read(int(self.headers.get('Content-Length', 0)))\n"
+    "    def reply(self, code, data, extra=()):\n"
+    "        self.send_response(code)\n"
+    "        for k, v in extra: self.send_header(k, v)\n"
+    "        self.send_header('Content-Length', str(len(data))); self.end_headers()\n"
+    "        if self.command != 'HEAD': self.wfile.write(data)\n"
+    "    def go(self):\n"
+    "        b = self.body(); p = self.path\n"
+    "        if p.startswith('/redirect/') and int(p[10:]) > 0:\n"
+    "            return self.reply(302, b'', [('Location', '/redirect/%d' % (int(p[10:]) - 1))])\n"
+    "        if p == '/loop': return self.reply(302, b'', [('Location', '/loop')])\n"
+    "        if p == '/see-other': return self.reply(303, b'', [('Location', '/echo')])\n"
+    "        if p.startswith('/status/'): return self.reply(int(p[8:]), b'status')\n"
+    "        if p == '/slow': time.sleep(1.0)\n"
+    "        if p == '/work': time.sleep(0.05)\n"
+    "        if p == '/peak':\n"
+    "            with lock: return self.reply(200, ('%d %d' % (st['peak'], st['conns'])).encode())\n"
+    "        if p == '/stream':\n"
+    "            self.send_response(200); self.send_header('Transfer-Encoding', 'chunked'); self.end_headers()\n"
+    "            for i in range(5):\n"
+    "                piece = ('piece %d;' % i).encode()\n"
+    "                self.wfile.write(b'%x\\r\\n%s\\r\\n' % (len(piece), piece)); self.wfile.flush()\n"
+    "            self.wfile.write(b'0\\r\\n\\r\\n'); return\n"
+    "        text = '%s %s|%s|%s' % (self.command, p, self.headers.get('X-Test', ''), b.decode())\n"
+    "        self.reply(200, text.encode(), [('X-Method', self.command)])\n"
+    "    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = go\n"
+    "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+    "s.daemon_threads = True\n"
+    "s.handle_error = lambda request, address: None  # a client that went away mid-answer\n"
+    "print('Serving on 127.0.0.1:%d' % s.server_address[1], flush=True)\n"
+    "s.serve_forever()\n";
+
+static test_server sx_srv;
+static char sx_urls[64][160];
+static int sx_nurl;
+
+/* A URL on the python server (kept until the test ends). */
+static const char *sx_url(const char *path) {
+    char *u = sx_urls[sx_nurl++ % 64];
+    snprintf(u, sizeof sx_urls[0], "http://127.0.0.1:%d%s", sx_srv.port, path);
+    return u;
+}
+
+static void sx_start(void) {
+    test_need("python3");
+    setenv("SX_PY", sx_py_server, 1);
+    test_server_start(&sx_srv, "exec python3 -c \"$SX_PY\"");
+}
+
+/* One request: what it raised lands in code and msg, never passed on. */
+ASYNC_DEF(sx_req, async_http_session *s; async_http_call *c; int code; const char *msg; async_ms took;) {
+    f->took = async_loop_now(async_task_loop(t));
+    f->code = ASYNC_EINPROGRESS;
+    ASYNC_TRY(t) {
+        AWAIT_HTTP_REQUEST(t, f->s, f->c);
+        f->code = 0;
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+        f->msg = async_error_message(async_caught(t));
+    }
+    ASYNC_END_TRY(t);
+    f->took = async_loop_now(async_task_loop(t)) - f->took;
+} ASYNC_END_DEF
+
+static const char *const sx_methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+
+ASYNC_DEF(sx_methods_main, async_http_session s; async_http_call c; sx_req_frame r; int i; char want[128];
+          async_http_header h[2];) {
+    f->h[0].name = "X-Test";
+    f->h[0].value = "a value";
+    for (f->i = 0; f->i < 7; f->i++) {
+        memset(&f->c, 0, sizeof f->c);
+        f->c.method = sx_methods[f->i];
+        f->c.url = sx_url("/echo?q=1");
+        f->c.headers = f->h;
+        f->c.nheaders = 1;
+        if (f->i >= 2) {
+            f->c.body = "the body";
+            f->c.body_len = 8;
+        }
+        AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+        ASSERT_EQ(f->r.code, 0);
+        ASSERT_EQ(async_http_call_status(&f->c), 200);
+        ASSERT_STR_EQ(async_http_call_header(&f->c, "x-method"), sx_methods[f->i]);
+        snprintf(f->want, sizeof f->want, "%s /echo?q=1|a value|%s", sx_methods[f->i], f->i >= 2 ? "the body" : "");
+        ASSERT_STR_EQ(async_http_call_body(&f->c, NULL), f->i == 1 ? "" : f->want); /* HEAD: no body */
+        ASSERT_STR_EQ(async_http_call_url(&f->c), f->c.url);
+        async_http_call_close(&f->c);
+    }
+    ASSERT_EQ(async_http_session_connections(&f->s, NULL), 1); /* one kept connection served them all */
+    ASSERT_EQ(async_http_session_reused(&f->s), 6);
+    /* bad inputs, refused before anything is sent */
+    f->h[1].name = "X-Bad";
+    f->h[1].value = "a\r\nInjected: yes";
+    f->c.nheaders = 2;
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_EINVAL);
+    f->h[1].name = "Bad Name";
+    f->h[1].value = "v";
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_EINVAL);
+    f->h[1].name = "Content-Length";
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_EINVAL);
+    f->c.nheaders = 1;
+    f->c.method = "GE T";
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_EINVAL);
+    f->c.method = NULL;
+    f->c.url = "https://127.0.0.1/";
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_ENOTSUP);
+    async_http_call_close(&f->c);
+    ASSERT(async_http_session_request(&f->s, NULL) == NULL);
+    async_http_session_close(&f->s);
+    /* a closed session refuses */
+    f->c.url = sx_url("/echo");
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_ESHUTDOWN);
+    async_http_call_close(&f->c);
+} ASYNC_END_DEF
+
+TEST(http_client_session_every_method_with_headers_and_bodies) {
+    static sx_methods_main_frame f;
+    sx_start();
+    ASSERT_EQ(run_real(ASYNC_CALL(sx_methods_main, &f)), 0);
+    test_server_stop(&sx_srv);
+}
+
+ASYNC_DEF(sx_stream_main, async_http_session s; async_http_call c; char buf[7]; size_t n; char got[256];
+          size_t len; unsigned idle;) {
+    /* a body written in three pieces (chunked) */
+    f->c.method = "PUT";
+    f->c.url = sx_url("/echo");
+    f->c.flags = ASYNC_HTTP_STREAM_BODY;
+    AWAIT_HTTP_REQUEST(t, &f->s, &f->c);
+    AWAIT_HTTP_BODY_WRITE(t, &f->c, "one,", 4);
+    AWAIT_HTTP_BODY_WRITE(t, &f->c, "", 0); /* nothing: not the end */
+    AWAIT_HTTP_BODY_WRITE(t, &f->c, "two,", 4);
+    AWAIT_HTTP_BODY_WRITE(t, &f->c, "three", 5);
+    AWAIT_HTTP_BODY_END(t, &f->c);
+    ASSERT_EQ(async_http_call_status(&f->c), 200);
+    ASSERT_STR_EQ(async_http_call_body(&f->c, NULL), "PUT /echo||one,two,three");
+    async_http_call_close(&f->c);
+    /* a response read in pieces of at most 7 bytes */
+    memset(&f->c, 0, sizeof f->c);
+    f->c.url = sx_url("/stream");
+    f->c.flags = ASYNC_HTTP_STREAM_RESPONSE;
+    AWAIT_HTTP_REQUEST(t, &f->s, &f->c);
+    ASSERT_EQ(async_http_call_status(&f->c), 200);
+    ASSERT_EQ(async_http_session_connections(&f->s, &f->idle), 1);
+    ASSERT_EQ(f->idle, 0); /* held by the call while its body is read */
+    for (;;) {
+        AWAIT_HTTP_BODY_READ(t, &f->c, f->buf, sizeof f->buf, &f->n);
+        if (f->n == 0) break;
+        ASSERT(f->n <= sizeof f->buf);
+        ASSERT(f->len + f->n < sizeof f->got);
+        memcpy(f->got + f->len, f->buf, f->n);
+        f->len += f->n;
+    }
+    f->got[f->len] = '\0';
+    ASSERT_STR_EQ(f->got, "piece 0;piece 1;piece 2;piece 3;piece 4;");
+    ASSERT_EQ(async_http_session_connections(&f->s, &f->idle), 1);
+    ASSERT_EQ(f->idle, 1); /* back in the pool at the end of the body */
+    AWAIT_HTTP_BODY_READ(t, &f->c, f->buf, sizeof f->buf, &f->n); /* after the end: 0 again */
+    ASSERT_EQ(f->n, 0);
+    async_http_call_close(&f->c);
+    /* a streamed response closed before its end: its connection is closed, not reused */
+    f->c.url = sx_url("/stream");
+    AWAIT_HTTP_REQUEST(t, &f->s, &f->c);
+    AWAIT_HTTP_BODY_READ(t, &f->c, f->buf, sizeof f->buf, &f->n);
+    ASSERT(f->n > 0);
+    async_http_call_close(&f->c);
+    ASSERT_EQ(async_http_session_connections(&f->s, &f->idle), 0);
+    /* steps out of place */
+    f->c.flags = 0;
+    f->c.url = sx_url("/echo");
+    AWAIT_HTTP_REQUEST(t, &f->s, &f->c);
+    ASYNC_TRY(t) {
+        AWAIT_HTTP_BODY_READ(t, &f->c, f->buf, sizeof f->buf, &f->n);
+        ASSERT(0);
+    }
+    ASYNC_CATCH(t) {
+        ASSERT_EQ(async_caught(t)->code, ASYNC_EINVAL);
+    }
+    ASYNC_END_TRY(t);
+    ASYNC_TRY(t) {
+        AWAIT_HTTP_BODY_WRITE(t, &f->c, "x", 1);
+        ASSERT(0);
+    }
+    ASYNC_CATCH(t) {
+        ASSERT_EQ(async_caught(t)->code, ASYNC_EINVAL);
+    }
+    ASYNC_END_TRY(t);
+    async_http_call_close(&f->c);
+    async_http_session_close(&f->s);
+} ASYNC_END_DEF
+
+TEST(http_client_session_streamed_request_and_response_bodies) {
+    static sx_stream_main_frame f;
+    sx_start();
+    ASSERT_EQ(run_real(ASYNC_CALL(sx_stream_main, &f)), 0);
+    test_server_stop(&sx_srv);
+}
+
+#define SX_TASKS 20
+
+ASYNC_DEF(sx_worker, async_http_session *s; async_http_call c; sx_req_frame r;) {
+    f->c.url = sx_url("/work");
+    AWAIT_CALL(t, sx_req, &f->r, f->s, &f->c);
+    ASSERT_EQ(f->r.code, 0);
+    ASSERT_STR_EQ(async_http_call_body(&f->c, NULL), "GET /work||");
+    async_http_call_close(&f->c);
+} ASYNC_END_DEF
+
+ASYNC_DEF(sx_pool_main, async_http_session s; async_group g; sx_worker_frame w[SX_TASKS]; int i;
+          async_http_call c; sx_req_frame r; int peak, conns; async_http_session_opts o;) {
+    f->o.max_connections = 4;
+    ASSERT_EQ(async_http_session_init(&f->s, &f->o), 0);
+    for (f->i = 0; f->i < SX_TASKS; f->i++) ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sx_worker, &f->w[f->i], &f->s));
+    AWAIT_GROUP(t, &f->g);
+    ASSERT_EQ(async_http_session_connections(&f->s, NULL), 4);
+    ASSERT_EQ(async_http_session_reused(&f->s), SX_TASKS - 4);
+    f->c.url = sx_url("/peak");
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, 0);
+    ASSERT_EQ(sscanf(async_http_call_body(&f->c, NULL), "%d %d", &f->peak, &f->conns), 2);
+    ASSERT(f->peak <= 4);
+    ASSERT_EQ(f->conns, 4); /* every request went over the four connections */
+    async_http_call_close(&f->c);
+    ASSERT_EQ(async_http_session_init(&f->s, NULL), ASYNC_EBUSY); /* it holds connections */
+    async_http_session_close(&f->s);
+    ASSERT_EQ(async_http_session_connections(&f->s, NULL), 0);
+} ASYNC_END_DEF
+
+TEST(http_client_session_shared_by_20_tasks_with_a_limit_of_4) {
+    static sx_pool_main_frame f;
+    sx_start();
+    ASSERT_EQ(run_real(ASYNC_CALL(sx_pool_main, &f)), 0);
+    test_server_stop(&sx_srv);
+}
+
+ASYNC_DEF(sx_timeout_main, async_http_session s; async_http_call c, d; sx_req_frame r, q; async_group g;
+          async_http_session_opts o;) {
+    /* a request's own total time */
+    f->c.url = sx_url("/slow");
+    f->c.timeout_ms = 150;
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_ETIMEDOUT);
+    ASSERT(f->r.took >= 75 && f->r.took < TEST_LONG_MS);
+    ASSERT_EQ(async_http_session_connections(&f->s, NULL), 0); /* the connection was closed */
+    async_http_call_close(&f->c);
+    /* the session's: it covers the wait for a connection too (one connection, held by a slow request) */
+    async_http_session_close(&f->s);
+    f->o.max_connections = 1;
+    f->o.timeout_ms = 300;
+    ASSERT_EQ(async_http_session_init(&f->s, &f->o), 0);
+    f->c.url = sx_url("/slow");
+    f->c.timeout_ms = -1; /* none for this one */
+    f->d.url = sx_url("/echo");
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sx_req, &f->r, &f->s, &f->c));
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sx_req, &f->q, &f->s, &f->d));
+    AWAIT_GROUP(t, &f->g);
+    ASSERT_EQ(f->q.code, ASYNC_ETIMEDOUT); /* never had the connection */
+    ASSERT_EQ(f->r.code, 0);
+    ASSERT_EQ(async_http_call_status(&f->c), 200);
+    async_http_call_close(&f->c);
+    async_http_call_close(&f->d);
+    /* a read timeout */
+    async_http_session_close(&f->s);
+    f->o.timeout_ms = 0;
+    f->o.read_timeout_ms = 100;
+    f->o.max_connections = 0;
+    ASSERT_EQ(async_http_session_init(&f->s, &f->o), 0);
+    f->c.url = sx_url("/slow");
+    f->c.timeout_ms = 0;
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_ETIMEDOUT);
+    async_http_call_close(&f->c);
+    f->o.timeout_ms = (int64_t)ASYNC_MS_MAX + 1;
+    ASSERT_EQ(async_http_session_init(&f->s, &f->o), ASYNC_ERANGE);
+    async_http_session_close(&f->s);
+} ASYNC_END_DEF
+
+TEST(http_client_session_request_and_total_timeouts) {
+    static sx_timeout_main_frame f;
+    sx_start();
+    ASSERT_EQ(run_real(ASYNC_CALL(sx_timeout_main, &f)), 0);
+    test_server_stop(&sx_srv);
+}
+
+ASYNC_DEF(sx_redirect_main, async_http_session s; async_http_call c; sx_req_frame r;) {
+    f->c.url = sx_url("/redirect/3");
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, 0);
+    ASSERT_EQ(async_http_call_status(&f->c), 200);
+    ASSERT_STR_EQ(async_http_call_url(&f->c), sx_url("/redirect/0"));
+    ASSERT_STR_EQ(async_http_call_body(&f->c, NULL), "GET /redirect/0||");
+    /* a loop ends at the limit */
+    f->c.url = sx_url("/loop");
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_ELOOP);
+    ASSERT_STR_EQ(f->r.msg, "too many HTTP redirects");
+    f->c.url = sx_url("/redirect/3");
+    f->c.max_redirects = 2;
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_ELOOP);
+    /* none followed: the 302 is the answer */
+    f->c.max_redirects = -1;
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, 0);
+    ASSERT_EQ(async_http_call_status(&f->c), 302);
+    ASSERT_STR_EQ(async_http_call_header(&f->c, "Location"), "/redirect/2");
+    /* 303 after a POST: a GET without the body */
+    f->c.max_redirects = 0;
+    f->c.method = "POST";
+    f->c.body = "data";
+    f->c.body_len = 4;
+    f->c.url = sx_url("/see-other");
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, 0);
+    ASSERT_STR_EQ(async_http_call_body(&f->c, NULL), "GET /echo||");
+    ASSERT_STR_EQ(async_http_call_url(&f->c), sx_url("/echo"));
+    /* raise_for_status: an error that names the status; the answer stays readable */
+    f->c.method = NULL;
+    f->c.body = NULL;
+    f->c.body_len = 0;
+    f->c.url = sx_url("/status/404");
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, 0); /* not asked: any status is an answer */
+    f->c.flags = ASYNC_HTTP_RAISE_FOR_STATUS;
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_EQ(f->r.code, ASYNC_EIO);
+    ASSERT_STR_EQ(f->r.msg, "HTTP 404 Not Found");
+    ASSERT_EQ(async_http_call_status(&f->c), 404);
+    ASSERT_STR_EQ(async_http_call_body(&f->c, NULL), "status");
+    f->c.url = sx_url("/status/599");
+    AWAIT_CALL(t, sx_req, &f->r, &f->s, &f->c);
+    ASSERT_STR_EQ(f->r.msg, "HTTP 5xx server error");
+    async_http_call_close(&f->c);
+    async_http_session_close(&f->s);
+} ASYNC_END_DEF
+
+TEST(http_client_session_redirects_limit_final_url_and_status_errors) {
+    static sx_redirect_main_frame f;
+    sx_start();
+    ASSERT_EQ(run_real(ASYNC_CALL(sx_redirect_main, &f)), 0);
+    test_server_stop(&sx_srv);
+}
+
+/* Cancels a task once the session has n connections open (the request under way). */
+ASYNC_DEF(sx_canceller, async_http_session *s; async_task *victim; unsigned open; async_http_call *waiting;) {
+    while (async_http_session_connections(f->s, NULL) < f->open || (f->waiting && !f->waiting->waiting))
+        AWAIT_SLEEP(t, 5);
+    AWAIT_SLEEP(t, 20); /* the request is on the wire: the server holds /slow for a second */
+    async_cancel(f->victim);
+} ASYNC_END_DEF
+
+ASYNC_DEF(sx_cancel_main, async_http_session s; async_http_call c, d; sx_req_frame r, q; async_group g;
+          sx_canceller_frame k, k2; unsigned idle; sx_req_frame r2, r3, q3; async_group g2, g3; async_http_session_opts o;) {
+    f->o.max_connections = 1;
+    ASSERT_EQ(async_http_session_init(&f->s, &f->o), 0);
+    /* the request that waits for the one connection is cancelled: out of the queue, nothing held */
+    f->c.url = sx_url("/slow");
+    f->d.url = sx_url("/echo");
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sx_req, &f->r, &f->s, &f->c));
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sx_req, &f->q, &f->s, &f->d));
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sx_canceller, &f->k, &f->s, &f->q.task, 1, &f->d));
+    AWAIT_GROUP(t, &f->g);
+    ASSERT_EQ(f->q.code, ASYNC_ECANCELED);
+    ASSERT_EQ(f->r.code, 0);
+    ASSERT(f->s.waiters == NULL);
+    ASSERT_EQ(async_http_session_connections(&f->s, &f->idle), 1);
+    ASSERT_EQ(f->idle, 1);
+    /* the request in the middle of its answer is cancelled: its connection is closed, not returned */
+    ASYNC_SPAWN(t, &f->g2, ASYNC_CALL(sx_req, &f->r2, &f->s, &f->c));
+    ASYNC_SPAWN(t, &f->g2, ASYNC_CALL(sx_canceller, &f->k2, &f->s, &f->r2.task, 1, NULL));
+    AWAIT_GROUP(t, &f->g2);
+    ASSERT_EQ(f->r2.code, ASYNC_ECANCELED);
+    ASSERT_EQ(async_http_session_connections(&f->s, NULL), 0);
+    /* the session works on */
+    AWAIT_CALL(t, sx_req, &f->q, &f->s, &f->d);
+    ASSERT_EQ(f->q.code, 0);
+    ASSERT_STR_EQ(async_http_call_body(&f->d, NULL), "GET /echo||");
+    /* closing the session fails the waiters with ASYNC_ESHUTDOWN; the running request ends normally */
+    ASYNC_SPAWN(t, &f->g3, ASYNC_CALL(sx_req, &f->r3, &f->s, &f->c));
+    ASYNC_SPAWN(t, &f->g3, ASYNC_CALL(sx_req, &f->q3, &f->s, &f->d));
+    while (!f->d.waiting) AWAIT_SLEEP(t, 5);
+    async_http_session_close(&f->s);
+    AWAIT_GROUP(t, &f->g3);
+    ASSERT_EQ(f->q3.code, ASYNC_ESHUTDOWN);
+    ASSERT_EQ(f->r3.code, 0);
+    ASSERT_EQ(async_http_call_status(&f->c), 200);
+    async_http_call_close(&f->c);
+    async_http_call_close(&f->d);
+} ASYNC_END_DEF
+
+TEST(http_client_session_cancel_mid_request_keeps_the_pool_consistent) {
+    static sx_cancel_main_frame f;
+    sx_start();
+    ASSERT_EQ(run_real(ASYNC_CALL(sx_cancel_main, &f)), 0);
+    test_server_stop(&sx_srv);
 }

@@ -188,39 +188,132 @@ ASYNC_API size_t async_server_connections(const async_server *srv);
  *  connections at once instead of waiting for them. */
 ASYNC_API void async_stream_set_idle(async_stream *s, bool idle);
 
-/** One request as the HTTP server hands it to its handler; pointers valid during the call. */
+/* ---- the HTTP/1.1 server: handlers are coroutines ----
+ *
+ *     ASYNC_HTTP_DEF(hello) {                                  // async def hello(request):
+ *         AWAIT_SLEEP(t, 10);                                  //     await asyncio.sleep(0.01)
+ *         async_http_response_text(f->res, 200, "hello");      //     return web.Response(text="hello")
+ *     } ASYNC_END_DEF
+ *
+ *     static const async_http_route routes[] = {              // app.router.add_get("/", hello)
+ *         ASYNC_HTTP_ROUTE("GET", "/", hello), ASYNC_HTTP_ROUTES_END};
+ *     async_http_server_listen(&server, "127.0.0.1", 8080, 0, NULL, routes, NULL);
+ *
+ * Each connection answers its requests one at a time and in order (pipelined ones wait in its buffer),
+ * so a handler that awaits never reorders the answers; other connections run meanwhile. A handler's frame
+ * lives in its connection's memory (the server sizes it for the largest route), is zeroed before each
+ * request, and is cancelled when the client goes away (end of stream or reset while the handler runs) or
+ * when the server closes and its grace runs out; its finally blocks run. Its response is sent when it
+ * returns, unless it streamed one (async_http_response_write). An error raised by a handler becomes a 500
+ * (or ends a response already under way) and closes the connection. */
+
+/** One request as the HTTP server hands it to its handler; pointers valid until the handler returns. */
 typedef struct async_http_request {
     const char *method;  /**< "GET", "POST", ... */
-    const char *target;  /**< the request target as sent ("/path?query") */
+    const char *target;  /**< the request target as sent ("/a%20b?x=1") */
+    const char *path;    /**< the target's path, percent-decoded ("/a b") */
+    const char *query;   /**< the raw query after '?' ("x=1"), "" if none: see async_http_request_query */
     int version_minor;   /**< 1 for HTTP/1.1, 0 for HTTP/1.0 */
     size_t nheaders;     /**< header fields, in order: names[i]: values[i] */
     const char *const *names;
     const char *const *values;
-    const char *body;    /**< the body (chunked bodies de-chunked), body_len bytes */
+    const char *body;    /**< the body (chunked bodies de-chunked), body_len bytes, NUL-terminated */
     size_t body_len;
+    void *arg;           /**< the server's arg (aiohttp's request.app) */
+    void *conn;          /* private: the connection */
 } async_http_request;
 
-/** The response a handler fills in. Zeroed before each call; status 0 means 200. */
+/** The response a handler fills in. Zeroed before each request; status 0 means 200. */
 typedef struct async_http_response {
-    int status;               /**< status code; the reason phrase is the standard one */
-    const char *content_type; /**< NULL: "text/plain" */
-    const char *headers;      /**< extra header lines, each ending in "\r\n", or NULL */
-    const void *body;         /**< body_len bytes, copied before the handler's next call */
+    int status;               /**< status code (100..999); the reason phrase is the registered one */
+    const char *content_type; /**< NULL: "text/plain; charset=utf-8" */
+    const void *body;         /**< body_len bytes, sent when the handler returns: must live until then */
     size_t body_len;
     bool close;               /**< close the connection after this response */
+    void *conn;               /* private: the connection */
 } async_http_response;
 
-/** A request handler: fills res from req. Runs on the loop; returns 0, or an error code that becomes a
- *  500 response. */
-typedef int (*async_http_handler)(const async_http_request *req, async_http_response *res, void *arg);
+/** The frame a handler coroutine begins with (ASYNC_HTTP_DEF puts these fields first). */
+typedef struct async_http_frame {
+    async_task task;
+    async_http_request *req;
+    async_http_response *res;
+} async_http_frame;
+
+/** Defines a handler coroutine `name`: ASYNC_DEF(name, async_http_request *req; async_http_response
+ *  *res; fields...). In its body f->req is the request and f->res the response; the other fields are
+ *  zeroed before each request. Give it to the server with ASYNC_HTTP_ROUTE. */
+#define ASYNC_HTTP_DEF(...) ASYNC__CAT(ASYNC__HTTP_DEF, ASYNC__HAS_COMMA(__VA_ARGS__))(__VA_ARGS__)
+#define ASYNC__HTTP_DEF0(name) ASYNC_DEF(name, async_http_request *req; async_http_response *res;)
+#define ASYNC__HTTP_DEF1(name, ...) ASYNC_DEF(name, async_http_request *req; async_http_response *res; __VA_ARGS__)
+
+/** One route: a method and a path pattern, and the handler coroutine for them. */
+typedef struct async_http_route {
+    const char *method;  /**< "GET", "POST", ...; NULL: any method. A GET route also answers HEAD. */
+    const char *pattern; /**< "/users/{id}": literal segments, {name} for one segment, and a last
+                              {name...} for the rest of the path (possibly empty); NULL: every path */
+    async_fn fn;         /**< the handler's coroutine (ASYNC_HTTP_ROUTE fills fn and frame_size) */
+    size_t frame_size;   /**< its frame's size */
+} async_http_route;
+
+/** A route to the handler defined by ASYNC_HTTP_DEF(name): {method, pattern, name's function, its frame
+ *  size}. A frame that does not begin as async_http_frame does is a build error. */
+#define ASYNC_HTTP_ROUTE(method, pattern, name)                                                      \
+    {(method), (pattern), name##_run,                                                                 \
+     sizeof(name##_frame) +                                                                           \
+         0 * sizeof(char[offsetof(name##_frame, res) == offsetof(async_http_frame, res) ? 1 : -1])}
+/** Ends a route table. */
+#define ASYNC_HTTP_ROUTES_END {NULL, NULL, NULL, 0}
+
+/** The value of header `name` (case-insensitive; the first of repeated ones) in req, or NULL. */
+ASYNC_API const char *async_http_request_header(const async_http_request *req, const char *name);
+/** The value of path parameter `name` of the route that matched ({name} in its pattern), percent-decoded,
+ *  or NULL. */
+ASYNC_API const char *async_http_request_param(const async_http_request *req, const char *name);
+/** The value of query parameter `name` ("?a=1&b=x%20y": "1", "x y"; '+' is a space), decoded, the first
+ *  of repeated ones; "" for a name without '='; NULL if absent (or if memory for the decoded query ran
+ *  out). */
+ASYNC_API const char *async_http_request_query(const async_http_request *req, const char *name);
+/** The client's address: "127.0.0.1:54321" or "[::1]:54321" ("" if the socket cannot tell). */
+ASYNC_API const char *async_http_request_peer(const async_http_request *req);
+
+/** Adds the header line "name: value" to the response. ASYNC_EINVAL: NULL, a name that is not an HTTP
+ *  token, a value with CR, LF or NUL (refused, never sent), or a header the server sets itself
+ *  (Content-Length, Transfer-Encoding, Connection, Date); ASYNC_EBUSY once the head has been sent
+ *  (after async_http_response_write); ASYNC_ENOMEM. "Content-Length: N" set before a streamed response
+ *  is the exception: the response is then sent with that length instead of chunked. */
+ASYNC_API int async_http_response_header(async_http_response *res, const char *name, const char *value);
+/** Sets status, "text/plain; charset=utf-8" and body (text, which must live until the handler returns).
+ *  ASYNC_EINVAL for NULL or a status outside 100..999. */
+ASYNC_API int async_http_response_text(async_http_response *res, int status, const char *text);
+/** Sets status, "application/json" and body (json, which must live until the handler returns). */
+ASYNC_API int async_http_response_json(async_http_response *res, int status, const char *json);
+/** Streams the response: the first call sends the head (status, content type and headers as set so far;
+ *  chunked transfer encoding for HTTP/1.1, a close-delimited body for HTTP/1.0, or the Content-Length the
+ *  handler set), then data as one chunk. Data is handed to the kernel at once as far as it takes it;
+ *  the rest is buffered: AWAIT_HTTP_DRAIN waits for it (back-pressure). The response ends when the
+ *  handler returns. n == 0 only sends the head. 0, ASYNC_EINVAL, ASYNC_EMSGSIZE (more than the
+ *  Content-Length set), ASYNC_EBADF (the connection was taken by async_http_response_upgrade),
+ *  ASYNC_EPIPE / ASYNC_ECONNRESET (the client went away), ASYNC_ENOMEM. Body bytes of a HEAD request
+ *  are dropped. */
+ASYNC_API int async_http_response_write(async_http_response *res, const void *data, size_t n);
+/** Waits until what async_http_response_write buffered is handed to the kernel, at most ms
+ *  (AWAIT_STREAM_DRAIN on the connection). */
+#define AWAIT_HTTP_DRAIN(t, res, ms) AWAIT_STREAM_DRAIN(t, async__http_stream(res), ms)
+/** Takes the connection over (for an Upgrade: WebSocket): returns its stream, on which the server writes
+ *  nothing more (the handler writes the 101 response itself) and which it closes when the handler ends.
+ *  Input the client sent after the request is in the stream's buffer. NULL if the head of a response has
+ *  already been sent (or res is NULL). */
+ASYNC_API async_stream *async_http_response_upgrade(async_http_response *res);
 
 /** Limits of the HTTP server (0 in a field means its default). Over-long request lines get 414, too many
- *  or too large header fields 431, a body over max_body 413, malformed input 400; the connection is
- *  then closed. A time over ASYNC_MS_MAX makes async_http_server_listen fail with ASYNC_ERANGE. */
+ *  or too large header fields 431, a body over max_body 413, malformed input 400, a version other than
+ *  HTTP/1.x 505 (HTTP/0.9: 400); the connection is then closed. A time over ASYNC_MS_MAX makes
+ *  async_http_server_listen fail with ASYNC_ERANGE. */
 typedef struct async_http_limits {
     size_t max_request_line; /**< method + target + version; default 8 KiB */
-    size_t max_header_bytes; /**< all header fields together; default 16 KiB */
-    size_t max_headers;      /**< number of header fields; default 64 */
+    size_t max_header_bytes; /**< all header fields together; default 64 KiB (long Cookie headers fit) */
+    size_t max_headers;      /**< number of header fields; default 256 */
     size_t max_body;         /**< default 1 MiB */
     int64_t idle_ms;         /**< keep-alive connection idle before close; default 30 s */
     int64_t request_ms;      /**< a whole request (head and body) must arrive within it; default 10 s */
@@ -229,18 +322,26 @@ typedef struct async_http_limits {
                                   default 1 s */
 } async_http_limits;
 
-/** An HTTP/1.1 server (keep-alive, pipelining, limits) on an async_server. Zero-initialise it. */
+/** An HTTP/1.1 server (keep-alive, pipelining, limits, routes) on an async_server. Zero-initialise it. */
 typedef struct async_http_server {
-    async_server server;      /* private */
-    async_http_handler handler; /* private */
-    void *arg;                /* private */
-    async_http_limits limits; /* private */
+    async_server server;              /* private */
+    const async_http_route *routes;   /* private */
+    size_t nroutes, frame_size;       /* private */
+    void *arg;                        /* private */
+    async_http_limits limits;         /* private */
+    long date_sec;                    /* private: the second `date` was made for */
+    char date[64];                    /* private: "Date: ...\r\n" */
 } async_http_server;
 
-/** Listens on host:port (see async_server_listen) and answers each request with handler(req, res, arg).
- *  limits may be NULL (defaults); ASYNC_ERANGE for a time in them over ASYNC_MS_MAX. */
+/** Listens on host:port (see async_server_listen) and answers each request with the first route of
+ *  `routes` (ended by ASYNC_HTTP_ROUTES_END; the table must outlive the server) whose method and pattern
+ *  match: 404 if no pattern matches the path, 405 (with Allow) if none of those takes the method, 501 for
+ *  a CONNECT no route names. limits may be NULL (defaults). arg is given to every handler as req->arg.
+ *  0, ASYNC_EINVAL (NULL, a route without a function or with a pattern that does not begin with '/'),
+ *  ASYNC_ERANGE (a time in limits over ASYNC_MS_MAX), or async_server_listen's errors. */
 ASYNC_API int async_http_server_listen(async_http_server *hs, const char *host, int port, unsigned flags,
-                                       const async_http_limits *limits, async_http_handler handler, void *arg);
+                                       const async_http_limits *limits, const async_http_route *routes,
+                                       void *arg);
 /** The accept loop to AWAIT or spawn (async_server_serve). */
 ASYNC_API async_task *async_http_server_serve(async_http_server *hs);
 /** Graceful shutdown: stop accepting, close idle keep-alive connections, finish the requests in flight
@@ -249,8 +350,6 @@ ASYNC_API async_task *async_http_server_serve(async_http_server *hs);
 ASYNC_API void async_http_server_close(async_http_server *hs, int64_t grace_ms);
 /** The port the server listens on. */
 ASYNC_API int async_http_server_port(const async_http_server *hs);
-/** The value of header `name` (case-insensitive) in req, or NULL. */
-ASYNC_API const char *async_http_request_header(const async_http_request *req, const char *name);
 
 /** A small HTTP/1.1 client: GET over a keep-alive connection (reused while the host and port stay the
  *  same), Content-Length, chunked and close-delimited bodies, a deadline per request, redirects not
@@ -286,6 +385,144 @@ ASYNC_API const char *async_http_client_header(const async_http_client *c, const
 /** Closes the connection and frees the response. The client can be used again. */
 ASYNC_API void async_http_client_close(async_http_client *c);
 
+/* ---- Sessions: aiohttp's ClientSession ----
+ * A session is shared by the tasks of one loop. It keeps a pool of connections per host:port, at most
+ * max_connections open in all and max_per_host to one host: a request that needs one more waits its turn
+ * (first come, first served) until another request gives one back; an idle connection to another host is
+ * closed to make room. A request is an async_http_call in the caller's frame: fill in its inputs, AWAIT
+ * async_http_session_request, read the answer, async_http_call_close. Any method, header fields, a body given
+ * whole or written in pieces (chunked), a response read whole or in pieces, a total and a per-read
+ * timeout, redirects followed up to a limit (then ASYNC_ELOOP, "too many HTTP redirects"), the final URL,
+ * and on request an error for a 4xx or 5xx answer. A connection is reused only after a whole response
+ * that left nothing behind it (bytes beyond the body close it), and never after a failed or cancelled
+ * request: its state is unknown, so it is closed. http:// only: https is ASYNC_ENOTSUP. */
+
+/** A session's settings. 0 in a field means its default. */
+typedef struct async_http_session_opts {
+    unsigned max_connections; /**< connections open at once, in all (default 100) */
+    unsigned max_per_host;    /**< connections open at once to one host:port (default: max_connections) */
+    int64_t timeout_ms;       /**< a request's total time (waiting for a connection, connecting, sending,
+                                   the response head and a whole body; for a streamed body each read ends
+                                   by it too), negative or 0: none */
+    int64_t read_timeout_ms;  /**< the longest wait for the server's next bytes (aiohttp's sock_read); 0:
+                                   none */
+    int max_redirects;        /**< redirects followed per request (default 10; negative: none, a 3xx is
+                                   then the answer) */
+    size_t max_body;          /**< the largest whole body (default 16 MiB): ASYNC_EMSGSIZE over it */
+} async_http_session_opts;
+
+struct async__http_conn;
+struct async_http_call;
+
+/** A session: zero-initialise it (defaults) or async_http_session_init it; async_http_session_close
+ *  frees what it holds. All its requests run on one loop. */
+typedef struct async_http_session {
+    async_http_session_opts opts;     /* private: see async_http_session_init */
+    struct async__http_conn *conns;   /* private: every open connection, idle or in use */
+    struct async_http_call *waiters;  /* private: requests waiting for a connection, first come first */
+    unsigned open;                    /* private: connections in conns */
+    unsigned reused;                  /* private: requests sent on a kept connection */
+    unsigned long ticks;              /* private: orders the idle connections, oldest first */
+    bool closed;                      /* private */
+} async_http_session;
+
+/** A request header field. Names are HTTP tokens; values may not hold CR, LF or NUL (ASYNC_EINVAL). */
+typedef struct async_http_header {
+    const char *name;  /**< "Accept" */
+    const char *value; /**< "application/json" */
+} async_http_header;
+
+/** Flags of an async_http_call. */
+enum {
+    ASYNC_HTTP_STREAM_BODY = 1,      /**< the body is written in pieces after the head (chunked): AWAIT
+                                          async_http_session_request, then AWAIT_HTTP_BODY_WRITE each piece, then
+                                          AWAIT_HTTP_BODY_END, which reads the answer. No redirect is followed
+                                          and a stale kept connection is not retried (the pieces are gone) */
+    ASYNC_HTTP_STREAM_RESPONSE = 2,  /**< the request returns after the response head; the body is read in
+                                          pieces with AWAIT_HTTP_BODY_READ (no max_body limit then) */
+    ASYNC_HTTP_RAISE_FOR_STATUS = 4  /**< a 4xx or 5xx answer raises ASYNC_EIO whose message names the
+                                          status ("HTTP 404 Not Found"); the answer stays readable */
+};
+
+/** One request and its response, in the caller's frame. Zero-initialise it, set the inputs, AWAIT
+ *  async_http_session_request; after the last read, async_http_call_close (also after a failure). Reusable for the
+ *  next request once closed. The inputs are not copied: they must outlive the awaits. */
+typedef struct async_http_call {
+    async_task task;                   /* private: the coroutine of the pending step */
+    const char *method;                /**< "GET" (NULL), "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
+                                            or any other token */
+    const char *url;                   /**< "http://host[:port]/path?query" */
+    const async_http_header *headers;  /**< nheaders fields sent after Host, User-Agent and Accept (a field
+                                            of the same name replaces those); Content-Length and
+                                            Transfer-Encoding are the client's own: ASYNC_EINVAL */
+    size_t nheaders;
+    const void *body;                  /**< a whole body of body_len bytes (Content-Length); NULL: none,
+                                            except "Content-Length: 0" for POST, PUT and PATCH */
+    size_t body_len;
+    unsigned flags;                    /**< ASYNC_HTTP_STREAM_BODY, _STREAM_RESPONSE, _RAISE_FOR_STATUS */
+    int64_t timeout_ms;                /**< total time of this request: 0 the session's, negative none */
+    int max_redirects;                 /**< 0: the session's; negative: none */
+    /* private below */
+    async_http_session *session;
+    struct async__http_conn *conn;     /* the connection in use */
+    struct async_http_call *wnext;     /* in the session's wait list */
+    async_event granted;               /* set when a connection (or an error) is handed over */
+    int wait_error;
+    bool waiting;
+    void *state;                       /* parser, response, deadline (malloc'ed) */
+} async_http_call;
+
+/** Sets up a session with opts (NULL: the defaults). ASYNC_EINVAL for NULL s, ASYNC_ERANGE for a time
+ *  over ASYNC_MS_MAX, ASYNC_EBUSY if s holds connections or waiters (close it first). */
+ASYNC_API int async_http_session_init(async_http_session *s, const async_http_session_opts *opts);
+/** Closes the idle connections, fails the requests waiting for one with ASYNC_ESHUTDOWN, and refuses new
+ *  ones (ASYNC_ESHUTDOWN) until async_http_session_init. Requests running go on to their end; their
+ *  connections are closed then. Safe on a zeroed or closed session and NULL. */
+ASYNC_API void async_http_session_close(async_http_session *s);
+/** Connections open now (in use and idle); *idle (may be NULL) gets how many are idle. */
+ASYNC_API unsigned async_http_session_connections(const async_http_session *s, unsigned *idle);
+/** Requests sent on a kept-alive connection so far. */
+ASYNC_API unsigned async_http_session_reused(const async_http_session *s);
+
+/** await session.request(...): sends c (see async_http_call) through s and returns once the response
+ *  head and whole body have come (with ASYNC_HTTP_STREAM_RESPONSE: the head; with ASYNC_HTTP_STREAM_BODY:
+ *  once the request head is sent). Raises ASYNC_EINVAL (a bad URL, method or header field),
+ *  ASYNC_ENOTSUP (https), ASYNC_ESHUTDOWN (the session closed), ASYNC_ETIMEDOUT, ASYNC_ELOOP (too many
+ *  redirects), ASYNC_EPROTO (a malformed response), ASYNC_EMSGSIZE, ASYNC_ENODATA (the connection ended
+ *  before the whole response: "before answering" if no byte came), connection errors, and ASYNC_EIO for
+ *  an error status with ASYNC_HTTP_RAISE_FOR_STATUS. Cancellation closes the connection in use. AWAIT the
+ *  returned task (NULL for NULL c). */
+ASYNC_API async_task *async_http_session_request(async_http_session *s, async_http_call *c);
+/** await session.request(...) as one statement. */
+#define AWAIT_HTTP_REQUEST(t, s, c) AWAIT(t, async_http_session_request((s), (c)))
+/** The step that writes one piece of a streamed request body (a chunk; len 0 writes nothing). */
+ASYNC_API async_task *async_http_body_write(async_http_call *c, const void *data, size_t len);
+/** Writes len bytes of data as the next piece of c's streamed body (ASYNC_EINVAL without
+ *  ASYNC_HTTP_STREAM_BODY or after the end). */
+#define AWAIT_HTTP_BODY_WRITE(t, c, data, len) AWAIT(t, async_http_body_write((c), (data), (len)))
+/** The step that ends a streamed request body and reads the response (as async_http_session_request would). */
+ASYNC_API async_task *async_http_body_end(async_http_call *c);
+/** Ends c's streamed body and waits for the response. */
+#define AWAIT_HTTP_BODY_END(t, c) AWAIT(t, async_http_body_end((c)))
+/** The step that reads the next piece of a streamed response body. */
+ASYNC_API async_task *async_http_body_read(async_http_call *c, void *buf, size_t cap, size_t *n);
+/** Reads the next 1..cap bytes of c's streamed response body into buf, *n (size_t *) their count; 0 at
+ *  the end of the body, when the connection goes back to the pool. ASYNC_EINVAL without
+ *  ASYNC_HTTP_STREAM_RESPONSE or before the head. */
+#define AWAIT_HTTP_BODY_READ(t, c, buf, cap, n) AWAIT(t, async_http_body_read((c), (buf), (cap), (n)))
+/** The response's status code (0 before one). */
+ASYNC_API int async_http_call_status(const async_http_call *c);
+/** The response's header or trailer `name` (case-insensitive; the first of repeated ones), or NULL. */
+ASYNC_API const char *async_http_call_header(const async_http_call *c, const char *name);
+/** The whole response body (NUL-terminated; "" with ASYNC_HTTP_STREAM_RESPONSE), *len its length. */
+ASYNC_API const char *async_http_call_body(const async_http_call *c, size_t *len);
+/** The URL the response came from: the last redirect's target, else the request's URL ("" before). */
+ASYNC_API const char *async_http_call_url(const async_http_call *c);
+/** Releases c: frees the response, gives a connection whose response was read to its end back to the
+ *  pool and closes one that was not (a body not read, a streamed body not ended). Safe on a zeroed or
+ *  closed call and NULL; not while a step of c is awaited. */
+ASYNC_API void async_http_call_close(async_http_call *c);
+
 /** A thread-safe door into a loop (call_soon_threadsafe): any thread queues a function that the loop's
  *  thread then runs between passes. Made and freed on the loop's thread; while it exists the loop does
  *  not report a deadlock (another thread may still wake it). One still open when its loop is freed is
@@ -307,6 +544,152 @@ ASYNC_API int async_remote_cancel(async_remote *r, async_task *t);
  *  ASYNC_SERVER_REUSEPORT). Returns the first non-zero code in index order, ASYNC_EINVAL, ASYNC_ENOMEM. */
 ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg);
 
+/* ---- WebSocket (RFC 6455), server side, over a stream; provided by http_ws.c, which needs libcrypto
+ * (-lcrypto, in `pkg-config --libs async-http`) for SHA-1 ----
+ *
+ * A handler that takes over its connection after an HTTP request checks the request and builds the answer
+ * with async_ws_handshake, writes it, then speaks WebSocket on the stream with an async_ws:
+ *
+ *     rc = async_ws_handshake(req, f->head, sizeof f->head, &f->n, NULL);
+ *     async_stream_write(s, f->head, f->n);                   (the 101, or the 400 / 426 when rc != 0)
+ *     if (rc) return;
+ *     async_ws_open(&f->ws, s, NULL);
+ *     for (;;) {
+ *         AWAIT_WS_RECV(t, &f->ws, &f->msg, -1);
+ *         if (f->msg.opcode == ASYNC_WS_CLOSE) break;          (the peer closed; its close was answered)
+ *         AWAIT_WS_SEND(t, &f->ws, f->msg.opcode, f->msg.data, f->msg.len, 5000);
+ *     }
+ *     async_ws_free(&f->ws);
+ *
+ * Peer errors end the connection as RFC 6455 7.1.7 says (fail the connection): the endpoint sends a close
+ * frame with the status (1002 protocol error, 1007 invalid UTF-8 in a text message or a close reason,
+ * 1009 a message over the limit), gives it limits.close_ms to leave, and raises ASYNC_EPROTO (ASYNC_EMSGSIZE
+ * for 1009; ASYNC_ENOMEM, after a 1011, when the message buffer cannot grow); nothing more is read or sent
+ * on it afterwards. Extensions and subprotocols are not offered. */
+
+/** Message opcodes (RFC 6455 5.2): what async_ws_send sends, and what AWAIT_WS_RECV reports. */
+enum {
+    ASYNC_WS_TEXT = 1,   /**< a text message: UTF-8, checked both ways */
+    ASYNC_WS_BINARY = 2, /**< a binary message */
+    ASYNC_WS_CLOSE = 8,  /**< the end: the peer's close (its code and reason), or the connection's loss */
+    ASYNC_WS_PING = 9,   /**< a ping (sent only: received pings are answered by the endpoint itself) */
+    ASYNC_WS_PONG = 10   /**< a pong (sent only, an unsolicited heartbeat; received pongs are dropped) */
+};
+
+/** Close status codes (RFC 6455 7.4.1) the endpoint itself uses or reports. */
+enum {
+    ASYNC_WS_NORMAL = 1000,        /**< normal closure */
+    ASYNC_WS_GOING_AWAY = 1001,    /**< the endpoint goes away (server shutdown) */
+    ASYNC_WS_PROTOCOL_ERROR = 1002, /**< the peer broke the protocol */
+    ASYNC_WS_NO_STATUS = 1005,     /**< reported when the peer's close had no code (never sent) */
+    ASYNC_WS_ABNORMAL = 1006,      /**< reported when the connection ended without a close (never sent) */
+    ASYNC_WS_INVALID_DATA = 1007,  /**< invalid UTF-8 in a text message or a close reason */
+    ASYNC_WS_TOO_BIG = 1009        /**< a message over the endpoint's limit */
+};
+
+/** An endpoint's limits; 0 in a field means its default. */
+typedef struct async_ws_limits {
+    size_t max_message; /**< largest message, all its fragments together; default 1 MiB */
+    size_t max_frame;   /**< largest single frame's payload; default max_message */
+    int64_t close_ms;   /**< how long the close frame sent on a peer's error is given to leave; default 1 s */
+} async_ws_limits;
+
+/** One received message: the whole message, its fragments joined. data stays valid until the next
+ *  receive on the endpoint or async_ws_free. */
+typedef struct async_ws_message {
+    int opcode;       /**< ASYNC_WS_TEXT, ASYNC_WS_BINARY, or ASYNC_WS_CLOSE at the end */
+    const char *data; /**< the payload, NUL-terminated (a close's reason) */
+    size_t len;       /**< its length in bytes */
+    int code;         /**< for ASYNC_WS_CLOSE: the peer's code, ASYNC_WS_NO_STATUS or ASYNC_WS_ABNORMAL */
+} async_ws_message;
+
+/** A WebSocket endpoint, server role (the client's frames must be masked, its own are not), over a stream
+ *  it does not own. Zero-initialise it, then async_ws_open. One receive (AWAIT_WS_RECV or AWAIT_WS_CLOSE)
+ *  and one send at a time; a receive and a send may run in two tasks at once. async_ws_free releases what
+ *  it holds. */
+typedef struct async_ws {
+    async_task rtask;          /* private: the receive or close coroutine */
+    async_task stask;          /* private: the send coroutine */
+    async_stream *s;           /* private */
+    async_ws_limits lim;       /* private */
+    unsigned state;            /* private: WS_* flags (http_ws.c) */
+    async_ws_message *out;     /* private: the pending receive's result */
+    int32_t rms, sms;          /* private: deadlines of the pending receive and send, -1 none */
+    async_ms rdeadline;        /* private */
+    const async_error *err;    /* private: what a failed coroutine raises */
+    async_ms sdeadline;        /* private */
+    unsigned char hdr[14];     /* private: the frame header being read */
+    unsigned char mask[4];     /* private */
+    int fop;                   /* private: the current frame's opcode, -1 between frames */
+    bool ffin;                 /* private */
+    uint64_t flen, fgot;       /* private: the current frame's payload length, bytes read */
+    int mop;                   /* private: the opcode of the message being assembled, 0 none */
+    unsigned utf8;             /* private: the UTF-8 check's state across frames */
+    char *buf;                 /* private: the message (malloc'ed) */
+    size_t len, cap;           /* private */
+    char ctl[128];             /* private: a control frame's payload */
+    size_t ctl_len;            /* private */
+    int close_code;            /* private: the code of the close frame to send */
+    size_t n;                  /* private */
+    int serr;                  /* private: what a send that cannot start raises */
+    async_event wfree;         /* private: set when the receive's own drain ends */
+} async_ws;
+
+/** Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2: base64 of the SHA-1 of the key and the
+ *  protocol's GUID) into out, NUL-terminated (28 characters). 0, or ASYNC_EINVAL if client_key is not the
+ *  base64 of 16 bytes (surrounding spaces allowed) or an argument is NULL. */
+ASYNC_API int async_ws_accept_key(const char *client_key, char out[29]);
+/** Checks that req asks for a WebSocket upgrade (GET, HTTP/1.1 or later, Host, Upgrade: websocket,
+ *  Connection with the token upgrade, Sec-WebSocket-Version: 13, a valid Sec-WebSocket-Key; names and tokens
+ *  case-insensitive) and writes the response head to send into head (cap bytes, NUL-terminated, *len its
+ *  length without the NUL): "HTTP/1.1 101 Switching Protocols" with Sec-WebSocket-Accept (returns 0); for a
+ *  request that is not a valid upgrade a 400 (ASYNC_EPROTO), or a 426 with "Sec-WebSocket-Version: 13"
+ *  when only the version is wrong or missing (ASYNC_ENOTSUP); both close the connection. *status (may be
+ *  NULL) gets 101, 400 or 426. ASYNC_EINVAL for NULL arguments, ASYNC_EOVERFLOW if cap is too small (256
+ *  bytes is always enough). */
+ASYNC_API int async_ws_handshake(const async_http_request *req, char *head, size_t cap, size_t *len, int *status);
+/** Starts a WebSocket endpoint (server role) on stream s, the stream of a connection whose upgrade was
+ *  answered with 101. lim may be NULL (defaults). 0; ASYNC_EINVAL (NULL, or a limit out of range);
+ *  ASYNC_ERANGE for close_ms over ASYNC_MS_MAX; ASYNC_EBUSY if ws has an await running. */
+ASYNC_API int async_ws_open(async_ws *ws, async_stream *s, const async_ws_limits *lim);
+/** Releases what ws holds (the message buffer); the stream stays open. Call it when no await runs on ws
+ *  (after cancelling them). Safe on a zeroed endpoint and NULL; ws can be opened again. */
+ASYNC_API void async_ws_free(async_ws *ws);
+/** Sends one message (ASYNC_WS_TEXT, ASYNC_WS_BINARY) or control frame (ASYNC_WS_PING, ASYNC_WS_PONG,
+ *  at most 125 bytes) as one frame, without awaiting: what the socket does not take now waits in the
+ *  stream's buffer (AWAIT_WS_SEND, or AWAIT_STREAM_DRAIN on the stream, waits for it). 0; ASYNC_EINVAL (a
+ *  NULL argument, another opcode, a control payload over 125 bytes, text that is not UTF-8);
+ *  ASYNC_EPIPE once a close was sent or the connection failed; ASYNC_ENOMEM; the stream's errors. */
+ASYNC_API int async_ws_send(async_ws *ws, int opcode, const void *data, size_t len);
+/** Receives the next message into *msg (an async_ws_message *) within ms (int64_t; negative: no deadline;
+ *  ASYNC_ETIMEDOUT). Pings are answered with pongs, pongs dropped. The peer's close is answered with a
+ *  close of the same code and reported as a message ASYNC_WS_CLOSE with the peer's code and reason; the
+ *  connection's end without a close as ASYNC_WS_CLOSE with ASYNC_WS_ABNORMAL. A peer's error raises
+ *  ASYNC_EPROTO or ASYNC_EMSGSIZE after the close frame was sent (see above); the stream's errors are
+ *  raised as they are; a receive after the end raises ASYNC_ENODATA. Cancelling the receive keeps what
+ *  was read of the message: the next receive goes on from there. */
+#define AWAIT_WS_RECV(t, ws, msg, ms)                                                                 \
+    ASYNC__AWAIT(t, async__await_start((t), async__ws_recv((ws), (msg), (ms))),                       \
+                 async__await_check((t), &(ws)->rtask))
+/** async_ws_send, then waits up to ms until the stream's buffer is handed to the kernel. */
+#define AWAIT_WS_SEND(t, ws, opcode, data, len, ms)                                                   \
+    ASYNC__AWAIT(t, async__await_start((t), async__ws_send((ws), (opcode), (data), (len), (ms))),     \
+                 async__await_check((t), &(ws)->stask))
+/** The close handshake: sends a close frame with code (0: none; else 1000-1003, 1007-1014 or 3000-4999)
+ *  and reason (NULL or UTF-8 of at most 123 bytes; ASYNC_EINVAL otherwise), then reads and drops messages
+ *  until the peer's close comes, within ms (ASYNC_ETIMEDOUT: the close was sent, and a later AWAIT_WS_CLOSE
+ *  waits for the answer again). Ends at once if the peer's close was already received and answered, or the
+ *  connection had ended. The connection's end meanwhile ends it too. Peer errors are raised as for a
+ *  receive. reason is copied before the first wait. */
+#define AWAIT_WS_CLOSE(t, ws, code, reason, ms)                                                       \
+    ASYNC__AWAIT(t, async__await_start((t), async__ws_close((ws), (code), (reason), (ms))),           \
+                 async__await_check((t), &(ws)->rtask))
+
+/* private helpers of the WebSocket macros */
+ASYNC_API async_task *async__ws_recv(async_ws *ws, async_ws_message *msg, int64_t ms);
+ASYNC_API async_task *async__ws_send(async_ws *ws, int opcode, const void *data, size_t len, int64_t ms);
+ASYNC_API async_task *async__ws_close(async_ws *ws, int code, const char *reason, int64_t ms);
+
 /* private helpers of the network macros */
 ASYNC_API int async__io_start(async_task *t, async_io *w, int fd, unsigned events, int64_t ms);
 ASYNC_API int async__io_check(async_task *t, async_io *w);
@@ -317,6 +700,7 @@ ASYNC_API int async__stream_read_start(async_task *t, async_stream *s, int op, v
 ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
 ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms);
 ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
+ASYNC_API async_stream *async__http_stream(async_http_response *res);
 
 #ifdef __cplusplus
 }
