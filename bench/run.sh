@@ -72,6 +72,7 @@ load_server() { # workload impl connections seconds pin(1|0) log port-sed-script
     local w=$1 impl=$2 conns=$3 s=$4 pin="" load="" log=$6 script=$7 port="" pid spid t0 t1 res nreq cpu
     if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then load="taskset -c 1"; [ "$5" = 1 ] && pin="taskset -c 0"; fi
     shift 7
+    : >"$log" # here, not only in the child: the loop below must not read the last server's port
     $pin "$@" >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do # an interpreter or a JIT may take a few seconds to start on a busy machine
