@@ -11,7 +11,8 @@
 #   BENCH_QUICK=1 bench/run.sh   small sizes, one run: a quick look
 #   BENCH_REPORT=FILE bench/run.sh   no runs: the report from the lines of an earlier run
 # Sizes: BENCH_N (tasks/messages/calls), BENCH_W4_SECONDS, BENCH_W6_SECONDS (each server's time under
-# wrk; 10 s, quick 3 s), BENCH_W6_CONNS (W6's connections, 500: its ceiling is CONNS / 10 ms); RUNS.
+# wrk; 10 s, quick 3 s), BENCH_W6_WARMUP (s of load before that, not counted: 2, quick 1; a JIT's first
+# second would be W6's p99), BENCH_W6_CONNS (W6's connections, 500: its ceiling is CONNS / 10 ms); RUNS.
 # PEERS: the peers' folder (default: the shared checkout beside this one). BENCH_PORT: the port of the
 # peers' W4 servers (ours picks a free one). W6's peers are not in the shared folder: they are
 # bench/w6/*_w6.* beside ours, built here, and every W6 server picks a free port.
@@ -23,6 +24,7 @@ peers=${PEERS:-$here/../../shared/bench}
 quick=${BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then n=${BENCH_N:-10000}; secs=${BENCH_W4_SECONDS:-2}; w6_secs=${BENCH_W6_SECONDS:-3}; runs=${RUNS:-1}
 else n=${BENCH_N:-100000}; secs=${BENCH_W4_SECONDS:-10}; w6_secs=${BENCH_W6_SECONDS:-10}; runs=${RUNS:-3}; fi
+w6_warm=${BENCH_W6_WARMUP:-$((quick == 1 ? 1 : 2))}
 w6_conns=${BENCH_W6_CONNS:-500}
 workloads=("$@"); [ ${#workloads[@]} -eq 0 ] && workloads=(W1 W2 W3 W4 W5 W6)
 for w in "${workloads[@]}"; do
@@ -66,12 +68,13 @@ expect() { # workload
 # One HTTP server under wrk, the way W4 and W6 load them: the server on CPU 0 (unless told it runs
 # threads of its own), wrk -t2 on CPU 1, so that they do not fight for the two cores. The server prints
 # its port (it picks a free one) and may print "pid=N" when a wrapper (an interpreter's shim) could stand
-# between $! and the process whose CPU time counts. One result line: req/s, the server's user + system CPU
-# time over the load divided by the requests, p50 and p99 as wrk prints them and p99_ms, wrk's errors.
-load_server() { # workload impl connections seconds pin(1|0) log port-sed-script command...
-    local w=$1 impl=$2 conns=$3 s=$4 pin="" load="" log=$6 script=$7 port="" pid spid t0 t1 res nreq cpu
-    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then load="taskset -c 1"; [ "$5" = 1 ] && pin="taskset -c 0"; fi
-    shift 7
+# between $! and the process whose CPU time counts. A warm-up load first, when asked, that nothing counts.
+# One result line: req/s, the server's user + system CPU time over the load divided by the requests, p50
+# and p99 as wrk prints them and p99_ms, wrk's errors.
+load_server() { # workload impl connections seconds warm-up-seconds pin(1|0) log port-sed-script command...
+    local w=$1 impl=$2 conns=$3 s=$4 warm=$5 pin="" load="" log=$7 script=$8 port="" pid spid t0 t1 res nreq cpu
+    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then load="taskset -c 1"; [ "$6" = 1 ] && pin="taskset -c 0"; fi
+    shift 8
     : >"$log" # here, not only in the child: the loop below must not read the last server's port
     $pin "$@" >"$log" 2>&1 &
     pid=$!
@@ -86,6 +89,7 @@ load_server() { # workload impl connections seconds pin(1|0) log port-sed-script
         return
     fi
     spid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' "$log"); [ -r "/proc/${spid:-x}/stat" ] || spid=$pid
+    [ "$warm" -gt 0 ] && $load wrk -t2 -c"$conns" -d"${warm}s" "http://127.0.0.1:$port/" >/dev/null 2>&1
     t0=$(awk '{print $14 + $15}' "/proc/$spid/stat")
     res=$($load wrk -t2 -c"$conns" -d"${s}s" --latency "http://127.0.0.1:$port/" 2>&1)
     t1=$(awk '{print $14 + $15}' "/proc/$spid/stat" 2>/dev/null || echo "$t0")
@@ -114,7 +118,7 @@ load_server() { # workload impl connections seconds pin(1|0) log port-sed-script
 # W4: the hello_server sample under the peers' exact load (wrk -t2 -c100): pinned with one thread,
 # unpinned with two.
 w4_ours() { # threads impl-name
-    load_server W4 "$2" 100 "$secs" "$(($1 == 1))" "$out/w4-server.log" \
+    load_server W4 "$2" 100 "$secs" 0 "$(($1 == 1))" "$out/w4-server.log" \
         's|^Serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' \
         "$build/samples/hello_server" --port 0 --threads "$1" --seconds $((secs + 3))
 }
@@ -156,8 +160,8 @@ w6_run() { # one run of every W6 implementation that can run here
     for e in "async.h|$build/bench/w6/w6" "${w6_peers[@]}"; do
         [ -z "$(w6_missing "${e%%|*}")" ] || continue
         # shellcheck disable=SC2086 # the command's words
-        load_server W6 "${e%%|*}" "$w6_conns" "$w6_secs" 1 "$out/w6-server.log" \
-            's|^impl=[^ ]* port=\([0-9]*\).*|\1|p' ${e#*|} 0 $((w6_secs + 3))
+        load_server W6 "${e%%|*}" "$w6_conns" "$w6_secs" "$w6_warm" 1 "$out/w6-server.log" \
+            's|^impl=[^ ]* port=\([0-9]*\).*|\1|p' ${e#*|} 0 $((w6_warm + w6_secs + 3))
     done
 }
 # 500 connections take 500 descriptors in wrk and 500 in the server: raise the soft limit (inherited by
@@ -191,7 +195,7 @@ for w in ${workloads[@]+"${workloads[@]}"}; do
     fi
     expect "$w" >> "$expected"
     arg=$n; [ "$w" = W4 ] && arg=$secs
-    [ "$w" = W6 ] && arg="${w6_secs} s, wrk -c$w6_conns"
+    [ "$w" = W6 ] && arg="${w6_secs} s after ${w6_warm} s of warm-up, wrk -c$w6_conns"
     echo "# $w: $arg, $runs run(s) each" >&2
     for ((r = 0; r < runs; r++)); do
         case $w in
