@@ -6,23 +6,29 @@
 # (results.csv) and, when gnuplot is installed, a bar chart (results.svg). BENCH_UPDATE=1 then copies the
 # CSV and the chart over bench/results.csv and bench/results.svg, the copies the README shows (never from
 # a quick run).
-#   bench/run.sh                 W1..W5, default sizes, 3 runs
+#   bench/run.sh                 W1..W6, default sizes, 3 runs
 #   bench/run.sh W1 W3           some workloads
 #   BENCH_QUICK=1 bench/run.sh   small sizes, one run: a quick look
 #   BENCH_REPORT=FILE bench/run.sh   no runs: the report from the lines of an earlier run
-# Sizes: BENCH_N (tasks/messages/calls), BENCH_W4_SECONDS; RUNS. PEERS: the peers' folder (default: the
-# shared checkout beside this one). BENCH_PORT: the port of the peers' W4 servers (ours picks a free one).
+# Sizes: BENCH_N (tasks/messages/calls), BENCH_W4_SECONDS, BENCH_W6_SECONDS (each server's time under
+# wrk; 10 s, quick 3 s), BENCH_W6_WARMUP (s of load before that, not counted: 2, quick 1; a JIT's first
+# second would be W6's p99), BENCH_W6_CONNS (W6's connections, 500: its ceiling is CONNS / 10 ms); RUNS.
+# PEERS: the peers' folder (default: the shared checkout beside this one). BENCH_PORT: the port of the
+# peers' W4 servers (ours picks a free one). W6's peers are not in the shared folder: they are
+# bench/w6/*_w6.* beside ours, built here, and every W6 server picks a free port.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=${BUILD:-$here/../build}
 out=${BENCH_DIR:-$build/bench}
 peers=${PEERS:-$here/../../shared/bench}
 quick=${BENCH_QUICK:-0}
-if [ "$quick" = 1 ]; then n=${BENCH_N:-10000}; secs=${BENCH_W4_SECONDS:-2}; runs=${RUNS:-1}
-else n=${BENCH_N:-100000}; secs=${BENCH_W4_SECONDS:-10}; runs=${RUNS:-3}; fi
-workloads=("$@"); [ ${#workloads[@]} -eq 0 ] && workloads=(W1 W2 W3 W4 W5)
+if [ "$quick" = 1 ]; then n=${BENCH_N:-10000}; secs=${BENCH_W4_SECONDS:-2}; w6_secs=${BENCH_W6_SECONDS:-3}; runs=${RUNS:-1}
+else n=${BENCH_N:-100000}; secs=${BENCH_W4_SECONDS:-10}; w6_secs=${BENCH_W6_SECONDS:-10}; runs=${RUNS:-3}; fi
+w6_warm=${BENCH_W6_WARMUP:-$((quick == 1 ? 1 : 2))}
+w6_conns=${BENCH_W6_CONNS:-500}
+workloads=("$@"); [ ${#workloads[@]} -eq 0 ] && workloads=(W1 W2 W3 W4 W5 W6)
 for w in "${workloads[@]}"; do
-    case $w in W1 | W2 | W3 | W4 | W5) ;; *) echo "bench/run.sh: no workload $w (W1..W5)" >&2; exit 2 ;; esac
+    case $w in W1 | W2 | W3 | W4 | W5 | W6) ;; *) echo "bench/run.sh: no workload $w (W1..W6)" >&2; exit 2 ;; esac
 done
 export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 raw=$out/results.txt
@@ -43,10 +49,15 @@ peer_missing() {
     c-raw-libev) [ -f /usr/include/ev.h ] || echo "no libev headers (Debian: libev-dev)" ;;
     esac
 }
-# The implementations each workload should give a figure for: ours, then the peers that have it.
+# The implementations each workload should give a figure for: ours, then the peers that have it. W6's
+# peers are ours to build (bench/w6), so they do not depend on the shared folder.
 expect() { # workload
     local impls=(async.h) p
     case $1 in W1) impls+=(async.h-calloc) ;; W4) impls+=(async.h-2threads) ;; esac
+    if [ "$1" = W6 ]; then
+        for p in async.h "${w6_peers[@]}"; do printf '%s\t%s\t%s\n' W6 "${p%%|*}" "$(w6_missing "${p%%|*}")"; done
+        return 0
+    fi
     for p in "${impls[@]}"; do printf '%s\t%s\t\n' "$1" "$p"; done
     [ "$have_peers" = 1 ] || return 0
     impls=(python-asyncio node go c-raw-libev)
@@ -54,32 +65,114 @@ expect() { # workload
     for p in "${impls[@]}"; do printf '%s\t%s\t%s\n' "$1" "$p" "$(peer_missing "$p")"; done
 }
 
-# W4: the hello_server sample under the peers' exact load: wrk -t2 -c100 on CPU 1; the server pinned to
-# CPU 0 with one thread, unpinned with two. The server picks a free port and prints it.
-w4_ours() { # threads impl-name
-    local pin="" load="" log=$out/w4-server.log port="" pid t0 t1 res nreq cpu
-    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then load="taskset -c 1"; [ "$1" = 1 ] && pin="taskset -c 0"; fi
-    $pin "$build/samples/hello_server" --port 0 --threads "$1" --seconds $((secs + 3)) >"$log" 2>&1 &
+# One HTTP server under wrk, the way W4 and W6 load them: the server on CPU 0 (unless told it runs
+# threads of its own), wrk -t2 on CPU 1, so that they do not fight for the two cores. The server prints
+# its port (it picks a free one) and may print "pid=N" when a wrapper (an interpreter's shim) could stand
+# between $! and the process whose CPU time counts. A warm-up load first, when asked, that nothing counts.
+# One result line: req/s, the server's user + system CPU time over the load divided by the requests, p50
+# and p99 as wrk prints them and p99_ms, wrk's errors.
+load_server() { # workload impl connections seconds warm-up-seconds pin(1|0) log port-sed-script command...
+    local w=$1 impl=$2 conns=$3 s=$4 warm=$5 pin="" load="" log=$7 script=$8 port="" pid spid t0 t1 res nreq cpu
+    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then load="taskset -c 1"; [ "$6" = 1 ] && pin="taskset -c 0"; fi
+    shift 8
+    : >"$log" # here, not only in the child: the loop below must not read the last server's port
+    $pin "$@" >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 50); do
-        port=$(sed -n 's|^Serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log")
+    for _ in $(seq 100); do # an interpreter or a JIT may take a few seconds to start on a busy machine
+        port=$(sed -n "$script" "$log")
         [ -n "$port" ] && break
         sleep 0.1
     done
     if [ -z "$port" ]; then
-        echo "# W4 $2: hello_server did not start: $(head -c 300 "$log")" | tee /dev/stderr
+        echo "# $w $impl: the server did not start: $(head -c 300 "$log")" | tee /dev/stderr
         kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
         return
     fi
-    t0=$(awk '{print $14 + $15}' /proc/$pid/stat)
-    res=$($load wrk -t2 -c100 -d"${secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
-    t1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+    spid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' "$log"); [ -r "/proc/${spid:-x}/stat" ] || spid=$pid
+    [ "$warm" -gt 0 ] && $load wrk -t2 -c"$conns" -d"${warm}s" "http://127.0.0.1:$port/" >/dev/null 2>&1
+    t0=$(awk '{print $14 + $15}' "/proc/$spid/stat")
+    res=$($load wrk -t2 -c"$conns" -d"${s}s" --latency "http://127.0.0.1:$port/" 2>&1)
+    t1=$(awk '{print $14 + $15}' "/proc/$spid/stat" 2>/dev/null || echo "$t0")
     nreq=$(awk '/requests in/ {print $1}' <<<"$res")
     cpu=$(awk -v a="$t0" -v b="$t1" -v n="${nreq:-0}" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n; else print "?" }')
-    echo "workload=W4 impl=$2 rps=$(awk '/Requests\/sec/ {print $2}' <<<"$res") server_cpu_us_per_req=$cpu" \
-         "p50=$(awk '$1=="50%" {print $2}' <<<"$res") p99=$(awk '$1=="99%" {print $2}' <<<"$res")"
-    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    # wrk prints a latency with its unit (us, ms, s, m); the report compares them in ms. Its errors, when
+    # it has any, in one field without spaces: connect/read/write/timeout counts and non-2xx answers, or,
+    # when it gave no result, its last words.
+    awk -v w="$w" -v impl="$impl" -v cpu="$cpu" -v conns="$conns" '
+        function ms(x,   u) { u = x; sub(/^[0-9.]+/, "", u); x += 0
+                             return u == "us" ? x / 1000 : u == "s" ? x * 1000 : u == "m" ? x * 60000 : x }
+        /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = $2 } $1 == "99%" { p99 = $2 }
+        /Socket errors/ { gsub(/,/, ""); err = "connect:" $4 ",read:" $6 ",write:" $8 ",timeout:" $10 }
+        /Non-2xx/ { err = err (err == "" ? "" : ",") "non2xx:" $NF }
+        NF { last = $0 }
+        END { if (rps == "") { gsub(/[ \t]+/, "_", last); err = err (err == "" ? "" : ",") "no_result:" last }
+              line = "workload=" w " impl=" impl " conns=" conns " rps=" rps " server_cpu_us_per_req=" cpu " p50=" p50 " p99=" p99
+              if (p99 != "") line = line sprintf(" p99_ms=%.2f", ms(p99))
+              # W6: each connection has one request in flight for 10 ms at the least
+              if (w == "W6" && rps != "") line = line sprintf(" ceiling_pct=%.1f", rps / (conns * 100) * 100)
+              print line (err != "" ? " errors=" err : "") }' <<<"$res"
+    kill "$pid" "$spid" 2>/dev/null; wait "$pid" 2>/dev/null
+}
+
+# W4: the hello_server sample under the peers' exact load (wrk -t2 -c100): pinned with one thread,
+# unpinned with two.
+w4_ours() { # threads impl-name
+    load_server W4 "$2" 100 "$secs" 0 "$(($1 == 1))" "$out/w4-server.log" \
+        's|^Serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' \
+        "$build/samples/hello_server" --port 0 --threads "$1" --seconds $((secs + 3))
+}
+
+# W6: every request's handler awaits 10 ms (a stand-in for a backend) under wrk -t2 -c$w6_conns: the
+# ceiling is w6_conns / 10 ms, 50,000 req/s for 500. Ours is bench/w6/w6.c; the peers, bench/w6/*_w6.*,
+# each run as `PROGRAM PORT SECONDS`, serve a free port for port 0 and print "impl=NAME port=N".
+w6_out=$BENCH_OUT/w6
+w6_python=python-asyncio
+command -v python3 >/dev/null && python3 -c 'import aiohttp' 2>/dev/null && w6_python=python-aiohttp
+# NAME|command, in the order they run
+w6_peers=("$w6_python|python3 $here/w6/asyncio_w6.py" "node|node $here/w6/node_w6.js" "go|$w6_out/go_w6"
+          "c-raw-libev|$w6_out/libev_w6")
+# Builds the compiled peers once (a build that fails says why, in w6_missing, instead of a run).
+w6_build() {
+    mkdir -p "$w6_out"
+    rm -f "$w6_out/go_w6" "$w6_out/libev_w6"
+    if command -v go >/dev/null; then
+        (cd "$here/w6" && go build -o "$w6_out/go_w6" go_w6.go) >"$w6_out/go.log" 2>&1
+    fi
+    if [ -f /usr/include/ev.h ]; then
+        cc -O2 -Wall -o "$w6_out/libev_w6" "$here/w6/libev_w6.c" -lev >"$w6_out/libev.log" 2>&1
+    fi
+}
+# Why a W6 implementation cannot run on this machine (nothing if it can).
+w6_missing() {
+    case $1 in
+    async.h) [ -x "$build/bench/w6/w6" ] || echo "no $build/bench/w6/w6 (make bench builds it)" ;;
+    python-*) command -v python3 >/dev/null || echo "no python3 on PATH" ;;
+    node) command -v node >/dev/null || echo "no node on PATH (Node.js 20)" ;;
+    go) if ! command -v go >/dev/null; then echo "no go on PATH (Debian: golang-go)"
+        elif [ ! -x "$w6_out/go_w6" ]; then echo "go build failed: $(head -c 200 "$w6_out/go.log")"; fi ;;
+    c-raw-libev) if [ ! -f /usr/include/ev.h ]; then echo "no libev headers (Debian: libev-dev)"
+                 elif [ ! -x "$w6_out/libev_w6" ]; then echo "cc failed: $(head -c 200 "$w6_out/libev.log")"; fi ;;
+    esac
+}
+w6_run() { # one run of every W6 implementation that can run here
+    local e
+    for e in "async.h|$build/bench/w6/w6" "${w6_peers[@]}"; do
+        [ -z "$(w6_missing "${e%%|*}")" ] || continue
+        # shellcheck disable=SC2086 # the command's words
+        load_server W6 "${e%%|*}" "$w6_conns" "$w6_secs" "$w6_warm" 1 "$out/w6-server.log" \
+            's|^impl=[^ ]* port=\([0-9]*\).*|\1|p' ${e#*|} 0 $((w6_warm + w6_secs + 3))
+    done
+}
+# 500 connections take 500 descriptors in wrk and 500 in the server: raise the soft limit (inherited by
+# both) to what they need if it is lower, within the hard one; else w6_why says why W6 cannot run. Called
+# in this shell, not in $(...), so that the limit stays raised.
+w6_raise_fds() {
+    local need=$((w6_conns + 64)) cur
+    cur=$(ulimit -n)
+    [ "$cur" = unlimited ] || [ "$cur" -ge "$need" ] || ulimit -n "$need" 2>/dev/null && return 0
+    w6_why="the open-file limit ($cur, hard $(ulimit -Hn)) is below the $need that wrk -c$w6_conns needs"
+    return 1
 }
 
 if [ -n "${BENCH_REPORT:-}" ]; then
@@ -93,11 +186,16 @@ else
 fi
 
 for w in ${workloads[@]+"${workloads[@]}"}; do
-    if [ "$w" = W4 ] && ! command -v wrk >/dev/null; then
-        skip_notes+=("skipped W4 (ours and the peers'): no wrk on PATH (Debian: wrk)"); continue
+    if { [ "$w" = W4 ] || [ "$w" = W6 ]; } && ! command -v wrk >/dev/null; then
+        skip_notes+=("skipped $w (ours and the peers'): no wrk on PATH (Debian: wrk)"); continue
+    fi
+    if [ "$w" = W6 ]; then
+        w6_raise_fds || { skip_notes+=("skipped W6 (ours and the peers'): $w6_why"); continue; }
+        w6_build
     fi
     expect "$w" >> "$expected"
     arg=$n; [ "$w" = W4 ] && arg=$secs
+    [ "$w" = W6 ] && arg="${w6_secs} s after ${w6_warm} s of warm-up, wrk -c$w6_conns"
     echo "# $w: $arg, $runs run(s) each" >&2
     for ((r = 0; r < runs; r++)); do
         case $w in
@@ -106,18 +204,20 @@ for w in ${workloads[@]+"${workloads[@]}"}; do
         W3) "$build/bench/w3" "$n" ;;
         W4) w4_ours 1 async.h; w4_ours 2 async.h-2threads ;;
         W5) "$build/bench/w5" "$n" ;;
+        W6) w6_run; continue ;; # its peers are in w6_run
         esac
         if [ "$have_peers" = 1 ]; then BENCH_PORT=${BENCH_PORT:-18091} "$peers/run-peers.sh" "$w" "$arg" 1 2>&1; fi
     done | tee -a "$raw" | grep -v '^#' >&2
 done
 
 # Medians and ratios. The figure of each workload (lower is better): W1 ns per task, W2 bytes per waiting
-# task, W3 ns per switch, W4 server CPU us per request (req/s alongside), W5 ns per call. A ratio needs
-# both figures: without asyncio's or raw libev's, it is n/a (and empty in the CSV).
+# task, W3 ns per switch, W4 server CPU us per request (req/s alongside), W5 ns per call, W6 server CPU us
+# per request (req/s, its share of the ceiling and p99 in ms alongside: W6's goal is in those). A ratio
+# needs both figures: without asyncio's or raw libev's, it is n/a (and empty in the CSV).
 BENCH_SKIPPED=$(printf '%s\n' ${skip_notes[@]+"${skip_notes[@]}"}) \
 awk -v csv="$out/results.csv" -v raw="$raw" -v expected="$expected" '
 BEGIN { fig["W1"] = "ns_per_op"; fig["W2"] = "bytes_per_task"; fig["W3"] = "ns_per_switch";
-        fig["W4"] = "server_cpu_us_per_req"; fig["W5"] = "ns_per_op"
+        fig["W4"] = "server_cpu_us_per_req"; fig["W5"] = "ns_per_op"; fig["W6"] = "server_cpu_us_per_req"
         while ((getline l < expected) > 0) { split(l, e, "\t"); nexp++; ew[nexp] = e[1]; ei[nexp] = e[2]; why[e[2]] = e[3] } }
 /^workload=/ {
     delete kv; nf = split($0, f, " ")
@@ -131,7 +231,8 @@ BEGIN { fig["W1"] = "ns_per_op"; fig["W2"] = "bytes_per_task"; fig["W3"] = "ns_p
     key = w SUBSEP impl
     if (!(key in cnt_)) order[++norder] = key
     v[key, ++cnt_[key]] = val
-    if (w == "W4") rps[key, cnt_[key]] = kv["rps"]
+    if (w == "W4" || w == "W6") rps[key, cnt_[key]] = kv["rps"]
+    if (w == "W6") { p99[key, cnt_[key]] = kv["p99_ms"]; pct[key, cnt_[key]] = kv["ceiling_pct"] }
 }
 function median(arr, key, m,   a, i, j, t) {
     for (i = 1; i <= m; i++) a[i] = arr[key, i] + 0
@@ -140,22 +241,27 @@ function median(arr, key, m,   a, i, j, t) {
 }
 function base(w, impl) { return ((w SUBSEP impl) in cnt_) ? median(v, w SUBSEP impl, cnt_[w SUBSEP impl]) : 0 }
 END {
-    print "workload,impl,figure,median,runs,asyncio_over_impl,impl_over_raw_libev,rps_median" > csv
+    print "workload,impl,figure,median,runs,asyncio_over_impl,impl_over_raw_libev,rps_median,p99_ms_median,ceiling_pct_median" > csv
     last = ""
     for (k = 1; k <= norder; k++) {
         split(order[k], p, SUBSEP); w = p[1]; impl = p[2]
         if (w != last) {
             py = base(w, "python-asyncio"); lev = base(w, "c-raw-libev")
-            printf "\n%s (%s, lower is better)\n%-18s %12s %5s %12s %12s%s\n", w, fig[w], "impl", "median", "runs",
-                   "asyncio/x", "x/raw libev", w == "W4" ? "        req/s" : ""
+            if (!py) py = base(w, "python-aiohttp") # W6 runs aiohttp where it is installed
+            printf "\n%s (%s, lower is better)\n%-18s %12s %5s %12s %12s%s%s\n", w, fig[w], "impl", "median", "runs",
+                   "asyncio/x", "x/raw libev", w == "W4" || w == "W6" ? "        req/s" : "",
+                   w == "W6" ? "  % of ceiling   p99 ms" : ""
             last = w
         }
         m = median(v, order[k], cnt_[order[k]])
-        r = (w == "W4") ? median(rps, order[k], cnt_[order[k]]) : ""
+        r = (w == "W4" || w == "W6") ? median(rps, order[k], cnt_[order[k]]) : ""
+        q = (w == "W6") ? sprintf("%.2f", median(p99, order[k], cnt_[order[k]])) : ""
+        c = (w == "W6") ? sprintf("%.1f", median(pct, order[k], cnt_[order[k]])) : ""
         a = py && m ? sprintf("%.2f", py / m) : ""; b = lev ? sprintf("%.3f", m / lev) : ""
-        printf "%-18s %12.1f %5d %12s %12s%s\n", impl, m, cnt_[order[k]], a != "" ? sprintf("%.1fx", a) : "n/a",
-               b != "" ? sprintf("%.2fx", b) : "n/a", w == "W4" ? sprintf(" %12.0f", r) : ""
-        printf "%s,%s,%s,%.2f,%d,%s,%s,%s\n", w, impl, fig[w], m, cnt_[order[k]], a, b, r >> csv
+        printf "%-18s %12.1f %5d %12s %12s%s%s\n", impl, m, cnt_[order[k]], a != "" ? sprintf("%.1fx", a) : "n/a",
+               b != "" ? sprintf("%.2fx", b) : "n/a", r != "" ? sprintf(" %12.0f", r) : "",
+               w == "W6" ? sprintf(" %13s%% %8s", c, q) : ""
+        printf "%s,%s,%s,%.2f,%d,%s,%s,%s,%s,%s\n", w, impl, fig[w], m, cnt_[order[k]], a, b, r, q, c >> csv
     }
     # One line for each implementation that was expected and gave no figure: why it could not run, or
     # which workloads lacked its figure.

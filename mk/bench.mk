@@ -1,4 +1,4 @@
-# Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W5 beside
+# Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W6 beside
 # the peers of ../shared/bench in one session by bench/run.sh (interleaved, medians of 3). What it prints
 # is also written under $(BUILD)/bench: micro.txt, callgrind.txt, and run.sh's raw lines, report, CSV and
 # SVG chart. Tracked files change only on request: BENCH_UPDATE=1 copies the CSV and the chart over
@@ -6,8 +6,9 @@
 # BENCH_QUICK=1: small sizes and one run. BENCH_WORKLOADS="W1 W3": some workloads. PEERS=dir: the peers'
 # folder. These and run.sh's other knobs (BENCH_N, RUNS, ...) reach it from make's command line.
 BENCH_WORKLOADS ?=
-BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server
-.PHONY: bench bench-callgrind bench-w4
+BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server \
+               $(BUILD)/bench/w6/w6
+.PHONY: bench bench-callgrind bench-w4 bench-w6
 bench: SHELL := /bin/bash
 bench: $(BENCH_PROGS)
 	$(Q)set -o pipefail; $(BUILD)/bench/micro $(if $(filter 1,$(BENCH_QUICK)),small) | tee $(BUILD)/bench/micro.txt
@@ -31,9 +32,21 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS)
 
+# W6's server, an HTTP one (its peers, bench/w6/*_w6.*, are built by run.sh, which skips those it cannot).
+$(BUILD)/bench/w6/w6: bench/w6/w6.c $(BUILD)/libasync.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
+
 # W4 alone, ours (the hello_server sample) and the peers', by the same runner as make bench, with its
 # results under $(BUILD)/bench-w4.  make bench-w4 [W4_SECONDS=10] [RUNS=1]
 W4_SECONDS ?= 10
 bench-w4: $(BUILD)/samples/hello_server
 	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w4 BENCH_W4_SECONDS=$(W4_SECONDS) \
 	    RUNS=$(or $(RUNS),1) bench/run.sh W4
+
+# W6 alone (a 10 ms backend wait per request under wrk -c500), ours and its peers, with its results under
+# $(BUILD)/bench-w6.  make bench-w6 [W6_SECONDS=10] [RUNS=1]
+W6_SECONDS ?= 10
+bench-w6: $(BUILD)/bench/w6/w6
+	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w6 BENCH_W6_SECONDS=$(W6_SECONDS) \
+	    RUNS=$(or $(RUNS),1) bench/run.sh W6
