@@ -17,6 +17,7 @@
 
 #define ACCEPT_BATCH 64
 #define LISTEN_BACKLOG 4096
+#define POOL_MAX 64
 
 typedef struct net_conn {
     async_task task; /* the wrapper */
@@ -38,14 +39,44 @@ static const async_error server_closed = {ASYNC_ESHUTDOWN, "server closed"};
 
 static async__cb *reaper(async_server *srv) { return (async__cb *)(void *)srv->reaper.bytes; }
 
+/* Frees ended connections, keeping up to POOL_MAX of their blocks for the next ones (a block is the
+ * wrapper, the stream and the user's frame: the HTTP server's holds a connection's buffers and its
+ * handlers' frames, so a busy server stops going to malloc for them). */
 static void reap(async_server *srv) {
     net_conn *c = (net_conn *)srv->zombies;
     srv->zombies = NULL;
     while (c) {
         net_conn *next = c->next;
+        if (srv->npool < POOL_MAX) {
+            c->next = (net_conn *)srv->pool;
+            srv->pool = c;
+            srv->npool++;
+        } else {
+            free(c);
+        }
+        c = next;
+    }
+}
+
+static void free_pool(async_server *srv) {
+    net_conn *c = (net_conn *)srv->pool;
+    while (c) {
+        net_conn *next = c->next;
         free(c);
         c = next;
     }
+    srv->pool = NULL;
+    srv->npool = 0;
+}
+
+/* A zeroed block for a new connection: one of the pool's, or a new one. */
+static net_conn *conn_alloc(async_server *srv) {
+    net_conn *c = (net_conn *)srv->pool;
+    if (!c) return (net_conn *)calloc(1, sizeof *c + srv->frame_size);
+    srv->pool = c->next;
+    srv->npool--;
+    memset(c, 0, sizeof *c + srv->frame_size);
+    return c;
 }
 
 static void reaper_fn(async_loop *loop, async__cb *cb) {
@@ -174,7 +205,7 @@ static int accept_some(async_server *srv, async_loop *loop) {
             return 0; /* EAGAIN, or an error of this one connection */
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        c = (net_conn *)calloc(1, sizeof *c + srv->frame_size);
+        c = conn_alloc(srv);
         if (!c) { /* ASYNC_ENOMEM for this connection: it is closed, the server goes on */
             close(fd);
             srv->refused++;
@@ -263,6 +294,7 @@ static async_status serve_run(async_task *t) {
     }
     async__loop_undefer(async_task_loop(t), reaper(srv));
     reap(srv);
+    free_pool(srv);
     if (srv->error) ASYNC_THROW_ERROR(t, srv->error);
     ASYNC_END(t);
 }

@@ -150,6 +150,8 @@ typedef struct async_server {
     async_conn_fn fn;       /* private */
     void *arg;              /* private */
     void *live, *zombies;   /* private: running connections; ended ones not yet freed */
+    void *pool;             /* private: blocks of ended connections kept for new ones */
+    size_t npool;           /* private */
     size_t nlive;           /* private */
     int32_t grace_ms;       /* private: -1 none */
     bool closing;           /* private */
