@@ -745,6 +745,7 @@ static int route_request(http_conn *c) {
         for (k = 0; k < c->nparams; k++) need += plen[k] + 1;
         if (reserve(c, need + 1)) return 500;
         c->head[c->head_len++] = '\0'; /* ends the last trailer's value, which nothing else ends */
+        path = root ? "/" : c->head + path_off; /* the block may have moved */
         if (!root && path[path_len] == '\0' && !memchr(path, '%', path_len)) {
             path_at = path_off; /* the target is the path, with nothing to decode: no copy */
         } else {
@@ -954,6 +955,13 @@ int async_http_response_write(async_http_response *res, const void *data, size_t
         return async_stream_write(c->s, "\r\n", 2);
     }
     return async_stream_write(c->s, data, n);
+}
+
+int async__http_response_sent(async_http_response *res, unsigned long long n) {
+    http_conn *c = conn_of_res(res);
+    if (!c || c->mode != RES_LENGTH || n > c->length_left) return ASYNC_EINVAL;
+    c->length_left -= n;
+    return 0;
 }
 
 async_stream *async__http_stream(async_http_response *res) {
@@ -1296,8 +1304,7 @@ static async_status conn_run(async_task *t) {
         async__loop_undefer(c->loop, &c->nudge); /* this memory goes with the connection */
         dog_rest(c);
         async_event_set(&c->wake);
-        if (c->dog_started && !async_task_done(&c->dog.task)) AWAIT(t, &c->dog.task);
-        free(c->head);
+        free(c->head); /* before the await below, which a second cancellation would leave at once */
         free(c->offs);
         free((void *)c->ptrs);
         free(c->body);
@@ -1309,6 +1316,7 @@ static async_status conn_run(async_task *t) {
         c->body = NULL;
         c->query = NULL;
         c->rh = NULL;
+        if (c->dog_started && !async_task_done(&c->dog.task)) AWAIT(t, &c->dog.task);
     }
     ASYNC_END_TRY(t);
     ASYNC_END(t);

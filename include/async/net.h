@@ -736,6 +736,9 @@ ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
 ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms);
 ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
 ASYNC_API async_stream *async__http_stream(async_http_response *res);
+/* n bytes of a response whose length was set went out by another way than async_http_response_write
+ * (sendfile): counted, so that the connection can go on. ASYNC_EINVAL if more than the length is left. */
+ASYNC_API int async__http_response_sent(async_http_response *res, unsigned long long n);
 ASYNC_API async_task *async__http_body_read(const async_http_request *req, void *buf, size_t cap, size_t *n, int64_t ms);
 ASYNC_API async_task *async__http_body_task(const async_http_request *req);
 
