@@ -75,13 +75,14 @@ typedef struct async_stream {
     const char **op_line;
     const char *op_host;         /* private: the pending connect */
     int op_port;
+    void *tls;                   /* private: the TLS session once a handshake started, else NULL */
 } async_stream;
 
 /** Adopts a connected socket (made non-blocking; SIGPIPE suppressed). 0, ASYNC_EINVAL (NULL), ASYNC_EBADF
  *  (fd < 0 or not an open descriptor). The stream owns fd from now on, also on failure. */
 ASYNC_API int async_stream_open(async_stream *s, int fd);
-/** Closes the socket at once (unsent output is dropped; AWAIT_STREAM_DRAIN first to keep it) and frees the
- *  buffers; a task waiting on the stream gets ASYNC_EBADF. Safe on a closed or zeroed stream and NULL.
+/** Closes the socket at once (unsent output is dropped; AWAIT_STREAM_DRAIN first to keep it; a TLS stream
+ *  sends its close_notify first when it can without waiting) and frees the buffers; a task waiting on the stream gets ASYNC_EBADF. Safe on a closed or zeroed stream and NULL.
  *  Close streams before their loop is freed (a stream remembers the loop its wait ran on). */
 ASYNC_API void async_stream_close(async_stream *s);
 /** The socket, or -1 when closed. */
@@ -127,6 +128,68 @@ ASYNC_API size_t async_stream_pending(const async_stream *s);
  *  low-water mark; this waits for all of it), at most ms. Raises the stream's error, if any. */
 #define AWAIT_STREAM_DRAIN(t, s, ms) \
     ASYNC__AWAIT(t, async__stream_drain_start((t), (s), (ms)), async__stream_drain_check((t), (s)))
+
+/* ---- TLS over a stream (OpenSSL's libssl, provided by tls.c: a program that starts TLS links -lssl
+ * -lcrypto, which `pkg-config --libs async-http` gives; one that does not, does not need them) ----
+ *
+ *     async_tls_ctx_new(&ctx, NULL);                            (a client: the system's CAs, verification on)
+ *     AWAIT_STREAM_CONNECT(t, &f->s, "example.org", 443, 5000);
+ *     AWAIT_STREAM_TLS_CONNECT(t, &f->s, ctx, "example.org", 5000);
+ *     async_stream_write(&f->s, ...);  AWAIT_STREAM_READLINE(t, &f->s, ...);   (as on any stream)
+ *
+ * After the handshake every read, write and drain of the stream goes through TLS, never blocking the loop
+ * (TLS reads that must write, and writes that must read, wait for what they need). TLS 1.2 or later. A
+ * handshake that fails, times out or is cancelled closes the stream (nothing could be said on it any
+ * more). The end of the stream without the peer's close_notify is taken as its end, as HTTP/1.1 clients
+ * do (a body framed by the close could then be cut short unnoticed). Certificate errors raise ASYNC_ECERT
+ * with what failed ("TLS certificate verify failed: self-signed certificate", "...: host name
+ * mismatch"); other handshake failures ASYNC_EPROTO with what the peer or the library said ("TLS
+ * handshake failed: the peer is not speaking TLS"), ASYNC_ENODATA when the peer closes mid-handshake,
+ * ASYNC_ETIMEDOUT at the deadline. After the handshake a TLS error is the stream's sticky ASYNC_EPROTO. */
+
+/** TLS settings, shared by the streams of one side: a client's (which CAs it trusts, whether it verifies,
+ *  the ALPN protocols it offers) or a server's (its certificate and key, the protocols it accepts). Made
+ *  by async_tls_ctx_new; it must outlive the handshakes that use it (streams already connected do not
+ *  need it). Usable from several threads at once. */
+typedef struct async_tls_ctx async_tls_ctx;
+
+/** What async_tls_ctx_new makes. A zeroed one (or NULL) is a client that verifies its peers against the
+ *  system's CA store. */
+typedef struct async_tls_opts {
+    bool server;           /**< a server's context: cert_file and key_file are required */
+    bool no_verify;        /**< a client that does not verify the server (its certificate and name): an
+                                explicit choice, for tests and private networks */
+    const char *ca_file;   /**< PEM file of the CAs a client trusts instead of the system's store */
+    const char *cert_file; /**< PEM certificate chain of a server (its own first) */
+    const char *key_file;  /**< PEM private key of cert_file's certificate */
+    const char *alpn;      /**< ALPN protocols, comma-separated ("h2,http/1.1"), or NULL: none. A client
+                                offers them; a server picks its first one that the client offers (a
+                                client offering none of them goes on without ALPN) */
+} async_tls_opts;
+
+/** Makes a TLS context from opts (NULL: a verifying client). 0 with *ctx set; ASYNC_EINVAL (NULL ctx, a
+ *  server without cert_file or key_file, a bad ALPN list, a file that is not PEM of the right kind, a key
+ *  that does not match the certificate); ASYNC_ENOENT / ASYNC_EACCES (a file that cannot be read);
+ *  ASYNC_ENOMEM. */
+ASYNC_API int async_tls_ctx_new(async_tls_ctx **ctx, const async_tls_opts *opts);
+/** Frees a context (NULL: nothing). Streams connected with it go on. */
+ASYNC_API void async_tls_ctx_free(async_tls_ctx *ctx);
+/** The client's TLS handshake on connected stream s, within ms (int64_t; negative: none; ASYNC_ETIMEDOUT).
+ *  host is sent as SNI (unless it is an IP literal) and is what the server's certificate must name (a DNS
+ *  name or an IP address); it may be NULL only with a no_verify context. Raises ASYNC_EINVAL (NULL s or
+ *  ctx, a server's ctx, no host), ASYNC_EBADF (s not open), ASYNC_EBUSY (a read or drain awaited, output
+ *  not sent yet, or TLS already started), ASYNC_EPROTO (input already buffered: it would precede the
+ *  handshake), ASYNC_ERANGE (ms over ASYNC_MS_MAX), then the errors above. host must outlive the await. */
+#define AWAIT_STREAM_TLS_CONNECT(t, s, ctx, host, ms)                                                 \
+    ASYNC__AWAIT(t, async__stream_tls_start((t), (s), (ctx), (host), false, (ms)),                   \
+                 async__stream_tls_check((t), (s)))
+/** The server's TLS handshake on accepted stream s with a server's ctx, within ms; errors as for
+ *  AWAIT_STREAM_TLS_CONNECT (a client's ctx: ASYNC_EINVAL). */
+#define AWAIT_STREAM_TLS_ACCEPT(t, s, ctx, ms)                                                        \
+    ASYNC__AWAIT(t, async__stream_tls_start((t), (s), (ctx), NULL, true, (ms)),                      \
+                 async__stream_tls_check((t), (s)))
+/** The ALPN protocol agreed in s's handshake ("http/1.1"), "" if none, NULL if s does not speak TLS. */
+ASYNC_API const char *async_stream_tls_alpn(const async_stream *s);
 
 /** Builds a connection's task: called by the server for each accepted connection with zeroed memory of
  *  the server's frame_size, the connection's stream (owned and closed by the server once the task has
@@ -700,6 +763,9 @@ ASYNC_API int async__stream_read_start(async_task *t, async_stream *s, int op, v
 ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
 ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms);
 ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
+ASYNC_API int async__stream_tls_start(async_task *t, async_stream *s, async_tls_ctx *ctx, const char *host,
+                                      bool server, int64_t ms);
+ASYNC_API int async__stream_tls_check(async_task *t, async_stream *s);
 ASYNC_API async_stream *async__http_stream(async_http_response *res);
 
 #ifdef __cplusplus

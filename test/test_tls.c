@@ -1,0 +1,351 @@
+/* TLS over streams and https in the HTTP client, against real peers: `openssl s_server` and
+ * `openssl s_client`, a python3 `ssl` server and client, and our own server stream. The test CA, a
+ * certificate it signs for localhost and 127.0.0.1, and a self-signed one are made with the `openssl`
+ * command in the test's own directory. Handshakes and exchanges both ways, verification against the
+ * system store (fails) and a CA file (passes), host names and IP addresses that do not match, SNI and
+ * ALPN as the peer saw them, a handshake timeout, a peer that closes mid-handshake or speaks no TLS,
+ * cancellation mid-handshake, large transfers that make TLS writes wait, and bad arguments. */
+#include "test.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- the certificates ---- */
+
+/* Makes ca.pem (the test CA), srv.pem/srv.key (localhost and 127.0.0.1, signed by it) and
+ * self.pem/self.key (self-signed, same names) in the test's directory; skips without openssl. */
+static void tls_make_certs(void) {
+    char cmd[2048];
+    test_need("openssl");
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+             "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=async-test-ca && "
+             "openssl req $K -keyout srv.key -out srv.csr -subj /CN=localhost && "
+             "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
+             "-extfile ext.cnf && "
+             "openssl req -x509 $K -keyout self.key -out self.pem -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1",
+             test_dir());
+    {
+        char full[2200];
+        snprintf(full, sizeof full, "(%s) >/dev/null 2>&1", cmd);
+        ASSERT_EQ(system(full), 0);
+    }
+}
+
+/* A file of the test's directory (copied: test_path's buffers rotate). */
+static const char *tls_file(const char *name) {
+    static char paths[8][512];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, 512, "%s", test_path(name));
+    return p;
+}
+
+/* ---- peers ---- */
+
+/* A python3 ssl server: argv cert key mode. "echo": each connection is first told "sni=NAME alpn=PROTO"
+ * (what the client sent and what was agreed), then its lines are echoed. "https": an HTTP/1.1 server whose
+ * GET answers "path=PATH". Prints "port:N" once it listens on 127.0.0.1. */
+static const char tls_py_server[] =
+    "import socket, ssl, sys, threading\n"
+    "cert, key, mode = sys.argv[1:4]\n"
+    "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+    "ctx.load_cert_chain(cert, key)\n"
+    "ctx.set_alpn_protocols(['http/1.1'])\n"
+    "names = {}\n"
+    "def sni(sock, name, c):\n"
+    "    names[id(sock)] = name\n"
+    "ctx.sni_callback = sni\n"
+    "if mode == 'https':\n"
+    "    import http.server\n"
+    "    class H(http.server.BaseHTTPRequestHandler):\n"
+    "        protocol_version = 'HTTP/1.1'\n"
+    "        def do_GET(self):\n"
+    "            b = ('path=' + self.path).encode()\n"
+    "            self.send_response(200)\n"
+    "            self.send_header('Content-Length', str(len(b)))\n"
+    "            self.end_headers()\n"
+    "            self.wfile.write(b)\n"
+    "        def log_message(self, *a): pass\n"
+    "    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+    "    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n"
+    "    print('port:%d' % srv.server_address[1], flush=True)\n"
+    "    srv.serve_forever()\n"
+    "ls = socket.socket()\n"
+    "ls.bind(('127.0.0.1', 0))\n"
+    "ls.listen(16)\n"
+    "print('port:%d' % ls.getsockname()[1], flush=True)\n"
+    "def serve(c):\n"
+    "    try:\n"
+    "        s = ctx.wrap_socket(c, server_side=True)\n"
+    "        s.sendall(('sni=%s alpn=%s\\n' % (names.get(id(s)), s.selected_alpn_protocol())).encode())\n"
+    "        for line in s.makefile('rb'):\n"
+    "            s.sendall(line)\n"
+    "        s.close()\n"
+    "    except Exception:\n"
+    "        c.close()\n"
+    "while True:\n"
+    "    c, _ = ls.accept()\n"
+    "    threading.Thread(target=serve, args=(c,), daemon=True).start()\n";
+
+/* Starts the python server with cert/key of the test's directory in `mode`. */
+static void tls_py_start(test_server *srv, const char *cert, const char *key, const char *mode) {
+    char cmd[1200];
+    test_need("python3");
+    setenv("TLS_PY", tls_py_server, 1);
+    snprintf(cmd, sizeof cmd, "exec python3 -c \"$TLS_PY\" '%s' '%s' %s", tls_file(cert), tls_file(key), mode);
+    test_server_start(srv, cmd);
+}
+
+/* Starts `openssl s_server` with the CA-signed certificate, echoing each line reversed (-rev); extra
+ * options after. Its first line on stdout is not its port: the ACCEPT line is picked out. */
+static void tls_s_server_start(test_server *srv, const char *extra) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "openssl s_server -accept 127.0.0.1:0 -cert '%s' -key '%s' -rev %s 2>/dev/null | "
+             "grep --line-buffered ACCEPT",
+             tls_file("srv.pem"), tls_file("srv.key"), extra);
+    test_server_start(srv, cmd);
+}
+
+/* ---- our client ---- */
+
+/* Connects to 127.0.0.1:port, handshakes for `host` (within ms) with a context made from opts, writes
+ * `send`, then reads up to `lines` lines into got. What it raised: code and msg. */
+ASYNC_DEF(tls_cli, int port; const char *host; async_tls_opts opts; const char *send; int lines; int32_t ms;
+          async_tls_ctx *ctx; async_stream s; const char *line; size_t len; int i; int rc; char got[512];
+          int code; char msg[160]; char alpn[32]; int fd_after;) {
+    ASYNC_TRY(t) {
+        f->rc = async_tls_ctx_new(&f->ctx, &f->opts);
+        if (f->rc) ASYNC_THROW_ERROR(t, async_error_of(f->rc));
+        AWAIT_STREAM_CONNECT(t, &f->s, "127.0.0.1", f->port, TEST_LONG_MS);
+        AWAIT_STREAM_TLS_CONNECT(t, &f->s, f->ctx, f->host, f->ms ? f->ms : TEST_LONG_MS);
+        snprintf(f->alpn, sizeof f->alpn, "%s", async_stream_tls_alpn(&f->s));
+        if (f->send) {
+            f->rc = async_stream_write(&f->s, f->send, strlen(f->send));
+            if (f->rc) ASYNC_THROW_ERROR(t, async_error_of(f->rc));
+            AWAIT_STREAM_DRAIN(t, &f->s, TEST_LONG_MS);
+        }
+        for (f->i = 0; f->i < f->lines; f->i++) {
+            AWAIT_STREAM_READLINE(t, &f->s, &f->line, &f->len, 256, TEST_LONG_MS);
+            if (!f->len) break;
+            if (strlen(f->got) + f->len < sizeof f->got) strncat(f->got, f->line, f->len);
+        }
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+        snprintf(f->msg, sizeof f->msg, "%s", async_error_message(async_caught(t)));
+    }
+    ASYNC_END_TRY(t);
+    f->fd_after = async_stream_fd(&f->s);
+    async_stream_close(&f->s);
+    async_tls_ctx_free(f->ctx);
+} ASYNC_END_DEF
+
+/* ---- our client against openssl s_server and python ---- */
+
+TEST(tls_client_exchanges_with_openssl_s_server) {
+    static tls_cli_frame f;
+    test_server srv;
+    tls_make_certs();
+    tls_s_server_start(&srv, "");
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_cli, &f, .port = srv.port, .host = "localhost",
+                                  .opts = {.ca_file = tls_file("ca.pem")}, .send = "hello tls\n", .lines = 1)),
+              0);
+    test_server_stop(&srv);
+    ASSERT_EQ(f.code, 0);
+    ASSERT_STR_EQ(f.got, "slt olleh\n"); /* -rev: the line back, reversed */
+}
+
+TEST(tls_client_offers_alpn_and_sends_sni_to_python) {
+    static tls_cli_frame f, g;
+    test_server srv;
+    tls_make_certs();
+    tls_py_start(&srv, "srv.pem", "srv.key", "echo");
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_cli, &f, .port = srv.port, .host = "localhost",
+                                  .opts = {.ca_file = tls_file("ca.pem"), .alpn = "h2,http/1.1"},
+                                  .send = "ping\n", .lines = 2)),
+              0);
+    ASSERT_EQ(f.code, 0);
+    ASSERT_STR_EQ(f.got, "sni=localhost alpn=http/1.1\nping\n");
+    ASSERT_STR_EQ(f.alpn, "http/1.1");
+    /* an IP address is verified against the certificate's IP entry, and never sent as SNI */
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_cli, &g, .port = srv.port, .host = "127.0.0.1",
+                                  .opts = {.ca_file = tls_file("ca.pem")}, .lines = 1)),
+              0);
+    test_server_stop(&srv);
+    ASSERT_EQ(g.code, 0);
+    ASSERT_STR_EQ(g.got, "sni=None alpn=None\n");
+    ASSERT_STR_EQ(g.alpn, "");
+}
+
+/* Runs our client once against 127.0.0.1:port (verifying `host` with opts), reading one line, and checks
+ * what it raised (code) and the message of that error, or with no error the line it read (text). A failed
+ * handshake leaves the stream closed. */
+static void tls_expect(int port, const char *host, async_tls_opts opts, int code, const char *text) {
+    static tls_cli_frame f;
+    memset(&f, 0, sizeof f);
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_cli, &f, .port = port, .host = host, .opts = opts, .lines = 1)), 0);
+    ASSERT_EQ(f.code, code);
+    ASSERT_STR_EQ(code ? f.msg : f.got, text);
+    if (code) ASSERT_EQ(f.fd_after, -1);
+}
+
+TEST(tls_system_store_rejects_self_signed_and_unknown_ca) {
+    static const async_tls_opts system_store;
+    test_server self, signed_by_test_ca;
+    tls_make_certs();
+    tls_py_start(&self, "self.pem", "self.key", "echo");
+    tls_py_start(&signed_by_test_ca, "srv.pem", "srv.key", "echo");
+    tls_expect(self.port, "localhost", system_store, ASYNC_ECERT,
+               "TLS certificate verify failed: self-signed certificate");
+    tls_expect(signed_by_test_ca.port, "localhost", system_store, ASYNC_ECERT,
+               "TLS certificate verify failed: unable to get local issuer certificate");
+    test_server_stop(&self);
+    test_server_stop(&signed_by_test_ca);
+}
+
+TEST(tls_ca_file_or_no_verify_accept_what_the_system_store_does_not) {
+    async_tls_opts own_ca = {.ca_file = NULL}, off = {.no_verify = true};
+    test_server srv;
+    tls_make_certs();
+    own_ca.ca_file = tls_file("self.pem"); /* the self-signed certificate is its own CA */
+    tls_py_start(&srv, "self.pem", "self.key", "echo");
+    tls_expect(srv.port, "localhost", own_ca, 0, "sni=localhost alpn=None\n");
+    tls_expect(srv.port, NULL, off, 0, "sni=None alpn=None\n");
+    test_server_stop(&srv);
+}
+
+TEST(tls_host_name_or_address_mismatch_is_refused) {
+    async_tls_opts test_ca = {.ca_file = NULL};
+    test_server srv;
+    tls_make_certs();
+    test_ca.ca_file = tls_file("ca.pem");
+    tls_py_start(&srv, "srv.pem", "srv.key", "echo");
+    tls_expect(srv.port, "wrong.example", test_ca, ASYNC_ECERT, "TLS certificate verify failed: host name mismatch");
+    tls_expect(srv.port, "10.0.0.1", test_ca, ASYNC_ECERT, "TLS certificate verify failed: IP address mismatch");
+    test_server_stop(&srv);
+}
+
+/* ---- handshakes that do not end well ---- */
+
+TEST(tls_handshake_times_out_against_a_silent_listener) {
+    static tls_cli_frame f;
+    int port, lfd = test_listen_raw(4, &port); /* the kernel accepts; nobody answers */
+    double t0 = now_s();
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_cli, &f, .port = port, .opts = {.no_verify = true}, .ms = 100)), 0);
+    close(lfd);
+    ASSERT_EQ(f.code, ASYNC_ETIMEDOUT);
+    ASSERT_STR_EQ(f.msg, "TLS handshake timed out");
+    ASSERT_EQ(f.fd_after, -1);
+    ASSERT(now_s() - t0 < TEST_LONG_MS / 1000.0);
+}
+
+/* A server of ours whose connections, instead of TLS, read what comes and then do `what`: 0 close, 1
+ * answer in plain HTTP, 2 the TLS handshake with the context in arg, then echo one line. */
+ASYNC_DEF(tls_peer, async_stream *s; async_tls_ctx *ctx; int what; size_t n; const char *line; size_t len;) {
+    if (f->what == 2) {
+        AWAIT_STREAM_TLS_ACCEPT(t, f->s, f->ctx, TEST_LONG_MS);
+        AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 256, TEST_LONG_MS);
+        async_stream_write(f->s, f->line, f->len);
+        AWAIT_STREAM_DRAIN(t, f->s, TEST_LONG_MS);
+    } else {
+        AWAIT_STREAM_FILL(t, f->s, 65536, &f->n, TEST_LONG_MS); /* the ClientHello */
+        if (f->what == 1) {
+            async_stream_write(f->s, "HTTP/1.1 400 Bad Request\r\n\r\n", 28);
+            AWAIT_STREAM_DRAIN(t, f->s, TEST_LONG_MS);
+        }
+    }
+} ASYNC_END_DEF
+
+typedef struct {
+    async_tls_ctx *ctx;
+    int what;
+} tls_peer_arg;
+
+static async_task *tls_peer_new(void *frame, async_stream *s, void *arg) {
+    tls_peer_arg *a = (tls_peer_arg *)arg;
+    return ASYNC_CALL(tls_peer, (tls_peer_frame *)frame, s, a->ctx, a->what);
+}
+
+/* Runs our client against a server of ours that does `what`, on one loop. */
+ASYNC_DEF(tls_duel, int what; tls_cli_frame *cli; const char *host; async_tls_opts opts; async_server srv;
+          async_group g; tls_peer_arg arg;) {
+    async_tls_opts so = {.server = true, .alpn = "http/1.1"};
+    f->arg.what = f->what;
+    if (f->what == 2) {
+        so.cert_file = tls_file("srv.pem");
+        so.key_file = tls_file("srv.key");
+        ASSERT_EQ(async_tls_ctx_new(&f->arg.ctx, &so), 0);
+    }
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(tls_peer_frame), tls_peer_new, &f->arg), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    AWAIT(t, ASYNC_CALL(tls_cli, f->cli, .port = async_server_port(&f->srv), .host = f->host, .opts = f->opts,
+                        .send = "over tls\n", .lines = 1));
+    async_server_close(&f->srv, TEST_LONG_MS);
+    AWAIT_GROUP(t, &f->g);
+    async_tls_ctx_free(f->arg.ctx);
+} ASYNC_END_DEF
+
+TEST(tls_peer_closing_or_speaking_plain_text_mid_handshake) {
+    static tls_duel_frame d, e;
+    static tls_cli_frame f, g;
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_duel, &d, 0, &f, "localhost", {.no_verify = true})), 0);
+    ASSERT_EQ(f.code, ASYNC_ENODATA);
+    ASSERT_STR_EQ(f.msg, "connection closed during the TLS handshake");
+    ASSERT_EQ(f.fd_after, -1);
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_duel, &e, 1, &g, "localhost", {.no_verify = true})), 0);
+    ASSERT_EQ(g.code, ASYNC_EPROTO);
+    ASSERT_STR_EQ(g.msg, "TLS handshake failed: the peer is not speaking TLS");
+}
+
+TEST(tls_our_client_and_our_server_stream) {
+    static tls_duel_frame d;
+    static tls_cli_frame f;
+    tls_make_certs();
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_duel, &d, 2, &f, "localhost",
+                                  {.ca_file = tls_file("ca.pem"), .alpn = "http/1.1"})),
+              0);
+    ASSERT_EQ(f.code, 0);
+    ASSERT_STR_EQ(f.got, "over tls\n");
+    ASSERT_STR_EQ(f.alpn, "http/1.1");
+}
+
+/* The handshake alone, without a deadline. */
+ASYNC_DEF(tls_hs, async_stream *s; async_tls_ctx *ctx;) {
+    AWAIT_STREAM_TLS_CONNECT(t, f->s, f->ctx, "localhost", -1);
+} ASYNC_END_DEF
+
+/* Cancels a handshake once it waits for the server's answer, which never comes. */
+ASYNC_DEF(tls_cancel, int port; async_tls_ctx *ctx; async_stream s; async_group g; tls_hs_frame hs; int code;
+          int fd_after;) {
+    ASSERT_EQ(async_tls_ctx_new(&f->ctx, NULL), 0);
+    AWAIT_STREAM_CONNECT(t, &f->s, "127.0.0.1", f->port, TEST_LONG_MS);
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(tls_hs, &f->hs, &f->s, f->ctx));
+    AWAIT_SLEEP(t, 0); /* its first step sent the ClientHello and waits */
+    ASSERT_EQ(async_task_code(&f->hs.task), ASYNC_EINPROGRESS);
+    async_cancel(&f->hs.task);
+    ASYNC_TRY(t) {
+        AWAIT_GROUP(t, &f->g);
+    }
+    ASYNC_CATCH(t) {}
+    ASYNC_END_TRY(t);
+    f->code = async_task_code(&f->hs.task);
+    f->fd_after = async_stream_fd(&f->s);
+    async_stream_close(&f->s);
+    async_tls_ctx_free(f->ctx);
+} ASYNC_END_DEF
+
+TEST(tls_cancelled_handshake_closes_the_stream) {
+    static tls_cancel_frame f;
+    int port, lfd = test_listen_raw(4, &port);
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_cancel, &f, port)), 0);
+    close(lfd);
+    ASSERT_EQ(f.code, ASYNC_ECANCELED);
+    ASSERT_EQ(f.fd_after, -1);
+}
