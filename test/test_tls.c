@@ -246,43 +246,51 @@ TEST(tls_handshake_times_out_against_a_silent_listener) {
     ASSERT(now_s() - t0 < TEST_LONG_MS / 1000.0);
 }
 
-/* A server of ours whose connections, instead of TLS, read what comes and then do `what`: 0 close, 1
- * answer in plain HTTP, 2 the TLS handshake with the context in arg, then echo one line. */
-ASYNC_DEF(tls_peer, async_stream *s; async_tls_ctx *ctx; int what; size_t n; const char *line; size_t len;) {
-    if (f->what == 2) {
-        AWAIT_STREAM_TLS_ACCEPT(t, f->s, f->ctx, TEST_LONG_MS);
+/* What the connections of a server of ours do: `what` 0 read what comes and close, 1 read and answer in
+ * plain HTTP, 2 the TLS handshake with ctx, then echo one line; close_after: the server closes after the
+ * first connection. */
+typedef struct {
+    async_tls_ctx *ctx;
+    int what;
+    async_server *srv;
+    bool close_after;
+} tls_peer_arg;
+
+ASYNC_DEF(tls_peer, async_stream *s; tls_peer_arg *arg; size_t n; const char *line; size_t len;) {
+    if (f->arg->close_after) async_server_close(f->arg->srv, TEST_LONG_MS);
+    if (f->arg->what == 2) {
+        AWAIT_STREAM_TLS_ACCEPT(t, f->s, f->arg->ctx, TEST_LONG_MS);
         AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 256, TEST_LONG_MS);
         async_stream_write(f->s, f->line, f->len);
         AWAIT_STREAM_DRAIN(t, f->s, TEST_LONG_MS);
     } else {
         AWAIT_STREAM_FILL(t, f->s, 65536, &f->n, TEST_LONG_MS); /* the ClientHello */
-        if (f->what == 1) {
+        if (f->arg->what == 1) {
             async_stream_write(f->s, "HTTP/1.1 400 Bad Request\r\n\r\n", 28);
             AWAIT_STREAM_DRAIN(t, f->s, TEST_LONG_MS);
         }
     }
 } ASYNC_END_DEF
 
-typedef struct {
-    async_tls_ctx *ctx;
-    int what;
-} tls_peer_arg;
-
 static async_task *tls_peer_new(void *frame, async_stream *s, void *arg) {
-    tls_peer_arg *a = (tls_peer_arg *)arg;
-    return ASYNC_CALL(tls_peer, (tls_peer_frame *)frame, s, a->ctx, a->what);
+    return ASYNC_CALL(tls_peer, (tls_peer_frame *)frame, s, (tls_peer_arg *)arg);
+}
+
+/* A server context with the CA-signed certificate, accepting http/1.1. */
+static async_tls_ctx *tls_server_ctx(void) {
+    async_tls_opts so = {.server = true, .alpn = "http/1.1"};
+    async_tls_ctx *ctx = NULL;
+    so.cert_file = tls_file("srv.pem");
+    so.key_file = tls_file("srv.key");
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &so), 0);
+    return ctx;
 }
 
 /* Runs our client against a server of ours that does `what`, on one loop. */
 ASYNC_DEF(tls_duel, int what; tls_cli_frame *cli; const char *host; async_tls_opts opts; async_server srv;
           async_group g; tls_peer_arg arg;) {
-    async_tls_opts so = {.server = true, .alpn = "http/1.1"};
     f->arg.what = f->what;
-    if (f->what == 2) {
-        so.cert_file = tls_file("srv.pem");
-        so.key_file = tls_file("srv.key");
-        ASSERT_EQ(async_tls_ctx_new(&f->arg.ctx, &so), 0);
-    }
+    if (f->what == 2) f->arg.ctx = tls_server_ctx();
     ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(tls_peer_frame), tls_peer_new, &f->arg), 0);
     ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
     AWAIT(t, ASYNC_CALL(tls_cli, f->cli, .port = async_server_port(&f->srv), .host = f->host, .opts = f->opts,
@@ -348,4 +356,122 @@ TEST(tls_cancelled_handshake_closes_the_stream) {
     close(lfd);
     ASSERT_EQ(f.code, ASYNC_ECANCELED);
     ASSERT_EQ(f.fd_after, -1);
+}
+
+/* ---- our server stream, other clients ---- */
+
+/* Listens with a server of ours that handshakes and echoes one line, runs the shell command `client` with
+ * its port (%d) once, and serves that one connection; the client's output into out. */
+ASYNC_DEF(tls_serve_one, const char *client; char *out; size_t cap; async_server srv; async_group g;
+          tls_peer_arg arg; FILE *p;) {
+    char cmd[1024];
+    f->arg.what = 2;
+    f->arg.ctx = tls_server_ctx();
+    f->arg.srv = &f->srv;
+    f->arg.close_after = true;
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(tls_peer_frame), tls_peer_new, &f->arg), 0);
+    snprintf(cmd, sizeof cmd, f->client, async_server_port(&f->srv), tls_file("ca.pem"));
+    f->p = popen(cmd, "r");
+    ASSERT(f->p != NULL);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    AWAIT_GROUP(t, &f->g);
+    f->out[fread(f->out, 1, f->cap - 1, f->p)] = '\0';
+    ASSERT_EQ(pclose(f->p), 0);
+    async_tls_ctx_free(f->arg.ctx);
+} ASYNC_END_DEF
+
+TEST(tls_server_stream_with_openssl_s_client) {
+    static tls_serve_one_frame f;
+    static char out[256];
+    tls_make_certs();
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_serve_one, &f,
+                                  "printf 'from s_client\\n' | openssl s_client -connect 127.0.0.1:%d -CAfile '%s' "
+                                  "-servername localhost -verify_hostname localhost -verify_return_error -quiet "
+                                  "2>/dev/null",
+                                  out, sizeof out)),
+              0);
+    ASSERT_STR_EQ(out, "from s_client\n");
+}
+
+TEST(tls_server_stream_with_python_client_agrees_on_alpn) {
+    static tls_serve_one_frame f;
+    static char out[256];
+    tls_make_certs();
+    test_need("python3");
+    setenv("TLS_PY_CLIENT",
+           "import socket, ssl, sys\n"
+           "ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
+           "ctx.set_alpn_protocols(['h2', 'http/1.1'])\n"
+           "s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))), server_hostname='localhost')\n"
+           "s.sendall(b'from python\\n')\n"
+           "print(s.selected_alpn_protocol(), s.makefile('rb').readline().decode(), end='')\n",
+           1);
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_serve_one, &f, "python3 -c \"$TLS_PY_CLIENT\" %d '%s'", out, sizeof out)), 0);
+    ASSERT_STR_EQ(out, "http/1.1 from python\n");
+}
+
+/* ---- https in the HTTP client ---- */
+
+/* Two GETs of https://localhost:port/a?b=1 through a session with opts; what the last one raised. */
+ASYNC_DEF(tls_https, int port; async_http_session_opts opts; async_http_session s; async_http_call c;
+          char url[128]; int i; int code; char msg[160]; int status; char body[64]; unsigned reused;) {
+    ASSERT_EQ(async_http_session_init(&f->s, &f->opts), 0);
+    snprintf(f->url, sizeof f->url, "https://localhost:%d/a?b=1", f->port);
+    for (f->i = 0; f->i < 2 && !f->code; f->i++) {
+        memset(&f->c, 0, sizeof f->c);
+        f->c.url = f->url;
+        ASYNC_TRY(t) {
+            AWAIT_HTTP_REQUEST(t, &f->s, &f->c);
+            f->status = async_http_call_status(&f->c);
+            snprintf(f->body, sizeof f->body, "%s", async_http_call_body(&f->c, NULL));
+        }
+        ASYNC_CATCH(t) {
+            f->code = async_caught(t)->code;
+            snprintf(f->msg, sizeof f->msg, "%s", async_error_message(async_caught(t)));
+        }
+        ASYNC_END_TRY(t);
+        async_http_call_close(&f->c);
+    }
+    f->reused = async_http_session_reused(&f->s);
+    async_http_session_close(&f->s);
+} ASYNC_END_DEF
+
+/* The simple client's GET of url: what it raised. */
+ASYNC_DEF(tls_get, const char *url; async_http_client c; int code; char msg[160];) {
+    ASYNC_TRY(t) {
+        AWAIT(t, async_http_client_get(&f->c, f->url, TEST_LONG_MS));
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+        snprintf(f->msg, sizeof f->msg, "%s", async_error_message(async_caught(t)));
+    }
+    ASYNC_END_TRY(t);
+    async_http_client_close(&f->c);
+} ASYNC_END_DEF
+
+TEST(tls_https_get_through_a_session_against_python) {
+    static tls_https_frame f, g, h;
+    static tls_get_frame k;
+    static char url[64];
+    async_http_session_opts test_ca = {0}, off = {0};
+    test_server srv;
+    tls_make_certs();
+    tls_py_start(&srv, "srv.pem", "srv.key", "https");
+    test_ca.ca_file = tls_file("ca.pem");
+    off.tls_no_verify = true;
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_https, &f, srv.port, test_ca)), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_https, &g, srv.port)), 0); /* the system's store */
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_https, &h, srv.port, off)), 0);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/", srv.port);
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_get, &k, url)), 0);
+    test_server_stop(&srv);
+    ASSERT_EQ(f.code, 0);
+    ASSERT_EQ(f.status, 200);
+    ASSERT_STR_EQ(f.body, "path=/a?b=1");
+    ASSERT_EQ(f.reused, 1); /* the second GET went over the kept TLS connection */
+    ASSERT_EQ(g.code, ASYNC_ECERT);
+    ASSERT_STR_EQ(g.msg, "TLS certificate verify failed: unable to get local issuer certificate");
+    ASSERT_EQ(h.code, 0);
+    ASSERT_STR_EQ(h.body, "path=/a?b=1");
+    ASSERT_EQ(k.code, ASYNC_ECERT);
 }

@@ -432,10 +432,12 @@ typedef struct async_http_client {
     size_t max_body;         /**< largest body accepted (0: 16 MiB); over it: ASYNC_EMSGSIZE */
 } async_http_client;
 
-/** await session.get(url): an "http://host[:port]/path" URL (ASYNC_EINVAL for others, ASYNC_ENOTSUP
- *  for https) fetched within ms (int64_t; negative: no deadline; over ASYNC_MS_MAX: ASYNC_ERANGE). Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
+/** await session.get(url): an "http://host[:port]/path" or "https://..." URL (ASYNC_EINVAL for others)
+ *  fetched within ms (int64_t; negative: no deadline; over ASYNC_MS_MAX: ASYNC_ERANGE). Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
  *  response), ASYNC_ENODATA (the connection ended mid-response). Any status is a success: read it with
- *  async_http_client_status. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
+ *  async_http_client_status. https verifies the server's certificate for the URL's host against the
+ *  system's CAs (ASYNC_ECERT; a session can be given a CA file); see AWAIT_STREAM_TLS_CONNECT for TLS's
+ *  errors. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
  *  answer and its connection is not reused. AWAIT the returned task. url must outlive the await. */
 ASYNC_API async_task *async_http_client_get(async_http_client *c, const char *url, int64_t ms);
 /** The last response's status code (0 before one). After a GET that failed part-way, what had arrived
@@ -458,7 +460,8 @@ ASYNC_API void async_http_client_close(async_http_client *c);
  * timeout, redirects followed up to a limit (then ASYNC_ELOOP, "too many HTTP redirects"), the final URL,
  * and on request an error for a 4xx or 5xx answer. A connection is reused only after a whole response
  * that left nothing behind it (bytes beyond the body close it), and never after a failed or cancelled
- * request: its state is unknown, so it is closed. http:// only: https is ASYNC_ENOTSUP. */
+ * request: its state is unknown, so it is closed. http:// and https:// (TLS, the certificate verified for
+ * the URL's host; a connection is kept per scheme, host and port). */
 
 /** A session's settings. 0 in a field means its default. */
 typedef struct async_http_session_opts {
@@ -472,6 +475,10 @@ typedef struct async_http_session_opts {
     int max_redirects;        /**< redirects followed per request (default 10; negative: none, a 3xx is
                                    then the answer) */
     size_t max_body;          /**< the largest whole body (default 16 MiB): ASYNC_EMSGSIZE over it */
+    const char *ca_file;      /**< https: a PEM file of the CAs to trust instead of the system's (read
+                                   when the first https connection opens; its errors are raised there) */
+    bool tls_no_verify;       /**< https: do not verify servers (their certificates and names): an explicit
+                                   choice, for tests and private networks */
 } async_http_session_opts;
 
 struct async__http_conn;
@@ -487,6 +494,7 @@ typedef struct async_http_session {
     unsigned reused;                  /* private: requests sent on a kept connection */
     unsigned long ticks;              /* private: orders the idle connections, oldest first */
     bool closed;                      /* private */
+    void *tls;                        /* private: the TLS context of https connections (made on first use) */
 } async_http_session;
 
 /** A request header field. Names are HTTP tokens; values may not hold CR, LF or NUL (ASYNC_EINVAL). */
@@ -550,7 +558,7 @@ ASYNC_API unsigned async_http_session_reused(const async_http_session *s);
 /** await session.request(...): sends c (see async_http_call) through s and returns once the response
  *  head and whole body have come (with ASYNC_HTTP_STREAM_RESPONSE: the head; with ASYNC_HTTP_STREAM_BODY:
  *  once the request head is sent). Raises ASYNC_EINVAL (a bad URL, method or header field),
- *  ASYNC_ENOTSUP (https), ASYNC_ESHUTDOWN (the session closed), ASYNC_ETIMEDOUT, ASYNC_ELOOP (too many
+ *  ASYNC_ECERT and TLS's other handshake errors (https), ASYNC_ESHUTDOWN (the session closed), ASYNC_ETIMEDOUT, ASYNC_ELOOP (too many
  *  redirects), ASYNC_EPROTO (a malformed response), ASYNC_EMSGSIZE, ASYNC_ENODATA (the connection ended
  *  before the whole response: "before answering" if no byte came), connection errors, and ASYNC_EIO for
  *  an error status with ASYNC_HTTP_RAISE_FOR_STATUS. Cancellation closes the connection in use. AWAIT the
