@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -246,8 +247,19 @@ TEST(tls_handshake_times_out_against_a_silent_listener) {
     ASSERT(now_s() - t0 < TEST_LONG_MS / 1000.0);
 }
 
+#define TLS_BIG ((size_t)1 << 20) /* bytes each way: far more than the sockets' buffers hold */
+#define TLS_BIG_MS (4 * TEST_LONG_MS) /* their time, encrypted, under valgrind on a busy machine */
+
+/* Small socket buffers, so that TLS_BIG cannot fit in them and TLS writes have to wait. */
+static void tls_small_buffers(int fd) {
+    int n = 32 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
+}
+
 /* What the connections of a server of ours do: `what` 0 read what comes and close, 1 read and answer in
- * plain HTTP, 2 the TLS handshake with ctx, then echo one line; close_after: the server closes after the
+ * plain HTTP, 2 the TLS handshake with ctx, then echo one line, 3 the handshake, then TLS_BIG bytes
+ * read and sent back; close_after: the server closes after the
  * first connection. */
 typedef struct {
     async_tls_ctx *ctx;
@@ -256,9 +268,24 @@ typedef struct {
     bool close_after;
 } tls_peer_arg;
 
-ASYNC_DEF(tls_peer, async_stream *s; tls_peer_arg *arg; size_t n; const char *line; size_t len;) {
-    if (f->arg->close_after) async_server_close(f->arg->srv, TEST_LONG_MS);
-    if (f->arg->what == 2) {
+ASYNC_DEF(tls_peer, async_stream *s; tls_peer_arg *arg; size_t n; const char *line; size_t len; char *big;) {
+    /* no grace limit: every await of the connection has its own deadline */
+    if (f->arg->close_after) async_server_close(f->arg->srv, -1);
+    if (f->arg->what == 3) {
+        f->big = (char *)malloc(TLS_BIG);
+        ASSERT(f->big != NULL);
+        tls_small_buffers(async_stream_fd(f->s));
+        ASYNC_TRY(t) {
+            AWAIT_STREAM_TLS_ACCEPT(t, f->s, f->arg->ctx, TEST_LONG_MS);
+            AWAIT_STREAM_READEXACTLY(t, f->s, f->big, TLS_BIG, TLS_BIG_MS);
+            ASSERT_EQ(async_stream_write(f->s, f->big, TLS_BIG), 0);
+            AWAIT_STREAM_DRAIN(t, f->s, TLS_BIG_MS);
+        }
+        ASYNC_FINALLY(t) {
+            free(f->big);
+        }
+        ASYNC_END_TRY(t);
+    } else if (f->arg->what == 2) {
         AWAIT_STREAM_TLS_ACCEPT(t, f->s, f->arg->ctx, TEST_LONG_MS);
         AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 256, TEST_LONG_MS);
         async_stream_write(f->s, f->line, f->len);
@@ -474,4 +501,172 @@ TEST(tls_https_get_through_a_session_against_python) {
     ASSERT_EQ(h.code, 0);
     ASSERT_STR_EQ(h.body, "path=/a?b=1");
     ASSERT_EQ(k.code, ASYNC_ECERT);
+}
+
+/* ---- large transfers: TLS writes that wait, reads of many records ---- */
+
+/* Sends TLS_BIG patterned bytes to a server of ours over TLS, reads them back, then the server's end. */
+ASYNC_DEF(tls_big, async_server srv; async_group g; tls_peer_arg arg; async_tls_ctx *ctx; async_stream s;
+          char *out, *in; size_t n; int same;) {
+    async_tls_opts co = {.ca_file = NULL};
+    size_t i;
+    co.ca_file = tls_file("ca.pem");
+    f->arg.what = 3;
+    f->arg.ctx = tls_server_ctx();
+    f->arg.srv = &f->srv;
+    f->arg.close_after = true;
+    ASSERT_EQ(async_tls_ctx_new(&f->ctx, &co), 0);
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(tls_peer_frame), tls_peer_new, &f->arg), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    f->out = (char *)malloc(TLS_BIG);
+    f->in = (char *)malloc(TLS_BIG);
+    ASSERT(f->out && f->in);
+    for (i = 0; i < TLS_BIG; i++) f->out[i] = (char)(i * 7 + i / 4093);
+    AWAIT_STREAM_CONNECT(t, &f->s, "127.0.0.1", async_server_port(&f->srv), TEST_LONG_MS);
+    tls_small_buffers(async_stream_fd(&f->s));
+    AWAIT_STREAM_TLS_CONNECT(t, &f->s, f->ctx, "localhost", TEST_LONG_MS);
+    ASSERT_EQ(async_stream_write(&f->s, f->out, TLS_BIG), 0);
+    ASSERT(async_stream_pending(&f->s) > 0); /* the socket could not take it all: drain waits */
+    AWAIT_STREAM_DRAIN(t, &f->s, TLS_BIG_MS);
+    AWAIT_STREAM_READEXACTLY(t, &f->s, f->in, TLS_BIG, TLS_BIG_MS);
+    f->same = memcmp(f->in, f->out, TLS_BIG) == 0;
+    AWAIT_STREAM_READ(t, &f->s, f->in, 16, &f->n, TEST_LONG_MS); /* the server's close_notify: the end */
+    AWAIT_GROUP(t, &f->g);
+    free(f->out);
+    free(f->in);
+    async_stream_close(&f->s);
+    async_tls_ctx_free(f->ctx);
+    async_tls_ctx_free(f->arg.ctx);
+} ASYNC_END_DEF
+
+TEST(tls_large_transfer_both_ways_with_our_server) {
+    static tls_big_frame f;
+    tls_make_certs();
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_big, &f)), 0);
+    ASSERT(f.same);
+    ASSERT_EQ(f.n, 0);
+}
+
+/* ---- bad arguments and misuse ---- */
+
+TEST(tls_ctx_new_rejects_bad_arguments) {
+    async_tls_ctx *ctx = (async_tls_ctx *)&ctx;
+    async_tls_opts o;
+    tls_make_certs();
+    ASSERT_EQ(async_tls_ctx_new(NULL, NULL), ASYNC_EINVAL);
+    memset(&o, 0, sizeof o);
+    o.server = true;
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), ASYNC_EINVAL); /* a server without its certificate */
+    ASSERT(ctx == NULL);
+    o.cert_file = tls_file("srv.pem");
+    o.key_file = tls_file("self.key");
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), ASYNC_EINVAL); /* the key of another certificate */
+    o.key_file = tls_file("nothing.key");
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), ASYNC_ENOENT);
+    memset(&o, 0, sizeof o);
+    o.ca_file = tls_file("ext.cnf");
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), ASYNC_EINVAL); /* not PEM */
+    o.ca_file = tls_file("nothing.pem");
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), ASYNC_ENOENT);
+    o.ca_file = NULL;
+    o.alpn = "";
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), ASYNC_EINVAL);
+    o.alpn = "http/1.1,";
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), ASYNC_EINVAL);
+    o.alpn = ",h2";
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), ASYNC_EINVAL);
+    o.alpn = "h2,http/1.1";
+    ASSERT_EQ(async_tls_ctx_new(&ctx, &o), 0);
+    async_tls_ctx_free(ctx);
+    async_tls_ctx_free(NULL);
+    ASSERT(async_stream_tls_alpn(NULL) == NULL);
+}
+
+/* One handshake in a task of its own with what it raised kept: server side or not, host. */
+ASYNC_DEF(tls_try, async_stream *s; async_tls_ctx *ctx; bool server; const char *host; int64_t ms; int code;) {
+    ASYNC_TRY(t) {
+        if (f->server) AWAIT_STREAM_TLS_ACCEPT(t, f->s, f->ctx, f->ms);
+        else AWAIT_STREAM_TLS_CONNECT(t, f->s, f->ctx, f->host, f->ms);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+/* Misuse of the handshake on one end of a socket pair whose other end says nothing. */
+ASYNC_DEF(tls_misuse, int fds[2]; async_tls_ctx *cli, *srv; async_stream s; tls_try_frame a; async_group g;
+          char buf[8]; size_t n; int read_code;) {
+    async_stream_open(&f->s, f->fds[0]);
+    ASSERT(async_stream_tls_alpn(&f->s) == NULL); /* plain TCP */
+    AWAIT_CALL(t, tls_try, &f->a, &f->s, f->srv, false, "localhost", 100);
+    ASSERT_EQ(f->a.code, ASYNC_EINVAL); /* a server's context to connect */
+    AWAIT_CALL(t, tls_try, &f->a, &f->s, f->cli, true, NULL, 100);
+    ASSERT_EQ(f->a.code, ASYNC_EINVAL); /* a client's to accept */
+    AWAIT_CALL(t, tls_try, &f->a, &f->s, f->cli, false, NULL, 100);
+    ASSERT_EQ(f->a.code, ASYNC_EINVAL); /* verification without a host name */
+    AWAIT_CALL(t, tls_try, &f->a, &f->s, f->cli, false, "localhost", (int64_t)ASYNC_MS_MAX + 1);
+    ASSERT_EQ(f->a.code, ASYNC_ERANGE);
+    ASSERT(write(f->fds[1], "x", 1) == 1); /* input that would precede the handshake */
+    AWAIT_STREAM_FILL(t, &f->s, 16, &f->n, TEST_LONG_MS);
+    AWAIT_CALL(t, tls_try, &f->a, &f->s, f->cli, false, "localhost", 100);
+    ASSERT_EQ(f->a.code, ASYNC_EPROTO);
+    async_stream_consume(&f->s, f->n);
+    /* while a handshake waits, reads, writes and a second handshake are refused */
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(tls_try, &f->a, &f->s, f->cli, false, "localhost", -1));
+    AWAIT_SLEEP(t, 0);
+    ASSERT_EQ(async_stream_write(&f->s, "x", 1), ASYNC_EBUSY);
+    ASYNC_TRY(t) {
+        AWAIT_STREAM_READ(t, &f->s, f->buf, sizeof f->buf, &f->n, 100);
+    }
+    ASYNC_CATCH(t) {
+        f->read_code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    ASSERT_EQ(f->read_code, ASYNC_EBUSY);
+    /* closing the stream under the handshake ends it with ASYNC_EBADF */
+    async_stream_close(&f->s);
+    AWAIT_GROUP(t, &f->g);
+    ASSERT_EQ(f->a.code, ASYNC_EBADF);
+    AWAIT_CALL(t, tls_try, &f->a, &f->s, f->cli, false, "localhost", 100);
+    ASSERT_EQ(f->a.code, ASYNC_EBADF); /* a closed stream */
+    close(f->fds[1]);
+} ASYNC_END_DEF
+
+TEST(tls_handshake_misuse_raises_clear_codes) {
+    static tls_misuse_frame f;
+    async_tls_ctx *cli, *srv;
+    int fds[2];
+    tls_make_certs();
+    test_tcp_pair(fds);
+    srv = tls_server_ctx();
+    ASSERT_EQ(async_tls_ctx_new(&cli, NULL), 0);
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_misuse, &f, .fds = {fds[0], fds[1]}, .cli = cli, .srv = srv)), 0);
+    async_tls_ctx_free(cli);
+    async_tls_ctx_free(srv);
+}
+
+/* ---- the samples ---- */
+
+TEST(tls_samples_fetch_https_urls) {
+    test_server srv;
+    char cmd[1024], out[512];
+    FILE *p;
+    size_t n;
+    tls_make_certs();
+    tls_py_start(&srv, "srv.pem", "srv.key", "https");
+    setenv("SSL_CERT_FILE", tls_file("ca.pem"), 1); /* the system's store, as OpenSSL lets it be named */
+    snprintf(cmd, sizeof cmd, SAMPLES_DIR "/web_scraping https://localhost:%d/a https://127.0.0.1:%d/bc && "
+             SAMPLES_DIR "/fetch_json https://localhost:%d/j.json", srv.port, srv.port, srv.port);
+    p = popen(cmd, "r");
+    ASSERT(p != NULL);
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ASSERT_EQ(pclose(p), 0);
+    test_server_stop(&srv);
+    snprintf(cmd, sizeof cmd,
+             "Fetched 7 bytes from https://localhost:%d/a\nFetched 8 bytes from https://127.0.0.1:%d/bc\n"
+             "path=/j.json\n",
+             srv.port, srv.port);
+    ASSERT_STR_EQ(out, cmd);
 }
