@@ -159,7 +159,8 @@ typedef struct async_tls_opts {
     bool server;           /**< a server's context: cert_file and key_file are required */
     bool no_verify;        /**< a client that does not verify the server (its certificate and name): an
                                 explicit choice, for tests and private networks */
-    const char *ca_file;   /**< PEM file of the CAs a client trusts instead of the system's store */
+    const char *ca_file;   /**< PEM file of the CAs a client trusts instead of the system's store (OpenSSL's
+                                default paths, which SSL_CERT_FILE and SSL_CERT_DIR override) */
     const char *cert_file; /**< PEM certificate chain of a server (its own first) */
     const char *key_file;  /**< PEM private key of cert_file's certificate */
     const char *alpn;      /**< ALPN protocols, comma-separated ("h2,http/1.1"), or NULL: none. A client
