@@ -25,10 +25,12 @@ BUILD ?= build
 
 ALL_CFLAGS  = $(WARN) -Iinclude -Isrc $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
-# What every program linked with libasync.a needs; HTTP adds libhttp-parser, and libcrypto for WebSocket's
-# SHA-1 (only the programs that call async_http_* or async_ws_* pull in the objects that need them).
+# What every program linked with libasync.a needs; HTTP adds libhttp-parser, libssl for https and TLS
+# (src/tls.c), and libcrypto for TLS and WebSocket's SHA-1. Only the programs that call async_http_*,
+# async_ws_* or the TLS calls pull in the objects that need them: a stream that never starts TLS reaches
+# tls.c only through pointers, so plain network programs link without libssl.
 LIBS      = -lev -lpthread
-HTTP_LIBS = -lhttp_parser -lcrypto
+HTTP_LIBS = -lhttp_parser -lssl -lcrypto
 
 ifeq ($(V),1)
   Q :=
@@ -41,8 +43,8 @@ LIB_SRC  := $(wildcard src/*.c)
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
 SAMPLES  := $(basename $(notdir $(wildcard samples/*.c)))
 SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)
-# samples that use the HTTP client or server, and so link libhttp-parser
-HTTP_SAMPLES := $(basename $(notdir $(shell grep -l 'async_http_' samples/*.c)))
+# samples that use the HTTP client or server or TLS, and so link libhttp-parser and libssl
+HTTP_SAMPLES := $(basename $(notdir $(shell grep -lE 'async_http_|async_tls_|_TLS_' samples/*.c)))
 
 .DEFAULT_GOAL := all
 -include $(wildcard mk/*.mk)

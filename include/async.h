@@ -149,7 +149,8 @@ extern "C" {
     X(ASYNC_ENOTCONN, -107, "socket is not connected")                                         \
     X(ASYNC_ECONNREFUSED, -111, "connection refused")                                          \
     X(ASYNC_EHOSTUNREACH, -113, "no route to host")                                            \
-    X(ASYNC_ENXIO, -6, "no such device or address (name not resolved)")
+    X(ASYNC_ENXIO, -6, "no such device or address (name not resolved)")                       \
+    X(ASYNC_ECERT, -129, "certificate rejected (TLS verification failed)")
 
 /** The library's error codes (negative), ASYNC_OK (0), and ASYNC_EUSER: applications number their own
  *  codes from ASYNC_EUSER (1000) up to 32767. */

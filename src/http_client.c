@@ -3,7 +3,11 @@
  * One coroutine per client (the client's embedded task, awaited inline by the caller). The connection
  * is kept while the server allows it and the next URL names the same host and port. A request sent on a
  * kept connection that the server had already closed (it answers with EOF before a single byte) is sent
- * once more on a new connection, as browsers do for idempotent requests. */
+ * once more on a new connection, as browsers do for idempotent requests.
+ *
+ * https URLs speak TLS on the connection (tls.c) before the request: the server's certificate is verified
+ * for the URL's host against the system's CAs (a session may name a CA file, or turn verification off),
+ * with ALPN http/1.1. A kept connection serves only URLs of the same scheme, host and port. */
 #include "net.h"
 
 #include <http_parser.h>
@@ -45,6 +49,9 @@ typedef struct http_resp {
     char *body;
     size_t body_len, body_cap;
     int error; /* an error found in a callback */
+    bool tls;       /* the URL is https */
+    bool conn_tls;  /* the simple client's connection speaks TLS */
+    async_tls_ctx *ctx; /* the simple client's TLS context, made for its first https URL */
     char url[2048]; /* the request's URL (a redirect's Location is copied here) */
     char req[4096];
     size_t req_len;
@@ -205,6 +212,7 @@ void async_http_client_close(async_http_client *c) {
     async_stream_close(&c->stream);
     r = (http_resp *)c->state;
     if (r) {
+        async_tls_ctx_free(r->ctx);
         free(r->head);
         free(r->body);
         free(r);
@@ -214,7 +222,7 @@ void async_http_client_close(async_http_client *c) {
     c->port = 0;
 }
 
-/* Splits r->url into host (256 bytes), *port and r->path. 0 or an error code. */
+/* Splits r->url into r->tls (https), host (256 bytes), *port and r->path. 0 or an error code. */
 static int split_url(http_resp *r, char *host, int *port) {
     struct http_parser_url u;
     size_t hl;
@@ -222,15 +230,15 @@ static int split_url(http_resp *r, char *host, int *port) {
     if (http_parser_parse_url(r->url, strlen(r->url), 0, &u) || !(u.field_set & (1 << UF_SCHEMA)) ||
         !(u.field_set & (1 << UF_HOST)))
         return ASYNC_EINVAL;
-    if (u.field_data[UF_SCHEMA].len == 5 && strncasecmp(r->url + u.field_data[UF_SCHEMA].off, "https", 5) == 0)
-        return ASYNC_ENOTSUP;
-    if (u.field_data[UF_SCHEMA].len != 4 || strncasecmp(r->url + u.field_data[UF_SCHEMA].off, "http", 4) != 0)
+    r->tls = u.field_data[UF_SCHEMA].len == 5 && strncasecmp(r->url + u.field_data[UF_SCHEMA].off, "https", 5) == 0;
+    if (!r->tls &&
+        (u.field_data[UF_SCHEMA].len != 4 || strncasecmp(r->url + u.field_data[UF_SCHEMA].off, "http", 4) != 0))
         return ASYNC_EINVAL;
     hl = u.field_data[UF_HOST].len;
     if (hl + 1 > 256) return ASYNC_EINVAL;
     memcpy(host, r->url + u.field_data[UF_HOST].off, hl);
     host[hl] = '\0';
-    *port = 80;
+    *port = r->tls ? 443 : 80;
     if (u.field_set & (1 << UF_PORT)) *port = u.port;
     if (*port <= 0) return ASYNC_EINVAL;
     if (u.field_set & (1 << UF_PATH)) {
@@ -258,14 +266,14 @@ static int prepare(async_http_client *c, http_resp *r, bool *same) {
     char host[sizeof c->host];
     int port, n = split_url(r, host, &port);
     if (n) return n;
-    *same = async_stream_fd(&c->stream) >= 0 && c->port == port && strcmp(c->host, host) == 0;
+    *same = async_stream_fd(&c->stream) >= 0 && c->port == port && strcmp(c->host, host) == 0 && r->conn_tls == r->tls;
     strcpy(c->host, host);
     c->port = port;
     n = snprintf(r->req, sizeof r->req,
                  "GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\nUser-Agent: async.h\r\nAccept: */*\r\n\r\n", r->path,
                  strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", "");
     if (n < 0 || (size_t)n >= sizeof r->req) return ASYNC_EINVAL;
-    if (port != 80) { /* Host carries the port when it is not the default */
+    if (port != (r->tls ? 443 : 80)) { /* Host carries the port when it is not the scheme's default */
         char *end = strstr(r->req, "\r\nUser-Agent");
         char tail[64];
         int m = snprintf(tail, sizeof tail, ":%d", port);
@@ -314,7 +322,7 @@ static int resolve_location(const char *host, int port, http_resp *r, const char
         return 0;
     }
     if (loc[0] == '/' && loc[1] == '/') { /* another server, the same scheme */
-        m = snprintf(path, sizeof path, "http:%s", loc);
+        m = snprintf(path, sizeof path, "%s:%s", r->tls ? "https" : "http", loc);
         if (m < 0 || (size_t)m >= sizeof r->url) return ASYNC_EINVAL;
         memcpy(r->url, path, (size_t)m + 1);
         return 0;
@@ -335,7 +343,7 @@ static int resolve_location(const char *host, int port, http_resp *r, const char
     remove_dot_segments(path);
     {
         char url[sizeof r->url + 256 + 16];
-        m = snprintf(url, sizeof url, "http://%s%s%s:%d%s", strchr(host, ':') ? "[" : "", host,
+        m = snprintf(url, sizeof url, "%s://%s%s%s:%d%s", r->tls ? "https" : "http", strchr(host, ':') ? "[" : "", host,
                      strchr(host, ':') ? "]" : "", port, path);
         if (m < 0 || (size_t)m >= sizeof r->url) return ASYNC_EINVAL;
         memcpy(r->url, url, (size_t)m + 1);
@@ -418,6 +426,17 @@ static async_task *recv_start(recv_frame *f, async_stream *s, http_resp *r, bool
     return &f->task;
 }
 
+/* The client's TLS context for https: the system's CAs or ca_file, verification on unless no_verify,
+ * ALPN http/1.1. */
+static int http_tls_ctx(async_tls_ctx **ctx, const char *ca_file, bool no_verify) {
+    async_tls_opts o;
+    memset(&o, 0, sizeof o);
+    o.ca_file = ca_file;
+    o.no_verify = no_verify;
+    o.alpn = "http/1.1";
+    return async_tls_ctx_new(ctx, &o);
+}
+
 static int32_t left(async_task *t, async_http_client *c) {
     int32_t d;
     if (c->ms < 0) return -1;
@@ -438,7 +457,15 @@ static async_status get_run(async_task *t) {
             if (rc) ASYNC_THROW_ERROR(t, async_error_of(rc));
             if (!same) async_stream_close(&c->stream);
             r->reused = same;
-            if (!same) AWAIT_STREAM_CONNECT(t, &c->stream, c->host, c->port, left(t, c));
+            if (!same) {
+                AWAIT_STREAM_CONNECT(t, &c->stream, c->host, c->port, left(t, c));
+                r->conn_tls = r->tls;
+                if (r->tls) {
+                    rc = r->ctx ? 0 : http_tls_ctx(&r->ctx, NULL, false);
+                    if (rc) ASYNC_THROW_ERROR(t, async_error_of(rc));
+                    AWAIT_STREAM_TLS_CONNECT(t, &c->stream, r->ctx, c->host, left(t, c));
+                }
+            }
             rc = async_stream_write(&c->stream, r->req, r->req_len);
             if (rc) {
                 if (!r->reused) ASYNC_THROW_ERROR(t, async_error_of(rc));
@@ -516,6 +543,7 @@ struct async__http_conn {
     async_http_session *session; /* NULL once the session was closed while a call used it */
     char host[256];
     int port;
+    bool tls;                   /* https: TLS runs on it */
     bool idle, connected, used; /* used: a request was sent on it before */
     unsigned long idle_since;   /* the session's tick when it went idle */
 };
@@ -634,7 +662,7 @@ static int sess_try(async_http_session *s, async_http_call *c) {
     struct async__http_conn **pp, *k, *oldest = NULL;
     unsigned host_n = 0;
     for (pp = &s->conns; (k = *pp) != NULL;) {
-        bool same = k->port == st->port && strcmp(k->host, st->host) == 0;
+        bool same = k->port == st->port && k->tls == st->r.tls && strcmp(k->host, st->host) == 0;
         if (k->idle && conn_stale(k)) {
             *pp = k->next;
             s->open--;
@@ -659,6 +687,7 @@ static int sess_try(async_http_session *s, async_http_call *c) {
     if (!k) return ASYNC_ENOMEM;
     strcpy(k->host, st->host);
     k->port = st->port;
+    k->tls = st->r.tls;
     k->session = s;
     k->next = s->conns;
     s->conns = k;
@@ -727,6 +756,7 @@ int async_http_session_init(async_http_session *s, const async_http_session_opts
     if (!s) return ASYNC_EINVAL;
     if (s->conns || s->waiters) return ASYNC_EBUSY;
     if (opts && (opts->timeout_ms > ASYNC_MS_MAX || opts->read_timeout_ms > ASYNC_MS_MAX)) return ASYNC_ERANGE;
+    async_tls_ctx_free((async_tls_ctx *)s->tls); /* a session used and not closed: its context goes */
     memset(s, 0, sizeof *s);
     if (opts) s->opts = *opts;
     return 0;
@@ -750,6 +780,8 @@ void async_http_session_close(async_http_session *s) {
         else k->session = NULL; /* its call closes it when done */
     }
     s->open = 0;
+    async_tls_ctx_free((async_tls_ctx *)s->tls); /* handshakes under way no longer need it */
+    s->tls = NULL;
 }
 
 unsigned async_http_session_connections(const async_http_session *s, unsigned *idle) {
@@ -821,7 +853,7 @@ static int call_prepare(async_http_call *c, call_state *st) {
     bool v6 = strchr(st->host, ':') != NULL;
     if (rc) return rc;
     st->req_len = 0;
-    if (st->port == 80) snprintf(hostport, sizeof hostport, "%s%s%s", v6 ? "[" : "", st->host, v6 ? "]" : "");
+    if (st->port == (st->r.tls ? 443 : 80)) snprintf(hostport, sizeof hostport, "%s%s%s", v6 ? "[" : "", st->host, v6 ? "]" : "");
     else snprintf(hostport, sizeof hostport, "%s%s%s:%d", v6 ? "[" : "", st->host, v6 ? "]" : "", st->port);
     if (req_add(st, st->method, strlen(st->method)) || req_add(st, " ", 1) ||
         req_add(st, st->r.path, strlen(st->r.path)) || req_add(st, " HTTP/1.1\r\n", 11) ||
@@ -904,6 +936,13 @@ static async_status request_run(async_task *t) {
                 st->r.reused = c->conn->used;
                 if (!c->conn->connected) {
                     AWAIT_STREAM_CONNECT(t, &c->conn->stream, c->conn->host, c->conn->port, -1);
+                    if (c->conn->tls) {
+                        rc = c->session->tls ? 0
+                                             : http_tls_ctx((async_tls_ctx **)&c->session->tls, c->session->opts.ca_file,
+                                                            c->session->opts.tls_no_verify);
+                        if (rc) ASYNC_THROW_ERROR(t, async_error_of(rc));
+                        AWAIT_STREAM_TLS_CONNECT(t, &c->conn->stream, (async_tls_ctx *)c->session->tls, c->conn->host, -1);
+                    }
                     c->conn->connected = true;
                 }
                 if (c->conn->used) c->session->reused++;

@@ -51,6 +51,23 @@ void net__stream_mark(async_stream *s, unsigned flag, bool on);
  * nothing changes, for a stream that is no server's. */
 bool net__stream_mark_idle(async_stream *s, bool idle);
 
+/* Remaining ms of a deadline set ms ago for `deadline` (-1: none; 0 once passed). */
+int32_t net__remaining(async_loop *loop, async_ms deadline, int32_t ms);
+
+/* A stream's TLS session (tls.c), reached only through these pointers: net_stream.c never names a libssl
+ * function, so a program that starts no TLS does not link libssl. recv and send answer as the socket
+ * calls would: recv >0 bytes, 0 at the end; send the bytes taken; both ASYNC_EAGAIN with the readiness to
+ * wait for in rwant / wwant (ASYNC_IO_READ or ASYNC_IO_WRITE: a TLS read may have to write, and a write to
+ * read), or an error code (set as the stream's sticky error: the session cannot go on). close sends
+ * close_notify when it can, frees the session and clears s->tls. */
+typedef struct net_tls {
+    long (*recv)(async_stream *s, void *buf, size_t n);
+    long (*send)(async_stream *s, const void *buf, size_t n);
+    void (*close)(async_stream *s);
+    unsigned rwant, wwant;
+    bool ready; /* the handshake is done: reads and writes may go through */
+} net_tls;
+
 /* errno says the call would block. EWOULDBLOCK is EAGAIN on Linux: compared only where it differs. */
 #if EWOULDBLOCK == EAGAIN
 #define NET_WOULD_BLOCK(err) ((err) == EAGAIN)

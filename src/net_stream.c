@@ -6,7 +6,11 @@
  * same by reading only in their ev_io callback). Output is sent at once when the socket takes it; the
  * rest is buffered and moves during AWAIT_STREAM_DRAIN. A connect to a name waits for its lookup
  * (net_resolve.c) on the write side's wait, under the connect's deadline, then connects to the first
- * address that does not fail at once. */
+ * address that does not fail at once.
+ *
+ * Once a TLS handshake has run on the stream (tls.c), the same operations go through the TLS session's
+ * recv and send (net.h's net_tls) instead of the socket's, and wait for whatever readiness the session
+ * asks for. */
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -57,6 +61,7 @@ void async_stream_close(async_stream *s) {
     unsigned keep;
     if (!s) return;
     if (s->flags & NS_RESOLVING) resolve_end(s);
+    if (s->tls) ((net_tls *)s->tls)->close(s); /* before the fd goes: close_notify, when it can */
     /* A task may wait on the stream (read, drain, connect), or have been woken and not yet resumed: the
      * memset below must not drop it from a future's wait list (a lost waiter, and a corrupt list), and
      * whatever it finds when it resumes must say that the stream is gone. So waiters are woken first and
@@ -112,21 +117,63 @@ static int stream_fail(async_stream *s, int err) {
     return code;
 }
 
-/* Remaining ms of a deadline (-1: none). */
-static int32_t remaining(async_loop *loop, async_ms deadline, int32_t ms) {
+int32_t net__remaining(async_loop *loop, async_ms deadline, int32_t ms) {
     int32_t d;
     if (ms < 0) return -1;
     d = (int32_t)(deadline - async_loop_now(loop));
     return d > 0 ? d : 0;
 }
 
+/* The TLS session, if one speaks on the stream. */
+static net_tls *tls_of(const async_stream *s) { return (net_tls *)s->tls; }
+
+/* A read or write may not go through a TLS session whose handshake has not ended (EBUSY). */
+static bool tls_busy(const async_stream *s) { return s->tls && !tls_of(s)->ready; }
+
+/* One receive into buf: >0 bytes, 0 at the end of the stream, ASYNC_EAGAIN (wait for rwant()), or an
+ * error code. A short plain recv leaves the kernel's buffer empty (NS_DRAINED); a short TLS read says
+ * nothing of the socket (the session may hold more of a record), so only its EAGAIN marks it. */
+static long net_recv(async_stream *s, void *buf, size_t n) {
+    ssize_t r;
+    if (s->tls) {
+        long got = tls_of(s)->recv(s, buf, n);
+        if (got == ASYNC_EAGAIN) s->flags |= NS_DRAINED;
+        return got;
+    }
+    do r = recv(s->fd, buf, n, 0);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+        if ((size_t)r < n) s->flags |= NS_DRAINED;
+        return (long)r;
+    }
+    if (NET_WOULD_BLOCK(errno)) {
+        s->flags |= NS_DRAINED;
+        return ASYNC_EAGAIN;
+    }
+    return stream_fail(s, errno);
+}
+
+/* One send: the bytes taken (maybe fewer than n), ASYNC_EAGAIN (wait for wwant()), or an error code. */
+static long net_send(async_stream *s, const void *buf, size_t n) {
+    ssize_t r;
+    if (s->tls) return tls_of(s)->send(s, buf, n);
+    do r = send(s->fd, buf, n, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) return (long)r;
+    if (NET_WOULD_BLOCK(errno)) return ASYNC_EAGAIN;
+    return stream_fail(s, errno);
+}
+
+/* The readiness the pending read / write waits for. */
+static unsigned rwant(const async_stream *s) { return s->tls ? tls_of(s)->rwant : ASYNC_IO_READ; }
+static unsigned wwant(const async_stream *s) { return s->tls ? tls_of(s)->wwant : ASYNC_IO_WRITE; }
+
 /* ---- reading ---- */
 
 /* Reads once from the socket into the input buffer, growing it up to `limit` bytes buffered (at least
  * one byte of room). >0: bytes read; 0: end of stream; ASYNC_EAGAIN; another error. */
 static long fill(async_stream *s, size_t limit) {
-    size_t room;
-    ssize_t r;
+    long r;
     if (s->rpos == s->rlen) s->rpos = s->rlen = 0;
     if (s->rpos > 0 && s->rlen == s->rcap) { /* compact */
         memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
@@ -145,23 +192,10 @@ static long fill(async_stream *s, size_t limit) {
         s->rbuf = p;
         s->rcap = cap;
     }
-    room = s->rcap - s->rlen;
-    r = recv(s->fd, s->rbuf + s->rlen, room, 0);
-    if (r > 0) {
-        s->rlen += (size_t)r;
-        if ((size_t)r < room) s->flags |= NS_DRAINED;
-        return (long)r;
-    }
-    if (r == 0) {
-        s->flags |= NS_EOF;
-        return 0;
-    }
-    if (NET_WOULD_BLOCK(errno)) {
-        s->flags |= NS_DRAINED;
-        return ASYNC_EAGAIN;
-    }
-    if (errno == EINTR) return ASYNC_EAGAIN;
-    return stream_fail(s, errno);
+    r = net_recv(s, s->rbuf + s->rlen, s->rcap - s->rlen);
+    if (r > 0) s->rlen += (size_t)r;
+    if (r == 0) s->flags |= NS_EOF;
+    return r;
 }
 
 static size_t take(async_stream *s, void *dst, size_t n) {
@@ -190,23 +224,17 @@ static int try_read(async_stream *s, int op) {
                 return TRY_DONE;
             }
             if (s->flags & NS_DRAINED) return TRY_WAIT;
-            { /* nothing buffered: straight into the caller's memory */
-                ssize_t n = recv(s->fd, s->op_buf, s->op_n, 0);
-                if (n > 0) {
-                    if ((size_t)n < s->op_n) s->flags |= NS_DRAINED;
-                    *s->op_out = (size_t)n;
-                    return TRY_DONE;
-                }
-                if (n == 0) {
-                    s->flags |= NS_EOF;
-                    continue;
-                }
-                if (NET_WOULD_BLOCK(errno) || errno == EINTR) {
-                    s->flags |= NS_DRAINED;
-                    return TRY_WAIT;
-                }
-                return stream_fail(s, errno);
+            r = net_recv(s, s->op_buf, s->op_n); /* nothing buffered: straight into the caller's memory */
+            if (r > 0) {
+                *s->op_out = (size_t)r;
+                return TRY_DONE;
             }
+            if (r == 0) {
+                s->flags |= NS_EOF;
+                continue;
+            }
+            if (r == ASYNC_EAGAIN) return TRY_WAIT;
+            return (int)r;
         case OP_EXACTLY:
             s->op_limit += take(s, (char *)s->op_buf + s->op_limit, s->op_n - s->op_limit);
             if (s->op_limit == s->op_n) return TRY_DONE;
@@ -258,8 +286,8 @@ static int read_step(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     if (r == TRY_WAIT)
-        return async__io_start(t, &s->rio, s->fd, ASYNC_IO_READ,
-                               remaining(async_task_loop(t), s->rdeadline, s->rms));
+        return async__io_start(t, &s->rio, s->fd, rwant(s),
+                               net__remaining(async_task_loop(t), s->rdeadline, s->rms));
     return async__raise_error_code(t, r);
 }
 
@@ -271,7 +299,8 @@ int async__stream_read_start(async_task *t, async_stream *s, int op, void *buf, 
     if (ms > ASYNC_MS_MAX) return async__raise_error_code(t, ASYNC_ERANGE); /* the loop's clock cannot hold the deadline */
     if (!(s->flags & NS_OPEN)) return async__raise_error_code(t, ASYNC_EBADF);
     if (s->error) return async__raise_error_code(t, s->error);
-    if (net__io_waiting(&s->rio)) return async__raise_error_code(t, ASYNC_EBUSY); /* another read waits: its arguments must stay */
+    if (net__io_waiting(&s->rio) || tls_busy(s)) /* another read waits: its arguments must stay; or a handshake runs */
+        return async__raise_error_code(t, ASYNC_EBUSY);
     s->flags = (s->flags & 0xFFFFu & ~NS_RDONE) | ((unsigned)op << 16);
     s->op_buf = buf;
     s->op_n = op == OP_EXACTLY ? n : op == OP_READ ? n : 0;
@@ -302,12 +331,8 @@ int async__stream_read_check(async_task *t, async_stream *s) {
 /* Sends buffered output. 0 when all of it went, ASYNC_EAGAIN, or an error. */
 static int flush(async_stream *s) {
     while (s->wpos < s->wlen) {
-        ssize_t r = send(s->fd, s->wbuf + s->wpos, s->wlen - s->wpos, MSG_NOSIGNAL);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            if (NET_WOULD_BLOCK(errno)) return ASYNC_EAGAIN;
-            return stream_fail(s, errno);
-        }
+        long r = net_send(s, s->wbuf + s->wpos, s->wlen - s->wpos);
+        if (r < 0) return (int)r;
         s->wpos += (size_t)r;
     }
     s->wpos = s->wlen = 0;
@@ -319,19 +344,18 @@ int async_stream_write(async_stream *s, const void *data, size_t n) {
     if (!s || (n && !data)) return ASYNC_EINVAL;
     if (!(s->flags & NS_OPEN)) return ASYNC_EBADF;
     if (s->error) return s->error;
+    if (tls_busy(s)) return ASYNC_EBUSY;
     if (!n) return 0;
     if (s->wpos == s->wlen) { /* nothing queued: hand it to the kernel now */
         for (;;) {
-            ssize_t r = send(s->fd, p, n, MSG_NOSIGNAL);
-            if (r >= 0) {
-                p += r;
-                n -= (size_t)r;
-                if (!n) return 0;
-                continue;
-            }
-            if (errno == EINTR) continue;
-            if (NET_WOULD_BLOCK(errno)) break;
-            return stream_fail(s, errno);
+            /* a TLS write that would block must be offered the same bytes again: they are queued below,
+             * first in the buffer, which flush hands back */
+            long r = net_send(s, p, n);
+            if (r == ASYNC_EAGAIN) break;
+            if (r < 0) return (int)r;
+            p += r;
+            n -= (size_t)r;
+            if (!n) return 0;
         }
     }
     if (n > s->wcap - s->wlen) { /* no room at the end (not wlen + n > wcap: that sum may wrap) */
@@ -366,7 +390,7 @@ static int drain_step(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     if (rc == ASYNC_EAGAIN)
-        return async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, s->wms));
+        return async__io_start(t, &s->wio, s->fd, wwant(s), net__remaining(async_task_loop(t), s->wdeadline, s->wms));
     return async__raise_error_code(t, rc);
 }
 
@@ -375,7 +399,8 @@ int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms) {
     if (ms > ASYNC_MS_MAX) return async__raise_error_code(t, ASYNC_ERANGE);
     if (!(s->flags & NS_OPEN)) return async__raise_error_code(t, ASYNC_EBADF);
     if (s->error) return async__raise_error_code(t, s->error);
-    if (net__io_waiting(&s->wio)) return async__raise_error_code(t, ASYNC_EBUSY); /* another drain or the connect waits */
+    if (net__io_waiting(&s->wio) || tls_busy(s)) /* another drain, the connect or a handshake waits */
+        return async__raise_error_code(t, ASYNC_EBUSY);
     s->flags &= ~NS_WDONE;
     s->wms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
@@ -469,7 +494,7 @@ static int resolve_start(async_task *t, async_stream *s) {
     if (!l) return async__raise_error_code(t, err);
     s->op_buf = l;
     s->flags |= NS_RESOLVING;
-    rc = net__io_wait(t, &s->wio, remaining(loop, s->wdeadline, s->wms));
+    rc = net__io_wait(t, &s->wio, net__remaining(loop, s->wdeadline, s->wms));
     if (rc != ASYNC__WAIT) resolve_end(s);
     return rc;
 }
@@ -515,7 +540,7 @@ int async__stream_connect_start(async_task *t, async_stream *s, const char *host
         return ASYNC__GO;
     }
     if (rc != ASYNC_EINPROGRESS) return async__raise_error_code(t, rc);
-    rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, ms));
+    rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, net__remaining(async_task_loop(t), s->wdeadline, ms));
     if (rc == ASYNC__RAISE) async_stream_close(s);
     return rc;
 }
@@ -537,7 +562,7 @@ int async__stream_connect_check(async_task *t, async_stream *s) {
         rc = resolve_done(t, s);
         if (rc != ASYNC__GO) return rc;
         if (!(s->flags & NS_CONNECTING)) return ASYNC__GO; /* connected at once */
-        rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, remaining(async_task_loop(t), s->wdeadline, s->wms));
+        rc = async__io_start(t, &s->wio, s->fd, ASYNC_IO_WRITE, net__remaining(async_task_loop(t), s->wdeadline, s->wms));
         if (rc == ASYNC__RAISE) async_stream_close(s);
         return rc;
     }

@@ -236,6 +236,8 @@ TEST(core_error_codes_and_messages) {
     ASSERT_STR_EQ(async_strerror(ASYNC_ECANCELED), "task was cancelled");
     ASSERT_STR_EQ(async_strerror(12345), "unknown error");
     ASSERT(async_error_of(ASYNC_ETIMEDOUT)->code == ASYNC_ETIMEDOUT);
+    ASSERT(async_error_of(ASYNC_ECERT)->code == ASYNC_ECERT); /* a code of its own: no errno means it */
+    ASSERT_STR_EQ(async_strerror(ASYNC_ECERT), "certificate rejected (TLS verification failed)");
     ASSERT(async_error_of(ASYNC_EUSER) == NULL);
     ASSERT_STR_EQ(async_error_message(&worker_error), "worker failed");
     ASSERT_STR_EQ(async_error_message(NULL), "success");

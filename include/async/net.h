@@ -75,13 +75,14 @@ typedef struct async_stream {
     const char **op_line;
     const char *op_host;         /* private: the pending connect */
     int op_port;
+    void *tls;                   /* private: the TLS session once a handshake started, else NULL */
 } async_stream;
 
 /** Adopts a connected socket (made non-blocking; SIGPIPE suppressed). 0, ASYNC_EINVAL (NULL), ASYNC_EBADF
  *  (fd < 0 or not an open descriptor). The stream owns fd from now on, also on failure. */
 ASYNC_API int async_stream_open(async_stream *s, int fd);
-/** Closes the socket at once (unsent output is dropped; AWAIT_STREAM_DRAIN first to keep it) and frees the
- *  buffers; a task waiting on the stream gets ASYNC_EBADF. Safe on a closed or zeroed stream and NULL.
+/** Closes the socket at once (unsent output is dropped; AWAIT_STREAM_DRAIN first to keep it; a TLS stream
+ *  sends its close_notify first when it can without waiting) and frees the buffers; a task waiting on the stream gets ASYNC_EBADF. Safe on a closed or zeroed stream and NULL.
  *  Close streams before their loop is freed (a stream remembers the loop its wait ran on). */
 ASYNC_API void async_stream_close(async_stream *s);
 /** The socket, or -1 when closed. */
@@ -127,6 +128,69 @@ ASYNC_API size_t async_stream_pending(const async_stream *s);
  *  low-water mark; this waits for all of it), at most ms. Raises the stream's error, if any. */
 #define AWAIT_STREAM_DRAIN(t, s, ms) \
     ASYNC__AWAIT(t, async__stream_drain_start((t), (s), (ms)), async__stream_drain_check((t), (s)))
+
+/* ---- TLS over a stream (OpenSSL's libssl, provided by tls.c: a program that starts TLS links -lssl
+ * -lcrypto, which `pkg-config --libs async-http` gives; one that does not, does not need them) ----
+ *
+ *     async_tls_ctx_new(&ctx, NULL);                            (a client: the system's CAs, verification on)
+ *     AWAIT_STREAM_CONNECT(t, &f->s, "example.org", 443, 5000);
+ *     AWAIT_STREAM_TLS_CONNECT(t, &f->s, ctx, "example.org", 5000);
+ *     async_stream_write(&f->s, ...);  AWAIT_STREAM_READLINE(t, &f->s, ...);   (as on any stream)
+ *
+ * After the handshake every read, write and drain of the stream goes through TLS, never blocking the loop
+ * (TLS reads that must write, and writes that must read, wait for what they need). TLS 1.2 or later. A
+ * handshake that fails, times out or is cancelled closes the stream (nothing could be said on it any
+ * more). The end of the stream without the peer's close_notify is taken as its end, as HTTP/1.1 clients
+ * do (a body framed by the close could then be cut short unnoticed). Certificate errors raise ASYNC_ECERT
+ * with what failed ("TLS certificate verify failed: self-signed certificate", "...: host name
+ * mismatch"); other handshake failures ASYNC_EPROTO with what the peer or the library said ("TLS
+ * handshake failed: the peer is not speaking TLS"), ASYNC_ENODATA when the peer closes mid-handshake,
+ * ASYNC_ETIMEDOUT at the deadline. After the handshake a TLS error is the stream's sticky ASYNC_EPROTO. */
+
+/** TLS settings, shared by the streams of one side: a client's (which CAs it trusts, whether it verifies,
+ *  the ALPN protocols it offers) or a server's (its certificate and key, the protocols it accepts). Made
+ *  by async_tls_ctx_new; it must outlive the handshakes that use it (streams already connected do not
+ *  need it). Usable from several threads at once. */
+typedef struct async_tls_ctx async_tls_ctx;
+
+/** What async_tls_ctx_new makes. A zeroed one (or NULL) is a client that verifies its peers against the
+ *  system's CA store. */
+typedef struct async_tls_opts {
+    bool server;           /**< a server's context: cert_file and key_file are required */
+    bool no_verify;        /**< a client that does not verify the server (its certificate and name): an
+                                explicit choice, for tests and private networks */
+    const char *ca_file;   /**< PEM file of the CAs a client trusts instead of the system's store (OpenSSL's
+                                default paths, which SSL_CERT_FILE and SSL_CERT_DIR override) */
+    const char *cert_file; /**< PEM certificate chain of a server (its own first) */
+    const char *key_file;  /**< PEM private key of cert_file's certificate */
+    const char *alpn;      /**< ALPN protocols, comma-separated ("h2,http/1.1"), or NULL: none. A client
+                                offers them; a server picks its first one that the client offers (a
+                                client offering none of them goes on without ALPN) */
+} async_tls_opts;
+
+/** Makes a TLS context from opts (NULL: a verifying client). 0 with *ctx set; ASYNC_EINVAL (NULL ctx, a
+ *  server without cert_file or key_file, a bad ALPN list, a file that is not PEM of the right kind, a key
+ *  that does not match the certificate); ASYNC_ENOENT / ASYNC_EACCES (a file that cannot be read);
+ *  ASYNC_ENOMEM. */
+ASYNC_API int async_tls_ctx_new(async_tls_ctx **ctx, const async_tls_opts *opts);
+/** Frees a context (NULL: nothing). Streams connected with it go on. */
+ASYNC_API void async_tls_ctx_free(async_tls_ctx *ctx);
+/** The client's TLS handshake on connected stream s, within ms (int64_t; negative: none; ASYNC_ETIMEDOUT).
+ *  host is sent as SNI (unless it is an IP literal) and is what the server's certificate must name (a DNS
+ *  name or an IP address); it may be NULL only with a no_verify context. Raises ASYNC_EINVAL (NULL s or
+ *  ctx, a server's ctx, no host), ASYNC_EBADF (s not open), ASYNC_EBUSY (a read or drain awaited, output
+ *  not sent yet, or TLS already started), ASYNC_EPROTO (input already buffered: it would precede the
+ *  handshake), ASYNC_ERANGE (ms over ASYNC_MS_MAX), then the errors above. host must outlive the await. */
+#define AWAIT_STREAM_TLS_CONNECT(t, s, ctx, host, ms)                                                 \
+    ASYNC__AWAIT(t, async__stream_tls_start((t), (s), (ctx), (host), false, (ms)),                   \
+                 async__stream_tls_check((t), (s)))
+/** The server's TLS handshake on accepted stream s with a server's ctx, within ms; errors as for
+ *  AWAIT_STREAM_TLS_CONNECT (a client's ctx: ASYNC_EINVAL). */
+#define AWAIT_STREAM_TLS_ACCEPT(t, s, ctx, ms)                                                        \
+    ASYNC__AWAIT(t, async__stream_tls_start((t), (s), (ctx), NULL, true, (ms)),                      \
+                 async__stream_tls_check((t), (s)))
+/** The ALPN protocol agreed in s's handshake ("http/1.1"), "" if none, NULL if s does not speak TLS. */
+ASYNC_API const char *async_stream_tls_alpn(const async_stream *s);
 
 /** Builds a connection's task: called by the server for each accepted connection with zeroed memory of
  *  the server's frame_size, the connection's stream (owned and closed by the server once the task has
@@ -393,10 +457,12 @@ typedef struct async_http_client {
     size_t max_body;         /**< largest body accepted (0: 16 MiB); over it: ASYNC_EMSGSIZE */
 } async_http_client;
 
-/** await session.get(url): an "http://host[:port]/path" URL (ASYNC_EINVAL for others, ASYNC_ENOTSUP
- *  for https) fetched within ms (int64_t; negative: no deadline; over ASYNC_MS_MAX: ASYNC_ERANGE). Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
+/** await session.get(url): an "http://host[:port]/path" or "https://..." URL (ASYNC_EINVAL for others)
+ *  fetched within ms (int64_t; negative: no deadline; over ASYNC_MS_MAX: ASYNC_ERANGE). Raises connection errors, ASYNC_ETIMEDOUT, ASYNC_EPROTO (malformed
  *  response), ASYNC_ENODATA (the connection ended mid-response). Any status is a success: read it with
- *  async_http_client_status. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
+ *  async_http_client_status. https verifies the server's certificate for the URL's host against the
+ *  system's CAs (ASYNC_ECERT; a session can be given a CA file); see AWAIT_STREAM_TLS_CONNECT for TLS's
+ *  errors. Interim 1xx responses (100 Continue, 103 Early Hints) are skipped; a 101 is the
  *  answer and its connection is not reused. AWAIT the returned task. url must outlive the await. */
 ASYNC_API async_task *async_http_client_get(async_http_client *c, const char *url, int64_t ms);
 /** The last response's status code (0 before one). After a GET that failed part-way, what had arrived
@@ -419,7 +485,8 @@ ASYNC_API void async_http_client_close(async_http_client *c);
  * timeout, redirects followed up to a limit (then ASYNC_ELOOP, "too many HTTP redirects"), the final URL,
  * and on request an error for a 4xx or 5xx answer. A connection is reused only after a whole response
  * that left nothing behind it (bytes beyond the body close it), and never after a failed or cancelled
- * request: its state is unknown, so it is closed. http:// only: https is ASYNC_ENOTSUP. */
+ * request: its state is unknown, so it is closed. http:// and https:// (TLS, the certificate verified for
+ * the URL's host; a connection is kept per scheme, host and port). */
 
 /** A session's settings. 0 in a field means its default. */
 typedef struct async_http_session_opts {
@@ -433,6 +500,10 @@ typedef struct async_http_session_opts {
     int max_redirects;        /**< redirects followed per request (default 10; negative: none, a 3xx is
                                    then the answer) */
     size_t max_body;          /**< the largest whole body (default 16 MiB): ASYNC_EMSGSIZE over it */
+    const char *ca_file;      /**< https: a PEM file of the CAs to trust instead of the system's (read
+                                   when the first https connection opens; its errors are raised there) */
+    bool tls_no_verify;       /**< https: do not verify servers (their certificates and names): an explicit
+                                   choice, for tests and private networks */
 } async_http_session_opts;
 
 struct async__http_conn;
@@ -448,6 +519,7 @@ typedef struct async_http_session {
     unsigned reused;                  /* private: requests sent on a kept connection */
     unsigned long ticks;              /* private: orders the idle connections, oldest first */
     bool closed;                      /* private */
+    void *tls;                        /* private: the TLS context of https connections (made on first use) */
 } async_http_session;
 
 /** A request header field. Names are HTTP tokens; values may not hold CR, LF or NUL (ASYNC_EINVAL). */
@@ -511,7 +583,7 @@ ASYNC_API unsigned async_http_session_reused(const async_http_session *s);
 /** await session.request(...): sends c (see async_http_call) through s and returns once the response
  *  head and whole body have come (with ASYNC_HTTP_STREAM_RESPONSE: the head; with ASYNC_HTTP_STREAM_BODY:
  *  once the request head is sent). Raises ASYNC_EINVAL (a bad URL, method or header field),
- *  ASYNC_ENOTSUP (https), ASYNC_ESHUTDOWN (the session closed), ASYNC_ETIMEDOUT, ASYNC_ELOOP (too many
+ *  ASYNC_ECERT and TLS's other handshake errors (https), ASYNC_ESHUTDOWN (the session closed), ASYNC_ETIMEDOUT, ASYNC_ELOOP (too many
  *  redirects), ASYNC_EPROTO (a malformed response), ASYNC_EMSGSIZE, ASYNC_ENODATA (the connection ended
  *  before the whole response: "before answering" if no byte came), connection errors, and ASYNC_EIO for
  *  an error status with ASYNC_HTTP_RAISE_FOR_STATUS. Cancellation closes the connection in use. AWAIT the
@@ -735,6 +807,9 @@ ASYNC_API int async__stream_read_start(async_task *t, async_stream *s, int op, v
 ASYNC_API int async__stream_read_check(async_task *t, async_stream *s);
 ASYNC_API int async__stream_drain_start(async_task *t, async_stream *s, int64_t ms);
 ASYNC_API int async__stream_drain_check(async_task *t, async_stream *s);
+ASYNC_API int async__stream_tls_start(async_task *t, async_stream *s, async_tls_ctx *ctx, const char *host,
+                                      bool server, int64_t ms);
+ASYNC_API int async__stream_tls_check(async_task *t, async_stream *s);
 ASYNC_API async_stream *async__http_stream(async_http_response *res);
 /* n bytes of a response whose length was set went out by another way than async_http_response_write
  * (sendfile): counted, so that the connection can go on. ASYNC_EINVAL if more than the length is left. */
