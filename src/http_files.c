@@ -233,6 +233,26 @@ static bool beneath(const char *real, const char *root_real) {
     return strncmp(real, root_real, n) == 0 && (real[n] == '/' || real[n] == '\0');
 }
 
+#ifdef SYS_openat2
+/* struct open_how of <linux/openat2.h>, and its RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS */
+typedef struct {
+    unsigned long long flags, mode, resolve;
+} open_how;
+#define BENEATH (0x08 | 0x02)
+
+static pthread_once_t openat2_once = PTHREAD_ONCE_INIT;
+static bool openat2_works;
+
+/* Whether this kernel has openat2, asked once per process: a kernel before 5.6 says ENOSYS, a seccomp
+ * filter of an older container runtime that does not know the call may say EPERM. */
+static void openat2_probe(void) {
+    open_how how = {O_RDONLY | O_CLOEXEC | O_DIRECTORY, 0, BENEATH};
+    long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof how);
+    openat2_works = fd >= 0 || (errno != ENOSYS && errno != EPERM);
+    if (fd >= 0) close((int)fd);
+}
+#endif
+
 /* Opens rel beneath the directory rootfd (whose path is root), following symlinks only while they stay
  * beneath it; -1 with errno set otherwise (EXDEV for a way out). */
 static int open_beneath(int rootfd, const char *root, const char *rel) {
@@ -241,20 +261,18 @@ static int open_beneath(int rootfd, const char *root, const char *rel) {
     ssize_t n;
     int fd, err;
 #ifdef SYS_openat2
-    {
-        struct {
-            unsigned long long flags, mode, resolve; /* struct open_how of <linux/openat2.h> */
-        } how;
+    pthread_once(&openat2_once, openat2_probe);
+    if (openat2_works) {
+        open_how how;
         long r;
         how.flags = (unsigned long long)flags;
         how.mode = 0;
-        how.resolve = 0x08 | 0x02; /* RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS */
+        how.resolve = BENEATH;
         r = syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
         if (r >= 0) return (int)r;
-        /* ENOSYS: a kernel before 5.6; EPERM: a seccomp filter of an older container runtime refusing
-         * what it does not know; EXDEV: a way out, or an absolute symlink, which RESOLVE_BENEATH refuses
-         * even when it points inside. The check below decides those by where the open really leads. */
-        if (errno != ENOSYS && errno != EPERM && errno != EXDEV) return -1;
+        /* EXDEV: a way out, or an absolute symlink, which RESOLVE_BENEATH refuses even when it points
+         * inside; the check below decides it by where the open really leads */
+        if (errno != EXDEV) return -1;
     }
 #endif
     fd = openat(rootfd, rel, flags);
