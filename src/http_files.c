@@ -310,6 +310,7 @@ static int open_status(int err) {
 
 static const char *status_text(int status) {
     switch (status) {
+    case 301: return "Moved Permanently";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -321,6 +322,14 @@ static const char *status_text(int status) {
 static int refuse(async_http_file *x, int status) {
     x->status = status;
     return async_http_response_text(x->res, status, status_text(status));
+}
+
+/* Whether a directory was asked for without its final '/' by the request's own path (a static route,
+ * not a path the handler chose): it is then redirected to the form with it, so that the relative links of
+ * its index resolve inside it, as they would for a file server's. */
+static bool redirect_dir(const async_http_file *x) {
+    size_t n = strlen(x->req->path);
+    return x->root && !x->path && n && x->req->path[n - 1] != '/';
 }
 
 /* Opens the file to serve into x->fd, and its name into name (for its type): 0, a status to answer
@@ -354,6 +363,10 @@ static int open_target(async_http_file *x, char name[PATH_MAX], struct stat *st)
         } else if (S_ISDIR(st->st_mode) && pass == 0) {
             close(x->fd);
             x->fd = -1;
+            if (redirect_dir(x)) {
+                status = 301;
+                break;
+            }
             if (len && name[len - 1] != '/') name[len++] = '/';
             memcpy(name + len, index_name, sizeof index_name);
             continue;
@@ -389,6 +402,16 @@ static int decide(async_http_file *x) {
         return refuse(x, 405);
     }
     rc = open_target(x, name, &st);
+    if (rc == 301) { /* Location: the target as sent up to its query, a '/', the query */
+        size_t n = strcspn(req->target, "?#");
+        char *loc = (char *)malloc(n + strlen(req->query) + 3);
+        if (!loc) return ASYNC_ENOMEM;
+        snprintf(loc, n + strlen(req->query) + 3, "%.*s/%s%s", (int)n, req->target, *req->query ? "?" : "",
+                 req->query);
+        rc = async_http_response_header(res, "Location", loc);
+        free(loc);
+        return rc ? rc : refuse(x, 301);
+    }
     if (rc > 0) return refuse(x, rc);
     if (rc < 0) return rc;
     size = (unsigned long long)st.st_size;

@@ -380,7 +380,10 @@ static const hf_case hf_type_cases[] = {
     {HF_GET_CLOSE("/s/hundred.txt"), 200, NULL, "Content-Type", "text/plain; charset=utf-8"},
     {HF_GET_CLOSE("/s/empty.txt"), 200, "", "Content-Length", "0"},
     {HF_GET_CLOSE("/s/sub/"), 200, "sub index", "Content-Type", "text/html; charset=utf-8"},
-    {HF_GET_CLOSE("/s/sub"), 200, "sub index", NULL, NULL},
+    {HF_GET_CLOSE("/s/sub"), 301, NULL, "Location", "/s/sub/"}, /* so that the index's links resolve in it */
+    {HF_GET_CLOSE("/s/sub?a=1#f"), 301, NULL, "Location", "/s/sub/?a=1"},
+    {HF_GET_CLOSE("/s/insub"), 301, NULL, "Location", "/s/insub/"},
+    {HF_GET_CLOSE("/q?p=sub"), 200, "sub index", NULL, NULL}, /* a path the handler chose: no redirect */
     {HF_GET_CLOSE("/s/"), 200, "root index", NULL, NULL},
     {HF_GET_CLOSE("/s/sub/index.html"), 200, "sub index", NULL, NULL},
     {HF_GET_CLOSE("/one"), 200, NULL, "Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"},

@@ -376,11 +376,17 @@ ASYNC_API int async_http_server_port(const async_http_server *hs);
  *     Range that does not parse, get the whole file (200), which RFC 9110 14.2 allows.
  *   - 403 for what is refused (see below), and for a directory without index.html; 404 for a path
  *     that does not exist; 405 (Allow: GET, HEAD) for other methods. A directory is answered with its
- *     index.html. Other errors (the root missing, EMFILE, ...) are raised: the server answers 500.
+ *     index.html; one that the request's own path names without its final '/' (a static route,
+ *     not a path the handler chose) is first redirected there (301 with Location: the target with a
+ *     '/' before its query), so that the index's relative links resolve inside it. Other errors (the
+ *     root missing, EMFILE, ...) are raised: the server answers 500.
  * A body that the client stops reading for `ms` milliseconds (int64_t; negative: no limit) raises
  * ASYNC_ETIMEDOUT; the client going away raises ASYNC_EPIPE / ASYNC_ECONNRESET, or cancels the handler
  * (the server's watchdog): either way the file is closed and the connection with it, so a client never
- * takes a cut body for whole. A file that shrinks while it is sent raises ASYNC_EIO, likewise.
+ * takes a cut body for whole. A file that shrinks while it is sent raises ASYNC_EIO, likewise. The
+ * connection is closed after a body sent from a file (the server counts only what passes through
+ * async_http_response_write, so it cannot tell that the body is whole); answers without one (HEAD, 304,
+ * 403, 404, 416, ...) keep it open.
  *
  * No path escapes the root of ASYNC_HTTP_STATIC / AWAIT_HTTP_STATIC: the path (already percent-decoded
  * by the server, so "%2e%2e" arrives as "..") is refused with 403 if a segment is "..", or it holds a
