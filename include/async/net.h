@@ -439,6 +439,110 @@ ASYNC_API void async_http_server_close(async_http_server *hs, int64_t grace_ms);
 /** The port the server listens on. */
 ASYNC_API int async_http_server_port(const async_http_server *hs);
 
+/* ---- files: one file, or a directory of static files, answered by a handler (http_files.c) ----
+ *
+ *     ASYNC_HTTP_STATIC(assets, "public")                      // app.router.add_static("/static", "public")
+ *     static const async_http_route routes[] = {
+ *         ASYNC_HTTP_ROUTE("GET", "/static/{path...}", assets), ASYNC_HTTP_ROUTES_END};
+ *
+ * or, inside a handler of one's own (a field `async_http_file file;` in its frame):
+ *
+ *     AWAIT_HTTP_FILE(t, &f->file, f->req, f->res, "report.pdf", 30000);
+ *
+ * The body goes from the file to the socket with sendfile(2): the file is never read into memory, and
+ * the loop never blocks on the client (on EAGAIN the task waits for the socket). Opening and fstat run
+ * on the loop's thread: for local files they take microseconds (a network file system that stalls
+ * would stall the loop; serve such trees from a thread of their own). What is answered:
+ *   - 200 with the whole file; Content-Type from the name's extension (async_http_content_type),
+ *     Last-Modified, a strong ETag made of the size and the modification time, Accept-Ranges: bytes,
+ *     Content-Length; HEAD gets the same head and no body.
+ *   - 304 (no body) when If-None-Match names the ETag (or is *), or, without If-None-Match, when the
+ *     file has not changed since If-Modified-Since (the three date forms of RFC 9110 5.6.7).
+ *   - 206 with Content-Range for one range of a GET: "bytes=a-b", "a-" or "-n" (If-Range honoured:
+ *     a range is served only while the ETag or the date it gives still holds); 416, with a
+ *     Content-Range that gives the size, when the range begins past the end. Several ranges, or a
+ *     Range that does not parse, get the whole file (200), which RFC 9110 14.2 allows.
+ *   - 403 for what is refused (see below), and for a directory without index.html; 404 for a path
+ *     that does not exist; 405 (Allow: GET, HEAD) for other methods. A directory is answered with its
+ *     index.html; one that the request's own path names without its final '/' (a static route,
+ *     not a path the handler chose) is first redirected there (301 with Location: the target with a
+ *     '/' before its query), so that the index's relative links resolve inside it. Other errors (the
+ *     root missing, EMFILE, ...) are raised: the server answers 500.
+ * A body that the client stops reading for `ms` milliseconds (int64_t; negative: no limit) raises
+ * ASYNC_ETIMEDOUT; the client going away raises ASYNC_EPIPE / ASYNC_ECONNRESET, or cancels the handler
+ * (the server's watchdog): either way the file is closed and the connection with it, so a client never
+ * takes a cut body for whole. A file that shrinks while it is sent raises ASYNC_EIO, likewise. The
+ * connection is closed after a body sent from a file (the server counts only what passes through
+ * async_http_response_write, so it cannot tell that the body is whole); answers without one (HEAD, 304,
+ * 403, 404, 416, ...) keep it open.
+ *
+ * No path escapes the root of ASYNC_HTTP_STATIC / AWAIT_HTTP_STATIC: the path (already percent-decoded
+ * by the server, so "%2e%2e" arrives as "..") is refused with 403 if a segment is "..", or it holds a
+ * backslash or a control character; it is then opened beneath the root with openat2(RESOLVE_BENEATH)
+ * (Linux 5.6 and later), which refuses symlinks that lead out of the root (403) and follows those that
+ * stay inside it. Where openat2 is missing (ENOSYS), and for an absolute symlink (which openat2 refuses
+ * even when it points inside), the file is opened without reading it (O_NONBLOCK, so a FIFO cannot
+ * block) and the path it really has (/proc/self/fd) must lie under the root's real path, else 403 (so
+ * without /proc only what openat2 allows is served). Dotfiles are served like other files. */
+
+/** The serving of one file, kept in the frame of the handler that awaits it (one per concurrent await).
+ *  Zero-initialise it (a handler's frame is). After the await, `status` says what was answered. */
+typedef struct async_http_file {
+    async_task task;                 /* private: the coroutine that answers */
+    async_http_request *req;         /* private */
+    async_http_response *res;        /* private */
+    const char *root, *path;         /* private */
+    int64_t ms;                      /* private: longest wait for the client, -1 none */
+    int err;                         /* private: what the first step raises (a bad argument) */
+    int fd;                          /* private: the open file, -1 none */
+    unsigned long long off, left;    /* private: the part of the file still to send */
+    unsigned long long burst;        /* private: bytes sent since the task last let others run */
+    async_io io;                     /* private: the wait for the socket */
+    int status;                      /**< the status answered (read-only) */
+    unsigned long long sent;         /**< body bytes handed to the kernel (read-only) */
+} async_http_file;
+
+/** How long the handler ASYNC_HTTP_STATIC defines waits for a client that reads nothing, in ms. */
+#define ASYNC_HTTP_FILE_MS 30000
+
+/** Answers the request with the file at `path` (a path of the server's file system, used as it is:
+ *  the handler chose it, so symlinks are followed and ".." is not refused), as the section above says;
+ *  file is an async_http_file in the handler's frame, req and res the handler's f->req and f->res, ms
+ *  the longest wait for the client to take more (int64_t; negative: none; over ASYNC_MS_MAX:
+ *  ASYNC_ERANGE). path must outlive the await. ASYNC_EINVAL for NULL arguments; ASYNC_EBUSY if the
+ *  response's head was already sent. */
+#define AWAIT_HTTP_FILE(t, file, req, res, path, ms)                                                  \
+    ASYNC__AWAIT(t, async__await_start((t), async__http_file((file), (req), (res), (path), (ms))),       \
+                 async__await_check((t), &(file)->task))
+/** Answers the request with the file at `path` beneath the directory `root` (path relative to it; a
+ *  leading '/' is allowed; NULL: the route's {path...} parameter, or the request's path when the route
+ *  has none); nothing outside root is ever opened or served (see above). Otherwise as AWAIT_HTTP_FILE. */
+#define AWAIT_HTTP_STATIC(t, file, req, res, root, path, ms)                                          \
+    ASYNC__AWAIT(t, async__await_start((t), async__http_static((file), (req), (res), (root), (path), (ms))), \
+                 async__await_check((t), &(file)->task))
+/** Defines the handler coroutine `name` that serves the directory `root` (a string, evaluated at each
+ *  request: a literal, or a variable set before the server starts): route it with a pattern that ends
+ *  in {path...}, such as ASYNC_HTTP_ROUTE("GET", "/static/{path...}", name), or ASYNC_HTTP_ROUTE("GET",
+ *  NULL, name) to serve the whole tree at "/". A client that reads nothing for ASYNC_HTTP_FILE_MS is
+ *  cut off. */
+#define ASYNC_HTTP_STATIC(name, root)                                                                 \
+    ASYNC_HTTP_DEF(name, async_http_file file;) {                                                     \
+        AWAIT_HTTP_STATIC(t, &f->file, f->req, f->res, (root), NULL, ASYNC_HTTP_FILE_MS);             \
+    }                                                                                                 \
+    ASYNC_END_DEF
+
+/** The Content-Type for a file name, from its extension (case-insensitive): text types with
+ *  "; charset=utf-8" (html, css, js, mjs, json, txt, csv, md, xml, svg), images (png, jpg, jpeg, gif,
+ *  webp, avif, ico, bmp), fonts (woff, woff2, ttf, otf), wasm, pdf, zip, gz, tar, mp4, webm, mp3,
+ *  ogg, wav, ...; "application/octet-stream" for the others and for NULL. A static string. */
+ASYNC_API const char *async_http_content_type(const char *name);
+
+/* private helpers of the file macros */
+ASYNC_API async_task *async__http_file(async_http_file *file, async_http_request *req, async_http_response *res,
+                                       const char *path, int64_t ms);
+ASYNC_API async_task *async__http_static(async_http_file *file, async_http_request *req, async_http_response *res,
+                                         const char *root, const char *path, int64_t ms);
+
 /** A small HTTP/1.1 client: GET over a keep-alive connection (reused while the host and port stay the
  *  same), Content-Length, chunked and close-delimited bodies, a deadline per request, redirects not
  *  followed unless asked. Zero-initialise it; async_http_client_close frees what it holds. */
