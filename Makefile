@@ -43,6 +43,8 @@ SAMPLES  := $(basename $(notdir $(wildcard samples/*.c)))
 SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)
 # samples that use the HTTP client or server, and so link libhttp-parser
 HTTP_SAMPLES := $(basename $(notdir $(shell grep -l 'async_http_' samples/*.c)))
+# samples that use SQLite, and so link libsqlite3 (Debian's libsqlite3-dev)
+SQLITE_SAMPLES := $(basename $(notdir $(shell grep -l '<sqlite3.h>' samples/*.c)))
 
 .DEFAULT_GOAL := all
 -include $(wildcard mk/*.mk)
@@ -68,7 +70,7 @@ $(BUILD)/samples/%: samples/%.c $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) \
-	    $(if $(filter $*,$(HTTP_SAMPLES)),$(HTTP_LIBS))
+	    $(if $(filter $*,$(HTTP_SAMPLES)),$(HTTP_LIBS)) $(if $(filter $*,$(SQLITE_SAMPLES)),-lsqlite3)
 
 # Builds and runs the showcase sample: seed 001's gather of three tasks (3, 2 and 1 s) in 3 s.
 run: $(BUILD)/samples/gather
