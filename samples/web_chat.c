@@ -117,8 +117,10 @@ ASYNC_HTTP_DEF(chat, async_ws ws; member me; reader_frame reader; writer_frame w
         ASYNC_TRY(t) { /* says goodbye if the page still listens (the server stops, or dropped it) */
             AWAIT_WS_CLOSE(t, &f->ws, ASYNC_WS_GOING_AWAY, NULL, 1000);
         } ASYNC_CATCH(t) {
+        } ASYNC_FINALLY(t) {
+            /* here, not after this block: a cancellation being passed on goes on at its end */
+            async_ws_free(&f->ws);
         } ASYNC_END_TRY(t);
-        async_ws_free(&f->ws);
     } ASYNC_END_TRY(t);
 } ASYNC_END_DEF
 
@@ -161,10 +163,10 @@ ASYNC_HTTP_DEF(page) {
 static const async_http_route routes[] = {
     ASYNC_HTTP_ROUTE("GET", "/", page), ASYNC_HTTP_ROUTE("GET", "/ws", chat), ASYNC_HTTP_ROUTES_END};
 
-/* server.close(), with no grace: a page never ends by itself, so each is cancelled at once, and its
- * handler tells it the server goes away. */
+/* server.close(): requests in flight get a second to end; a page never ends by itself, so it is then
+ * cancelled, and its handler tells it the server goes away. */
 static void close_server(void *server) {
-    async_http_server_close(server, 0);
+    async_http_server_close(server, 1000);
 }
 
 static void on_sigterm(async_loop *loop, int signo, void *server) {
