@@ -45,6 +45,8 @@ SAMPLES  := $(basename $(notdir $(wildcard samples/*.c)))
 SAMPLE_BIN := $(SAMPLES:%=$(BUILD)/samples/%)
 # samples that use the HTTP client or server or TLS, and so link libhttp-parser and libssl
 HTTP_SAMPLES := $(basename $(notdir $(shell grep -lE 'async_http_|async_tls_|_TLS_' samples/*.c)))
+# samples that use SQLite, and so link libsqlite3 (Debian's libsqlite3-dev)
+SQLITE_SAMPLES := $(basename $(notdir $(shell grep -l '<sqlite3.h>' samples/*.c)))
 
 .DEFAULT_GOAL := all
 -include $(wildcard mk/*.mk)
@@ -70,7 +72,7 @@ $(BUILD)/samples/%: samples/%.c $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) \
-	    $(if $(filter $*,$(HTTP_SAMPLES)),$(HTTP_LIBS))
+	    $(if $(filter $*,$(HTTP_SAMPLES)),$(HTTP_LIBS)) $(if $(filter $*,$(SQLITE_SAMPLES)),-lsqlite3)
 
 # Builds and runs the showcase sample: seed 001's gather of three tasks (3, 2 and 1 s) in 3 s.
 run: $(BUILD)/samples/gather

@@ -6,7 +6,10 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -657,4 +660,321 @@ TEST(samples_try_except) {
 /* File calls run on the thread pool, which takes no virtual time. */
 TEST_TAGGED(samples_file_write_read, TEST_THREADS) {
     run_sample("file_write_read", 0, "Hello, asyncio!\n", 0);
+}
+
+/* ---- the application samples: a JSON API over SQLite, a browser chat over WebSocket ---- */
+
+/* Starts a server sample with its arguments; under `make valgrind`, under memcheck too (its own errors
+ * and leaks then show in its exit status, 99). */
+static void app_start(test_server *srv, const char *args) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "exec %s" SAMPLE "%s",
+             test_under_valgrind() ? "valgrind -q --leak-check=full --show-leak-kinds=definite,indirect "
+                                     "--errors-for-leak-kinds=definite,indirect --error-exitcode=99 "
+                                   : "",
+             args);
+    test_server_start(srv, cmd);
+}
+
+/* Waits for process pid to end, within 10 s (SIGKILL to its group and a failed test after that); its exit
+ * status, -1 if a signal ended it. */
+static int app_reap(pid_t pid, const char *what) {
+    int status = 0;
+    double end = now_s() + 10;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (now_s() > end) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            test_fail(__FILE__, __LINE__, "%s did not end within 10 s", what);
+        }
+        sleep_ms(10);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static bool app_output(test_server *srv, char *log, size_t cap, const char *want, int ms);
+
+/* Stops a server sample as a service manager does, with SIGTERM; its exit status (0: a clean stop). What
+ * it still prints goes to log if log is not NULL. */
+static int app_stop(test_server *srv, char *log, size_t cap) {
+    int status;
+    kill(srv->pid, SIGTERM);
+    if (log) app_output(srv, log, cap, "\n\n", TEST_LONG_MS); /* to the end of its output: no "\n\n" comes */
+    status = app_reap(srv->pid, "the sample");
+    close(srv->out);
+    srv->pid = 0;
+    return status;
+}
+
+/* One request to the JSON API with curl (the body, if any, from a file): "STATUS TYPE BODY", with the
+ * type and the body left out when there is none (a static buffer). */
+static const char *api(int port, const char *method, const char *path, const char *json) {
+    static char answer[3 * 8192]; /* room for the three pieces of out as the compiler counts them */
+    char cmd[1024], out[8192], *nl, *type;
+    if (json) test_write_file(test_path("body.json"), json);
+    snprintf(cmd, sizeof cmd, "curl -s -X %s %s%s -w '\\n%%{http_code} %%{content_type}' 'http://127.0.0.1:%d%s'",
+             method, json ? "--data-binary @" : "", json ? test_path("body.json") : "", port, path);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    nl = strrchr(out, '\n');
+    ASSERT(nl != NULL);
+    *nl++ = '\0';
+    type = strchr(nl, ' ');
+    ASSERT(type != NULL);
+    *type++ = '\0';
+    snprintf(answer, sizeof answer, "%s%s%s%s%s", nl, *type ? " " : "", type, *out ? " " : "", out);
+    return answer;
+}
+
+#define TODO_JSON "application/json "
+
+/* Every route, and what each answers: the list, a todo made, read, changed in part, deleted; titles
+ * with escapes come back escaped; the page. */
+TEST_TAGGED(samples_json_api_serves_every_route, TEST_THREADS) {
+    test_server srv;
+    char cmd[256], out[4096];
+    int p;
+    test_need("curl");
+    app_start(&srv, "json_api --port 0");
+    p = srv.port;
+    ASSERT_STR_EQ(api(p, "GET", "/api/todos", NULL), "200 " TODO_JSON "[]");
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"milk\"}"),
+                  "201 " TODO_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
+    /* escapes read (\", \\, \t, \u00e9, a surrogate pair) and written back (UTF-8 as it is) */
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"done\": true, \"title\": \"say \\\"hi\\\" \\\\ \\u00e9 \\ud83d\\ude00\\t.\"}"),
+                  "201 " TODO_JSON "{\"id\":2,\"title\":\"say \\\"hi\\\" \\\\ \xc3\xa9 \xf0\x9f\x98\x80\\t.\",\"done\":true}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/todos/1", NULL), "200 " TODO_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "{\"done\": true}"),
+                  "200 " TODO_JSON "{\"id\":1,\"title\":\"milk\",\"done\":true}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "{\"title\": \"oat milk\"}"), /* done stays */
+                  "200 " TODO_JSON "{\"id\":1,\"title\":\"oat milk\",\"done\":true}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "{}"), "200 " TODO_JSON "{\"id\":1,\"title\":\"oat milk\",\"done\":true}");
+    ASSERT_STR_EQ(api(p, "DELETE", "/api/todos/2", NULL), "204");
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"\"}"),
+                  "201 " TODO_JSON "{\"id\":3,\"title\":\"\",\"done\":false}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/todos", NULL),
+                  "200 " TODO_JSON "[{\"id\":1,\"title\":\"oat milk\",\"done\":true},{\"id\":3,\"title\":\"\",\"done\":false}]");
+    /* the new todo's address, and the page */
+    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -D - -d '{\"title\":\"x\"}' http://127.0.0.1:%d/api/todos", p);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT(strstr(out, "Location: /api/todos/4\r\n") != NULL);
+    snprintf(cmd, sizeof cmd, "curl -s -w '%%{http_code} %%{content_type}' http://127.0.0.1:%d/", p);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT(strstr(out, "<title>todos</title>") != NULL);
+    ASSERT(strstr(out, "</script>\n200 text/html; charset=utf-8") != NULL);
+    ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
+}
+
+/* What the API refuses, each as {"error": ...} with its status; what the server refuses itself (405 with
+ * Allow, 413, 404 for a path no route has) in plain text. */
+TEST_TAGGED(samples_json_api_answers_errors_as_json, TEST_THREADS) {
+    test_server srv;
+    char cmd[512], out[512], *big;
+    int p;
+    test_need("curl");
+    app_start(&srv, "json_api --port 0");
+    p = srv.port;
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"milk\""), "400 " TODO_JSON "{\"error\":\"the body is not JSON\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", ""), "400 " TODO_JSON "{\"error\":\"the body is not JSON\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "[\"milk\"]"),
+                  "400 " TODO_JSON "{\"error\":\"the body is not a JSON object\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{}"), "400 " TODO_JSON "{\"error\":\"title must be a string\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": 7}"), "400 " TODO_JSON "{\"error\":\"title must be a string\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"a\", \"done\": 1}"),
+                  "400 " TODO_JSON "{\"error\":\"done must be true or false\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"milk\"}"),
+                  "201 " TODO_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "{\"title\": null}"), "400 " TODO_JSON "{\"error\":\"title must be a string\"}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "nope"), "400 " TODO_JSON "{\"error\":\"the body is not JSON\"}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/todos/2", NULL), "404 " TODO_JSON "{\"error\":\"no todo 2\"}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/2", "{\"done\": true}"), "404 " TODO_JSON "{\"error\":\"no todo 2\"}");
+    ASSERT_STR_EQ(api(p, "DELETE", "/api/todos/2", NULL), "404 " TODO_JSON "{\"error\":\"no todo 2\"}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/todos/x%22y", NULL), "404 " TODO_JSON "{\"error\":\"no todo x\\\"y\"}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/todos/-1", NULL), "404 " TODO_JSON "{\"error\":\"no todo -1\"}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/todos/99999999999999999999", NULL),
+                  "404 " TODO_JSON "{\"error\":\"no todo 99999999999999999999\"}");
+    /* nothing was changed by the refusals */
+    ASSERT_STR_EQ(api(p, "GET", "/api/todos", NULL), "200 " TODO_JSON "[{\"id\":1,\"title\":\"milk\",\"done\":false}]");
+    /* the server's own answers */
+    snprintf(cmd, sizeof cmd, "curl -s -D - -X PATCH http://127.0.0.1:%d/api/todos/1", p);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT(strncmp(out, "HTTP/1.1 405 Method Not Allowed\r\n", 33) == 0);
+    ASSERT(strstr(out, "Allow: GET, HEAD, PUT, DELETE\r\n") != NULL);
+    ASSERT_STR_EQ(api(p, "GET", "/api/nothing", NULL), "404 text/plain; charset=utf-8 Not Found");
+    big = malloc(70 * 1024);
+    ASSERT(big != NULL);
+    memset(big, 'x', 70 * 1024 - 1);
+    big[70 * 1024 - 1] = '\0';
+    memcpy(big, "{\"title\": \"", 11);
+    ASSERT(strncmp(api(p, "POST", "/api/todos", big), "413 ", 4) == 0);
+    free(big);
+    ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
+}
+
+/* With --db FILE the todos outlive the process; a database error is a 500 that says what SQLite said. */
+TEST_TAGGED(samples_json_api_keeps_todos_in_its_file_and_reports_database_errors, TEST_THREADS) {
+    test_server srv;
+    char args[256], cmd[512], out[512];
+    test_need("curl");
+    test_need("python3");
+    snprintf(args, sizeof args, "json_api --port 0 --db %s", test_path("todos.db"));
+    app_start(&srv, args);
+    ASSERT_STR_EQ(api(srv.port, "POST", "/api/todos", "{\"title\": \"kept\"}"),
+                  "201 " TODO_JSON "{\"id\":1,\"title\":\"kept\",\"done\":false}");
+    ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
+    app_start(&srv, args);
+    ASSERT_STR_EQ(api(srv.port, "GET", "/api/todos", NULL), "200 " TODO_JSON "[{\"id\":1,\"title\":\"kept\",\"done\":false}]");
+    /* another program drops the table under the running server */
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import sqlite3; sqlite3.connect('%s', isolation_level=None).execute('DROP TABLE todos')\"",
+             test_path("todos.db"));
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT_STR_EQ(api(srv.port, "GET", "/api/todos", NULL), "500 " TODO_JSON "{\"error\":\"no such table: todos\"}");
+    ASSERT_STR_EQ(api(srv.port, "POST", "/api/todos", "{\"title\": \"lost\"}"),
+                  "500 " TODO_JSON "{\"error\":\"no such table: todos\"}");
+    ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
+    /* a database that cannot be opened stops it at the start */
+    snprintf(cmd, sizeof cmd, SAMPLE "json_api --db %s/no/such/dir/x.db 2>&1", test_dir());
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 1);
+    ASSERT(strstr(out, "unable to open database file") != NULL);
+}
+
+/* Forty requests at once from ten clients: every one answered, each todo made once (the queries take
+ * turns on the one connection while the pool runs them). */
+TEST_TAGGED(samples_json_api_answers_concurrent_clients, TEST_THREADS) {
+    test_server srv;
+    char cmd[512], out[4096];
+    int i;
+    test_need("curl");
+    app_start(&srv, "json_api --port 0");
+    snprintf(cmd, sizeof cmd,
+             "seq 1 40 | xargs -P 10 -I N curl -s -o /dev/null -w '%%{http_code}\\n' -d '{\"title\": \"tN\"}' "
+             "http://127.0.0.1:%d/api/todos | sort | uniq -c",
+             srv.port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT_STR_EQ(out, "     40 201\n");
+    snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/api/todos", srv.port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    for (i = 1; i <= 40; i++) { /* ids 1..40, and each title once */
+        char id[32], title[32];
+        snprintf(id, sizeof id, "{\"id\":%d,", i);
+        snprintf(title, sizeof title, "\"title\":\"t%d\"", i);
+        ASSERT(strstr(out, id) != NULL);
+        ASSERT(strstr(out, title) != NULL && strstr(strstr(out, title) + 1, title) == NULL);
+    }
+    ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
+}
+
+TEST(samples_json_api_and_web_chat_refuse_bad_arguments) {
+    char out[256];
+    ASSERT_EQ(run_cmd(SAMPLE "json_api --bogus 1 2>&1", out, sizeof out), 2);
+    ASSERT(strstr(out, "usage:") != NULL);
+    ASSERT_EQ(run_cmd(SAMPLE "json_api --port 2>&1", out, sizeof out), 2);
+    ASSERT_EQ(run_cmd(SAMPLE "web_chat --port 70000 2>&1", out, sizeof out), 2);
+    ASSERT(strstr(out, "usage:") != NULL);
+}
+
+/* Reads the server's output into log (cap bytes with its '\0') until it holds `want` or ms pass; whether
+ * it does. */
+static bool app_output(test_server *srv, char *log, size_t cap, const char *want, int ms) {
+    size_t len = strlen(log);
+    double end = now_s() + ms / 1000.0;
+    struct pollfd p;
+    p.fd = srv->out;
+    p.events = POLLIN;
+    while (!strstr(log, want) && len < cap - 1 && now_s() < end) {
+        ssize_t n;
+        if (poll(&p, 1, 50) <= 0) continue;
+        n = read(srv->out, log + len, cap - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+        log[len] = '\0';
+    }
+    return strstr(log, want) != NULL;
+}
+
+/* The page and the endpoint without a browser: the page has the client; a GET of /ws that is not an
+ * upgrade is refused; python's websockets clients talk through the room. */
+TEST(samples_web_chat_serves_its_page_and_refuses_plain_gets) {
+    test_server srv;
+    char cmd[256], out[4096];
+    test_need("curl");
+    app_start(&srv, "web_chat --port 0");
+    snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/", srv.port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT(strstr(out, "new WebSocket('ws://' + location.host + '/ws?name='") != NULL);
+    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/ws", srv.port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT_STR_EQ(out, "400");
+    ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
+}
+
+/* A headless chromium with a profile of its own showing url, in a process group of its own that never
+ * outlives the test; its output goes to log. */
+static pid_t browser_open(const char *url, const char *profile, const char *log) {
+    char dir[300];
+    pid_t pid;
+    snprintf(dir, sizeof dir, "--user-data-dir=%s", test_path(profile));
+    fflush(NULL);
+    pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execlp("chromium", "chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+               "--disable-background-networking", dir, url, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    return pid;
+}
+
+static void browser_close(pid_t pid) {
+    kill(-pid, SIGTERM);
+    app_reap(pid, "chromium");
+}
+
+/* Whether chromium can run here at all (a container may lack what it needs): it must print a page's
+ * DOM; otherwise the test is skipped with the end of what it said. */
+static void need_browser(void) {
+    char cmd[512], out[4096];
+    const char *err;
+    size_t len;
+    test_need("chromium");
+    snprintf(cmd, sizeof cmd,
+             "chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run "
+             "--user-data-dir=%s --dump-dom 'data:text/html,<p>browser%%20ok</p>' 2>%s",
+             test_path("profile-probe"), test_path("probe.log"));
+    if (run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "<p>browser ok</p>")) return;
+    err = test_read_file(test_path("probe.log")); /* its first 255 bytes */
+    len = strlen(err);
+    test_skip("headless chromium does not run here: %s%s", err, len == 255 ? "..." : "");
+}
+
+/* Two real browsers: page b joins (ready to answer), page a joins and sends "hello"; b gets it and
+ * answers "got hello from a", which the server's log shows. A page whose browser is gone is dropped;
+ * SIGTERM stops the server, and the page still open is told. */
+TEST(samples_web_chat_two_browsers_talk) {
+    test_server srv;
+    char url[256], log[4096] = "";
+    pid_t a, b;
+    need_browser();
+    app_start(&srv, "web_chat --port 0");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/?name=b&ack=1", srv.port);
+    b = browser_open(url, "profile-b", test_path("chromium-b.log"));
+    /* a browser's start takes a second or more: four times the usual bound */
+    ASSERT(app_output(&srv, log, sizeof log, "* b joined\n", 4 * TEST_LONG_MS));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/?name=a&send=hello", srv.port);
+    a = browser_open(url, "profile-a", test_path("chromium-a.log"));
+    ASSERT(app_output(&srv, log, sizeof log, "b: got hello from a\n", 4 * TEST_LONG_MS));
+    ASSERT(strstr(log, "* b joined\n* a joined\na: hello\nb: got hello from a\n") != NULL);
+    browser_close(a);
+    if (!app_output(&srv, log, sizeof log, "* a left", TEST_LONG_MS)) /* its reason may follow */
+        test_fail(__FILE__, __LINE__, "the server did not drop page a; its log:\n%s", log);
+    ASSERT_EQ(app_stop(&srv, log, sizeof log), 0);
+    ASSERT(strstr(log, "* b left\n") != NULL);
+    browser_close(b);
 }
