@@ -507,6 +507,7 @@ static async_status file_run(async_task *t) {
             while (x->left) {
                 rc = send_part(x, async_stream_fd(async__http_stream(x->res)));
                 if (rc < 0) ASYNC_THROW_ERROR(t, async_error_of((int)rc));
+                if (rc > 0) async__http_response_sent(x->res, (unsigned long long)rc); /* the server counts it */
                 if (rc == 0) {
                     x->burst = 0;
                     AWAIT_WRITABLE(t, &x->io, async_stream_fd(async__http_stream(x->res)), x->ms);

@@ -345,7 +345,7 @@ static void hf_run_cases(const hf_case *cases, size_t n) {
 /* A file larger than what the socket buffers hold, to a client with a small receive buffer that reads a
  * little at a time: sendfile sends it in parts, waiting for the socket between them. */
 ASYNC_DEF(hf_big_scenario, hf_client_frame c;) {
-    AWAIT_CALL(t, hf_client, &f->c, HF_GET("/s/big.bin"), 4096, 16384);
+    AWAIT_CALL(t, hf_client, &f->c, HF_GET_CLOSE("/s/big.bin"), 4096, 16384);
     ASSERT_EQ(f->c.code, 0);
     {
         hf_resp r;
@@ -505,11 +505,13 @@ TEST(http_files_head_404_403_405_and_bad_arguments) {
     ASSERT_EQ(hf_bad[3], ASYNC_EINVAL);
 }
 
-/* Answers without a body keep the connection: HEAD, 304, 404, 416, one after the other on it. */
+/* Every answer keeps the connection: HEAD, 304, 404, 416, a file's body, a range of one, one after the
+ * other on it. */
 ASYNC_DEF(hf_keep_scenario, hf_client_frame c;) {
     AWAIT_CALL(t, hf_client, &f->c,
                "HEAD /s/a.html HTTP/1.1\r\nHost: t\r\n\r\n" HF_GET_KEEP("/s/hundred.txt", "If-None-Match: *\r\n")
-                   HF_GET("/s/nothing") HF_GET_KEEP("/s/hundred.txt", "Range: bytes=200-\r\n") HF_GET_CLOSE("/s/a.html"));
+                   HF_GET("/s/nothing") HF_GET_KEEP("/s/hundred.txt", "Range: bytes=200-\r\n") HF_GET("/s/a.html")
+                       HF_GET_KEEP("/s/a.html", "Range: bytes=1-2\r\n") HF_GET_CLOSE("/s/a.html"));
     ASSERT_EQ(f->c.code, 0);
     {
         hf_resp r;
@@ -522,12 +524,14 @@ ASYNC_DEF(hf_keep_scenario, hf_client_frame c;) {
         ASSERT(hf_next(&p, end, &r) && r.status == 404);
         ASSERT(hf_next(&p, end, &r) && r.status == 416);
         ASSERT(hf_next(&p, end, &r) && r.status == 200 && hf_body_is(&r, "<h1>a</h1>"));
+        ASSERT(hf_next(&p, end, &r) && r.status == 206 && hf_body_is(&r, "h1"));
+        ASSERT(hf_next(&p, end, &r) && r.status == 200 && hf_body_is(&r, "<h1>a</h1>"));
         ASSERT(p == end);
     }
     hf_client_free(&f->c);
 } ASYNC_END_DEF
 
-TEST(http_files_answers_without_a_body_keep_the_connection) { HF_RUN(hf_keep_scenario); }
+TEST(http_files_every_answer_keeps_the_connection) { HF_RUN(hf_keep_scenario); }
 
 /* ---- no way out of the root ---- */
 

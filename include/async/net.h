@@ -471,10 +471,9 @@ ASYNC_API int async_http_server_port(const async_http_server *hs);
  * A body that the client stops reading for `ms` milliseconds (int64_t; negative: no limit) raises
  * ASYNC_ETIMEDOUT; the client going away raises ASYNC_EPIPE / ASYNC_ECONNRESET, or cancels the handler
  * (the server's watchdog): either way the file is closed and the connection with it, so a client never
- * takes a cut body for whole. A file that shrinks while it is sent raises ASYNC_EIO, likewise. The
- * connection is closed after a body sent from a file (the server counts only what passes through
- * async_http_response_write, so it cannot tell that the body is whole); answers without one (HEAD, 304,
- * 403, 404, 416, ...) keep it open.
+ * takes a cut body for whole. A file that shrinks while it is sent raises ASYNC_EIO, likewise. A body
+ * sent whole keeps the connection for the next request, as answers without one (HEAD, 304, 403, 404,
+ * 416, ...) do.
  *
  * No path escapes the root of ASYNC_HTTP_STATIC / AWAIT_HTTP_STATIC: the path (already percent-decoded
  * by the server, so "%2e%2e" arrives as "..") is refused with 403 if a segment is "..", or it holds a
