@@ -1387,6 +1387,10 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
     return async_server_listen(&hs->server, host, port, flags, sizeof(http_conn) + hs->frame_size, conn_new, hs);
 }
 
+int async_http_server_tls(async_http_server *hs, async_tls_ctx *ctx) {
+    return hs ? async_server_tls(&hs->server, ctx, hs->limits.request_ms) : ASYNC_EINVAL;
+}
+
 async_task *async_http_server_serve(async_http_server *hs) { return hs ? async_server_serve(&hs->server) : NULL; }
 void async_http_server_close(async_http_server *hs, int64_t grace_ms) {
     if (hs) async_server_close(&hs->server, grace_ms);

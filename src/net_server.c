@@ -113,6 +113,18 @@ static async_status conn_run(async_task *t) {
     c->started = true;
     if (!c->cancelled) {
         ASYNC_TRY(t) {
+            if (c->srv->tls) { /* https and the like: the handshake first (tls.c's, through the server) */
+                ASYNC_TRY(t) {
+                    ASYNC__AWAIT(t, c->srv->tls_start(t, &c->stream, (async_tls_ctx *)c->srv->tls, NULL, true,
+                                                      c->srv->tls_ms),
+                                 c->srv->tls_check(t, &c->stream));
+                }
+                ASYNC_CATCH(t) {
+                    if (async_caught(t)->code != ASYNC_ECANCELED) c->srv->tls_failed++;
+                    ASYNC_RERAISE(t);
+                }
+                ASYNC_END_TRY(t);
+            }
             AWAIT(t, c->user);
         }
         ASYNC_CATCH(t) {

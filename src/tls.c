@@ -443,3 +443,13 @@ int async__stream_tls_check(async_task *t, async_stream *s) {
 const char *async_stream_tls_alpn(const async_stream *s) {
     return s && s->tls ? ((const tls_state *)s->tls)->alpn : NULL;
 }
+
+int async_server_tls(async_server *srv, async_tls_ctx *ctx, int64_t handshake_ms) {
+    if (!srv || !ctx || !ctx->server || !srv->fn || srv->task.fn) return ASYNC_EINVAL;
+    if (handshake_ms > ASYNC_MS_MAX) return ASYNC_ERANGE;
+    srv->tls = ctx;
+    srv->tls_ms = handshake_ms < 0 ? -1 : (int32_t)handshake_ms;
+    srv->tls_start = async__stream_tls_start;
+    srv->tls_check = async__stream_tls_check;
+    return 0;
+}

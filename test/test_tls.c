@@ -670,3 +670,76 @@ TEST(tls_samples_fetch_https_urls) {
              srv.port, srv.port);
     ASSERT_STR_EQ(out, cmd);
 }
+
+/* ---- https: the HTTP server over TLS ---- */
+
+/* Answers "path=/a?b=1" after an await, as the python server does. */
+ASYNC_HTTP_DEF(tls_path, char out[96];) {
+    AWAIT_YIELD(t);
+    snprintf(f->out, sizeof f->out, "path=%s%s%s", f->req->path, *f->req->query ? "?" : "", f->req->query);
+    async_http_response_text(f->res, 200, f->out);
+} ASYNC_END_DEF
+
+static const async_http_route tls_routes[] = {ASYNC_HTTP_ROUTE("GET", "/a", tls_path), ASYNC_HTTP_ROUTES_END};
+
+/* curl, as a real client, run on the loop's pool so that the server goes on meanwhile. */
+static char tls_curl_out[512];
+static int tls_curl(void *arg, intptr_t *result) {
+    FILE *p = popen((const char *)arg, "r");
+    size_t n;
+    if (!p) return ASYNC_EIO;
+    n = fread(tls_curl_out, 1, sizeof tls_curl_out - 1, p);
+    tls_curl_out[n] = '\0';
+    *result = pclose(p);
+    return 0;
+}
+
+ASYNC_DEF(tls_https_server, async_http_server hs; async_tls_ctx *ctx; async_group g; tls_https_frame ours;
+          async_http_session_opts opts; async_thread_call call; char cmd[512]; int curl_status; unsigned long failed;
+          async_stream plain; char buf[64]; size_t n;) {
+    f->ctx = tls_server_ctx();
+    ASSERT_EQ(async_http_server_listen(&f->hs, "127.0.0.1", 0, 0, NULL, tls_routes, NULL), 0);
+    ASSERT_EQ(async_http_server_tls(&f->hs, f->ctx), 0);
+    ASSERT_EQ(async_server_tls(&f->hs.server, NULL, 10), ASYNC_EINVAL);
+    ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->hs));
+    ASSERT_EQ(async_http_server_tls(&f->hs, f->ctx), ASYNC_EINVAL); /* already serving */
+    /* our session, verifying with the test CA, twice over one kept connection */
+    f->opts.ca_file = tls_file("ca.pem");
+    AWAIT_CALL(t, tls_https, &f->ours, async_http_server_port(&f->hs), f->opts);
+    ASSERT_EQ(f->ours.code, 0);
+    ASSERT_STR_EQ(f->ours.body, "path=/a?b=1");
+    ASSERT_EQ(f->ours.reused, 1);
+    /* curl: ALPN http/1.1 agreed, the certificate verified for localhost */
+    snprintf(f->cmd, sizeof f->cmd,
+             "curl -sS --max-time 5 --cacert %s -w ' %%{http_version} %%{response_code}' https://localhost:%d/a?b=1 2>&1",
+             tls_file("ca.pem"), async_http_server_port(&f->hs));
+    AWAIT_TO_THREAD(t, &f->call, tls_curl, f->cmd, NULL);
+    f->curl_status = (int)async_thread_call_result(&f->call);
+    ASSERT_EQ(f->curl_status, 0);
+    ASSERT_STR_EQ(tls_curl_out, "path=/a?b=1 1.1 200");
+    /* a client that speaks plain HTTP to it: its handshake fails, the connection is closed */
+    f->failed = f->hs.server.tls_failed;
+    AWAIT_STREAM_CONNECT(t, &f->plain, "127.0.0.1", async_http_server_port(&f->hs), TEST_LONG_MS);
+    ASSERT_EQ(async_stream_write(&f->plain, "GET /a HTTP/1.1\r\nHost: t\r\n\r\n", 29), 0);
+    ASYNC_TRY(t) {
+        do { /* TLS's alert, then the end (or a reset: our request was never read) */
+            AWAIT_STREAM_READ(t, &f->plain, f->buf, sizeof f->buf, &f->n, TEST_LONG_MS);
+        } while (f->n);
+    }
+    ASYNC_CATCH(t) {
+        ASSERT_EQ(async_caught(t)->code, ASYNC_ECONNRESET);
+    }
+    ASYNC_END_TRY(t);
+    async_stream_close(&f->plain);
+    ASSERT_EQ(f->hs.server.tls_failed, f->failed + 1);
+    async_http_server_close(&f->hs, TEST_LONG_MS);
+    AWAIT_GROUP(t, &f->g);
+    async_tls_ctx_free(f->ctx);
+} ASYNC_END_DEF
+
+TEST(tls_https_server_answers_curl_and_our_session) {
+    static tls_https_server_frame f;
+    test_need("curl");
+    tls_make_certs();
+    ASSERT_EQ(run_real(ASYNC_CALL(tls_https_server, &f)), 0);
+}

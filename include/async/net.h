@@ -227,8 +227,13 @@ typedef struct async_server {
         void *align_p;
         unsigned char bytes[40];
     } reaper;               /* private: a call deferred to the pass's end that frees ended connections */
+    void *tls;              /* private: the TLS context of async_server_tls, or NULL */
+    int32_t tls_ms;         /* private: its handshake's deadline */
+    int (*tls_start)(async_task *, async_stream *, async_tls_ctx *, const char *, bool, int64_t); /* private */
+    int (*tls_check)(async_task *, async_stream *); /* private: tls.c's, so plain servers link no libssl */
     unsigned long accepted; /**< connections accepted so far (read-only) */
     unsigned long refused;  /**< connections closed at once for lack of memory or by fn (read-only) */
+    unsigned long tls_failed; /**< connections closed because their TLS handshake failed (read-only) */
 } async_server;
 
 /** Binds host:port (IPv4 or IPv6 literal, "localhost", or NULL for every IPv4 address; port 0 picks a
@@ -236,6 +241,13 @@ typedef struct async_server {
  *  fn returns is spawned on the loop. 0, ASYNC_EINVAL, ASYNC_EADDRINUSE, ASYNC_EACCES, ASYNC_EMFILE, ... */
 ASYNC_API int async_server_listen(async_server *srv, const char *host, int port, unsigned flags,
                                   size_t frame_size, async_conn_fn fn, void *arg);
+/** Makes the server speak TLS: each accepted connection's handshake (AWAIT_STREAM_TLS_ACCEPT with ctx, a
+ *  server's context, within handshake_ms) runs before its task starts, which then reads and writes its
+ *  stream as usual; a connection whose handshake fails (or times out) is closed and counted in
+ *  `tls_failed`. Call it after async_server_listen and before serving; ctx must outlive the server.
+ *  0, ASYNC_EINVAL (NULL, a client's context, the server already serving), ASYNC_ERANGE (handshake_ms
+ *  over ASYNC_MS_MAX; negative: no deadline). Provided by tls.c: a program that calls it links -lssl. */
+ASYNC_API int async_server_tls(async_server *srv, async_tls_ctx *ctx, int64_t handshake_ms);
 /** The port the server listens on (the one picked when it was asked for port 0). */
 ASYNC_API int async_server_port(const async_server *srv);
 /** server.serve_forever(): the accept loop, to AWAIT or spawn. It ends after async_server_close once
@@ -430,6 +442,9 @@ typedef struct async_http_server {
 ASYNC_API int async_http_server_listen(async_http_server *hs, const char *host, int port, unsigned flags,
                                        const async_http_limits *limits, const async_http_route *routes,
                                        void *arg);
+/** https: the server's connections speak TLS with ctx (a server's context, with ALPN "http/1.1" if
+ *  clients are to be told), the handshake within the limits' request_ms (async_server_tls). */
+ASYNC_API int async_http_server_tls(async_http_server *hs, async_tls_ctx *ctx);
 /** The accept loop to AWAIT or spawn (async_server_serve). */
 ASYNC_API async_task *async_http_server_serve(async_http_server *hs);
 /** Graceful shutdown: stop accepting, close idle keep-alive connections, finish the requests in flight
