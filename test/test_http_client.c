@@ -1383,10 +1383,16 @@ TEST(http_client_session_redirects_limit_final_url_and_status_errors) {
     test_server_stop(&sx_srv);
 }
 
-/* Cancels a task once the session has n connections open (the request under way). */
-ASYNC_DEF(sx_canceller, async_http_session *s; async_task *victim; unsigned open; async_http_call *waiting;) {
-    while (async_http_session_connections(f->s, NULL) < f->open || (f->waiting && !f->waiting->waiting))
+/* Cancels a task once the session has n connections open (the request under way); gives up when the task
+ * ended first (a fault made it fail) or after TEST_LONG_MS. */
+ASYNC_DEF(sx_canceller, async_http_session *s; async_task *victim; unsigned open; async_http_call *waiting;
+          async_ms t0;) {
+    f->t0 = async_loop_now(async_task_loop(t));
+    while (async_http_session_connections(f->s, NULL) < f->open || (f->waiting && !f->waiting->waiting)) {
+        if (async_task_done(f->victim)) ASYNC_RETURN(t, 0);
+        ASSERT(async_loop_now(async_task_loop(t)) - f->t0 < TEST_LONG_MS);
         AWAIT_SLEEP(t, 5);
+    }
     AWAIT_SLEEP(t, 20); /* the request is on the wire: the server holds /slow for a second */
     async_cancel(f->victim);
 } ASYNC_END_DEF

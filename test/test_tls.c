@@ -390,7 +390,7 @@ TEST(tls_cancelled_handshake_closes_the_stream) {
 /* Listens with a server of ours that handshakes and echoes one line, runs the shell command `client` with
  * its port (%d) once, and serves that one connection; the client's output into out. */
 ASYNC_DEF(tls_serve_one, const char *client; char *out; size_t cap; async_server srv; async_group g;
-          tls_peer_arg arg; FILE *p;) {
+          tls_peer_arg arg; FILE *p; async_deadline d;) {
     char cmd[1024];
     f->arg.what = 2;
     f->arg.ctx = tls_server_ctx();
@@ -401,7 +401,10 @@ ASYNC_DEF(tls_serve_one, const char *client; char *out; size_t cap; async_server
     f->p = popen(cmd, "r");
     ASSERT(f->p != NULL);
     ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
-    AWAIT_GROUP(t, &f->g);
+    ASYNC_TIMEOUT(t, &f->d, 4 * TEST_LONG_MS) { /* bounded: a connection refused for want of memory never ends it */
+        AWAIT_GROUP(t, &f->g);
+    }
+    ASYNC_END_TIMEOUT(t, &f->d);
     f->out[fread(f->out, 1, f->cap - 1, f->p)] = '\0';
     ASSERT_EQ(pclose(f->p), 0);
     async_tls_ctx_free(f->arg.ctx);
