@@ -6,16 +6,19 @@
 # (results.csv) and, when gnuplot is installed, a bar chart (results.svg). BENCH_UPDATE=1 then copies the
 # CSV and the chart over bench/results.csv and bench/results.svg, the copies the README shows (never from
 # a quick run).
-#   bench/run.sh                 W1..W6, default sizes, 3 runs
+#   bench/run.sh                 W1..W6 and W4S, default sizes, 3 runs
 #   bench/run.sh W1 W3           some workloads
 #   BENCH_QUICK=1 bench/run.sh   small sizes, one run: a quick look
 #   BENCH_REPORT=FILE bench/run.sh   no runs: the report from the lines of an earlier run
-# Sizes: BENCH_N (tasks/messages/calls), BENCH_W4_SECONDS, BENCH_W6_SECONDS (each server's time under
-# wrk; 10 s, quick 3 s), BENCH_W6_WARMUP (s of load before that, not counted: 2, quick 1; a JIT's first
+# W4S is W4 over https (TLS 1.3, HTTP/1.1, keep-alive), run as W4 is: ours (hello_server --tls) and the
+# TLS servers of Go and Node, with one self-signed certificate made by openssl in $BENCH_DIR for the run.
+# Sizes: BENCH_N (tasks/messages/calls), BENCH_W4_SECONDS (W4's and W4S's), BENCH_W6_SECONDS (each
+# server's time under wrk; 10 s, quick 3 s), BENCH_W6_WARMUP (s of load before that, not counted: 2, quick 1; a JIT's first
 # second would be W6's p99), BENCH_W6_CONNS (W6's connections, 500: its ceiling is CONNS / 10 ms); RUNS.
 # PEERS: the peers' folder (default: the shared checkout beside this one). BENCH_PORT: the port of the
 # peers' W4 servers (ours picks a free one). W6's peers are not in the shared folder: they are
-# bench/w6/*_w6.* beside ours, built here, and every W6 server picks a free port.
+# bench/w6/*_w6.* beside ours, built here, and every W6 server picks a free port; so are W4S's, in
+# bench/w4tls.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=${BUILD:-$here/../build}
@@ -26,9 +29,9 @@ if [ "$quick" = 1 ]; then n=${BENCH_N:-10000}; secs=${BENCH_W4_SECONDS:-2}; w6_s
 else n=${BENCH_N:-100000}; secs=${BENCH_W4_SECONDS:-10}; w6_secs=${BENCH_W6_SECONDS:-10}; runs=${RUNS:-3}; fi
 w6_warm=${BENCH_W6_WARMUP:-$((quick == 1 ? 1 : 2))}
 w6_conns=${BENCH_W6_CONNS:-500}
-workloads=("$@"); [ ${#workloads[@]} -eq 0 ] && workloads=(W1 W2 W3 W4 W5 W6)
+workloads=("$@"); [ ${#workloads[@]} -eq 0 ] && workloads=(W1 W2 W3 W4 W4S W5 W6)
 for w in "${workloads[@]}"; do
-    case $w in W1 | W2 | W3 | W4 | W5 | W6) ;; *) echo "bench/run.sh: no workload $w (W1..W6)" >&2; exit 2 ;; esac
+    case $w in W1 | W2 | W3 | W4 | W4S | W5 | W6) ;; *) echo "bench/run.sh: no workload $w (W1..W6, W4S)" >&2; exit 2 ;; esac
 done
 export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 raw=$out/results.txt
@@ -50,12 +53,18 @@ peer_missing() {
     esac
 }
 # The implementations each workload should give a figure for: ours, then the peers that have it. W6's
-# peers are ours to build (bench/w6), so they do not depend on the shared folder.
+# and W4S's peers are ours to build (bench/w6, bench/w4tls), so they do not depend on the shared folder.
 expect() { # workload
     local impls=(async.h) p
     case $1 in W1) impls+=(async.h-calloc) ;; W4) impls+=(async.h-2threads) ;; esac
     if [ "$1" = W6 ]; then
         for p in async.h "${w6_peers[@]}"; do printf '%s\t%s\t%s\n' W6 "${p%%|*}" "$(w6_missing "${p%%|*}")"; done
+        return 0
+    fi
+    if [ "$1" = W4S ]; then
+        for p in async.h async.h-2threads "${w4s_peers[@]}"; do
+            printf '%s\t%s\t%s\n' W4S "${p%%|*}" "$(w4s_missing "${p%%|*}")"
+        done
         return 0
     fi
     for p in "${impls[@]}"; do printf '%s\t%s\t\n' "$1" "$p"; done
@@ -65,7 +74,7 @@ expect() { # workload
     for p in "${impls[@]}"; do printf '%s\t%s\t%s\n' "$1" "$p" "$(peer_missing "$p")"; done
 }
 
-# One HTTP server under wrk, the way W4 and W6 load them: the server on CPU 0 (unless told it runs
+# One HTTP server under wrk, the way W4, W4S (https) and W6 load them: the server on CPU 0 (unless told it runs
 # threads of its own), wrk -t2 on CPU 1, so that they do not fight for the two cores. The server prints
 # its port (it picks a free one) and may print "pid=N" when a wrapper (an interpreter's shim) could stand
 # between $! and the process whose CPU time counts. A warm-up load first, when asked, that nothing counts.
@@ -73,6 +82,7 @@ expect() { # workload
 # and p99 as wrk prints them and p99_ms, wrk's errors.
 load_server() { # workload impl connections seconds warm-up-seconds pin(1|0) log port-sed-script command...
     local w=$1 impl=$2 conns=$3 s=$4 warm=$5 pin="" load="" log=$7 script=$8 port="" pid spid t0 t1 res nreq cpu
+    local scheme=http; [ "$w" = W4S ] && scheme=https
     if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then load="taskset -c 1"; [ "$6" = 1 ] && pin="taskset -c 0"; fi
     shift 8
     : >"$log" # here, not only in the child: the loop below must not read the last server's port
@@ -89,9 +99,9 @@ load_server() { # workload impl connections seconds warm-up-seconds pin(1|0) log
         return
     fi
     spid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' "$log"); [ -r "/proc/${spid:-x}/stat" ] || spid=$pid
-    [ "$warm" -gt 0 ] && $load wrk -t2 -c"$conns" -d"${warm}s" "http://127.0.0.1:$port/" >/dev/null 2>&1
+    [ "$warm" -gt 0 ] && $load wrk -t2 -c"$conns" -d"${warm}s" "$scheme://127.0.0.1:$port/" >/dev/null 2>&1
     t0=$(awk '{print $14 + $15}' "/proc/$spid/stat")
-    res=$($load wrk -t2 -c"$conns" -d"${s}s" --latency "http://127.0.0.1:$port/" 2>&1)
+    res=$($load wrk -t2 -c"$conns" -d"${s}s" --latency "$scheme://127.0.0.1:$port/" 2>&1)
     t1=$(awk '{print $14 + $15}' "/proc/$spid/stat" 2>/dev/null || echo "$t0")
     nreq=$(awk '/requests in/ {print $1}' <<<"$res")
     cpu=$(awk -v a="$t0" -v b="$t1" -v n="${nreq:-0}" -v hz="$(getconf CLK_TCK)" \
@@ -116,11 +126,56 @@ load_server() { # workload impl connections seconds warm-up-seconds pin(1|0) log
 }
 
 # W4: the hello_server sample under the peers' exact load (wrk -t2 -c100): pinned with one thread,
-# unpinned with two.
-w4_ours() { # threads impl-name
-    load_server W4 "$2" 100 "$secs" 0 "$(($1 == 1))" "$out/w4-server.log" \
-        's|^Serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' \
-        "$build/samples/hello_server" --port 0 --threads "$1" --seconds $((secs + 3))
+# unpinned with two. W4S: the same over https (--tls, with W4S's certificate).
+w4_ours() { # threads impl-name [W4S]
+    local w=${3:-W4} tls=()
+    [ "$w" = W4S ] && tls=(--tls "$w4s_cert" "$w4s_key")
+    load_server "$w" "$2" 100 "$secs" 0 "$(($1 == 1))" "$out/w4-server.log" \
+        's|^Serving on https\{0,1\}://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' \
+        "$build/samples/hello_server" --port 0 --threads "$1" --seconds $((secs + 3)) ${tls[@]+"${tls[@]}"}
+}
+
+# W4S: W4 over https, the load and the measure W4's (wrk -t2 -c100 on CPU 1, the server on CPU 0, its
+# CPU time per request), TLS 1.3 and HTTP/1.1 (wrk's) on kept connections: what TLS adds per request
+# once the 100 handshakes are done. The peers, bench/w4tls/*_w4tls.*, each run as `PROGRAM PORT SECONDS
+# CERT KEY`, serve a free port for port 0 and print "impl=NAME port=N". Their certificate (EC P-256,
+# self-signed for localhost and 127.0.0.1; wrk does not verify it) is made once per run, in $BENCH_DIR.
+w4s_out=$BENCH_OUT/w4tls w4s_cert=$out/w4s-cert.pem w4s_key=$out/w4s-key.pem
+w4s_peers=("go|$w4s_out/go_w4tls" "node|node $here/w4tls/node_w4tls.js") # NAME|command, in the order they run
+# Makes the certificate (a failure is why W4S cannot run, in w4s_why) and builds the Go peer once (a
+# build that fails says why, in w4s_missing).
+w4s_build() {
+    mkdir -p "$w4s_out"
+    rm -f "$w4s_out/go_w4tls" "$w4s_cert" "$w4s_key"
+    if ! command -v openssl >/dev/null; then w4s_why="no openssl on PATH, to make its certificate"; return 1; fi
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$w4s_key" -out "$w4s_cert" \
+        >"$out/w4s-openssl.log" 2>&1; then
+        w4s_why="openssl could not make its certificate: $(head -c 200 "$out/w4s-openssl.log")"; return 1
+    fi
+    if command -v go >/dev/null; then
+        (cd "$here/w4tls" && go build -o "$w4s_out/go_w4tls" go_w4tls.go) >"$w4s_out/go.log" 2>&1
+    fi
+    return 0
+}
+# Why a W4S implementation cannot run on this machine (nothing if it can).
+w4s_missing() {
+    case $1 in
+    async.h*) [ -x "$build/samples/hello_server" ] || echo "no $build/samples/hello_server (make bench builds it)" ;;
+    node) command -v node >/dev/null || echo "no node on PATH (Node.js 20)" ;;
+    go) if ! command -v go >/dev/null; then echo "no go on PATH (Debian: golang-go)"
+        elif [ ! -x "$w4s_out/go_w4tls" ]; then echo "go build failed: $(head -c 200 "$w4s_out/go.log")"; fi ;;
+    esac
+}
+w4s_run() { # one run of every W4S implementation that can run here
+    local e
+    if [ -z "$(w4s_missing async.h)" ]; then w4_ours 1 async.h W4S; w4_ours 2 async.h-2threads W4S; fi
+    for e in "${w4s_peers[@]}"; do
+        [ -z "$(w4s_missing "${e%%|*}")" ] || continue
+        # shellcheck disable=SC2086 # the command's words
+        load_server W4S "${e%%|*}" 100 "$secs" 0 1 "$out/w4s-server.log" 's|^impl=[^ ]* port=\([0-9]*\).*|\1|p' \
+            ${e#*|} 0 $((secs + 3)) "$w4s_cert" "$w4s_key"
+    done
 }
 
 # W6: every request's handler awaits 10 ms (a stand-in for a backend) under wrk -t2 -c$w6_conns: the
@@ -186,15 +241,17 @@ else
 fi
 
 for w in ${workloads[@]+"${workloads[@]}"}; do
-    if { [ "$w" = W4 ] || [ "$w" = W6 ]; } && ! command -v wrk >/dev/null; then
+    if { [ "$w" = W4 ] || [ "$w" = W4S ] || [ "$w" = W6 ]; } && ! command -v wrk >/dev/null; then
         skip_notes+=("skipped $w (ours and the peers'): no wrk on PATH (Debian: wrk)"); continue
     fi
     if [ "$w" = W6 ]; then
         w6_raise_fds || { skip_notes+=("skipped W6 (ours and the peers'): $w6_why"); continue; }
         w6_build
     fi
+    if [ "$w" = W4S ]; then w4s_build || { skip_notes+=("skipped W4S (ours and the peers'): $w4s_why"); continue; }; fi
     expect "$w" >> "$expected"
     arg=$n; [ "$w" = W4 ] && arg=$secs
+    [ "$w" = W4S ] && arg="$secs s over https"
     [ "$w" = W6 ] && arg="${w6_secs} s after ${w6_warm} s of warm-up, wrk -c$w6_conns"
     echo "# $w: $arg, $runs run(s) each" >&2
     for ((r = 0; r < runs; r++)); do
@@ -204,6 +261,7 @@ for w in ${workloads[@]+"${workloads[@]}"}; do
         W3) "$build/bench/w3" "$n" ;;
         W4) w4_ours 1 async.h; w4_ours 2 async.h-2threads ;;
         W5) "$build/bench/w5" "$n" ;;
+        W4S) w4s_run; continue ;; # its peers are in w4s_run
         W6) w6_run; continue ;; # its peers are in w6_run
         esac
         if [ "$have_peers" = 1 ]; then BENCH_PORT=${BENCH_PORT:-18091} "$peers/run-peers.sh" "$w" "$arg" 1 2>&1; fi
@@ -211,13 +269,13 @@ for w in ${workloads[@]+"${workloads[@]}"}; do
 done
 
 # Medians and ratios. The figure of each workload (lower is better): W1 ns per task, W2 bytes per waiting
-# task, W3 ns per switch, W4 server CPU us per request (req/s alongside), W5 ns per call, W6 server CPU us
+# task, W3 ns per switch, W4 and W4S server CPU us per request (req/s alongside), W5 ns per call, W6 server CPU us
 # per request (req/s, its share of the ceiling and p99 in ms alongside: W6's goal is in those). A ratio
 # needs both figures: without asyncio's or raw libev's, it is n/a (and empty in the CSV).
 BENCH_SKIPPED=$(printf '%s\n' ${skip_notes[@]+"${skip_notes[@]}"}) \
 awk -v csv="$out/results.csv" -v raw="$raw" -v expected="$expected" '
 BEGIN { fig["W1"] = "ns_per_op"; fig["W2"] = "bytes_per_task"; fig["W3"] = "ns_per_switch";
-        fig["W4"] = "server_cpu_us_per_req"; fig["W5"] = "ns_per_op"; fig["W6"] = "server_cpu_us_per_req"
+        fig["W4"] = "server_cpu_us_per_req"; fig["W4S"] = "server_cpu_us_per_req"; fig["W5"] = "ns_per_op"; fig["W6"] = "server_cpu_us_per_req"
         while ((getline l < expected) > 0) { split(l, e, "\t"); nexp++; ew[nexp] = e[1]; ei[nexp] = e[2]; why[e[2]] = e[3] } }
 /^workload=/ {
     delete kv; nf = split($0, f, " ")
@@ -231,7 +289,7 @@ BEGIN { fig["W1"] = "ns_per_op"; fig["W2"] = "bytes_per_task"; fig["W3"] = "ns_p
     key = w SUBSEP impl
     if (!(key in cnt_)) order[++norder] = key
     v[key, ++cnt_[key]] = val
-    if (w == "W4" || w == "W6") rps[key, cnt_[key]] = kv["rps"]
+    if (w == "W4" || w == "W4S" || w == "W6") rps[key, cnt_[key]] = kv["rps"]
     if (w == "W6") { p99[key, cnt_[key]] = kv["p99_ms"]; pct[key, cnt_[key]] = kv["ceiling_pct"] }
 }
 function median(arr, key, m,   a, i, j, t) {
@@ -249,12 +307,12 @@ END {
             py = base(w, "python-asyncio"); lev = base(w, "c-raw-libev")
             if (!py) py = base(w, "python-aiohttp") # W6 runs aiohttp where it is installed
             printf "\n%s (%s, lower is better)\n%-18s %12s %5s %12s %12s%s%s\n", w, fig[w], "impl", "median", "runs",
-                   "asyncio/x", "x/raw libev", w == "W4" || w == "W6" ? "        req/s" : "",
+                   "asyncio/x", "x/raw libev", w == "W4" || w == "W4S" || w == "W6" ? "        req/s" : "",
                    w == "W6" ? "  % of ceiling   p99 ms" : ""
             last = w
         }
         m = median(v, order[k], cnt_[order[k]])
-        r = (w == "W4" || w == "W6") ? median(rps, order[k], cnt_[order[k]]) : ""
+        r = (w == "W4" || w == "W4S" || w == "W6") ? median(rps, order[k], cnt_[order[k]]) : ""
         q = (w == "W6") ? sprintf("%.2f", median(p99, order[k], cnt_[order[k]])) : ""
         c = (w == "W6") ? sprintf("%.1f", median(pct, order[k], cnt_[order[k]])) : ""
         a = py && m ? sprintf("%.2f", py / m) : ""; b = lev ? sprintf("%.3f", m / lev) : ""

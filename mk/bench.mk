@@ -1,14 +1,14 @@
-# Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W6 beside
-# the peers of ../shared/bench in one session by bench/run.sh (interleaved, medians of 3). What it prints
-# is also written under $(BUILD)/bench: micro.txt, callgrind.txt, and run.sh's raw lines, report, CSV and
-# SVG chart. Tracked files change only on request: BENCH_UPDATE=1 copies the CSV and the chart over
-# bench/results.csv and bench/results.svg, which the README shows.
+# Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W6 and W4S
+# (W4 over https) beside the peers of ../shared/bench in one session by bench/run.sh (interleaved, medians
+# of 3). What it prints is also written under $(BUILD)/bench: micro.txt, callgrind.txt, and run.sh's raw
+# lines, report, CSV and SVG chart. Tracked files change only on request: BENCH_UPDATE=1 copies the CSV
+# and the chart over bench/results.csv and bench/results.svg, which the README shows.
 # BENCH_QUICK=1: small sizes and one run. BENCH_WORKLOADS="W1 W3": some workloads. PEERS=dir: the peers'
 # folder. These and run.sh's other knobs (BENCH_N, RUNS, ...) reach it from make's command line.
 BENCH_WORKLOADS ?=
 BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server \
                $(BUILD)/bench/w6/w6
-.PHONY: bench bench-callgrind bench-w4 bench-w6
+.PHONY: bench bench-callgrind bench-w4 bench-w4s bench-w6
 bench: SHELL := /bin/bash
 bench: $(BENCH_PROGS)
 	$(Q)set -o pipefail; $(BUILD)/bench/micro $(if $(filter 1,$(BENCH_QUICK)),small) | tee $(BUILD)/bench/micro.txt
@@ -43,6 +43,13 @@ W4_SECONDS ?= 10
 bench-w4: $(BUILD)/samples/hello_server
 	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w4 BENCH_W4_SECONDS=$(W4_SECONDS) \
 	    RUNS=$(or $(RUNS),1) bench/run.sh W4
+
+# W4 and W4S in one session: the plain and the https rows (hello_server --tls; Go's and Node's TLS
+# servers, bench/w4tls, built by run.sh), with their results under $(BUILD)/bench-w4s.
+#   make bench-w4s [W4_SECONDS=10] [RUNS=1]
+bench-w4s: $(BUILD)/samples/hello_server
+	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w4s BENCH_W4_SECONDS=$(W4_SECONDS) \
+	    RUNS=$(or $(RUNS),1) bench/run.sh W4 W4S
 
 # W6 alone (a 10 ms backend wait per request under wrk -c500), ours and its peers, with its results under
 # $(BUILD)/bench-w6.  make bench-w6 [W6_SECONDS=10] [RUNS=1]

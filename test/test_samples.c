@@ -978,3 +978,37 @@ TEST(samples_web_chat_two_browsers_talk) {
     ASSERT(strstr(log, "* b left\n") != NULL);
     browser_close(b);
 }
+
+/* hello_server --tls: https with a self-signed certificate for localhost and 127.0.0.1 that curl is told
+ * to trust: ALPN gives HTTP/1.1, two requests share one connection, the name is checked by address and by
+ * name; with --threads 2 the loops share one TLS context. It ends by itself, freeing everything (under
+ * `make valgrind`, checked). Files it cannot use end it at once with status 1 and why. */
+static void hello_server_answers_https(int threads) {
+    char cmd[1024], args[256], out[256];
+    const char *cert = test_path("cert.pem"), *key = test_path("key.pem");
+    test_server srv;
+    test_need("curl");
+    test_need("openssl");
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout %s -out %s 2>&1", key, cert);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, SAMPLE "hello_server --tls %s %s 2>&1", key, cert); /* swapped: not a certificate */
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 1);
+    ASSERT(strstr(out, "hello_server: cannot use ") != NULL);
+    /* a slower start and handshakes under valgrind: a longer life, within app_reap's 10 s */
+    snprintf(args, sizeof args, "hello_server --port 0 --threads %d --seconds %d --tls %s %s", threads,
+             test_under_valgrind() ? 8 : 2, cert, key);
+    app_start(&srv, args);
+    snprintf(cmd, sizeof cmd,
+             "curl -s --cacert %s -w ' %%{http_version} %%{num_connects}\\n' https://127.0.0.1:%d/ "
+             "https://127.0.0.1:%d/x https://localhost:%d/",
+             cert, srv.port, srv.port, srv.port);
+    ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
+    ASSERT_STR_EQ(out, "hello 1.1 1\nhello 1.1 0\nhello 1.1 1\n");
+    ASSERT_EQ(app_reap(srv.pid, "hello_server"), 0); /* a graceful end after --seconds */
+    close(srv.out);
+}
+
+TEST(samples_hello_server_https) { hello_server_answers_https(1); }
+TEST_TAGGED(samples_hello_server_https_two_threads_share_the_context, TEST_THREADS) { hello_server_answers_https(2); }
