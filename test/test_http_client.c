@@ -1398,7 +1398,8 @@ ASYNC_DEF(sx_canceller, async_http_session *s; async_task *victim; unsigned open
 } ASYNC_END_DEF
 
 ASYNC_DEF(sx_cancel_main, async_http_session s; async_http_call c, d; sx_req_frame r, q; async_group g;
-          sx_canceller_frame k, k2; unsigned idle; sx_req_frame r2, r3, q3; async_group g2, g3; async_http_session_opts o;) {
+          sx_canceller_frame k, k2; unsigned idle; sx_req_frame r2, r3, q3; async_group g2, g3; async_http_session_opts o;
+          async_ms t0;) {
     f->o.max_connections = 1;
     ASSERT_EQ(async_http_session_init(&f->s, &f->o), 0);
     /* the request that waits for the one connection is cancelled: out of the queue, nothing held */
@@ -1426,7 +1427,10 @@ ASYNC_DEF(sx_cancel_main, async_http_session s; async_http_call c, d; sx_req_fra
     /* closing the session fails the waiters with ASYNC_ESHUTDOWN; the running request ends normally */
     ASYNC_SPAWN(t, &f->g3, ASYNC_CALL(sx_req, &f->r3, &f->s, &f->c));
     ASYNC_SPAWN(t, &f->g3, ASYNC_CALL(sx_req, &f->q3, &f->s, &f->d));
-    while (!f->d.waiting) AWAIT_SLEEP(t, 5);
+    for (f->t0 = async_loop_now(async_task_loop(t)); !f->d.waiting;) { /* bounded: a fault may end it first */
+        ASSERT(!async_task_done(&f->q3.task) && async_loop_now(async_task_loop(t)) - f->t0 < TEST_LONG_MS);
+        AWAIT_SLEEP(t, 5);
+    }
     async_http_session_close(&f->s);
     AWAIT_GROUP(t, &f->g3);
     ASSERT_EQ(f->q3.code, ASYNC_ESHUTDOWN);

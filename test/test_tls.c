@@ -401,7 +401,7 @@ ASYNC_DEF(tls_serve_one, const char *client; char *out; size_t cap; async_server
     f->p = popen(cmd, "r");
     ASSERT(f->p != NULL);
     ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
-    ASYNC_TIMEOUT(t, &f->d, 4 * TEST_LONG_MS) { /* bounded: a connection refused for want of memory never ends it */
+    ASYNC_TIMEOUT(t, &f->d, 2 * TEST_LONG_MS) { /* bounded: a connection refused for want of memory never ends it */
         AWAIT_GROUP(t, &f->g);
     }
     ASYNC_END_TIMEOUT(t, &f->d);
