@@ -38,15 +38,15 @@ static pthread_mutex_t db_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum { LIST, CREATE, READ, UPDATE, DELETE };
 
-#define TODO "json_object('id', id, 'title', title, 'done', json(iif(done, 'true', 'false')))"
+#define TODO_AS_JSON "json_object('id', id, 'title', title, 'done', json(iif(done, 'true', 'false')))"
 
 static const char *const sql[] = {
-    "SELECT json_group_array(" TODO ") FROM (SELECT * FROM todos ORDER BY id)",
+    "SELECT json_group_array(" TODO_AS_JSON ") FROM (SELECT * FROM todos ORDER BY id)",
     "INSERT INTO todos (title, done) VALUES (json_extract(?2, '$.title'), coalesce(json_extract(?2, '$.done'), 0))"
-    " RETURNING " TODO,
-    "SELECT " TODO " FROM todos WHERE id = ?1",
+    " RETURNING " TODO_AS_JSON,
+    "SELECT " TODO_AS_JSON " FROM todos WHERE id = ?1",
     "UPDATE todos SET title = coalesce(json_extract(?2, '$.title'), title),"
-    " done = coalesce(json_extract(?2, '$.done'), done) WHERE id = ?1 RETURNING " TODO,
+    " done = coalesce(json_extract(?2, '$.done'), done) WHERE id = ?1 RETURNING " TODO_AS_JSON,
     "DELETE FROM todos WHERE id = ?1 RETURNING id",
 };
 
