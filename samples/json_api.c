@@ -1,17 +1,17 @@
 /* Seed 002, "Using Async Libraries" (asynchronous database operations with a web framework): a small
- * JSON API of todos over SQLite, and a page that uses it. Each query runs on the loop's thread pool
+ * JSON API of items over SQLite, and a page that uses it. Each query runs on the loop's thread pool
  * (asyncio.to_thread), so a slow disk stalls no other request; SQLite reads and writes the JSON itself
  * (json_valid, json_extract, json_object: escapes and all), so the C code parses no JSON by hand.
  *
  *   GET    /                  the page
- *   GET    /api/todos         [{"id":1,"title":"milk","done":false}, ...]
- *   POST   /api/todos         {"title": "milk"} (and "done": true or false) -> 201, the todo, Location
- *   GET    /api/todos/{id}    the todo
- *   PUT    /api/todos/{id}    {"title": ..., "done": ...}, either or both -> the todo
- *   DELETE /api/todos/{id}    204
+ *   GET    /api/items         [{"id":1,"title":"milk","done":false}, ...]
+ *   POST   /api/items         {"title": "milk"} (and "done": true or false) -> 201, the item, Location
+ *   GET    /api/items/{id}    the item
+ *   PUT    /api/items/{id}    {"title": ..., "done": ...}, either or both -> the item
+ *   DELETE /api/items/{id}    204
  *
  * Errors are {"error":"..."}: 400 for a body that is not the JSON asked for, 404 for an id that names
- * no todo, 500 for a database error. The server answers an unknown path (404), another method (405,
+ * no item, 500 for a database error. The server answers an unknown path (404), another method (405,
  * with Allow) and a body over 64 KiB (413) itself, in plain text.
  *
  *   json_api [--db FILE] [--port N] [--seconds S]     prints the port (0, the default: a free one); the
@@ -38,16 +38,16 @@ static pthread_mutex_t db_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum { LIST, CREATE, READ, UPDATE, DELETE };
 
-#define TODO_AS_JSON "json_object('id', id, 'title', title, 'done', json(iif(done, 'true', 'false')))"
+#define ITEM_AS_JSON "json_object('id', id, 'title', title, 'done', json(iif(done, 'true', 'false')))"
 
 static const char *const sql[] = {
-    "SELECT json_group_array(" TODO_AS_JSON ") FROM (SELECT * FROM todos ORDER BY id)",
-    "INSERT INTO todos (title, done) VALUES (json_extract(?2, '$.title'), coalesce(json_extract(?2, '$.done'), 0))"
-    " RETURNING " TODO_AS_JSON,
-    "SELECT " TODO_AS_JSON " FROM todos WHERE id = ?1",
-    "UPDATE todos SET title = coalesce(json_extract(?2, '$.title'), title),"
-    " done = coalesce(json_extract(?2, '$.done'), done) WHERE id = ?1 RETURNING " TODO_AS_JSON,
-    "DELETE FROM todos WHERE id = ?1 RETURNING id",
+    "SELECT json_group_array(" ITEM_AS_JSON ") FROM (SELECT * FROM items ORDER BY id)",
+    "INSERT INTO items (title, done) VALUES (json_extract(?2, '$.title'), coalesce(json_extract(?2, '$.done'), 0))"
+    " RETURNING " ITEM_AS_JSON,
+    "SELECT " ITEM_AS_JSON " FROM items WHERE id = ?1",
+    "UPDATE items SET title = coalesce(json_extract(?2, '$.title'), title),"
+    " done = coalesce(json_extract(?2, '$.done'), done) WHERE id = ?1 RETURNING " ITEM_AS_JSON,
+    "DELETE FROM items WHERE id = ?1 RETURNING id",
 };
 
 /* What is wrong with a body (?2) for POST (?3 = 1: a title is required) or PUT, or NULL. */
@@ -66,7 +66,7 @@ typedef struct query {
     char *body;    /* POST and PUT: the request's body, NUL-terminated */
     int status;    /* the answer: its status (0 until decided), */
     char *json;    /* its body (NULL: none), */
-    char location[48]; /* and for 201 the new todo's path */
+    char location[48]; /* and for 201 the new item's path */
 } query;
 
 static void query_free(query *q) {
@@ -131,7 +131,7 @@ static int run_query(void *arg, intptr_t *result) {
     pthread_mutex_lock(&db_lock);
     if (q->body) rc = run_sql(q, check_sql, &problem);
     if (rc == SQLITE_OK && !problem) rc = run_sql(q, sql[q->op], &row);
-    snprintf(what, sizeof what, "no todo %lld", (long long)q->id);
+    snprintf(what, sizeof what, "no item %lld", (long long)q->id);
     if (rc != SQLITE_OK) {
         answer(q, 500, json_error(sqlite3_errmsg(db)));
     } else if (problem) {
@@ -144,7 +144,7 @@ static int run_query(void *arg, intptr_t *result) {
         answer(q, q->op == CREATE ? 201 : 200, row);
         row = NULL;
         if (q->op == CREATE)
-            snprintf(q->location, sizeof q->location, "/api/todos/%lld", (long long)sqlite3_last_insert_rowid(db));
+            snprintf(q->location, sizeof q->location, "/api/items/%lld", (long long)sqlite3_last_insert_rowid(db));
     }
     pthread_mutex_unlock(&db_lock);
     free(problem);
@@ -152,7 +152,7 @@ static int run_query(void *arg, intptr_t *result) {
     return q->status != 204 && !q->json ? ASYNC_ENOMEM : 0; /* raised at the await: the server answers 500 */
 }
 
-/* Whether text is a todo's id (a positive decimal number), into *id. */
+/* Whether text is a item's id (a positive decimal number), into *id. */
 static bool parse_id(const char *text, sqlite3_int64 *id) {
     char *end;
     errno = 0;
@@ -169,8 +169,8 @@ static query *query_new(int op, const async_http_request *req) {
     query *q = calloc(1, sizeof *q);
     if (!q) return NULL;
     q->op = op;
-    if (id && !parse_id(id, &q->id)) { /* no todo has it; the message says which */
-        if ((msg = malloc(strlen(id) + 16)) != NULL) sprintf(msg, "no todo %s", id);
+    if (id && !parse_id(id, &q->id)) { /* no item has it; the message says which */
+        if ((msg = malloc(strlen(id) + 16)) != NULL) sprintf(msg, "no item %s", id);
         answer(q, 404, msg ? json_error(msg) : NULL);
         free(msg);
     } else if (with_body && memchr(req->body, '\0', req->body_len)) {
@@ -199,8 +199,8 @@ static int send_answer(async_http_response *res, const query *q) {
     return rc ? rc : async_http_response_write(res, q->json, strlen(q->json));
 }
 
-/* await todo(request, op): the request's query on the pool thread, then its answer. */
-ASYNC_DEF(todo, async_http_request *req; async_http_response *res; int op; query *q; async_thread_call call;) {
+/* await item(request, op): the request's query on the pool thread, then its answer. */
+ASYNC_DEF(item, async_http_request *req; async_http_response *res; int op; query *q; async_thread_call call;) {
     ASYNC_TRY(t) {
         f->q = query_new(f->op, f->req);
         if (!f->q) ASYNC_THROW_ERROR(t, async_error_of(ASYNC_ENOMEM));
@@ -220,17 +220,17 @@ ASYNC_DEF(todo, async_http_request *req; async_http_response *res; int op; query
     } ASYNC_END_TRY(t);
 } ASYNC_END_DEF
 
-ASYNC_HTTP_DEF(list_todos, todo_frame q;) { AWAIT_CALL(t, todo, &f->q, f->req, f->res, LIST); } ASYNC_END_DEF
-ASYNC_HTTP_DEF(create_todo, todo_frame q;) { AWAIT_CALL(t, todo, &f->q, f->req, f->res, CREATE); } ASYNC_END_DEF
-ASYNC_HTTP_DEF(read_todo, todo_frame q;) { AWAIT_CALL(t, todo, &f->q, f->req, f->res, READ); } ASYNC_END_DEF
-ASYNC_HTTP_DEF(update_todo, todo_frame q;) { AWAIT_CALL(t, todo, &f->q, f->req, f->res, UPDATE); } ASYNC_END_DEF
-ASYNC_HTTP_DEF(delete_todo, todo_frame q;) { AWAIT_CALL(t, todo, &f->q, f->req, f->res, DELETE); } ASYNC_END_DEF
+ASYNC_HTTP_DEF(list_items, item_frame q;) { AWAIT_CALL(t, item, &f->q, f->req, f->res, LIST); } ASYNC_END_DEF
+ASYNC_HTTP_DEF(create_item, item_frame q;) { AWAIT_CALL(t, item, &f->q, f->req, f->res, CREATE); } ASYNC_END_DEF
+ASYNC_HTTP_DEF(read_item, item_frame q;) { AWAIT_CALL(t, item, &f->q, f->req, f->res, READ); } ASYNC_END_DEF
+ASYNC_HTTP_DEF(update_item, item_frame q;) { AWAIT_CALL(t, item, &f->q, f->req, f->res, UPDATE); } ASYNC_END_DEF
+ASYNC_HTTP_DEF(delete_item, item_frame q;) { AWAIT_CALL(t, item, &f->q, f->req, f->res, DELETE); } ASYNC_END_DEF
 
 static const char page_html[] =
-    "<!doctype html>\n<meta charset=utf-8>\n<title>todos</title>\n"
+    "<!doctype html>\n<meta charset=utf-8>\n<title>items</title>\n"
     "<style>body{font:16px sans-serif;max-width:30em;margin:2em auto} li{list-style:none;margin:.3em 0}"
     " .done span{text-decoration:line-through;color:#888} button{margin-left:.5em}</style>\n"
-    "<h1>todos</h1>\n<form id=add><input id=title placeholder='what to do' autofocus> <button>add</button></form>\n"
+    "<h1>items</h1>\n<form id=add><input id=title placeholder='what to do' autofocus> <button>add</button></form>\n"
     "<ul id=list></ul>\n<p id=error></p>\n"
     "<script>\n"
     "const $ = id => document.getElementById(id);\n"
@@ -241,20 +241,20 @@ static const char page_html[] =
     "  return data;\n"
     "}\n"
     "async function show() {\n"
-    "  $('list').replaceChildren(...(await api('GET', '/api/todos')).map(todo => {\n"
+    "  $('list').replaceChildren(...(await api('GET', '/api/items')).map(item => {\n"
     "    const li = document.createElement('li'), box = document.createElement('input');\n"
     "    const text = document.createElement('span'), del = document.createElement('button');\n"
-    "    box.type = 'checkbox'; box.checked = todo.done; li.className = todo.done ? 'done' : '';\n"
-    "    box.onchange = () => api('PUT', '/api/todos/' + todo.id, {done: box.checked}).then(show);\n"
-    "    text.textContent = todo.title; del.textContent = 'delete';\n"
-    "    del.onclick = () => api('DELETE', '/api/todos/' + todo.id).then(show);\n"
+    "    box.type = 'checkbox'; box.checked = item.done; li.className = item.done ? 'done' : '';\n"
+    "    box.onchange = () => api('PUT', '/api/items/' + item.id, {done: box.checked}).then(show);\n"
+    "    text.textContent = item.title; del.textContent = 'delete';\n"
+    "    del.onclick = () => api('DELETE', '/api/items/' + item.id).then(show);\n"
     "    li.append(box, text, del);\n"
     "    return li;\n"
     "  }));\n"
     "}\n"
     "$('add').onsubmit = async e => {\n"
     "  e.preventDefault();\n"
-    "  if (await api('POST', '/api/todos', {title: $('title').value})) $('title').value = '';\n"
+    "  if (await api('POST', '/api/items', {title: $('title').value})) $('title').value = '';\n"
     "  show();\n"
     "};\n"
     "show();\n"
@@ -268,11 +268,11 @@ ASYNC_HTTP_DEF(page) {
 
 static const async_http_route routes[] = {
     ASYNC_HTTP_ROUTE("GET", "/", page),
-    ASYNC_HTTP_ROUTE("GET", "/api/todos", list_todos),
-    ASYNC_HTTP_ROUTE("POST", "/api/todos", create_todo),
-    ASYNC_HTTP_ROUTE("GET", "/api/todos/{id}", read_todo),
-    ASYNC_HTTP_ROUTE("PUT", "/api/todos/{id}", update_todo),
-    ASYNC_HTTP_ROUTE("DELETE", "/api/todos/{id}", delete_todo),
+    ASYNC_HTTP_ROUTE("GET", "/api/items", list_items),
+    ASYNC_HTTP_ROUTE("POST", "/api/items", create_item),
+    ASYNC_HTTP_ROUTE("GET", "/api/items/{id}", read_item),
+    ASYNC_HTTP_ROUTE("PUT", "/api/items/{id}", update_item),
+    ASYNC_HTTP_ROUTE("DELETE", "/api/items/{id}", delete_item),
     ASYNC_HTTP_ROUTES_END};
 
 /* Serves until SIGTERM (a service manager's stop) or for `seconds`, then lets the requests in flight end. */
@@ -283,7 +283,7 @@ ASYNC_DEF(serve, int port, seconds; const char *path; async_http_server http; as
     limits.max_body = 64 * 1024;
     rc = async_http_server_listen(&f->http, "127.0.0.1", f->port, 0, &limits, routes, NULL);
     if (rc) ASYNC_THROW_ERROR(t, async_error_of(rc));
-    printf("Todos in %s, on http://127.0.0.1:%d/\n", f->path, async_http_server_port(&f->http));
+    printf("Items in %s, on http://127.0.0.1:%d/\n", f->path, async_http_server_port(&f->http));
     fflush(stdout);
     ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->http));
     ASYNC_TRY(t) {
@@ -311,9 +311,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     /* opened before the loop starts: nothing else would run meanwhile. AUTOINCREMENT: an id is never
-     * given again, so a client holding a deleted todo's id cannot reach a newer one */
+     * given again, so a client holding a deleted item's id cannot reach a newer one */
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-        sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS todos (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL,"
+        sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL,"
                          " done INTEGER NOT NULL DEFAULT 0)", NULL, NULL, NULL) != SQLITE_OK) {
         fprintf(stderr, "json_api: %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);

@@ -725,9 +725,9 @@ static const char *api(int port, const char *method, const char *path, const cha
     return answer;
 }
 
-#define TODO_JSON "application/json "
+#define ITEM_JSON "application/json "
 
-/* Every route, and what each answers: the list, a todo made, read, changed in part, deleted; titles
+/* Every route, and what each answers: the list, a item made, read, changed in part, deleted; titles
  * with escapes come back escaped; the page. */
 TEST_TAGGED(samples_json_api_serves_every_route, TEST_THREADS) {
     test_server srv;
@@ -736,30 +736,30 @@ TEST_TAGGED(samples_json_api_serves_every_route, TEST_THREADS) {
     test_need("curl");
     app_start(&srv, "json_api --port 0");
     p = srv.port;
-    ASSERT_STR_EQ(api(p, "GET", "/api/todos", NULL), "200 " TODO_JSON "[]");
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"milk\"}"),
-                  "201 " TODO_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/items", NULL), "200 " ITEM_JSON "[]");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "{\"title\": \"milk\"}"),
+                  "201 " ITEM_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
     /* escapes read (\", \\, \t, \u00e9, a surrogate pair) and written back (UTF-8 as it is) */
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"done\": true, \"title\": \"say \\\"hi\\\" \\\\ \\u00e9 \\ud83d\\ude00\\t.\"}"),
-                  "201 " TODO_JSON "{\"id\":2,\"title\":\"say \\\"hi\\\" \\\\ \xc3\xa9 \xf0\x9f\x98\x80\\t.\",\"done\":true}");
-    ASSERT_STR_EQ(api(p, "GET", "/api/todos/1", NULL), "200 " TODO_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
-    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "{\"done\": true}"),
-                  "200 " TODO_JSON "{\"id\":1,\"title\":\"milk\",\"done\":true}");
-    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "{\"title\": \"oat milk\"}"), /* done stays */
-                  "200 " TODO_JSON "{\"id\":1,\"title\":\"oat milk\",\"done\":true}");
-    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "{}"), "200 " TODO_JSON "{\"id\":1,\"title\":\"oat milk\",\"done\":true}");
-    ASSERT_STR_EQ(api(p, "DELETE", "/api/todos/2", NULL), "204");
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"\"}"),
-                  "201 " TODO_JSON "{\"id\":3,\"title\":\"\",\"done\":false}");
-    ASSERT_STR_EQ(api(p, "GET", "/api/todos", NULL),
-                  "200 " TODO_JSON "[{\"id\":1,\"title\":\"oat milk\",\"done\":true},{\"id\":3,\"title\":\"\",\"done\":false}]");
-    /* the new todo's address, and the page */
-    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -D - -d '{\"title\":\"x\"}' http://127.0.0.1:%d/api/todos", p);
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "{\"done\": true, \"title\": \"say \\\"hi\\\" \\\\ \\u00e9 \\ud83d\\ude00\\t.\"}"),
+                  "201 " ITEM_JSON "{\"id\":2,\"title\":\"say \\\"hi\\\" \\\\ \xc3\xa9 \xf0\x9f\x98\x80\\t.\",\"done\":true}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/items/1", NULL), "200 " ITEM_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/items/1", "{\"done\": true}"),
+                  "200 " ITEM_JSON "{\"id\":1,\"title\":\"milk\",\"done\":true}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/items/1", "{\"title\": \"oat milk\"}"), /* done stays */
+                  "200 " ITEM_JSON "{\"id\":1,\"title\":\"oat milk\",\"done\":true}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/items/1", "{}"), "200 " ITEM_JSON "{\"id\":1,\"title\":\"oat milk\",\"done\":true}");
+    ASSERT_STR_EQ(api(p, "DELETE", "/api/items/2", NULL), "204");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "{\"title\": \"\"}"),
+                  "201 " ITEM_JSON "{\"id\":3,\"title\":\"\",\"done\":false}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/items", NULL),
+                  "200 " ITEM_JSON "[{\"id\":1,\"title\":\"oat milk\",\"done\":true},{\"id\":3,\"title\":\"\",\"done\":false}]");
+    /* the new item's address, and the page */
+    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -D - -d '{\"title\":\"x\"}' http://127.0.0.1:%d/api/items", p);
     ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
-    ASSERT(strstr(out, "Location: /api/todos/4\r\n") != NULL);
+    ASSERT(strstr(out, "Location: /api/items/4\r\n") != NULL);
     snprintf(cmd, sizeof cmd, "curl -s -w '%%{http_code} %%{content_type}' http://127.0.0.1:%d/", p);
     ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
-    ASSERT(strstr(out, "<title>todos</title>") != NULL);
+    ASSERT(strstr(out, "<title>items</title>") != NULL);
     ASSERT(strstr(out, "</script>\n200 text/html; charset=utf-8") != NULL);
     ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
 }
@@ -773,29 +773,29 @@ TEST_TAGGED(samples_json_api_answers_errors_as_json, TEST_THREADS) {
     test_need("curl");
     app_start(&srv, "json_api --port 0");
     p = srv.port;
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"milk\""), "400 " TODO_JSON "{\"error\":\"the body is not JSON\"}");
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", ""), "400 " TODO_JSON "{\"error\":\"the body is not JSON\"}");
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "[\"milk\"]"),
-                  "400 " TODO_JSON "{\"error\":\"the body is not a JSON object\"}");
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{}"), "400 " TODO_JSON "{\"error\":\"title must be a string\"}");
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": 7}"), "400 " TODO_JSON "{\"error\":\"title must be a string\"}");
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"a\", \"done\": 1}"),
-                  "400 " TODO_JSON "{\"error\":\"done must be true or false\"}");
-    ASSERT_STR_EQ(api(p, "POST", "/api/todos", "{\"title\": \"milk\"}"),
-                  "201 " TODO_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
-    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "{\"title\": null}"), "400 " TODO_JSON "{\"error\":\"title must be a string\"}");
-    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/1", "nope"), "400 " TODO_JSON "{\"error\":\"the body is not JSON\"}");
-    ASSERT_STR_EQ(api(p, "GET", "/api/todos/2", NULL), "404 " TODO_JSON "{\"error\":\"no todo 2\"}");
-    ASSERT_STR_EQ(api(p, "PUT", "/api/todos/2", "{\"done\": true}"), "404 " TODO_JSON "{\"error\":\"no todo 2\"}");
-    ASSERT_STR_EQ(api(p, "DELETE", "/api/todos/2", NULL), "404 " TODO_JSON "{\"error\":\"no todo 2\"}");
-    ASSERT_STR_EQ(api(p, "GET", "/api/todos/x%22y", NULL), "404 " TODO_JSON "{\"error\":\"no todo x\\\"y\"}");
-    ASSERT_STR_EQ(api(p, "GET", "/api/todos/-1", NULL), "404 " TODO_JSON "{\"error\":\"no todo -1\"}");
-    ASSERT_STR_EQ(api(p, "GET", "/api/todos/99999999999999999999", NULL),
-                  "404 " TODO_JSON "{\"error\":\"no todo 99999999999999999999\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "{\"title\": \"milk\""), "400 " ITEM_JSON "{\"error\":\"the body is not JSON\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", ""), "400 " ITEM_JSON "{\"error\":\"the body is not JSON\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "[\"milk\"]"),
+                  "400 " ITEM_JSON "{\"error\":\"the body is not a JSON object\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "{}"), "400 " ITEM_JSON "{\"error\":\"title must be a string\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "{\"title\": 7}"), "400 " ITEM_JSON "{\"error\":\"title must be a string\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "{\"title\": \"a\", \"done\": 1}"),
+                  "400 " ITEM_JSON "{\"error\":\"done must be true or false\"}");
+    ASSERT_STR_EQ(api(p, "POST", "/api/items", "{\"title\": \"milk\"}"),
+                  "201 " ITEM_JSON "{\"id\":1,\"title\":\"milk\",\"done\":false}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/items/1", "{\"title\": null}"), "400 " ITEM_JSON "{\"error\":\"title must be a string\"}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/items/1", "nope"), "400 " ITEM_JSON "{\"error\":\"the body is not JSON\"}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/items/2", NULL), "404 " ITEM_JSON "{\"error\":\"no item 2\"}");
+    ASSERT_STR_EQ(api(p, "PUT", "/api/items/2", "{\"done\": true}"), "404 " ITEM_JSON "{\"error\":\"no item 2\"}");
+    ASSERT_STR_EQ(api(p, "DELETE", "/api/items/2", NULL), "404 " ITEM_JSON "{\"error\":\"no item 2\"}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/items/x%22y", NULL), "404 " ITEM_JSON "{\"error\":\"no item x\\\"y\"}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/items/-1", NULL), "404 " ITEM_JSON "{\"error\":\"no item -1\"}");
+    ASSERT_STR_EQ(api(p, "GET", "/api/items/99999999999999999999", NULL),
+                  "404 " ITEM_JSON "{\"error\":\"no item 99999999999999999999\"}");
     /* nothing was changed by the refusals */
-    ASSERT_STR_EQ(api(p, "GET", "/api/todos", NULL), "200 " TODO_JSON "[{\"id\":1,\"title\":\"milk\",\"done\":false}]");
+    ASSERT_STR_EQ(api(p, "GET", "/api/items", NULL), "200 " ITEM_JSON "[{\"id\":1,\"title\":\"milk\",\"done\":false}]");
     /* the server's own answers */
-    snprintf(cmd, sizeof cmd, "curl -s -D - -X PATCH http://127.0.0.1:%d/api/todos/1", p);
+    snprintf(cmd, sizeof cmd, "curl -s -D - -X PATCH http://127.0.0.1:%d/api/items/1", p);
     ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
     ASSERT(strncmp(out, "HTTP/1.1 405 Method Not Allowed\r\n", 33) == 0);
     ASSERT(strstr(out, "Allow: GET, HEAD, PUT, DELETE\r\n") != NULL);
@@ -805,32 +805,32 @@ TEST_TAGGED(samples_json_api_answers_errors_as_json, TEST_THREADS) {
     memset(big, 'x', 70 * 1024 - 1);
     big[70 * 1024 - 1] = '\0';
     memcpy(big, "{\"title\": \"", 11);
-    ASSERT(strncmp(api(p, "POST", "/api/todos", big), "413 ", 4) == 0);
+    ASSERT(strncmp(api(p, "POST", "/api/items", big), "413 ", 4) == 0);
     free(big);
     ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
 }
 
-/* With --db FILE the todos outlive the process; a database error is a 500 that says what SQLite said. */
-TEST_TAGGED(samples_json_api_keeps_todos_in_its_file_and_reports_database_errors, TEST_THREADS) {
+/* With --db FILE the items outlive the process; a database error is a 500 that says what SQLite said. */
+TEST_TAGGED(samples_json_api_keeps_items_in_its_file_and_reports_database_errors, TEST_THREADS) {
     test_server srv;
     char args[256], cmd[512], out[512];
     test_need("curl");
     test_need("python3");
-    snprintf(args, sizeof args, "json_api --port 0 --db %s", test_path("todos.db"));
+    snprintf(args, sizeof args, "json_api --port 0 --db %s", test_path("items.db"));
     app_start(&srv, args);
-    ASSERT_STR_EQ(api(srv.port, "POST", "/api/todos", "{\"title\": \"kept\"}"),
-                  "201 " TODO_JSON "{\"id\":1,\"title\":\"kept\",\"done\":false}");
+    ASSERT_STR_EQ(api(srv.port, "POST", "/api/items", "{\"title\": \"kept\"}"),
+                  "201 " ITEM_JSON "{\"id\":1,\"title\":\"kept\",\"done\":false}");
     ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
     app_start(&srv, args);
-    ASSERT_STR_EQ(api(srv.port, "GET", "/api/todos", NULL), "200 " TODO_JSON "[{\"id\":1,\"title\":\"kept\",\"done\":false}]");
+    ASSERT_STR_EQ(api(srv.port, "GET", "/api/items", NULL), "200 " ITEM_JSON "[{\"id\":1,\"title\":\"kept\",\"done\":false}]");
     /* another program drops the table under the running server */
     snprintf(cmd, sizeof cmd,
-             "python3 -c \"import sqlite3; sqlite3.connect('%s', isolation_level=None).execute('DROP TABLE todos')\"",
-             test_path("todos.db"));
+             "python3 -c \"import sqlite3; sqlite3.connect('%s', isolation_level=None).execute('DROP TABLE items')\"",
+             test_path("items.db"));
     ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
-    ASSERT_STR_EQ(api(srv.port, "GET", "/api/todos", NULL), "500 " TODO_JSON "{\"error\":\"no such table: todos\"}");
-    ASSERT_STR_EQ(api(srv.port, "POST", "/api/todos", "{\"title\": \"lost\"}"),
-                  "500 " TODO_JSON "{\"error\":\"no such table: todos\"}");
+    ASSERT_STR_EQ(api(srv.port, "GET", "/api/items", NULL), "500 " ITEM_JSON "{\"error\":\"no such table: items\"}");
+    ASSERT_STR_EQ(api(srv.port, "POST", "/api/items", "{\"title\": \"lost\"}"),
+                  "500 " ITEM_JSON "{\"error\":\"no such table: items\"}");
     ASSERT_EQ(app_stop(&srv, NULL, 0), 0);
     /* a database that cannot be opened stops it at the start */
     snprintf(cmd, sizeof cmd, SAMPLE "json_api --db %s/no/such/dir/x.db 2>&1", test_dir());
@@ -838,7 +838,7 @@ TEST_TAGGED(samples_json_api_keeps_todos_in_its_file_and_reports_database_errors
     ASSERT(strstr(out, "unable to open database file") != NULL);
 }
 
-/* Forty requests at once from ten clients: every one answered, each todo made once (the queries take
+/* Forty requests at once from ten clients: every one answered, each item made once (the queries take
  * turns on the one connection while the pool runs them). */
 TEST_TAGGED(samples_json_api_answers_concurrent_clients, TEST_THREADS) {
     test_server srv;
@@ -848,11 +848,11 @@ TEST_TAGGED(samples_json_api_answers_concurrent_clients, TEST_THREADS) {
     app_start(&srv, "json_api --port 0");
     snprintf(cmd, sizeof cmd,
              "seq 1 40 | xargs -P 10 -I N curl -s -o /dev/null -w '%%{http_code}\\n' -d '{\"title\": \"tN\"}' "
-             "http://127.0.0.1:%d/api/todos | sort | uniq -c",
+             "http://127.0.0.1:%d/api/items | sort | uniq -c",
              srv.port);
     ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
     ASSERT_STR_EQ(out, "     40 201\n");
-    snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/api/todos", srv.port);
+    snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/api/items", srv.port);
     ASSERT_EQ(run_cmd(cmd, out, sizeof out), 0);
     for (i = 1; i <= 40; i++) { /* ids 1..40, and each title once */
         char id[32], title[32];
