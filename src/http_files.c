@@ -98,38 +98,12 @@ const char *async_http_content_type(const char *name) {
 
 /* ---- dates (RFC 9110 5.6.7) ---- */
 
-static const char month_names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-
-/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar (H. Hinnant's days_from_civil). */
-static long long days_from_civil(long long y, unsigned m, unsigned d) {
-    long long era;
-    unsigned yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long long)doe - 719468;
-}
-
-/* The IMF-fixdate of t ("Sun, 06 Nov 1994 08:49:37 GMT"), spelled by hand: strftime's names follow the
- * locale. */
-static void format_date(time_t t, char out[80]) {
-    static const char wdays[] = "SunMonTueWedThuFriSat";
-    struct tm tm;
-    if (!gmtime_r(&t, &tm)) {
-        t = 0;
-        gmtime_r(&t, &tm);
-    }
-    snprintf(out, 80, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", wdays + 3 * tm.tm_wday, tm.tm_mday,
-             month_names + 3 * tm.tm_mon, tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 /* Parses an HTTP-date in any of its three forms (IMF-fixdate, RFC 850, asctime); false if it is none. */
 static bool parse_date(const char *s, long long *out) {
     char mon[4] = "";
     int d = 0, y = 0, h = 0, mi = 0, sec = 0, n = 0;
     const char *m;
+    struct tm tm;
     if (sscanf(s, "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", &d, mon, &y, &h, &mi, &sec, &n) == 6 &&
         n && !s[n]) {
     } else if (n = 0, sscanf(s, "%*[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", &d, mon, &y, &h, &mi, &sec,
@@ -140,10 +114,17 @@ static bool parse_date(const char *s, long long *out) {
     } else {
         return false;
     }
-    m = strlen(mon) == 3 ? strstr(month_names, mon) : NULL;
-    if (!m || (m - month_names) % 3 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1900)
+    m = strlen(mon) == 3 ? strstr(net__month_names, mon) : NULL;
+    if (!m || (m - net__month_names) % 3 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1900)
         return false;
-    *out = days_from_civil(y, (unsigned)((m - month_names) / 3 + 1), (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = (int)((m - net__month_names) / 3);
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *out = (long long)timegm(&tm);
     return true;
 }
 
@@ -390,7 +371,7 @@ static int open_target(async_http_file *x, char name[PATH_MAX], struct stat *st)
 static int decide(async_http_file *x) {
     async_http_request *req = x->req;
     async_http_response *res = x->res;
-    char name[PATH_MAX], etag[48], date[80], value[96];
+    char name[PATH_MAX], etag[48], date[32], value[96];
     const char *inm, *ims, *range, *if_range;
     unsigned long long size, first = 0, last = 0;
     long long since;
@@ -416,7 +397,7 @@ static int decide(async_http_file *x) {
     if (rc < 0) return rc;
     size = (unsigned long long)st.st_size;
     snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime, size);
-    format_date(st.st_mtime, date);
+    net__http_date((long long)st.st_mtime, date);
     if ((rc = async_http_response_header(res, "Last-Modified", date)) != 0 ||
         (rc = async_http_response_header(res, "ETag", etag)) != 0)
         return rc;

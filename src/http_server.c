@@ -438,15 +438,28 @@ static char *put_num(char *o, unsigned long long v) {
     return o;
 }
 
-/* The Date header (RFC 9110 6.6.1), remade once a second; written by hand rather than by strftime,
- * whose day and month names follow the locale. */
-static const char *date_line(async_http_server *hs) {
-    static const char days[] = "SunMonTueWedThuFriSat", months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    time_t now = time(NULL);
+const char net__month_names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+void net__http_date(long long t, char out[32]) {
+    static const char days[] = "SunMonTueWedThuFriSat";
+    time_t tt = (time_t)t;
     struct tm tm;
-    if ((long)now != hs->date_sec && gmtime_r(&now, &tm)) {
-        snprintf(hs->date, sizeof hs->date, "Date: %.3s, %02d %.3s %04d %02d:%02d:%02d GMT\r\n", days + 3 * tm.tm_wday,
-                 tm.tm_mday, months + 3 * tm.tm_mon, tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (!gmtime_r(&tt, &tm)) {
+        tt = 0;
+        gmtime_r(&tt, &tm);
+    }
+    snprintf(out, 32, "%.3s, %02u %.3s %04u %02u:%02u:%02u GMT", days + 3 * tm.tm_wday, (unsigned)tm.tm_mday % 100u,
+             net__month_names + 3 * tm.tm_mon, (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)tm.tm_hour % 100u,
+             (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
+}
+
+/* The Date header (RFC 9110 6.6.1), remade once a second. */
+static const char *date_line(async_http_server *hs) {
+    time_t now = time(NULL);
+    if ((long)now != hs->date_sec) {
+        char date[32];
+        net__http_date((long long)now, date);
+        snprintf(hs->date, sizeof hs->date, "Date: %s\r\n", date);
         hs->date_sec = (long)now;
     }
     return hs->date;

@@ -68,6 +68,15 @@ typedef struct net_tls {
     bool ready; /* the handshake is done: reads and writes may go through */
 } net_tls;
 
+/* ---- HTTP (http_server.c) ---- */
+
+/* The IMF-fixdate of t ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 5.6.7) into out, NUL-terminated; spelled
+ * by hand rather than by strftime, whose day and month names follow the locale. A t gmtime cannot take
+ * is the epoch. */
+void net__http_date(long long t, char out[32]);
+/* "Jan".."Dec", three letters each: net__http_date's months, and what parsing a date looks them up in. */
+extern const char net__month_names[];
+
 /* errno says the call would block. EWOULDBLOCK is EAGAIN on Linux: compared only where it differs. */
 #if EWOULDBLOCK == EAGAIN
 #define NET_WOULD_BLOCK(err) ((err) == EAGAIN)

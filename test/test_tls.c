@@ -697,13 +697,19 @@ static int tls_curl(void *arg, intptr_t *result) {
     return 0;
 }
 
-ASYNC_DEF(tls_https_server, async_http_server hs; async_tls_ctx *ctx; async_group g; tls_https_frame ours;
+ASYNC_DEF(tls_https_server, async_http_server hs; async_tls_ctx *ctx, *client_ctx; async_group g; tls_https_frame ours;
           async_http_session_opts opts; async_thread_call call; char cmd[512]; int curl_status; unsigned long failed;
           async_stream plain; char buf[64]; size_t n;) {
     f->ctx = tls_server_ctx();
     ASSERT_EQ(async_http_server_listen(&f->hs, "127.0.0.1", 0, 0, NULL, tls_routes, NULL), 0);
     ASSERT_EQ(async_http_server_tls(&f->hs, f->ctx), 0);
     ASSERT_EQ(async_server_tls(&f->hs.server, NULL, 10), ASYNC_EINVAL);
+    ASSERT_EQ(async_tls_ctx_new(&f->client_ctx, NULL), 0);
+    ASSERT_EQ(async_server_tls(&f->hs.server, f->client_ctx, 10), ASYNC_EINVAL); /* a client's context */
+    async_tls_ctx_free(f->client_ctx);
+    ASSERT_EQ(async_server_tls(&f->hs.server, f->ctx, (int64_t)ASYNC_MS_MAX + 1), ASYNC_ERANGE);
+    ASSERT_EQ(async_server_tls(NULL, f->ctx, 10), ASYNC_EINVAL);
+    ASSERT_EQ(async_http_server_tls(NULL, f->ctx), ASYNC_EINVAL);
     ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->hs));
     ASSERT_EQ(async_http_server_tls(&f->hs, f->ctx), ASYNC_EINVAL); /* already serving */
     /* our session, verifying with the test CA, twice over one kept connection */
