@@ -1391,7 +1391,6 @@ int async_http_server_listen(async_http_server *hs, const char *host, int port, 
     if (l->request_ms <= 0) l->request_ms = DEFAULT_REQUEST_MS;
     if (l->linger_ms <= 0) l->linger_ms = DEFAULT_LINGER_MS;
     hs->routes = routes;
-    hs->nroutes = (size_t)(r - routes);
     for (r = routes; r->fn; r++)
         if (r->flags & ASYNC_HTTP_READ_BODY) hs->stream_routes = true;
     hs->frame_size = (frame + sizeof(long long) - 1) / sizeof(long long) * sizeof(long long);

@@ -425,7 +425,7 @@ typedef struct async_http_limits {
 typedef struct async_http_server {
     async_server server;              /* private */
     const async_http_route *routes;   /* private */
-    size_t nroutes, frame_size;       /* private */
+    size_t frame_size;                /* private: the largest route frame, rounded up */
     void *arg;                        /* private */
     async_http_limits limits;         /* private */
     bool stream_routes;               /* private: a route has ASYNC_HTTP_READ_BODY */
