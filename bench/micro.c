@@ -168,6 +168,55 @@ static void timers(long n, int spread, const char *name) {
 static void bench_timers(long n) { timers(n, 1, "timer_insert_fire (heap)"); }
 static void bench_timers_in_order(long n) { timers(n, 0, "timer_insert_fire (in order)"); }
 
+/* ---- nested inline awaits: a chain of D coroutines, each awaiting the next inline (AWAIT of a coroutine
+ * never started runs it as part of the awaiting task); the innermost yields Y times, so that each of its
+ * resumes starts from the task at the top of the chain, then every level returns its child's value + 1.
+ * Reports ns per level: constant if a resume goes straight to the innermost coroutine and a completion
+ * returns to its parent, growing with D if either walks the chain. ---- */
+typedef struct nest_frame {
+    async_task task;
+    struct nest_frame *below; /* the next level, NULL at the innermost */
+    long yields, value;
+} nest_frame;
+
+static async_status nest_run(async_task *t) {
+    nest_frame *f = (nest_frame *)t;
+    ASYNC_BEGIN(t);
+    if (!f->below) {
+        while (f->yields-- > 0) AWAIT_YIELD(t);
+        f->value = 1;
+    } else {
+        async_task_init(&f->below->task, nest_run);
+        AWAIT(t, &f->below->task);
+        f->value = f->below->value + 1;
+    }
+    ASYNC_END(t);
+}
+
+static void depth(long levels, const char *name) {
+    const long yields = 10;
+    async_loop loop;
+    nest_frame *fs = prefaulted((size_t)levels, sizeof *fs);
+    double t0;
+    long i;
+    for (i = 0; i < levels; i++) {
+        fs[i].below = i + 1 < levels ? &fs[i + 1] : NULL;
+        fs[i].yields = yields;
+    }
+    async_loop_init(&loop);
+    async_task_init(&fs[0].task, nest_run);
+    t0 = bench_now_s();
+    TIMED_BEGIN();
+    async_run(&loop, &fs[0].task);
+    TIMED_END();
+    report(name, bench_now_s() - t0, levels);
+    if (fs[0].value != levels) printf("checksum mismatch: %ld levels gave %ld\n", levels, fs[0].value);
+    free(fs);
+}
+static void bench_depth_1k(long n) { depth(n, "inline_await_depth_1k"); }
+static void bench_depth_100k(long n) { depth(n, "inline_await_depth_100k"); }
+static void bench_depth_1m(long n) { depth(n, "inline_await_depth_1m"); }
+
 /* micro [small [NAME]]: "small" divides the counts by 100 (for callgrind); NAME runs one benchmark. */
 int main(int argc, char **argv) {
     long div = argc > 1 && strcmp(argv[1], "small") == 0 ? 100 : 1;
@@ -185,5 +234,8 @@ int main(int argc, char **argv) {
     RUN(bench_future, 10000000 / div);
     RUN(bench_timers_in_order, 1000000 / div);
     RUN(bench_timers, 1000000 / div);
+    RUN(bench_depth_1k, 1000);
+    RUN(bench_depth_100k, 100000 / div);
+    if (div == 1) RUN(bench_depth_1m, 1000000);
     return 0;
 }

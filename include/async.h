@@ -203,17 +203,20 @@ typedef async_status (*async_fn)(async_task *t);
 struct async_task {
     async_fn fn; /* private: the coroutine */
     union {
-        async_task *next; /* private: ready-queue or wait-list link; the last one of a wait list is tagged */
-        size_t slot;      /* private: index in the timer heap while sleeping */
+        async_task *next;   /* private: ready-queue or wait-list link; the last one of a wait list is tagged */
+        size_t slot;        /* private: index in the timer heap while sleeping */
+        async_task *runner; /* private: a coroutine awaited inline: the scheduled task that runs it */
     } q;
-    void *owner; /* private: loop, group or running parent task (flags say which) */
+    void *owner; /* private: loop, group or running parent task (flags say which); bit 0: r holds the leaf */
     union {
         const async_error *error; /* private: the pending or final error */
         intptr_t value;           /* private: the return value */
+        async_task *leaf;         /* private: while it awaits inline (owner tagged): the innermost coroutine */
     } r;
     union {
         async_task *waiters; /* private: tasks awaiting this one (LIFO list, woken in FIFO order) */
         async_task *sibling; /* private: next child of the same group */
+        intptr_t saved;      /* private: a task's first inline child: the task's r while r holds the leaf */
     } u;
 #if ASYNC_CONFIG_TASK_NAMES
     const char *name; /* private: see async_task_set_name */
@@ -1534,7 +1537,8 @@ enum {
     ASYNC__S_WAIT_TASK,  /* in a task's waiters; cancelling passes on to that task */
     ASYNC__S_WAIT_GROUP, /* in a group's waiters; cancelling passes on to the children */
     ASYNC__S_DONE,
-    ASYNC__S_DEADLINE    /* a timeout block's entry in the timer heap (never a real task) */
+    ASYNC__S_DEADLINE,   /* a timeout block's entry in the timer heap (never a real task) */
+    ASYNC__S_ENDED       /* an inline child that finished, until its parent's await takes the outcome */
 };
 /* Task flags */
 #define ASYNC__F_OWNER 0x03u     /* what `owner` points to: */
@@ -1548,6 +1552,12 @@ enum {
 #define ASYNC__F_OWNS 0x40u      /* may own groups with running children */
 #define ASYNC__F_SEEN 0x80u      /* its error was retrieved or reported */
 /* Group flags */
+/* A scheduled task whose coroutine awaits another inline tags its owner pointer (loops, groups and tasks
+ * are aligned, so bit 0 is free): its r holds the innermost coroutine of the chain (async__run). */
+#define ASYNC__LEAF_TAG ((uintptr_t)1u)
+#define ASYNC__HAS_LEAF(r) (((uintptr_t)(r)->owner & ASYNC__LEAF_TAG) != 0)
+static void *async__owner(const async_task *t) { return (void *)((uintptr_t)t->owner & ~ASYNC__LEAF_TAG); }
+
 #define ASYNC__G_TIMED_OUT 0x01u
 #define ASYNC__G_CHILD_WAITERS 0x02u /* tasks await single children: wake on every child's end */
 
@@ -1606,13 +1616,11 @@ static void async__wl_remove(async_task *w) {
 /* ---- ownership and the ready queue ---- */
 
 static async_loop *async__loop_of(const async_task *t) {
-    for (;;) {
-        switch (ASYNC__OWNER(t)) {
-        case ASYNC__OWN_LOOP: return (async_loop *)t->owner;
-        case ASYNC__OWN_GROUP: return ((async_group *)t->owner)->loop;
-        case ASYNC__OWN_TASK: t = (const async_task *)t->owner; break;
-        default: return NULL;
-        }
+    if (ASYNC__OWNER(t) == ASYNC__OWN_TASK) t = t->q.runner;
+    switch (ASYNC__OWNER(t)) {
+    case ASYNC__OWN_LOOP: return (async_loop *)async__owner(t);
+    case ASYNC__OWN_GROUP: return ((async_group *)async__owner(t))->loop;
+    default: return NULL;
     }
 }
 
@@ -1621,15 +1629,15 @@ ASYNC_API async_loop *async_task_loop(const async_task *t) { return t ? async__l
 ASYNC_API async_task *async_task_parent(const async_task *t) {
     if (!t) return NULL;
     switch (ASYNC__OWNER(t)) {
-    case ASYNC__OWN_GROUP: return ((async_group *)t->owner)->parent;
-    case ASYNC__OWN_TASK: return (async_task *)t->owner;
+    case ASYNC__OWN_GROUP: return ((async_group *)async__owner(t))->parent;
+    case ASYNC__OWN_TASK: return (async_task *)async__owner(t);
     default: return NULL;
     }
 }
 
 ASYNC_API const char *async_task_state(const async_task *t) {
     static const char *const names[] = {"new", "ready", "running", "sleeping", "waiting", "waiting",
-                                        "awaiting a task", "awaiting children", "done", "deadline"};
+                                        "awaiting a task", "awaiting children", "done", "deadline", "running"};
     if (!t || t->state >= sizeof names / sizeof names[0]) return "invalid";
     return names[t->state];
 }
@@ -1653,10 +1661,9 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
     return true;
 }
 
-/* The scheduled task that runs t (t itself unless t is awaited inline). */
+/* The scheduled task that runs t (t itself unless t is awaited inline): one load, whatever the depth. */
 static async_task *async__runner(async_task *t) {
-    while (ASYNC__OWNER(t) == ASYNC__OWN_TASK) t = (async_task *)t->owner;
-    return t;
+    return ASYNC__OWNER(t) == ASYNC__OWN_TASK ? t->q.runner : t;
 }
 
 static void async__push_ready(async_loop *loop, async_task *t) {
@@ -1839,7 +1846,7 @@ static void async__unretrieved_remove(async_loop *loop, async_task *t) {
 static void async__retrieve(async_task *t) {
     if ((t->flags & (ASYNC__F_RAISE | ASYNC__F_SEEN)) == ASYNC__F_RAISE) {
         if (ASYNC__OWNER(t) == ASYNC__OWN_LOOP && t->state == ASYNC__S_DONE)
-            async__unretrieved_remove((async_loop *)t->owner, t);
+            async__unretrieved_remove((async_loop *)async__owner(t), t);
         t->flags |= ASYNC__F_SEEN;
     }
 }
@@ -1848,7 +1855,7 @@ static bool async__live(const async_task *t) {
     if (t->state != ASYNC__S_INIT && t->state != ASYNC__S_DONE) return true;
     /* a finished child stays linked in its group until the group is idle */
     return t->state == ASYNC__S_DONE && ASYNC__OWNER(t) == ASYNC__OWN_GROUP &&
-           ((const async_group *)t->owner)->running > 0;
+           ((const async_group *)async__owner(t))->running > 0;
 }
 
 ASYNC_API async_task *async_task_init(async_task *t, async_fn fn) {
@@ -1859,7 +1866,7 @@ ASYNC_API async_task *async_task_init(async_task *t, async_fn fn) {
     }
     if (t->state == ASYNC__S_DONE && ASYNC__OWNER(t) == ASYNC__OWN_LOOP &&
         (t->flags & (ASYNC__F_RAISE | ASYNC__F_SEEN)) == ASYNC__F_RAISE)
-        async__unretrieved_remove((async_loop *)t->owner, t); /* reused: its error is dropped */
+        async__unretrieved_remove((async_loop *)async__owner(t), t); /* reused: its error is dropped */
     t->fn = fn;
     t->q.next = NULL;
     t->owner = NULL;
@@ -2109,7 +2116,8 @@ ASYNC_API async_status async__complete(async_task *t) {
         t->flags &= (uint8_t)~ASYNC__F_OWNS;
     }
     t->flags &= (uint8_t) ~(ASYNC__F_FINISHING | ASYNC__F_RETURN | ASYNC__F_CANCEL);
-    t->state = ASYNC__S_DONE;
+    /* an inline coroutine is done once its parent's await has taken the outcome (async__run) */
+    t->state = ASYNC__OWNER(t) == ASYNC__OWN_TASK ? ASYNC__S_ENDED : ASYNC__S_DONE;
     {
         async_loop *loop = async__loop_of(t);
         if (loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, t);
@@ -2117,7 +2125,7 @@ ASYNC_API async_status async__complete(async_task *t) {
     switch (ASYNC__OWNER(t)) {
     case ASYNC__OWN_GROUP:
         t->flags |= ASYNC__F_SEEN; /* the group retrieves its children's errors */
-        async__group_child_done((async_group *)t->owner, t);
+        async__group_child_done((async_group *)async__owner(t), t);
         break;
     case ASYNC__OWN_LOOP:
         if (t->u.waiters) {
@@ -2125,7 +2133,7 @@ ASYNC_API async_status async__complete(async_task *t) {
             async__wl_wake_all(&t->u.waiters);
         } else if ((t->flags & ASYNC__F_RAISE) && t->r.error->code != ASYNC_ECANCELED) {
             /* a cancelled task is not an error anyone missed: asyncio does not log it either */
-            async_loop *loop = (async_loop *)t->owner;
+            async_loop *loop = (async_loop *)async__owner(t);
             t->q.next = loop->unretrieved;
             loop->unretrieved = t;
         }
@@ -2211,13 +2219,56 @@ static int async__deliver_cancel(async_task *t, async_task *runner) {
     return ASYNC__RAISE;
 }
 
-/* Steps coroutine t until it suspends or finishes (ASYNC__AGAIN: it moved to another resume point). */
-static async_status async__resume(async_task *t) {
-    async_status st;
-    do st = t->fn(t);
-    while (st == ASYNC__AGAIN);
-    return st;
+/* A scheduled task r whose coroutine awaits another inline (directly or through others) keeps the
+ * innermost one, the leaf, in r->r (its own r waits in its first inline child's u.saved meanwhile: no one
+ * reads a task's r while it awaits inline), and each inline coroutine knows r (q.runner). So a step goes
+ * straight to the leaf, and a coroutine that finishes hands the step back to its parent, which reads the
+ * outcome at its await: O(1) per step and per level, and no C recursion, however deep the chain (the
+ * stackless form of symmetric transfer). */
+static void async__leaf_push(async_task *r, async_task *parent, async_task *x) {
+    if (parent == r) {
+        x->u.saved = r->r.value;
+        r->owner = (void *)((uintptr_t)r->owner | ASYNC__LEAF_TAG);
+    }
+    r->r.leaf = x;
 }
+
+/* x, r's leaf, has finished: its parent becomes the leaf (or r runs its own coroutine again). */
+static async_task *async__leaf_pop(async_task *r, async_task *x) {
+    async_task *parent = (async_task *)async__owner(x);
+    if (parent == r) {
+        r->r.value = x->u.saved;
+        r->owner = async__owner(r);
+    } else {
+        r->r.leaf = parent;
+    }
+    return parent;
+}
+
+/* Steps the scheduled task r until it suspends, or until `top` (r, or a coroutine r runs inline)
+ * finishes: the leaf first, then each parent as its inline children finish (ASYNC__AGAIN: the coroutine
+ * moved to another resume point or started an inline one, which is the leaf now). An inline coroutine
+ * that finishes stays live (ASYNC__S_ENDED) until its parent's await takes the outcome: the await's
+ * operand, evaluated again there, may be the call that made it (AWAIT(t, child(&f->c, ...))), which
+ * leaves a live frame alone but would start a finished one again. */
+static async_status async__run(async_task *r, async_task *top) {
+    async_task *t = ASYNC__HAS_LEAF(r) ? r->r.leaf : r;
+    for (;;) {
+        async_status st = (t->flags & ASYNC__F_FINISHING) ? async__complete(t) : t->fn(t);
+        if (st == ASYNC__AGAIN) {
+            t = ASYNC__HAS_LEAF(r) ? r->r.leaf : r;
+            continue;
+        }
+        if (st == ASYNC_PENDING || t == r) return st;
+        {
+            async_task *parent = async__leaf_pop(r, t);
+            if (t == top) return ASYNC_DONE;
+            t = parent;
+        }
+    }
+}
+
+static async_status async__resume(async_task *r) { return async__run(r, r); }
 
 static bool async__waiting(const async_task *runner) {
     return runner->state >= ASYNC__S_SLEEPING && runner->state <= ASYNC__S_WAIT_GROUP;
@@ -2238,8 +2289,8 @@ static bool async__runs_inside(const async_task *t, const async_task *x) {
     for (;;) {
         if (t == x) return true;
         switch (ASYNC__OWNER(t)) {
-        case ASYNC__OWN_TASK: t = (const async_task *)t->owner; break;
-        case ASYNC__OWN_GROUP: t = ((const async_group *)t->owner)->parent; break;
+        case ASYNC__OWN_TASK: t = (const async_task *)async__owner(t); break;
+        case ASYNC__OWN_GROUP: t = ((const async_group *)async__owner(t))->parent; break;
         default: return false;
         }
     }
@@ -2255,9 +2306,11 @@ ASYNC_API int async__await_start(async_task *t, async_task *x) {
     if (x->state == ASYNC__S_INIT) { /* a coroutine call: x runs inline, as part of this task */
         async_loop *loop = async__loop_of(runner);
         x->owner = t;
+        x->q.runner = runner;
         x->flags = (uint8_t)((x->flags & ~ASYNC__F_OWNER) | ASYNC__OWN_TASK);
         if (loop && loop->hooks && loop->hooks->inline_start) loop->hooks->inline_start(loop, t, x);
         x->state = ASYNC__S_RUNNING;
+        async__leaf_push(runner, t, x); /* the next step of this task is x's */
         return ASYNC__GO;
     }
     if (x->state == ASYNC__S_DONE) return ASYNC__GO;
@@ -2267,7 +2320,7 @@ ASYNC_API int async__await_start(async_task *t, async_task *x) {
     }
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     if (ASYNC__OWNER(x) == ASYNC__OWN_GROUP) { /* children of a group share its wait list */
-        async_group *g = (async_group *)x->owner;
+        async_group *g = (async_group *)async__owner(x);
         g->flags |= ASYNC__G_CHILD_WAITERS;
         runner->state = ASYNC__S_WAIT;
         async__wl_push(&g->waiters, runner);
@@ -2280,9 +2333,11 @@ ASYNC_API int async__await_start(async_task *t, async_task *x) {
 
 ASYNC_API int async__await_check(async_task *t, async_task *x) {
     async_task *runner = async__runner(t);
-    if (ASYNC__OWNER(x) == ASYNC__OWN_TASK && x->owner == t && x->state != ASYNC__S_DONE) {
-        async_status st = (x->flags & ASYNC__F_FINISHING) ? async__complete(x) : async__resume(x);
-        if (st == ASYNC_PENDING) return ASYNC__WAIT;
+    if (ASYNC__OWNER(x) == ASYNC__OWN_TASK && async__owner(x) == t && x->state != ASYNC__S_DONE) {
+        /* x runs inline in t. A step of the task goes to x and comes back here once x has ended; a
+         * coroutine stepped by hand (its function called directly, without a loop) comes here first */
+        if (x->state != ASYNC__S_ENDED && async__run(runner, x) == ASYNC_PENDING) return ASYNC__WAIT;
+        x->state = ASYNC__S_DONE;
         return async__outcome(t, x);
     }
     if (async__waiting(runner)) return ASYNC__WAIT;
@@ -2297,7 +2352,7 @@ ASYNC_API int async__await_check(async_task *t, async_task *x) {
          * meanwhile, it asks again only if x has taken the last request) */
         if (!(x->flags & ASYNC__F_CANCEL)) async_cancel(x);
         runner->state = ASYNC__S_WAIT;
-        async__wl_push(&((async_group *)x->owner)->waiters, runner);
+        async__wl_push(&((async_group *)async__owner(x))->waiters, runner);
         return ASYNC__WAIT;
     }
     return async__await_start(t, x); /* woken for a sibling's end: wait again */
@@ -2645,7 +2700,7 @@ static async_watch *async__watch_of(async_task *node) {
 /* A watch's node ends: as a task's end, the loop's hooks hear of it (debug mode and the injection
  * census track every task that ran a step). */
 static void async__watch_node_done(async_task *node) {
-    async_loop *loop = (async_loop *)node->owner;
+    async_loop *loop = (async_loop *)async__owner(node);
     node->state = ASYNC__S_DONE;
     if (loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, node);
 }
@@ -2676,7 +2731,7 @@ static void async__watch_arm(async_watch *w) {
     async_task *x = w->target;
     w->node.state = ASYNC__S_WAIT;
     if (ASYNC__OWNER(x) == ASYNC__OWN_GROUP) {
-        async_group *g = (async_group *)x->owner;
+        async_group *g = (async_group *)async__owner(x);
         g->flags |= ASYNC__G_CHILD_WAITERS;
         async__wl_push(&g->waiters, &w->node);
     } else {
@@ -3433,7 +3488,7 @@ ASYNC_API int async__gen_close_check(async_task *t, async_gen *g) {
 static async_gen *async__gen_of(async_task *runner) {
     async_group *g;
     if (ASYNC__OWNER(runner) != ASYNC__OWN_GROUP) return NULL;
-    g = (async_group *)runner->owner;
+    g = (async_group *)async__owner(runner);
     return g->mode == ASYNC_GROUP_GENERATOR ? (async_gen *)(void *)g : NULL;
 }
 

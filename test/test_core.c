@@ -6,6 +6,9 @@
 #include "test.h"
 #include "util.h"
 
+#include <pthread.h>
+#include <stdlib.h>
+
 /* ---- scheduling and awaits ---- */
 
 TEST(core_spawn_runs_in_fifo_order_and_sleep_zero_yields) {
@@ -34,6 +37,112 @@ TEST(core_await_coroutine_runs_inline_and_returns_its_value) {
     ASSERT_EQ(async_task_value(&c.task), 43);
     /* inline: the child cost no scheduling of its own: 1 step to start, 1 after the yield */
     ASSERT_EQ(loop->steps, 2);
+}
+
+/* ---- deep chains of inline awaits: a step goes straight to the innermost coroutine, and each one
+ * that ends hands the step back to its parent, so neither time per level nor C stack grows with depth */
+
+typedef struct chain_frame {
+    async_task task;
+    struct chain_frame *below; /* the next level; NULL at the innermost */
+    long value;
+    int finally_ran;
+} chain_frame;
+
+static long chain_finallies;
+
+static async_status chain_run(async_task *t) {
+    chain_frame *f = (chain_frame *)t;
+    ASYNC_BEGIN(t);
+    ASYNC_TRY(t) {
+        if (!f->below) {
+            AWAIT_YIELD(t);
+            AWAIT_SLEEP(t, 1000); /* the root's cancellation finds it here */
+            f->value = 1;
+        } else {
+            async_task_init(&f->below->task, chain_run);
+            AWAIT(t, &f->below->task);
+            f->value = f->below->value + 1;
+        }
+    }
+    ASYNC_FINALLY(t) {
+        f->finally_ran = 1;
+        chain_finallies++;
+    }
+    ASYNC_END_TRY(t);
+    ASYNC_END(t);
+}
+
+static chain_frame *chain_new(long levels) {
+    chain_frame *fs = (chain_frame *)calloc((size_t)levels, sizeof *fs);
+    long i;
+    if (!fs) test_fail(__FILE__, __LINE__, "out of memory");
+    for (i = 0; i + 1 < levels; i++) fs[i].below = &fs[i + 1];
+    async_task_init(&fs[0].task, chain_run);
+    chain_finallies = 0;
+    return fs;
+}
+
+typedef struct {
+    chain_frame *chain;
+    int rc;
+} chain_job;
+
+static void *chain_thread(void *arg) {
+    chain_job *job = (chain_job *)arg;
+    async_loop loop;
+    async_loop_init(&loop);
+    job->rc = async_run(&loop, &job->chain[0].task);
+    return NULL;
+}
+
+TEST(core_a_million_nested_inline_awaits_run_on_a_128_kib_stack) {
+    /* under valgrind (50 times slower) 100,000: still 80 times what the stack could hold recursively */
+    const long levels = getenv("ASYNC_TEST_VALGRIND") ? 100000 : 1000000;
+    chain_job job = {chain_new(levels), -1};
+    pthread_attr_t attr;
+    pthread_t th;
+    /* a thread whose whole stack is 128 KiB: the chain would need ~100 bytes of it per level if a step
+     * recursed through the levels */
+    ASSERT_EQ(pthread_attr_init(&attr), 0);
+    ASSERT_EQ(pthread_attr_setstacksize(&attr, 128 * 1024), 0);
+    ASSERT_EQ(pthread_create(&th, &attr, chain_thread, &job), 0);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    pthread_attr_destroy(&attr);
+    ASSERT_EQ(job.rc, 0);
+    ASSERT_EQ(job.chain[0].value, levels);
+    ASSERT_EQ(chain_finallies, levels);
+    ASSERT(async_task_done(&job.chain[levels - 1].task));
+    free(job.chain);
+}
+
+TEST(core_cancelling_a_deep_chain_runs_every_finally_innermost_first) {
+    async_loop *loop = new_loop();
+    const long levels = 10000;
+    chain_frame *fs = chain_new(levels);
+    ASSERT_EQ(async_spawn(loop, &fs[0].task), 0);
+    ASSERT(async_poll(loop) == 0); /* the chain is built, the innermost one yielded */
+    ASSERT(async_poll(loop) > 0);  /* now it sleeps, 10,000 levels down */
+    ASSERT_STR_EQ(async_task_state(&fs[0].task), "sleeping");
+    ASSERT(async_cancel(&fs[levels / 2].task)); /* any level: the cancellation is the task's */
+    while (async_poll(loop) >= 0) {}
+    ASSERT(async_task_cancelled(&fs[0].task));
+    ASSERT_EQ(chain_finallies, levels);
+    ASSERT_EQ(fs[0].value, 0);
+    ASSERT(async_task_done(&fs[levels - 1].task) && async_task_done(&fs[1].task));
+    free(fs);
+}
+
+TEST(core_deep_chain_stepped_by_hand_completes) {
+    /* no loop: the coroutine's function called directly, as a test or an embedding might */
+    const long levels = 1000;
+    chain_frame *fs = chain_new(levels);
+    fs[levels - 1].below = NULL;
+    /* without a loop the innermost one's first yield fails (no loop to yield to), which unwinds the chain */
+    ASSERT_EQ(step_by_hand(&fs[0].task), ASYNC_DONE);
+    ASSERT_EQ(async_task_code(&fs[0].task), ASYNC_EINVAL);
+    ASSERT_EQ(chain_finallies, levels);
+    free(fs);
 }
 
 TEST(core_several_awaiters_get_the_result_in_wait_order) {
