@@ -592,9 +592,9 @@ struct ASYNC_ERROR_a_coroutine_above_lacks_its_ASYNC_END { char c; };
                  async__await_check((t), &(ASYNC__FIRST(__VA_ARGS__))->task))
 /** await asyncio.sleep(ms / 1000.0): suspends for ms milliseconds (ms <= 0 yields once). ms is taken as
  *  int64_t; more than ASYNC_MS_MAX (24.8 days) raises ASYNC_ERANGE instead of sleeping less. */
-#define AWAIT_SLEEP(t, ms) ASYNC__AWAIT(t, async__sleep_start((t), (ms)), async__sleep_check((t)))
+#define AWAIT_SLEEP(t, ms) ASYNC__AWAIT(t, async__sleep_start((t), (ms)), async__sleep_resume((t)))
 /** Lets every other ready task run once, then continues (asyncio.sleep(0)). */
-#define AWAIT_YIELD(t) AWAIT_SLEEP(t, 0)
+#define AWAIT_YIELD(t) ASYNC__AWAIT(t, async__yield_start((t)), async__sleep_resume((t)))
 /** Waits for future f; its error is raised here, its value is async_future_value(f). */
 #define AWAIT_FUTURE(t, f) ASYNC__AWAIT(t, async__future_start((t), (f)), async__future_check((t), (f)))
 
@@ -1494,6 +1494,76 @@ ASYNC_API int async__gen_close_start(async_task *t, async_gen *g);
 ASYNC_API int async__gen_close_check(async_task *t, async_gen *g);
 ASYNC_API int async__gen_yield_start(async_task *t, intptr_t value);
 ASYNC_API int async__gen_yield_check(async_task *t);
+
+/* ---- private: task states and flags, and the hot awaits' common cases inline ---- */
+
+/* Task states */
+enum {
+    ASYNC__S_INIT = 0,   /* prepared, never started */
+    ASYNC__S_READY,      /* in the ready queue */
+    ASYNC__S_RUNNING,    /* being stepped (an inline child: started and not finished) */
+    ASYNC__S_SLEEPING,   /* in the timer heap */
+    ASYNC__S_WAIT,       /* in a wait list; cancelling detaches it */
+    ASYNC__S_WAIT_Q,     /* in a primitive's FIFO wait queue; cancelling detaches it */
+    ASYNC__S_WAIT_TASK,  /* in a task's waiters; cancelling passes on to that task */
+    ASYNC__S_WAIT_GROUP, /* in a group's waiters; cancelling passes on to the children */
+    ASYNC__S_DONE,
+    ASYNC__S_DEADLINE,   /* a timeout block's entry in the timer heap (never a real task) */
+    ASYNC__S_ENDED       /* an inline child that finished, until its parent's await takes the outcome */
+};
+/* Task flags */
+#define ASYNC__F_OWNER 0x03u     /* what `owner` points to: */
+#define ASYNC__OWN_LOOP 0x01u    /*   a loop (a root task) */
+#define ASYNC__OWN_GROUP 0x02u   /*   a group (a child task) */
+#define ASYNC__OWN_TASK 0x03u    /*   the coroutine that awaits it inline */
+#define ASYNC__F_CANCEL 0x04u    /* cancellation requested, not yet delivered */
+#define ASYNC__F_RAISE 0x08u     /* an error is pending (running) or the outcome (done) */
+#define ASYNC__F_RETURN 0x10u    /* a return is pending */
+#define ASYNC__F_FINISHING 0x20u /* ended; waiting for children in its frame */
+#define ASYNC__F_OWNS 0x40u      /* may own groups with running children */
+#define ASYNC__F_SEEN 0x80u      /* its error was retrieved or reported */
+
+#ifndef ASYNC_CONFIG_INLINE_AWAITS
+/* AWAIT_YIELD's common cases are inlined into the coroutine (no call into the core) in optimised hosted
+ * builds; a build for size, and firmware, keeps one call per await. */
+#  if defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__) && defined(__STDC_HOSTED__) && __STDC_HOSTED__
+#    define ASYNC_CONFIG_INLINE_AWAITS 1
+#  else
+#    define ASYNC_CONFIG_INLINE_AWAITS 0
+#  endif
+#endif
+
+/* Appends t to the loop's ready queue (FIFO). */
+static inline void async__ready_push(async_loop *loop, async_task *t) {
+    t->state = ASYNC__S_READY;
+    t->q.next = NULL;
+    if (loop->ready_tail)
+        loop->ready_tail->q.next = t;
+    else
+        loop->ready_head = t;
+    loop->ready_tail = t;
+}
+
+/* AWAIT_YIELD's start: a task of the loop with no cancellation pending goes to the back of the ready
+ * queue here; anything else (an inline coroutine, a group's child, a pending cancel) asks the core. */
+static inline int async__yield_start(async_task *t) {
+#if ASYNC_CONFIG_INLINE_AWAITS
+    if ((t->flags & (ASYNC__F_OWNER | ASYNC__F_CANCEL)) == ASYNC__OWN_LOOP) {
+        async__ready_push((async_loop *)t->owner, t); /* running: its owner has no leaf tag */
+        return 1; /* ASYNC__WAIT */
+    }
+#endif
+    return async__sleep_start(t, 0);
+}
+
+/* A sleep's or yield's resume: a scheduled task stepped again with no cancellation pending goes on. */
+static inline int async__sleep_resume(async_task *t) {
+#if ASYNC_CONFIG_INLINE_AWAITS
+    if ((t->flags & (ASYNC__F_OWNER | ASYNC__F_CANCEL)) == ASYNC__OWN_LOOP && t->state == ASYNC__S_RUNNING)
+        return 0; /* ASYNC__GO */
+#endif
+    return async__sleep_check(t);
+}
 /* ================================================================================================ */
 /* The hosted runtime (libasync.a): loops on libev, threads, files, network. Declared in include/async/ */
 /* and provided by libasync.a, not by ASYNC_IMPLEMENTATION; freestanding builds never see it.        */
@@ -1521,43 +1591,26 @@ ASYNC_API int async__gen_yield_check(async_task *t);
  * costs nothing. */
 #define ASYNC__MISUSE(code, what) (ASYNC_ASSERT(0, what), (code))
 
+/* The small functions of the hot paths (a step, a hand-over, a wake) are inlined into the few that the
+ * coroutines call, where the compiler allows it and the build is not for size (-Os keeps them calls). */
+#if defined(__GNUC__) && !defined(__OPTIMIZE_SIZE__) && defined(__OPTIMIZE__)
+#  define ASYNC__HOT static inline __attribute__((always_inline))
+#else
+#  define ASYNC__HOT static
+#endif
+
 /* A C99 static assertion: a negative array size is a compile error. */
 #define ASYNC__STATIC_ASSERT(cond, name) typedef char async__assert_##name[(cond) ? 1 : -1]
 /* The header budget: 48 bytes on 64-bit targets, 24 on 32-bit ones (+1 pointer with task names). */
 ASYNC__STATIC_ASSERT(sizeof(async_task) <= (6 + ASYNC_CONFIG_TASK_NAMES) * sizeof(void *), task_header_budget);
 
-/* Task states */
-enum {
-    ASYNC__S_INIT = 0,   /* prepared, never started */
-    ASYNC__S_READY,      /* in the ready queue */
-    ASYNC__S_RUNNING,    /* being stepped (an inline child: started and not finished) */
-    ASYNC__S_SLEEPING,   /* in the timer heap */
-    ASYNC__S_WAIT,       /* in a wait list; cancelling detaches it */
-    ASYNC__S_WAIT_Q,     /* in a primitive's FIFO wait queue; cancelling detaches it */
-    ASYNC__S_WAIT_TASK,  /* in a task's waiters; cancelling passes on to that task */
-    ASYNC__S_WAIT_GROUP, /* in a group's waiters; cancelling passes on to the children */
-    ASYNC__S_DONE,
-    ASYNC__S_DEADLINE,   /* a timeout block's entry in the timer heap (never a real task) */
-    ASYNC__S_ENDED       /* an inline child that finished, until its parent's await takes the outcome */
-};
-/* Task flags */
-#define ASYNC__F_OWNER 0x03u     /* what `owner` points to: */
-#define ASYNC__OWN_LOOP 0x01u    /*   a loop (a root task) */
-#define ASYNC__OWN_GROUP 0x02u   /*   a group (a child task) */
-#define ASYNC__OWN_TASK 0x03u    /*   the coroutine that awaits it inline */
-#define ASYNC__F_CANCEL 0x04u    /* cancellation requested, not yet delivered */
-#define ASYNC__F_RAISE 0x08u     /* an error is pending (running) or the outcome (done) */
-#define ASYNC__F_RETURN 0x10u    /* a return is pending */
-#define ASYNC__F_FINISHING 0x20u /* ended; waiting for children in its frame */
-#define ASYNC__F_OWNS 0x40u      /* may own groups with running children */
-#define ASYNC__F_SEEN 0x80u      /* its error was retrieved or reported */
-/* Group flags */
 /* A scheduled task whose coroutine awaits another inline tags its owner pointer (loops, groups and tasks
  * are aligned, so bit 0 is free): its r holds the innermost coroutine of the chain (async__run). */
 #define ASYNC__LEAF_TAG ((uintptr_t)1u)
 #define ASYNC__HAS_LEAF(r) (((uintptr_t)(r)->owner & ASYNC__LEAF_TAG) != 0)
-static void *async__owner(const async_task *t) { return (void *)((uintptr_t)t->owner & ~ASYNC__LEAF_TAG); }
+ASYNC__HOT void *async__owner(const async_task *t) { return (void *)((uintptr_t)t->owner & ~ASYNC__LEAF_TAG); }
 
+/* Group flags */
 #define ASYNC__G_TIMED_OUT 0x01u
 #define ASYNC__G_CHILD_WAITERS 0x02u /* tasks await single children: wake on every child's end */
 
@@ -1615,7 +1668,7 @@ static void async__wl_remove(async_task *w) {
 
 /* ---- ownership and the ready queue ---- */
 
-static async_loop *async__loop_of(const async_task *t) {
+ASYNC__HOT async_loop *async__loop_of(const async_task *t) {
     if (ASYNC__OWNER(t) == ASYNC__OWN_TASK) t = t->q.runner;
     switch (ASYNC__OWNER(t)) {
     case ASYNC__OWN_LOOP: return (async_loop *)async__owner(t);
@@ -1662,21 +1715,13 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 }
 
 /* The scheduled task that runs t (t itself unless t is awaited inline): one load, whatever the depth. */
-static async_task *async__runner(async_task *t) {
+ASYNC__HOT async_task *async__runner(async_task *t) {
     return ASYNC__OWNER(t) == ASYNC__OWN_TASK ? t->q.runner : t;
 }
 
-static void async__push_ready(async_loop *loop, async_task *t) {
-    t->state = ASYNC__S_READY;
-    t->q.next = NULL;
-    if (loop->ready_tail)
-        loop->ready_tail->q.next = t;
-    else
-        loop->ready_head = t;
-    loop->ready_tail = t;
-}
+ASYNC__HOT void async__push_ready(async_loop *loop, async_task *t) { async__ready_push(loop, t); }
 
-static void async__wake(async_task *t) { async__push_ready(async__loop_of(t), t); }
+ASYNC__HOT void async__wake(async_task *t) { async__push_ready(async__loop_of(t), t); }
 
 static void async__wl_wake_all(async_task **headp) {
     async_task *p = *headp, *fifo = NULL;
@@ -1809,7 +1854,7 @@ static void async__timer_remove(async_loop *loop, uint32_t i) {
 }
 
 /* The earliest timer (heap top or lane head), or NULL. */
-static const async__timer *async__timer_first(const async_loop *loop) {
+ASYNC__HOT const async__timer *async__timer_first(const async_loop *loop) {
     const async__timer *h = loop->ntimers ? &loop->timers[0] : NULL;
 #if ASYNC_CONFIG_TIMER_FIFO
     if (loop->fifo_count) {
@@ -2251,26 +2296,25 @@ static async_task *async__leaf_pop(async_task *r, async_task *x) {
  * that finishes stays live (ASYNC__S_ENDED) until its parent's await takes the outcome: the await's
  * operand, evaluated again there, may be the call that made it (AWAIT(t, child(&f->c, ...))), which
  * leaves a live frame alone but would start a finished one again. */
-static async_status async__run(async_task *r, async_task *top) {
+ASYNC__HOT async_status async__run(async_task *r, async_task *top) {
     async_task *t = ASYNC__HAS_LEAF(r) ? r->r.leaf : r;
+    /* only the first coroutine of a step may have ended already, waiting for the children in its frame */
+    async_status st = (t->flags & ASYNC__F_FINISHING) ? async__complete(t) : t->fn(t);
     for (;;) {
-        async_status st = (t->flags & ASYNC__F_FINISHING) ? async__complete(t) : t->fn(t);
         if (st == ASYNC__AGAIN) {
             t = ASYNC__HAS_LEAF(r) ? r->r.leaf : r;
-            continue;
-        }
-        if (st == ASYNC_PENDING || t == r) return st;
-        {
-            async_task *parent = async__leaf_pop(r, t);
+        } else {
+            async_task *parent;
+            if (st == ASYNC_PENDING || t == r) return st;
+            parent = async__leaf_pop(r, t);
             if (t == top) return ASYNC_DONE;
             t = parent;
         }
+        st = t->fn(t);
     }
 }
 
-static async_status async__resume(async_task *r) { return async__run(r, r); }
-
-static bool async__waiting(const async_task *runner) {
+ASYNC__HOT bool async__waiting(const async_task *runner) {
     return runner->state >= ASYNC__S_SLEEPING && runner->state <= ASYNC__S_WAIT_GROUP;
 }
 
@@ -2870,7 +2914,7 @@ ASYNC_API int async__wait_check(async_task *t, async_wait *ws, async_task **out)
 /* While a task waits (never once it is done), the SEEN bit means "granted". */
 #define ASYNC__F_GRANTED ASYNC__F_SEEN
 
-static void async__wq_push(async_waitq *wq, async_task *w) {
+ASYNC__HOT void async__wq_push(async_waitq *wq, async_task *w) {
     w->q.next = ASYNC__TAG(&wq->head);
     if (wq->tail)
         wq->tail->q.next = w;
@@ -2880,7 +2924,7 @@ static void async__wq_push(async_waitq *wq, async_task *w) {
     w->state = ASYNC__S_WAIT_Q;
 }
 
-static async_task *async__wq_pop(async_waitq *wq) {
+ASYNC__HOT async_task *async__wq_pop(async_waitq *wq) {
     async_task *w = wq->head;
     if (!w) return NULL;
     if (ASYNC__IS_TAG(w->q.next))
@@ -2912,13 +2956,13 @@ static void async__wq_remove(async_task *w) {
     w->q.next = NULL;
 }
 
-static void async__grant(async_task *w) {
+ASYNC__HOT void async__grant(async_task *w) {
     w->flags |= ASYNC__F_GRANTED;
     async__wake(w);
 }
 
 /* Wakes the first waiter of wq with a grant; false if none waits. */
-static bool async__grant_first(async_waitq *wq) {
+ASYNC__HOT bool async__grant_first(async_waitq *wq) {
     async_task *w = async__wq_pop(wq);
     if (!w) return false;
     async__grant(w);
@@ -2937,7 +2981,7 @@ static void async__wake_queue(async_waitq *wq, bool granted) {
 }
 
 /* Takes the runner's grant: true if it had one. */
-static bool async__take_grant(async_task *runner) {
+ASYNC__HOT bool async__take_grant(async_task *runner) {
     bool granted = (runner->flags & ASYNC__F_GRANTED) != 0;
     runner->flags &= (uint8_t)~ASYNC__F_GRANTED;
     return granted;
@@ -2945,7 +2989,7 @@ static bool async__take_grant(async_task *runner) {
 
 /* The start of a primitive's wait: GO with a grant if `available`, else queue (WAIT), or raise the
  * cancellation already requested. */
-static int async__wait_or_take(async_task *t, async_waitq *wq, bool available) {
+ASYNC__HOT int async__wait_or_take(async_task *t, async_waitq *wq, bool available) {
     async_task *runner = async__runner(t);
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     if (available) {
@@ -3230,18 +3274,36 @@ static int async__q_grow(async_queue *q) {
     return 0;
 }
 
-/* Stores an item; there is room for it (a free or reserved slot). */
-static int async__q_store(async_queue *q, intptr_t item) {
+/* The ring's next free slot of a FIFO queue, without a division. */
+ASYNC__HOT void async__q_ring_put(async_queue *q, intptr_t item) {
+    size_t i = q->head + q->count;
+    q->items[i >= q->capacity ? i - q->capacity : i] = item;
+}
+
+/* After a store: count it, and reserve the item for the first waiting getter, who is handed it. */
+ASYNC__HOT void async__q_stored(async_queue *q) {
+    q->count++;
+    q->unfinished++;
+    if (q->count > q->reserved_items && async__grant_first(&q->getters)) q->reserved_items++;
+}
+
+/* After a take: a free slot goes to the first waiting putter. */
+ASYNC__HOT void async__q_taken(async_queue *q) {
+    if (--q->count == 0) q->head = 0;
+    if ((!q->maxsize || q->count + q->reserved_slots < q->maxsize) && async__grant_first(&q->putters))
+        q->reserved_slots++;
+}
+
+/* Stores an item; there is room for it (a free or reserved slot): growing the storage, LIFO and priority
+ * queues (the FIFO ring with room is async__q_store's inline case). */
+static int async__q_store_any(async_queue *q, intptr_t item) {
     size_t i;
     if (q->count == q->capacity) {
         int rc = async__q_grow(q);
         if (rc) return rc;
     }
     switch (q->kind) {
-    case ASYNC_QUEUE_FIFO: /* the ring's next slot, without a division */
-        i = q->head + q->count;
-        q->items[i >= q->capacity ? i - q->capacity : i] = item;
-        break;
+    case ASYNC_QUEUE_FIFO: async__q_ring_put(q, item); break;
     case ASYNC_QUEUE_LIFO: q->items[q->count] = item; break;
     default:
         i = q->count;
@@ -3253,23 +3315,17 @@ static int async__q_store(async_queue *q, intptr_t item) {
         }
         break;
     }
-    q->count++;
-    q->unfinished++;
-    /* an item for a waiting getter: reserve it and hand it over */
-    if (q->count > q->reserved_items && async__grant_first(&q->getters)) q->reserved_items++;
+    async__q_stored(q);
     return 0;
 }
 
-static intptr_t async__q_take(async_queue *q) {
+/* Takes the next item of a LIFO or priority queue (the FIFO ring is async__q_take's inline case). */
+static intptr_t async__q_take_any(async_queue *q) {
     intptr_t item;
     size_t i = 0, c;
-    switch (q->kind) {
-    case ASYNC_QUEUE_FIFO:
-        item = q->items[q->head];
-        if (++q->head == q->capacity) q->head = 0;
-        break;
-    case ASYNC_QUEUE_LIFO: item = q->items[q->count - 1]; break;
-    default:
+    if (q->kind == ASYNC_QUEUE_LIFO) {
+        item = q->items[q->count - 1];
+    } else {
         item = q->items[0];
         q->items[0] = q->items[q->count - 1];
         q->seq[0] = q->seq[q->count - 1];
@@ -3281,13 +3337,26 @@ static intptr_t async__q_take(async_queue *q) {
             async__q_swap(q, i, c);
             i = c;
         }
-        break;
     }
-    q->count--;
-    if (q->count == 0) q->head = 0;
-    /* a free slot for a waiting putter */
-    if ((!q->maxsize || q->count + q->reserved_slots < q->maxsize) && async__grant_first(&q->putters))
-        q->reserved_slots++;
+    async__q_taken(q);
+    return item;
+}
+
+/* Stores an item where there is room (a free or reserved slot); the hand-over's common case inline. */
+ASYNC__HOT int async__q_store(async_queue *q, intptr_t item) {
+    if (q->kind != ASYNC_QUEUE_FIFO || q->count == q->capacity) return async__q_store_any(q, item);
+    async__q_ring_put(q, item);
+    async__q_stored(q);
+    return 0;
+}
+
+/* Takes the next item (there is one). */
+ASYNC__HOT intptr_t async__q_take(async_queue *q) {
+    intptr_t item;
+    if (q->kind != ASYNC_QUEUE_FIFO) return async__q_take_any(q);
+    item = q->items[q->head];
+    if (++q->head == q->capacity) q->head = 0;
+    async__q_taken(q);
     return item;
 }
 
@@ -3857,22 +3926,15 @@ ASYNC_API bool async_handle_pending(const async_handle *h) {
 
 ASYNC_API bool async_handle_cancel(async_handle *h) { return async_handle_pending(h) && async_cancel(&h->task); }
 
-static void async__step_unhooked(async_task *t) {
+ASYNC__HOT void async__step_unhooked(async_task *t) {
     t->state = ASYNC__S_RUNNING;
-    if (t->flags & ASYNC__F_FINISHING)
-        async__complete(t);
-    else if (t->lc == 0 && (t->flags & ASYNC__F_CANCEL))
+    if ((t->flags & ASYNC__F_CANCEL) && t->lc == 0 && !(t->flags & ASYNC__F_FINISHING))
         async__finish_unstarted(t); /* cancelled before its first step: the body never runs */
     else
-        async__resume(t);
+        async__run(t, t);
 }
 
-static void async__step(async_loop *loop, async_task *t) {
-    loop->steps++;
-    if (!loop->hooks) {
-        async__step_unhooked(t);
-        return;
-    }
+static void async__step_hooked(async_loop *loop, async_task *t) {
     if (loop->hooks->step_begin) loop->hooks->step_begin(loop, t);
     async__step_unhooked(t);
     /* read again: the step may have taken the hooks away (async_loop_set_hooks(loop, NULL, ...)) */
@@ -3934,17 +3996,21 @@ static int32_t async__next_timeout(const async_loop *loop) {
 }
 
 /* One pass on the current clock reading: what ISRs raised, due timers, then every task ready now. */
-static int32_t async__pass(async_loop *loop) {
+ASYNC__HOT int32_t async__pass(async_loop *loop) {
     async_task *t;
     if (loop->interrupted) async__interrupts_deliver(loop); /* what ISRs raised: its waiters run this pass */
-    async__fire_timers(loop);
+    if (async__timer_first(loop)) async__fire_timers(loop);
     /* one pass over what is ready now; what it makes ready runs on the next pass (asyncio's order) */
     t = loop->ready_head;
     loop->ready_head = loop->ready_tail = NULL;
     while (t) {
         async_task *next = t->q.next;
         loop->current = t;
-        async__step(loop, t);
+        loop->steps++;
+        if (loop->hooks)
+            async__step_hooked(loop, t);
+        else
+            async__step_unhooked(t);
         t = next;
     }
     loop->current = NULL;
