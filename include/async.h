@@ -775,11 +775,13 @@ extern "C" {
 #define ASYNC__LABEL(a, b) ASYNC__CAT(a, b)
 
 /** return value: finishes the coroutine with an integer value, after running enclosing finally blocks. */
-#define ASYNC_RETURN(t, value)                              \
-    do {                                                    \
-        ASYNC__IN_COROUTINE();                              \
-        async__set_return((t), (intptr_t)(value));          \
-        ASYNC__GOTO(t, sizeof(struct async__f));            \
+#define ASYNC_RETURN(t, value)                                                          \
+    do {                                                                                \
+        ASYNC__IN_COROUTINE();                                                          \
+        /* outside any finally block the task ends here, without a jump through END */ \
+        if (sizeof(struct async__f) == ASYNC__LC_RETURN) return async__return((t), (intptr_t)(value)); \
+        async__set_return((t), (intptr_t)(value));                                      \
+        ASYNC__GOTO(t, sizeof(struct async__f));                                        \
     } while (0)
 /** raise: fails with `code` and a static message, caught by the nearest ASYNC_CATCH (code must be a
  *  constant; for codes computed at run time raise a static async_error with ASYNC_THROW_ERROR). */
@@ -1450,6 +1452,7 @@ ASYNC_API async_task *async__call(async_fn fn, size_t size, const void *init);
 ASYNC_API bool async__redirect(async_task *t);
 ASYNC_API void async__raise(async_task *t, const async_error *e);
 ASYNC_API void async__set_return(async_task *t, intptr_t value);
+ASYNC_API async_status async__return(async_task *t, intptr_t value);
 ASYNC_API void async__caught_enter(async_task *t);
 ASYNC_API int async__end_try(async_task *t);
 ASYNC_API int async__except(async_task *t, int n, ...);
@@ -1548,9 +1551,11 @@ static inline void async__ready_push(async_loop *loop, async_task *t) {
  * queue here; anything else (an inline coroutine, a group's child, a pending cancel) asks the core. */
 static inline int async__yield_start(async_task *t) {
 #if ASYNC_CONFIG_INLINE_AWAITS
-    if ((t->flags & (ASYNC__F_OWNER | ASYNC__F_CANCEL)) == ASYNC__OWN_LOOP) {
-        async__ready_push((async_loop *)t->owner, t); /* running: its owner has no leaf tag */
-        return 1; /* ASYNC__WAIT */
+    /* a task running a step: its owner carries no leaf tag */
+    switch (t->flags & (ASYNC__F_OWNER | ASYNC__F_CANCEL)) {
+    case ASYNC__OWN_LOOP: async__ready_push((async_loop *)t->owner, t); return 1; /* ASYNC__WAIT */
+    case ASYNC__OWN_GROUP: async__ready_push(((async_group *)t->owner)->loop, t); return 1;
+    default: break;
     }
 #endif
     return async__sleep_start(t, 0);
@@ -1559,8 +1564,8 @@ static inline int async__yield_start(async_task *t) {
 /* A sleep's or yield's resume: a scheduled task stepped again with no cancellation pending goes on. */
 static inline int async__sleep_resume(async_task *t) {
 #if ASYNC_CONFIG_INLINE_AWAITS
-    if ((t->flags & (ASYNC__F_OWNER | ASYNC__F_CANCEL)) == ASYNC__OWN_LOOP && t->state == ASYNC__S_RUNNING)
-        return 0; /* ASYNC__GO */
+    unsigned how = t->flags & (ASYNC__F_OWNER | ASYNC__F_CANCEL);
+    if ((how == ASYNC__OWN_LOOP || how == ASYNC__OWN_GROUP) && t->state == ASYNC__S_RUNNING) return 0; /* GO */
 #endif
     return async__sleep_check(t);
 }
@@ -2210,6 +2215,11 @@ ASYNC_API void async__raise(async_task *t, const async_error *e) {
 ASYNC_API void async__set_return(async_task *t, intptr_t value) {
     t->r.value = value;
     t->flags = (uint8_t)((t->flags | ASYNC__F_RETURN) & ~ASYNC__F_RAISE);
+}
+
+ASYNC_API async_status async__return(async_task *t, intptr_t value) {
+    async__set_return(t, value);
+    return async__complete(t);
 }
 
 ASYNC_API void async__caught_enter(async_task *t) { t->flags &= (uint8_t)~ASYNC__F_RAISE; }
