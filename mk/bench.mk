@@ -6,7 +6,7 @@
 # BENCH_QUICK=1: small sizes and one run. BENCH_WORKLOADS="W1 W3": some workloads. PEERS=dir: the peers'
 # folder. These and run.sh's other knobs (BENCH_N, RUNS, ...) reach it from make's command line.
 BENCH_WORKLOADS ?=
-BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server \
+BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5 w7,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server \
                $(BUILD)/bench/w6/w6
 .PHONY: bench bench-callgrind bench-w4 bench-w4s bench-w6
 bench: SHELL := /bin/bash
