@@ -1,6 +1,7 @@
 /* W7's floor: the same reads as bench/w7.c (the same blocks of the same file, by the same LCG, the same
  * checksum), done by plain pread(2) calls one after another on one thread, with no loop, no pool and no
- * concurrency: what a read of a cached 4 KB block costs by itself. Task i's reads, then task i + 1's.
+ * concurrency: what a read of a cached 4 KB block costs by itself. Task i's reads, then task i + 1's
+ * (conc= in its line is C, the tasks whose reads it does, so that its checksum is comparable).
  *
  *   pread_w7 FILE N C */
 #define _POSIX_C_SOURCE 200809L
@@ -59,9 +60,9 @@ int main(int argc, char **argv) {
     }
     wall = now_s() - t0;
     getrusage(RUSAGE_SELF, &ru);
-    printf("workload=W7 impl=c-pread n=%ld wall_s=%.4f rss_kb=%ld conc=1 threads=1 reads_per_s=%.0f "
+    printf("workload=W7 impl=c-pread n=%ld wall_s=%.4f rss_kb=%ld conc=%ld threads=1 reads_per_s=%.0f "
            "ns_per_read=%.1f checksum=%llu\n",
-           n, wall, ru.ru_maxrss, (double)n / wall, wall * 1e9 / (double)n, sum);
+           n, wall, ru.ru_maxrss, c, (double)n / wall, wall * 1e9 / (double)n, sum);
     close(fd);
     return 0;
 }
