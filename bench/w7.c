@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
     long n = argc > 2 ? parse_count(argv[2]) : 100000, c = argc > 3 ? parse_count(argv[3]) : 64, i, blocks;
     unsigned long long sum = 0;
     reader_frame *readers;
-    bench_gather all;
+    static bench_gather all; /* zeroed, as a frame must be before its first init */
     async_loop *loop;
     struct stat st;
     char extra[160];
