@@ -1,4 +1,4 @@
-# Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W6 and W4S
+# Benchmarks: the core's primitives alone (ns, then instructions counted by callgrind), then W1..W7 and W4S
 # (W4 over https) beside the peers of ../shared/bench in one session by bench/run.sh (interleaved, medians
 # of 3). What it prints is also written under $(BUILD)/bench: micro.txt, callgrind.txt, and run.sh's raw
 # lines, report, CSV and SVG chart. Tracked files change only on request: BENCH_UPDATE=1 copies the CSV
@@ -6,9 +6,9 @@
 # BENCH_QUICK=1: small sizes and one run. BENCH_WORKLOADS="W1 W3": some workloads. PEERS=dir: the peers'
 # folder. These and run.sh's other knobs (BENCH_N, RUNS, ...) reach it from make's command line.
 BENCH_WORKLOADS ?=
-BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server \
+BENCH_PROGS := $(BUILD)/bench/micro $(foreach w,w1 w2 w3 w5 w7,$(BUILD)/bench/$(w)) $(BUILD)/samples/hello_server \
                $(BUILD)/bench/w6/w6
-.PHONY: bench bench-callgrind bench-w4 bench-w4s bench-w6
+.PHONY: bench bench-callgrind bench-w4 bench-w4s bench-w6 bench-w7
 bench: SHELL := /bin/bash
 bench: $(BENCH_PROGS)
 	$(Q)set -o pipefail; $(BUILD)/bench/micro $(if $(filter 1,$(BENCH_QUICK)),small) | tee $(BUILD)/bench/micro.txt
@@ -37,8 +37,9 @@ $(BUILD)/bench/w6/w6: bench/w6/w6.c $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
 
-# W4 alone, ours (the hello_server sample) and the peers', by the same runner as make bench, with its
-# results under $(BUILD)/bench-w4.  make bench-w4 [W4_SECONDS=10] [RUNS=1]
+# W4 alone, ours (the hello_server sample, on libev and, when the build has it, on io_uring: the rows
+# async.h and async.h-io_uring) and the peers', by the same runner as make bench, with its results under
+# $(BUILD)/bench-w4.  make bench-w4 [W4_SECONDS=10] [RUNS=1]
 W4_SECONDS ?= 10
 bench-w4: $(BUILD)/samples/hello_server
 	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w4 BENCH_W4_SECONDS=$(W4_SECONDS) \
@@ -57,3 +58,10 @@ W6_SECONDS ?= 10
 bench-w6: $(BUILD)/bench/w6/w6
 	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w6 BENCH_W6_SECONDS=$(W6_SECONDS) \
 	    RUNS=$(or $(RUNS),1) bench/run.sh W6
+
+# W7 alone (many concurrent 4 KB reads of a cached file), ours on libev and io_uring and its peers
+# (bench/w7), with its results under $(BUILD)/bench-w7.  make bench-w7 [W7_N=200000] [W7_CONC=64] [RUNS=1]
+# (BENCH_QUICK=1: 20000 reads unless W7_N says otherwise)
+bench-w7: $(BUILD)/bench/w7
+	$(Q)BUILD=$(abspath $(BUILD)) BENCH_DIR=$(abspath $(BUILD))/bench-w7 $(if $(W7_N),BENCH_W7_N=$(W7_N)) \
+	    $(if $(W7_CONC),BENCH_W7_CONC=$(W7_CONC)) RUNS=$(or $(RUNS),1) bench/run.sh W7
