@@ -2045,7 +2045,7 @@ static int async__group_begin(async_task *t, async_group *g, int mode) {
     return g->loop ? 0 : ASYNC_EINVAL;
 }
 
-static int async__group_add(async_group *g, async_task *child) {
+ASYNC__HOT int async__group_add(async_group *g, async_task *child) {
     if (!child || !child->fn) return ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GATHER/ASYNC_SPAWN: !child || !child->fn");
     if (child->state != ASYNC__S_INIT) return child->state == ASYNC__S_DONE ? ASYNC_EINVAL : ASYNC_EBUSY;
     child->owner = g;
@@ -2063,7 +2063,7 @@ static int async__group_add(async_group *g, async_task *child) {
     return 0;
 }
 
-static void async__group_child_done(async_group *g, async_task *child) {
+ASYNC__HOT void async__group_child_done(async_group *g, async_task *child) {
     bool failed = (child->flags & ASYNC__F_RAISE) != 0;
     bool wake = (g->flags & ASYNC__G_CHILD_WAITERS) != 0;
     g->running--;
