@@ -1,10 +1,11 @@
 # Firmware: the hosted samples countdown, gather and cancel, compiled unchanged, plus an ISR test, on a
-# Cortex-M3 (QEMU mps2-an385) and an RV32 (QEMU virt): no OS, no C library, no malloc.
+# Cortex-M3 (QEMU mps2-an385) and an RV32 (QEMU virt): no OS, no malloc, picolibc as the C library.
 #   make firmware        builds the images and prints their sizes and the bytes the core adds
 #   make test-firmware   runs them in QEMU and compares their output with the hosted samples' under the
 #                        virtual clock (and requires a deliberately failing and a hung image to fail)
 #   make check-firmware  the core alone for RV32, then both of the above (part of `make check`)
-# Needs gcc-arm-none-eabi, gcc-riscv64-unknown-elf, qemu-system-arm and qemu-system-misc.
+# Needs gcc-arm-none-eabi, gcc-riscv64-unknown-elf, picolibc-arm-none-eabi, picolibc-riscv64-unknown-elf,
+# qemu-system-arm and qemu-system-misc.
 
 RV_CC      ?= riscv64-unknown-elf-gcc
 QEMU_ARM   ?= qemu-system-arm
@@ -39,18 +40,23 @@ FW_START_virt-rv32  = start.o
 # -icount: the board's time follows the instructions run, so every run prints the same
 FW_QEMU_RUN = -nographic -monitor none -serial stdio -icount shift=0,sleep=off -kernel
 
-# The project's warnings, freestanding; the shim C library's headers first; port.h declares
-# async_main for the hosted samples.
-FW_ALL_CFLAGS = $(WARN) -ffreestanding -ffunction-sections -fdata-sections -I$(FW_PORTS)/libc \
+# The C library is picolibc (Debian's picolibc-arm-none-eabi and picolibc-riscv64-unknown-elf): its
+# headers through its specs file, its libc.a at the link, with the board's own reset code and link.ld
+# rather than picolibc's crt0 and picolibc.ld.
+FW_LIBC    = --specs=picolibc.specs
+# The project's warnings, freestanding; port.h declares async_main for the hosted samples.
+FW_ALL_CFLAGS = $(WARN) -ffreestanding -ffunction-sections -fdata-sections $(FW_LIBC) \
                 -I$(FW_PORTS)/common -Iinclude -include $(FW_PORTS)/common/port.h $(FW_CFLAGS)
-FW_COMMON  := core port libc format board
-FW_HEADERS := $(HEADERS) $(wildcard $(FW_PORTS)/common/*.h $(FW_PORTS)/libc/*.h)
-# Where an image's objects come from: the port glue, the C library shim, the size probe and its
-# baseline, the check's own images, the hosted samples; and the board's folder (board.c).
-FW_SRC_DIRS = $(FW_PORTS)/common $(FW_PORTS)/libc $(FW_PORTS)/sizes $(FW_TEST) samples $(FW_PATH_$(1))
+FW_COMMON  := core port board
+FW_HEADERS := $(HEADERS) $(wildcard $(FW_PORTS)/common/*.h)
+# Where an image's objects come from: the port glue, the size probe and its baseline, the check's own
+# images, the hosted samples; and the board's folder (board.c).
+FW_SRC_DIRS = $(FW_PORTS)/common $(FW_PORTS)/sizes $(FW_TEST) samples $(FW_PATH_$(1))
 
-# the loops of memset and memcpy must not become calls of memset and memcpy
-$(FW_BUILD)/%/obj/libc.o: FW_EXTRA_CFLAGS := -fno-tree-loop-distribute-patterns
+# picolibc's printf comes in three builds; an image links the integer-only one (no %f: the smallest)
+# unless it prints floating point, then the one for doubles.
+FW_PRINTF         = __i_vfprintf
+FW_PRINTF_DOUBLE := __d_vfprintf
 
 .PHONY: firmware test-firmware check-firmware check-firmware-core
 
@@ -74,8 +80,8 @@ $(FW_BUILD)/$(1)/obj/start.o: $(FW_PATH_$(1))/start.S
 $(FW_BUILD)/$(1)/%.elf: $(FW_BUILD)/$(1)/obj/%.o $(addprefix $(FW_BUILD)/$(1)/obj/,$(FW_START_$(1)) \
                         $(FW_COMMON:%=%.o)) $(FW_PATH_$(1))/link.ld
 	@$$(if $$(Q),echo "  LD      $$@")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) -nostdlib -T $(FW_PATH_$(1))/link.ld -Wl,--gc-sections \
-	    -Wl,-Map=$$(@:.elf=.map) $$(filter %.o,$$^) -lgcc -o $$@
+	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_LIBC) -nostartfiles -T $(FW_PATH_$(1))/link.ld \
+	    -Wl,--gc-sections -Wl,--defsym=vfprintf=$$(FW_PRINTF) -Wl,-Map=$$(@:.elf=.map) $$(filter %.o,$$^) -o $$@
 endef
 $(foreach b,$(FW_BOARDS),$(eval $(call FW_BOARD,$(b))))
 
@@ -120,6 +126,3 @@ check-firmware-core:
 
 check-firmware: check-firmware-core firmware test-firmware
 
-
-# test/test_firmware.c compiles the boards' formatter into the runner
-$(BUILD)/test/runner: $(FW_PORTS)/libc/format.c $(FW_PORTS)/libc/format.h

@@ -1,7 +1,21 @@
-/* The firmware port: async_main and the loop's clock and sleep for a board (see port.h). */
+/* The firmware port: async_main, the loop's clock and sleep for a board (see port.h), and picolibc's
+ * standard streams on the board's UART. */
 #include <stdio.h>
 
 #include "board.h"
+
+/* picolibc's stdio writes through a FILE whose put function the program supplies; stdout and stderr
+ * both go to the UART, in the order they are written (the check compares the board's output with the
+ * hosted sample's stdout followed by its stderr, and the samples write errors last). */
+static int board_stdio_put(char c, FILE *file) {
+    (void)file;
+    board_putc(c);
+    return (unsigned char)c;
+}
+
+static FILE board_stdio = FDEV_SETUP_STREAM(board_stdio_put, NULL, NULL, _FDEV_SETUP_WRITE);
+FILE *const stdout = &board_stdio;
+FILE *const stderr = &board_stdio;
 
 static async_ms board_clock(async_loop *loop) {
     (void)loop;
