@@ -39,6 +39,29 @@
  *                              Default 256.
  *   ASYNC_CONFIG_TIMER_FIFO    1 adds a FIFO lane for sleeps set in deadline order beside the timer heap
  *                              (changes the size of struct async_loop). Default 1 hosted, 0 freestanding.
+ *   ASYNC_CONFIG_MINIMAL       1 makes the six below default to 0 (and BATCH_STEPS to 1): the smallest core, for a board whose
+ *                              flash is counted in kilobytes. Default 0.
+ *   ASYNC_CONFIG_ERROR_MESSAGES 0 drops the core's texts: error records keep their codes, async_strerror
+ *                              answers "error" for every code, async_error_message the record's own
+ *                              message (ASYNC_THROW's) or "error", and only the codes the core raises
+ *                              into tasks have records (ENOMEM, EBUSY, EINVAL, ERANGE, EDEADLK,
+ *                              ESHUTDOWN, ETIMEDOUT, ECANCELED, EFAULT, EPERM; async_error_of is NULL
+ *                              for the others, so ASYNC_THROW_ERROR(t, async_error_of(ASYNC_EIO))
+ *                              raises ASYNC_EINVAL: use ASYNC_THROW for such codes). Default 1.
+ *   ASYNC_CONFIG_UNRETRIEVED   0 drops the list of errors no one retrieved: async_run and
+ *                              async_loop_report_errors report nothing, the error handler is never
+ *                              called. Default 1.
+ *   ASYNC_CONFIG_DEADLOCK      0: when nothing can wake main, async_run returns ASYNC_EDEADLK at once
+ *                              instead of cancelling main (its finally blocks do not run) and releasing
+ *                              tasks that await each other. Default 1.
+ *   ASYNC_CONFIG_HOOKS         0: the loop's instrumentation hooks (async_loop_set_hooks: the hosted
+ *                              debug mode) and its thread check (async_loop_set_thread_check) are never
+ *                              called. Default 1.
+ *   ASYNC_CONFIG_TIMER_GROWTH  0: the timer heap never grows beyond its ASYNC_CONFIG_INLINE_TIMERS slots
+ *                              (the loop's allocator is not used for it): one sleep too many is
+ *                              ASYNC_ENOMEM at its AWAIT. Default 1.
+ *   ASYNC_CONFIG_TIMER_HEAP    0: timers in a sorted array instead of a binary heap (setting and removing
+ *                              one is O(n), less code: for a few timers). The same order. Default 1.
  *   ASYNC_FREESTANDING         defined: the hosted runtime's headers are left out even on a hosted
  *                              compiler (a firmware build tested on a PC).
  *   ASYNC_ASSERT(cond, msg)    called on API misuse (a NULL or nonsense argument, a busy object, a call
@@ -73,10 +96,36 @@ void *memcpy(void *dst, const void *src, size_t n);
 #ifndef ASYNC_CONFIG_TASK_NAMES
 #  define ASYNC_CONFIG_TASK_NAMES 0
 #endif
+#ifndef ASYNC_CONFIG_MINIMAL
+#  define ASYNC_CONFIG_MINIMAL 0
+#endif
+#ifndef ASYNC_CONFIG_ERROR_MESSAGES
+#  define ASYNC_CONFIG_ERROR_MESSAGES (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_UNRETRIEVED
+#  define ASYNC_CONFIG_UNRETRIEVED (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_DEADLOCK
+#  define ASYNC_CONFIG_DEADLOCK (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_HOOKS
+#  define ASYNC_CONFIG_HOOKS (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_TIMER_GROWTH
+#  define ASYNC_CONFIG_TIMER_GROWTH (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_TIMER_HEAP
+#  define ASYNC_CONFIG_TIMER_HEAP (!ASYNC_CONFIG_MINIMAL)
+#endif
 #ifndef ASYNC_CONFIG_BATCH_STEPS
 /* async_run looks at the clock and at I/O again after this many coroutine steps (or when nothing is
- * ready): a system call per few hundred hand-overs instead of one per pass. */
-#  define ASYNC_CONFIG_BATCH_STEPS 256
+ * ready): a system call per few hundred hand-overs instead of one per pass. A board's clock is a memory
+ * read: a minimal build looks after every pass. */
+#  if ASYNC_CONFIG_MINIMAL
+#    define ASYNC_CONFIG_BATCH_STEPS 1
+#  else
+#    define ASYNC_CONFIG_BATCH_STEPS 256
+#  endif
 #endif
 #ifndef ASYNC_CONFIG_TIMER_FIFO
 /* Sleeps whose deadlines come in order (the common case: many tasks sleeping the same time) go to a
@@ -442,6 +491,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 #define ASYNC__LC_ENDTRY(line) (0xC000 | (line))
 #define ASYNC__LC_FILE 0x3FFE     /* asks the coroutine for __FILE__ (async_task_where) */
 #define ASYNC__LC_FUNCTION 0x3FFF /* and for __func__ */
+#define ASYNC__LC_WATCH 0x3F00    /* a wait set's watch node, not a coroutine (its step reads lc only there) */
 #define ASYNC__LC_RETURN 0xFFFE
 #define ASYNC__LC_RAISE 0xFFFF
 #define ASYNC__LINE_OK() ((void)sizeof(char[(__LINE__ < 0x3F00) ? 1 : -1]))
@@ -1213,6 +1263,8 @@ struct async_loop {
     async__timer inline_timers[ASYNC_CONFIG_INLINE_TIMERS];
     struct async_interrupt *interrupts; /* what ISRs may raise (see Interrupts) */
     volatile uint32_t interrupted;       /* set by async_interrupt_raise, cleared by async_poll before its scan */
+    void (*deliver)(async_loop *loop);   /* the scan, set by async_interrupt_init: a program that registers no
+                                            interrupt does not link it */
 };
 
 /** Initialises a loop with the virtual clock (time jumps to the next timer when nothing is ready) and
@@ -1556,11 +1608,22 @@ enum {
 #define ASYNC__UNTAG(p) ((async_task **)((uintptr_t)(p) & ~(uintptr_t)1u))
 #define ASYNC__OWNER(t) ((t)->flags & ASYNC__F_OWNER)
 
+#if ASYNC_CONFIG_ERROR_MESSAGES
+#define ASYNC__MSG(text) text
 static const async_error async__errors[] = {
 #define ASYNC__REC(name, value, msg) {value, msg},
     ASYNC_ERRORS(ASYNC__REC)
 #undef ASYNC__REC
 };
+#else
+/* No texts: a record per code that the core raises into a task (the ones it only returns need none) */
+#define ASYNC__MSG(text) NULL
+static const async_error async__errors[] = {
+    {ASYNC_ENOMEM, NULL}, {ASYNC_EBUSY, NULL},     {ASYNC_EINVAL, NULL},    {ASYNC_ERANGE, NULL},
+    {ASYNC_EDEADLK, NULL}, {ASYNC_ESHUTDOWN, NULL}, {ASYNC_ETIMEDOUT, NULL}, {ASYNC_ECANCELED, NULL},
+    {ASYNC_EFAULT, NULL},  {ASYNC_EPERM, NULL},
+};
+#endif
 #define ASYNC__NERRORS (sizeof async__errors / sizeof async__errors[0])
 
 ASYNC_API const async_error *async_error_of(int code) {
@@ -1570,6 +1633,7 @@ ASYNC_API const async_error *async_error_of(int code) {
     return NULL;
 }
 
+#if ASYNC_CONFIG_ERROR_MESSAGES
 ASYNC_API const char *async_strerror(int code) {
     const async_error *e = async_error_of(code);
     return e ? e->message : "unknown error";
@@ -1579,6 +1643,15 @@ ASYNC_API const char *async_error_message(const async_error *e) {
     if (!e) return async_strerror(0);
     return e->message ? e->message : async_strerror(e->code);
 }
+#else
+/* No texts: the code is what tells errors apart (a record's own message, an ASYNC_THROW's, stays). */
+ASYNC_API const char *async_strerror(int code) {
+    (void)code;
+    return "error";
+}
+
+ASYNC_API const char *async_error_message(const async_error *e) { return e && e->message ? e->message : "error"; }
+#endif
 
 static const async_error *async__err(int code) { return async_error_of(code); }
 
@@ -1649,7 +1722,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
     if (function) *function = (const char *)t->r.value;
     t->lc = lc;
     t->r.value = r;
-    if (line) *line = lc < 0x4000u ? lc : (lc < 0xFFFEu ? (lc & 0x3FFFu) : 0u);
+    if (line) *line = lc < 0x3F00u ? lc : (lc >= 0x4000u && lc < 0xFFFEu ? (lc & 0x3FFFu) : 0u);
     return true;
 }
 
@@ -1699,6 +1772,7 @@ static void async__timer_place(async_loop *loop, uint32_t i, async__timer tm) {
     tm.task->q.slot = i;
 }
 
+#if ASYNC_CONFIG_TIMER_HEAP
 static void async__timer_sift(async_loop *loop, uint32_t i) {
     async__timer tm = loop->timers[i];
     while (i > 0) { /* up */
@@ -1717,6 +1791,15 @@ static void async__timer_sift(async_loop *loop, uint32_t i) {
     }
     async__timer_place(loop, i, tm);
 }
+#else
+/* The timers in deadline order (the earliest first, where the heap has its top): a set moves its entry up
+ * from the end, a removal closes the gap. O(n) each, and less code than the heap, for a handful of timers. */
+static void async__timer_sift(async_loop *loop, uint32_t i) {
+    async__timer tm = loop->timers[i];
+    for (; i > 0 && async__timer_before(&tm, &loop->timers[i - 1]); i--) async__timer_place(loop, i, loop->timers[i - 1]);
+    async__timer_place(loop, i, tm);
+}
+#endif
 
 #if ASYNC_CONFIG_TIMER_FIFO
 /* The FIFO lane: a slot with this bit is a position in loop->fifo, not in the heap. */
@@ -1777,7 +1860,7 @@ static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) 
     if (loop->ntimers == loop->timer_cap) {
         uint32_t cap = loop->timer_cap * 2;
         async__timer *p;
-        if (!loop->realloc_fn || cap < loop->timer_cap || (size_t)cap * sizeof *p / sizeof *p != cap) return ASYNC_ENOMEM;
+        if (!ASYNC_CONFIG_TIMER_GROWTH || !loop->realloc_fn || cap < loop->timer_cap || (size_t)cap * sizeof *p / sizeof *p != cap) return ASYNC_ENOMEM;
         if (loop->timers == loop->inline_timers) {
             p = (async__timer *)loop->realloc_fn(loop->alloc_ctx, NULL, cap * sizeof *p);
             if (p) memcpy(p, loop->inline_timers, loop->ntimers * sizeof *p);
@@ -1795,10 +1878,14 @@ static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) 
 
 static void async__timer_remove(async_loop *loop, uint32_t i) {
     loop->ntimers--;
+#if ASYNC_CONFIG_TIMER_HEAP
     if (i != loop->ntimers) {
         loop->timers[i] = loop->timers[loop->ntimers];
         async__timer_sift(loop, i);
     }
+#else
+    for (; i < loop->ntimers; i++) async__timer_place(loop, i, loop->timers[i + 1]);
+#endif
 }
 
 /* The earliest timer (heap top or lane head), or NULL. */
@@ -1829,10 +1916,15 @@ static void async__timer_cancel(async_loop *loop, async_task *t) {
 /* ---- tasks ---- */
 
 static void async__unretrieved_remove(async_loop *loop, async_task *t) {
+#if ASYNC_CONFIG_UNRETRIEVED
     async_task **pp = &loop->unretrieved;
     while (*pp && *pp != t) pp = &(*pp)->q.next;
     if (*pp) *pp = t->q.next;
     t->q.next = NULL;
+#else
+    (void)loop;
+    (void)t; /* no list: nothing to leave */
+#endif
 }
 
 /* Marks t's error as retrieved (it may sit in the loop's unretrieved list). */
@@ -2112,7 +2204,7 @@ ASYNC_API async_status async__complete(async_task *t) {
     t->state = ASYNC__S_DONE;
     {
         async_loop *loop = async__loop_of(t);
-        if (loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, t);
+        if (ASYNC_CONFIG_HOOKS && loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, t);
     }
     switch (ASYNC__OWNER(t)) {
     case ASYNC__OWN_GROUP:
@@ -2123,7 +2215,7 @@ ASYNC_API async_status async__complete(async_task *t) {
         if (t->u.waiters) {
             t->flags |= ASYNC__F_SEEN;
             async__wl_wake_all(&t->u.waiters);
-        } else if ((t->flags & ASYNC__F_RAISE) && t->r.error->code != ASYNC_ECANCELED) {
+        } else if (ASYNC_CONFIG_UNRETRIEVED && (t->flags & ASYNC__F_RAISE) && t->r.error->code != ASYNC_ECANCELED) {
             /* a cancelled task is not an error anyone missed: asyncio does not log it either */
             async_loop *loop = (async_loop *)t->owner;
             t->q.next = loop->unretrieved;
@@ -2136,8 +2228,8 @@ ASYNC_API async_status async__complete(async_task *t) {
 }
 
 ASYNC_API bool async__redirect(async_task *t) {
-    static const async_error in_switch = {ASYNC_EFAULT, "the coroutine cannot resume at its AWAIT: an AWAIT "
-                                          "inside a switch statement of your own (use if/else there)"};
+    static const async_error in_switch = {ASYNC_EFAULT, ASYNC__MSG("the coroutine cannot resume at its AWAIT: an "
+                                          "AWAIT inside a switch statement of your own (use if/else there)")};
     /* a jump to a catch or finally label that the try does not have goes on to the next part */
     if (t->lc >= 0x4000 && t->lc < 0xC000 && (t->lc & 0x3FFF) != 0) {
         t->lc = (uint16_t)(t->lc + 0x4000);
@@ -2145,13 +2237,19 @@ ASYNC_API bool async__redirect(async_task *t) {
     }
     /* a line of the coroutine that its switch does not reach: the AWAIT's case label belongs to a switch
      * of the user's (a resume point the core never sets otherwise) */
-    async__raise(t, (t->lc > 0 && t->lc < 0x3F00) ? &in_switch : async__err(ASYNC_EFAULT));
+    /* (without messages the two records say the same) */
+    async__raise(t, (ASYNC_CONFIG_ERROR_MESSAGES && t->lc > 0 && t->lc < 0x3F00) ? &in_switch : async__err(ASYNC_EFAULT));
     return false;
 }
 
 ASYNC_API void async__raise(async_task *t, const async_error *e) {
     t->r.error = e ? e : async__err(ASYNC_EINVAL);
     t->flags = (uint8_t)((t->flags | ASYNC__F_RAISE) & ~ASYNC__F_RETURN);
+}
+
+static int async__raise_code(async_task *t, int code) {
+    async__raise(t, async__err(code));
+    return ASYNC__RAISE;
 }
 
 ASYNC_API void async__set_return(async_task *t, intptr_t value) {
@@ -2188,7 +2286,7 @@ ASYNC_API void async__leaving(async_task *t, int how) {
 }
 
 ASYNC_API async_status async__stray_leave(async_task *t) {
-    static const async_error stray = {ASYNC_EINVAL, "break or continue in a coroutine, outside any loop"};
+    static const async_error stray = {ASYNC_EINVAL, ASYNC__MSG("break or continue in a coroutine, outside any loop")};
     async__raise(t, &stray);
     return async__complete(t);
 }
@@ -2256,7 +2354,7 @@ ASYNC_API int async__await_start(async_task *t, async_task *x) {
         async_loop *loop = async__loop_of(runner);
         x->owner = t;
         x->flags = (uint8_t)((x->flags & ~ASYNC__F_OWNER) | ASYNC__OWN_TASK);
-        if (loop && loop->hooks && loop->hooks->inline_start) loop->hooks->inline_start(loop, t, x);
+        if (ASYNC_CONFIG_HOOKS && loop && loop->hooks && loop->hooks->inline_start) loop->hooks->inline_start(loop, t, x);
         x->state = ASYNC__S_RUNNING;
         return ASYNC__GO;
     }
@@ -2307,24 +2405,16 @@ ASYNC_API int async__sleep_start(async_task *t, int64_t ms) {
     async_task *runner = async__runner(t);
     async_loop *loop = async__loop_of(runner);
     int rc;
-    if (!loop) {
-        async__raise(t, async__err(ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_SLEEP: ASYNC_EINVAL")));
-        return ASYNC__RAISE;
-    }
-    if (ms > ASYNC_MS_MAX) { /* the 32-bit clock cannot hold the deadline: refuse, never cut it short */
-        async__raise(t, async__err(ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_SLEEP: more than ASYNC_MS_MAX ms")));
-        return ASYNC__RAISE;
-    }
+    if (!loop) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_SLEEP: ASYNC_EINVAL"));
+    /* the 32-bit clock cannot hold a later deadline: refuse, never cut it short */
+    if (ms > ASYNC_MS_MAX) return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_SLEEP: more than ASYNC_MS_MAX ms"));
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     if (ms <= 0) {
         async__push_ready(loop, runner);
         return ASYNC__WAIT;
     }
     rc = async__timer_add(loop, runner, loop->now + (async_ms)ms);
-    if (rc) {
-        async__raise(t, async__err(rc));
-        return ASYNC__RAISE;
-    }
+    if (rc) return async__raise_code(t, rc);
     runner->state = ASYNC__S_SLEEPING;
     return ASYNC__WAIT;
 }
@@ -2398,11 +2488,6 @@ ASYNC_API int async__future_check(async_task *t, async_future *f) {
 }
 
 /* ---- gather, task groups, timeout, shield ---- */
-
-static int async__raise_code(async_task *t, int code) {
-    async__raise(t, async__err(code));
-    return ASYNC__RAISE;
-}
 
 static int async__group_start_checked(async_task *t, async_group *g, int mode) {
     async_task *runner = async__runner(t);
@@ -2647,7 +2732,7 @@ static async_watch *async__watch_of(async_task *node) {
 static void async__watch_node_done(async_task *node) {
     async_loop *loop = (async_loop *)node->owner;
     node->state = ASYNC__S_DONE;
-    if (loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, node);
+    if (ASYNC_CONFIG_HOOKS && loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, node);
 }
 
 static bool async__wait_met(const async_wait *ws) {
@@ -2749,6 +2834,7 @@ ASYNC_API int async__wait_start(async_task *t, async_wait *ws, async_watch *slot
         w->target = tasks[i];
         w->set = ws;
         w->node.fn = async__watch_step;
+        w->node.lc = ASYNC__LC_WATCH; /* what async_cancel knows it by, without pulling the wait sets in */
         w->node.owner = loop;
         w->node.flags = ASYNC__OWN_LOOP | ASYNC__F_SEEN; /* never reported */
         if (tasks[i]->state == ASYNC__S_DONE)
@@ -3481,9 +3567,9 @@ ASYNC_API bool async_cancel(async_task *t) {
     async_loop *loop;
     if (!t || t->state == ASYNC__S_DONE) return false;
     /* the library's own nodes (a wait set's watches, a timeout block's deadline) are not tasks to cancel */
-    if (t->fn == async__watch_step || t->state == ASYNC__S_DEADLINE) return false;
+    if (t->lc == ASYNC__LC_WATCH || t->state == ASYNC__S_DEADLINE) return false;
     loop = async__loop_of(t);
-    if (loop && loop->thread_check && !loop->thread_check(loop, "async_cancel"))
+    if (ASYNC_CONFIG_HOOKS && loop && loop->thread_check && !loop->thread_check(loop, "async_cancel"))
         return ASYNC__MISUSE(false, "async_cancel: called from a thread that does not run the task's loop");
     if (t->state == ASYNC__S_INIT) { /* never started: it ends cancelled without running */
         async__raise(t, async__err(ASYNC_ECANCELED));
@@ -3529,6 +3615,17 @@ ASYNC_API bool async_cancel(async_task *t) {
 
 /* ---- interrupts: what an ISR raises (the contract is in the header's Interrupts section) ---- */
 
+static void async__interrupts_scan(async_loop *loop);
+
+/* From async_poll when the flag is set (only ever by an interrupt that async_interrupt_init registered,
+ * which set the scan). */
+static void async__interrupts_deliver(async_loop *loop) {
+    if (loop->deliver)
+        loop->deliver(loop);
+    else
+        loop->interrupted = 0;
+}
+
 ASYNC_API int async_interrupt_init(async_interrupt *s, async_loop *loop) {
     if (!s || !loop) return ASYNC__MISUSE(ASYNC_EINVAL, "async_interrupt_init: !s || !loop");
     if (s->loop) return ASYNC__MISUSE(ASYNC_EBUSY, "async_interrupt_init: s->loop");
@@ -3540,6 +3637,7 @@ ASYNC_API int async_interrupt_init(async_interrupt *s, async_loop *loop) {
     s->taken = s->raised;
     s->next = loop->interrupts;
     loop->interrupts = s;
+    loop->deliver = async__interrupts_scan;
     s->loop = loop; /* last: raises reach the loop from here on */
     return 0;
 }
@@ -3569,7 +3667,7 @@ ASYNC_API int async_interrupt_raise_error(async_interrupt *s, const async_error 
 /* The loop side, from async_poll when the flag is set. The flag is cleared before the scan, so a raise
  * during the scan is seen on the next pass; an interrupt's count is read before and after its value, so a
  * value that an ISR replaced halfway is read again. */
-static void async__interrupts_deliver(async_loop *loop) {
+static void async__interrupts_scan(async_loop *loop) {
     async_interrupt *s;
     loop->interrupted = 0;
     for (s = loop->interrupts; s; s = s->next) {
@@ -3814,7 +3912,7 @@ static void async__step_unhooked(async_task *t) {
 
 static void async__step(async_loop *loop, async_task *t) {
     loop->steps++;
-    if (!loop->hooks) {
+    if (!ASYNC_CONFIG_HOOKS || !loop->hooks) {
         async__step_unhooked(t);
         return;
     }
@@ -3898,7 +3996,7 @@ static int32_t async__pass(async_loop *loop) {
 
 ASYNC_API int32_t async_poll(async_loop *loop) {
     if (!loop) return -1;
-    if (loop->thread_check) loop->thread_check(loop, NULL); /* this thread runs the loop */
+    if (ASYNC_CONFIG_HOOKS && loop->thread_check) loop->thread_check(loop, NULL); /* this thread runs the loop */
     if (loop->clock) loop->now = loop->clock(loop);
     return async__pass(loop);
 }
@@ -3915,7 +4013,7 @@ ASYNC_API int32_t async_poll_batch(async_loop *loop, uint32_t max_steps) {
 
 ASYNC_API unsigned async_loop_report_errors(async_loop *loop) {
     unsigned n = 0;
-    if (!loop) return 0;
+    if (!loop || !ASYNC_CONFIG_UNRETRIEVED) return 0;
     while (loop->unretrieved) {
         async_task *t = loop->unretrieved;
         loop->unretrieved = t->q.next;
@@ -3977,7 +4075,8 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
     rc = async_spawn(loop, main);
     if (rc) return rc;
     while (main->state != ASYNC__S_DONE) {
-        int32_t timeout = async_poll_batch(loop, ASYNC_CONFIG_BATCH_STEPS);
+        int32_t timeout = ASYNC_CONFIG_BATCH_STEPS > 1 ? async_poll_batch(loop, ASYNC_CONFIG_BATCH_STEPS)
+                                                       : async_poll(loop);
         if (main->state == ASYNC__S_DONE) break;
         if (loop->wait) { /* hosted: poll I/O (without blocking while tasks are ready) */
             if (loop->wait(loop, timeout) || timeout >= 0) continue;
@@ -3987,6 +4086,7 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
         }
         /* nothing can wake main: cancel it so its finally blocks run, then report the deadlock; if the
          * cancellation goes round a cycle of tasks awaiting each other, release the cycle */
+        if (!ASYNC_CONFIG_DEADLOCK) break;
         if (!deadlocked) {
             deadlocked = true;
             async_cancel(main);

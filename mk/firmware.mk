@@ -66,39 +66,54 @@ $(foreach s,retry_backoff return_exceptions,$(FW_BUILD)/%/$(s).elf): FW_PRINTF =
 
 .PHONY: firmware test-firmware check-firmware check-firmware-core
 
-# One board's object from one source folder.
+# Every board is built twice: the default build in $(FW_BUILD)/BOARD and the minimal one (async.h's
+# ASYNC_CONFIG_MINIMAL: the features a small board can do without are configured out) in
+# $(FW_BUILD)/BOARD-minimal, for the samples of the size table. A build folder's board and defines:
+FW_MINIMAL     := -DASYNC_CONFIG_MINIMAL=1
+FW_MIN_IMAGES  := $(FW_SAMPLES)
+# The most core-flash the minimal builds may take on the Cortex-M3 (make test-firmware fails beyond).
+FW_MIN_LIMIT_countdown := 2048
+FW_MIN_LIMIT_gather    := 2560
+FW_DIRS        := $(FW_BOARDS) $(FW_BOARDS:=-minimal)
+$(foreach b,$(FW_BOARDS),$(eval FW_BOARD_$(b) := $(b))$(eval FW_BOARD_$(b)-minimal := $(b)) \
+    $(eval FW_DEFS_$(b)-minimal := $(FW_MINIMAL)))
+
+# One build folder's object from one source folder ($(1) the folder, $(2) the sources, $(3) the board).
 define FW_OBJ
 $(FW_BUILD)/$(1)/obj/%.o: $(2)/%.c $(FW_HEADERS)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  CC      $$< ($(1))")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_ALL_CFLAGS) $$(FW_EXTRA_CFLAGS) -c $$< -o $$@
+	$$(Q)$$(FW_CC_$(3)) $$(FW_ARCH_$(3)) $$(FW_ALL_CFLAGS) $$(FW_DEFS_$(1)) $$(FW_EXTRA_CFLAGS) -c $$< -o $$@
 endef
 
-# One board's rules: objects, images (with a map file each), and the type-size probe.
+# One build folder's rules: objects, images (with a map file each), and the type-size probe.
 define FW_BOARD
-$(foreach d,$(call FW_SRC_DIRS,$(1)),$(call FW_OBJ,$(1),$(d))
+$(foreach d,$(call FW_SRC_DIRS,$(2)),$(call FW_OBJ,$(1),$(d),$(2))
 )
-$(FW_BUILD)/$(1)/obj/start.o: $(FW_PATH_$(1))/start.S
+$(FW_BUILD)/$(1)/obj/start.o: $(FW_PATH_$(2))/start.S
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  AS      $$<")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) -c $$< -o $$@
+	$$(Q)$$(FW_CC_$(2)) $$(FW_ARCH_$(2)) -c $$< -o $$@
 
-$(FW_BUILD)/$(1)/%.elf: $(FW_BUILD)/$(1)/obj/%.o $(addprefix $(FW_BUILD)/$(1)/obj/,$(FW_START_$(1)) \
-                        $(FW_COMMON:%=%.o)) $(FW_PATH_$(1))/link.ld
+$(FW_BUILD)/$(1)/%.elf: $(FW_BUILD)/$(1)/obj/%.o $(addprefix $(FW_BUILD)/$(1)/obj/,$(FW_START_$(2)) \
+                        $(FW_COMMON:%=%.o)) $(FW_PATH_$(2))/link.ld
 	@$$(if $$(Q),echo "  LD      $$@")
-	$$(Q)$$(FW_CC_$(1)) $$(FW_ARCH_$(1)) $$(FW_LIBC) -nostartfiles -T $(FW_PATH_$(1))/link.ld \
+	$$(Q)$$(FW_CC_$(2)) $$(FW_ARCH_$(2)) $$(FW_LIBC) -nostartfiles -T $(FW_PATH_$(2))/link.ld \
 	    -Wl,--gc-sections -Wl,--defsym=vfprintf=$$(FW_PRINTF) -Wl,-Map=$$(@:.elf=.map) $$(filter %.o,$$^) -o $$@
 endef
-$(foreach b,$(FW_BOARDS),$(eval $(call FW_BOARD,$(b))))
+$(foreach d,$(FW_DIRS),$(eval $(call FW_BOARD,$(d),$(FW_BOARD_$(d)))))
 
 FW_ALL  := $(sort $(FW_IMAGES) $(FW_RUN))
-FW_ELFS := $(foreach b,$(FW_BOARDS),$(FW_ALL:%=$(FW_BUILD)/$(b)/%.elf))
-.SECONDARY: $(foreach b,$(FW_BOARDS),$(addprefix $(FW_BUILD)/$(b)/obj/,$(FW_IMAGES:=.o) $(FW_TOOLKIT:=.o) \
-                                        $(FW_COMMON:=.o) start.o))
+FW_ELFS := $(foreach b,$(FW_BOARDS),$(FW_ALL:%=$(FW_BUILD)/$(b)/%.elf) $(FW_MIN_IMAGES:%=$(FW_BUILD)/$(b)-minimal/%.elf))
+.SECONDARY: $(foreach d,$(FW_DIRS),$(addprefix $(FW_BUILD)/$(d)/obj/,$(FW_IMAGES:=.o) $(FW_TOOLKIT:=.o) \
+                                      $(FW_COMMON:=.o) start.o sizes.o))
 
-firmware: $(FW_ELFS) $(FW_BOARDS:%=$(FW_BUILD)/%/obj/sizes.o)
+firmware: $(FW_ELFS) $(FW_DIRS:%=$(FW_BUILD)/%/obj/sizes.o)
 	$(Q)$(foreach b,$(FW_BOARDS),sh $(FW_PORTS)/sizes/sizes.sh $(b) $(FW_TOOLS_$(b))size $(FW_TOOLS_$(b))nm \
-	    $(FW_BUILD)/$(b)/obj/sizes.o $(FW_BUILD)/$(b)/obj/core.o $(FW_IMAGES:%=$(FW_BUILD)/$(b)/%.elf) &&) true
+	    $(FW_BUILD)/$(b)/obj/sizes.o $(FW_BUILD)/$(b)/obj/core.o $(FW_IMAGES:%=$(FW_BUILD)/$(b)/%.elf) && \
+	    sh $(FW_PORTS)/sizes/sizes.sh $(b)-minimal $(FW_TOOLS_$(b))size $(FW_TOOLS_$(b))nm \
+	    $(FW_BUILD)/$(b)-minimal/obj/sizes.o $(FW_BUILD)/$(b)-minimal/obj/core.o \
+	    $(FW_MIN_IMAGES:%=$(FW_BUILD)/$(b)-minimal/%.elf) &&) true
 
 # Each sample against its hosted run (and the hand-rolled baseline against gather's); the ISR test
 # against its expected text; then the deliberately
@@ -108,6 +123,9 @@ test-firmware: $(FW_ELFS) $(FW_RUN:%=$(BUILD)/samples/%)
 	$(Q)$(foreach b,$(FW_BOARDS),$(foreach s,$(FW_RUN), \
 	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -h $(BUILD)/samples/$(s) $(b)/$(s) -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/$(s).elf &&) \
+	    $(foreach s,$(FW_MIN_IMAGES), \
+	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -h $(BUILD)/samples/$(s) $(b)-minimal/$(s) -- \
+	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)-minimal/$(s).elf &&) \
 	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -h $(BUILD)/samples/gather $(b)/baseline -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/baseline.elf && \
 	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -e $(FW_TEST)/isr.expected $(b)/isr -- \
@@ -121,6 +139,11 @@ test-firmware: $(FW_ELFS) $(FW_RUN:%=$(BUILD)/samples/%)
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/hang.elf 2>/dev/null; rc=$$?; \
 	      if [ $$rc -eq 2 ]; then echo "  PASS    $(b)/hang hit the time limit, as it must"; \
 	      else echo "  FAIL    $(b)/hang: the check returned $$rc, not 2"; exit 1; fi; } &&) true
+	$(Q)$(foreach s,countdown gather, \
+	    n=$$(sh $(FW_PORTS)/sizes/sizes.sh --core $(FW_BUILD)/mps2-an385-minimal/$(s).map) && \
+	    if [ "$$n" -gt 0 ] && [ "$$n" -le $(FW_MIN_LIMIT_$(s)) ]; then \
+	        echo "  PASS    mps2-an385-minimal/$(s): core-flash $$n <= $(FW_MIN_LIMIT_$(s)) bytes"; \
+	    else echo "  FAIL    mps2-an385-minimal/$(s): core-flash $$n, more than $(FW_MIN_LIMIT_$(s)) bytes"; exit 1; fi &&) true
 
 # The portable core alone for RV32, as check-portable does for Cortex-M3: no header beyond the
 # compiler's freestanding ones (the toolchain has no C library at all).

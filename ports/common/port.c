@@ -38,18 +38,22 @@ bool board_wait(async_loop *loop, int32_t ms) {
     return true;
 }
 
+#if ASYNC_CONFIG_UNRETRIEVED /* else the core keeps no such errors */
 static void board_report(async_loop *loop, async_task *task, const async_error *error, void *ctx) {
     (void)loop;
     (void)ctx;
     printf("async: error never retrieved in %s: %s (%d)\n", async_task_name(task), async_error_message(error),
            error ? error->code : 0);
 }
+#endif
 
 void board_loop_init(async_loop *loop) {
     async_loop_init(loop);
     async_loop_set_clock(loop, board_clock);
     async_loop_set_wait(loop, board_wait);
+#if ASYNC_CONFIG_UNRETRIEVED
     async_loop_set_error_handler(loop, board_report, NULL);
+#endif
 }
 
 int async_main(async_task *main) {
