@@ -660,17 +660,17 @@ extern "C" {
  *  error is raised at once while the others keep running. Results stay in the children's frames. */
 #define AWAIT_GATHER(t, g, ...)                                                                       \
     ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER, ASYNC__CHILDREN(__VA_ARGS__)),  \
-                 async__group_check((t), (g)))
+                 async__gather_check((t), (g)))
 /** gather(..., return_exceptions=True): waits for every child and raises nothing; read each child's
  *  async_task_code / async_task_error. */
 #define AWAIT_GATHER_SETTLED(t, g, ...)                                                               \
     ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER_SETTLED,                         \
                                         ASYNC__CHILDREN(__VA_ARGS__)),                                \
-                 async__group_check((t), (g)))
+                 async__gather_check((t), (g)))
 /** gather over n frames laid out `stride` bytes apart, the first one's header at `first`. */
 #define AWAIT_GATHER_ARRAY(t, g, first, n, stride)                                                    \
     ASYNC__AWAIT(t, async__gather_array_start((t), (g), ASYNC_GROUP_GATHER, (first), (n), (stride)), \
-                 async__group_check((t), (g)))
+                 async__gather_check((t), (g)))
 /** asyncio.create_task(child) inside task group g (structured: g's owner cannot finish before child). */
 #define ASYNC_SPAWN(t, g, child)                                                                      \
     do {                                                                                              \
@@ -679,7 +679,7 @@ extern "C" {
     } while (0)
 /** Leaves a task group (async with TaskGroup() exit): waits for every child; the first error cancelled
  *  the others and is raised here once all have ended. */
-#define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__group_check((t), (g)))
+#define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__gather_check((t), (g)))
 /** await asyncio.wait_for(child, ms / 1000.0): at the deadline the child is cancelled and, once it has
  *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). ms is taken as
  *  int64_t; more than ASYNC_MS_MAX raises ASYNC_ERANGE and the child never starts. If the deadline
@@ -1265,6 +1265,7 @@ struct async_loop {
     volatile uint32_t interrupted;       /* set by async_interrupt_raise, cleared by async_poll before its scan */
     void (*deliver)(async_loop *loop);   /* the scan, set by async_interrupt_init: a program that registers no
                                             interrupt does not link it */
+    const struct async__group_ops *groups; /* the group code, set by the first group begun (likewise) */
 };
 
 /** Initialises a loop with the virtual clock (time jumps to the next timer when nothing is ready) and
@@ -1514,6 +1515,7 @@ ASYNC_API int async__gather_start(async_task *t, async_group *g, int mode, async
 ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode, async_task *first, size_t n,
                                         size_t stride);
 ASYNC_API int async__group_check(async_task *t, async_group *g);
+ASYNC_API int async__gather_check(async_task *t, async_group *g);
 ASYNC_API int async__group_wait(async_task *t, async_group *g);
 ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *child);
 ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms, async_task *child);
@@ -1767,12 +1769,12 @@ static bool async__timer_before(const async__timer *a, const async__timer *b) {
     return d < 0 || (d == 0 && (int32_t)(a->seq - b->seq) < 0);
 }
 
+#if ASYNC_CONFIG_TIMER_HEAP
 static void async__timer_place(async_loop *loop, uint32_t i, async__timer tm) {
     loop->timers[i] = tm;
     tm.task->q.slot = i;
 }
 
-#if ASYNC_CONFIG_TIMER_HEAP
 static void async__timer_sift(async_loop *loop, uint32_t i) {
     async__timer tm = loop->timers[i];
     while (i > 0) { /* up */
@@ -1795,9 +1797,13 @@ static void async__timer_sift(async_loop *loop, uint32_t i) {
 /* The timers in deadline order (the earliest first, where the heap has its top): a set moves its entry up
  * from the end, a removal closes the gap. O(n) each, and less code than the heap, for a handful of timers. */
 static void async__timer_sift(async_loop *loop, uint32_t i) {
-    async__timer tm = loop->timers[i];
-    for (; i > 0 && async__timer_before(&tm, &loop->timers[i - 1]); i--) async__timer_place(loop, i, loop->timers[i - 1]);
-    async__timer_place(loop, i, tm);
+    async__timer *a = loop->timers, tm = a[i];
+    for (; i > 0 && async__timer_before(&tm, &a[i - 1]); i--) {
+        a[i] = a[i - 1];
+        a[i].task->q.slot = i;
+    }
+    a[i] = tm;
+    tm.task->q.slot = i;
 }
 #endif
 
@@ -1884,7 +1890,10 @@ static void async__timer_remove(async_loop *loop, uint32_t i) {
         async__timer_sift(loop, i);
     }
 #else
-    for (; i < loop->ntimers; i++) async__timer_place(loop, i, loop->timers[i + 1]);
+    for (; i < loop->ntimers; i++) {
+        loop->timers[i] = loop->timers[i + 1];
+        loop->timers[i].task->q.slot = i;
+    }
 #endif
 }
 
@@ -2060,11 +2069,25 @@ static void async__group_unlink(async_group *g) {
     g->live_next = g->live_prev = NULL;
 }
 
-static void async__group_cancel_children(async_group *g, const async_task *except) {
+static void async__group_cancel_all(async_group *g, const async_task *except) {
     async_task *c;
     for (c = g->children; c; c = c->u.sibling)
         if (c != except && c->state != ASYNC__S_DONE) async_cancel(c);
 }
+
+static void async__group_cancel_all(async_group *g, const async_task *except);
+static void async__group_child_end(async_group *g, async_task *child);
+static void async__group_child_end_timed(async_group *g, async_task *child);
+
+/* What the loop's completion of a task calls in the group code. The loop reaches it through the pointer
+ * that async__group_begin sets, so that a program that never starts a group does not link the group code
+ * nor the cancellation it uses. */
+struct async__group_ops {
+    void (*cancel)(async_group *g, const async_task *except);
+    void (*child_end)(async_group *g, async_task *child);
+};
+static const struct async__group_ops async__group_code = {async__group_cancel_all, async__group_child_end};
+static const struct async__group_ops async__group_code_timed = {async__group_cancel_all, async__group_child_end_timed};
 
 /* Prepares g for a new set of children owned by t. */
 static int async__group_begin(async_task *t, async_group *g, int mode) {
@@ -2072,6 +2095,7 @@ static int async__group_begin(async_task *t, async_group *g, int mode) {
     g->waiters = NULL;
     g->children = g->last_child = NULL;
     g->loop = async__loop_of(t);
+    if (g->loop && !g->loop->groups) g->loop->groups = &async__group_code;
     g->parent = t;
     g->error = NULL;
     g->count = 0;
@@ -2098,51 +2122,59 @@ static int async__group_add(async_group *g, async_task *child) {
     return 0;
 }
 
-static void async__group_child_done(async_group *g, async_task *child) {
-    bool failed = (child->flags & ASYNC__F_RAISE) != 0;
-    bool wake = (g->flags & ASYNC__G_CHILD_WAITERS) != 0;
-    g->running--;
-    switch (g->mode) {
-    case ASYNC_GROUP_TASKS:
-        if (failed && child->r.error->code != ASYNC_ECANCELED && !g->error) {
-            g->error = child->r.error;
-            async__group_cancel_children(g, child);
-        }
-        break;
-    case ASYNC_GROUP_GENERATOR:
-        if (failed && child->r.error->code != ASYNC_ECANCELED && !g->error) g->error = child->r.error;
-        break;
-    case ASYNC_GROUP_GATHER:
-        if (failed && !g->error) {
-            g->error = child->r.error;
-            wake = true; /* the first error propagates at once */
-        }
-        break;
-    case ASYNC_GROUP_TIMEOUT: {
-        async_task *timer = &((async_timeout *)(void *)g)->timer;
-        if (child == timer) {
-            if (!failed) {
-                g->flags |= ASYNC__G_TIMED_OUT;
-                async__group_cancel_children(g, timer);
-            } else if (child->r.error->code != ASYNC_ECANCELED) {
-                /* the deadline could not be set (its sleep failed: ASYNC_ENOMEM): rather than let the
-                 * work run unbounded and lose the error, cancel the work and raise the error */
-                g->error = child->r.error;
-                async__group_cancel_children(g, timer);
-            }
-        } else if (timer->state != ASYNC__S_DONE) {
-            async_cancel(timer);
-        }
-        break;
-    }
-    default: break;
-    }
+/* A child has ended and was counted out: the group's waiters wake if asked to, or once it is idle. */
+static void async__group_child_left(async_group *g, bool wake) {
     if (g->running == 0) {
         async__group_unlink(g);
         wake = true;
     }
     if (wake) async__wl_wake_all(&g->waiters);
 }
+
+static void async__group_child_end(async_group *g, async_task *child) {
+    bool wake = (g->flags & ASYNC__G_CHILD_WAITERS) != 0;
+    g->running--;
+    /* the first error is kept: a task group's and a generator's not a cancellation (gather's is); a
+     * settled gather and a shield keep none */
+    if ((child->flags & ASYNC__F_RAISE) && !g->error && g->mode != ASYNC_GROUP_GATHER_SETTLED &&
+        g->mode != ASYNC_GROUP_SHIELD && (g->mode == ASYNC_GROUP_GATHER || child->r.error->code != ASYNC_ECANCELED)) {
+        g->error = child->r.error;
+        if (g->mode == ASYNC_GROUP_GATHER) wake = true; /* it propagates at once */
+        if (g->mode == ASYNC_GROUP_TASKS) async__group_cancel_all(g, child);
+    }
+    async__group_child_left(g, wake);
+}
+
+/* async__group_child_end for loops that have run a wait_for (async__timeout_start sets it): a timeout
+ * group's work and deadline end each other. */
+static void async__group_child_end_timed(async_group *g, async_task *child) {
+    async_task *timer = &((async_timeout *)(void *)g)->timer;
+    if (g->mode != ASYNC_GROUP_TIMEOUT) {
+        async__group_child_end(g, child);
+        return;
+    }
+    g->running--;
+    if (child == timer) {
+        if (!(child->flags & ASYNC__F_RAISE)) {
+            g->flags |= ASYNC__G_TIMED_OUT;
+            async__group_cancel_all(g, timer);
+        } else if (child->r.error->code != ASYNC_ECANCELED) {
+            /* the deadline could not be set (its sleep failed: ASYNC_ENOMEM): rather than let the work run
+             * unbounded and lose the error, cancel the work and raise the error */
+            g->error = child->r.error;
+            async__group_cancel_all(g, timer);
+        }
+    } else if (timer->state != ASYNC__S_DONE) {
+        async_cancel(timer);
+    }
+    async__group_child_left(g, (g->flags & ASYNC__G_CHILD_WAITERS) != 0);
+}
+
+static void async__group_cancel_children(async_group *g, const async_task *except) {
+    g->loop->groups->cancel(g, except);
+}
+
+static void async__group_child_done(async_group *g, async_task *child) { g->loop->groups->child_end(g, child); }
 
 ASYNC_API int async_group_spawn(async_task *t, async_group *g, async_task *child) {
     int rc;
@@ -2506,7 +2538,7 @@ ASYNC_API int async__gather_start(async_task *t, async_group *g, int mode, async
     for (i = 0; i < n; i++) {
         rc = async__group_add(g, children[i]);
         if (rc) { /* nothing half-started is left behind: the started ones are cancelled */
-            async__group_cancel_children(g, NULL);
+            async__group_cancel_all(g, NULL);
             return async__raise_code(t, rc);
         }
     }
@@ -2525,7 +2557,7 @@ ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode,
     for (i = 0; i < n; i++) {
         rc = async__group_add(g, (async_task *)(void *)((char *)first + i * stride));
         if (rc) {
-            async__group_cancel_children(g, NULL);
+            async__group_cancel_all(g, NULL);
             return async__raise_code(t, rc);
         }
     }
@@ -2548,11 +2580,31 @@ ASYNC_API int async__group_wait(async_task *t, async_group *g) {
     if (async__group_settled(g)) return ASYNC__GO;
     if (runner->flags & ASYNC__F_CANCEL) {
         if (g->mode == ASYNC_GROUP_SHIELD) return async__deliver_cancel(t, runner);
-        async__group_cancel_children(g, NULL); /* cancelled before waiting: pass it on, then wait */
+        async__group_cancel_all(g, NULL); /* cancelled before waiting: pass it on, then wait */
     }
     runner->state = ASYNC__S_WAIT_GROUP;
     async__wl_push(&g->waiters, runner);
     return ASYNC__WAIT;
+}
+
+/* The check of gathers and task groups: their first error, if they kept one (a settled gather keeps
+ * none). async__group_check's cases for the other modes, kept apart so that a program with no wait_for
+ * and no shield does not link them. */
+ASYNC_API int async__gather_check(async_task *t, async_group *g) {
+    async_task *runner = async__runner(t);
+    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GATHER/AWAIT_GROUP: !g"));
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (!async__group_settled(g)) {
+        runner->state = ASYNC__S_WAIT_GROUP;
+        async__wl_push(&g->waiters, runner);
+        return ASYNC__WAIT;
+    }
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    if (g->error) {
+        async__raise(t, g->error);
+        return ASYNC__RAISE;
+    }
+    return ASYNC__GO;
 }
 
 ASYNC_API int async__group_check(async_task *t, async_group *g) {
@@ -2605,6 +2657,7 @@ ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms
     rc = async__group_start_checked(t, &tmo->group, ASYNC_GROUP_TIMEOUT);
     if (rc == ASYNC_ECANCELED) return async__deliver_cancel(t, async__runner(t));
     if (rc) return async__raise_code(t, rc);
+    tmo->group.loop->groups = &async__group_code_timed; /* its children end each other */
     if (!async_task_init(&tmo->timer, async__timeout_run))
         return async__raise_code(t,
             ASYNC__MISUSE(ASYNC_EBUSY, "AWAIT_TIMEOUT: !async_task_init(&tmo->timer, async__timeout_run)"));
@@ -2613,7 +2666,7 @@ ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms
     if (rc) return async__raise_code(t, rc);
     rc = async__group_add(&tmo->group, &tmo->timer);
     if (rc) {
-        async__group_cancel_children(&tmo->group, NULL);
+        async__group_cancel_all(&tmo->group, NULL);
         return async__raise_code(t, rc);
     }
     return async__group_wait(t, &tmo->group);
@@ -2630,14 +2683,19 @@ static async_deadline *async__deadline_of(async_task *timer) {
     return (async_deadline *)(void *)((char *)timer - offsetof(async_deadline, timer));
 }
 
-static void async__deadline_fire(async_task *timer) {
+/* The deadline passed: its entry's fn (set by async__deadline_start, so that a program with no timeout
+ * block does not link it or the cancellation it calls). */
+static async_status async__deadline_expire(async_task *timer) {
     async_deadline *d = async__deadline_of(timer);
     d->state = (uint8_t)((d->state & ~ASYNC__D_ARMED) | ASYNC__D_EXPIRED);
     if (!(d->target->flags & ASYNC__F_CANCEL)) { /* an earlier, outer deadline's cancel is left to it */
         d->state |= ASYNC__D_FIRED;
         async_cancel(d->target);
     }
+    return ASYNC_DONE;
 }
+
+static void async__deadline_fire(async_task *timer) { (void)timer->fn(timer); }
 
 /* Puts the deadline's entry in the heap for d->when; a deadline already due fires at once. */
 static int async__deadline_arm(async_deadline *d) {
@@ -2662,6 +2720,7 @@ ASYNC_API int async__deadline_start(async_task *t, async_deadline *d, int at, in
         return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "ASYNC_TIMEOUT: more than ASYNC_MS_MAX ms"));
     memset(d, 0, sizeof *d);
     d->timer.state = ASYNC__S_DEADLINE;
+    d->timer.fn = async__deadline_expire;
     d->timer.owner = loop;
     d->timer.flags = ASYNC__OWN_LOOP;
     d->target = runner;
@@ -3487,7 +3546,7 @@ ASYNC_API int async__gen_close_start(async_task *t, async_gen *g) {
     if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GEN_CLOSE: !g"));
     g->state |= ASYNC__GEN_DONE;
     if (!g->group.running) return ASYNC__GO;
-    async__group_cancel_children(&g->group, NULL);
+    async__group_cancel_all(&g->group, NULL);
     return async__group_wait(t, &g->group);
 }
 
@@ -3499,7 +3558,7 @@ ASYNC_API int async__gen_close_check(async_task *t, async_gen *g) {
          * that value, so waiting would never end: cancel the producer again at that yield (as the
          * consumer's frame end does) */
         g->state &= (uint8_t)~ASYNC__GEN_VALUE;
-        async__group_cancel_children(&g->group, NULL);
+        async__group_cancel_all(&g->group, NULL);
         runner->state = ASYNC__S_WAIT_GROUP;
         async__wl_push(&g->group.waiters, runner);
         return ASYNC__WAIT;
@@ -3604,7 +3663,7 @@ ASYNC_API bool async_cancel(async_task *t) {
             async__wl_remove(t);
             async__wake(t);
         } else {
-            async__group_cancel_children(g, NULL);
+            async__group_cancel_all(g, NULL);
         }
         break;
     }
@@ -4098,7 +4157,9 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
         async_loop_report_errors(loop);
         return ASYNC_EDEADLK;
     }
-    rc = async_task_code(main); /* retrieved: the cancellation of a deadlocked main is not "lost" */
+    /* retrieved: the cancellation of a deadlocked main is not "lost" (async_task_code, inline) */
+    rc = (main->flags & ASYNC__F_RAISE) ? main->r.error->code : 0;
+    async__retrieve(main);
     if (deadlocked) rc = ASYNC_EDEADLK;
     async_loop_report_errors(loop);
     return rc;

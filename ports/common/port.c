@@ -64,8 +64,12 @@ int async_main(async_task *main) {
     start = async_loop_now(&loop);
     rc = async_run(&loop, main);
     if (rc) {
+#if ASYNC_CONFIG_ERROR_MESSAGES
         const async_error *e = async_task_error(main);
         printf("async: main failed: %s (%d)\n", e ? async_error_message(e) : async_strerror(rc), rc);
+#else /* no texts: the code says it (an ASYNC_THROW's own message is not looked up) */
+        printf("async: main failed: %s (%d)\n", async_strerror(rc), rc);
+#endif
     }
     printf("board: elapsed %lu ms\n", (unsigned long)(async_ms)(async_loop_now(&loop) - start));
     return rc;
