@@ -36,11 +36,15 @@
  *                              the header stays at 48 bytes (24 on 32-bit), and tasks report as "task".
  *   ASYNC_CONFIG_INLINE_TIMERS timer slots inside async_loop before the allocator hook is needed. Default 8.
  *   ASYNC_CONFIG_BATCH_STEPS   coroutine steps async_run runs between two looks at the clock and at I/O.
- *                              Default 256.
+ *                              Default 256 (1 with ASYNC_CONFIG_MINIMAL: a board's clock is a load).
  *   ASYNC_CONFIG_TIMER_FIFO    1 adds a FIFO lane for sleeps set in deadline order beside the timer heap
  *                              (changes the size of struct async_loop). Default 1 hosted, 0 freestanding.
- *   ASYNC_CONFIG_MINIMAL       1 makes the six below default to 0 (and BATCH_STEPS to 1): the smallest core, for a board whose
- *                              flash is counted in kilobytes. Default 0.
+ *   ASYNC_CONFIG_MINIMAL       1: the smallest core, for a board whose flash is counted in kilobytes: the
+ *                              six below default to 0 (and BATCH_STEPS to 1). Default 0. Whatever the
+ *                              configuration, a program links only what it uses: interrupt delivery
+ *                              once it registers an interrupt, the group code (and async_cancel, which
+ *                              it needs) once it starts a gather, group, wait_for or generator, a
+ *                              timeout block's expiry once it enters one.
  *   ASYNC_CONFIG_ERROR_MESSAGES 0 drops the core's texts: error records keep their codes, async_strerror
  *                              answers "error" for every code, async_error_message the record's own
  *                              message (ASYNC_THROW's) or "error", and only the codes the core raises
@@ -1275,7 +1279,8 @@ ASYNC_API int async_loop_init(async_loop *loop);
 ASYNC_API void async_loop_set_clock(async_loop *loop, async_ms (*clock)(async_loop *loop));
 /** Lets the loop grow its timer heap with a realloc-style function (failure is ASYNC_ENOMEM at the await). */
 ASYNC_API void async_loop_set_allocator(async_loop *loop, void *(*realloc_fn)(void *, void *, size_t), void *ctx);
-/** Receives errors no one retrieved (reported when async_run returns and by async_loop_report_errors). */
+/** Receives errors no one retrieved (reported when async_run returns and by async_loop_report_errors);
+ *  never called with ASYNC_CONFIG_UNRETRIEVED 0. */
 ASYNC_API void async_loop_set_error_handler(async_loop *loop, async_error_handler fn, void *ctx);
 /** The loop's time in ms as of the start of the current pass (what timers are measured from). */
 ASYNC_API async_ms async_loop_now(const async_loop *loop);
@@ -1296,9 +1301,11 @@ ASYNC_API int32_t async_poll_batch(async_loop *loop, uint32_t max_steps);
  *  If main waits and nothing is left that could wake it, main is cancelled so that its finally blocks run,
  *  and if the cancellation goes round tasks that await each other (A awaits B, B awaits A, also through a
  *  gather's children) one task of that cycle is released with the cancellation, so that every task of it
- *  unwinds; the return is then ASYNC_EDEADLK. Reports unretrieved errors. */
+ *  unwinds; the return is then ASYNC_EDEADLK (with ASYNC_CONFIG_DEADLOCK 0 at once, nothing cancelled).
+ *  Reports unretrieved errors. */
 ASYNC_API int async_run(async_loop *loop, async_task *main);
-/** Passes every unretrieved error to the error handler and forgets them. Returns how many there were. */
+/** Passes every unretrieved error to the error handler and forgets them. Returns how many there were (0
+ *  with ASYNC_CONFIG_UNRETRIEVED 0: none are kept). */
 ASYNC_API unsigned async_loop_report_errors(async_loop *loop);
 /** Number of sleeping tasks. */
 ASYNC_API uint32_t async_loop_timers(const async_loop *loop);
@@ -1324,7 +1331,7 @@ ASYNC_API const char *async_loop_error_message(const async_loop *loop, const asy
 /** A runtime's guard of the loop's thread: async_cancel (and other calls that change a loop's tasks from
  *  outside a step) call check(loop, their name) first and refuse (return false, or ASYNC_EPERM) when it
  *  returns false. The hosted runtime installs one that says so on stderr; a loop of async_loop_init's has
- *  none. */
+ *  none. Never called with ASYNC_CONFIG_HOOKS 0. */
 ASYNC_API void async_loop_set_thread_check(async_loop *loop, bool (*check)(const async_loop *loop, const char *what));
 
 /** A plain callback scheduled on a loop (loop.call_soon / call_later / call_at), cancellable until it has
@@ -1364,7 +1371,8 @@ typedef struct async_loop_hooks {
     void (*inline_start)(async_loop *loop, async_task *parent, async_task *child); /**< AWAIT of a coroutine */
 } async_loop_hooks;
 
-/** Installs hooks (NULL removes them); ctx is for the hooks (async_loop_hooks_ctx). */
+/** Installs hooks (NULL removes them); ctx is for the hooks (async_loop_hooks_ctx). Never called with
+ *  ASYNC_CONFIG_HOOKS 0. */
 ASYNC_API void async_loop_set_hooks(async_loop *loop, const async_loop_hooks *hooks, void *ctx);
 /** The ctx given with the hooks. */
 ASYNC_API void *async_loop_hooks_ctx(const async_loop *loop);
