@@ -1874,7 +1874,9 @@ static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) 
     if (loop->ntimers == loop->timer_cap) {
         uint32_t cap = loop->timer_cap * 2;
         async__timer *p;
-        if (!ASYNC_CONFIG_TIMER_GROWTH || !loop->realloc_fn || cap < loop->timer_cap || (size_t)cap * sizeof *p / sizeof *p != cap) return ASYNC_ENOMEM;
+        if (!ASYNC_CONFIG_TIMER_GROWTH || !loop->realloc_fn || cap < loop->timer_cap ||
+            (size_t)cap * sizeof *p / sizeof *p != cap)
+            return ASYNC_ENOMEM;
         if (loop->timers == loop->inline_timers) {
             p = (async__timer *)loop->realloc_fn(loop->alloc_ctx, NULL, cap * sizeof *p);
             if (p) memcpy(p, loop->inline_timers, loop->ntimers * sizeof *p);
@@ -2278,7 +2280,8 @@ ASYNC_API bool async__redirect(async_task *t) {
     /* a line of the coroutine that its switch does not reach: the AWAIT's case label belongs to a switch
      * of the user's (a resume point the core never sets otherwise) */
     /* (without messages the two records say the same) */
-    async__raise(t, (ASYNC_CONFIG_ERROR_MESSAGES && t->lc > 0 && t->lc < 0x3F00) ? &in_switch : async__err(ASYNC_EFAULT));
+    async__raise(t, (ASYNC_CONFIG_ERROR_MESSAGES && t->lc > 0 && t->lc < 0x3F00) ? &in_switch
+                                                                                 : async__err(ASYNC_EFAULT));
     return false;
 }
 
@@ -2447,7 +2450,8 @@ ASYNC_API int async__sleep_start(async_task *t, int64_t ms) {
     int rc;
     if (!loop) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_SLEEP: ASYNC_EINVAL"));
     /* the 32-bit clock cannot hold a later deadline: refuse, never cut it short */
-    if (ms > ASYNC_MS_MAX) return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_SLEEP: more than ASYNC_MS_MAX ms"));
+    if (ms > ASYNC_MS_MAX)
+        return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_SLEEP: more than ASYNC_MS_MAX ms"));
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     if (ms <= 0) {
         async__push_ready(loop, runner);

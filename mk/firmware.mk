@@ -71,6 +71,8 @@ $(foreach s,retry_backoff return_exceptions,$(FW_BUILD)/%/$(s).elf): FW_PRINTF =
 # $(FW_BUILD)/BOARD-minimal, for the samples of the size table. A build folder's board and defines:
 FW_MINIMAL     := -DASYNC_CONFIG_MINIMAL=1
 FW_MIN_IMAGES  := $(FW_SAMPLES)
+# and the minimal core's own check, compared with its expected text (test/firmware/minimal.c)
+FW_MIN_TESTS   := minimal
 # The most core-flash the minimal builds may take on the Cortex-M3 (make test-firmware fails beyond).
 FW_MIN_LIMIT_countdown := 2048
 FW_MIN_LIMIT_gather    := 2560
@@ -104,8 +106,9 @@ endef
 $(foreach d,$(FW_DIRS),$(eval $(call FW_BOARD,$(d),$(FW_BOARD_$(d)))))
 
 FW_ALL  := $(sort $(FW_IMAGES) $(FW_RUN))
-FW_ELFS := $(foreach b,$(FW_BOARDS),$(FW_ALL:%=$(FW_BUILD)/$(b)/%.elf) $(FW_MIN_IMAGES:%=$(FW_BUILD)/$(b)-minimal/%.elf))
-.SECONDARY: $(foreach d,$(FW_DIRS),$(addprefix $(FW_BUILD)/$(d)/obj/,$(FW_IMAGES:=.o) $(FW_TOOLKIT:=.o) \
+FW_ELFS := $(foreach b,$(FW_BOARDS),$(FW_ALL:%=$(FW_BUILD)/$(b)/%.elf) \
+               $(FW_MIN_IMAGES:%=$(FW_BUILD)/$(b)-minimal/%.elf) $(FW_MIN_TESTS:%=$(FW_BUILD)/$(b)-minimal/%.elf))
+.SECONDARY: $(foreach d,$(FW_DIRS),$(addprefix $(FW_BUILD)/$(d)/obj/,$(FW_IMAGES:=.o) $(FW_TOOLKIT:=.o) $(FW_MIN_TESTS:=.o) \
                                       $(FW_COMMON:=.o) start.o sizes.o))
 
 firmware: $(FW_ELFS) $(FW_DIRS:%=$(FW_BUILD)/%/obj/sizes.o)
@@ -126,6 +129,8 @@ test-firmware: $(FW_ELFS) $(FW_RUN:%=$(BUILD)/samples/%)
 	    $(foreach s,$(FW_MIN_IMAGES), \
 	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -h $(BUILD)/samples/$(s) $(b)-minimal/$(s) -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)-minimal/$(s).elf &&) \
+	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -e $(FW_TEST)/minimal.expected $(b)-minimal/minimal -- \
+	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)-minimal/minimal.elf && \
 	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -h $(BUILD)/samples/gather $(b)/baseline -- \
 	        $(FW_QEMU_$(b)) $(FW_QEMU_RUN) $(FW_BUILD)/$(b)/baseline.elf && \
 	    FW_TIMEOUT=$(FW_TIMEOUT) sh $(FW_TEST)/run.sh -e $(FW_TEST)/isr.expected $(b)/isr -- \
@@ -143,7 +148,8 @@ test-firmware: $(FW_ELFS) $(FW_RUN:%=$(BUILD)/samples/%)
 	    n=$$(sh $(FW_PORTS)/sizes/sizes.sh --core $(FW_BUILD)/mps2-an385-minimal/$(s).map) && \
 	    if [ "$$n" -gt 0 ] && [ "$$n" -le $(FW_MIN_LIMIT_$(s)) ]; then \
 	        echo "  PASS    mps2-an385-minimal/$(s): core-flash $$n <= $(FW_MIN_LIMIT_$(s)) bytes"; \
-	    else echo "  FAIL    mps2-an385-minimal/$(s): core-flash $$n, more than $(FW_MIN_LIMIT_$(s)) bytes"; exit 1; fi &&) true
+	    else echo "  FAIL    mps2-an385-minimal/$(s): core-flash $$n, more than $(FW_MIN_LIMIT_$(s)) bytes"; \
+	         exit 1; fi &&) true
 
 # The portable core alone for RV32, as check-portable does for Cortex-M3: no header beyond the
 # compiler's freestanding ones (the toolchain has no C library at all).
