@@ -1,7 +1,9 @@
 /* The firmware side of the core, on the host: the async_interrupt records that interrupt handlers raise (delivered by
  * async_poll; under the virtual clock, on a simulated board whose wait is WFI, and raised for real from
- * a POSIX signal handler, the host's nearest thing to an interrupt) and static frame pools. The images
- * themselves run in QEMU on picolibc: make test-firmware. */
+ * a POSIX signal handler, the host's nearest thing to an interrupt), static frame pools, and the pointers
+ * through which a loop reaches group, wait_for and interrupt code once they are used (what keeps them
+ * out of a board image that does not use them). The images themselves run in QEMU on picolibc: make
+ * test-firmware. */
 #include "test.h"
 
 #include <limits.h>
@@ -507,4 +509,58 @@ TEST(firmware_frame_pool_in_a_function_runs_out_with_a_clear_code) {
     ASSERT_EQ(d.started, 3);
     ASSERT_EQ(d.refused, 2);
     ASSERT_STR_EQ(fw_log, "3:out of memory 4:out of memory free 0");
+}
+
+/* ---- what a program links: the loop reaches group, wait_for and interrupt code through pointers that
+ * their first use sets, so that a board image without them does not carry them ---- */
+
+ASYNC_DEF(fw_groups, fw_job_frame a, b, slow; async_group g; async_timeout tmo;
+          const struct async__group_ops *after_gather, *after_wait_for;) {
+    AWAIT_GATHER(t, &f->g, ASYNC_CALL(fw_job, &f->a, 1), ASYNC_CALL(fw_job, &f->b, 2));
+    fw_logf("gather %ld+%ld ", (long)async_task_value(&f->a.task), (long)async_task_value(&f->b.task));
+    f->after_gather = async_task_loop(t)->groups;
+    ASYNC_TRY(t) { /* the job sleeps 10 ms: the 5 ms deadline ends it */
+        AWAIT_TIMEOUT(t, &f->tmo, 5, ASYNC_CALL(fw_job, &f->slow, 3));
+        fw_logf("in time? ");
+    } ASYNC_EXCEPT(t, ASYNC_ETIMEDOUT) {
+        fw_logf("wait_for %d, job %d ", async_caught(t)->code, async_task_code(&f->slow.task));
+    } ASYNC_END_TRY(t);
+    f->after_wait_for = async_task_loop(t)->groups;
+    ASYNC_TRY(t) { /* a gather after a wait_for: its first error is raised as before */
+        AWAIT_GATHER(t, &f->g, ASYNC_CALL(fw_job, &f->a, 4), ASYNC_CALL(fw_job, &f->b, -1));
+        fw_logf("no error? ");
+    } ASYNC_CATCH(t) {
+        fw_logf("gather %d ", async_caught(t)->code);
+    } ASYNC_END_TRY(t);
+    ASYNC_TRY(t) { /* the first job still runs; the group keeps the error it raised */
+        AWAIT_GROUP(t, &f->g);
+    } ASYNC_EXCEPT(t, ASYNC_EUSER + 5) {
+        fw_logf("job %ld", (long)async_task_value(&f->a.task));
+    } ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+TEST(firmware_loop_links_groups_then_wait_for_on_first_use_and_keeps_both) {
+    async_loop *loop = fw_loop();
+    static fw_groups_frame m;
+    ASSERT(loop->groups == NULL); /* no group begun yet */
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(fw_groups, &m)), 0);
+    fw_drain(loop);
+    ASSERT_EQ(async_task_code(&m.task), 0);
+    ASSERT_STR_EQ(fw_log, "gather 1+2 wait_for -110, job -125 gather 1005 job 4");
+    ASSERT(m.after_gather != NULL);
+    ASSERT(m.after_wait_for != NULL && m.after_wait_for != m.after_gather); /* a wait_for's code added */
+    ASSERT(loop->groups == m.after_wait_for);                              /* and kept by the gather after */
+}
+
+TEST(firmware_loop_links_interrupt_delivery_once_one_is_registered) {
+    async_loop *loop = fw_loop();
+    static async_interrupt sig;
+    ASSERT(loop->deliver == NULL);
+    ASSERT_EQ(async_poll(loop), -1);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
+    ASSERT(loop->deliver != NULL);
+    ASSERT_EQ(async_interrupt_raise(&sig, 5), 0);
+    ASSERT_EQ(async_poll(loop), -1); /* delivered by the scan: the future holds the raise */
+    ASSERT_EQ(async_future_value(&sig.future), 5);
+    ASSERT_EQ(async_interrupt_close(&sig), 0);
 }
