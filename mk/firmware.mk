@@ -1,8 +1,11 @@
-# Firmware: the hosted samples countdown, gather and cancel, compiled unchanged, plus an ISR test, on a
-# Cortex-M3 (QEMU mps2-an385) and an RV32 (QEMU virt): no OS, no malloc, picolibc as the C library.
-#   make firmware        builds the images and prints their sizes and the bytes the core adds
+# Firmware: every hosted sample that needs only the core, compiled for a Cortex-M3 (QEMU mps2-an385) and an
+# RV32 (QEMU virt), plus an ISR test: no OS, no malloc, picolibc as the C library. countdown, gather and
+# cancel are also built with the minimal core (ASYNC_CONFIG_MINIMAL), with a test of its own.
+#   make firmware        builds the images and prints their sizes and the bytes the core adds, default
+#                        and minimal
 #   make test-firmware   runs them in QEMU and compares their output with the hosted samples' under the
-#                        virtual clock (and requires a deliberately failing and a hung image to fail)
+#                        virtual clock (and requires a deliberately failing and a hung image to fail, and
+#                        the minimal Cortex-M3 countdown and gather to keep the core within 2 KB and 2.5 KB)
 #   make check-firmware  the core alone for RV32, then both of the above (part of `make check`)
 # Needs gcc-arm-none-eabi, gcc-riscv64-unknown-elf, picolibc-arm-none-eabi, picolibc-riscv64-unknown-elf,
 # qemu-system-arm and qemu-system-misc.
@@ -151,15 +154,18 @@ test-firmware: $(FW_ELFS) $(FW_RUN:%=$(BUILD)/samples/%)
 	    else echo "  FAIL    mps2-an385-minimal/$(s): core-flash $$n, more than $(FW_MIN_LIMIT_$(s)) bytes"; \
 	         exit 1; fi &&) true
 
-# The portable core alone for RV32, as check-portable does for Cortex-M3: no header beyond the
-# compiler's freestanding ones (the toolchain has no C library at all).
+# The portable core alone for RV32, as check-portable does for Cortex-M3, in the default and the minimal
+# configuration: no header beyond the compiler's freestanding ones.
 check-firmware-core:
 	@echo "  CHECK   async.h core: $(RV_CC) rv32imac"
 	$(Q)mkdir -p $(FW_BUILD) && printf '#define ASYNC_IMPLEMENTATION\n#include "async.h"\n' > $(FW_BUILD)/core_check.c
 	$(Q)$(RV_CC) $(FW_ARCH_virt-rv32) -Os -std=c99 -ffreestanding -Wall -Wextra -Wpedantic -Werror \
 	    -nostdinc -isystem $$($(RV_CC) -print-file-name=include) -Iinclude -c $(FW_BUILD)/core_check.c \
 	    -o $(FW_BUILD)/core_rv32.o
-	$(Q)riscv64-unknown-elf-size $(FW_BUILD)/core_rv32.o
+	$(Q)$(RV_CC) $(FW_ARCH_virt-rv32) -Os -std=c99 -ffreestanding -Wall -Wextra -Wpedantic -Werror \
+	    -nostdinc -isystem $$($(RV_CC) -print-file-name=include) -Iinclude $(FW_MINIMAL) \
+	    -c $(FW_BUILD)/core_check.c -o $(FW_BUILD)/core_rv32_minimal.o
+	$(Q)riscv64-unknown-elf-size $(FW_BUILD)/core_rv32.o $(FW_BUILD)/core_rv32_minimal.o
 
 check-firmware: check-firmware-core firmware test-firmware
 
