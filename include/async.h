@@ -1772,10 +1772,12 @@ static void async__wl_wake_all(async_task **headp) {
 
 /* ---- the timer heap: a binary min-heap of (deadline, seq, task) in loop storage ---- */
 
+#if ASYNC_CONFIG_TIMER_HEAP || ASYNC_CONFIG_TIMER_FIFO
 static bool async__timer_before(const async__timer *a, const async__timer *b) {
     int32_t d = (int32_t)(a->deadline - b->deadline);
     return d < 0 || (d == 0 && (int32_t)(a->seq - b->seq) < 0);
 }
+#endif
 
 #if ASYNC_CONFIG_TIMER_HEAP
 static void async__timer_place(async_loop *loop, uint32_t i, async__timer tm) {
@@ -1803,10 +1805,12 @@ static void async__timer_sift(async_loop *loop, uint32_t i) {
 }
 #else
 /* The timers in deadline order (the earliest first, where the heap has its top): a set moves its entry up
- * from the end, a removal closes the gap. O(n) each, and less code than the heap, for a handful of timers. */
+ * from the end, past the later deadlines only, so that equal ones stay in the order they were set (no
+ * sequence number needed); a removal closes the gap. O(n) each, and less code than the heap, for a
+ * handful of timers. */
 static void async__timer_sift(async_loop *loop, uint32_t i) {
     async__timer *a = loop->timers, tm = a[i];
-    for (; i > 0 && async__timer_before(&tm, &a[i - 1]); i--) {
+    for (; i > 0 && (int32_t)(tm.deadline - a[i - 1].deadline) < 0; i--) {
         a[i] = a[i - 1];
         a[i].task->q.slot = i;
     }
@@ -1865,7 +1869,11 @@ static bool async__fifo_add(async_loop *loop, async__timer tm) {
 static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) {
     async__timer tm;
     tm.deadline = deadline;
+#if ASYNC_CONFIG_TIMER_HEAP
     tm.seq = loop->timer_seq++;
+#else
+    tm.seq = 0; /* the array keeps the order of equal deadlines by itself */
+#endif
     tm.task = t;
 #if ASYNC_CONFIG_TIMER_FIFO
     /* the lane from the moment the inline slots are not enough: small loops never allocate */
