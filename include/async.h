@@ -36,9 +36,36 @@
  *                              the header stays at 48 bytes (24 on 32-bit), and tasks report as "task".
  *   ASYNC_CONFIG_INLINE_TIMERS timer slots inside async_loop before the allocator hook is needed. Default 8.
  *   ASYNC_CONFIG_BATCH_STEPS   coroutine steps async_run runs between two looks at the clock and at I/O.
- *                              Default 256.
+ *                              Default 256 (1 with ASYNC_CONFIG_MINIMAL: a board's clock is a load).
  *   ASYNC_CONFIG_TIMER_FIFO    1 adds a FIFO lane for sleeps set in deadline order beside the timer heap
  *                              (changes the size of struct async_loop). Default 1 hosted, 0 freestanding.
+ *   ASYNC_CONFIG_MINIMAL       1: the smallest core, for a board whose flash is counted in kilobytes: the
+ *                              six below default to 0 (and BATCH_STEPS to 1). Default 0. Whatever the
+ *                              configuration, a program links only what it uses: interrupt delivery
+ *                              once it registers an interrupt, the group code (and async_cancel, which
+ *                              it needs) once it starts a gather, group, wait_for or generator, a
+ *                              timeout block's expiry once it enters one.
+ *   ASYNC_CONFIG_ERROR_MESSAGES 0 drops the core's texts: error records keep their codes, async_strerror
+ *                              answers "error" for every code, async_error_message the record's own
+ *                              message (ASYNC_THROW's) or "error", and only the codes the core raises
+ *                              into tasks have records (ENOMEM, EBUSY, EINVAL, ERANGE, EDEADLK,
+ *                              ESHUTDOWN, ETIMEDOUT, ECANCELED, EFAULT, EPERM; async_error_of is NULL
+ *                              for the others, so ASYNC_THROW_ERROR(t, async_error_of(ASYNC_EIO))
+ *                              raises ASYNC_EINVAL: use ASYNC_THROW for such codes). Default 1.
+ *   ASYNC_CONFIG_UNRETRIEVED   0 drops the list of errors no one retrieved: async_run and
+ *                              async_loop_report_errors report nothing, the error handler is never
+ *                              called. Default 1.
+ *   ASYNC_CONFIG_DEADLOCK      0: when nothing can wake main, async_run returns ASYNC_EDEADLK at once
+ *                              instead of cancelling main (its finally blocks do not run) and releasing
+ *                              tasks that await each other. Default 1.
+ *   ASYNC_CONFIG_HOOKS         0: the loop's instrumentation hooks (async_loop_set_hooks: the hosted
+ *                              debug mode) and its thread check (async_loop_set_thread_check) are never
+ *                              called. Default 1.
+ *   ASYNC_CONFIG_TIMER_GROWTH  0: the timer heap never grows beyond its ASYNC_CONFIG_INLINE_TIMERS slots
+ *                              (the loop's allocator is not used for it): one sleep too many is
+ *                              ASYNC_ENOMEM at its AWAIT. Default 1.
+ *   ASYNC_CONFIG_TIMER_HEAP    0: timers in a sorted array instead of a binary heap (setting and removing
+ *                              one is O(n), less code: for a few timers). The same order. Default 1.
  *   ASYNC_FREESTANDING         defined: the hosted runtime's headers are left out even on a hosted
  *                              compiler (a firmware build tested on a PC).
  *   ASYNC_ASSERT(cond, msg)    called on API misuse (a NULL or nonsense argument, a busy object, a call
@@ -73,10 +100,36 @@ void *memcpy(void *dst, const void *src, size_t n);
 #ifndef ASYNC_CONFIG_TASK_NAMES
 #  define ASYNC_CONFIG_TASK_NAMES 0
 #endif
+#ifndef ASYNC_CONFIG_MINIMAL
+#  define ASYNC_CONFIG_MINIMAL 0
+#endif
+#ifndef ASYNC_CONFIG_ERROR_MESSAGES
+#  define ASYNC_CONFIG_ERROR_MESSAGES (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_UNRETRIEVED
+#  define ASYNC_CONFIG_UNRETRIEVED (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_DEADLOCK
+#  define ASYNC_CONFIG_DEADLOCK (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_HOOKS
+#  define ASYNC_CONFIG_HOOKS (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_TIMER_GROWTH
+#  define ASYNC_CONFIG_TIMER_GROWTH (!ASYNC_CONFIG_MINIMAL)
+#endif
+#ifndef ASYNC_CONFIG_TIMER_HEAP
+#  define ASYNC_CONFIG_TIMER_HEAP (!ASYNC_CONFIG_MINIMAL)
+#endif
 #ifndef ASYNC_CONFIG_BATCH_STEPS
 /* async_run looks at the clock and at I/O again after this many coroutine steps (or when nothing is
- * ready): a system call per few hundred hand-overs instead of one per pass. */
-#  define ASYNC_CONFIG_BATCH_STEPS 256
+ * ready): a system call per few hundred hand-overs instead of one per pass. A board's clock is a memory
+ * read: a minimal build looks after every pass. */
+#  if ASYNC_CONFIG_MINIMAL
+#    define ASYNC_CONFIG_BATCH_STEPS 1
+#  else
+#    define ASYNC_CONFIG_BATCH_STEPS 256
+#  endif
 #endif
 #ifndef ASYNC_CONFIG_TIMER_FIFO
 /* Sleeps whose deadlines come in order (the common case: many tasks sleeping the same time) go to a
@@ -445,6 +498,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
 #define ASYNC__LC_ENDTRY(line) (0xC000 | (line))
 #define ASYNC__LC_FILE 0x3FFE     /* asks the coroutine for __FILE__ (async_task_where) */
 #define ASYNC__LC_FUNCTION 0x3FFF /* and for __func__ */
+#define ASYNC__LC_WATCH 0x3F00    /* a wait set's watch node, not a coroutine (its step reads lc only there) */
 #define ASYNC__LC_RETURN 0xFFFE
 #define ASYNC__LC_RAISE 0xFFFF
 #define ASYNC__LINE_OK() ((void)sizeof(char[(__LINE__ < 0x3F00) ? 1 : -1]))
@@ -613,17 +667,17 @@ extern "C" {
  *  error is raised at once while the others keep running. Results stay in the children's frames. */
 #define AWAIT_GATHER(t, g, ...)                                                                       \
     ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER, ASYNC__CHILDREN(__VA_ARGS__)),  \
-                 async__group_check((t), (g)))
+                 async__gather_check((t), (g)))
 /** gather(..., return_exceptions=True): waits for every child and raises nothing; read each child's
  *  async_task_code / async_task_error. */
 #define AWAIT_GATHER_SETTLED(t, g, ...)                                                               \
     ASYNC__AWAIT(t, async__gather_start((t), (g), ASYNC_GROUP_GATHER_SETTLED,                         \
                                         ASYNC__CHILDREN(__VA_ARGS__)),                                \
-                 async__group_check((t), (g)))
+                 async__gather_check((t), (g)))
 /** gather over n frames laid out `stride` bytes apart, the first one's header at `first`. */
 #define AWAIT_GATHER_ARRAY(t, g, first, n, stride)                                                    \
     ASYNC__AWAIT(t, async__gather_array_start((t), (g), ASYNC_GROUP_GATHER, (first), (n), (stride)), \
-                 async__group_check((t), (g)))
+                 async__gather_check((t), (g)))
 /** asyncio.create_task(child) inside task group g (structured: g's owner cannot finish before child). */
 #define ASYNC_SPAWN(t, g, child)                                                                      \
     do {                                                                                              \
@@ -632,7 +686,7 @@ extern "C" {
     } while (0)
 /** Leaves a task group (async with TaskGroup() exit): waits for every child; the first error cancelled
  *  the others and is raised here once all have ended. */
-#define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__group_check((t), (g)))
+#define AWAIT_GROUP(t, g) ASYNC__AWAIT(t, async__group_wait((t), (g)), async__gather_check((t), (g)))
 /** await asyncio.wait_for(child, ms / 1000.0): at the deadline the child is cancelled and, once it has
  *  ended, ASYNC_ETIMEDOUT is raised (even if the child swallowed the cancellation). ms is taken as
  *  int64_t; more than ASYNC_MS_MAX raises ASYNC_ERANGE and the child never starts. If the deadline
@@ -1199,7 +1253,7 @@ struct async_loop {
     async_ms now;
     async_group *live_groups;
     async_task *unretrieved;
-    uint64_t steps; /* coroutine steps run, for statistics */
+    uint32_t steps; /* coroutine steps run (wrapping), for async_poll_batch and statistics */
     /* backend seam: all optional */
     async_ms (*clock)(async_loop *loop);                 /* NULL: virtual clock (time jumps) */
     bool (*wait)(async_loop *loop, int32_t timeout_ms);  /* block for I/O until timeout (-1: none);
@@ -1218,6 +1272,9 @@ struct async_loop {
     async__timer inline_timers[ASYNC_CONFIG_INLINE_TIMERS];
     struct async_interrupt *interrupts; /* what ISRs may raise (see Interrupts) */
     volatile uint32_t interrupted;       /* set by async_interrupt_raise, cleared by async_poll before its scan */
+    void (*deliver)(async_loop *loop);   /* the scan, set by async_interrupt_init: a program that registers no
+                                            interrupt does not link it */
+    const struct async__group_ops *groups; /* the group code, set by the first group begun (likewise) */
 };
 
 /** Initialises a loop with the virtual clock (time jumps to the next timer when nothing is ready) and
@@ -1227,7 +1284,8 @@ ASYNC_API int async_loop_init(async_loop *loop);
 ASYNC_API void async_loop_set_clock(async_loop *loop, async_ms (*clock)(async_loop *loop));
 /** Lets the loop grow its timer heap with a realloc-style function (failure is ASYNC_ENOMEM at the await). */
 ASYNC_API void async_loop_set_allocator(async_loop *loop, void *(*realloc_fn)(void *, void *, size_t), void *ctx);
-/** Receives errors no one retrieved (reported when async_run returns and by async_loop_report_errors). */
+/** Receives errors no one retrieved (reported when async_run returns and by async_loop_report_errors);
+ *  never called with ASYNC_CONFIG_UNRETRIEVED 0. */
 ASYNC_API void async_loop_set_error_handler(async_loop *loop, async_error_handler fn, void *ctx);
 /** The loop's time in ms as of the start of the current pass (what timers are measured from). */
 ASYNC_API async_ms async_loop_now(const async_loop *loop);
@@ -1248,9 +1306,11 @@ ASYNC_API int32_t async_poll_batch(async_loop *loop, uint32_t max_steps);
  *  If main waits and nothing is left that could wake it, main is cancelled so that its finally blocks run,
  *  and if the cancellation goes round tasks that await each other (A awaits B, B awaits A, also through a
  *  gather's children) one task of that cycle is released with the cancellation, so that every task of it
- *  unwinds; the return is then ASYNC_EDEADLK. Reports unretrieved errors. */
+ *  unwinds; the return is then ASYNC_EDEADLK (with ASYNC_CONFIG_DEADLOCK 0 at once, nothing cancelled).
+ *  Reports unretrieved errors. */
 ASYNC_API int async_run(async_loop *loop, async_task *main);
-/** Passes every unretrieved error to the error handler and forgets them. Returns how many there were. */
+/** Passes every unretrieved error to the error handler and forgets them. Returns how many there were (0
+ *  with ASYNC_CONFIG_UNRETRIEVED 0: none are kept). */
 ASYNC_API unsigned async_loop_report_errors(async_loop *loop);
 /** Number of sleeping tasks. */
 ASYNC_API uint32_t async_loop_timers(const async_loop *loop);
@@ -1276,7 +1336,7 @@ ASYNC_API const char *async_loop_error_message(const async_loop *loop, const asy
 /** A runtime's guard of the loop's thread: async_cancel (and other calls that change a loop's tasks from
  *  outside a step) call check(loop, their name) first and refuse (return false, or ASYNC_EPERM) when it
  *  returns false. The hosted runtime installs one that says so on stderr; a loop of async_loop_init's has
- *  none. */
+ *  none. Never called with ASYNC_CONFIG_HOOKS 0. */
 ASYNC_API void async_loop_set_thread_check(async_loop *loop, bool (*check)(const async_loop *loop, const char *what));
 
 /** A plain callback scheduled on a loop (loop.call_soon / call_later / call_at), cancellable until it has
@@ -1316,7 +1376,8 @@ typedef struct async_loop_hooks {
     void (*inline_start)(async_loop *loop, async_task *parent, async_task *child); /**< AWAIT of a coroutine */
 } async_loop_hooks;
 
-/** Installs hooks (NULL removes them); ctx is for the hooks (async_loop_hooks_ctx). */
+/** Installs hooks (NULL removes them); ctx is for the hooks (async_loop_hooks_ctx). Never called with
+ *  ASYNC_CONFIG_HOOKS 0. */
 ASYNC_API void async_loop_set_hooks(async_loop *loop, const async_loop_hooks *hooks, void *ctx);
 /** The ctx given with the hooks. */
 ASYNC_API void *async_loop_hooks_ctx(const async_loop *loop);
@@ -1468,6 +1529,7 @@ ASYNC_API int async__gather_start(async_task *t, async_group *g, int mode, async
 ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode, async_task *first, size_t n,
                                         size_t stride);
 ASYNC_API int async__group_check(async_task *t, async_group *g);
+ASYNC_API int async__gather_check(async_task *t, async_group *g);
 ASYNC_API int async__group_wait(async_task *t, async_group *g);
 ASYNC_API int async__spawn_or_raise(async_task *t, async_group *g, async_task *child);
 ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms, async_task *child);
@@ -1603,6 +1665,13 @@ static inline int async__sleep_resume(async_task *t) {
 #else
 #  define ASYNC__HOT static
 #endif
+/* The step's driver is inlined into its two callers even for size: the pass's copy, the one every
+ * program links, is then specialised for a whole task (a smaller function than the general one). */
+#if defined(__GNUC__) && defined(__OPTIMIZE__)
+#  define ASYNC__DRIVER static inline __attribute__((always_inline))
+#else
+#  define ASYNC__DRIVER static
+#endif
 
 /* A C99 static assertion: a negative array size is a compile error. */
 #define ASYNC__STATIC_ASSERT(cond, name) typedef char async__assert_##name[(cond) ? 1 : -1]
@@ -1624,11 +1693,22 @@ ASYNC__HOT void *async__owner(const async_task *t) { return (void *)((uintptr_t)
 #define ASYNC__UNTAG(p) ((async_task **)((uintptr_t)(p) & ~(uintptr_t)1u))
 #define ASYNC__OWNER(t) ((t)->flags & ASYNC__F_OWNER)
 
+#if ASYNC_CONFIG_ERROR_MESSAGES
+#define ASYNC__MSG(text) text
 static const async_error async__errors[] = {
 #define ASYNC__REC(name, value, msg) {value, msg},
     ASYNC_ERRORS(ASYNC__REC)
 #undef ASYNC__REC
 };
+#else
+/* No texts: a record per code that the core raises into a task (the ones it only returns need none) */
+#define ASYNC__MSG(text) NULL
+static const async_error async__errors[] = {
+    {ASYNC_ENOMEM, NULL}, {ASYNC_EBUSY, NULL},     {ASYNC_EINVAL, NULL},    {ASYNC_ERANGE, NULL},
+    {ASYNC_EDEADLK, NULL}, {ASYNC_ESHUTDOWN, NULL}, {ASYNC_ETIMEDOUT, NULL}, {ASYNC_ECANCELED, NULL},
+    {ASYNC_EFAULT, NULL},  {ASYNC_EPERM, NULL},
+};
+#endif
 #define ASYNC__NERRORS (sizeof async__errors / sizeof async__errors[0])
 
 ASYNC_API const async_error *async_error_of(int code) {
@@ -1638,6 +1718,7 @@ ASYNC_API const async_error *async_error_of(int code) {
     return NULL;
 }
 
+#if ASYNC_CONFIG_ERROR_MESSAGES
 ASYNC_API const char *async_strerror(int code) {
     const async_error *e = async_error_of(code);
     return e ? e->message : "unknown error";
@@ -1647,6 +1728,15 @@ ASYNC_API const char *async_error_message(const async_error *e) {
     if (!e) return async_strerror(0);
     return e->message ? e->message : async_strerror(e->code);
 }
+#else
+/* No texts: the code is what tells errors apart (a record's own message, an ASYNC_THROW's, stays). */
+ASYNC_API const char *async_strerror(int code) {
+    (void)code;
+    return "error";
+}
+
+ASYNC_API const char *async_error_message(const async_error *e) { return e && e->message ? e->message : "error"; }
+#endif
 
 static const async_error *async__err(int code) { return async_error_of(code); }
 
@@ -1675,11 +1765,8 @@ static void async__wl_remove(async_task *w) {
 
 ASYNC__HOT async_loop *async__loop_of(const async_task *t) {
     if (ASYNC__OWNER(t) == ASYNC__OWN_TASK) t = t->q.runner;
-    switch (ASYNC__OWNER(t)) {
-    case ASYNC__OWN_LOOP: return (async_loop *)async__owner(t);
-    case ASYNC__OWN_GROUP: return ((async_group *)async__owner(t))->loop;
-    default: return NULL;
-    }
+    if (ASYNC__OWNER(t) == ASYNC__OWN_GROUP) return ((async_group *)async__owner(t))->loop;
+    return ASYNC__OWNER(t) == ASYNC__OWN_LOOP ? (async_loop *)async__owner(t) : NULL;
 }
 
 ASYNC_API async_loop *async_task_loop(const async_task *t) { return t ? async__loop_of(t) : NULL; }
@@ -1715,7 +1802,7 @@ ASYNC_API bool async_task_where(async_task *t, const char **file, const char **f
     if (function) *function = (const char *)t->r.value;
     t->lc = lc;
     t->r.value = r;
-    if (line) *line = lc < 0x4000u ? lc : (lc < 0xFFFEu ? (lc & 0x3FFFu) : 0u);
+    if (line) *line = lc < 0x3F00u ? lc : (lc >= 0x4000u && lc < 0xFFFEu ? (lc & 0x3FFFu) : 0u);
     return true;
 }
 
@@ -1746,11 +1833,14 @@ static void async__wl_wake_all(async_task **headp) {
 
 /* ---- the timer heap: a binary min-heap of (deadline, seq, task) in loop storage ---- */
 
+#if ASYNC_CONFIG_TIMER_HEAP || ASYNC_CONFIG_TIMER_FIFO
 static bool async__timer_before(const async__timer *a, const async__timer *b) {
     int32_t d = (int32_t)(a->deadline - b->deadline);
     return d < 0 || (d == 0 && (int32_t)(a->seq - b->seq) < 0);
 }
+#endif
 
+#if ASYNC_CONFIG_TIMER_HEAP
 static void async__timer_place(async_loop *loop, uint32_t i, async__timer tm) {
     loop->timers[i] = tm;
     tm.task->q.slot = i;
@@ -1774,6 +1864,21 @@ static void async__timer_sift(async_loop *loop, uint32_t i) {
     }
     async__timer_place(loop, i, tm);
 }
+#else
+/* The timers in deadline order (the earliest first, where the heap has its top): a set moves its entry up
+ * from the end, past the later deadlines only, so that equal ones stay in the order they were set (no
+ * sequence number needed); a removal closes the gap. O(n) each, and less code than the heap, for a
+ * handful of timers. */
+static void async__timer_sift(async_loop *loop, uint32_t i) {
+    async__timer *a = loop->timers, tm = a[i];
+    for (; i > 0 && (int32_t)(tm.deadline - a[i - 1].deadline) < 0; i--) {
+        a[i] = a[i - 1];
+        a[i].task->q.slot = i;
+    }
+    a[i] = tm;
+    tm.task->q.slot = i;
+}
+#endif
 
 #if ASYNC_CONFIG_TIMER_FIFO
 /* The FIFO lane: a slot with this bit is a position in loop->fifo, not in the heap. */
@@ -1825,7 +1930,11 @@ static bool async__fifo_add(async_loop *loop, async__timer tm) {
 static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) {
     async__timer tm;
     tm.deadline = deadline;
+#if ASYNC_CONFIG_TIMER_HEAP
     tm.seq = loop->timer_seq++;
+#else
+    tm.seq = 0; /* the array keeps the order of equal deadlines by itself */
+#endif
     tm.task = t;
 #if ASYNC_CONFIG_TIMER_FIFO
     /* the lane from the moment the inline slots are not enough: small loops never allocate */
@@ -1834,7 +1943,9 @@ static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) 
     if (loop->ntimers == loop->timer_cap) {
         uint32_t cap = loop->timer_cap * 2;
         async__timer *p;
-        if (!loop->realloc_fn || cap < loop->timer_cap || (size_t)cap * sizeof *p / sizeof *p != cap) return ASYNC_ENOMEM;
+        if (!ASYNC_CONFIG_TIMER_GROWTH || !loop->realloc_fn || cap < loop->timer_cap ||
+            (size_t)cap * sizeof *p / sizeof *p != cap)
+            return ASYNC_ENOMEM;
         if (loop->timers == loop->inline_timers) {
             p = (async__timer *)loop->realloc_fn(loop->alloc_ctx, NULL, cap * sizeof *p);
             if (p) memcpy(p, loop->inline_timers, loop->ntimers * sizeof *p);
@@ -1852,10 +1963,17 @@ static int async__timer_add(async_loop *loop, async_task *t, async_ms deadline) 
 
 static void async__timer_remove(async_loop *loop, uint32_t i) {
     loop->ntimers--;
+#if ASYNC_CONFIG_TIMER_HEAP
     if (i != loop->ntimers) {
         loop->timers[i] = loop->timers[loop->ntimers];
         async__timer_sift(loop, i);
     }
+#else
+    for (; i < loop->ntimers; i++) {
+        loop->timers[i] = loop->timers[i + 1];
+        loop->timers[i].task->q.slot = i;
+    }
+#endif
 }
 
 /* The earliest timer (heap top or lane head), or NULL. */
@@ -1886,10 +2004,15 @@ static void async__timer_cancel(async_loop *loop, async_task *t) {
 /* ---- tasks ---- */
 
 static void async__unretrieved_remove(async_loop *loop, async_task *t) {
+#if ASYNC_CONFIG_UNRETRIEVED
     async_task **pp = &loop->unretrieved;
     while (*pp && *pp != t) pp = &(*pp)->q.next;
     if (*pp) *pp = t->q.next;
     t->q.next = NULL;
+#else
+    (void)loop;
+    (void)t; /* no list: nothing to leave */
+#endif
 }
 
 /* Marks t's error as retrieved (it may sit in the loop's unretrieved list). */
@@ -1904,8 +2027,8 @@ static void async__retrieve(async_task *t) {
 static bool async__live(const async_task *t) {
     if (t->state != ASYNC__S_INIT && t->state != ASYNC__S_DONE) return true;
     /* a finished child stays linked in its group until the group is idle */
-    return t->state == ASYNC__S_DONE && ASYNC__OWNER(t) == ASYNC__OWN_GROUP &&
-           ((const async_group *)async__owner(t))->running > 0;
+    return t->state == ASYNC__S_DONE && ASYNC__OWNER(t) == ASYNC__OWN_GROUP && /* done: no leaf tag */
+           ((const async_group *)t->owner)->running > 0;
 }
 
 ASYNC_API async_task *async_task_init(async_task *t, async_fn fn) {
@@ -2025,11 +2148,25 @@ static void async__group_unlink(async_group *g) {
     g->live_next = g->live_prev = NULL;
 }
 
-static void async__group_cancel_children(async_group *g, const async_task *except) {
+static void async__group_cancel_all(async_group *g, const async_task *except) {
     async_task *c;
     for (c = g->children; c; c = c->u.sibling)
         if (c != except && c->state != ASYNC__S_DONE) async_cancel(c);
 }
+
+static void async__group_cancel_all(async_group *g, const async_task *except);
+static void async__group_child_end(async_group *g, async_task *child);
+static void async__group_child_end_timed(async_group *g, async_task *child);
+
+/* What the loop's completion of a task calls in the group code. The loop reaches it through the pointer
+ * that async__group_begin sets, so that a program that never starts a group does not link the group code
+ * nor the cancellation it uses. */
+struct async__group_ops {
+    void (*cancel)(async_group *g, const async_task *except);
+    void (*child_end)(async_group *g, async_task *child);
+};
+static const struct async__group_ops async__group_code = {async__group_cancel_all, async__group_child_end};
+static const struct async__group_ops async__group_code_timed = {async__group_cancel_all, async__group_child_end_timed};
 
 /* Prepares g for a new set of children owned by t. */
 static int async__group_begin(async_task *t, async_group *g, int mode) {
@@ -2037,6 +2174,7 @@ static int async__group_begin(async_task *t, async_group *g, int mode) {
     g->waiters = NULL;
     g->children = g->last_child = NULL;
     g->loop = async__loop_of(t);
+    if (g->loop && !g->loop->groups) g->loop->groups = &async__group_code;
     g->parent = t;
     g->error = NULL;
     g->count = 0;
@@ -2063,51 +2201,59 @@ ASYNC__HOT int async__group_add(async_group *g, async_task *child) {
     return 0;
 }
 
-ASYNC__HOT void async__group_child_done(async_group *g, async_task *child) {
-    bool failed = (child->flags & ASYNC__F_RAISE) != 0;
-    bool wake = (g->flags & ASYNC__G_CHILD_WAITERS) != 0;
-    g->running--;
-    switch (g->mode) {
-    case ASYNC_GROUP_TASKS:
-        if (failed && child->r.error->code != ASYNC_ECANCELED && !g->error) {
-            g->error = child->r.error;
-            async__group_cancel_children(g, child);
-        }
-        break;
-    case ASYNC_GROUP_GENERATOR:
-        if (failed && child->r.error->code != ASYNC_ECANCELED && !g->error) g->error = child->r.error;
-        break;
-    case ASYNC_GROUP_GATHER:
-        if (failed && !g->error) {
-            g->error = child->r.error;
-            wake = true; /* the first error propagates at once */
-        }
-        break;
-    case ASYNC_GROUP_TIMEOUT: {
-        async_task *timer = &((async_timeout *)(void *)g)->timer;
-        if (child == timer) {
-            if (!failed) {
-                g->flags |= ASYNC__G_TIMED_OUT;
-                async__group_cancel_children(g, timer);
-            } else if (child->r.error->code != ASYNC_ECANCELED) {
-                /* the deadline could not be set (its sleep failed: ASYNC_ENOMEM): rather than let the
-                 * work run unbounded and lose the error, cancel the work and raise the error */
-                g->error = child->r.error;
-                async__group_cancel_children(g, timer);
-            }
-        } else if (timer->state != ASYNC__S_DONE) {
-            async_cancel(timer);
-        }
-        break;
-    }
-    default: break;
-    }
+/* A child has ended and was counted out: the group's waiters wake if asked to, or once it is idle. */
+static void async__group_child_left(async_group *g, bool wake) {
     if (g->running == 0) {
         async__group_unlink(g);
         wake = true;
     }
     if (wake) async__wl_wake_all(&g->waiters);
 }
+
+static void async__group_child_end(async_group *g, async_task *child) {
+    bool wake = (g->flags & ASYNC__G_CHILD_WAITERS) != 0;
+    g->running--;
+    /* the first error is kept: a task group's and a generator's not a cancellation (gather's is); a
+     * settled gather and a shield keep none */
+    if ((child->flags & ASYNC__F_RAISE) && !g->error && g->mode != ASYNC_GROUP_GATHER_SETTLED &&
+        g->mode != ASYNC_GROUP_SHIELD && (g->mode == ASYNC_GROUP_GATHER || child->r.error->code != ASYNC_ECANCELED)) {
+        g->error = child->r.error;
+        if (g->mode == ASYNC_GROUP_GATHER) wake = true; /* it propagates at once */
+        if (g->mode == ASYNC_GROUP_TASKS) async__group_cancel_all(g, child);
+    }
+    async__group_child_left(g, wake);
+}
+
+/* async__group_child_end for loops that have run a wait_for (async__timeout_start sets it): a timeout
+ * group's work and deadline end each other. */
+static void async__group_child_end_timed(async_group *g, async_task *child) {
+    async_task *timer = &((async_timeout *)(void *)g)->timer;
+    if (g->mode != ASYNC_GROUP_TIMEOUT) {
+        async__group_child_end(g, child);
+        return;
+    }
+    g->running--;
+    if (child == timer) {
+        if (!(child->flags & ASYNC__F_RAISE)) {
+            g->flags |= ASYNC__G_TIMED_OUT;
+            async__group_cancel_all(g, timer);
+        } else if (child->r.error->code != ASYNC_ECANCELED) {
+            /* the deadline could not be set (its sleep failed: ASYNC_ENOMEM): rather than let the work run
+             * unbounded and lose the error, cancel the work and raise the error */
+            g->error = child->r.error;
+            async__group_cancel_all(g, timer);
+        }
+    } else if (timer->state != ASYNC__S_DONE) {
+        async_cancel(timer);
+    }
+    async__group_child_left(g, (g->flags & ASYNC__G_CHILD_WAITERS) != 0);
+}
+
+static void async__group_cancel_children(async_group *g, const async_task *except) {
+    g->loop->groups->cancel(g, except);
+}
+
+static void async__group_child_done(async_group *g, async_task *child) { g->loop->groups->child_end(g, child); }
 
 ASYNC_API int async_group_spawn(async_task *t, async_group *g, async_task *child) {
     int rc;
@@ -2156,6 +2302,7 @@ ASYNC_API async_status async__complete(async_task *t) {
         if (g) { /* a frame never ends while a child inside it runs: cancel them, wait for them */
             async_group *h;
             t->flags |= ASYNC__F_FINISHING;
+            t->lc = ASYNC__LC_RETURN; /* its next step ends it again (ASYNC_END's case): no check elsewhere */
             for (h = g; h; h = h->live_next)
                 if (h->parent == t && h->mode != ASYNC_GROUP_SHIELD) async__group_cancel_children(h, NULL);
             runner = async__runner(t);
@@ -2166,24 +2313,23 @@ ASYNC_API async_status async__complete(async_task *t) {
         t->flags &= (uint8_t)~ASYNC__F_OWNS;
     }
     t->flags &= (uint8_t) ~(ASYNC__F_FINISHING | ASYNC__F_RETURN | ASYNC__F_CANCEL);
-    /* an inline coroutine is done once its parent's await has taken the outcome (async__run) */
-    t->state = ASYNC__OWNER(t) == ASYNC__OWN_TASK ? ASYNC__S_ENDED : ASYNC__S_DONE;
+    t->state = ASYNC__S_DONE; /* an inline coroutine's is ENDED until its parent reads it (async__run) */
     {
         async_loop *loop = async__loop_of(t);
-        if (loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, t);
+        if (ASYNC_CONFIG_HOOKS && loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, t);
     }
     switch (ASYNC__OWNER(t)) {
     case ASYNC__OWN_GROUP:
         t->flags |= ASYNC__F_SEEN; /* the group retrieves its children's errors */
-        async__group_child_done((async_group *)async__owner(t), t);
+        async__group_child_done((async_group *)t->owner, t); /* ending: no leaf tag */
         break;
     case ASYNC__OWN_LOOP:
         if (t->u.waiters) {
             t->flags |= ASYNC__F_SEEN;
             async__wl_wake_all(&t->u.waiters);
-        } else if ((t->flags & ASYNC__F_RAISE) && t->r.error->code != ASYNC_ECANCELED) {
+        } else if (ASYNC_CONFIG_UNRETRIEVED && (t->flags & ASYNC__F_RAISE) && t->r.error->code != ASYNC_ECANCELED) {
             /* a cancelled task is not an error anyone missed: asyncio does not log it either */
-            async_loop *loop = (async_loop *)async__owner(t);
+            async_loop *loop = (async_loop *)t->owner;
             t->q.next = loop->unretrieved;
             loop->unretrieved = t;
         }
@@ -2194,8 +2340,8 @@ ASYNC_API async_status async__complete(async_task *t) {
 }
 
 ASYNC_API bool async__redirect(async_task *t) {
-    static const async_error in_switch = {ASYNC_EFAULT, "the coroutine cannot resume at its AWAIT: an AWAIT "
-                                          "inside a switch statement of your own (use if/else there)"};
+    static const async_error in_switch = {ASYNC_EFAULT, ASYNC__MSG("the coroutine cannot resume at its AWAIT: an "
+                                          "AWAIT inside a switch statement of your own (use if/else there)")};
     /* a jump to a catch or finally label that the try does not have goes on to the next part */
     if (t->lc >= 0x4000 && t->lc < 0xC000 && (t->lc & 0x3FFF) != 0) {
         t->lc = (uint16_t)(t->lc + 0x4000);
@@ -2203,13 +2349,20 @@ ASYNC_API bool async__redirect(async_task *t) {
     }
     /* a line of the coroutine that its switch does not reach: the AWAIT's case label belongs to a switch
      * of the user's (a resume point the core never sets otherwise) */
-    async__raise(t, (t->lc > 0 && t->lc < 0x3F00) ? &in_switch : async__err(ASYNC_EFAULT));
+    /* (without messages the two records say the same) */
+    async__raise(t, (ASYNC_CONFIG_ERROR_MESSAGES && t->lc > 0 && t->lc < 0x3F00) ? &in_switch
+                                                                                 : async__err(ASYNC_EFAULT));
     return false;
 }
 
 ASYNC_API void async__raise(async_task *t, const async_error *e) {
     t->r.error = e ? e : async__err(ASYNC_EINVAL);
     t->flags = (uint8_t)((t->flags | ASYNC__F_RAISE) & ~ASYNC__F_RETURN);
+}
+
+static int async__raise_code(async_task *t, int code) {
+    async__raise(t, async__err(code));
+    return ASYNC__RAISE;
 }
 
 ASYNC_API void async__set_return(async_task *t, intptr_t value) {
@@ -2251,7 +2404,7 @@ ASYNC_API void async__leaving(async_task *t, int how) {
 }
 
 ASYNC_API async_status async__stray_leave(async_task *t) {
-    static const async_error stray = {ASYNC_EINVAL, "break or continue in a coroutine, outside any loop"};
+    static const async_error stray = {ASYNC_EINVAL, ASYNC__MSG("break or continue in a coroutine, outside any loop")};
     async__raise(t, &stray);
     return async__complete(t);
 }
@@ -2289,15 +2442,15 @@ static void async__leaf_push(async_task *r, async_task *parent, async_task *x) {
 }
 
 /* x, r's leaf, has finished: its parent becomes the leaf (or r runs its own coroutine again). */
-static async_task *async__leaf_pop(async_task *r, async_task *x) {
+static void async__leaf_pop(async_task *r, async_task *x) {
     async_task *parent = (async_task *)async__owner(x);
+    x->state = ASYNC__S_ENDED; /* live until its parent's await takes the outcome (async__await_check) */
     if (parent == r) {
         r->r.value = x->u.saved;
         r->owner = async__owner(r);
     } else {
         r->r.leaf = parent;
     }
-    return parent;
 }
 
 /* Steps the scheduled task r until it suspends, or until `top` (r, or a coroutine r runs inline)
@@ -2306,21 +2459,14 @@ static async_task *async__leaf_pop(async_task *r, async_task *x) {
  * that finishes stays live (ASYNC__S_ENDED) until its parent's await takes the outcome: the await's
  * operand, evaluated again there, may be the call that made it (AWAIT(t, child(&f->c, ...))), which
  * leaves a live frame alone but would start a finished one again. */
-ASYNC__HOT async_status async__run(async_task *r, async_task *top) {
-    async_task *t = ASYNC__HAS_LEAF(r) ? r->r.leaf : r;
-    /* only the first coroutine of a step may have ended already, waiting for the children in its frame */
-    async_status st = (t->flags & ASYNC__F_FINISHING) ? async__complete(t) : t->fn(t);
+ASYNC__DRIVER async_status async__run(async_task *r, async_task *top) {
     for (;;) {
-        if (st == ASYNC__AGAIN) {
-            t = ASYNC__HAS_LEAF(r) ? r->r.leaf : r;
-        } else {
-            async_task *parent;
-            if (st == ASYNC_PENDING || t == r) return st;
-            parent = async__leaf_pop(r, t);
-            if (t == top) return ASYNC_DONE;
-            t = parent;
-        }
-        st = t->fn(t);
+        async_task *t = ASYNC__HAS_LEAF(r) ? r->r.leaf : r;
+        async_status st = t->fn(t);
+        if (st == ASYNC__AGAIN) continue;
+        if (st == ASYNC_PENDING || t == r) return st;
+        async__leaf_pop(r, t); /* its parent is the leaf now (or r's own coroutine runs again) */
+        if (t == top) return ASYNC_DONE;
     }
 }
 
@@ -2362,7 +2508,7 @@ ASYNC_API int async__await_start(async_task *t, async_task *x) {
         x->owner = t;
         x->q.runner = runner;
         x->flags = (uint8_t)((x->flags & ~ASYNC__F_OWNER) | ASYNC__OWN_TASK);
-        if (loop && loop->hooks && loop->hooks->inline_start) loop->hooks->inline_start(loop, t, x);
+        if (ASYNC_CONFIG_HOOKS && loop && loop->hooks && loop->hooks->inline_start) loop->hooks->inline_start(loop, t, x);
         x->state = ASYNC__S_RUNNING;
         async__leaf_push(runner, t, x); /* the next step of this task is x's */
         return ASYNC__GO;
@@ -2416,24 +2562,17 @@ ASYNC_API int async__sleep_start(async_task *t, int64_t ms) {
     async_task *runner = async__runner(t);
     async_loop *loop = async__loop_of(runner);
     int rc;
-    if (!loop) {
-        async__raise(t, async__err(ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_SLEEP: ASYNC_EINVAL")));
-        return ASYNC__RAISE;
-    }
-    if (ms > ASYNC_MS_MAX) { /* the 32-bit clock cannot hold the deadline: refuse, never cut it short */
-        async__raise(t, async__err(ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_SLEEP: more than ASYNC_MS_MAX ms")));
-        return ASYNC__RAISE;
-    }
+    if (!loop) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_SLEEP: ASYNC_EINVAL"));
+    /* the 32-bit clock cannot hold a later deadline: refuse, never cut it short */
+    if (ms > ASYNC_MS_MAX)
+        return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "AWAIT_SLEEP: more than ASYNC_MS_MAX ms"));
     if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
     if (ms <= 0) {
         async__push_ready(loop, runner);
         return ASYNC__WAIT;
     }
     rc = async__timer_add(loop, runner, loop->now + (async_ms)ms);
-    if (rc) {
-        async__raise(t, async__err(rc));
-        return ASYNC__RAISE;
-    }
+    if (rc) return async__raise_code(t, rc);
     runner->state = ASYNC__S_SLEEPING;
     return ASYNC__WAIT;
 }
@@ -2508,11 +2647,6 @@ ASYNC_API int async__future_check(async_task *t, async_future *f) {
 
 /* ---- gather, task groups, timeout, shield ---- */
 
-static int async__raise_code(async_task *t, int code) {
-    async__raise(t, async__err(code));
-    return ASYNC__RAISE;
-}
-
 static int async__group_start_checked(async_task *t, async_group *g, int mode) {
     async_task *runner = async__runner(t);
     int rc;
@@ -2530,7 +2664,7 @@ ASYNC_API int async__gather_start(async_task *t, async_group *g, int mode, async
     for (i = 0; i < n; i++) {
         rc = async__group_add(g, children[i]);
         if (rc) { /* nothing half-started is left behind: the started ones are cancelled */
-            async__group_cancel_children(g, NULL);
+            async__group_cancel_all(g, NULL);
             return async__raise_code(t, rc);
         }
     }
@@ -2549,7 +2683,7 @@ ASYNC_API int async__gather_array_start(async_task *t, async_group *g, int mode,
     for (i = 0; i < n; i++) {
         rc = async__group_add(g, (async_task *)(void *)((char *)first + i * stride));
         if (rc) {
-            async__group_cancel_children(g, NULL);
+            async__group_cancel_all(g, NULL);
             return async__raise_code(t, rc);
         }
     }
@@ -2572,11 +2706,31 @@ ASYNC_API int async__group_wait(async_task *t, async_group *g) {
     if (async__group_settled(g)) return ASYNC__GO;
     if (runner->flags & ASYNC__F_CANCEL) {
         if (g->mode == ASYNC_GROUP_SHIELD) return async__deliver_cancel(t, runner);
-        async__group_cancel_children(g, NULL); /* cancelled before waiting: pass it on, then wait */
+        async__group_cancel_all(g, NULL); /* cancelled before waiting: pass it on, then wait */
     }
     runner->state = ASYNC__S_WAIT_GROUP;
     async__wl_push(&g->waiters, runner);
     return ASYNC__WAIT;
+}
+
+/* The check of gathers and task groups: their first error, if they kept one (a settled gather keeps
+ * none). async__group_check's cases for the other modes, kept apart so that a program with no wait_for
+ * and no shield does not link them. */
+ASYNC_API int async__gather_check(async_task *t, async_group *g) {
+    async_task *runner = async__runner(t);
+    if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GATHER/AWAIT_GROUP: !g"));
+    if (async__waiting(runner)) return ASYNC__WAIT;
+    if (!async__group_settled(g)) {
+        runner->state = ASYNC__S_WAIT_GROUP;
+        async__wl_push(&g->waiters, runner);
+        return ASYNC__WAIT;
+    }
+    if (runner->flags & ASYNC__F_CANCEL) return async__deliver_cancel(t, runner);
+    if (g->error) {
+        async__raise(t, g->error);
+        return ASYNC__RAISE;
+    }
+    return ASYNC__GO;
 }
 
 ASYNC_API int async__group_check(async_task *t, async_group *g) {
@@ -2629,6 +2783,7 @@ ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms
     rc = async__group_start_checked(t, &tmo->group, ASYNC_GROUP_TIMEOUT);
     if (rc == ASYNC_ECANCELED) return async__deliver_cancel(t, async__runner(t));
     if (rc) return async__raise_code(t, rc);
+    tmo->group.loop->groups = &async__group_code_timed; /* its children end each other */
     if (!async_task_init(&tmo->timer, async__timeout_run))
         return async__raise_code(t,
             ASYNC__MISUSE(ASYNC_EBUSY, "AWAIT_TIMEOUT: !async_task_init(&tmo->timer, async__timeout_run)"));
@@ -2637,7 +2792,7 @@ ASYNC_API int async__timeout_start(async_task *t, async_timeout *tmo, int64_t ms
     if (rc) return async__raise_code(t, rc);
     rc = async__group_add(&tmo->group, &tmo->timer);
     if (rc) {
-        async__group_cancel_children(&tmo->group, NULL);
+        async__group_cancel_all(&tmo->group, NULL);
         return async__raise_code(t, rc);
     }
     return async__group_wait(t, &tmo->group);
@@ -2654,14 +2809,19 @@ static async_deadline *async__deadline_of(async_task *timer) {
     return (async_deadline *)(void *)((char *)timer - offsetof(async_deadline, timer));
 }
 
-static void async__deadline_fire(async_task *timer) {
+/* The deadline passed: its entry's fn (set by async__deadline_start, so that a program with no timeout
+ * block does not link it or the cancellation it calls). */
+static async_status async__deadline_expire(async_task *timer) {
     async_deadline *d = async__deadline_of(timer);
     d->state = (uint8_t)((d->state & ~ASYNC__D_ARMED) | ASYNC__D_EXPIRED);
     if (!(d->target->flags & ASYNC__F_CANCEL)) { /* an earlier, outer deadline's cancel is left to it */
         d->state |= ASYNC__D_FIRED;
         async_cancel(d->target);
     }
+    return ASYNC_DONE;
 }
+
+static void async__deadline_fire(async_task *timer) { (void)timer->fn(timer); }
 
 /* Puts the deadline's entry in the heap for d->when; a deadline already due fires at once. */
 static int async__deadline_arm(async_deadline *d) {
@@ -2686,6 +2846,7 @@ ASYNC_API int async__deadline_start(async_task *t, async_deadline *d, int at, in
         return async__raise_code(t, ASYNC__MISUSE(ASYNC_ERANGE, "ASYNC_TIMEOUT: more than ASYNC_MS_MAX ms"));
     memset(d, 0, sizeof *d);
     d->timer.state = ASYNC__S_DEADLINE;
+    d->timer.fn = async__deadline_expire;
     d->timer.owner = loop;
     d->timer.flags = ASYNC__OWN_LOOP;
     d->target = runner;
@@ -2756,7 +2917,7 @@ static async_watch *async__watch_of(async_task *node) {
 static void async__watch_node_done(async_task *node) {
     async_loop *loop = (async_loop *)async__owner(node);
     node->state = ASYNC__S_DONE;
-    if (loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, node);
+    if (ASYNC_CONFIG_HOOKS && loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, node);
 }
 
 static bool async__wait_met(const async_wait *ws) {
@@ -2858,6 +3019,7 @@ ASYNC_API int async__wait_start(async_task *t, async_wait *ws, async_watch *slot
         w->target = tasks[i];
         w->set = ws;
         w->node.fn = async__watch_step;
+        w->node.lc = ASYNC__LC_WATCH; /* what async_cancel knows it by, without pulling the wait sets in */
         w->node.owner = loop;
         w->node.flags = ASYNC__OWN_LOOP | ASYNC__F_SEEN; /* never reported */
         if (tasks[i]->state == ASYNC__S_DONE)
@@ -3535,7 +3697,7 @@ ASYNC_API int async__gen_close_start(async_task *t, async_gen *g) {
     if (!g) return async__raise_code(t, ASYNC__MISUSE(ASYNC_EINVAL, "AWAIT_GEN_CLOSE: !g"));
     g->state |= ASYNC__GEN_DONE;
     if (!g->group.running) return ASYNC__GO;
-    async__group_cancel_children(&g->group, NULL);
+    async__group_cancel_all(&g->group, NULL);
     return async__group_wait(t, &g->group);
 }
 
@@ -3547,7 +3709,7 @@ ASYNC_API int async__gen_close_check(async_task *t, async_gen *g) {
          * that value, so waiting would never end: cancel the producer again at that yield (as the
          * consumer's frame end does) */
         g->state &= (uint8_t)~ASYNC__GEN_VALUE;
-        async__group_cancel_children(&g->group, NULL);
+        async__group_cancel_all(&g->group, NULL);
         runner->state = ASYNC__S_WAIT_GROUP;
         async__wl_push(&g->group.waiters, runner);
         return ASYNC__WAIT;
@@ -3606,8 +3768,7 @@ ASYNC_API int async__gen_yield_check(async_task *t) {
 /* ---- cancellation ---- */
 
 static void async__finish_unstarted(async_task *t) {
-    async__raise(t, async__err(ASYNC_ECANCELED));
-    t->flags &= (uint8_t)~ASYNC__F_CANCEL;
+    async__deliver_cancel(t, t); /* raised, as at an await, and taken off the task */
     async__complete(t);
 }
 
@@ -3615,9 +3776,9 @@ ASYNC_API bool async_cancel(async_task *t) {
     async_loop *loop;
     if (!t || t->state == ASYNC__S_DONE) return false;
     /* the library's own nodes (a wait set's watches, a timeout block's deadline) are not tasks to cancel */
-    if (t->fn == async__watch_step || t->state == ASYNC__S_DEADLINE) return false;
+    if (t->lc == ASYNC__LC_WATCH || t->state == ASYNC__S_DEADLINE) return false;
     loop = async__loop_of(t);
-    if (loop && loop->thread_check && !loop->thread_check(loop, "async_cancel"))
+    if (ASYNC_CONFIG_HOOKS && loop && loop->thread_check && !loop->thread_check(loop, "async_cancel"))
         return ASYNC__MISUSE(false, "async_cancel: called from a thread that does not run the task's loop");
     if (t->state == ASYNC__S_INIT) { /* never started: it ends cancelled without running */
         async__raise(t, async__err(ASYNC_ECANCELED));
@@ -3652,7 +3813,7 @@ ASYNC_API bool async_cancel(async_task *t) {
             async__wl_remove(t);
             async__wake(t);
         } else {
-            async__group_cancel_children(g, NULL);
+            async__group_cancel_all(g, NULL);
         }
         break;
     }
@@ -3662,6 +3823,17 @@ ASYNC_API bool async_cancel(async_task *t) {
 }
 
 /* ---- interrupts: what an ISR raises (the contract is in the header's Interrupts section) ---- */
+
+static void async__interrupts_scan(async_loop *loop);
+
+/* From async_poll when the flag is set (only ever by an interrupt that async_interrupt_init registered,
+ * which set the scan). */
+static void async__interrupts_deliver(async_loop *loop) {
+    if (loop->deliver)
+        loop->deliver(loop);
+    else
+        loop->interrupted = 0;
+}
 
 ASYNC_API int async_interrupt_init(async_interrupt *s, async_loop *loop) {
     if (!s || !loop) return ASYNC__MISUSE(ASYNC_EINVAL, "async_interrupt_init: !s || !loop");
@@ -3674,6 +3846,7 @@ ASYNC_API int async_interrupt_init(async_interrupt *s, async_loop *loop) {
     s->taken = s->raised;
     s->next = loop->interrupts;
     loop->interrupts = s;
+    loop->deliver = async__interrupts_scan;
     s->loop = loop; /* last: raises reach the loop from here on */
     return 0;
 }
@@ -3703,7 +3876,7 @@ ASYNC_API int async_interrupt_raise_error(async_interrupt *s, const async_error 
 /* The loop side, from async_poll when the flag is set. The flag is cleared before the scan, so a raise
  * during the scan is seen on the next pass; an interrupt's count is read before and after its value, so a
  * value that an ISR replaced halfway is read again. */
-static void async__interrupts_deliver(async_loop *loop) {
+static void async__interrupts_scan(async_loop *loop) {
     async_interrupt *s;
     loop->interrupted = 0;
     for (s = loop->interrupts; s; s = s->next) {
@@ -3938,7 +4111,7 @@ ASYNC_API bool async_handle_cancel(async_handle *h) { return async_handle_pendin
 
 ASYNC__HOT void async__step_unhooked(async_task *t) {
     t->state = ASYNC__S_RUNNING;
-    if ((t->flags & ASYNC__F_CANCEL) && t->lc == 0 && !(t->flags & ASYNC__F_FINISHING))
+    if ((t->flags & ASYNC__F_CANCEL) && t->lc == 0)
         async__finish_unstarted(t); /* cancelled before its first step: the body never runs */
     else
         async__run(t, t);
@@ -4009,7 +4182,7 @@ static int32_t async__next_timeout(const async_loop *loop) {
 ASYNC__HOT int32_t async__pass(async_loop *loop) {
     async_task *t;
     if (loop->interrupted) async__interrupts_deliver(loop); /* what ISRs raised: its waiters run this pass */
-    if (async__timer_first(loop)) async__fire_timers(loop);
+    async__fire_timers(loop);
     /* one pass over what is ready now; what it makes ready runs on the next pass (asyncio's order) */
     t = loop->ready_head;
     loop->ready_head = loop->ready_tail = NULL;
@@ -4017,7 +4190,7 @@ ASYNC__HOT int32_t async__pass(async_loop *loop) {
         async_task *next = t->q.next;
         loop->current = t;
         loop->steps++;
-        if (loop->hooks)
+        if (ASYNC_CONFIG_HOOKS && loop->hooks)
             async__step_hooked(loop, t);
         else
             async__step_unhooked(t);
@@ -4029,24 +4202,25 @@ ASYNC__HOT int32_t async__pass(async_loop *loop) {
 
 ASYNC_API int32_t async_poll(async_loop *loop) {
     if (!loop) return -1;
-    if (loop->thread_check) loop->thread_check(loop, NULL); /* this thread runs the loop */
+    if (ASYNC_CONFIG_HOOKS && loop->thread_check) loop->thread_check(loop, NULL); /* this thread runs the loop */
     if (loop->clock) loop->now = loop->clock(loop);
     return async__pass(loop);
 }
 
 ASYNC_API int32_t async_poll_batch(async_loop *loop, uint32_t max_steps) {
-    uint64_t end;
+    uint32_t end;
     int32_t timeout;
     if (!loop) return -1;
+    if (max_steps > (uint32_t)INT32_MAX) max_steps = (uint32_t)INT32_MAX; /* compared modulo 2^32 */
     end = loop->steps + max_steps;
     timeout = async_poll(loop);
-    while (timeout == 0 && loop->steps < end) timeout = async__pass(loop);
+    while (timeout == 0 && (int32_t)(loop->steps - end) < 0) timeout = async__pass(loop);
     return timeout;
 }
 
 ASYNC_API unsigned async_loop_report_errors(async_loop *loop) {
     unsigned n = 0;
-    if (!loop) return 0;
+    if (!loop || !ASYNC_CONFIG_UNRETRIEVED) return 0;
     while (loop->unretrieved) {
         async_task *t = loop->unretrieved;
         loop->unretrieved = t->q.next;
@@ -4108,7 +4282,8 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
     rc = async_spawn(loop, main);
     if (rc) return rc;
     while (main->state != ASYNC__S_DONE) {
-        int32_t timeout = async_poll_batch(loop, ASYNC_CONFIG_BATCH_STEPS);
+        int32_t timeout = ASYNC_CONFIG_BATCH_STEPS > 1 ? async_poll_batch(loop, ASYNC_CONFIG_BATCH_STEPS)
+                                                       : async_poll(loop);
         if (main->state == ASYNC__S_DONE) break;
         if (loop->wait) { /* hosted: poll I/O (without blocking while tasks are ready) */
             if (loop->wait(loop, timeout) || timeout >= 0) continue;
@@ -4118,6 +4293,7 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
         }
         /* nothing can wake main: cancel it so its finally blocks run, then report the deadlock; if the
          * cancellation goes round a cycle of tasks awaiting each other, release the cycle */
+        if (!ASYNC_CONFIG_DEADLOCK) break;
         if (!deadlocked) {
             deadlocked = true;
             async_cancel(main);
@@ -4129,7 +4305,9 @@ ASYNC_API int async_run(async_loop *loop, async_task *main) {
         async_loop_report_errors(loop);
         return ASYNC_EDEADLK;
     }
-    rc = async_task_code(main); /* retrieved: the cancellation of a deadlocked main is not "lost" */
+    /* retrieved: the cancellation of a deadlocked main is not "lost" (async_task_code, inline) */
+    rc = (main->flags & ASYNC__F_RAISE) ? main->r.error->code : 0;
+    async__retrieve(main);
     if (deadlocked) rc = ASYNC_EDEADLK;
     async_loop_report_errors(loop);
     return rc;

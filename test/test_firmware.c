@@ -1,14 +1,14 @@
 /* The firmware side of the core, on the host: the async_interrupt records that interrupt handlers raise (delivered by
  * async_poll; under the virtual clock, on a simulated board whose wait is WFI, and raised for real from
- * a POSIX signal handler, the host's nearest thing to an interrupt), static frame pools, and the boards'
- * printf formatter against the C library's. The images themselves run in QEMU: make test-firmware. */
+ * a POSIX signal handler, the host's nearest thing to an interrupt), static frame pools, and the pointers
+ * through which a loop reaches group, wait_for and interrupt code once they are used (what keeps them
+ * out of a board image that does not use them). The images themselves run in QEMU on picolibc: make
+ * test-firmware. */
 #include "test.h"
 
 #include <limits.h>
 #include <signal.h>
 #include <sys/time.h>
-
-#include "ports/libc/format.c"
 
 static char fw_log[1024];
 
@@ -511,100 +511,56 @@ TEST(firmware_frame_pool_in_a_function_runs_out_with_a_clear_code) {
     ASSERT_STR_EQ(fw_log, "3:out of memory 4:out of memory free 0");
 }
 
-/* ---- the boards' printf ---- */
+/* ---- what a program links: the loop reaches group, wait_for and interrupt code through pointers that
+ * their first use sets, so that a board image without them does not carry them ---- */
 
-static void fw_to_string(char c, void *ctx) {
-    char *s = ctx;
-    size_t n = strlen(s);
-    s[n] = c;
-    s[n + 1] = '\0';
+ASYNC_DEF(fw_groups, fw_job_frame a, b, slow; async_group g; async_timeout tmo;
+          const struct async__group_ops *after_gather, *after_wait_for;) {
+    AWAIT_GATHER(t, &f->g, ASYNC_CALL(fw_job, &f->a, 1), ASYNC_CALL(fw_job, &f->b, 2));
+    fw_logf("gather %ld+%ld ", (long)async_task_value(&f->a.task), (long)async_task_value(&f->b.task));
+    f->after_gather = async_task_loop(t)->groups;
+    ASYNC_TRY(t) { /* the job sleeps 10 ms: the 5 ms deadline ends it */
+        AWAIT_TIMEOUT(t, &f->tmo, 5, ASYNC_CALL(fw_job, &f->slow, 3));
+        fw_logf("in time? ");
+    } ASYNC_EXCEPT(t, ASYNC_ETIMEDOUT) {
+        fw_logf("wait_for %d, job %d ", async_caught(t)->code, async_task_code(&f->slow.task));
+    } ASYNC_END_TRY(t);
+    f->after_wait_for = async_task_loop(t)->groups;
+    ASYNC_TRY(t) { /* a gather after a wait_for: its first error is raised as before */
+        AWAIT_GATHER(t, &f->g, ASYNC_CALL(fw_job, &f->a, 4), ASYNC_CALL(fw_job, &f->b, -1));
+        fw_logf("no error? ");
+    } ASYNC_CATCH(t) {
+        fw_logf("gather %d ", async_caught(t)->code);
+    } ASYNC_END_TRY(t);
+    ASYNC_TRY(t) { /* the first job still runs; the group keeps the error it raised */
+        AWAIT_GROUP(t, &f->g);
+    } ASYNC_EXCEPT(t, ASYNC_EUSER + 5) {
+        fw_logf("job %ld", (long)async_task_value(&f->a.task));
+    } ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+TEST(firmware_loop_links_groups_then_wait_for_on_first_use_and_keeps_both) {
+    async_loop *loop = fw_loop();
+    static fw_groups_frame m;
+    ASSERT(loop->groups == NULL); /* no group begun yet */
+    ASSERT_EQ(async_spawn(loop, ASYNC_CALL(fw_groups, &m)), 0);
+    fw_drain(loop);
+    ASSERT_EQ(async_task_code(&m.task), 0);
+    ASSERT_STR_EQ(fw_log, "gather 1+2 wait_for -110, job -125 gather 1005 job 4");
+    ASSERT(m.after_gather != NULL);
+    ASSERT(m.after_wait_for != NULL && m.after_wait_for != m.after_gather); /* a wait_for's code added */
+    ASSERT(loop->groups == m.after_wait_for);                              /* and kept by the gather after */
 }
 
-/* Formats with the board's formatter and with the C library's; both texts and counts must agree. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void fw_check_format(const char *file, int line, const char *fmt, ...) {
-    char mine[256] = "", libc[256];
-    int n_mine, n_libc;
-    va_list ap, aq;
-    va_start(ap, fmt);
-    va_copy(aq, ap);
-    n_mine = board_vformat(fw_to_string, mine, fmt, ap);
-    n_libc = vsnprintf(libc, sizeof libc, fmt, aq);
-    va_end(aq);
-    va_end(ap);
-    if (strcmp(mine, libc) != 0 || n_mine != n_libc)
-        test_fail(file, line, "format \"%s\": board \"%s\" (%d), C library \"%s\" (%d)", fmt, mine, n_mine, libc,
-                  n_libc);
-}
-#define FW_CHECK_FORMAT(...) fw_check_format(__FILE__, __LINE__, __VA_ARGS__)
-
-/* The board's formatter alone, for what it deliberately does differently from the C library. */
-static const char *fw_format(char *buf, size_t size, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    board_vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
-    return buf;
-}
-
-TEST(firmware_format_matches_the_c_library) {
-    int x = 0;
-    FW_CHECK_FORMAT("plain text, no conversion");
-    FW_CHECK_FORMAT("%d %d %d %d %d", 0, 7, -7, INT_MAX, INT_MIN);
-    FW_CHECK_FORMAT("%i|%5d|%-5d|%05d|", 42, 42, 42, -42);
-    FW_CHECK_FORMAT("%ld %ld %lu", LONG_MAX, LONG_MIN, ULONG_MAX);
-    FW_CHECK_FORMAT("%u %x %X %08x %x", UINT_MAX, 0xBEEFu, 0xBEEFu, 0x2Au, 0u);
-    FW_CHECK_FORMAT("%.3d|%5.3d|%-6.2d|%.0d|%.0u|%.4x", 7, -7, 3, 0, 0u, 0xABu);
-    FW_CHECK_FORMAT("%zu %zd %zx", (size_t)123, (ptrdiff_t)-5, (size_t)255);
-    FW_CHECK_FORMAT("%hd %hu %hhd %hhu %hx", (short)-3, (unsigned short)65535, (signed char)-100,
-                    (unsigned char)200, (unsigned short)0xFFFF);
-    FW_CHECK_FORMAT("[%s] [%8s] [%-8s] [%.2s] [%5.1s] [%s]", "abc", "abc", "abc", "abc", "abc", "");
-    FW_CHECK_FORMAT("[%c] [%3c] [%-3c]", 'x', 'y', 'z');
-    FW_CHECK_FORMAT("[%*d] [%-*d] [%*d] [%.*s] [%.*s]", 5, 1, 5, 2, -4, 3, 2, "abcdef", -1, "abc");
-    FW_CHECK_FORMAT("100%% %d%%", 5);
-    FW_CHECK_FORMAT("%p", (void *)&x);
-    FW_CHECK_FORMAT("Task %s started\n['%s', '%s', '%s']\n%d\n", "A", "Result of A", "Result of B", "Result of C",
-                    5);
-}
-
-TEST(firmware_format_shows_what_it_does_not_know_as_written) {
-    char buf[64];
-    double d = 1.5;
-    long long ll = 5;
-    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%f|%lld|%q|%#x|", d, ll), "%f|%lld|%q|%#x|");
-    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "end%"), "end%");
-    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "[%-05d]", 42), "[42   ]"); /* '-' wins over '0', as in C */
-    /* an int passed for %hd and %hhu is converted to short and unsigned char, as C's printf does */
-    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%hd %hhu %hhd", 70000, 300, 200), "4464 44 -56");
-    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%p", (void *)NULL), "0x0");
-    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%s", (char *)NULL), "(null)");
-}
-
-TEST(firmware_format_truncates_like_snprintf) {
-    char buf[8];
-    ASSERT_STR_EQ(fw_format(buf, 4, "abcdef"), "abc");
-    ASSERT_STR_EQ(fw_format(buf, 1, "abcdef"), "");
-    ASSERT_STR_EQ(fw_format(buf, sizeof buf, "%d-%s", 12, "xyz"), "12-xyz");
-    memset(buf, 'x', sizeof buf);
-    fw_format(buf, 0, "abc"); /* size 0: nothing written */
-    ASSERT_EQ(buf[0], 'x');
-}
-
-static int fw_vsn(char *buf, size_t size, const char *fmt, ...) {
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = board_vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
-    return n;
-}
-
-TEST(firmware_format_returns_the_full_length_and_takes_a_null_buffer) {
-    char buf[4];
-    ASSERT_EQ(fw_vsn(buf, sizeof buf, "%d", 123456), 6);
-    ASSERT_STR_EQ(buf, "123");
-    ASSERT_EQ(fw_vsn(NULL, 0, "%s", "hello"), 5);
-    ASSERT_EQ(fw_vsn(NULL, 10, "%s", "hello"), 5);
+TEST(firmware_loop_links_interrupt_delivery_once_one_is_registered) {
+    async_loop *loop = fw_loop();
+    static async_interrupt sig;
+    ASSERT(loop->deliver == NULL);
+    ASSERT_EQ(async_poll(loop), -1);
+    ASSERT_EQ(async_interrupt_init(&sig, loop), 0);
+    ASSERT(loop->deliver != NULL);
+    ASSERT_EQ(async_interrupt_raise(&sig, 5), 0);
+    ASSERT_EQ(async_poll(loop), -1); /* delivered by the scan: the future holds the raise */
+    ASSERT_EQ(async_future_value(&sig.future), 5);
+    ASSERT_EQ(async_interrupt_close(&sig), 0);
 }
