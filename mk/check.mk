@@ -55,8 +55,10 @@ check-build-san:
 # The suites. Each runs TEST_JOBS tests at once inside its stage.
 check-gcc:
 	$(Q)$(MAKE) --no-print-directory test
+# clang also builds without the awaits inlined into coroutines (ASYNC_CONFIG_INLINE_AWAITS=0), so the whole
+# suite runs through the calls into the core that -Os and firmware builds make, as gcc's runs the inline ones.
 check-clang:
-	$(Q)$(MAKE) --no-print-directory test CC=clang BUILD=build-clang
+	$(Q)$(MAKE) --no-print-directory test CC=clang BUILD=build-clang CFLAGS="-O2 -g -DASYNC_CONFIG_INLINE_AWAITS=0"
 check-asan:
 	$(Q)$(MAKE) --no-print-directory test SANITIZE=1
 check-valgrind:
