@@ -173,8 +173,17 @@ void async__loop_run_posts(async_loop *loop);
 /** True while the loop is held (see async_backend.hold). */
 bool async__loop_held(const async_loop *loop);
 
+/** Signals are the process's: one loop at a time has a signal, whatever its backend (owner: the
+ *  backend's object for the loop). The first claim of a signal saves its disposition, the release of the
+ *  last puts it back. 0, ASYNC_EBUSY (another owner has it), ASYNC_EINVAL (no signal one can catch). */
+int async__signal_claim(const void *owner, int signo);
+void async__signal_release(const void *owner, int signo);
+
 /** The libev backend (backend_ev.c): the real clock, or the virtual clock with threads but no fd waits. */
 extern const async_backend async__backend_ev;
 extern const async_backend async__backend_ev_virtual;
+/** The io_uring backend (backend_uring.c): the real clock. Its open's arg is an int * that receives the
+ *  errno value saying why io_uring cannot be had (the kernel or a sandbox refuses it), or NULL. */
+extern const async_backend async__backend_uring;
 
 #endif
