@@ -1,0 +1,260 @@
+/* The io_uring backend (src/backend_uring.c) and the choice of a loop's backend: by async_loop_new's
+ * flags and ASYNC_BACKEND (a flag wins), its name, the fallback to libev with one line that says why
+ * when the kernel refuses io_uring (a seccomp filter takes io_uring_setup away, as a container's
+ * does), an ASYNC_BACKEND that names no backend; and the backend's own requests: deadlines, a wait
+ * stopped and its descriptor closed and its number reused, a signal that belongs to one loop whatever
+ * its backend, calls from other threads. The network, file and HTTP suites run on it too (make
+ * check-uring). Where the machine refuses io_uring, the tests that need it skip. */
+#define _GNU_SOURCE /* syscall numbers for the seccomp filter */
+#include "test.h"
+#include "util.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* A loop on io_uring, or a skip where the machine refuses it (the fallback's line is kept quiet). */
+static async_loop *uring_loop(void) {
+    async_loop *loop;
+    test_capture_stderr();
+    loop = async_loop_new(ASYNC_LOOP_IO_URING);
+    test_release_stderr();
+    ASSERT(loop != NULL);
+    if (strcmp(async_loop_backend_name(loop), "io_uring") != 0) {
+        async_loop_free(loop);
+        test_skip("io_uring is refused on this machine");
+    }
+    return loop;
+}
+
+static int uring_run(async_task *main) {
+    async_loop *loop = uring_loop();
+    int rc = async_run(loop, main);
+    async_loop_free(loop);
+    return rc;
+}
+
+/* ---- the choice ---- */
+
+ASYNC_DEF(ur_nap, int ms;) {
+    AWAIT_SLEEP(t, f->ms);
+} ASYNC_END_DEF
+
+
+/* async_loop_new(flags) with ASYNC_BACKEND=env (NULL: unset) is on the backend named `name`, and runs;
+ * returns what it said on stderr. */
+static const char *expect_backend(const char *env, unsigned flags, const char *name) {
+    static ur_nap_frame nap;
+    async_loop *loop;
+    const char *out;
+    if (env)
+        setenv("ASYNC_BACKEND", env, 1);
+    else
+        unsetenv("ASYNC_BACKEND");
+    test_capture_stderr();
+    loop = async_loop_new(flags);
+    out = test_release_stderr();
+    unsetenv("ASYNC_BACKEND");
+    ASSERT(loop != NULL);
+    ASSERT_STR_EQ(async_loop_backend_name(loop), name);
+    /* a libev loop under it on libev alone */
+    ASSERT((async_loop_ev(loop) != NULL) == (strncmp(name, "libev", 5) == 0));
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(ur_nap, &nap, 1)), 0);
+    async_loop_free(loop);
+    return out;
+}
+
+TEST(uring_flags_and_environment_choose_the_backend) {
+    async_loop_free(uring_loop()); /* or skip */
+    expect_backend(NULL, ASYNC_LOOP_IO_URING, "io_uring");
+    expect_backend(NULL, 0, "libev"); /* the default */
+    expect_backend(NULL, ASYNC_LOOP_LIBEV, "libev");
+    /* the environment, and a flag that wins over it */
+    expect_backend("io_uring", 0, "io_uring");
+    expect_backend("io_uring", ASYNC_LOOP_LIBEV, "libev");
+    expect_backend("libev", 0, "libev");
+    expect_backend("libev", ASYNC_LOOP_IO_URING, "io_uring");
+    /* the virtual clock is libev's whatever the backend asked for */
+    expect_backend("io_uring", ASYNC_LOOP_VIRTUAL_CLOCK, "libev-virtual");
+    expect_backend(NULL, ASYNC_LOOP_VIRTUAL_CLOCK | ASYNC_LOOP_IO_URING, "libev-virtual");
+    /* two backends at once is no loop */
+    ASSERT(async_loop_new(ASYNC_LOOP_IO_URING | ASYNC_LOOP_LIBEV) == NULL);
+}
+
+TEST(uring_backend_name_of_loops_that_are_not_the_runtimes) {
+    static async_loop plain;
+    async_loop_init(&plain);
+    ASSERT(async_loop_backend_name(&plain) == NULL);
+    ASSERT(async_loop_backend_name(NULL) == NULL);
+}
+
+TEST(uring_unknown_backend_is_said_and_libev_runs) {
+    ASSERT_STR_EQ(expect_backend("kqueue", 0, "libev"),
+                  "async.h: ASYNC_BACKEND=kqueue is no backend (io_uring or libev); using libev\n");
+    /* empty is unset (how a shell script unsets a variable for one command): nothing said */
+    ASSERT_STR_EQ(expect_backend("", 0, "libev"), "");
+    ASSERT_STR_EQ(expect_backend(NULL, 0, "libev"), "");
+}
+
+/* Takes io_uring_setup away from this process (the test's own), answering EPERM, as a container's
+ * seccomp profile does. */
+static void without_io_uring(void) {
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog;
+    prog.len = (unsigned short)(sizeof code / sizeof code[0]);
+    prog.filter = code;
+    ASSERT(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+    ASSERT(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+    ASSERT(syscall(SYS_io_uring_setup, 1, NULL) == -1 && errno == EPERM);
+}
+
+TEST(uring_refused_falls_back_to_libev_with_the_reason) {
+    if (test_under_valgrind()) test_skip("valgrind does not run seccomp filters");
+    without_io_uring();
+    ASSERT_STR_EQ(expect_backend(NULL, ASYNC_LOOP_IO_URING, "libev"),
+                  "async.h: io_uring unavailable (Operation not permitted); using libev\n");
+    /* the environment's choice falls back the same way */
+    ASSERT_STR_EQ(expect_backend("io_uring", 0, "libev"),
+                  "async.h: io_uring unavailable (Operation not permitted); using libev\n");
+}
+
+/* ---- requests on the ring ---- */
+
+ASYNC_DEF(ur_wait, int fd; int32_t ms; async_io io; unsigned events;) {
+    AWAIT_READABLE(t, &f->io, f->fd, f->ms);
+    f->events = async_io_events(&f->io);
+} ASYNC_END_DEF
+
+TEST(uring_wait_is_ready_or_meets_its_deadline) {
+    static ur_wait_frame w;
+    static ur_nap_frame nap;
+    int sv[2];
+    double t0;
+    ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    t0 = now_s();
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_wait, &w, sv[0], 30)), ASYNC_ETIMEDOUT);
+    ASSERT(now_s() - t0 >= 0.029);
+    ASSERT_EQ(write(sv[1], "x", 1), 1);
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_wait, &w, sv[0], TEST_LONG_MS)), 0);
+    ASSERT_EQ(w.events, ASYNC_IO_READ);
+    close(sv[1]); /* a hang-up is readable */
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_wait, &w, sv[0], TEST_LONG_MS)), 0);
+    ASSERT_EQ(w.events, ASYNC_IO_READ);
+    close(sv[0]);
+    /* a number that is no descriptor */
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_wait, &w, sv[0], TEST_LONG_MS)), ASYNC_EBADF);
+    t0 = now_s();
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_nap, &nap, 20)), 0);
+    ASSERT(now_s() - t0 >= 0.019);
+}
+
+/* A wait cancelled mid-flight: its request is stopped (the kernel's poll cancelled), the descriptor
+ * closed, and a new socket that gets the same number is waited on by the same frame. */
+ASYNC_DEF(ur_cancel_reuse, int fd; int peer; int got; ur_wait_frame waiter; async_group g;) {
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ur_wait, &f->waiter, f->fd, -1));
+    AWAIT_SLEEP(t, 5);
+    async_cancel(&f->waiter.task);
+    AWAIT_GROUP(t, &f->g);
+    close(f->fd);
+    close(f->peer);
+    {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) ASYNC_THROW(t, ASYNC_EIO, "socketpair");
+        f->got = sv[0];
+        f->peer = sv[1];
+    }
+    if (write(f->peer, "y", 1) != 1) ASYNC_THROW(t, ASYNC_EIO, "write");
+    memset(&f->waiter.io, 0, sizeof f->waiter.io); /* a new socket: a zeroed async_io */
+    AWAIT(t, ASYNC_CALL(ur_wait, &f->waiter, f->got, TEST_LONG_MS));
+} ASYNC_END_DEF
+
+TEST(uring_stopped_wait_then_closed_fd_and_its_number_reused) {
+    static ur_cancel_reuse_frame m;
+    int sv[2];
+    ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_cancel_reuse, &m, sv[0], sv[1])), 0);
+    ASSERT_EQ(m.got, sv[0]); /* the number came back */
+    ASSERT_EQ(m.waiter.events, ASYNC_IO_READ);
+    close(m.got);
+    close(m.peer);
+}
+
+static int ur_signals;
+static void ur_on_signal(async_loop *loop, int signo, void *arg) {
+    (void)loop;
+    (void)arg;
+    if (signo == SIGUSR2) ur_signals++;
+}
+
+ASYNC_DEF(ur_raise, int n; async_sigwait w;) {
+    for (f->n = 0; f->n < 3; f->n++) {
+        raise(SIGUSR2); /* handed out on the loop's thread once the task waits */
+        AWAIT_SIGNAL(t, &f->w, SIGUSR2);
+    }
+} ASYNC_END_DEF
+
+/* A signal belongs to one loop of the process whatever its backend; on io_uring it is handed out on
+ * the loop's thread at each delivery, and the old disposition is back after. */
+TEST(uring_signal_belongs_to_one_loop_across_backends) {
+    static ur_raise_frame m;
+    async_loop *u = uring_loop(), *ev = async_loop_new(ASYNC_LOOP_LIBEV);
+    struct sigaction sa;
+    signal(SIGUSR2, SIG_IGN);
+    ASSERT_EQ(async_loop_add_signal_handler(ev, SIGUSR2, ur_on_signal, NULL), 0);
+    ASSERT_EQ(async_loop_add_signal_handler(u, SIGUSR2, ur_on_signal, NULL), ASYNC_EBUSY);
+    ASSERT_EQ(async_loop_remove_signal_handler(ev, SIGUSR2), 1);
+    ASSERT_EQ(async_loop_add_signal_handler(u, SIGUSR2, ur_on_signal, NULL), 0);
+    ASSERT_EQ(async_loop_add_signal_handler(ev, SIGUSR2, ur_on_signal, NULL), ASYNC_EBUSY);
+    ur_signals = 0;
+    ASSERT_EQ(async_run(u, ASYNC_CALL(ur_raise, &m)), 0);
+    ASSERT_EQ(ur_signals, 3);
+    ASSERT_EQ(async_loop_remove_signal_handler(u, SIGUSR2), 1);
+    ASSERT(sigaction(SIGUSR2, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN);
+    async_loop_free(u);
+    async_loop_free(ev);
+}
+
+static int ur_double(void *arg, intptr_t *result) {
+    *result = 2 * *(const int *)arg;
+    return 0;
+}
+
+ASYNC_DEF(ur_threads, intptr_t sum; int i; async_thread_call call;) {
+    for (f->i = 1; f->i <= 20; f->i++) {
+        AWAIT_TO_THREAD(t, &f->call, ur_double, &f->i, NULL);
+        f->sum += async_thread_call_result(&f->call);
+    }
+} ASYNC_END_DEF
+
+/* Calls on threads wake the ring from other threads (its eventfd). */
+TEST(uring_calls_on_threads_wake_the_ring) {
+    static ur_threads_frame m;
+    /* valgrind (3.19) keeps its lock through io_uring_enter: no other thread runs while the loop waits */
+    if (test_under_valgrind()) test_skip("valgrind runs no other thread while io_uring_enter blocks");
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_threads, &m)), 0);
+    ASSERT_EQ(m.sum, 420);
+}
+
+ASYNC_DEF(ur_stuck, async_future fut;) {
+    async_future_init(&f->fut);
+    AWAIT_FUTURE(t, &f->fut);
+} ASYNC_END_DEF
+
+/* Nothing can wake a task that awaits a future no one sets: the loop says so instead of blocking. */
+TEST(uring_nothing_to_wait_for_is_a_deadlock_not_a_hang) {
+    static ur_stuck_frame m;
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_stuck, &m)), ASYNC_EDEADLK);
+}
