@@ -56,7 +56,23 @@ enum {
      *  the process at a time (libev's rule): starting it on another fails with ASYNC_EBUSY; a number
      *  that is no signal the process can catch is ASYNC_EINVAL. The first request of a signal saves
      *  the process's disposition for it, and stopping the last one restores it. */
-    ASYNC__REQ_SIGNAL = 3
+    ASYNC__REQ_SIGNAL = 3,
+    /* Native operations (a backend with ASYNC__BACKEND_NATIVE; another answers ASYNC_ENOTSUP and the
+     * layers keep to readiness and their own system calls). The kernel does the I/O: the request's
+     * async__req_op (async__req_op_of) says on which memory, which must stay until the completion or
+     * the stop. Each completes once with its result (bytes, or the accepted descriptor) or an ASYNC_E*
+     * code, ASYNC_ETIMEDOUT at the deadline. Stopping one in flight cancels it in the kernel and waits
+     * for that (a system call on that path alone), so that the memory can go when stop returns; if the
+     * kernel finished it first, its completion runs inside stop with the real result, so that no byte
+     * received and no connection accepted is lost. Keep the loop alive. */
+    /** recv(fd, buf, len) on a socket: bytes, 0 at the end of the stream. */
+    ASYNC__REQ_RECV = 4,
+    /** send(fd, buf, len, MSG_NOSIGNAL) on a socket: bytes taken (maybe fewer than len). */
+    ASYNC__REQ_SEND = 5,
+    /** pread(fd, buf, len, offset): bytes, 0 at the end of the file. */
+    ASYNC__REQ_READ = 6,
+    /** pwrite(fd, buf, len, offset): bytes written. */
+    ASYNC__REQ_WRITE = 7
 };
 
 /** SIGNAL requests' `events`: the request keeps the loop alive. */
@@ -64,6 +80,15 @@ enum {
 
 /** Bytes a request keeps for its backend (libev: an ev_io and an ev_timer). */
 #define ASYNC__REQ_BACKEND_BYTES 96
+
+/** A native operation's memory and offset, at the start of the request's backend bytes: written by the
+ *  caller before the start, on a loop whose backend has ASYNC__BACKEND_NATIVE only (the bytes are
+ *  another backend's own). */
+typedef struct async__req_op {
+    void *buf;
+    size_t len;
+    int64_t offset; /* READ, WRITE */
+} async__req_op;
 
 /** A request: storage the caller owns (a frame field, a component's state), zeroed before its first
  *  start; a backend may keep what it learnt across starts of the same request (libev: the fd's epoll
@@ -86,7 +111,9 @@ struct async__req {
 enum {
     /** POLL and TIMER requests: waits on real descriptors in real time (not so on the virtual clock,
      *  whose time is the scheduler's own). */
-    ASYNC__BACKEND_IO = 1u
+    ASYNC__BACKEND_IO = 1u,
+    /** The native operations (ASYNC__REQ_RECV and after). */
+    ASYNC__BACKEND_NATIVE = 2u
 };
 
 /** A backend: one table per kind (a file each), shared by every loop of that kind. Every function runs
@@ -144,6 +171,15 @@ static inline bool async__loop_has_io(const async_loop *loop) {
     return hh && (hh->be->caps & ASYNC__BACKEND_IO);
 }
 
+/** True if the loop's backend does the native operations (ASYNC__BACKEND_NATIVE). */
+static inline bool async__loop_native(const async_loop *loop) {
+    const async__hosted_head *hh = async__head_of(loop);
+    return hh && (hh->be->caps & ASYNC__BACKEND_NATIVE);
+}
+
+/** The memory of a native operation (see async__req_op). */
+static inline async__req_op *async__req_op_of(async__req *req) { return (async__req_op *)(void *)req->be.bytes; }
+
 /** Starts req on the loop's backend: 0, ASYNC_ENOTSUP (no backend, or not this kind), ASYNC_EBADF. */
 static inline int async__req_start(async_loop *loop, async__req *req, int64_t ms) {
     const async__hosted_head *hh = async__head_of(loop);
@@ -155,6 +191,15 @@ static inline void async__req_stop(async_loop *loop, async__req *req) {
     const async__hosted_head *hh = async__head_of(loop);
     if (hh) hh->be->stop(hh->state, req);
 }
+
+/** A native operation (ASYNC__REQ_RECV and after; the loop has ASYNC__BACKEND_NATIVE) as the wait of the
+ *  async_io w (net_io.c): over op's memory on fd, with a deadline of ms; its completion goes to done,
+ *  which ends the wait (net__io_complete, net__io_fail) and may run inside a stop (see the kinds). The
+ *  await's start: ASYNC__WAIT or a raise; the check is async__io_check's. */
+int net__io_native_start(async_task *t, async_io *w, int kind, int fd, const async__req_op *op, int64_t ms,
+                         async__req_cb done);
+/** The async_io whose request r is. */
+async_io *net__io_of(async__req *r);
 
 /* ---- what a backend calls (loop.c) ---- */
 

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,11 +48,12 @@
 
 #define NO_SLOT UINT32_MAX
 
-/* An operation in flight: the request it completes while one is hooked to it. */
+/* An operation queued or in flight, until the kernel posts its completion: the request it completes
+ * while one is hooked to it. */
 typedef struct ur_slot {
     async__req *req;
     uint32_t next_free; /* free list, while free */
-    bool busy;          /* the kernel has the operation: the slot waits for its completion */
+    unsigned sqe_idx;   /* its SQE's place in the submission queue, until submitted */
 } ur_slot;
 
 typedef struct ur_state {
@@ -67,11 +69,11 @@ typedef struct ur_state {
     unsigned signals;  /* SIGNAL requests started */
     async__req *sigs[ASYNC__NSIG]; /* started SIGNAL requests, by signal */
     async__req *sig_next; /* the next one a delivery being handed out will reach */
-    bool sync_cancel;     /* the kernel cancels synchronously (6.0) */
 } ur_state;
 
 /* A request's bytes. */
 typedef struct ur_req {
+    async__req_op op; /* first: a native operation's memory, the caller's (backend.h) */
     int64_t deadline; /* ns on the monotonic clock, while in the heap */
     uint32_t slot;    /* its operation's slot, or NO_SLOT */
     uint32_t heap_i;  /* index + 1 in the heap, or 0 */
@@ -140,15 +142,27 @@ static uint32_t slot_new(ur_state *st, async__req *r) {
         i = st->nslots++;
     }
     st->slots[i].req = r;
-    st->slots[i].busy = true;
     return i;
 }
 
 static void slot_free(ur_state *st, uint32_t i) {
     st->slots[i].req = NULL;
-    st->slots[i].busy = false;
     st->slots[i].next_free = st->free_slot;
     st->free_slot = i;
+}
+
+/* An operation whose SQE is still queued here, not yet submitted, is taken back without the kernel: its
+ * SQE becomes a no-op and the slot is free at once. True if so. */
+static bool take_back_unsent(ur_state *st, uint32_t i) {
+    struct io_uring_sq *sq = &st->ring.sq;
+    unsigned idx = st->slots[i].sqe_idx;
+    struct io_uring_sqe *sqe;
+    if ((unsigned)(idx - sq->sqe_head) >= (unsigned)(sq->sqe_tail - sq->sqe_head)) return false;
+    sqe = &sq->sqes[idx & sq->ring_mask];
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, UD_NONE);
+    slot_free(st, i);
+    return true;
 }
 
 /* Unhooks r from its operation, which the kernel drops (a cancel queued for the next submission);
@@ -160,10 +174,7 @@ static void slot_detach(ur_state *st, async__req *r) {
     if (i == NO_SLOT) return;
     x->slot = NO_SLOT;
     st->slots[i].req = NULL;
-    if (!st->slots[i].busy) {
-        slot_free(st, i);
-        return;
-    }
+    if (take_back_unsent(st, i)) return;
     sqe = get_sqe(st);
     if (!sqe) return; /* the operation stays until it completes; its completion finds no request */
     io_uring_prep_cancel64(sqe, UD_SLOT(i), 0);
@@ -254,6 +265,46 @@ static int poll_bits(const async__req *r, int revents) {
     return bits;
 }
 
+static bool is_native(const async__req *r) { return r->kind >= ASYNC__REQ_RECV && r->kind <= ASYNC__REQ_WRITE; }
+
+/* A completion's result as the request's: readiness bits for a poll, bytes for a native operation. */
+static int result_of(const async__req *r, int res) {
+    if (res == -ECANCELED) res = -EBADF; /* the kernel dropped it: the file went (closed under the wait) */
+    if (res < 0) return async__errno_code(-res);
+    return is_native(r) ? res : poll_bits(r, res);
+}
+
+/* Stops a native operation in flight so that the kernel is done with the caller's memory when this
+ * returns: a synchronous cancel, then a look at the completions posted meanwhile (the kernel may have
+ * finished first): such a result is handed out now, not lost. The slot goes when its completion is
+ * reaped. */
+static void native_cancel(ur_state *st, async__req *r) {
+    ur_req *x = ur_of(r);
+    uint32_t i = x->slot;
+    struct io_uring_sync_cancel_reg reg;
+    struct io_uring_cqe *cqe;
+    unsigned head;
+    bool found = false;
+    int res = 0;
+    x->slot = NO_SLOT;
+    st->slots[i].req = NULL;
+    if (take_back_unsent(st, i)) return; /* the kernel never saw it */
+    memset(&reg, 0, sizeof reg);
+    reg.addr = UD_SLOT(i);
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    io_uring_register_sync_cancel(&st->ring, &reg);
+    io_uring_get_events(&st->ring); /* completions still in the kernel's hands are posted */
+    io_uring_for_each_cqe(&st->ring, head, cqe) {
+        if (cqe->user_data == UD_SLOT(i)) {
+            found = true;
+            res = cqe->res;
+            break;
+        }
+    }
+    if (found && res != -ECANCELED) complete(r, result_of(r, res));
+}
+
 static void run_signals(ur_state *st);
 
 static void on_cqe(ur_state *st, uint64_t ud, int res) {
@@ -273,8 +324,7 @@ static void on_cqe(ur_state *st, uint64_t ud, int res) {
     if (!r) return; /* stopped before the kernel answered */
     ur_of(r)->slot = NO_SLOT;
     heap_remove(st, r);
-    if (res == -ECANCELED) res = -EBADF; /* the kernel dropped it: the file went (closed under the wait) */
-    complete(r, res < 0 ? async__errno_code(-res) : poll_bits(r, res));
+    complete(r, result_of(r, res));
 }
 
 /* Hands out the completions the kernel has posted; the number handed out. */
@@ -299,7 +349,10 @@ static void expire(ur_state *st) {
     while (st->nheap && ur_of(st->heap[0])->deadline <= now) {
         async__req *r = st->heap[0];
         heap_remove(st, r);
-        slot_detach(st, r);
+        if (is_native(r) && ur_of(r)->slot != NO_SLOT)
+            native_cancel(st, r); /* its result, if the kernel finished first */
+        else
+            slot_detach(st, r);
         complete(r, r->kind == ASYNC__REQ_TIMER ? 0 : ASYNC_ETIMEDOUT);
     }
 }
@@ -417,20 +470,26 @@ static void ur_stop(void *state, async__req *r) {
     r->be_flags &= (uint8_t)~REQ_STARTED;
     st->alive--;
     heap_remove(st, r);
-    slot_detach(st, r);
+    if (is_native(r) && ur_of(r)->slot != NO_SLOT)
+        native_cancel(st, r);
+    else
+        slot_detach(st, r);
 }
 
-static int start_poll(ur_state *st, async__req *r) {
+/* Queues r's operation (a poll or a native one) in a new slot. */
+static int start_op(ur_state *st, async__req *r) {
     ur_req *x = ur_of(r);
     struct io_uring_sqe *sqe;
     unsigned mask = (r->events & ASYNC_IO_READ ? POLLIN | POLLRDHUP : 0u) | (r->events & ASYNC_IO_WRITE ? POLLOUT : 0u);
+    unsigned len = x->op.len > 0x7ffff000u ? 0x7ffff000u : (unsigned)x->op.len; /* Linux's own cap of one call */
     uint32_t i;
     /* a number that is no open descriptor fails here, as the table says, not later in the kernel: one
      * fcntl per fd of a request, not per wait (streams zero their request when they close) */
-    if (x->checked_fd != r->fd + 1) {
+    if (r->kind == ASYNC__REQ_POLL && x->checked_fd != r->fd + 1) {
         if (fcntl(r->fd, F_GETFD) < 0) return ASYNC_EBADF;
         x->checked_fd = r->fd + 1;
     }
+    if (r->fd < 0) return ASYNC_EBADF;
     sqe = get_sqe(st);
     if (!sqe) return ASYNC_ENOMEM;
     i = slot_new(st, r);
@@ -439,8 +498,25 @@ static int start_poll(ur_state *st, async__req *r) {
         io_uring_sqe_set_data64(sqe, UD_NONE);
         return ASYNC_ENOMEM;
     }
-    io_uring_prep_poll_add(sqe, r->fd, mask);
+    switch (r->kind) {
+    case ASYNC__REQ_RECV:
+        io_uring_prep_recv(sqe, r->fd, x->op.buf, len, 0);
+        break;
+    case ASYNC__REQ_SEND:
+        io_uring_prep_send(sqe, r->fd, x->op.buf, len, MSG_NOSIGNAL);
+        break;
+    case ASYNC__REQ_READ:
+        io_uring_prep_read(sqe, r->fd, x->op.buf, len, (uint64_t)x->op.offset);
+        break;
+    case ASYNC__REQ_WRITE:
+        io_uring_prep_write(sqe, r->fd, x->op.buf, len, (uint64_t)x->op.offset);
+        break;
+    default:
+        io_uring_prep_poll_add(sqe, r->fd, mask);
+        break;
+    }
     io_uring_sqe_set_data64(sqe, UD_SLOT(i));
+    st->slots[i].sqe_idx = st->ring.sq.sqe_tail - 1u;
     x->slot = i;
     return 0;
 }
@@ -450,13 +526,14 @@ static int ur_start(void *state, async__req *r, int64_t ms) {
     ur_req *x = ur_of(r);
     int rc;
     if (r->kind == ASYNC__REQ_SIGNAL) return start_signal(st, r);
-    if (r->kind != ASYNC__REQ_POLL && r->kind != ASYNC__REQ_TIMER) return ASYNC_ENOTSUP;
+    if (r->kind != ASYNC__REQ_POLL && r->kind != ASYNC__REQ_TIMER && !is_native(r)) return ASYNC_ENOTSUP;
     if (r->kind == ASYNC__REQ_TIMER && ms < 0) return ASYNC_EINVAL;
+    if (is_native(r) && (!x->op.buf || !x->op.len) && r->kind != ASYNC__REQ_WRITE) return ASYNC_EINVAL;
     ur_stop(st, r); /* started again without a stop: the earlier one goes */
     x->slot = NO_SLOT;
     x->heap_i = 0;
     if (ms >= 0 && (rc = heap_reserve(st)) != 0) return rc;
-    if (r->kind == ASYNC__REQ_POLL && (rc = start_poll(st, r)) != 0) return rc;
+    if (r->kind != ASYNC__REQ_TIMER && (rc = start_op(st, r)) != 0) return rc;
     r->be_flags = REQ_STARTED;
     st->alive++;
     if (ms >= 0) heap_add(st, r, ms);
@@ -558,12 +635,18 @@ static int ur_open(async_loop *loop, void *state, void *arg) {
         io_uring_queue_exit(&st->ring);
         return ASYNC_ENOMEM;
     }
-    /* the kernel cancels synchronously (6.0): asked for a request that is not there, it says ENOENT */
+    /* the kernel cancels synchronously (6.0): asked for a request that is not there, it says ENOENT.
+     * Needed: a native operation's stop must leave the caller's memory alone when it returns. */
     memset(&reg, 0, sizeof reg);
     reg.addr = UD_NONE;
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
-    st->sync_cancel = io_uring_register_sync_cancel(&st->ring, &reg) == -ENOENT;
+    if (io_uring_register_sync_cancel(&st->ring, &reg) != -ENOENT) { /* no stop that is safe for the caller's memory: the kernel is older than 6.0 */
+        if (why) *why = EOPNOTSUPP;
+        close(st->wakefd);
+        io_uring_queue_exit(&st->ring);
+        return ASYNC_ENOTSUP;
+    }
     arm_wake(st);
     return 0;
 }
@@ -574,7 +657,7 @@ static void ur_close(async_loop *loop) {
     /* a loop freed with signals still started (their owners went first): the dispositions go back */
     for (signo = 1; signo < ASYNC__NSIG; signo++)
         while (st->sigs[signo]) stop_signal(st, st->sigs[signo]);
-    if (st->sync_cancel) { /* the eventfd's read writes into this state: done before it goes */
+    { /* the eventfd's read writes into this state: done before it goes */
         struct io_uring_sync_cancel_reg reg;
         memset(&reg, 0, sizeof reg);
         reg.addr = UD_WAKE;
@@ -589,6 +672,6 @@ static void ur_close(async_loop *loop) {
 }
 
 const async_backend async__backend_uring = {
-    "io_uring", ASYNC__BACKEND_IO, sizeof(ur_state), ur_open, ur_close, monotonic_ms, ur_wait,
+    "io_uring", ASYNC__BACKEND_IO | ASYNC__BACKEND_NATIVE, sizeof(ur_state), ur_open, ur_close, monotonic_ms, ur_wait,
     ur_start, ur_stop, ur_wake, ur_hold,
 };

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #define RBUF_MIN 4096
+/* the pending read waits for a native receive into the input buffer (see recv_start) */
+#define NS_NATIVE_R 0x4000u
 
 /* read operations (the `op` argument of async__stream_read_start) */
 enum { OP_READ = 0, OP_EXACTLY = 1, OP_LINE = 2, OP_FILL = 3 };
@@ -105,7 +107,8 @@ void async_stream_consume(async_stream *s, size_t n) {
     if (!s || !s->rbuf) return;
     if (n > s->rlen - s->rpos) n = s->rlen - s->rpos;
     s->rpos += n;
-    if (s->rpos == s->rlen) s->rpos = s->rlen = 0;
+    /* not while the kernel receives into the buffer after rlen (a native receive in flight) */
+    if (s->rpos == s->rlen && !(s->flags & NS_NATIVE_R)) s->rpos = s->rlen = 0;
 }
 
 size_t async_stream_pending(const async_stream *s) { return s ? s->wlen - s->wpos : 0; }
@@ -170,10 +173,9 @@ static unsigned wwant(const async_stream *s) { return s->tls ? tls_of(s)->wwant 
 
 /* ---- reading ---- */
 
-/* Reads once from the socket into the input buffer, growing it up to `limit` bytes buffered (at least
- * one byte of room). >0: bytes read; 0: end of stream; ASYNC_EAGAIN; another error. */
-static long fill(async_stream *s, size_t limit) {
-    long r;
+/* Makes room in the input buffer for one more read, growing it up to `limit` bytes buffered (at least
+ * one byte of room): 0 or ASYNC_ENOMEM. */
+static int room(async_stream *s, size_t limit) {
     if (s->rpos == s->rlen) s->rpos = s->rlen = 0;
     if (s->rpos > 0 && s->rlen == s->rcap) { /* compact */
         memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
@@ -192,6 +194,14 @@ static long fill(async_stream *s, size_t limit) {
         s->rbuf = p;
         s->rcap = cap;
     }
+    return 0;
+}
+
+/* Reads once from the socket into the input buffer, growing it up to `limit` bytes buffered (at least
+ * one byte of room). >0: bytes read; 0: end of stream; ASYNC_EAGAIN; another error. */
+static long fill(async_stream *s, size_t limit) {
+    long r = room(s, limit);
+    if (r) return r;
     r = net_recv(s, s->rbuf + s->rlen, s->rcap - s->rlen);
     if (r > 0) s->rlen += (size_t)r;
     if (r == 0) s->flags |= NS_EOF;
@@ -279,15 +289,69 @@ static int try_read(async_stream *s, int op) {
     }
 }
 
+/* ---- native receives (a loop whose backend does them: io_uring) ---- */
+
+/* The pending read waits for a receive that the kernel does into the input buffer, not for readiness
+ * and a recv of its own: the bytes are the stream's as soon as the kernel has them (a read cancelled
+ * or timed out meanwhile loses none: they stay buffered for the next read). */
+
+static async_stream *stream_of_rio(async_io *w) { return (async_stream *)(void *)((char *)w - offsetof(async_stream, rio)); }
+
+/* The receive's completion (also inside the stop of a receive the kernel had finished). */
+static void recv_done(async__req *r, int res) {
+    async_io *w = net__io_of(r);
+    async_stream *s = stream_of_rio(w);
+    if (res > 0) {
+        s->rlen = (size_t)((char *)async__req_op_of(r)->buf - s->rbuf) + (size_t)res; /* where it landed */
+        /* a short receive leaves the kernel's buffer empty: the next read waits at once */
+        if ((size_t)res < async__req_op_of(r)->len)
+            s->flags |= NS_DRAINED;
+        else
+            s->flags &= ~NS_DRAINED;
+    } else if (res == 0) {
+        s->flags |= NS_EOF;
+    } else if (res == ASYNC_ECONNRESET || res == ASYNC_EPIPE || res == ASYNC_ENOTCONN) {
+        s->error = res; /* sticky, as stream_fail keeps them */
+    }
+    if (async_future_done(&w->ready)) return;
+    if (res >= 0)
+        net__io_complete(w, res);
+    else
+        async_future_set_error(&w->ready, async_error_of(res));
+}
+
+/* The limit of the input buffer for the pending read (try_read's). */
+static size_t read_limit(const async_stream *s, int op) {
+    if (op == OP_READ) return s->op_n;
+    if (op == OP_EXACTLY) return s->op_n - s->op_limit;
+    return s->op_limit;
+}
+
+static int recv_start(async_task *t, async_stream *s, int op) {
+    async__req_op rop;
+    int rc = room(s, read_limit(s, op));
+    if (rc) return async__raise_error_code(t, rc);
+    rop.buf = s->rbuf + s->rlen;
+    rop.len = s->rcap - s->rlen;
+    rop.offset = 0;
+    s->flags |= NS_NATIVE_R;
+    rc = net__io_native_start(t, &s->rio, ASYNC__REQ_RECV, s->fd, &rop,
+                              net__remaining(async_task_loop(t), s->rdeadline, s->rms), recv_done);
+    if (rc != ASYNC__WAIT) s->flags &= ~NS_NATIVE_R;
+    return rc;
+}
+
 static int read_step(async_task *t, async_stream *s) {
-    int r = try_read(s, (int)((s->flags >> 16) & 3u));
+    int op = (int)((s->flags >> 16) & 3u), r = try_read(s, op);
     if (r == TRY_DONE) {
         s->flags |= NS_RDONE;
         return ASYNC__GO;
     }
-    if (r == TRY_WAIT)
+    if (r == TRY_WAIT) {
+        if (!s->tls && async__loop_native(async_task_loop(t))) return recv_start(t, s, op);
         return async__io_start(t, &s->rio, s->fd, rwant(s),
                                net__remaining(async_task_loop(t), s->rdeadline, s->rms));
+    }
     return async__raise_error_code(t, r);
 }
 
@@ -319,8 +383,18 @@ int async__stream_read_check(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     rc = async__io_check(t, &s->rio);
-    if (rc != ASYNC__GO) return rc; /* also when the stream was closed meanwhile: ASYNC_EBADF */
-    s->flags &= ~NS_DRAINED;
+    if (rc == ASYNC__WAIT) return rc;
+    if (s->flags & NS_NATIVE_R) { /* the bytes are in the buffer already (recv_done) */
+        s->flags &= ~NS_NATIVE_R;
+        if (rc != ASYNC__GO) return rc;
+        if (((s->flags >> 16) & 3u) == OP_FILL) { /* what this fill read */
+            *s->op_out = async_io_events(&s->rio);
+            return ASYNC__GO;
+        }
+    } else {
+        if (rc != ASYNC__GO) return rc; /* also when the stream was closed meanwhile: ASYNC_EBADF */
+        s->flags &= ~NS_DRAINED;
+    }
     rc = read_step(t, s);
     if (rc == ASYNC__GO) s->flags &= ~NS_RDONE;
     return rc;
