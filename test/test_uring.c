@@ -258,3 +258,110 @@ TEST(uring_nothing_to_wait_for_is_a_deadlock_not_a_hang) {
     static ur_stuck_frame m;
     ASSERT_EQ(uring_run(ASYNC_CALL(ur_stuck, &m)), ASYNC_EDEADLK);
 }
+
+/* ---- native receives: a stream on io_uring receives into its buffer in the kernel ---- */
+
+/* A TCP connection on 127.0.0.1: *s reads fds[0], fds[1] is the peer. */
+static void stream_pair(async_stream *s, int fds[2]) {
+    test_tcp_pair(fds);
+    ASSERT_EQ(async_stream_open(s, fds[0]), 0);
+}
+
+ASYNC_DEF(ur_read, async_stream *s; int32_t ms; char buf[64]; size_t n; int code;) {
+    ASYNC_TRY(t) {
+        AWAIT_STREAM_READ(t, f->s, f->buf, sizeof f->buf, &f->n, f->ms);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+/* A receive cancelled in every state it can be in: queued and not yet submitted, waiting in the kernel,
+ * or finished by the kernel with its completion not yet handed out. Whichever, the bytes the peer sent
+ * are read by the next read, none lost and none twice. */
+ASYNC_DEF(ur_cancel_each, async_stream s; int peer; int round; size_t got; char expect[8];
+          ur_read_frame r; async_group g; ur_read_frame after;) {
+    for (f->round = 0; f->round < 60; f->round++) {
+        memset(&f->r, 0, sizeof f->r);
+        f->r.code = 0;
+        ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ur_read, &f->r, &f->s, TEST_LONG_MS));
+        /* round % 4: 0 the receive waits in the kernel and is cancelled before the bytes come; 1 it
+         * is cancelled queued, before it was submitted; 2 the bytes come, then the cancel (the kernel
+         * may have received them: its completion is handed out by the stop); 3 the loop has handed the
+         * completion out when the cancel comes. A sleep lets the loop wait, which submits; a yield runs
+         * in the same batch of passes. */
+        snprintf(f->expect, sizeof f->expect, "m%03d", f->round);
+        if (f->round % 4 == 1)
+            AWAIT_YIELD(t);
+        else
+            AWAIT_SLEEP(t, 1);
+        if (f->round % 4 >= 2 && write(f->peer, f->expect, 4) != 4) ASYNC_THROW(t, ASYNC_EIO, "write");
+        if (f->round % 4 == 3) AWAIT_SLEEP(t, 1);
+        async_cancel(&f->r.task);
+        AWAIT_GROUP(t, &f->g);
+        if (f->round % 4 < 2 && write(f->peer, f->expect, 4) != 4) ASYNC_THROW(t, ASYNC_EIO, "write");
+        f->got = f->r.code == 0 ? f->r.n : 0; /* the read may have ended before the cancel */
+        while (f->got < 4) {
+            AWAIT(t, ASYNC_CALL(ur_read, &f->after, &f->s, TEST_LONG_MS));
+            if (f->after.code) ASYNC_THROW(t, ASYNC_EPROTO, "read after the cancel failed");
+            if (f->got == 0) memcpy(f->r.buf, f->after.buf, f->after.n);
+            else memcpy(f->r.buf + f->got, f->after.buf, f->after.n);
+            f->got += f->after.n;
+        }
+        if (f->got != 4 || memcmp(f->r.buf, f->expect, 4) != 0) ASYNC_THROW(t, ASYNC_EPROTO, "bytes lost or doubled");
+    }
+} ASYNC_END_DEF
+
+TEST(uring_cancelled_receive_loses_no_byte) {
+    static ur_cancel_each_frame m;
+    int fds[2];
+    stream_pair(&m.s, fds);
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_cancel_each, &m, m.s, fds[1])), 0);
+    async_stream_close(&m.s);
+    close(fds[1]);
+}
+
+/* A receive past its deadline is ASYNC_ETIMEDOUT; what comes after is read; the end of the stream is 0,
+ * and a reset is ASYNC_ECONNRESET. */
+ASYNC_DEF(ur_deadline_eof, async_stream *s; int peer; ur_read_frame r;) {
+    AWAIT(t, ASYNC_CALL(ur_read, &f->r, f->s, 20));
+    if (f->r.code != ASYNC_ETIMEDOUT) ASYNC_THROW(t, ASYNC_EPROTO, "no deadline");
+    if (write(f->peer, "late", 4) != 4) ASYNC_THROW(t, ASYNC_EIO, "write");
+    memset(&f->r, 0, sizeof f->r);
+    AWAIT(t, ASYNC_CALL(ur_read, &f->r, f->s, TEST_LONG_MS));
+    if (f->r.code || f->r.n != 4 || memcmp(f->r.buf, "late", 4) != 0) ASYNC_THROW(t, ASYNC_EPROTO, "late bytes");
+    shutdown(f->peer, SHUT_WR);
+    memset(&f->r, 0, sizeof f->r);
+    AWAIT(t, ASYNC_CALL(ur_read, &f->r, f->s, TEST_LONG_MS));
+    if (f->r.code || f->r.n != 0) ASYNC_THROW(t, ASYNC_EPROTO, "no end of stream");
+} ASYNC_END_DEF
+
+ASYNC_DEF(ur_reset, async_stream *s; int peer; ur_read_frame r; async_group g;) {
+    {
+        struct linger lg;
+        lg.l_onoff = 1;
+        lg.l_linger = 0;
+        setsockopt(f->peer, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ur_read, &f->r, f->s, TEST_LONG_MS));
+    AWAIT_SLEEP(t, 1); /* the receive waits in the kernel */
+    close(f->peer); /* an RST */
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(uring_receive_deadline_data_end_of_stream_and_reset) {
+    static ur_deadline_eof_frame m;
+    static ur_reset_frame reset;
+    static async_stream s, s2;
+    int fds[2];
+    stream_pair(&s, fds);
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_deadline_eof, &m, &s, fds[1])), 0);
+    async_stream_close(&s);
+    close(fds[1]);
+    stream_pair(&s2, fds); /* the peer's reset is ASYNC_ECONNRESET, and sticky */
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_reset, &reset, &s2, fds[1])), 0);
+    ASSERT_EQ(reset.r.code, ASYNC_ECONNRESET);
+    ASSERT_EQ(async_stream_write(&s2, "x", 1), ASYNC_ECONNRESET);
+    async_stream_close(&s2);
+}
