@@ -282,8 +282,7 @@ static void native_cancel(ur_state *st, async__req *r) {
     ur_req *x = ur_of(r);
     uint32_t i = x->slot;
     struct io_uring_sync_cancel_reg reg;
-    struct io_uring_cqe *cqe;
-    unsigned head;
+    unsigned head, tail;
     bool found = false;
     int res = 0;
     x->slot = NO_SLOT;
@@ -295,7 +294,10 @@ static void native_cancel(ur_state *st, async__req *r) {
     reg.timeout.tv_nsec = -1;
     io_uring_register_sync_cancel(&st->ring, &reg);
     io_uring_get_events(&st->ring); /* completions still in the kernel's hands are posted */
-    io_uring_for_each_cqe(&st->ring, head, cqe) {
+    /* the posted completions, left in place (liburing's io_uring_for_each_cqe is C11 in a macro) */
+    tail = __atomic_load_n(st->ring.cq.ktail, __ATOMIC_ACQUIRE);
+    for (head = *st->ring.cq.khead; head != tail; head++) {
+        struct io_uring_cqe *cqe = &st->ring.cq.cqes[head & st->ring.cq.ring_mask];
         if (cqe->user_data == UD_SLOT(i)) {
             found = true;
             res = cqe->res;
