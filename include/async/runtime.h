@@ -1,7 +1,7 @@
-/* async/runtime.h: the hosted runtime of async.h: loops on libev with real time, async_main, frame
+/* async/runtime.h: the hosted runtime of async.h: loops on libev or io_uring with real time, async_main, frame
  * memory, debug mode, POSIX signals, the thread pool (to_thread) and files.
  *
- * PROVIDED BY libasync.a (make; link with -lasync -lev -lpthread, or `pkg-config --libs async`), not by
+ * PROVIDED BY libasync.a (make; link with -lasync -lev -luring -lpthread, or `pkg-config --libs async`), not by
  * ASYNC_IMPLEMENTATION: a freestanding build never sees these declarations. async.h includes this header
  * on hosted builds, so a program includes async.h alone. */
 #ifndef ASYNC_RUNTIME_H_INCLUDED
