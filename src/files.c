@@ -1,4 +1,6 @@
-/* Files without blocking the loop (aiofiles): each call is a job on the loop's thread pool.
+/* Files without blocking the loop (aiofiles): each call is a job on the loop's thread pool; on a loop
+ * whose backend does native operations (io_uring), an open file's reads and writes are jobs the kernel
+ * does instead (async__job_set_native), at the file's position, with the same outcome.
  *
  * A job carries its own copy of what the system call needs (the path, the bytes to write, a buffer to
  * read into), so the pool thread never touches the awaiting frame: a cancelled awaiter's frame may go

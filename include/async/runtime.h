@@ -277,7 +277,9 @@ typedef struct async_file async_file;
     ASYNC__AWAIT(t, async__file_open_start((t), (call), (path), (how)),                            \
                  async__file_open_check((t), (call), (file)))
 /** await file.read(cap): reads up to cap bytes into buf; *nread (size_t *) is how many, 0 at the end
- *  of the file. */
+ *  of the file. On an io_uring loop an open file's reads and writes are done by the kernel (io_uring)
+ *  instead of a pool thread, with the same semantics (the file's position; a cancelled read still
+ *  happens, and its bytes are dropped). */
 #define AWAIT_FILE_READ(t, call, file, buf, cap, nread)                                           \
     ASYNC__AWAIT(t, async__file_read_start((t), (call), (file), (buf), (cap)),                     \
                  async__file_read_check((t), (call), (buf), (cap), (nread)))
