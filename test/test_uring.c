@@ -425,17 +425,28 @@ TEST(uring_file_reads_and_writes_keep_position_end_and_errors) {
     test_rmdir();
 }
 
+/* A read of cap bytes of file into buf, as a task of its own. */
+static async_task *file_read(pool_op_frame *r, async_file *file, char *buf, size_t cap) {
+    pool_op(r, POOL_READ)->file = file;
+    r->buf = buf;
+    r->cap = cap;
+    return &r->task;
+}
+
+/* A file of ten bytes for a test that needs pool threads (a file's open and close). */
+static const char *ten_bytes(const char *name) {
+    const char *path = test_path(name);
+    skip_threads_under_valgrind();
+    test_write_file(path, "0123456789");
+    return path;
+}
+
 /* Reads cancelled while the kernel has them: the awaiter goes, the reads finish and are dropped, the
  * close waits for them; nothing leaks. Then a loop freed with a read in flight. */
 ASYNC_DEF(ur_file_cancel, const char *path; async_thread_call call; async_file *file; pool_op_frame r[3];
           async_group g; char buf[3][64]; int i;) {
     AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r");
-    for (f->i = 0; f->i < 3; f->i++) {
-        pool_op(&f->r[f->i], POOL_READ)->file = f->file;
-        f->r[f->i].buf = f->buf[f->i];
-        f->r[f->i].cap = 64;
-        ASYNC_SPAWN(t, &f->g, &f->r[f->i].task);
-    }
+    for (f->i = 0; f->i < 3; f->i++) ASYNC_SPAWN(t, &f->g, file_read(&f->r[f->i], f->file, f->buf[f->i], 64));
     AWAIT_YIELD(t); /* the reads are queued for the kernel */
     async_cancel(&f->r[0].task);
     async_cancel(&f->r[2].task);
@@ -445,10 +456,7 @@ ASYNC_DEF(ur_file_cancel, const char *path; async_thread_call call; async_file *
 
 TEST(uring_file_reads_cancelled_in_the_kernel_leak_nothing) {
     static ur_file_cancel_frame m;
-    const char *path = test_path("cancel.txt");
-    skip_threads_under_valgrind();
-    test_write_file(path, "0123456789");
-    ASSERT_EQ(uring_run(ASYNC_CALL(ur_file_cancel, &m, path)), 0);
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_file_cancel, &m, ten_bytes("cancel.txt"))), 0);
     ASSERT_EQ(m.r[0].code, ASYNC_ECANCELED);
     ASSERT_EQ(m.r[1].code, 0);
     ASSERT_EQ(m.r[2].code, ASYNC_ECANCELED);
@@ -458,19 +466,13 @@ TEST(uring_file_reads_cancelled_in_the_kernel_leak_nothing) {
 ASYNC_DEF(ur_file_left, const char *path; async_thread_call call; async_file *file; pool_op_frame r; async_group g;
           char buf[64];) {
     AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r");
-    pool_op(&f->r, POOL_READ)->file = f->file;
-    f->r.buf = f->buf;
-    f->r.cap = sizeof f->buf;
-    ASYNC_SPAWN(t, &f->g, &f->r.task);
+    ASYNC_SPAWN(t, &f->g, file_read(&f->r, f->file, f->buf, sizeof f->buf));
     AWAIT_YIELD(t); /* the read is queued for the kernel; main ends without it, and the loop goes */
 } ASYNC_END_DEF
 
 /* A loop freed with a file's read in the kernel's hands: the read is stopped, the file closed. */
 TEST(uring_loop_freed_with_a_file_read_in_flight) {
     static ur_file_left_frame m;
-    const char *path = test_path("left.txt");
-    skip_threads_under_valgrind();
-    test_write_file(path, "0123456789");
-    ASSERT_EQ(uring_run(ASYNC_CALL(ur_file_left, &m, path)), 0);
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_file_left, &m, ten_bytes("left.txt"))), 0);
     test_rmdir();
 }
