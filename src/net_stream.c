@@ -25,6 +25,8 @@
 #define RBUF_MIN 4096
 /* the pending read waits for a native receive into the input buffer (see recv_start) */
 #define NS_NATIVE_R 0x4000u
+/* the pending drain waits for a native send of the output buffer (see send_start) */
+#define NS_NATIVE_W 0x8000u
 
 /* read operations (the `op` argument of async__stream_read_start) */
 enum { OP_READ = 0, OP_EXACTLY = 1, OP_LINE = 2, OP_FILL = 3 };
@@ -297,6 +299,31 @@ static int try_read(async_stream *s, int op) {
 
 static async_stream *stream_of_rio(async_io *w) { return (async_stream *)(void *)((char *)w - offsetof(async_stream, rio)); }
 
+/* A native operation's end, after its bytes were counted: a peer's error is sticky (as stream_fail
+ * keeps it), and the wait is over. */
+static void native_end(async_stream *s, async_io *w, int res) {
+    if (res == ASYNC_ECONNRESET || res == ASYNC_EPIPE || res == ASYNC_ENOTCONN) s->error = res;
+    if (async_future_done(&w->ready)) return;
+    if (res >= 0)
+        net__io_complete(w, res);
+    else
+        async_future_set_error(&w->ready, async_error_of(res));
+}
+
+/* Starts the native operation `kind` over buf[0, len) as w's wait, marked by `flag` while it waits. */
+static int native_start(async_task *t, async_stream *s, async_io *w, unsigned flag, int kind, char *buf, size_t len,
+                        int32_t ms, async__req_cb done) {
+    async__req_op op;
+    int rc;
+    op.buf = buf;
+    op.len = len;
+    op.offset = 0;
+    s->flags |= flag;
+    rc = net__io_native_start(t, w, kind, s->fd, &op, ms, done);
+    if (rc != ASYNC__WAIT) s->flags &= ~flag;
+    return rc;
+}
+
 /* The receive's completion (also inside the stop of a receive the kernel had finished). */
 static void recv_done(async__req *r, int res) {
     async_io *w = net__io_of(r);
@@ -310,14 +337,8 @@ static void recv_done(async__req *r, int res) {
             s->flags &= ~NS_DRAINED;
     } else if (res == 0) {
         s->flags |= NS_EOF;
-    } else if (res == ASYNC_ECONNRESET || res == ASYNC_EPIPE || res == ASYNC_ENOTCONN) {
-        s->error = res; /* sticky, as stream_fail keeps them */
     }
-    if (async_future_done(&w->ready)) return;
-    if (res >= 0)
-        net__io_complete(w, res);
-    else
-        async_future_set_error(&w->ready, async_error_of(res));
+    native_end(s, w, res);
 }
 
 /* The limit of the input buffer for the pending read (try_read's). */
@@ -328,17 +349,10 @@ static size_t read_limit(const async_stream *s, int op) {
 }
 
 static int recv_start(async_task *t, async_stream *s, int op) {
-    async__req_op rop;
     int rc = room(s, read_limit(s, op));
     if (rc) return async__raise_error_code(t, rc);
-    rop.buf = s->rbuf + s->rlen;
-    rop.len = s->rcap - s->rlen;
-    rop.offset = 0;
-    s->flags |= NS_NATIVE_R;
-    rc = net__io_native_start(t, &s->rio, ASYNC__REQ_RECV, s->fd, &rop,
-                              net__remaining(async_task_loop(t), s->rdeadline, s->rms), recv_done);
-    if (rc != ASYNC__WAIT) s->flags &= ~NS_NATIVE_R;
-    return rc;
+    return native_start(t, s, &s->rio, NS_NATIVE_R, ASYNC__REQ_RECV, s->rbuf + s->rlen, s->rcap - s->rlen,
+                        net__remaining(async_task_loop(t), s->rdeadline, s->rms), recv_done);
 }
 
 static int read_step(async_task *t, async_stream *s) {
@@ -400,6 +414,34 @@ int async__stream_read_check(async_task *t, async_stream *s) {
     return rc;
 }
 
+/* ---- native sends (a loop whose backend does them: io_uring) ---- */
+
+/* A drain whose output the socket does not take at once waits for a send that the kernel does from the
+ * output buffer, not for writability and a send of its own. Writes still go to the socket at once when
+ * nothing is queued (their errors are told at the write, as on libev); what waits is in the buffer,
+ * which the kernel reads while the send is in flight: a write that must move or grow the buffer stops
+ * the send first (synchronously; what the kernel took counts) and wakes the drain to send the rest. */
+
+static async_stream *stream_of_wio(async_io *w) { return (async_stream *)(void *)((char *)w - offsetof(async_stream, wio)); }
+
+/* The send's completion (also inside the stop of a send the kernel had finished). */
+static void send_done(async__req *r, int res) {
+    async_io *w = net__io_of(r);
+    async_stream *s = stream_of_wio(w);
+    if (res > 0) {
+        s->wpos += (size_t)res;
+        if (s->wpos == s->wlen) s->wpos = s->wlen = 0;
+    }
+    native_end(s, w, res);
+}
+
+/* Stops the send in flight before the output buffer moves; the drain wakes and sends the rest. */
+static void send_stop(async_stream *s) {
+    async_io_stop(&s->wio);
+    s->flags &= ~NS_NATIVE_W;
+    net__io_complete(&s->wio, 0);
+}
+
 /* ---- writing ---- */
 
 /* Sends buffered output. 0 when all of it went, ASYNC_EAGAIN, or an error. */
@@ -432,6 +474,7 @@ int async_stream_write(async_stream *s, const void *data, size_t n) {
             if (!n) return 0;
         }
     }
+    if (n > s->wcap - s->wlen && (s->flags & NS_NATIVE_W)) send_stop(s); /* the buffer moves */
     if (n > s->wcap - s->wlen) { /* no room at the end (not wlen + n > wcap: that sum may wrap) */
         size_t used = s->wlen - s->wpos, cap = s->wcap ? s->wcap : RBUF_MIN;
         char *q;
@@ -457,14 +500,21 @@ int async_stream_write(async_stream *s, const void *data, size_t n) {
     return 0;
 }
 
+static int send_start(async_task *t, async_stream *s) {
+    return native_start(t, s, &s->wio, NS_NATIVE_W, ASYNC__REQ_SEND, s->wbuf + s->wpos, s->wlen - s->wpos,
+                        net__remaining(async_task_loop(t), s->wdeadline, s->wms), send_done);
+}
+
 static int drain_step(async_task *t, async_stream *s) {
     int rc = flush(s);
     if (rc == 0) {
         s->flags |= NS_WDONE;
         return ASYNC__GO;
     }
-    if (rc == ASYNC_EAGAIN)
+    if (rc == ASYNC_EAGAIN) {
+        if (!s->tls && async__loop_native(async_task_loop(t))) return send_start(t, s);
         return async__io_start(t, &s->wio, s->fd, wwant(s), net__remaining(async_task_loop(t), s->wdeadline, s->wms));
+    }
     return async__raise_error_code(t, rc);
 }
 
@@ -488,6 +538,8 @@ int async__stream_drain_check(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     rc = async__io_check(t, &s->wio);
+    if (rc == ASYNC__WAIT) return rc;
+    s->flags &= ~NS_NATIVE_W; /* what the kernel sent is counted already (send_done) */
     if (rc != ASYNC__GO) return rc; /* also when the stream was closed meanwhile: ASYNC_EBADF */
     rc = drain_step(t, s);
     if (rc == ASYNC__GO) s->flags &= ~NS_WDONE;
