@@ -72,7 +72,10 @@ enum {
     /** pread(fd, buf, len, offset): bytes, 0 at the end of the file. */
     ASYNC__REQ_READ = 6,
     /** pwrite(fd, buf, len, offset): bytes written. */
-    ASYNC__REQ_WRITE = 7
+    ASYNC__REQ_WRITE = 7,
+    /** accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC) on a listening socket: the new descriptor,
+     *  which the completion owns (a completion handed out by a stop must close or keep it). */
+    ASYNC__REQ_ACCEPT = 8
 };
 
 /** SIGNAL requests' `events`: the request keeps the loop alive. */

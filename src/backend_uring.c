@@ -265,7 +265,7 @@ static int poll_bits(const async__req *r, int revents) {
     return bits;
 }
 
-static bool is_native(const async__req *r) { return r->kind >= ASYNC__REQ_RECV && r->kind <= ASYNC__REQ_WRITE; }
+static bool is_native(const async__req *r) { return r->kind >= ASYNC__REQ_RECV && r->kind <= ASYNC__REQ_ACCEPT; }
 
 /* A completion's result as the request's: readiness bits for a poll, bytes for a native operation. */
 static int result_of(const async__req *r, int res) {
@@ -513,6 +513,9 @@ static int start_op(ur_state *st, async__req *r) {
     case ASYNC__REQ_WRITE:
         io_uring_prep_write(sqe, r->fd, x->op.buf, len, (uint64_t)x->op.offset);
         break;
+    case ASYNC__REQ_ACCEPT:
+        io_uring_prep_accept(sqe, r->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
     default:
         io_uring_prep_poll_add(sqe, r->fd, mask);
         break;
@@ -530,7 +533,8 @@ static int ur_start(void *state, async__req *r, int64_t ms) {
     if (r->kind == ASYNC__REQ_SIGNAL) return start_signal(st, r);
     if (r->kind != ASYNC__REQ_POLL && r->kind != ASYNC__REQ_TIMER && !is_native(r)) return ASYNC_ENOTSUP;
     if (r->kind == ASYNC__REQ_TIMER && ms < 0) return ASYNC_EINVAL;
-    if (is_native(r) && (!x->op.buf || !x->op.len) && r->kind != ASYNC__REQ_WRITE) return ASYNC_EINVAL;
+    if (is_native(r) && (!x->op.buf || !x->op.len) && r->kind != ASYNC__REQ_WRITE && r->kind != ASYNC__REQ_ACCEPT)
+        return ASYNC_EINVAL;
     ur_stop(st, r); /* started again without a stop: the earlier one goes */
     x->slot = NO_SLOT;
     x->heap_i = 0;
@@ -595,7 +599,9 @@ static bool ops_supported(struct io_uring *ring) {
     bool ok;
     if (!p) return false;
     ok = io_uring_opcode_supported(p, IORING_OP_POLL_ADD) && io_uring_opcode_supported(p, IORING_OP_ASYNC_CANCEL) &&
-         io_uring_opcode_supported(p, IORING_OP_READ) && io_uring_opcode_supported(p, IORING_OP_NOP);
+         io_uring_opcode_supported(p, IORING_OP_READ) && io_uring_opcode_supported(p, IORING_OP_NOP) &&
+         io_uring_opcode_supported(p, IORING_OP_WRITE) && io_uring_opcode_supported(p, IORING_OP_RECV) &&
+         io_uring_opcode_supported(p, IORING_OP_SEND) && io_uring_opcode_supported(p, IORING_OP_ACCEPT);
     io_uring_free_probe(p);
     return ok;
 }
