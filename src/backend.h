@@ -5,7 +5,7 @@
  *        \_______________________|___________________|_______________/
  *                     loop.c: the hosted loop (components attached, deferred and posted calls, holds)
  *                                           |  async_backend (this table)
- *                         backend_ev.c (libev, real or virtual clock)  |  io_uring  |  simulated world
+ *            backend_ev.c (libev, real or virtual clock)  |  backend_uring.c (io_uring)  |  simulated world
  *
  * Its unit is the request, made for completions: a request is started, later it completes once with a
  * result (its callback runs on the loop's thread, never inside start), and it can be stopped (cancelled)
