@@ -29,7 +29,7 @@ ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 # (src/tls.c), and libcrypto for TLS and WebSocket's SHA-1. Only the programs that call async_http_*,
 # async_ws_* or the TLS calls pull in the objects that need them: a stream that never starts TLS reaches
 # tls.c only through pointers, so plain network programs link without libssl.
-LIBS      = -lev -lpthread
+LIBS      = -lev -luring -lpthread
 HTTP_LIBS = -lhttp_parser -lssl -lcrypto
 
 ifeq ($(V),1)

@@ -9,9 +9,9 @@ CHECK_JOBS   ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 CHECK_LOGS   := build/check
 # the stages, longest first, so that the short ones fill the gaps
 CHECK_ORDER  := inject-alloc valgrind inject-cancel-each inject-cancel-main fuzz clang tsan asan inject-census \
-                gcc firmware cxx install portable
+                gcc uring firmware cxx install portable
 .PHONY: check check-portable check-install check-cxx check-gcc check-clang check-asan check-valgrind \
-        check-build-gcc check-build-san $(CHECK_ORDER:%=check-stage-%)
+        check-build-gcc check-build-san check-uring $(CHECK_ORDER:%=check-stage-%)
 
 check:
 	@rm -rf $(CHECK_LOGS) && mkdir -p $(CHECK_LOGS)
@@ -34,6 +34,7 @@ check-stage-$(1): $(2)
 endef
 CHECK_NEEDS_gcc      := check-build-gcc
 CHECK_NEEDS_valgrind := check-build-gcc
+CHECK_NEEDS_uring    := check-build-gcc
 CHECK_NEEDS_install  := check-build-gcc
 CHECK_NEEDS_firmware := check-build-gcc
 CHECK_NEEDS_cxx      := check-build-gcc
@@ -64,6 +65,17 @@ check-asan:
 check-valgrind:
 	$(Q)$(MAKE) --no-print-directory valgrind
 check-tsan: check-thread
+
+# The suites that use the loop's backend, again on io_uring (ASYNC_BACKEND=io_uring; no valgrind on this
+# pass: valgrind lets no other thread run while io_uring_enter blocks). Where the machine refuses
+# io_uring (the kernel, a container's seccomp profile, kernel.io_uring_disabled) it says so and passes.
+URING_SUITES := uring_ net_ http_ ws_ tls_ files_ thread_ signals_ samples_ loop_ deadline_ debug_
+check-uring: $(BUILD)/test/runner samples
+	$(Q)if $(BUILD)/test/runner uring_flags_and_environment_choose_the_backend | grep -q '^skip'; then \
+	    echo "  SKIP    io_uring is refused on this machine: the suites ran on libev only"; exit 0; fi; \
+	for p in $(URING_SUITES); do \
+	    echo "  TEST    $$p on io_uring"; ASYNC_BACKEND=io_uring $(BUILD)/test/runner -j $(TEST_JOBS) $$p || exit 1; \
+	done
 
 # Installs into a scratch directory and builds two samples against it with pkg-config, as a user would:
 # one without HTTP (async: no libhttp-parser needed) and one with it (async-http).

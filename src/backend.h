@@ -5,7 +5,7 @@
  *        \_______________________|___________________|_______________/
  *                     loop.c: the hosted loop (components attached, deferred and posted calls, holds)
  *                                           |  async_backend (this table)
- *                         backend_ev.c (libev, real or virtual clock)  |  io_uring  |  simulated world
+ *            backend_ev.c (libev, real or virtual clock)  |  backend_uring.c (io_uring)  |  simulated world
  *
  * Its unit is the request, made for completions: a request is started, later it completes once with a
  * result (its callback runs on the loop's thread, never inside start), and it can be stopped (cancelled)
@@ -56,7 +56,26 @@ enum {
      *  the process at a time (libev's rule): starting it on another fails with ASYNC_EBUSY; a number
      *  that is no signal the process can catch is ASYNC_EINVAL. The first request of a signal saves
      *  the process's disposition for it, and stopping the last one restores it. */
-    ASYNC__REQ_SIGNAL = 3
+    ASYNC__REQ_SIGNAL = 3,
+    /* Native operations (a backend with ASYNC__BACKEND_NATIVE; another answers ASYNC_ENOTSUP and the
+     * layers keep to readiness and their own system calls). The kernel does the I/O: the request's
+     * async__req_op (async__req_op_of) says on which memory, which must stay until the completion or
+     * the stop. Each completes once with its result (bytes, or the accepted descriptor) or an ASYNC_E*
+     * code, ASYNC_ETIMEDOUT at the deadline. Stopping one in flight cancels it in the kernel and waits
+     * for that (a system call on that path alone), so that the memory can go when stop returns; if the
+     * kernel finished it first, its completion runs inside stop with the real result, so that no byte
+     * received and no connection accepted is lost. Keep the loop alive. */
+    /** recv(fd, buf, len) on a socket: bytes, 0 at the end of the stream. */
+    ASYNC__REQ_RECV = 4,
+    /** send(fd, buf, len, MSG_NOSIGNAL) on a socket: bytes taken (maybe fewer than len). */
+    ASYNC__REQ_SEND = 5,
+    /** pread(fd, buf, len, offset): bytes, 0 at the end of the file. */
+    ASYNC__REQ_READ = 6,
+    /** pwrite(fd, buf, len, offset): bytes written. */
+    ASYNC__REQ_WRITE = 7,
+    /** accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC) on a listening socket: the new descriptor,
+     *  which the completion owns (a completion handed out by a stop must close or keep it). */
+    ASYNC__REQ_ACCEPT = 8
 };
 
 /** SIGNAL requests' `events`: the request keeps the loop alive. */
@@ -64,6 +83,15 @@ enum {
 
 /** Bytes a request keeps for its backend (libev: an ev_io and an ev_timer). */
 #define ASYNC__REQ_BACKEND_BYTES 96
+
+/** A native operation's memory and offset, at the start of the request's backend bytes: written by the
+ *  caller before the start, on a loop whose backend has ASYNC__BACKEND_NATIVE only (the bytes are
+ *  another backend's own). */
+typedef struct async__req_op {
+    void *buf;
+    size_t len;
+    int64_t offset; /* READ, WRITE */
+} async__req_op;
 
 /** A request: storage the caller owns (a frame field, a component's state), zeroed before its first
  *  start; a backend may keep what it learnt across starts of the same request (libev: the fd's epoll
@@ -86,7 +114,9 @@ struct async__req {
 enum {
     /** POLL and TIMER requests: waits on real descriptors in real time (not so on the virtual clock,
      *  whose time is the scheduler's own). */
-    ASYNC__BACKEND_IO = 1u
+    ASYNC__BACKEND_IO = 1u,
+    /** The native operations (ASYNC__REQ_RECV and after). */
+    ASYNC__BACKEND_NATIVE = 2u
 };
 
 /** A backend: one table per kind (a file each), shared by every loop of that kind. Every function runs
@@ -144,6 +174,15 @@ static inline bool async__loop_has_io(const async_loop *loop) {
     return hh && (hh->be->caps & ASYNC__BACKEND_IO);
 }
 
+/** True if the loop's backend does the native operations (ASYNC__BACKEND_NATIVE). */
+static inline bool async__loop_native(const async_loop *loop) {
+    const async__hosted_head *hh = async__head_of(loop);
+    return hh && (hh->be->caps & ASYNC__BACKEND_NATIVE);
+}
+
+/** The memory of a native operation (see async__req_op). */
+static inline async__req_op *async__req_op_of(async__req *req) { return (async__req_op *)(void *)req->be.bytes; }
+
 /** Starts req on the loop's backend: 0, ASYNC_ENOTSUP (no backend, or not this kind), ASYNC_EBADF. */
 static inline int async__req_start(async_loop *loop, async__req *req, int64_t ms) {
     const async__hosted_head *hh = async__head_of(loop);
@@ -155,6 +194,15 @@ static inline void async__req_stop(async_loop *loop, async__req *req) {
     const async__hosted_head *hh = async__head_of(loop);
     if (hh) hh->be->stop(hh->state, req);
 }
+
+/** A native operation (ASYNC__REQ_RECV and after; the loop has ASYNC__BACKEND_NATIVE) as the wait of the
+ *  async_io w (net_io.c): over op's memory on fd, with a deadline of ms; its completion goes to done,
+ *  which ends the wait (net__io_complete, net__io_fail) and may run inside a stop (see the kinds). The
+ *  await's start: ASYNC__WAIT or a raise; the check is async__io_check's. */
+int net__io_native_start(async_task *t, async_io *w, int kind, int fd, const async__req_op *op, int64_t ms,
+                         async__req_cb done);
+/** The async_io whose request r is. */
+async_io *net__io_of(async__req *r);
 
 /* ---- what a backend calls (loop.c) ---- */
 
@@ -173,8 +221,17 @@ void async__loop_run_posts(async_loop *loop);
 /** True while the loop is held (see async_backend.hold). */
 bool async__loop_held(const async_loop *loop);
 
+/** Signals are the process's: one loop at a time has a signal, whatever its backend (owner: the
+ *  backend's object for the loop). The first claim of a signal saves its disposition, the release of the
+ *  last puts it back. 0, ASYNC_EBUSY (another owner has it), ASYNC_EINVAL (no signal one can catch). */
+int async__signal_claim(const void *owner, int signo);
+void async__signal_release(const void *owner, int signo);
+
 /** The libev backend (backend_ev.c): the real clock, or the virtual clock with threads but no fd waits. */
 extern const async_backend async__backend_ev;
 extern const async_backend async__backend_ev_virtual;
+/** The io_uring backend (backend_uring.c): the real clock. Its open's arg is an int * that receives the
+ *  errno value saying why io_uring cannot be had (the kernel or a sandbox refuses it), or NULL. */
+extern const async_backend async__backend_uring;
 
 #endif

@@ -12,8 +12,8 @@
  * work, fd waits and timers in real time do not).
  *
  * Signals are the process's, and libev lets one loop of the process watch a given signal (a second
- * one is an assertion failure, which aborts): a table shared by every loop says which libev loop has
- * each signal, under a mutex, and keeps the disposition the signal had before its first request, which
+ * one is an assertion failure, which aborts): a table shared by every loop of every backend
+ * (async__signal_claim) says which loop has each signal, under a mutex, and keeps the disposition the signal had before its first request, which
  * the last request's stop puts back (libev itself leaves SIG_DFL behind). */
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
@@ -138,16 +138,44 @@ static int start_poll(ev_state *st, async__req *r, int64_t ms) {
 
 /* ---- signals ---- */
 
-/* Which libev loop watches each signal, how many requests of that loop, and the disposition the signal
- * had before the first of them. */
+/* Which loop of the process has each signal (whatever its backend: the owner is the backend's own
+ * object), how many requests of it, and the disposition the signal had before the first of them. */
 typedef struct sig_owner {
-    struct ev_loop *ev;
+    const void *owner;
     unsigned requests;
     struct sigaction saved;
 } sig_owner;
 
 static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
 static sig_owner sig_owners[ASYNC__NSIG];
+
+int async__signal_claim(const void *owner, int signo) {
+    sig_owner *o;
+    int rc = 0;
+    if (signo <= 0 || signo >= ASYNC__NSIG || signo == SIGKILL || signo == SIGSTOP) return ASYNC_EINVAL;
+    o = &sig_owners[signo];
+    pthread_mutex_lock(&sig_mu);
+    if (o->owner && o->owner != owner) {
+        rc = ASYNC_EBUSY; /* another loop of the process has it */
+    } else if (!o->requests && sigaction(signo, NULL, &o->saved) != 0) {
+        rc = ASYNC_EINVAL; /* a number the C library keeps for itself */
+    } else {
+        o->owner = owner;
+        o->requests++;
+    }
+    pthread_mutex_unlock(&sig_mu);
+    return rc;
+}
+
+void async__signal_release(const void *owner, int signo) {
+    sig_owner *o = &sig_owners[signo];
+    pthread_mutex_lock(&sig_mu);
+    if (o->owner == owner && o->requests && --o->requests == 0) {
+        sigaction(signo, &o->saved, NULL);
+        o->owner = NULL;
+    }
+    pthread_mutex_unlock(&sig_mu);
+}
 
 /* A watched request gains or loses its hold on the libev loop. */
 static void signal_keep(ev_state *st, async__req *r, bool keep) {
@@ -167,8 +195,7 @@ static void stop_signal(ev_state *st, async__req *r);
 
 static int start_signal(ev_state *st, async__req *r) {
     ev_req *x = watchers_of(r);
-    int signo = r->fd, rc = 0;
-    sig_owner *o;
+    int signo = r->fd, rc;
     if (ev_is_active(&x->sig)) {
         if (x->sig.signum == signo) { /* started: only whether it keeps the loop alive changes */
             signal_keep(st, r, (r->events & ASYNC__SIGNAL_KEEP) != 0);
@@ -176,22 +203,11 @@ static int start_signal(ev_state *st, async__req *r) {
         }
         stop_signal(st, r); /* started for another signal */
     }
-    if (signo <= 0 || signo >= ASYNC__NSIG || signo == SIGKILL || signo == SIGSTOP) return ASYNC_EINVAL;
-    o = &sig_owners[signo];
-    pthread_mutex_lock(&sig_mu);
-    if (o->ev && o->ev != st->ev) {
-        rc = ASYNC_EBUSY; /* another loop of the process has it */
-    } else if (!o->requests && sigaction(signo, NULL, &o->saved) != 0) {
-        rc = ASYNC_EINVAL; /* a number the C library keeps for itself */
-    } else {
-        r->be_flags = 0;
-        ev_signal_init(&x->sig, signal_cb, signo);
-        ev_signal_start(st->ev, &x->sig);
-        o->ev = st->ev;
-        o->requests++;
-    }
-    pthread_mutex_unlock(&sig_mu);
+    rc = async__signal_claim(st->ev, signo);
     if (rc) return rc;
+    r->be_flags = 0;
+    ev_signal_init(&x->sig, signal_cb, signo);
+    ev_signal_start(st->ev, &x->sig);
     st->signals++;
     ev_unref(st->ev); /* by default waiting for a signal does not keep the loop alive */
     signal_keep(st, r, (r->events & ASYNC__SIGNAL_KEEP) != 0);
@@ -204,7 +220,6 @@ static int start_signal(ev_state *st, async__req *r) {
 static void stop_signal(ev_state *st, async__req *r) {
     ev_req *x = watchers_of(r);
     int signo = x->sig.signum;
-    sig_owner *o = &sig_owners[signo];
     sigset_t one, old;
     signal_keep(st, r, false);
     ev_ref(st->ev);
@@ -212,13 +227,8 @@ static void stop_signal(ev_state *st, async__req *r) {
     sigemptyset(&one);
     sigaddset(&one, signo);
     pthread_sigmask(SIG_BLOCK, &one, &old);
-    pthread_mutex_lock(&sig_mu);
     ev_signal_stop(st->ev, &x->sig);
-    if (--o->requests == 0) {
-        sigaction(signo, &o->saved, NULL);
-        o->ev = NULL;
-    }
-    pthread_mutex_unlock(&sig_mu);
+    async__signal_release(st->ev, signo);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

@@ -1,4 +1,6 @@
-/* Files without blocking the loop (aiofiles): each call is a job on the loop's thread pool.
+/* Files without blocking the loop (aiofiles): each call is a job on the loop's thread pool; on a loop
+ * whose backend does native operations (io_uring), an open file's reads and writes are jobs the kernel
+ * does instead (async__job_set_native), at the file's position, with the same outcome.
  *
  * A job carries its own copy of what the system call needs (the path, the bytes to write, a buffer to
  * read into), so the pool thread never touches the awaiting frame: a cancelled awaiter's frame may go
@@ -9,6 +11,7 @@
  * closes the files left open). Its calls count while in flight; a close waits, parked, until the last
  * one is back, and frees the file when it is done. */
 #define _POSIX_C_SOURCE 200809L
+#include "backend.h"
 #include "thread_pool.h"
 
 #include <errno.h>
@@ -365,7 +368,9 @@ int async__file_read_start(async_task *t, async_thread_call *call, async_file *f
     if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
     if (!file || (!buf && cap)) return async__call_fail(t, call, ASYNC_EINVAL);
     j = rw_job(t, call, file, cap, read_fn, &status);
-    return j ? rw_start(t, call, file, j) : status;
+    if (!j) return status;
+    async__job_set_native(j, ASYNC__REQ_READ, file->fd, ((rw_args *)async__job_payload(j))->bytes, cap);
+    return rw_start(t, call, file, j);
 }
 
 int async__file_read_check(async_task *t, async_thread_call *call, void *buf, size_t cap, size_t *nread) {
@@ -390,6 +395,7 @@ int async__file_write_start(async_task *t, async_thread_call *call, async_file *
     j = rw_job(t, call, file, len, write_fn, &status);
     if (!j) return status;
     if (len) memcpy(((rw_args *)async__job_payload(j))->bytes, data, len);
+    async__job_set_native(j, ASYNC__REQ_WRITE, file->fd, ((rw_args *)async__job_payload(j))->bytes, len);
     return rw_start(t, call, file, j);
 }
 

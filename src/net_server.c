@@ -205,46 +205,85 @@ int async_server_port(const async_server *srv) { return srv ? srv->port : 0; }
 size_t async_server_connections(const async_server *srv) { return srv ? srv->nlive : 0; }
 bool async_server_closing(const async_server *srv) { return srv && srv->closing; }
 
+/* Serves an accepted connection: a task of its own on the server's loop. */
+static void serve_fd(async_server *srv, async_loop *loop, int fd) {
+    int one = 1;
+    net_conn *c;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c = conn_alloc(srv);
+    if (!c) { /* ASYNC_ENOMEM for this connection: it is closed, the server goes on */
+        close(fd);
+        srv->refused++;
+        return;
+    }
+    c->srv = srv;
+    async_stream_open(&c->stream, fd);
+    net__stream_mark(&c->stream, NS_SERVER, true);
+    c->user = srv->fn(c->frame, &c->stream, srv->arg);
+    if (!c->user) {
+        async_stream_close(&c->stream);
+        free(c);
+        srv->refused++;
+        return;
+    }
+    async_task_init(&c->task, conn_run); /* a fresh task on the server's own loop: neither can fail */
+    async_spawn(loop, &c->task);
+    c->next = (net_conn *)srv->live;
+    if (c->next) c->next->prev = c;
+    srv->live = c;
+    srv->nlive++;
+    srv->accepted++;
+    /* fn closed the server (with no connection live, `idle` is complete): now there is one to wait
+     * for, or the accept loop would spin on the complete future while this connection never runs */
+    if (srv->closing && async_future_done(&srv->idle)) async_future_init(&srv->idle);
+}
+
 /* Accepts what is waiting (up to a batch). ASYNC_EMFILE when out of descriptors, else 0. */
 static int accept_some(async_server *srv, async_loop *loop) {
     int i;
     for (i = 0; i < ACCEPT_BATCH && srv->fd >= 0; i++) {
-        int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
-        net_conn *c;
+        int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) return ASYNC_EMFILE;
             return 0; /* EAGAIN, or an error of this one connection */
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        c = conn_alloc(srv);
-        if (!c) { /* ASYNC_ENOMEM for this connection: it is closed, the server goes on */
-            close(fd);
-            srv->refused++;
-            continue;
-        }
-        c->srv = srv;
-        async_stream_open(&c->stream, fd);
-        net__stream_mark(&c->stream, NS_SERVER, true);
-        c->user = srv->fn(c->frame, &c->stream, srv->arg);
-        if (!c->user) {
-            async_stream_close(&c->stream);
-            free(c);
-            srv->refused++;
-            continue;
-        }
-        async_task_init(&c->task, conn_run); /* a fresh task on the server's own loop: neither can fail */
-        async_spawn(loop, &c->task);
-        c->next = (net_conn *)srv->live;
-        if (c->next) c->next->prev = c;
-        srv->live = c;
-        srv->nlive++;
-        srv->accepted++;
-        /* fn closed the server (with no connection live, `idle` is complete): now there is one to wait
-         * for, or the accept loop would spin on the complete future while this connection never runs */
-        if (srv->closing && async_future_done(&srv->idle)) async_future_init(&srv->idle);
+        serve_fd(srv, loop, fd);
     }
     return 0;
+}
+
+/* ---- native accepts (a loop whose backend does them: io_uring) ---- */
+
+/* The accept loop waits for an accept the kernel does, not for readiness and an accept4 of its own.
+ * The wait's value is the new descriptor or the accept's error; a descriptor handed out by a stop after
+ * the wait ended (the server closes, or the loop goes) is closed: to the client it is a connection the
+ * closing listener had not taken yet. */
+static void accept_done(async__req *r, int res) {
+    async_io *w = net__io_of(r);
+    if (!async_future_done(&w->ready))
+        async_future_set_value(&w->ready, res);
+    else if (res >= 0)
+        close(res);
+}
+
+static int accept_start(async_task *t, async_server *srv) {
+    static const async__req_op none = {NULL, 0, 0};
+    return net__io_native_start(t, &srv->accept, ASYNC__REQ_ACCEPT, srv->fd, &none, -1, accept_done);
+}
+
+/* What the native accept brought: a connection served (0), ASYNC_EMFILE (out of descriptors), or
+ * ASYNC_EAGAIN: another error, after which the loop waits for readiness once, so that a listener that
+ * keeps failing is not asked again and again at once. */
+static int accepted(async_server *srv, async_loop *loop) {
+    intptr_t res = async_future_value(&srv->accept.ready);
+    if (res >= 0) {
+        serve_fd(srv, loop, (int)res);
+        return 0;
+    }
+    if (res == ASYNC_ECONNABORTED) return 0;
+    if (res == ASYNC_EMFILE || res == ASYNC_ENOMEM) return ASYNC_EMFILE;
+    return ASYNC_EAGAIN;
 }
 
 static async_status idle_waiter_run(async_task *t) {
@@ -256,6 +295,7 @@ static async_status idle_waiter_run(async_task *t) {
 
 static async_status serve_run(async_task *t) {
     async_server *srv = (async_server *)t;
+    int rc = 0;
     ASYNC_BEGIN(t);
     if (!async__loop_has_io(async_task_loop(t)))
         ASYNC_THROW(t, ASYNC_ENOTSUP, "a server needs a loop that polls the OS (not the virtual clock)");
@@ -266,9 +306,17 @@ static async_status serve_run(async_task *t) {
     reaper(srv)->fn = reaper_fn;
     ASYNC_TRY(t) {
         while (!srv->closing) {
-            AWAIT_READABLE(t, &srv->accept, srv->fd, -1);
-            if (accept_some(srv, async_task_loop(t)) == ASYNC_EMFILE)
+            if (async__loop_native(async_task_loop(t))) {
+                ASYNC__AWAIT(t, accept_start(t, srv), async__io_check(t, &srv->accept));
+                rc = accepted(srv, async_task_loop(t)); /* read before the next await only */
+            } else {
+                AWAIT_READABLE(t, &srv->accept, srv->fd, -1);
+                rc = accept_some(srv, async_task_loop(t));
+            }
+            if (rc == ASYNC_EMFILE)
                 AWAIT_SLEEP(t, 50); /* out of descriptors: the listener stays readable; let some close */
+            else if (rc == ASYNC_EAGAIN)
+                AWAIT_READABLE(t, &srv->accept, srv->fd, -1);
         }
     }
     ASYNC_CATCH(t) {

@@ -23,6 +23,10 @@
 #include <unistd.h>
 
 #define RBUF_MIN 4096
+/* the pending read waits for a native receive into the input buffer (see recv_start) */
+#define NS_NATIVE_R 0x4000u
+/* the pending drain waits for a native send of the output buffer (see send_start) */
+#define NS_NATIVE_W 0x8000u
 
 /* read operations (the `op` argument of async__stream_read_start) */
 enum { OP_READ = 0, OP_EXACTLY = 1, OP_LINE = 2, OP_FILL = 3 };
@@ -105,7 +109,8 @@ void async_stream_consume(async_stream *s, size_t n) {
     if (!s || !s->rbuf) return;
     if (n > s->rlen - s->rpos) n = s->rlen - s->rpos;
     s->rpos += n;
-    if (s->rpos == s->rlen) s->rpos = s->rlen = 0;
+    /* not while the kernel receives into the buffer after rlen (a native receive in flight) */
+    if (s->rpos == s->rlen && !(s->flags & NS_NATIVE_R)) s->rpos = s->rlen = 0;
 }
 
 size_t async_stream_pending(const async_stream *s) { return s ? s->wlen - s->wpos : 0; }
@@ -170,10 +175,9 @@ static unsigned wwant(const async_stream *s) { return s->tls ? tls_of(s)->wwant 
 
 /* ---- reading ---- */
 
-/* Reads once from the socket into the input buffer, growing it up to `limit` bytes buffered (at least
- * one byte of room). >0: bytes read; 0: end of stream; ASYNC_EAGAIN; another error. */
-static long fill(async_stream *s, size_t limit) {
-    long r;
+/* Makes room in the input buffer for one more read, growing it up to `limit` bytes buffered (at least
+ * one byte of room): 0 or ASYNC_ENOMEM. */
+static int room(async_stream *s, size_t limit) {
     if (s->rpos == s->rlen) s->rpos = s->rlen = 0;
     if (s->rpos > 0 && s->rlen == s->rcap) { /* compact */
         memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
@@ -192,6 +196,14 @@ static long fill(async_stream *s, size_t limit) {
         s->rbuf = p;
         s->rcap = cap;
     }
+    return 0;
+}
+
+/* Reads once from the socket into the input buffer, growing it up to `limit` bytes buffered (at least
+ * one byte of room). >0: bytes read; 0: end of stream; ASYNC_EAGAIN; another error. */
+static long fill(async_stream *s, size_t limit) {
+    long r = room(s, limit);
+    if (r) return r;
     r = net_recv(s, s->rbuf + s->rlen, s->rcap - s->rlen);
     if (r > 0) s->rlen += (size_t)r;
     if (r == 0) s->flags |= NS_EOF;
@@ -279,15 +291,81 @@ static int try_read(async_stream *s, int op) {
     }
 }
 
+/* ---- native receives (a loop whose backend does them: io_uring) ---- */
+
+/* The pending read waits for a receive that the kernel does into the input buffer, not for readiness
+ * and a recv of its own: the bytes are the stream's as soon as the kernel has them (a read cancelled
+ * or timed out meanwhile loses none: they stay buffered for the next read). */
+
+static async_stream *stream_of_rio(async_io *w) { return (async_stream *)(void *)((char *)w - offsetof(async_stream, rio)); }
+
+/* A native operation's end, after its bytes were counted: a peer's error is sticky (as stream_fail
+ * keeps it), and the wait is over. */
+static void native_end(async_stream *s, async_io *w, int res) {
+    if (res == ASYNC_ECONNRESET || res == ASYNC_EPIPE || res == ASYNC_ENOTCONN) s->error = res;
+    if (async_future_done(&w->ready)) return;
+    if (res >= 0)
+        net__io_complete(w, res);
+    else
+        async_future_set_error(&w->ready, async_error_of(res));
+}
+
+/* Starts the native operation `kind` over buf[0, len) as w's wait, marked by `flag` while it waits. */
+static int native_start(async_task *t, async_stream *s, async_io *w, unsigned flag, int kind, char *buf, size_t len,
+                        int32_t ms, async__req_cb done) {
+    async__req_op op;
+    int rc;
+    op.buf = buf;
+    op.len = len;
+    op.offset = 0;
+    s->flags |= flag;
+    rc = net__io_native_start(t, w, kind, s->fd, &op, ms, done);
+    if (rc != ASYNC__WAIT) s->flags &= ~flag;
+    return rc;
+}
+
+/* The receive's completion (also inside the stop of a receive the kernel had finished). */
+static void recv_done(async__req *r, int res) {
+    async_io *w = net__io_of(r);
+    async_stream *s = stream_of_rio(w);
+    if (res > 0) {
+        s->rlen = (size_t)((char *)async__req_op_of(r)->buf - s->rbuf) + (size_t)res; /* where it landed */
+        /* a short receive leaves the kernel's buffer empty: the next read waits at once */
+        if ((size_t)res < async__req_op_of(r)->len)
+            s->flags |= NS_DRAINED;
+        else
+            s->flags &= ~NS_DRAINED;
+    } else if (res == 0) {
+        s->flags |= NS_EOF;
+    }
+    native_end(s, w, res);
+}
+
+/* The limit of the input buffer for the pending read (try_read's). */
+static size_t read_limit(const async_stream *s, int op) {
+    if (op == OP_READ) return s->op_n;
+    if (op == OP_EXACTLY) return s->op_n - s->op_limit;
+    return s->op_limit;
+}
+
+static int recv_start(async_task *t, async_stream *s, int op) {
+    int rc = room(s, read_limit(s, op));
+    if (rc) return async__raise_error_code(t, rc);
+    return native_start(t, s, &s->rio, NS_NATIVE_R, ASYNC__REQ_RECV, s->rbuf + s->rlen, s->rcap - s->rlen,
+                        net__remaining(async_task_loop(t), s->rdeadline, s->rms), recv_done);
+}
+
 static int read_step(async_task *t, async_stream *s) {
-    int r = try_read(s, (int)((s->flags >> 16) & 3u));
+    int op = (int)((s->flags >> 16) & 3u), r = try_read(s, op);
     if (r == TRY_DONE) {
         s->flags |= NS_RDONE;
         return ASYNC__GO;
     }
-    if (r == TRY_WAIT)
+    if (r == TRY_WAIT) {
+        if (!s->tls && async__loop_native(async_task_loop(t))) return recv_start(t, s, op);
         return async__io_start(t, &s->rio, s->fd, rwant(s),
                                net__remaining(async_task_loop(t), s->rdeadline, s->rms));
+    }
     return async__raise_error_code(t, r);
 }
 
@@ -319,11 +397,49 @@ int async__stream_read_check(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     rc = async__io_check(t, &s->rio);
-    if (rc != ASYNC__GO) return rc; /* also when the stream was closed meanwhile: ASYNC_EBADF */
-    s->flags &= ~NS_DRAINED;
+    if (rc == ASYNC__WAIT) return rc;
+    if (s->flags & NS_NATIVE_R) { /* the bytes are in the buffer already (recv_done) */
+        s->flags &= ~NS_NATIVE_R;
+        if (rc != ASYNC__GO) return rc;
+        if (((s->flags >> 16) & 3u) == OP_FILL) { /* what this fill read */
+            *s->op_out = async_io_events(&s->rio);
+            return ASYNC__GO;
+        }
+    } else {
+        if (rc != ASYNC__GO) return rc; /* also when the stream was closed meanwhile: ASYNC_EBADF */
+        s->flags &= ~NS_DRAINED;
+    }
     rc = read_step(t, s);
     if (rc == ASYNC__GO) s->flags &= ~NS_RDONE;
     return rc;
+}
+
+/* ---- native sends (a loop whose backend does them: io_uring) ---- */
+
+/* A drain whose output the socket does not take at once waits for a send that the kernel does from the
+ * output buffer, not for writability and a send of its own. Writes still go to the socket at once when
+ * nothing is queued (their errors are told at the write, as on libev); what waits is in the buffer,
+ * which the kernel reads while the send is in flight: a write that must move or grow the buffer stops
+ * the send first (synchronously; what the kernel took counts) and wakes the drain to send the rest. */
+
+static async_stream *stream_of_wio(async_io *w) { return (async_stream *)(void *)((char *)w - offsetof(async_stream, wio)); }
+
+/* The send's completion (also inside the stop of a send the kernel had finished). */
+static void send_done(async__req *r, int res) {
+    async_io *w = net__io_of(r);
+    async_stream *s = stream_of_wio(w);
+    if (res > 0) {
+        s->wpos += (size_t)res;
+        if (s->wpos == s->wlen) s->wpos = s->wlen = 0;
+    }
+    native_end(s, w, res);
+}
+
+/* Stops the send in flight before the output buffer moves; the drain wakes and sends the rest. */
+static void send_stop(async_stream *s) {
+    async_io_stop(&s->wio);
+    s->flags &= ~NS_NATIVE_W;
+    net__io_complete(&s->wio, 0);
 }
 
 /* ---- writing ---- */
@@ -358,6 +474,7 @@ int async_stream_write(async_stream *s, const void *data, size_t n) {
             if (!n) return 0;
         }
     }
+    if (n > s->wcap - s->wlen && (s->flags & NS_NATIVE_W)) send_stop(s); /* the buffer moves */
     if (n > s->wcap - s->wlen) { /* no room at the end (not wlen + n > wcap: that sum may wrap) */
         size_t used = s->wlen - s->wpos, cap = s->wcap ? s->wcap : RBUF_MIN;
         char *q;
@@ -383,14 +500,21 @@ int async_stream_write(async_stream *s, const void *data, size_t n) {
     return 0;
 }
 
+static int send_start(async_task *t, async_stream *s) {
+    return native_start(t, s, &s->wio, NS_NATIVE_W, ASYNC__REQ_SEND, s->wbuf + s->wpos, s->wlen - s->wpos,
+                        net__remaining(async_task_loop(t), s->wdeadline, s->wms), send_done);
+}
+
 static int drain_step(async_task *t, async_stream *s) {
     int rc = flush(s);
     if (rc == 0) {
         s->flags |= NS_WDONE;
         return ASYNC__GO;
     }
-    if (rc == ASYNC_EAGAIN)
+    if (rc == ASYNC_EAGAIN) {
+        if (!s->tls && async__loop_native(async_task_loop(t))) return send_start(t, s);
         return async__io_start(t, &s->wio, s->fd, wwant(s), net__remaining(async_task_loop(t), s->wdeadline, s->wms));
+    }
     return async__raise_error_code(t, rc);
 }
 
@@ -414,6 +538,8 @@ int async__stream_drain_check(async_task *t, async_stream *s) {
         return ASYNC__GO;
     }
     rc = async__io_check(t, &s->wio);
+    if (rc == ASYNC__WAIT) return rc;
+    s->flags &= ~NS_NATIVE_W; /* what the kernel sent is counted already (send_done) */
     if (rc != ASYNC__GO) return rc; /* also when the stream was closed meanwhile: ASYNC_EBADF */
     rc = drain_step(t, s);
     if (rc == ASYNC__GO) s->flags &= ~NS_WDONE;

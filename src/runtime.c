@@ -1,11 +1,12 @@
-/* The hosted runtime's front door: async_loop_new picks the backend (the libev one, on the real or the
- * virtual clock) and switches debug mode on when the environment asks; async_main is asyncio.run, with
+/* The hosted runtime's front door: async_loop_new picks the backend (libev on the real or the virtual
+ * clock, or io_uring on the real one) and switches debug mode on when the environment asks; async_main is asyncio.run, with
  * its options from code or from the environment and its Ctrl-C. Above the loop, the backend and debug
  * mode alike, so none of them needs to know the others. */
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,11 +21,33 @@ static bool env_on(const char *name) {
     return v && *v && strcmp(v, "0") != 0;
 }
 
+/* The real clock's backend: the flag's, else ASYNC_BACKEND's, else libev. io_uring where the kernel
+ * gives it, else libev with a line that says why. */
+static async_loop *real_loop_new(unsigned flags) {
+    const char *env = getenv("ASYNC_BACKEND");
+    bool uring = false;
+    async_loop *loop;
+    int why = 0;
+    if (flags & ASYNC_LOOP_IO_URING)
+        uring = true;
+    else if (!(flags & ASYNC_LOOP_LIBEV) && env && *env) {
+        if (strcmp(env, "io_uring") == 0)
+            uring = true;
+        else if (strcmp(env, "libev") != 0)
+            fprintf(stderr, "async.h: ASYNC_BACKEND=%s is no backend (io_uring or libev); using libev\n", env);
+    }
+    if (!uring) return async__hosted_new(&async__backend_ev, NULL);
+    loop = async__hosted_new(&async__backend_uring, &why);
+    if (loop || !why || why == ENOMEM) return loop;
+    fprintf(stderr, "async.h: io_uring unavailable (%s); using libev\n", strerror(why));
+    return async__hosted_new(&async__backend_ev, NULL);
+}
+
 /* A loop as the options say; a field left to the environment (0) reads it. */
-static async_loop *loop_new(int virtual_clock, int debug) {
+static async_loop *loop_new(int virtual_clock, int debug, unsigned flags) {
     const char *clock = getenv("ASYNC_CLOCK");
     bool virt = virtual_clock ? virtual_clock > 0 : clock && strcmp(clock, "virtual") == 0;
-    async_loop *loop = async__hosted_new(virt ? &async__backend_ev_virtual : &async__backend_ev, NULL);
+    async_loop *loop = virt ? async__hosted_new(&async__backend_ev_virtual, NULL) : real_loop_new(flags);
     if (!loop) return NULL;
     if ((debug ? debug > 0 : env_on("ASYNC_DEBUG")) && async_loop_set_debug(loop, true) == 0)
         async_loop_dump_on_sigquit(loop);
@@ -32,7 +55,13 @@ static async_loop *loop_new(int virtual_clock, int debug) {
 }
 
 async_loop *async_loop_new(unsigned flags) {
-    return loop_new(flags & ASYNC_LOOP_VIRTUAL_CLOCK ? ASYNC_OPTION_ON : ASYNC_OPTION_ENV, ASYNC_OPTION_ENV);
+    if ((flags & ASYNC_LOOP_IO_URING) && (flags & ASYNC_LOOP_LIBEV)) return NULL; /* two backends at once */
+    return loop_new(flags & ASYNC_LOOP_VIRTUAL_CLOCK ? ASYNC_OPTION_ON : ASYNC_OPTION_ENV, ASYNC_OPTION_ENV, flags);
+}
+
+const char *async_loop_backend_name(const async_loop *loop) {
+    const async__hosted_head *hh = loop ? async__head_of(loop) : NULL;
+    return hh ? hh->be->name : NULL;
 }
 
 /* ---- Ctrl-C ---- */
@@ -95,7 +124,7 @@ int async_main_with(async_task *main, const async_main_options *opts) {
                 opts->virtual_clock, opts->debug, opts->threads, ASYNC_THREAD_POOL_MAX);
         return ASYNC_EINVAL;
     }
-    loop = loop_new(opts->virtual_clock, opts->debug);
+    loop = loop_new(opts->virtual_clock, opts->debug, 0);
     if (!loop) {
         fprintf(stderr, "async: %s\n", async_strerror(ASYNC_ENOMEM));
         return ASYNC_ENOMEM;

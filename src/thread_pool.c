@@ -21,6 +21,7 @@
  * taken back all its jobs under that mutex, no thread will touch the home again, and it can go. */
 #define _POSIX_C_SOURCE 200809L
 #include "thread_pool.h"
+#include "backend.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -55,6 +56,13 @@ struct async__job {
     void (*back)(async__job *j, void *ctx); /* bookkeeping when it comes back (files) */
     void *back_ctx;
     async__job *live_prev, *live_next; /* the home's finished, undelivered jobs */
+    /* a native operation instead of fn (async__job_set_native) */
+    uint8_t native;         /* its ASYNC__REQ_* kind, or 0 */
+    int nfd;
+    void *nbuf;
+    size_t nlen, ndone;     /* a write goes on until all nlen bytes are written */
+    async__job *native_next; /* the home's native jobs in flight */
+    async__req req;
     async__max_align payload[];               /* the call's copy of its arguments */
 };
 
@@ -93,6 +101,7 @@ struct thread_home {
     unsigned inflight;    /* jobs started (queued, running or parked) and not taken back */
     bool held;            /* the home holds the loop: it waits for calls */
     async__job *live;     /* finished, undelivered jobs */
+    async__job *native;   /* native jobs in the kernel's hands */
     async__job *free_jobs;
     unsigned nfree;
 };
@@ -287,8 +296,69 @@ static void job_discard(thread_home *h, async__job *j) {
     job_free(h, j);
 }
 
-/* Jobs started in a pass go to the pool together, when the pass is over (flush_fn). */
+static void home_take_back(thread_home *h, async__job *list);
+static void native_back(async__req *r, int res);
+
+/* ---- native jobs: the kernel does the call (io_uring), no pool thread ---- */
+
+/* Hands the rest of a native job's operation to the backend: 0, or its error. */
+static int native_start(thread_home *h, async__job *j) {
+    async__req_op *op = async__req_op_of(&j->req);
+    j->req.cb = native_back;
+    j->req.kind = j->native;
+    j->req.fd = j->nfd;
+    op->buf = (char *)j->nbuf + j->ndone;
+    op->len = j->nlen - j->ndone;
+    op->offset = -1; /* the file's position, as read(2) and write(2) use it */
+    return async__req_start(h->loop, &j->req, -1);
+}
+
+static void native_unlink(thread_home *h, async__job *j) {
+    async__job **pp;
+    for (pp = &h->native; *pp; pp = &(*pp)->native_next) {
+        if (*pp == j) {
+            *pp = j->native_next;
+            break;
+        }
+    }
+    j->native_next = NULL;
+}
+
+/* The operation is over: the job comes back as from a pool thread, with fn's rc and result. */
+static void native_end(thread_home *h, async__job *j, int res) {
+    native_unlink(h, j);
+    j->rc = res < 0 ? res : 0;
+    j->result = res < 0 ? 0 : j->native == ASYNC__REQ_WRITE ? (intptr_t)j->nlen : (intptr_t)res;
+    j->next = NULL;
+    home_take_back(h, j);
+}
+
+static void native_back(async__req *r, int res) {
+    async__job *j = (async__job *)(void *)((char *)r - offsetof(async__job, req));
+    thread_home *h = j->home;
+    async__req_stop(h->loop, r);
+    if (res > 0 && j->native == ASYNC__REQ_WRITE && j->ndone + (size_t)res < j->nlen) { /* short: the rest */
+        j->ndone += (size_t)res;
+        res = native_start(h, j);
+        if (res == 0) return;
+    } else if (res == 0 && j->native == ASYNC__REQ_WRITE && j->ndone < j->nlen) {
+        res = ASYNC_EIO; /* the kernel took nothing and said no error: write_all would loop forever */
+    }
+    native_end(h, j, res);
+}
+
+/* Jobs started in a pass go to the pool together, when the pass is over (flush_fn); a native one goes to
+ * the kernel (its SQE with the pass's others), or to the pool if the backend cannot take it. */
 static void job_launch(thread_home *h, async__job *j) {
+    if (j->native) {
+        if (native_start(h, j) == 0) {
+            j->state = JOB_QUEUED;
+            j->native_next = h->native;
+            h->native = j;
+            return;
+        }
+        j->native = 0;
+    }
     j->state = JOB_QUEUED;
     j->next = NULL;
     if (h->pending_tail) {
@@ -368,6 +438,12 @@ static void wake_fn(async_loop *loop, async__cb *cb) {
 static void home_free(async_loop *loop, async__part *part) {
     thread_home *h = (thread_home *)(void *)((char *)part - offsetof(thread_home, part));
     async__job *j;
+    /* native jobs are the ring's, which no one waits on any more: stopped (synchronously; an
+     * operation the kernel finished is handed out by the stop), else back as cancelled */
+    while ((j = h->native) != NULL) {
+        async__req_stop(loop, &j->req);
+        if (h->native == j) native_end(h, j, ASYNC_ECANCELED);
+    }
     home_flush(h);
     pthread_mutex_lock(&h->mu);
     h->freeing = true;
@@ -535,6 +611,15 @@ void async__job_set_fn(async__job *j, async_thread_fn fn, void *arg, async_threa
 }
 
 void *async__job_payload(async__job *j) { return j->payload; }
+
+void async__job_set_native(async__job *j, int kind, int fd, void *buf, size_t len) {
+    if (!async__loop_native(j->home->loop)) return;
+    j->native = (uint8_t)kind;
+    j->nfd = fd;
+    j->nbuf = buf;
+    j->nlen = len;
+    j->ndone = 0;
+}
 
 void async__job_on_back(async__job *j, void (*back)(async__job *j, void *ctx), void *ctx) {
     j->back = back;

@@ -12,6 +12,12 @@
 async__job *async__job_new(async_loop *loop, size_t extra, int *err);
 /** What the pool thread runs: fn(arg, &result); dtor receives an outcome no one takes. */
 void async__job_set_fn(async__job *j, async_thread_fn fn, void *arg, async_thread_dtor dtor);
+/** Makes j a native operation where the loop's backend does them (io_uring): kind ASYNC__REQ_READ or
+ *  ASYNC__REQ_WRITE of len bytes of buf (memory of the job's payload) at fd's file position, done by
+ *  the kernel instead of fn on a pool thread, with the rc and result fn would give (bytes read; a write
+ *  goes on until all len bytes are written, and its result is len). Elsewhere it does nothing. A job
+ *  whose operation the backend refuses at its start runs fn on the pool after all. */
+void async__job_set_native(async__job *j, int kind, int fd, void *buf, size_t len);
 /** The job's payload: `extra` bytes, aligned for any type. */
 void *async__job_payload(async__job *j);
 /** Bookkeeping when the job comes back to the loop thread, before its delivery or discard, whether or

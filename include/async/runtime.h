@@ -1,7 +1,7 @@
-/* async/runtime.h: the hosted runtime of async.h: loops on libev with real time, async_main, frame
+/* async/runtime.h: the hosted runtime of async.h: loops on libev or io_uring with real time, async_main, frame
  * memory, debug mode, POSIX signals, the thread pool (to_thread) and files.
  *
- * PROVIDED BY libasync.a (make; link with -lasync -lev -lpthread, or `pkg-config --libs async`), not by
+ * PROVIDED BY libasync.a (make; link with -lasync -lev -luring -lpthread, or `pkg-config --libs async`), not by
  * ASYNC_IMPLEMENTATION: a freestanding build never sees these declarations. async.h includes this header
  * on hosted builds, so a program includes async.h alone. */
 #ifndef ASYNC_RUNTIME_H_INCLUDED
@@ -19,19 +19,32 @@ struct ev_loop;
 
 /** Flags of async_loop_new. */
 enum {
-    ASYNC_LOOP_VIRTUAL_CLOCK = 1 /**< time jumps to the next timer when nothing is ready (tests) */
+    ASYNC_LOOP_VIRTUAL_CLOCK = 1, /**< time jumps to the next timer when nothing is ready (tests) */
+    ASYNC_LOOP_IO_URING = 2,      /**< the io_uring backend (Linux), whatever ASYNC_BACKEND says */
+    ASYNC_LOOP_LIBEV = 4          /**< the libev backend, whatever ASYNC_BACKEND says */
 };
 
-/** Creates a loop on a new libev loop with the monotonic clock, a growing timer heap, and errors that no
- *  one retrieved printed to stderr. With the environment variable ASYNC_CLOCK=virtual, or the flag
- *  ASYNC_LOOP_VIRTUAL_CLOCK, it uses the virtual clock instead. NULL if out of memory. */
+/** Creates a loop with the monotonic clock, a growing timer heap, and errors that no one retrieved
+ *  printed to stderr. With the environment variable ASYNC_CLOCK=virtual, or the flag
+ *  ASYNC_LOOP_VIRTUAL_CLOCK, it uses the virtual clock instead (always on libev).
+ *
+ *  Its backend: libev by default; io_uring with the flag ASYNC_LOOP_IO_URING or the environment's
+ *  ASYNC_BACKEND=io_uring (a flag wins over the environment; ASYNC_BACKEND=libev, or the flag
+ *  ASYNC_LOOP_LIBEV, asks for libev). Where the kernel or a sandbox refuses io_uring (too old, seccomp,
+ *  kernel.io_uring_disabled), the loop is on libev and one line on stderr says why ("async.h: io_uring
+ *  unavailable (Operation not permitted); using libev"); an ASYNC_BACKEND that names no backend is
+ *  said so on stderr too, and libev is used. async_loop_backend_name tells which one runs.
+ *  NULL if out of memory, or with both ASYNC_LOOP_IO_URING and ASYNC_LOOP_LIBEV. */
 ASYNC_API async_loop *async_loop_new(unsigned flags);
+/** The name of the backend under a loop of the runtime: "libev", "libev-virtual" (the virtual clock)
+ *  or "io_uring"; NULL for a loop that is not the runtime's (async_loop_init'ed by hand) or NULL. */
+ASYNC_API const char *async_loop_backend_name(const async_loop *loop);
 /** Creates a loop driven by an ev_loop the application already runs (it keeps calling ev_run): ready
  *  tasks run in one ev_prepare callback per iteration and one ev_timer serves every sleeper.
  *  NULL if out of memory or ev is NULL. */
 ASYNC_API async_loop *async_loop_attach(struct ev_loop *ev);
-/** The libev loop under `loop`, or NULL if loop is not a hosted loop on libev (async_loop_init'ed by
- *  hand). */
+/** The libev loop under `loop`, or NULL if loop is not a hosted loop on libev: one async_loop_init'ed
+ *  by hand, or one on io_uring (ASYNC_LOOP_IO_URING), which has no libev loop under it. */
 ASYNC_API struct ev_loop *async_loop_ev(async_loop *loop);
 /** Frees a loop made by async_loop_new or async_loop_attach, in this order: debug mode's report of tasks
  *  never started, the unretrieved errors, then what the runtime attached to the loop (remote doors, which
@@ -264,7 +277,9 @@ typedef struct async_file async_file;
     ASYNC__AWAIT(t, async__file_open_start((t), (call), (path), (how)),                            \
                  async__file_open_check((t), (call), (file)))
 /** await file.read(cap): reads up to cap bytes into buf; *nread (size_t *) is how many, 0 at the end
- *  of the file. */
+ *  of the file. On an io_uring loop an open file's reads and writes are done by the kernel (io_uring)
+ *  instead of a pool thread, with the same semantics (the file's position; a cancelled read still
+ *  happens, and its bytes are dropped). */
 #define AWAIT_FILE_READ(t, call, file, buf, cap, nread)                                           \
     ASYNC__AWAIT(t, async__file_read_start((t), (call), (file), (buf), (cap)),                     \
                  async__file_read_check((t), (call), (buf), (cap), (nread)))
