@@ -383,7 +383,6 @@ BEGIN { fig["W1"] = "ns_per_op"; fig["W2"] = "bytes_per_task"; fig["W3"] = "ns_p
     if (impl == "") next
     line[w, impl] = 1
     if (kv["fallback"] != "") { fell[w, impl]++; next }
-    if (w == "W7" && kv["api"] == "to_thread_pread") viapool = viapool (viapool == "" ? "" : ", ") impl
     if (w == "W7" && kv["checksum"] != "" && !((kv["n"], kv["conc"], kv["checksum"]) in sums)) {
         sums[kv["n"], kv["conc"], kv["checksum"]] = 1
         if ((kv["n"], kv["conc"]) in sum1) sumdiff = sumdiff ", " impl " " kv["checksum"]
@@ -448,14 +447,7 @@ END {
             (((w SUBSEP impl) in line) ? " (its line has no " fig[w] ")" : " (no result line; see " raw ")")
     }
     skipped = ENVIRON["BENCH_SKIPPED"]
-    if (viapool != "") {
-        split(viapool, vp, ", "); viapool = ""
-        for (k in vp) if (!(vp[k] in vseen)) { vseen[vp[k]] = 1; viapool = viapool (viapool == "" ? "" : ", ") vp[k] }
-    }
-    if (nout || skipped != "" || sumdiff != "" || viapool != "") print ""
-    if (viapool != "")
-        print "W7: " viapool " read through to_thread(pread) on the pool, whatever the backend: the file API has" \
-              " no positioned read (AWAIT_FILE_READ_AT) that a backend could serve natively"
+    if (nout || skipped != "" || sumdiff != "") print ""
     if (skipped != "") print skipped
     for (k = 1; k <= nout; k++) print note[out[k]]
     if (sumdiff != "") print "W7: the checksums differ, so not every program read the same blocks: " sumfirst sumdiff

@@ -14,11 +14,9 @@
  *           sum += word(buf, 0) + word(buf, 4092)
  *   await asyncio.gather(*(reader(i) for i in range(c)))
  *
- * The file API has no positioned read (and no seek), so each read is a to_thread call of pread(2) on
- * one descriptor the tasks share (api=to_thread_pread): that is the pool of 4 threads, on any backend.
- * Once the header has AWAIT_FILE_READ_AT(t, call, file, buf, cap, offset, nread), each task opens the
- * file with AWAIT_FILE_OPEN and reads through it (api=file_read_at), which a backend with native file
- * reads (io_uring) serves without the pool.
+ * Each task opens the file (AWAIT_FILE_OPEN) and reads with AWAIT_FILE_READ_AT: on libev a pool thread's
+ * pread (4 threads, as Node's libuv pool and the asyncio peer's executor), on io_uring the kernel's own
+ * read, without the pool.
  *
  *   w7 FILE [N [C]]     N reads (default 100000) by C tasks (default 64)
  *
@@ -52,39 +50,15 @@ typedef struct {
     unsigned long long sum;
     int failed; /* a short read: the workload did not happen as asked */
     async_thread_call call;
-#ifdef AWAIT_FILE_READ_AT
     const char *path;
     async_file *file;
     size_t nread;
-#else
-    int fd;
-    off_t off;
-#endif
     unsigned char buf[BLOCK];
 } reader_frame;
-
-#ifndef AWAIT_FILE_READ_AT
-/* On a pool thread: the whole block at f->off into f->buf; the result is the bytes read. The frame
- * outlives the call: no reader is ever cancelled. */
-static int pread_block(void *arg, intptr_t *result) {
-    reader_frame *f = (reader_frame *)arg;
-    size_t got = 0;
-    while (got < BLOCK) {
-        ssize_t r = pread(f->fd, f->buf + got, BLOCK - got, f->off + (off_t)got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return errno ? -errno : ASYNC_EIO;
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    *result = (intptr_t)got;
-    return 0;
-}
-#endif
 
 static async_status reader_run(async_task *t) {
     reader_frame *f = (reader_frame *)t;
     ASYNC_BEGIN(t);
-#ifdef AWAIT_FILE_READ_AT
     AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r");
     for (; f->reads > 0; f->reads--) {
         f->lcg = lcg_next(f->lcg);
@@ -93,15 +67,6 @@ static async_status reader_run(async_task *t) {
         f->sum += block_sum(f->buf);
     }
     AWAIT_FILE_CLOSE(t, &f->call, f->file);
-#else
-    for (; f->reads > 0; f->reads--) {
-        f->lcg = lcg_next(f->lcg);
-        f->off = block_offset(f->lcg, f->blocks);
-        AWAIT_TO_THREAD(t, &f->call, pread_block, f, NULL);
-        if (async_thread_call_result(&f->call) != BLOCK) f->failed = 1;
-        f->sum += block_sum(f->buf);
-    }
-#endif
     ASYNC_END(t);
 }
 
@@ -158,11 +123,7 @@ int main(int argc, char **argv) {
         readers[i].reads = n / c + (i < n % c);
         readers[i].lcg = (uint32_t)(i + 1);
         readers[i].blocks = blocks;
-#ifdef AWAIT_FILE_READ_AT
         readers[i].path = argv[1];
-#else
-        readers[i].fd = fd;
-#endif
     }
     bench_gather_init(&all, &readers[0].task, (size_t)c, sizeof readers[0]);
     rc = bench_run(loop, &all.task, &wall);
@@ -170,11 +131,8 @@ int main(int argc, char **argv) {
         sum += readers[i].sum;
         failed |= readers[i].failed;
     }
-#ifdef AWAIT_FILE_READ_AT
-    snprintf(extra, sizeof extra, "conc=%ld threads=4 api=file_read_at reads_per_s=%.0f", c, (double)n / wall);
-#else
-    snprintf(extra, sizeof extra, "conc=%ld threads=4 api=to_thread_pread reads_per_s=%.0f", c, (double)n / wall);
-#endif
+    snprintf(extra, sizeof extra, "conc=%ld threads=4 api=file_read_at backend=%s reads_per_s=%.0f", c,
+             async_loop_backend_name(loop), (double)n / wall);
     if (rc == 0 && failed) fprintf(stderr, "%s: a read came back short of 4 KB\n", argv[0]);
     if (rc == 0 && !failed)
         bench_print(&(bench_result){.workload = "W7", .impl = "async.h", .n = n, .wall_s = wall, .extra = extra,

@@ -157,13 +157,14 @@ static void close_result(intptr_t result, void *arg) {
 typedef struct {
     int fd;
     size_t len;
+    int64_t offset;        /* a read at an offset (pread), or -1: at the file's position */
     unsigned char bytes[]; /* read: the buffer; write: the data */
 } rw_args;
 
 static int read_fn(void *arg, intptr_t *result) {
     rw_args *a = (rw_args *)arg;
     ssize_t n;
-    do n = read(a->fd, a->bytes, a->len);
+    do n = a->offset < 0 ? read(a->fd, a->bytes, a->len) : pread(a->fd, a->bytes, a->len, (off_t)a->offset);
     while (n < 0 && errno == EINTR);
     if (n < 0) return file_error();
     *result = (intptr_t)n;
@@ -350,6 +351,7 @@ static async__job *rw_job(async_task *t, async_thread_call *call, async_file *fi
     a = (rw_args *)async__job_payload(j);
     a->fd = file->fd;
     a->len = len;
+    a->offset = -1;
     return j;
 }
 
@@ -362,15 +364,31 @@ static int rw_start(async_task *t, async_thread_call *call, async_file *file, as
     return rc;
 }
 
-int async__file_read_start(async_task *t, async_thread_call *call, async_file *file, void *buf, size_t cap) {
+/* A read at offset, or at the file's position (offset -1), which it then moves on. */
+static int read_start(async_task *t, async_thread_call *call, async_file *file, void *buf, size_t cap,
+                      int64_t offset) {
     async__job *j;
     int status = ASYNC__RAISE;
+    rw_args *a;
     if (!call) return async__raise_error_code(t, ASYNC_EINVAL);
-    if (!file || (!buf && cap)) return async__call_fail(t, call, ASYNC_EINVAL);
+    if (!file || (!buf && cap) || offset < -1) return async__call_fail(t, call, ASYNC_EINVAL);
+    if (offset > (int64_t)INT64_MAX - (int64_t)(cap > (size_t)INT64_MAX ? INT64_MAX : cap))
+        return async__call_fail(t, call, ASYNC_EOVERFLOW); /* the last byte asked would be past any file */
     j = rw_job(t, call, file, cap, read_fn, &status);
     if (!j) return status;
-    async__job_set_native(j, ASYNC__REQ_READ, file->fd, ((rw_args *)async__job_payload(j))->bytes, cap);
+    a = (rw_args *)async__job_payload(j);
+    a->offset = offset;
+    async__job_set_native(j, ASYNC__REQ_READ, file->fd, a->bytes, cap, offset);
     return rw_start(t, call, file, j);
+}
+
+int async__file_read_start(async_task *t, async_thread_call *call, async_file *file, void *buf, size_t cap) {
+    return read_start(t, call, file, buf, cap, -1);
+}
+
+int async__file_read_at_start(async_task *t, async_thread_call *call, async_file *file, void *buf, size_t cap,
+                              int64_t offset) {
+    return read_start(t, call, file, buf, cap, offset < 0 ? -2 : offset); /* -2: ASYNC_EINVAL */
 }
 
 int async__file_read_check(async_task *t, async_thread_call *call, void *buf, size_t cap, size_t *nread) {
@@ -395,7 +413,7 @@ int async__file_write_start(async_task *t, async_thread_call *call, async_file *
     j = rw_job(t, call, file, len, write_fn, &status);
     if (!j) return status;
     if (len) memcpy(((rw_args *)async__job_payload(j))->bytes, data, len);
-    async__job_set_native(j, ASYNC__REQ_WRITE, file->fd, ((rw_args *)async__job_payload(j))->bytes, len);
+    async__job_set_native(j, ASYNC__REQ_WRITE, file->fd, ((rw_args *)async__job_payload(j))->bytes, len, -1);
     return rw_start(t, call, file, j);
 }
 

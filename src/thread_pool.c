@@ -61,6 +61,7 @@ struct async__job {
     int nfd;
     void *nbuf;
     size_t nlen, ndone;     /* a write goes on until all nlen bytes are written */
+    int64_t noff;           /* where in the file, or -1: at the file's position */
     async__job *native_next; /* the home's native jobs in flight */
     async__req req;
     async__max_align payload[];               /* the call's copy of its arguments */
@@ -309,7 +310,7 @@ static int native_start(thread_home *h, async__job *j) {
     j->req.fd = j->nfd;
     op->buf = (char *)j->nbuf + j->ndone;
     op->len = j->nlen - j->ndone;
-    op->offset = -1; /* the file's position, as read(2) and write(2) use it */
+    op->offset = j->noff < 0 ? -1 : j->noff + (int64_t)j->ndone; /* -1: the position, as read(2) uses it */
     return async__req_start(h->loop, &j->req, -1);
 }
 
@@ -612,13 +613,14 @@ void async__job_set_fn(async__job *j, async_thread_fn fn, void *arg, async_threa
 
 void *async__job_payload(async__job *j) { return j->payload; }
 
-void async__job_set_native(async__job *j, int kind, int fd, void *buf, size_t len) {
+void async__job_set_native(async__job *j, int kind, int fd, void *buf, size_t len, int64_t offset) {
     if (!async__loop_native(j->home->loop)) return;
     j->native = (uint8_t)kind;
     j->nfd = fd;
     j->nbuf = buf;
     j->nlen = len;
     j->ndone = 0;
+    j->noff = offset;
 }
 
 void async__job_on_back(async__job *j, void (*back)(async__job *j, void *ctx), void *ctx) {

@@ -17,7 +17,7 @@ void async__job_set_fn(async__job *j, async_thread_fn fn, void *arg, async_threa
  *  the kernel instead of fn on a pool thread, with the rc and result fn would give (bytes read; a write
  *  goes on until all len bytes are written, and its result is len). Elsewhere it does nothing. A job
  *  whose operation the backend refuses at its start runs fn on the pool after all. */
-void async__job_set_native(async__job *j, int kind, int fd, void *buf, size_t len);
+void async__job_set_native(async__job *j, int kind, int fd, void *buf, size_t len, int64_t offset);
 /** The job's payload: `extra` bytes, aligned for any type. */
 void *async__job_payload(async__job *j);
 /** Bookkeeping when the job comes back to the loop thread, before its delivery or discard, whether or

@@ -103,6 +103,88 @@ TEST_TAGGED(files_chunked_reads_and_writes, TEST_THREADS) {
     test_rmdir();
 }
 
+/* Reads at an offset (pread): where they read, that the file's position stays, the end of the file, and
+ * offsets that cannot be read. */
+ASYNC_DEF(fs_read_at, const char *path; async_thread_call call; async_file *file; size_t n; char buf[16];
+          int code;) {
+    AWAIT_FILE_WRITE_ALL(t, &f->call, f->path, "0123456789abcdef", 16, 0600);
+    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r");
+    AWAIT_FILE_READ_AT(t, &f->call, f->file, f->buf, 4, 10, &f->n);
+    ASSERT_EQ(f->n, 4);
+    ASSERT(memcmp(f->buf, "abcd", 4) == 0);
+    AWAIT_FILE_READ(t, &f->call, f->file, f->buf, 3, &f->n); /* the position did not move */
+    ASSERT_EQ(f->n, 3);
+    ASSERT(memcmp(f->buf, "012", 3) == 0);
+    AWAIT_FILE_READ_AT(t, &f->call, f->file, f->buf, 8, 12, &f->n); /* what is left before the end */
+    ASSERT_EQ(f->n, 4);
+    ASSERT(memcmp(f->buf, "cdef", 4) == 0);
+    AWAIT_FILE_READ_AT(t, &f->call, f->file, f->buf, 8, 1000, &f->n); /* past the end */
+    ASSERT_EQ(f->n, 0);
+    AWAIT_FILE_READ(t, &f->call, f->file, f->buf, 2, &f->n); /* still where the plain read left it */
+    ASSERT(f->n == 2 && memcmp(f->buf, "34", 2) == 0);
+    ASYNC_TRY(t) {
+        AWAIT_FILE_READ_AT(t, &f->call, f->file, f->buf, 8, -1, &f->n);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    ASSERT_EQ(f->code, ASYNC_EINVAL);
+    ASYNC_TRY(t) {
+        AWAIT_FILE_READ_AT(t, &f->call, f->file, f->buf, 8, INT64_MAX - 4, &f->n);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    ASSERT_EQ(f->code, ASYNC_EOVERFLOW);
+    AWAIT_FILE_CLOSE(t, &f->call, f->file);
+} ASYNC_END_DEF
+
+TEST_TAGGED(files_read_at_an_offset_leaves_the_position, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static fs_read_at_frame m;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_read_at, &m, test_path("at.txt"))), 0);
+    async_loop_free(loop);
+    test_rmdir();
+}
+
+/* Sixteen tasks read 4 KiB each at their own offsets of one file at once, as a database's readers would. */
+enum { FS_BLOCKS = 16, FS_BLOCK = 4096 };
+ASYNC_DEF(fs_block_reader, async_file *file; int k; async_thread_call call; size_t n; unsigned char buf[FS_BLOCK];) {
+    AWAIT_FILE_READ_AT(t, &f->call, f->file, f->buf, FS_BLOCK, (int64_t)f->k * FS_BLOCK, &f->n);
+} ASYNC_END_DEF
+
+ASYNC_DEF(fs_blocks, const char *path; async_thread_call call; async_file *file; fs_block_reader_frame r[FS_BLOCKS];
+          async_group g; int k;) {
+    AWAIT_FILE_OPEN(t, &f->call, &f->file, f->path, "r");
+    for (f->k = 0; f->k < FS_BLOCKS; f->k++) /* in reverse order of their blocks */
+        ASYNC_SPAWN(t, &f->g, ASYNC_CALL(fs_block_reader, &f->r[f->k], f->file, FS_BLOCKS - 1 - f->k));
+    AWAIT_GROUP(t, &f->g);
+    AWAIT_FILE_CLOSE(t, &f->call, f->file);
+} ASYNC_END_DEF
+
+TEST_TAGGED(files_reads_at_offsets_in_flight_together, TEST_THREADS) {
+    async_loop *loop = new_hosted_loop();
+    static fs_blocks_frame m;
+    static unsigned char data[FS_BLOCKS * FS_BLOCK];
+    size_t i;
+    int k;
+    FILE *out;
+    for (i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7 + i / FS_BLOCK);
+    out = fopen(test_path("blocks.bin"), "wb");
+    ASSERT(out != NULL);
+    ASSERT_EQ(fwrite(data, 1, sizeof data, out), sizeof data);
+    ASSERT_EQ(fclose(out), 0);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(fs_blocks, &m, test_path("blocks.bin"))), 0);
+    for (k = 0; k < FS_BLOCKS; k++) {
+        ASSERT_EQ(m.r[k].n, FS_BLOCK);
+        ASSERT(memcmp(m.r[k].buf, data + (size_t)(FS_BLOCKS - 1 - k) * FS_BLOCK, FS_BLOCK) == 0);
+    }
+    async_loop_free(loop);
+    test_rmdir();
+}
+
 /* The read's capacity changed while it ran (the arguments are evaluated again at the resume): never more
  * than the smaller capacity reaches the buffer. */
 ASYNC_DEF(fs_cap, async_file *file; pool_op_frame reader; async_group g; char buf[16];) {

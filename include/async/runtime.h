@@ -283,6 +283,14 @@ typedef struct async_file async_file;
 #define AWAIT_FILE_READ(t, call, file, buf, cap, nread)                                           \
     ASYNC__AWAIT(t, async__file_read_start((t), (call), (file), (buf), (cap)),                     \
                  async__file_read_check((t), (call), (buf), (cap), (nread)))
+/** os.pread(fd, cap, offset): reads up to cap bytes at `offset` (int64_t, from the file's start) into buf,
+ *  without moving the file's position (reads at different offsets may be in flight together); *nread is
+ *  how many, 0 at or past the end. A negative offset is ASYNC_EINVAL, one whose range would pass the
+ *  largest file offset ASYNC_EOVERFLOW. On io_uring the kernel reads it natively, elsewhere a pool
+ *  thread calls pread. */
+#define AWAIT_FILE_READ_AT(t, call, file, buf, cap, offset, nread)                                \
+    ASYNC__AWAIT(t, async__file_read_at_start((t), (call), (file), (buf), (cap), (offset)),        \
+                 async__file_read_check((t), (call), (buf), (cap), (nread)))
 /** await file.write(data): writes all len bytes of data (copied at the start). */
 #define AWAIT_FILE_WRITE(t, call, file, data, len)                                                \
     ASYNC__AWAIT(t, async__file_write_start((t), (call), (file), (data), (len)),                   \
@@ -309,6 +317,8 @@ ASYNC_API int async__file_read_start(async_task *t, async_thread_call *call, asy
                                      size_t cap);
 ASYNC_API int async__file_read_check(async_task *t, async_thread_call *call, void *buf, size_t cap,
                                      size_t *nread);
+ASYNC_API int async__file_read_at_start(async_task *t, async_thread_call *call, async_file *file, void *buf,
+                                        size_t cap, int64_t offset);
 ASYNC_API int async__file_write_start(async_task *t, async_thread_call *call, async_file *file,
                                       const void *data, size_t len);
 ASYNC_API int async__file_close_start(async_task *t, async_thread_call *call, async_file *file);
