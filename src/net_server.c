@@ -272,6 +272,19 @@ static int accept_start(async_task *t, async_server *srv) {
     return net__io_native_start(t, &srv->accept, ASYNC__REQ_ACCEPT, srv->fd, &none, -1, accept_done);
 }
 
+/* The native accept's check. A wait that ends otherwise than with its value (the task was cancelled
+ * after the kernel had accepted, or the stop inside the check handed the connection out) closes the
+ * descriptor the future holds: no one else will ever read it. */
+static int accept_check(async_task *t, async_server *srv) {
+    int rc = async__io_check(t, &srv->accept);
+    if (rc != ASYNC__WAIT && rc != ASYNC__GO && async_future_done(&srv->accept.ready)) {
+        intptr_t fd = async_future_value(&srv->accept.ready);
+        if (fd >= 0 && !async_future_error(&srv->accept.ready)) close((int)fd);
+        async_future_init(&srv->accept.ready); /* closed once: the value is gone */
+    }
+    return rc;
+}
+
 /* What the native accept brought: a connection served (0), ASYNC_EMFILE (out of descriptors), or
  * ASYNC_EAGAIN: another error, after which the loop waits for readiness once, so that a listener that
  * keeps failing is not asked again and again at once. */
@@ -307,7 +320,7 @@ static async_status serve_run(async_task *t) {
     ASYNC_TRY(t) {
         while (!srv->closing) {
             if (async__loop_native(async_task_loop(t))) {
-                ASYNC__AWAIT(t, accept_start(t, srv), async__io_check(t, &srv->accept));
+                ASYNC__AWAIT(t, accept_start(t, srv), accept_check(t, srv));
                 rc = accepted(srv, async_task_loop(t)); /* read before the next await only */
             } else {
                 AWAIT_READABLE(t, &srv->accept, srv->fd, -1);

@@ -539,3 +539,58 @@ TEST(uring_drain_sends_from_the_buffer_and_keeps_order_under_writes_and_cancel) 
     async_stream_close(&s);
     async_stream_close(&peer);
 }
+
+/* ---- native accepts ---- */
+
+/* Reads one byte from s, then cancels victim. */
+ASYNC_DEF(ur_read_then_cancel, async_stream *s; async_task *victim; char buf[8]; size_t n;) {
+    AWAIT_STREAM_READ(t, f->s, f->buf, sizeof f->buf, &f->n, TEST_LONG_MS);
+    async_cancel(f->victim);
+} ASYNC_END_DEF
+
+/* The reader's receive goes to the kernel before the server's accept, and both are ready at once: the
+ * reader wakes first and cancels the server, whose accept has already brought a connection. */
+ASYNC_DEF(ur_accept_cancel, async_server *srv; async_stream *s; int peer; int client; async_group g;
+          ur_read_then_cancel_frame c; int code;) {
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ur_read_then_cancel, &f->c, f->s, &f->srv->task));
+    ASYNC_SPAWN(t, &f->g, async_server_serve(f->srv));
+    AWAIT_YIELD(t); /* both wait: the receive is queued first, then the accept */
+    /* before the loop submits them: the byte, and a connection in the listener's backlog */
+    if (write(f->peer, "x", 1) != 1) ASYNC_THROW(t, ASYNC_EIO, "write");
+    f->client = test_connect(async_server_port(f->srv), 0);
+    if (f->client < 0) ASYNC_THROW(t, ASYNC_EIO, "connect");
+    ASYNC_TRY(t) {
+        AWAIT_GROUP(t, &f->g);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+/* A connection the kernel accepted for a server cancelled before it saw it is closed, not leaked: the
+ * client sees the end of the stream (or a reset), never a connection that stays open. */
+TEST(uring_accept_finished_then_server_cancelled_leaks_no_connection) {
+    static ur_accept_cancel_frame m;
+    static async_server srv;
+    static async_stream s;
+    int fds[2], client, before;
+    char c;
+    ssize_t n;
+    skip_under_memcheck();
+    stream_pair(&s, fds);
+    ASSERT_EQ(async_server_listen(&srv, "127.0.0.1", 0, 0, sizeof(echo_frame), echo_new, NULL), 0);
+    before = test_count_fds();
+    m.client = -1;
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_accept_cancel, &m, &srv, &s, fds[1])), 0);
+    client = m.client;
+    ASSERT(client >= 0);
+    ASSERT_EQ(m.c.n, 1);
+    ASSERT(m.code == 0 || m.code == ASYNC_ECANCELED); /* a cancelled child is no error of the group */
+    ASSERT_EQ(test_count_fds(), before); /* the listener went, the client came: nothing else stayed open */
+    n = recv(client, &c, 1, MSG_DONTWAIT);
+    ASSERT(n == 0 || (n < 0 && errno == ECONNRESET));
+    close(client);
+    async_stream_close(&s);
+    close(fds[1]);
+}
