@@ -292,7 +292,9 @@ static void native_cancel(ur_state *st, async__req *r) {
     reg.addr = UD_SLOT(i);
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
-    io_uring_register_sync_cancel(&st->ring, &reg);
+    /* a signal that comes while the kernel waits for an operation it cannot interrupt (one running on
+     * its worker threads) ends the wait with EINTR, the operation still at work on the memory: again */
+    while (io_uring_register_sync_cancel(&st->ring, &reg) == -EINTR) {}
     io_uring_get_events(&st->ring); /* completions still in the kernel's hands are posted */
     /* the posted completions, left in place (liburing's io_uring_for_each_cqe is C11 in a macro) */
     tail = __atomic_load_n(st->ring.cq.ktail, __ATOMIC_ACQUIRE);
@@ -671,7 +673,7 @@ static void ur_close(async_loop *loop) {
         reg.addr = UD_WAKE;
         reg.timeout.tv_sec = -1;
         reg.timeout.tv_nsec = -1;
-        io_uring_register_sync_cancel(&st->ring, &reg);
+        while (io_uring_register_sync_cancel(&st->ring, &reg) == -EINTR) {} /* as native_cancel */
     }
     io_uring_queue_exit(&st->ring); /* the kernel drops what is in flight */
     close(st->wakefd);
