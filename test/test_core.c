@@ -1099,3 +1099,101 @@ TEST(core_awaiting_a_finished_or_an_unrelated_running_task_still_works) {
     ASSERT_EQ(async_run(loop, ASYNC_CALL(self_awaiter, &b, &none.task)), 0); /* finished: at once */
     ASSERT_EQ(b.code, 0);
 }
+
+/* ---- what a task holds while it awaits inline: its pending outcome waits in its first inline child's
+ * frame, and comes back when that child ends, however the child ends ---- */
+
+ASYNC_DEF(chain_nap, int ms; long v;) {
+    AWAIT_SLEEP(t, f->ms);
+    ASYNC_RETURN(t, f->v);
+} ASYNC_END_DEF
+
+/* A break pending in a finally block, and an error, are the task's r while the block awaits a coroutine
+ * inline: both take effect after it. */
+ASYNC_DEF(chain_in_finally, int i; chain_nap_frame s; int after;) {
+    for (f->i = 0; f->i < 5; f->i++) {
+        ASYNC_TRY(t) {
+            if (f->i == 2) break;
+        }
+        ASYNC_FINALLY(t) {
+            AWAIT_CALL(t, chain_nap, &f->s, 1, 7);
+        }
+        ASYNC_END_TRY(t);
+    }
+    f->after = f->i;
+    ASYNC_TRY(t) {
+        ASYNC_THROW(t, ASYNC_EPROTO, "x");
+    }
+    ASYNC_FINALLY(t) {
+        AWAIT_CALL(t, chain_nap, &f->s, 1, 9);
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+TEST(core_pending_break_and_error_survive_an_inline_await_in_finally) {
+    async_loop *loop = new_loop();
+    static chain_in_finally_frame m;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(chain_in_finally, &m)), ASYNC_EPROTO);
+    ASSERT_EQ(m.after, 2);
+}
+
+/* An inline child returns while a task spawned in its frame still runs: it waits for that one (ASYNC_END's
+ * return case), then its value reaches the parent, whose pending error is kept meanwhile. */
+ASYNC_DEF(chain_returns_with_child, async_group g; chain_nap_frame s;) {
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(chain_nap, &f->s, 50, 1));
+    ASYNC_RETURN(t, 77);
+} ASYNC_END_DEF
+
+ASYNC_DEF(chain_finishing_parent, chain_returns_with_child_frame c; long got; int pend;) {
+    ASYNC_TRY(t) {
+        ASYNC_THROW(t, ASYNC_EPROTO, "pending");
+    }
+    ASYNC_FINALLY(t) {
+        AWAIT_CALL(t, chain_returns_with_child, &f->c);
+        f->got = (long)async_task_value(&f->c.task);
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+TEST(core_inline_child_returning_while_its_child_runs_keeps_the_parents_pending_error) {
+    async_loop *loop = new_loop();
+    static chain_finishing_parent_frame m;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(chain_finishing_parent, &m)), ASYNC_EPROTO);
+    ASSERT_EQ(m.got, 77);
+}
+
+/* Timeouts (a block, and AWAIT_TIMEOUT's task) around a chain of inline awaits end it each time, and the
+ * task goes on to its own value. */
+ASYNC_DEF(chain_mid, chain_nap_frame s;) {
+    AWAIT_CALL(t, chain_nap, &f->s, 1000, 3);
+    ASYNC_RETURN(t, 5);
+} ASYNC_END_DEF
+
+ASYNC_DEF(chain_timed, chain_mid_frame m; async_deadline d; async_timeout tmo; int code; int n;) {
+    for (f->n = 0; f->n < 3; f->n++) {
+        ASYNC_TRY(t) {
+            if (f->n == 1) {
+                AWAIT_TIMEOUT(t, &f->tmo, 10, ASYNC_CALL(chain_mid, &f->m));
+            } else {
+                ASYNC_TIMEOUT(t, &f->d, 10) {
+                    AWAIT_CALL(t, chain_mid, &f->m);
+                }
+                ASYNC_END_TIMEOUT(t, &f->d);
+            }
+        }
+        ASYNC_CATCH(t) {
+            f->code = async_caught(t)->code;
+        }
+        ASYNC_END_TRY(t);
+        if (f->code != ASYNC_ETIMEDOUT) ASYNC_THROW(t, ASYNC_EPROTO, "no timeout");
+        f->code = 0;
+    }
+    ASYNC_RETURN(t, 11);
+} ASYNC_END_DEF
+
+TEST(core_timeouts_around_an_inline_chain_end_it_each_time) {
+    async_loop *loop = new_loop();
+    static chain_timed_frame m;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(chain_timed, &m)), 0);
+    ASSERT_EQ(async_task_value(&m.task), 11);
+}
