@@ -594,3 +594,37 @@ TEST(uring_accept_finished_then_server_cancelled_leaks_no_connection) {
     async_stream_close(&s);
     close(fds[1]);
 }
+
+/* A stream closed by another task while its receive is in the kernel, the peer's bytes just sent (the
+ * kernel may have received them: the close's stop hands them out): the reader is told ASYNC_EBADF, or,
+ * if it had its bytes, gets them; nothing is left allocated or open in the closed stream. */
+ASYNC_DEF(ur_close_under_recv, async_stream *s; int peer; int round; ur_read_frame r; async_group g;) {
+    for (f->round = 0; f->round < 20; f->round++) {
+        memset(&f->r, 0, sizeof f->r);
+        ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ur_read, &f->r, f->s, TEST_LONG_MS));
+        AWAIT_SLEEP(t, 1); /* the receive waits in the kernel */
+        if (write(f->peer, "abcd", 4) != 4) ASYNC_THROW(t, ASYNC_EIO, "write");
+        async_stream_close(f->s);
+        AWAIT_GROUP(t, &f->g);
+        if (f->r.code != ASYNC_EBADF && !(f->r.code == 0 && f->r.n == 4)) ASYNC_THROW(t, ASYNC_EPROTO, "outcome");
+        if (async_stream_fd(f->s) != -1 || async_stream_pending(f->s) != 0) ASYNC_THROW(t, ASYNC_EPROTO, "reopened");
+        {
+            int fds[2];
+            test_tcp_pair(fds);
+            close(f->peer);
+            f->peer = fds[1];
+            if (async_stream_open(f->s, fds[0]) != 0) ASYNC_THROW(t, ASYNC_EIO, "open");
+        }
+    }
+} ASYNC_END_DEF
+
+TEST(uring_stream_closed_while_its_receive_is_in_the_kernel) {
+    static ur_close_under_recv_frame m;
+    static async_stream s;
+    int fds[2];
+    skip_under_memcheck();
+    stream_pair(&s, fds);
+    ASSERT_EQ(uring_run(ASYNC_CALL(ur_close_under_recv, &m, &s, fds[1])), 0);
+    async_stream_close(&s);
+    close(m.peer);
+}
