@@ -1643,6 +1643,7 @@ static inline int async__sleep_resume(async_task *t) {
 #if !defined(ASYNC_FREESTANDING) && defined(__STDC_HOSTED__) && __STDC_HOSTED__
 #include "async/runtime.h"
 #include "async/net.h"
+#include "async/sim.h"
 #endif
 
 #endif /* ASYNC_H_INCLUDED */

@@ -75,7 +75,11 @@ enum {
     ASYNC__REQ_WRITE = 7,
     /** accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC) on a listening socket: the new descriptor,
      *  which the completion owns (a completion handed out by a stop must close or keep it). */
-    ASYNC__REQ_ACCEPT = 8
+    ASYNC__REQ_ACCEPT = 8,
+    /** A call on a simulated thread (a backend with ASYNC__BACKEND_SIM; another answers ASYNC_ENOTSUP):
+     *  completes with 0 once the world says the call has ended, after a delay of its choosing; the
+     *  completion does the call's work, on the loop's thread. Keeps the loop alive. */
+    ASYNC__REQ_CALL = 9
 };
 
 /** SIGNAL requests' `events`: the request keeps the loop alive. */
@@ -116,7 +120,10 @@ enum {
      *  whose time is the scheduler's own). */
     ASYNC__BACKEND_IO = 1u,
     /** The native operations (ASYNC__REQ_RECV and after). */
-    ASYNC__BACKEND_NATIVE = 2u
+    ASYNC__BACKEND_NATIVE = 2u,
+    /** The simulated world (backend_sim.c, sim.h): descriptors are the world's, the layers reach its
+     *  sockets and files instead of the OS's, and calls on threads are CALL requests. */
+    ASYNC__BACKEND_SIM = 4u
 };
 
 /** A backend: one table per kind (a file each), shared by every loop of that kind. Every function runs
@@ -172,6 +179,12 @@ static inline const async__hosted_head *async__head_of(const async_loop *loop) {
 static inline bool async__loop_has_io(const async_loop *loop) {
     const async__hosted_head *hh = async__head_of(loop);
     return hh && (hh->be->caps & ASYNC__BACKEND_IO);
+}
+
+/** True if the loop's backend is the simulated world (ASYNC__BACKEND_SIM). */
+static inline bool async__loop_is_sim(const async_loop *loop) {
+    const async__hosted_head *hh = async__head_of(loop);
+    return hh && (hh->be->caps & ASYNC__BACKEND_SIM);
 }
 
 /** True if the loop's backend does the native operations (ASYNC__BACKEND_NATIVE). */
@@ -233,5 +246,8 @@ extern const async_backend async__backend_ev_virtual;
 /** The io_uring backend (backend_uring.c): the real clock. Its open's arg is an int * that receives the
  *  errno value saying why io_uring cannot be had (the kernel or a sandbox refuses it), or NULL. */
 extern const async_backend async__backend_uring;
+/** The simulated world (backend_sim.c): the virtual clock, its own descriptors. Its open's arg is the
+ *  const async_sim_options * to run by. */
+extern const async_backend async__backend_sim;
 
 #endif

@@ -45,9 +45,15 @@ static async_loop *real_loop_new(unsigned flags) {
 
 /* A loop as the options say; a field left to the environment (0) reads it. */
 static async_loop *loop_new(int virtual_clock, int debug, unsigned flags) {
-    const char *clock = getenv("ASYNC_CLOCK");
+    const char *clock = getenv("ASYNC_CLOCK"), *sim = getenv("ASYNC_SIM");
     bool virt = virtual_clock ? virtual_clock > 0 : clock && strcmp(clock, "virtual") == 0;
-    async_loop *loop = virt ? async__hosted_new(&async__backend_ev_virtual, NULL) : real_loop_new(flags);
+    async_loop *loop;
+    if (sim && *sim) { /* the program, unchanged, in the simulated world of that seed */
+        async_sim_options o = async_sim_defaults(strtoull(sim, NULL, 0));
+        loop = async_sim_new(&o);
+    } else {
+        loop = virt ? async__hosted_new(&async__backend_ev_virtual, NULL) : real_loop_new(flags);
+    }
     if (!loop) return NULL;
     if ((debug ? debug > 0 : env_on("ASYNC_DEBUG")) && async_loop_set_debug(loop, true) == 0)
         async_loop_dump_on_sigquit(loop);

@@ -26,7 +26,8 @@ enum {
 
 /** Creates a loop with the monotonic clock, a growing timer heap, and errors that no one retrieved
  *  printed to stderr. With the environment variable ASYNC_CLOCK=virtual, or the flag
- *  ASYNC_LOOP_VIRTUAL_CLOCK, it uses the virtual clock instead (always on libev).
+ *  ASYNC_LOOP_VIRTUAL_CLOCK, it uses the virtual clock instead (always on libev). With ASYNC_SIM=seed it
+ *  is a simulated loop of that seed (async/sim.h: async_sim_new with async_sim_defaults(seed)).
  *
  *  Its backend: libev by default; io_uring with the flag ASYNC_LOOP_IO_URING or the environment's
  *  ASYNC_BACKEND=io_uring (a flag wins over the environment; ASYNC_BACKEND=libev, or the flag

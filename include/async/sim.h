@@ -1,0 +1,83 @@
+/* async/sim.h: the simulated world of the hosted runtime. A simulated loop runs the same code as a real
+ * one (streams, servers, the HTTP client and server, files, to_thread) against counterparts in the
+ * process, under the virtual clock: no real socket, file or thread. The network has per-connection
+ * latency and bandwidth, partial reads and writes, refused connections, resets, stalls and partitions;
+ * files have short reads and writes, EIO and ENOSPC; calls on threads end after delays and in an order
+ * of the world's choosing. Every such choice, and the order of events due at the same moment, comes
+ * from one generator seeded once: the same seed gives the same run, byte for byte, and a failure found
+ * with a seed is replayed from it.
+ *
+ * PROVIDED BY libasync.a, as async/runtime.h; async.h includes it on hosted builds. */
+#ifndef ASYNC_SIM_H_INCLUDED
+#define ASYNC_SIM_H_INCLUDED
+
+#include "async/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** How a simulated world behaves. Start from async_sim_defaults (or zero it: no latency, unlimited
+ *  bandwidth, no faults). Percentages are 0..100; a field out of range makes async_sim_new fail. */
+typedef struct async_sim_options {
+    uint64_t seed;              /**< decides every choice of the run: the same seed, the same run */
+    uint32_t latency_min_ms;    /**< one-way latency of a connection, drawn per connection in [min, max] */
+    uint32_t latency_max_ms;
+    uint32_t bandwidth;         /**< bytes per ms each way on a connection; 0: unlimited */
+    uint32_t window;            /**< bytes a direction holds (in flight and unread) before a send would
+                                 *   block; 0: 65,536 */
+    unsigned partial_pct;       /**< sends and receives cut short at a length drawn at random */
+    unsigned refuse_pct;        /**< connects refused (ASYNC_ECONNREFUSED) though a server listens */
+    unsigned reset_pct;         /**< sends after which the connection is reset (ASYNC_ECONNRESET on both
+                                 *   ends; what was in flight is lost) */
+    unsigned stall_pct;         /**< deliveries held back by a stall of up to stall_max_ms */
+    uint32_t stall_max_ms;
+    unsigned file_short_pct;    /**< file reads and writes cut short (the layer above goes on) */
+    unsigned file_error_pct;    /**< file calls that fail: EIO, and ENOSPC for half the writes */
+    uint32_t call_delay_max_ms; /**< a call on a simulated thread ends after a delay in [0, max] ms */
+} async_sim_options;
+
+/** Lively but fault-free options for seed: latency 1..20 ms, 10,000 bytes per ms, a 64 KiB window,
+ *  calls on threads ending within 5 ms, no faults. */
+ASYNC_API async_sim_options async_sim_defaults(uint64_t seed);
+
+/** A new simulated loop (async_loop_free frees it; async_loop_backend_name says "sim"). o NULL: the
+ *  defaults with the seed of the environment's ASYNC_SIM_SEED, else 1. NULL if out of memory or an
+ *  option is out of range. async_loop_new and async_main make one too when the environment has
+ *  ASYNC_SIM=seed, so that a program runs in the simulated world unchanged. Addresses in the world are
+ *  IP literals and "localhost" (a name the world does not know is ASYNC_ENXIO); a server listens on
+ *  host:port of the world, and a connect reaches it there. Signals never come. */
+ASYNC_API async_loop *async_sim_new(const async_sim_options *o);
+/** True if loop is simulated. */
+ASYNC_API bool async_loop_simulated(const async_loop *loop);
+/** The seed of a simulated loop (0 for another loop). */
+ASYNC_API uint64_t async_sim_seed(const async_loop *loop);
+/** A hash of everything that happened in the world so far: each event, its time, and the bytes that
+ *  moved. Two runs of one program with one seed have the same hash; 0 for a loop that is not simulated. */
+ASYNC_API uint64_t async_sim_hash(const async_loop *loop);
+/** How many events the world has run. */
+ASYNC_API uint64_t async_sim_events(const async_loop *loop);
+/** A draw in [0, n) from the world's generator (n 0: any 64-bit value), for a scenario's own choices,
+ *  so that they too follow the seed. 0 for a loop that is not simulated. */
+ASYNC_API uint64_t async_sim_random(async_loop *loop, uint64_t n);
+/** Mixes a scenario's own observation into the run's hash. */
+ASYNC_API void async_sim_note(async_loop *loop, const void *data, size_t len);
+/** Changes the latency, bandwidth and faults from now on (o's seed is ignored): a scenario's calm and
+ *  storm. 0, ASYNC_EINVAL (NULL, not simulated, out of range). */
+ASYNC_API int async_sim_set_faults(async_loop *loop, const async_sim_options *o);
+/** Cuts host (an IP literal or "localhost") off the world's network (cut true) or heals it: while cut,
+ *  nothing is delivered to or from it (bytes wait, as TCP retransmits them) and connects to it get no
+ *  answer. 0, ASYNC_EINVAL. */
+ASYNC_API int async_sim_partition(async_loop *loop, const char *host, bool cut);
+/** Puts a file of len bytes at path in the world's file system (made, or replaced). 0, ASYNC_EINVAL,
+ *  ASYNC_ENOMEM. */
+ASYNC_API int async_sim_file_put(async_loop *loop, const char *path, const void *data, size_t len);
+/** Copies up to cap bytes of the world's file at path into buf: its whole length (which may exceed cap),
+ *  or ASYNC_ENOENT, ASYNC_EINVAL. */
+ASYNC_API long async_sim_file_get(async_loop *loop, const char *path, void *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

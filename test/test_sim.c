@@ -1,0 +1,114 @@
+/* The simulated world's core: a simulated loop runs timers as the virtual clock does, its generator and
+ * its hash follow the seed alone, its options are checked, and a program on it ends or reports its
+ * deadlock as on any loop. The network, files and calls on threads in the world have tests of their
+ * own (test_sim_net.c, test_sim_fs.c). */
+#include "test.h"
+#include "util.h"
+
+static async_loop *sim_loop(uint64_t seed) {
+    async_sim_options o = async_sim_defaults(seed);
+    async_loop *loop = async_sim_new(&o);
+    ASSERT(loop != NULL);
+    return loop;
+}
+
+TEST(sim_loop_runs_sleepers_in_virtual_time) {
+    async_loop *loop = sim_loop(7);
+    static worker_frame w[3];
+    trace[0] = '\0';
+    ASSERT_STR_EQ(async_loop_backend_name(loop), "sim");
+    ASSERT(async_loop_simulated(loop));
+    ASSERT(async_loop_virtual(loop));
+    ASSERT_EQ(async_sim_seed(loop), 7);
+    async_spawn(loop, worker(&w[0], "a", 3000, 1));
+    async_spawn(loop, worker(&w[1], "b", 2000, 2));
+    ASSERT_EQ(async_run(loop, worker(&w[2], "c", 1000, 3)), 0);
+    ASSERT_EQ(async_loop_now(loop), 1000);
+    drain(loop);
+    ASSERT_STR_EQ(trace, "a+ b+ c+ c- b- a- ");
+    async_loop_free(loop);
+}
+
+TEST(sim_random_follows_the_seed_alone) {
+    async_loop *a = sim_loop(42), *b = sim_loop(42), *c = sim_loop(43);
+    uint64_t x[8], y[8];
+    int i, same_c = 0;
+    for (i = 0; i < 8; i++) {
+        x[i] = async_sim_random(a, 0);
+        y[i] = async_sim_random(b, 0);
+        if (async_sim_random(c, 0) == x[i]) same_c++;
+    }
+    for (i = 0; i < 8; i++) ASSERT(x[i] == y[i]);
+    ASSERT_EQ(same_c, 0);
+    for (i = 0; i < 1000; i++) ASSERT(async_sim_random(a, 6) < 6);
+    ASSERT(async_sim_random(NULL, 6) == 0);
+    async_loop_free(a);
+    async_loop_free(b);
+    async_loop_free(c);
+}
+
+TEST(sim_hash_follows_what_happened) {
+    async_loop *a = sim_loop(1), *b = sim_loop(1);
+    static worker_frame wa, wb;
+    ASSERT(async_sim_hash(a) == async_sim_hash(b));
+    ASSERT_EQ(async_run(a, worker(&wa, "a", 10, 0)), 0);
+    ASSERT_EQ(async_run(b, worker(&wb, "b", 10, 0)), 0);
+    ASSERT(async_sim_hash(a) == async_sim_hash(b)); /* the same times: the same hash */
+    async_sim_note(a, "x", 1);
+    ASSERT(async_sim_hash(a) != async_sim_hash(b));
+    async_sim_note(b, "x", 1);
+    ASSERT(async_sim_hash(a) == async_sim_hash(b));
+    ASSERT(async_sim_hash(NULL) == 0);
+    async_loop_free(a);
+    async_loop_free(b);
+}
+
+TEST(sim_options_out_of_range_are_refused) {
+    async_sim_options o = async_sim_defaults(1);
+    async_loop *loop;
+    o.partial_pct = 101;
+    ASSERT(async_sim_new(&o) == NULL);
+    o = async_sim_defaults(1);
+    o.latency_min_ms = 30;
+    o.latency_max_ms = 20;
+    ASSERT(async_sim_new(&o) == NULL);
+    loop = sim_loop(1);
+    o = async_sim_defaults(1);
+    o.reset_pct = 200;
+    ASSERT_EQ(async_sim_set_faults(loop, &o), ASYNC_EINVAL);
+    ASSERT_EQ(async_sim_set_faults(loop, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_sim_set_faults(NULL, &o), ASYNC_EINVAL);
+    o.reset_pct = 5;
+    ASSERT_EQ(async_sim_set_faults(loop, &o), 0);
+    async_loop_free(loop);
+    /* another loop is no world */
+    loop = new_hosted_loop();
+    ASSERT(!async_loop_simulated(loop));
+    ASSERT(async_sim_seed(loop) == 0 && async_sim_hash(loop) == 0 && async_sim_random(loop, 0) == 0);
+    ASSERT_EQ(async_sim_set_faults(loop, &o), ASYNC_EINVAL);
+    async_loop_free(loop);
+    ASSERT(!async_loop_simulated(NULL));
+}
+
+ASYNC_DEF(sim_waits_forever, async_future never;) {
+    async_future_init(&f->never);
+    AWAIT_FUTURE(t, &f->never);
+} ASYNC_END_DEF
+
+TEST(sim_loop_with_nothing_to_happen_reports_the_deadlock) {
+    async_loop *loop = sim_loop(3);
+    static sim_waits_forever_frame w;
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(sim_waits_forever, &w)), ASYNC_EDEADLK);
+    async_loop_free(loop);
+}
+
+TEST(sim_environment_makes_async_loop_new_simulated) {
+    async_loop *loop;
+    ASSERT_EQ(setenv("ASYNC_SIM", "99", 1), 0);
+    loop = async_loop_new(0);
+    unsetenv("ASYNC_SIM");
+    ASSERT(loop != NULL);
+    ASSERT(async_loop_simulated(loop));
+    ASSERT_EQ(async_sim_seed(loop), 99);
+    async_loop_free(loop);
+}
