@@ -450,6 +450,20 @@ void async_sim_note(async_loop *loop, const void *data, size_t len) {
     if (sim) async__sim_note(sim, ASYNC__SIM_NOTE_USER, (int64_t)len, data, len);
 }
 
+int async_sim_census_of(async_loop *loop, async_sim_census *out) {
+    async__sim *sim = loop ? async__loop_sim(loop) : NULL;
+    sim_req *x;
+    if (!sim || !out) return ASYNC_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->ready = async_loop_has_ready(loop) ? 1u : 0u;
+    for (x = sim->polls; x; x = x->next) out->polls++;
+    out->timers = async_loop_timers(loop);
+    out->events = (unsigned)sim->n;
+    out->sockets = async__sim_net_count(sim->net);
+    out->files = async__sim_fs_count(sim->fs);
+    return 0;
+}
+
 int async_sim_set_faults(async_loop *loop, const async_sim_options *o) {
     async__sim *sim = loop ? async__loop_sim(loop) : NULL;
     uint64_t seed;

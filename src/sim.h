@@ -79,12 +79,16 @@ void *async__sim_net_open(async__sim *sim, int *err);
 void async__sim_net_close(async__sim *sim, void *net);
 /** The network part's readiness of fd (see async__sim_ready_fn). */
 int async__sim_net_ready(async__sim *sim, void *net, int fd);
+/** The network part's sockets and listeners open now (the runner's census). */
+unsigned async__sim_net_count(const void *net);
 /** The network part's state of a world. */
 void *async__sim_net(const async__sim *sim);
 
 /** The file part (sim_fs.c): its state for a world, made at the world's start, freed at its end. */
 void *async__sim_fs_open(async__sim *sim, int *err);
 void async__sim_fs_close(async__sim *sim, void *fs);
+/** The file part's files open now (the runner's census). */
+unsigned async__sim_fs_count(const void *fs);
 /** The file part's state of a world. */
 void *async__sim_fs(const async__sim *sim);
 

@@ -13,6 +13,8 @@
 
 #include "async/runtime.h"
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -75,6 +77,54 @@ ASYNC_API int async_sim_file_put(async_loop *loop, const char *path, const void 
 /** Copies up to cap bytes of the world's file at path into buf: its whole length (which may exceed cap),
  *  or ASYNC_ENOENT, ASYNC_EINVAL. */
 ASYNC_API long async_sim_file_get(async_loop *loop, const char *path, void *buf, size_t cap);
+
+/** What a simulated loop still holds: the runner's census after a run (all 0 when everything ended). */
+typedef struct async_sim_census {
+    unsigned ready;   /**< 1 if tasks are ready to run */
+    unsigned timers;  /**< timers set (sleepers, deadlines) */
+    unsigned events;  /**< events of the world still to come (deliveries, calls on threads, ...) */
+    unsigned polls;   /**< tasks' waits on the world's descriptors */
+    unsigned sockets; /**< sockets and listeners of the world still open */
+    unsigned files;   /**< files of the world still open */
+} async_sim_census;
+
+/** Fills *out with what loop holds now. 0, ASYNC_EINVAL (NULL, or loop not simulated). */
+ASYNC_API int async_sim_census_of(async_loop *loop, async_sim_census *out);
+
+/** A scenario for the runner of seeds: run builds its program on the simulated loop it is given (made
+ *  with options(seed), or async_sim_defaults), runs it, and returns 0 when its own checks hold, else a
+ *  code (an ASYNC_E* or its own) with a message in *why (static, or alive until the next run). */
+typedef struct async_sim_scenario {
+    const char *name;
+    int (*run)(async_loop *loop, void *arg, const char **why);
+    void *arg;
+    void (*options)(async_sim_options *o, uint64_t seed, void *arg); /**< NULL: the defaults */
+} async_sim_scenario;
+
+/** How async_sim_run goes over seeds. Zero-initialise. */
+typedef struct async_sim_run_options {
+    uint64_t first_seed;     /**< the first seed */
+    uint64_t seeds;          /**< how many seeds, from first_seed on (0: 1) */
+    bool keep_going;         /**< go on after a failing seed (by default the run stops at the first) */
+    bool check_determinism;  /**< run the first seed twice and fail if the hashes differ */
+    const char *replay;      /**< printf format of the command that replays a failure, given the
+                              *   scenario's name (%s) and the seed (%llu); NULL: none printed */
+    FILE *out;               /**< where failures are printed (NULL: stderr) */
+} async_sim_run_options;
+
+/** What async_sim_run saw. */
+typedef struct async_sim_result {
+    uint64_t seeds_run, failed, first_failed_seed;
+    uint64_t events;         /**< the world's events, all seeds together */
+    double seconds;          /**< wall time */
+} async_sim_result;
+
+/** Runs scenario s over seeds: for each, a new simulated loop, s->run, then what is left run until
+ *  nothing can happen, and the census: every task that ran has ended, nothing ready, no timer, no event
+ *  to come, no wait on a descriptor, no socket or file of the world open, no block of the loop's
+ *  allocator kept. Each failing seed is printed with why, and with the replay command. 0 if every seed
+ *  passed, ASYNC_EIO if one failed, ASYNC_EINVAL (s, its name or its run NULL). */
+ASYNC_API int async_sim_run(const async_sim_scenario *s, const async_sim_run_options *o, async_sim_result *res);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,232 @@
+/* The runner of seeds: a scenario runs on a fresh simulated loop per seed, then the runner checks what
+ * every run must leave behind (the census: every task that ran has ended, nothing ready, no timer, no
+ * event of the world still to come, no task waiting on a descriptor, no socket or file of the world left
+ * open, every block the loop's allocator gave back), and the scenario's own checks. A failing seed is
+ * printed with the command that replays it. The scenario may also be run twice with the first seed, to
+ * see that the seed alone decides the run (the same hash). */
+#define _POSIX_C_SOURCE 200809L
+#include "sim.h"
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- the census of tasks: every task that ran a step, until it ends (the loop's hooks) ---- */
+
+#define TOMB ((async_task *)(void *)&tomb_mark)
+static const char tomb_mark = 0;
+
+typedef struct run_state {
+    async_task **set; /* open addressing; NULL empty, TOMB removed */
+    size_t cap, used, live;
+    long blocks;      /* blocks the loop's allocator holds */
+    bool oom;         /* the set could not grow: the census of tasks is incomplete */
+} run_state;
+
+static size_t slot_of(const async_task *t, size_t cap) {
+    uintptr_t h = (uintptr_t)t;
+    h ^= h >> 17;
+    h *= (uintptr_t)0x9e3779b97f4a7c15ull;
+    return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+static bool set_grow(run_state *st) {
+    size_t cap = st->cap ? st->cap * 2 : 256, i;
+    async_task **old = st->set, **set = (async_task **)calloc(cap, sizeof *set);
+    if (!set) return false;
+    for (i = 0; i < st->cap; i++) {
+        async_task *t = old[i];
+        size_t j;
+        if (!t || t == TOMB) continue;
+        for (j = slot_of(t, cap); set[j]; j = (j + 1) & (cap - 1)) {}
+        set[j] = t;
+    }
+    free(old);
+    st->set = set;
+    st->cap = cap;
+    st->used = st->live;
+    return true;
+}
+
+static void set_add(run_state *st, async_task *t) {
+    size_t j;
+    if ((st->used + 1) * 2 > st->cap && !set_grow(st)) {
+        st->oom = true;
+        return;
+    }
+    for (j = slot_of(t, st->cap); st->set[j]; j = (j + 1) & (st->cap - 1))
+        if (st->set[j] == t) return;
+    st->set[j] = t;
+    st->used++;
+    st->live++;
+}
+
+static void set_remove(run_state *st, async_task *t) {
+    size_t j;
+    if (!st->cap) return;
+    for (j = slot_of(t, st->cap); st->set[j]; j = (j + 1) & (st->cap - 1)) {
+        if (st->set[j] != t) continue;
+        st->set[j] = TOMB;
+        st->live--;
+        return;
+    }
+}
+
+static void hook_step(async_loop *loop, async_task *t) {
+    run_state *st = (run_state *)async_loop_hooks_ctx(loop);
+    if (!async_task_done(t)) set_add(st, t);
+}
+
+static void hook_done(async_loop *loop, async_task *t) { set_remove((run_state *)async_loop_hooks_ctx(loop), t); }
+
+static void hook_inline(async_loop *loop, async_task *parent, async_task *child) {
+    (void)parent;
+    hook_step(loop, child);
+}
+
+static const async_loop_hooks run_hooks = {hook_step, NULL, hook_done, hook_inline};
+
+/* The loop's allocator, counted: what a run leaves allocated is a leak. */
+static void *counted(void *ctx, void *p, size_t n) {
+    run_state *st = (run_state *)ctx;
+    void *q;
+    if (n == 0) {
+        if (p) st->blocks--;
+        free(p);
+        return NULL;
+    }
+    q = realloc(p, n);
+    if (q && !p) st->blocks++;
+    return q;
+}
+
+/* ---- one seed ---- */
+
+/* Appends to the failure's text. */
+static void say(char *buf, size_t cap, const char *fmt, ...) {
+    size_t len = strlen(buf);
+    va_list ap;
+    if (len + 1 >= cap) return;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* Runs what is left until nothing can happen (bounded: a run that never settles is a failure too). The
+ * loop's own wait (the hosted one: deferred calls, then the world's). */
+static bool settle(async_loop *loop) {
+    unsigned passes;
+    for (passes = 0; passes < 1000000; passes++) {
+        int32_t d = async_poll(loop);
+        if (!loop->wait(loop, d) && d < 0) return true;
+    }
+    return false;
+}
+
+static void census(async_loop *loop, run_state *st, char *why, size_t cap) {
+    async_sim_census c;
+    size_t i, shown = 0;
+    async_sim_census_of(loop, &c);
+    if (st->live) {
+        say(why, cap, "%lu task(s) never ended:", (unsigned long)st->live);
+        for (i = 0; i < st->cap && shown < 3; i++) {
+            async_task *t = st->set[i];
+            const char *file = "?", *fn = "?";
+            unsigned line = 0;
+            if (!t || t == TOMB) continue;
+            async_task_where(t, &file, &fn, &line);
+            say(why, cap, " %s (%s:%u, %s)", fn ? fn : "?", file ? file : "?", line, async_task_state(t));
+            shown++;
+        }
+        say(why, cap, "; ");
+    }
+    if (c.ready) say(why, cap, "tasks still ready; ");
+    if (c.timers) say(why, cap, "%u timer(s) still set; ", c.timers);
+    if (c.polls) say(why, cap, "%u wait(s) on descriptors; ", c.polls);
+    if (c.sockets) say(why, cap, "%u socket(s) of the world still open; ", c.sockets);
+    if (c.files) say(why, cap, "%u file(s) of the world still open; ", c.files);
+    if (c.events) say(why, cap, "%u event(s) of the world still to come; ", c.events);
+}
+
+/* Runs s with seed: 0 and its hash in *hash, or the failure's text in why. */
+static int run_one(const async_sim_scenario *s, uint64_t seed, uint64_t *hash, uint64_t *events, char *why,
+                   size_t cap) {
+    async_sim_options o = async_sim_defaults(seed);
+    run_state st;
+    async_loop *loop;
+    const char *own = NULL;
+    int rc;
+    memset(&st, 0, sizeof st);
+    why[0] = '\0';
+    if (s->options) s->options(&o, seed, s->arg);
+    o.seed = seed;
+    loop = async_sim_new(&o);
+    if (!loop) {
+        say(why, cap, "no simulated loop (out of memory, or the scenario's options are out of range)");
+        return ASYNC_ENOMEM;
+    }
+    async_loop_set_allocator(loop, counted, &st);
+    if (!async_loop_get_hooks(loop)) async_loop_set_hooks(loop, &run_hooks, &st);
+    rc = s->run(loop, s->arg, &own);
+    if (rc) say(why, cap, "%s (%d); ", own ? own : async_strerror(rc), rc);
+    if (!settle(loop)) say(why, cap, "the world never settled; ");
+    census(loop, &st, why, cap);
+    *hash = async_sim_hash(loop);
+    *events = async_sim_events(loop);
+    if (async_loop_get_hooks(loop) == &run_hooks) async_loop_set_hooks(loop, NULL, NULL);
+    async_loop_free(loop);
+    if (st.blocks) say(why, cap, "%ld block(s) of the loop's memory never freed; ", st.blocks);
+    if (st.oom) say(why, cap, "(the census of tasks ran out of memory) ");
+    free(st.set);
+    return why[0] ? (rc ? rc : ASYNC_EIO) : 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int async_sim_run(const async_sim_scenario *s, const async_sim_run_options *o, async_sim_result *res) {
+    static const async_sim_run_options none;
+    FILE *out;
+    async_sim_result r;
+    char why[1024];
+    uint64_t i, count, hash, events, hash2, events2;
+    double t0 = now_s();
+    if (!s || !s->run || !s->name) return ASYNC_EINVAL;
+    if (!o) o = &none;
+    out = o->out ? o->out : stderr;
+    count = o->seeds ? o->seeds : 1;
+    memset(&r, 0, sizeof r);
+    for (i = 0; i < count; i++) {
+        uint64_t seed = o->first_seed + i;
+        int rc = run_one(s, seed, &hash, &events, why, sizeof why);
+        r.seeds_run++;
+        r.events += events;
+        if (!rc && o->check_determinism && i == 0) { /* the seed alone decides: a second run, the same hash */
+            rc = run_one(s, seed, &hash2, &events2, why, sizeof why);
+            if (!rc && (hash2 != hash || events2 != events)) {
+                snprintf(why, sizeof why, "not deterministic: hash %016llx then %016llx", (unsigned long long)hash,
+                         (unsigned long long)hash2);
+                rc = ASYNC_EIO;
+            }
+        }
+        if (!rc) continue;
+        if (!r.failed) r.first_failed_seed = seed;
+        r.failed++;
+        fprintf(out, "sim %s: seed %llu FAILED: %s\n", s->name, (unsigned long long)seed, why);
+        if (o->replay) {
+            fprintf(out, "  replay: ");
+            fprintf(out, o->replay, s->name, (unsigned long long)seed);
+            fputc('\n', out);
+        }
+        if (!o->keep_going) break;
+    }
+    r.seconds = now_s() - t0;
+    if (res) *res = r;
+    return r.failed ? ASYNC_EIO : 0;
+}
