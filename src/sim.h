@@ -63,8 +63,8 @@ void async__sim_note(async__sim *sim, unsigned kind, int64_t a, const void *data
  *  (ASYNC_EBADF: no such descriptor). */
 typedef int (*async__sim_ready_fn)(async__sim *sim, int fd);
 
-/** A new descriptor number of the world (its parts share one numbering: 3, 4, 5, ... never reused, so
- *  that a stale number never reaches another object). */
+/** A new descriptor number of the world (its parts share one numbering, from 2^24 up, never reused:
+ *  a stale number never reaches another object, and none is a real descriptor of the process). */
 int async__sim_fd_new(async__sim *sim);
 
 /** Tells the world that fd's readiness may have changed: POLL requests on it whose bits are ready now

@@ -551,7 +551,7 @@ ASYNC_DEF(ur_read_then_cancel, async_stream *s; async_task *victim; char buf[8];
 /* The reader's receive goes to the kernel before the server's accept, and both are ready at once: the
  * reader wakes first and cancels the server, whose accept has already brought a connection. */
 ASYNC_DEF(ur_accept_cancel, async_server *srv; async_stream *s; int peer; int client; async_group g;
-          ur_read_then_cancel_frame c; int code;) {
+          ur_read_then_cancel_frame c; int code; async_deadline d;) {
     ASYNC_SPAWN(t, &f->g, ASYNC_CALL(ur_read_then_cancel, &f->c, f->s, &f->srv->task));
     ASYNC_SPAWN(t, &f->g, async_server_serve(f->srv));
     AWAIT_YIELD(t); /* both wait: the receive is queued first, then the accept */
@@ -560,7 +560,12 @@ ASYNC_DEF(ur_accept_cancel, async_server *srv; async_stream *s; int peer; int cl
     f->client = test_connect(async_server_port(f->srv), 0);
     if (f->client < 0) ASYNC_THROW(t, ASYNC_EIO, "connect");
     ASYNC_TRY(t) {
-        AWAIT_GROUP(t, &f->g);
+        /* bounded: if the reader is cancelled from outside (the cancellation injector does), no one
+         * cancels the server, and the deadline ends the group instead */
+        ASYNC_TIMEOUT(t, &f->d, TEST_LONG_MS) {
+            AWAIT_GROUP(t, &f->g);
+        }
+        ASYNC_END_TIMEOUT(t, &f->d);
     }
     ASYNC_CATCH(t) {
         f->code = async_caught(t)->code;
