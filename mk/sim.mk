@@ -3,7 +3,7 @@
 # that replays it.
 #   make sim [SIM_SEEDS=n] [SIM_FIRST=s] [SIM=scenario]   n seeds per scenario (default 1000) from s
 #   build/sim/sim SCENARIO --seed S                           one seed again
-# `make check` runs `make sim` with the default seeds (its stage check-sim).
+# `make check` runs `make sim` and `make sim-planted` with the default seeds (its stage check-sim).
 SIM_SEEDS ?= 1000
 SIM_FIRST ?= 1
 SIM       ?=
@@ -25,3 +25,19 @@ sim: $(BUILD)/sim/sim
 
 check-sim:
 	$(Q)$(MAKE) --no-print-directory sim
+	$(Q)$(MAKE) --no-print-directory sim-planted
+
+# The planted race (sim/http.c built with -DSIM_PLANTED_RACE=1, in a build of its own): the runner must
+# find a failing seed within SIM_SEEDS and its replay must fail again with the same hash.
+PLANTED_BUILD ?= $(BUILD)-planted
+.PHONY: sim-planted
+sim-planted:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(PLANTED_BUILD) SIM_CFLAGS=-DSIM_PLANTED_RACE=1 $(PLANTED_BUILD)/sim/sim
+	$(Q)out=$$($(PLANTED_BUILD)/sim/sim http --seeds $(SIM_SEEDS) 2>&1); echo "$$out"; \
+	seed=$$(echo "$$out" | sed -n 's/.*seed \([0-9]*\) FAILED.*/\1/p' | head -n 1); \
+	if [ -z "$$seed" ]; then echo "  FAIL    the planted race was not found in $(SIM_SEEDS) seeds"; exit 1; fi; \
+	echo "  found   the planted race at seed $$seed; replaying it twice:"; \
+	a=$$($(PLANTED_BUILD)/sim/sim http --seed $$seed 2>&1); b=$$($(PLANTED_BUILD)/sim/sim http --seed $$seed 2>&1); \
+	echo "$$a"; \
+	echo "$$a" | grep -q FAILED && [ "$$a" = "$$b" ] || { echo "  FAIL    the replay did not fail the same way"; exit 1; }; \
+	echo "  PASS    the replay fails the same way, with the same hash"

@@ -13,6 +13,9 @@
 #include "sim.h"
 
 static const async_sim_scenario *const scenarios[] = {
+    &sim_chat_scenario,
+    &sim_http_scenario,
+    &sim_retry_scenario,
     &sim_pipeline_scenario,
 };
 #define NSCEN (sizeof scenarios / sizeof scenarios[0])
@@ -76,6 +79,8 @@ int main(int argc, char **argv) {
                (unsigned long long)r.seeds_run, (unsigned long long)o.first_seed, (unsigned long long)r.failed,
                r.seconds > 0 ? (double)r.seeds_run / r.seconds : 0.0,
                r.seconds > 0 ? (double)r.events / r.seconds : 0.0);
+        if (r.seeds_run == 1) printf("sim %-10s seed %llu: hash %016llx\n", chosen[i]->name,
+                                     (unsigned long long)o.first_seed, (unsigned long long)r.last_hash);
         if (r.failed) failed = 1;
     }
     return failed;

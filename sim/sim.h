@@ -6,6 +6,9 @@
 #include "async.h"
 
 /** Every scenario, in the order `make sim` runs them. */
+extern const async_sim_scenario sim_chat_scenario;
+extern const async_sim_scenario sim_http_scenario;
+extern const async_sim_scenario sim_retry_scenario;
 extern const async_sim_scenario sim_pipeline_scenario;
 
 #endif

@@ -207,6 +207,7 @@ int async_sim_run(const async_sim_scenario *s, const async_sim_run_options *o, a
         int rc = run_one(s, seed, &hash, &events, why, sizeof why);
         r.seeds_run++;
         r.events += events;
+        r.last_hash = hash;
         if (!rc && o->check_determinism && i == 0) { /* the seed alone decides: a second run, the same hash */
             rc = run_one(s, seed, &hash2, &events2, why, sizeof why);
             if (!rc && (hash2 != hash || events2 != events)) {

@@ -116,6 +116,7 @@ typedef struct async_sim_run_options {
 typedef struct async_sim_result {
     uint64_t seeds_run, failed, first_failed_seed;
     uint64_t events;         /**< the world's events, all seeds together */
+    uint64_t last_hash;      /**< async_sim_hash at the end of the last seed run */
     double seconds;          /**< wall time */
 } async_sim_result;
 
