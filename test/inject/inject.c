@@ -198,7 +198,8 @@ static void h_inline_start(async_loop *loop, async_task *parent, async_task *chi
     set_add((inj_loop *)async_loop_hooks_ctx(loop), child);
 }
 
-static const async_loop_hooks inj_hooks = {h_step_begin, h_step_end, h_task_done, h_inline_start};
+static const async_loop_hooks inj_hooks = {
+    .step_begin = h_step_begin, .step_end = h_step_end, .task_done = h_task_done, .inline_start = h_inline_start};
 
 static inj_loop *inj_of(async_loop *loop) {
     return loop && loop->hooks == &inj_hooks ? (inj_loop *)async_loop_hooks_ctx(loop) : NULL;
