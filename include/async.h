@@ -1367,13 +1367,43 @@ ASYNC_API bool async_handle_cancel(async_handle *h);
 /** True if the call was scheduled and has neither run nor been cancelled. */
 ASYNC_API bool async_handle_pending(const async_handle *h);
 
-/** Instrumentation of a loop, all optional (the hosted debug mode is built on it). Hooks run on the
- *  loop's thread, inside the pass; they must not resume tasks. */
+/** What a task that a step left waiting waits for, as the wait hook tells it. */
+typedef enum async_wait_kind {
+    ASYNC_WAITING_YIELD = 0, /**< nothing: it is ready again (a yield, a sleep of 0 ms); object NULL */
+    ASYNC_WAITING_SLEEP,     /**< a sleep's deadline; object NULL */
+    ASYNC_WAITING_TASK,      /**< a task to end; object: that task */
+    ASYNC_WAITING_CHILDREN,  /**< a group's children (gather, task group, timeout, its frame's end); object:
+                                  the async_group */
+    ASYNC_WAITING_SYNC,      /**< a lock, event, condition, semaphore or queue; object: its async_waitq */
+    ASYNC_WAITING_FUTURE     /**< a future (the hosted runtime's I/O, thread calls and signals are futures), a
+                                  generator's hand-over, or a group's child awaited from outside its group;
+                                  object: the future, or the list it waits in */
+} async_wait_kind;
+
+/** Instrumentation of a loop, all optional (the hosted debug mode and trace are built on it). Hooks run
+ *  on the loop's thread, inside the pass; they must not resume tasks. Initialise a table by field name:
+ *  fields are appended as the core reports more. A loop without hooks pays one branch per step; the
+ *  hooks after inline_start are called from that branch too (and from errors and cancellations), so
+ *  they cost nothing on the paths that hand work from task to task. */
 typedef struct async_loop_hooks {
     void (*step_begin)(async_loop *loop, async_task *task); /**< before a scheduled task runs a step */
     void (*step_end)(async_loop *loop, async_task *task);   /**< after it (the task may have finished) */
     void (*task_done)(async_loop *loop, async_task *task);  /**< a task finished (inline ones too) */
     void (*inline_start)(async_loop *loop, async_task *parent, async_task *child); /**< AWAIT of a coroutine */
+    /** After a step, before step_end: each task the step made ready (woken, spawned, or started as a
+     *  group's child), in the order they will run; by is the stepping task. Not told: a task that makes
+     *  itself ready (a yield), and tasks made ready outside a step (timers, the hosted runtime's
+     *  completions, async_cancel from outside a step): they are ready at the next pass. */
+    void (*wake)(async_loop *loop, async_task *task, async_task *by);
+    /** After a step that left the task waiting, before step_end: what it waits for. */
+    void (*wait)(async_loop *loop, async_task *task, async_wait_kind kind, const void *object);
+    /** A coroutine ends with an error (task: a scheduled one or one awaited inline; before task_done):
+     *  ASYNC_THROW or a failed await that no CATCH took, a cancellation, an error passed up from an
+     *  awaited task. (An error that a CATCH takes is not told: raising stays free of hooks.) */
+    void (*error)(async_loop *loop, async_task *task, const async_error *error);
+    /** async_cancel asked for task's cancellation (the first request; by: the task whose step asked, or
+     *  NULL outside a step). */
+    void (*cancel)(async_loop *loop, async_task *task, async_task *by);
 } async_loop_hooks;
 
 /** Installs hooks (NULL removes them); ctx is for the hooks (async_loop_hooks_ctx). Never called with
@@ -2317,7 +2347,10 @@ ASYNC_API async_status async__complete(async_task *t) {
     t->state = ASYNC__S_DONE; /* an inline coroutine's is ENDED until its parent reads it (async__run) */
     {
         async_loop *loop = async__loop_of(t);
-        if (ASYNC_CONFIG_HOOKS && loop && loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, t);
+        if (ASYNC_CONFIG_HOOKS && loop && loop->hooks) {
+            if ((t->flags & ASYNC__F_RAISE) && loop->hooks->error) loop->hooks->error(loop, t, t->r.error);
+            if (loop->hooks && loop->hooks->task_done) loop->hooks->task_done(loop, t);
+        }
     }
     switch (ASYNC__OWNER(t)) {
     case ASYNC__OWN_GROUP:
@@ -3790,6 +3823,7 @@ ASYNC_API bool async_cancel(async_task *t) {
     if (ASYNC__OWNER(t) == ASYNC__OWN_TASK) return async_cancel(async__runner(t)); /* part of its runner */
     if (t->flags & ASYNC__F_CANCEL) return true;
     t->flags |= ASYNC__F_CANCEL;
+    if (ASYNC_CONFIG_HOOKS && loop && loop->hooks && loop->hooks->cancel) loop->hooks->cancel(loop, t, loop->current);
     switch (t->state) {
     case ASYNC__S_SLEEPING:
         async__timer_cancel(async__loop_of(t), t);
@@ -4118,10 +4152,36 @@ ASYNC__HOT void async__step_unhooked(async_task *t) {
         async__run(t, t);
 }
 
+/* What the scheduled task r waits for, after a step (the wait hook). */
+static void async__hook_wait(async_loop *loop, async_task *r) {
+    async_wait_kind kind;
+    const void *object = NULL;
+    switch (r->state) {
+    case ASYNC__S_READY: kind = ASYNC_WAITING_YIELD; break;
+    case ASYNC__S_SLEEPING: kind = ASYNC_WAITING_SLEEP; break;
+    case ASYNC__S_WAIT_TASK:
+        kind = ASYNC_WAITING_TASK;
+        object = (char *)async__wl_of(r) - offsetof(async_task, u);
+        break;
+    case ASYNC__S_WAIT_GROUP: kind = ASYNC_WAITING_CHILDREN; object = async__wl_of(r); break;
+    case ASYNC__S_WAIT_Q: kind = ASYNC_WAITING_SYNC; object = async__wl_of(r); break;
+    case ASYNC__S_WAIT: kind = ASYNC_WAITING_FUTURE; object = async__wl_of(r); break;
+    default: return; /* done */
+    }
+    loop->hooks->wait(loop, r, kind, object);
+}
+
+/* A step with the hooks: the tasks that the step made ready are those the ready queue has after its
+ * tail of before the step (a pass only appends to it), so telling them costs the unhooked paths nothing. */
 static void async__step_hooked(async_loop *loop, async_task *t) {
+    async_task *tail, *w;
     if (loop->hooks->step_begin) loop->hooks->step_begin(loop, t);
+    tail = loop->ready_tail;
     async__step_unhooked(t);
-    /* read again: the step may have taken the hooks away (async_loop_set_hooks(loop, NULL, ...)) */
+    /* read again after each hook: the step, or a hook, may have taken the hooks away */
+    for (w = tail ? tail->q.next : loop->ready_head; w && loop->hooks && loop->hooks->wake; w = w->q.next)
+        if (w != t) loop->hooks->wake(loop, w, t);
+    if (loop->hooks && loop->hooks->wait) async__hook_wait(loop, t);
     if (loop->hooks && loop->hooks->step_end) loop->hooks->step_end(loop, t);
 }
 

@@ -12,7 +12,7 @@
 
 INJECT_BUILD ?= build-san
 INJECT_WRAP  := -Wl,--wrap=async_loop_init,--wrap=async_loop_free,--wrap=async_run,--wrap=async_spawn \
-                -Wl,--wrap=async_loop_set_debug,--wrap=exit
+                -Wl,--wrap=async_loop_set_debug,--wrap=async_loop_trace_start,--wrap=exit
 # The library's own calls of malloc, calloc and realloc (not the tests', not libc's or libev's) go to the
 # injector: a copy of libasync.a with those symbols renamed.
 INJECT_SYMS  := --redefine-sym malloc=__wrap_malloc --redefine-sym calloc=__wrap_calloc \

@@ -1,6 +1,7 @@
 /* Debug mode: steps that block the loop, a dump of every live task with its await chain (a backtrace
  * for stackless code), tasks never started. Built on the core's loop hooks, so a loop without debug
- * mode pays one branch per step and nothing else.
+ * mode pays one branch per step and nothing else. The hooks are shared with the trace (trace.c) through
+ * the chain at the end of this file (internal.h: async__hooks_add).
  *
  * Live tasks are kept in a hash table keyed by the task's address: a scheduled task enters at its
  * first step, a coroutine awaited inline when it starts, and each leaves when it finishes (before its
@@ -27,6 +28,7 @@ typedef struct debug_where {
 
 typedef struct async__debug {
     async__part part; /* attached to a hosted loop, which frees it (a loop of the core's has none) */
+    async__hooks_user user; /* its place in the loop's hooks */
     async_loop *loop;
     FILE *out;
     uint64_t slow_ns; /* the slow-step threshold */
@@ -197,11 +199,10 @@ static void inline_start(async_loop *loop, async_task *parent, async_task *child
     if (ce) ce->start_ns = now_ns();
 }
 
-static const async_loop_hooks debug_hooks = {step_begin, step_end, task_done, inline_start};
+static const async_loop_hooks debug_hooks = {
+    .step_begin = step_begin, .step_end = step_end, .task_done = task_done, .inline_start = inline_start};
 
-static async__debug *debug_of(const async_loop *loop) {
-    return async_loop_get_hooks(loop) == &debug_hooks ? (async__debug *)async_loop_hooks_ctx(loop) : NULL;
-}
+static async__debug *debug_of(const async_loop *loop) { return (async__debug *)async__hooks_ctx(loop, &debug_hooks); }
 
 /* ---- the dump ---- */
 
@@ -318,13 +319,17 @@ int async_loop_set_debug(async_loop *loop, bool on) {
         }
         return 0;
     }
-    if (async_loop_get_hooks(loop)) return ASYNC_EBUSY; /* someone else's hooks are installed */
     d = (async__debug *)calloc(1, sizeof *d);
     if (!d) return ASYNC_ENOMEM;
     d->loop = loop;
     d->out = stderr;
     d->slow_ns = 100 * 1000000u;
-    async_loop_set_hooks(loop, &debug_hooks, d);
+    d->user.hooks = &debug_hooks;
+    d->user.ctx = d;
+    if (async__hooks_add(loop, &d->user)) { /* someone else's hooks are installed */
+        free(d);
+        return ASYNC_EBUSY;
+    }
     /* a hosted loop frees it; a loop of the core's has no place for it (freed when switched off) */
     async__loop_attach(loop, &d->part, &debug_kind, ASYNC__STAGE_REPORT, free_part);
     return 0;
@@ -372,8 +377,84 @@ static void debug_free(async_loop *loop, async__debug *d) {
         }
     }
     if (d->sigquit_on) async__req_stop(loop, &d->sigquit);
-    /* the hooks are still d's unless someone replaced them meanwhile (a test's own, a fault injector's) */
-    if (async_loop_hooks_ctx(loop) == d) async_loop_set_hooks(loop, NULL, NULL);
+    /* (nothing if someone replaced the loop's hooks meanwhile: a test's own, a fault injector's) */
+    async__hooks_remove(loop, &d->user);
     free(d->slots);
     free(d);
+}
+
+/* ---- the loop's hooks, shared: a chain of the instruments that are on ----
+ * The loop's ctx is the first instrument's node; each hook of the chain calls the instruments' in the
+ * order they were added. An instrument removed by its own hook (debug mode switched off in a step) is
+ * already passed: the walk keeps the next node before each call. */
+
+static const async_loop_hooks chain_hooks;
+
+static async__hooks_user *chain_head(const async_loop *loop) {
+    return async_loop_get_hooks(loop) == &chain_hooks ? (async__hooks_user *)async_loop_hooks_ctx(loop) : NULL;
+}
+
+#define CHAIN_CALL(loop, hook, ...)                                                                   \
+    do {                                                                                              \
+        async__hooks_user *u_, *next_;                                                                \
+        for (u_ = chain_head(loop); u_; u_ = next_) {                                                 \
+            next_ = u_->next;                                                                         \
+            if (u_->hooks->hook) u_->hooks->hook(__VA_ARGS__);                                        \
+        }                                                                                             \
+    } while (0)
+
+static void chain_step_begin(async_loop *loop, async_task *t) { CHAIN_CALL(loop, step_begin, loop, t); }
+static void chain_step_end(async_loop *loop, async_task *t) { CHAIN_CALL(loop, step_end, loop, t); }
+static void chain_task_done(async_loop *loop, async_task *t) { CHAIN_CALL(loop, task_done, loop, t); }
+static void chain_inline_start(async_loop *loop, async_task *parent, async_task *child) {
+    CHAIN_CALL(loop, inline_start, loop, parent, child);
+}
+static void chain_wake(async_loop *loop, async_task *t, async_task *by) { CHAIN_CALL(loop, wake, loop, t, by); }
+static void chain_wait(async_loop *loop, async_task *t, async_wait_kind kind, const void *object) {
+    CHAIN_CALL(loop, wait, loop, t, kind, object);
+}
+static void chain_error(async_loop *loop, async_task *t, const async_error *e) { CHAIN_CALL(loop, error, loop, t, e); }
+static void chain_cancel(async_loop *loop, async_task *t, async_task *by) { CHAIN_CALL(loop, cancel, loop, t, by); }
+
+static const async_loop_hooks chain_hooks = {.step_begin = chain_step_begin,
+                                             .step_end = chain_step_end,
+                                             .task_done = chain_task_done,
+                                             .inline_start = chain_inline_start,
+                                             .wake = chain_wake,
+                                             .wait = chain_wait,
+                                             .error = chain_error,
+                                             .cancel = chain_cancel};
+
+int async__hooks_add(async_loop *loop, async__hooks_user *u) {
+    async__hooks_user *head = chain_head(loop), **pp;
+    if (!head) {
+        if (async_loop_get_hooks(loop)) return ASYNC_EBUSY;
+        u->next = NULL;
+        async_loop_set_hooks(loop, &chain_hooks, u);
+        return 0;
+    }
+    for (pp = &head->next; *pp; pp = &(*pp)->next) {}
+    u->next = NULL;
+    *pp = u;
+    return 0;
+}
+
+void async__hooks_remove(async_loop *loop, async__hooks_user *u) {
+    async__hooks_user *head = chain_head(loop), **pp;
+    for (pp = &head; *pp; pp = &(*pp)->next) {
+        if (*pp != u) continue;
+        *pp = u->next; /* u->next stays: a walk of the chain that is at u goes on from it */
+        if (head)
+            async_loop_set_hooks(loop, &chain_hooks, head);
+        else
+            async_loop_set_hooks(loop, NULL, NULL);
+        return;
+    }
+}
+
+void *async__hooks_ctx(const async_loop *loop, const async_loop_hooks *hooks) {
+    async__hooks_user *u;
+    for (u = chain_head(loop); u; u = u->next)
+        if (u->hooks == hooks) return u->ctx;
+    return NULL;
 }

@@ -48,6 +48,34 @@ void *async__loop_alloc(async_loop *loop, size_t size);
 /** Gives back what async__loop_alloc returned (NULL is fine). */
 void async__loop_release(async_loop *loop, void *p);
 
+/* ---- the loop's hooks, shared by the runtime's instruments (debug.c) ---- */
+
+/* The core calls one table of hooks per loop (async_loop_set_hooks). Debug mode and the trace each add
+ * their own table through these instead, and may be on together: the loop then gets one table (this
+ * file's chain) whose hooks call every instrument's, in the order they were added. An instrument finds
+ * its state with async__hooks_ctx, never with async_loop_hooks_ctx (that is the chain's). Hooks that
+ * someone else installed with async_loop_set_hooks (a test's, a fault injector's) are not shared: adding
+ * is refused while they are in place. */
+typedef struct async__hooks_user async__hooks_user;
+struct async__hooks_user {
+    const async_loop_hooks *hooks; /* the instrument's table (static) */
+    void *ctx;                     /* its state */
+    async__hooks_user *next;       /* private: the chain */
+};
+
+/** Adds u (its hooks and ctx set; it must stay in place until removed). 0, or ASYNC_EBUSY when the loop
+ *  has hooks of someone else's. */
+int async__hooks_add(async_loop *loop, async__hooks_user *u);
+/** Takes u out (nothing if it is not in): the loop's hooks go when the last one goes. From a hook, only
+ *  the running instrument's own u (the chain goes on with the next one). */
+void async__hooks_remove(async_loop *loop, async__hooks_user *u);
+/** The ctx added with that table of hooks, or NULL. */
+void *async__hooks_ctx(const async_loop *loop, const async_loop_hooks *hooks);
+
+/** Starts the trace that the environment's ASYNC_TRACE asks for, if any (trace.c; a line on stderr if it
+ *  cannot). */
+void async__trace_from_env(async_loop *loop);
+
 /* ---- calls the loop makes later ---- */
 
 /* One node serves both lists below: a call that is queued once however many times it is asked for

@@ -57,6 +57,7 @@ static async_loop *loop_new(int virtual_clock, int debug, unsigned flags) {
     if (!loop) return NULL;
     if ((debug ? debug > 0 : env_on("ASYNC_DEBUG")) && async_loop_set_debug(loop, true) == 0)
         async_loop_dump_on_sigquit(loop);
+    async__trace_from_env(loop); /* ASYNC_TRACE=path */
     return loop;
 }
 

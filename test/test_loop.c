@@ -280,8 +280,8 @@ static void hook_inline(async_loop *l, async_task *p, async_task *c) {
 }
 
 TEST(loop_hooks_with_missing_members_are_skipped) {
-    static const async_loop_hooks done_only = {NULL, NULL, hook_done, NULL};
-    static const async_loop_hooks steps_only = {hook_begin, hook_end, NULL, hook_inline};
+    static const async_loop_hooks done_only = {.task_done = hook_done};
+    static const async_loop_hooks steps_only = {.step_begin = hook_begin, .step_end = hook_end, .inline_start = hook_inline};
     static script_frame o;
     static sleeper_frame w;
     static int ctx;

@@ -83,6 +83,35 @@ ASYNC_API void async_loop_dump(async_loop *loop, FILE *out);
  *  watches SIGQUIT (a signal goes to one loop). */
 ASYNC_API int async_loop_dump_on_sigquit(async_loop *loop);
 
+/* ---- Trace: the task timeline ---- */
+/* A loop's timeline as Chrome trace-event JSON, for Perfetto (ui.perfetto.dev: Open trace file) and
+ * chrome://tracing: a track per task, named by its coroutine's function and number (or by its name,
+ * ASYNC_CONFIG_TASK_NAMES); a slice per step with the file:line it resumed and suspended at; a slice per
+ * wait that says what it waited for (sleep, a task, children, a lock/event/condition/semaphore/queue, a
+ * future: I/O, thread calls and signals are futures; a yield) and who woke it; arrows from the task
+ * whose step woke (or spawned) another to that task's next step; instants for each cancellation asked
+ * and each coroutine that ended with an error, with code and message. Times are µs: the monotonic
+ * clock from the start of the trace, or on the virtual clock its ms plus 1 ns per event (so that the
+ * events of one ms keep their order). Debug mode and a trace may be on together. Writing goes through a
+ * 64 KiB buffer: while a trace is on, an event costs about 150-200 ns, some five per hand-over between
+ * tasks. */
+
+/** Starts tracing the loop into the file at path (created, or emptied). async_loop_new and async_main
+ *  start one when the environment has ASYNC_TRACE=path (one loop of the process at a time: the first
+ *  one made while none traces there). The file is complete once async_loop_trace_stop or
+ *  async_loop_free ends the trace (a loop of async_loop_init's is never freed by the runtime: stop it).
+ *  0; ASYNC_EINVAL (NULL loop or path, or an empty path), ASYNC_EBUSY (a trace runs on the loop already,
+ *  or hooks not the runtime's are installed), ASYNC_ENOMEM, or the error of opening the file
+ *  (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_EISDIR, ...). */
+ASYNC_API int async_loop_trace_start(async_loop *loop, const char *path);
+/** Ends the trace (also from inside a step: that step is written as it stands): the JSON is finished
+ *  and the file closed. 0; ASYNC_EINVAL (NULL, or no trace runs on the loop); or the first error met
+ *  while tracing (a write's: ASYNC_ENOSPC, ASYNC_EIO, ...; ASYNC_ENOMEM when a task could not get a
+ *  track: its events are missing); the trace is ended either way. */
+ASYNC_API int async_loop_trace_stop(async_loop *loop);
+/** True while a trace runs on loop. */
+ASYNC_API bool async_loop_tracing(const async_loop *loop);
+
 /* ---- POSIX signals ---- */
 /* A signal reaches a hosted loop as asyncio's do: its handler, or the task awaiting it, runs later on
  * the loop's thread, never inside the OS's signal handler, so it may do anything a task or callback

@@ -19,8 +19,8 @@
  * How the faults get in without touching the library: it is linked from a copy of libasync.a whose
  * calls of malloc, calloc and realloc are renamed to this file's __wrap_ functions (objcopy), so the
  * library's allocations are counted and failed, not the tests' own nor libc's; and with -Wl,--wrap for
- * async_loop_init/free, async_run, async_spawn and async_loop_set_debug, so every loop (the core's and
- * the hosted ones) gets this file's hooks. libev's own allocations are not injected: libev aborts when
+ * async_loop_init/free, async_run, async_spawn, async_loop_set_debug and async_loop_trace_start, so
+ * every loop (the core's and the hosted ones) gets this file's hooks. libev's own allocations are not injected: libev aborts when
  * its allocator fails (ev.c's ev_realloc), whatever the allocator.
  *
  * Options (environment): INJECT_MAX (faults per test, default 120: beyond it, the points are spread
@@ -198,7 +198,8 @@ static void h_inline_start(async_loop *loop, async_task *parent, async_task *chi
     set_add((inj_loop *)async_loop_hooks_ctx(loop), child);
 }
 
-static const async_loop_hooks inj_hooks = {h_step_begin, h_step_end, h_task_done, h_inline_start};
+static const async_loop_hooks inj_hooks = {
+    .step_begin = h_step_begin, .step_end = h_step_end, .task_done = h_task_done, .inline_start = h_inline_start};
 
 static inj_loop *inj_of(async_loop *loop) {
     return loop && loop->hooks == &inj_hooks ? (inj_loop *)async_loop_hooks_ctx(loop) : NULL;
@@ -377,6 +378,14 @@ int __wrap_async_spawn(async_loop *loop, async_task *t) {
 int __wrap_async_loop_set_debug(async_loop *loop, bool on) {
     if (on && inj_of(loop)) async_loop_set_hooks(loop, NULL, NULL);
     return __real_async_loop_set_debug(loop, on);
+}
+
+/* So does the trace (tests of the trace itself). */
+int __real_async_loop_trace_start(async_loop *loop, const char *path);
+int __wrap_async_loop_trace_start(async_loop *loop, const char *path);
+int __wrap_async_loop_trace_start(async_loop *loop, const char *path) {
+    if (inj_of(loop)) async_loop_set_hooks(loop, NULL, NULL);
+    return __real_async_loop_trace_start(loop, path);
 }
 
 /* The time limit: says whether tasks kept running (a test that polls for something the fault
