@@ -75,19 +75,21 @@ static void set_remove(run_state *st, async_task *t) {
     }
 }
 
+static const async_loop_hooks run_hooks;
+
 static void hook_step(async_loop *loop, async_task *t) {
-    run_state *st = (run_state *)async_loop_hooks_ctx(loop);
+    run_state *st = (run_state *)async__hooks_ctx(loop, &run_hooks);
     if (!async_task_done(t)) set_add(st, t);
 }
 
-static void hook_done(async_loop *loop, async_task *t) { set_remove((run_state *)async_loop_hooks_ctx(loop), t); }
+static void hook_done(async_loop *loop, async_task *t) { set_remove((run_state *)async__hooks_ctx(loop, &run_hooks), t); }
 
 static void hook_inline(async_loop *loop, async_task *parent, async_task *child) {
     (void)parent;
     hook_step(loop, child);
 }
 
-static const async_loop_hooks run_hooks = {hook_step, NULL, hook_done, hook_inline};
+static const async_loop_hooks run_hooks = {hook_step, NULL, hook_done, hook_inline, NULL, NULL, NULL, NULL};
 
 /* The loop's allocator, counted: what a run leaves allocated is a leak. */
 static void *counted(void *ctx, void *p, size_t n) {
@@ -156,6 +158,7 @@ static int run_one(const async_sim_scenario *s, uint64_t seed, uint64_t *hash, u
                    size_t cap) {
     async_sim_options o = async_sim_defaults(seed);
     run_state st;
+    async__hooks_user census_hooks;
     async_loop *loop;
     const char *own = NULL;
     int rc;
@@ -169,14 +172,16 @@ static int run_one(const async_sim_scenario *s, uint64_t seed, uint64_t *hash, u
         return ASYNC_ENOMEM;
     }
     async_loop_set_allocator(loop, counted, &st);
-    if (!async_loop_get_hooks(loop)) async_loop_set_hooks(loop, &run_hooks, &st);
+    census_hooks.hooks = &run_hooks;
+    census_hooks.ctx = &st;
+    if (async__hooks_add(loop, &census_hooks)) say(why, cap, "(the census of tasks is off: the loop has hooks of its own) ");
     rc = s->run(loop, s->arg, &own);
     if (rc) say(why, cap, "%s (%d); ", own ? own : async_strerror(rc), rc);
     if (!settle(loop)) say(why, cap, "the world never settled; ");
     census(loop, &st, why, cap);
     *hash = async_sim_hash(loop);
     *events = async_sim_events(loop);
-    if (async_loop_get_hooks(loop) == &run_hooks) async_loop_set_hooks(loop, NULL, NULL);
+    async__hooks_remove(loop, &census_hooks);
     async_loop_free(loop);
     if (st.blocks) say(why, cap, "%ld block(s) of the loop's memory never freed; ", st.blocks);
     if (st.oom) say(why, cap, "(the census of tasks ran out of memory) ");
