@@ -9,10 +9,12 @@
  *              (it turns writable, connected). Nothing listens, or refuse_pct draws: the answer is a
  *              refusal (ASYNC_ECONNREFUSED after one round trip).
  *   a pipe     each direction is an ordered list of segments, one per send: a segment leaves when the
- *              sender's link is free, takes ceil(len / bandwidth) ms on it (0: none), and arrives
- *              `latency` ms after it left the link, so that L bytes sent on an idle connection arrive
- *              ceil(L / bandwidth) + latency ms later. Bytes in flight and unread count against the
- *              window: a send takes at most the room left, and none (would block) when it is full.
+ *              sender's link has sent what it was given before, takes len / bandwidth ms on it (0:
+ *              unlimited; small sends share a ms, as on a real link), and arrives `latency` ms after its
+ *              last byte left, so that L bytes sent on an idle connection arrive ceil(L / bandwidth) +
+ *              latency ms later. Bytes in flight and unread count against the window: a send takes at
+ *              most the room left, and none (would block) when it is full. A reader's receive makes
+ *              room at once (no acknowledgement travels back).
  *   partial    partial_pct of sends take, and of receives return, a length drawn in [1, n - 1].
  *   reset      after reset_pct of sends the connection is reset: both ends fail with ASYNC_ECONNRESET
  *              at once (readable and writable), what was in flight or unread is lost.
@@ -73,7 +75,8 @@ typedef struct pipe_dir {
     async__sim_event ev; /* the arrival of `flight` */
     seg *head, *tail, *flight;
     size_t readable, in_flight; /* bytes */
-    async_ms link_free;         /* when the sender's link has sent what it was given (bandwidth) */
+    async_ms link_ms;           /* the sender's link is busy until link_ms and link_rem bytes of the */
+    uint32_t link_rem;          /* next ms (bandwidth): small sends share a ms, as on a real link */
     bool blocked;               /* an arrival found the connection cut: it waits for the heal */
     bool eof;                   /* the FIN arrived */
     bool fin_sent;
@@ -302,15 +305,23 @@ static void pipe_schedule(sim_net *n, pipe_dir *p) {
 static int pipe_push(sim_net *n, pipe_dir *p, const void *data, size_t len, bool fin) {
     sim_conn *c = p->conn;
     seg *s = (seg *)malloc(sizeof *s + len);
-    async_ms now = now_of(n), depart;
+    async_ms now = now_of(n);
+    uint64_t total;
     if (!s) return ASYNC_ENOMEM;
     memset(s, 0, sizeof *s);
     s->len = len;
     s->fin = fin;
     if (len) memcpy(s->data, data, len);
-    depart = (int32_t)(p->link_free - now) > 0 ? p->link_free : now;
-    p->link_free = depart + (c->bandwidth ? (async_ms)((len + c->bandwidth - 1) / c->bandwidth) : 0);
-    s->at = p->link_free + c->latency;
+    if ((int32_t)(p->link_ms - now) < 0) { /* the link was idle */
+        p->link_ms = now;
+        p->link_rem = 0;
+    }
+    if (c->bandwidth) {
+        total = (uint64_t)p->link_rem + len;
+        p->link_ms += (async_ms)(total / c->bandwidth);
+        p->link_rem = (uint32_t)(total % c->bandwidth);
+    }
+    s->at = p->link_ms + (p->link_rem ? 1u : 0u) + c->latency; /* its last byte off the link, then the latency */
     if (p->tail)
         p->tail->next = s;
     else
@@ -539,7 +550,7 @@ int async__sim_net_connect(async__sim *sim, const struct sockaddr *sa, unsigned 
     c->p[0].conn = c->p[1].conn = c;
     c->p[1].dir = 1;
     c->p[0].ev.fn = c->p[1].ev.fn = pipe_arrive;
-    c->p[0].link_free = c->p[1].link_free = now_of(n);
+    c->p[0].link_ms = c->p[1].link_ms = now_of(n);
     c->hs.fn = hs_arrive;
     c->hs_state = HS_SYN;
     c->next = n->conns;

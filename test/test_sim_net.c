@@ -77,3 +77,282 @@ TEST(sim_net_echo_has_exact_virtual_timings) {
     ASSERT(async_sim_events(loop) > 0);
     async_loop_free(loop);
 }
+
+/* ---- partial sends and receives keep every byte, in order ---- */
+
+#define SN_BULK 200000
+
+static unsigned char sn_out[SN_BULK], sn_in[SN_BULK];
+
+static unsigned char sn_pattern(size_t i) { return (unsigned char)((i * 7u + (i >> 8)) & 0xFFu); }
+
+/* Reads `want` bytes of s into sn_in, however they come. */
+ASYNC_DEF(sn_reader, async_stream *s; size_t want; size_t got, n;) {
+    while (f->got < f->want) {
+        AWAIT_STREAM_READ(t, f->s, sn_in + f->got, f->want - f->got, &f->n, 10000);
+        ASSERT(f->n > 0);
+        f->got += f->n;
+    }
+} ASYNC_END_DEF
+
+ASYNC_DEF(sn_bulk, async_server srv; async_group g, rg; async_stream c; sn_reader_frame r;) {
+    size_t i;
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000);
+    for (i = 0; i < SN_BULK; i++) sn_out[i] = sn_pattern(i);
+    ASSERT_EQ(async_stream_write(&f->c, sn_out, SN_BULK), 0);
+    ASSERT(async_stream_pending(&f->c) > 0); /* more than the window: the rest waits */
+    ASYNC_SPAWN(t, &f->rg, ASYNC_CALL(sn_reader, &f->r, &f->c, SN_BULK)); /* the echo needs a reader */
+    AWAIT_STREAM_DRAIN(t, &f->c, 10000);
+    AWAIT_GROUP(t, &f->rg);
+    ASSERT(memcmp(sn_in, sn_out, SN_BULK) == 0);
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(sim_net_partial_reads_and_writes_keep_every_byte_in_order) {
+    static sn_bulk_frame f;
+    async_sim_options o = async_sim_defaults(3);
+    async_loop *loop;
+    o.partial_pct = 50;
+    o.window = 5000;
+    loop = async_sim_new(&o);
+    ASSERT(loop != NULL);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_bulk, &f)), 0);
+    ASSERT_EQ(f.r.got, SN_BULK);
+    async_loop_free(loop);
+}
+
+/* ---- window back-pressure: a drain waits until the peer reads ---- */
+
+static size_t sn_slow_total;
+
+/* A connection that reads nothing for 100 ms, then everything to the end of the stream. */
+ASYNC_DEF(sn_slow, async_stream *s; char buf[8192]; size_t n;) {
+    AWAIT_SLEEP(t, 100);
+    for (;;) {
+        AWAIT_STREAM_READ(t, f->s, f->buf, sizeof f->buf, &f->n, -1);
+        if (f->n == 0) break;
+        sn_slow_total += f->n;
+    }
+} ASYNC_END_DEF
+
+static async_task *sn_slow_new(void *frame, async_stream *s, void *arg) {
+    (void)arg;
+    return ASYNC_CALL(sn_slow, (sn_slow_frame *)frame, s);
+}
+
+ASYNC_DEF(sn_backpressure, async_server srv; async_group g; async_stream c; char out[5000]; size_t queued;
+          async_ms drained;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_slow_frame), sn_slow_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000);
+    memset(f->out, 'w', sizeof f->out);
+    ASSERT_EQ(async_stream_write(&f->c, f->out, sizeof f->out), 0);
+    f->queued = async_stream_pending(&f->c);
+    AWAIT_STREAM_DRAIN(t, &f->c, 1000);
+    f->drained = async_loop_now(async_task_loop(t));
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(sim_net_window_backpressure_holds_a_drain_until_the_peer_reads) {
+    static sn_backpressure_frame f;
+    async_sim_options o = async_sim_defaults(5);
+    async_loop *loop;
+    o.latency_min_ms = o.latency_max_ms = 1;
+    o.bandwidth = 0;
+    o.window = 1000;
+    loop = async_sim_new(&o);
+    ASSERT(loop != NULL);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_backpressure, &f)), 0);
+    ASSERT_EQ(f.queued, 4000); /* the window took 1000 bytes */
+    /* accepted at 1 ms, the reader wakes at 101 and frees the window 4 times (1 ms in flight each) */
+    ASSERT(f.drained >= 101);
+    ASSERT(f.drained <= 110);
+    ASSERT_EQ(sn_slow_total, 5000);
+    async_loop_free(loop);
+}
+
+/* ---- connects refused ---- */
+
+ASYNC_DEF(sn_connect, const char *host; int port; int32_t ms; async_stream c; int code; async_ms t0, took;) {
+    f->t0 = async_loop_now(async_task_loop(t));
+    ASYNC_TRY(t) {
+        AWAIT_STREAM_CONNECT(t, &f->c, f->host, f->port, f->ms);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    f->took = async_loop_now(async_task_loop(t)) - f->t0;
+    async_stream_close(&f->c);
+} ASYNC_END_DEF
+
+TEST(sim_net_connect_refused_after_one_round_trip) {
+    static sn_connect_frame f;
+    static async_server srv;
+    async_loop *loop = sn_loop(9, 7, 0);
+    async_sim_options o;
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_connect, &f, "127.0.0.1", 8080, 1000)), 0);
+    ASSERT_EQ(f.code, ASYNC_ECONNREFUSED);
+    ASSERT_EQ(f.took, 14);
+    ASSERT_EQ(async_stream_fd(&f.c), -1);
+    /* refuse_pct: refused though a server listens */
+    ASSERT_EQ(async_server_listen(&srv, "127.0.0.1", 8080, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    o = async_sim_defaults(9);
+    o.latency_min_ms = o.latency_max_ms = 7;
+    o.refuse_pct = 100;
+    ASSERT_EQ(async_sim_set_faults(loop, &o), 0);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_connect, &f, "127.0.0.1", 8080, 1000)), 0);
+    ASSERT_EQ(f.code, ASYNC_ECONNREFUSED);
+    ASSERT_EQ(f.took, 14);
+    async_server_close(&srv, 0);
+    async_loop_free(loop);
+}
+
+/* ---- a reset mid-stream: both ends fail, nothing hangs ---- */
+
+ASYNC_DEF(sn_reset, async_server srv; async_group g; async_stream c; char buf[16]; size_t n; int code;
+          async_sim_options o;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000);
+    ASSERT_EQ(async_stream_write(&f->c, "a", 1), 0);
+    AWAIT_STREAM_READEXACTLY(t, &f->c, f->buf, 1, 1000);
+    f->o = async_sim_defaults(0);
+    f->o.reset_pct = 100; /* the next send resets the connection */
+    ASSERT_EQ(async_sim_set_faults(async_task_loop(t), &f->o), 0);
+    ASSERT_EQ(async_stream_write(&f->c, "b", 1), 0);
+    ASYNC_TRY(t) {
+        AWAIT_STREAM_READ(t, &f->c, f->buf, sizeof f->buf, &f->n, 1000);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    ASSERT_EQ(async_stream_write(&f->c, "c", 1), ASYNC_ECONNRESET); /* sticky */
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(sim_net_reset_mid_stream_fails_both_ends) {
+    static sn_reset_frame f;
+    async_loop *loop = sn_loop(4, 3, 0);
+    sn_echo_error = 1;
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_reset, &f)), 0);
+    ASSERT_EQ(f.code, ASYNC_ECONNRESET);
+    ASSERT_EQ(sn_echo_error, ASYNC_ECONNRESET);
+    async_loop_free(loop);
+}
+
+/* ---- stalls hold a delivery back ---- */
+
+ASYNC_DEF(sn_ping, async_server srv; async_group g; async_stream c; char buf[4]; async_ms t0, took;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000);
+    f->t0 = async_loop_now(async_task_loop(t));
+    ASSERT_EQ(async_stream_write(&f->c, "ping", 4), 0);
+    AWAIT_STREAM_READEXACTLY(t, &f->c, f->buf, 4, 1000);
+    f->took = async_loop_now(async_task_loop(t)) - f->t0;
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(sim_net_stall_holds_deliveries_back) {
+    static sn_ping_frame f;
+    async_sim_options o = async_sim_defaults(8);
+    async_loop *loop;
+    o.latency_min_ms = o.latency_max_ms = 5;
+    o.bandwidth = 0;
+    o.stall_pct = 100;
+    o.stall_max_ms = 50;
+    loop = async_sim_new(&o);
+    ASSERT(loop != NULL);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_ping, &f)), 0);
+    ASSERT(f.took > 10); /* each way stalled once, 1..50 ms */
+    ASSERT(f.took <= 10 + 100);
+    async_loop_free(loop);
+    memset(&f, 0, sizeof f);
+    loop = sn_loop(8, 5, 0); /* and without stalls: the latency alone */
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_ping, &f)), 0);
+    ASSERT_EQ(f.took, 10);
+    async_loop_free(loop);
+}
+
+/* ---- a partition, then the heal ---- */
+
+ASYNC_DEF(sn_heal_later, async_loop *loop; int32_t ms;) {
+    AWAIT_SLEEP(t, f->ms);
+    ASSERT_EQ(async_sim_partition(f->loop, "10.0.0.1", false), 0);
+} ASYNC_END_DEF
+
+ASYNC_DEF(sn_partition, async_server srv; async_group g, hg; async_stream c; sn_connect_frame cut_connect;
+          sn_heal_later_frame heal; char buf[8]; async_ms t0, answered;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "10.0.0.1", 80, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    AWAIT_STREAM_CONNECT(t, &f->c, "10.0.0.1", 80, 1000);
+    f->t0 = async_loop_now(async_task_loop(t));
+    ASSERT_EQ(async_sim_partition(async_task_loop(t), "10.0.0.1", true), 0);
+    ASSERT_EQ(async_stream_write(&f->c, "hello", 5), 0); /* taken: it waits in the network */
+    AWAIT(t, ASYNC_CALL(sn_connect, &f->cut_connect, "10.0.0.1", 80, 50)); /* no answer: its deadline */
+    ASYNC_SPAWN(t, &f->hg, ASYNC_CALL(sn_heal_later, &f->heal, async_task_loop(t), 150));
+    AWAIT_STREAM_READEXACTLY(t, &f->c, f->buf, 5, 1000);
+    f->answered = async_loop_now(async_task_loop(t)) - f->t0;
+    ASSERT(memcmp(f->buf, "hello", 5) == 0);
+    AWAIT_GROUP(t, &f->hg);
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(sim_net_partition_holds_bytes_until_the_heal_and_connects_time_out) {
+    static sn_partition_frame f;
+    async_loop *loop = sn_loop(2, 5, 0);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_partition, &f)), 0);
+    ASSERT_EQ(f.cut_connect.code, ASYNC_ETIMEDOUT);
+    ASSERT_EQ(f.cut_connect.took, 50);
+    /* healed at 200: sent again, 5 ms to the server, 5 ms back */
+    ASSERT_EQ(f.answered, 200 + 5 + 5);
+    async_loop_free(loop);
+}
+
+/* ---- the end of the stream after the peer's close ---- */
+
+ASYNC_DEF(sn_bye, async_stream *s;) {
+    ASSERT_EQ(async_stream_write(f->s, "bye", 3), 0);
+    AWAIT_STREAM_DRAIN(t, f->s, -1);
+} ASYNC_END_DEF /* the server closes the stream when the task ends */
+
+static async_task *sn_bye_new(void *frame, async_stream *s, void *arg) {
+    (void)arg;
+    return ASYNC_CALL(sn_bye, (sn_bye_frame *)frame, s);
+}
+
+ASYNC_DEF(sn_eof, async_server srv; async_group g; async_stream c; char buf[8]; size_t n;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "::1", 0, 0, sizeof(sn_bye_frame), sn_bye_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    AWAIT_STREAM_CONNECT(t, &f->c, "[::1]", async_server_port(&f->srv), 1000);
+    AWAIT_STREAM_READEXACTLY(t, &f->c, f->buf, 3, 1000);
+    ASSERT(memcmp(f->buf, "bye", 3) == 0);
+    AWAIT_STREAM_READ(t, &f->c, f->buf, sizeof f->buf, &f->n, 1000);
+    ASSERT_EQ(f->n, 0);
+    AWAIT_STREAM_READ(t, &f->c, f->buf, sizeof f->buf, &f->n, 1000);
+    ASSERT_EQ(f->n, 0); /* and again */
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(sim_net_end_of_stream_after_the_peer_closes) {
+    static sn_eof_frame f;
+    async_loop *loop = sn_loop(6, 4, 1000);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_eof, &f)), 0);
+    async_loop_free(loop);
+}
