@@ -356,3 +356,226 @@ TEST(sim_net_end_of_stream_after_the_peer_closes) {
     ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_eof, &f)), 0);
     async_loop_free(loop);
 }
+
+/* ---- a server with many clients ---- */
+
+#define SN_CLIENTS 40
+#define SN_MESSAGES 25
+
+/* A client: connects, sends SN_MESSAGES lines and reads each one back. */
+ASYNC_DEF(sn_client, int port; int id; async_stream c; char line[64]; const char *got; size_t n; int i, ok,
+          code;) {
+    ASYNC_TRY(t) {
+        AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", f->port, 5000);
+        for (f->i = 0; f->i < SN_MESSAGES; f->i++) {
+            snprintf(f->line, sizeof f->line, "client %d message %d\n", f->id, f->i);
+            if (async_stream_write(&f->c, f->line, strlen(f->line))) ASYNC_THROW(t, ASYNC_ECONNRESET, "write failed");
+            AWAIT_STREAM_READLINE(t, &f->c, &f->got, &f->n, 64, 5000);
+            if (f->n == strlen(f->line) && memcmp(f->got, f->line, f->n) == 0) f->ok++;
+        }
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    async_stream_close(&f->c);
+} ASYNC_END_DEF
+
+static sn_client_frame sn_clients[SN_CLIENTS];
+
+ASYNC_DEF(sn_many, int clients; async_server srv; async_group g, cg; int i;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    for (f->i = 0; f->i < f->clients; f->i++)
+        ASYNC_SPAWN(t, &f->cg, ASYNC_CALL(sn_client, &sn_clients[f->i], async_server_port(&f->srv), f->i));
+    AWAIT_GROUP(t, &f->cg);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(sim_net_server_with_many_clients) {
+    static sn_many_frame f;
+    async_loop *loop = sn_loop(10, 0, 0);
+    async_sim_options o = async_sim_defaults(10); /* latencies of 1..20 ms, one per connection */
+    int i;
+    ASSERT_EQ(async_sim_set_faults(loop, &o), 0);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_many, &f, SN_CLIENTS)), 0);
+    for (i = 0; i < SN_CLIENTS; i++) {
+        ASSERT_EQ(sn_clients[i].code, 0);
+        ASSERT_EQ(sn_clients[i].ok, SN_MESSAGES);
+    }
+    ASSERT_EQ(f.srv.accepted, SN_CLIENTS);
+    async_loop_free(loop);
+}
+
+/* ---- one seed, one run: a scenario with faults replayed bit for bit ---- */
+
+static char sn_transcript[8192];
+
+/* Runs the stormy scenario with seed: its hash, and what each client saw and when in sn_transcript. */
+static uint64_t sn_storm(uint64_t seed) {
+    static sn_many_frame f;
+    async_sim_options o = async_sim_defaults(seed);
+    async_loop *loop;
+    uint64_t hash;
+    size_t len = 0;
+    int i;
+    o.partial_pct = 30;
+    o.stall_pct = 20;
+    o.stall_max_ms = 30;
+    o.reset_pct = 1;
+    o.refuse_pct = 5;
+    loop = async_sim_new(&o);
+    ASSERT(loop != NULL);
+    memset(&f, 0, sizeof f);
+    memset(sn_clients, 0, sizeof sn_clients); /* frames of a freed loop's tasks: zeroed, not reused */
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_many, &f, 10)), 0);
+    for (i = 0; i < 10; i++)
+        len += (size_t)snprintf(sn_transcript + len, sizeof sn_transcript - len, "%d:%d/%d ", i, sn_clients[i].ok,
+                                sn_clients[i].code);
+    snprintf(sn_transcript + len, sizeof sn_transcript - len, "end %u events %llu", (unsigned)async_loop_now(loop),
+             (unsigned long long)async_sim_events(loop));
+    hash = async_sim_hash(loop);
+    async_loop_free(loop);
+    return hash;
+}
+
+TEST(sim_net_one_seed_replays_a_run_with_faults) {
+    static char first[8192];
+    uint64_t a = sn_storm(77), b, c;
+    int failures = 0, i;
+    for (i = 0; i < 10; i++) failures += sn_clients[i].code != 0;
+    strcpy(first, sn_transcript);
+    b = sn_storm(77);
+    ASSERT(a == b);
+    ASSERT_STR_EQ(sn_transcript, first);
+    c = sn_storm(78);
+    ASSERT(c != a);
+    ASSERT(strcmp(sn_transcript, first) != 0);
+    ASSERT(failures > 0); /* the faults did happen (resets, refusals) */
+    ASSERT(failures < 10);
+}
+
+/* ---- HTTP in the world ---- */
+
+static char sn_peer[64];
+
+ASYNC_HTTP_DEF(sn_hello) {
+    static char body[128];
+    snprintf(sn_peer, sizeof sn_peer, "%s", async_http_request_peer(f->req));
+    snprintf(body, sizeof body, "hello %s", f->req->target);
+    async_http_response_text(f->res, 200, body);
+} ASYNC_END_DEF
+
+static const async_http_route sn_routes[] = {ASYNC_HTTP_ROUTE("GET", NULL, sn_hello), ASYNC_HTTP_ROUTES_END};
+
+ASYNC_DEF(sn_http, async_http_server hs; async_group g; async_http_client c; char url[64], body1[64], date1[64];
+          int status1;) {
+    ASSERT_EQ(async_http_server_listen(&f->hs, "127.0.0.1", 0, 0, NULL, sn_routes, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->hs));
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/one", async_http_server_port(&f->hs));
+    AWAIT(t, async_http_client_get(&f->c, f->url, 1000));
+    f->status1 = async_http_client_status(&f->c);
+    snprintf(f->body1, sizeof f->body1, "%s", async_http_client_body(&f->c, NULL));
+    snprintf(f->date1, sizeof f->date1, "%s", async_http_client_header(&f->c, "date"));
+    AWAIT_SLEEP(t, 61000); /* a minute later, on the kept connection */
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/two", async_http_server_port(&f->hs));
+    AWAIT(t, async_http_client_get(&f->c, f->url, 1000));
+    async_http_server_close(&f->hs, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(sim_net_http_server_and_client_exchange_requests) {
+    static sn_http_frame f;
+    async_loop *loop = sn_loop(12, 5, 0);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_http, &f)), 0);
+    ASSERT_EQ(f.status1, 200);
+    ASSERT_STR_EQ(f.body1, "hello /one");
+    ASSERT_STR_EQ(f.date1, "Sat, 01 Jan 2000 00:00:00 GMT"); /* the world's date: no real clock */
+    ASSERT_EQ(async_http_client_status(&f.c), 200);
+    ASSERT_STR_EQ(async_http_client_body(&f.c, NULL), "hello /two");
+    ASSERT_STR_EQ(async_http_client_header(&f.c, "date"), "Sat, 01 Jan 2000 00:01:01 GMT");
+    ASSERT(strncmp(sn_peer, "127.0.0.1:", 10) == 0);
+    async_http_client_close(&f.c);
+    async_loop_free(loop);
+}
+
+/* ---- a loop freed with live connections frees them ---- */
+
+ASYNC_DEF(sn_live, async_server srv; async_stream c[3]; int i;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    for (f->i = 0; f->i < 3; f->i++) {
+        AWAIT_STREAM_CONNECT(t, &f->c[f->i], "127.0.0.1", async_server_port(&f->srv), 1000);
+        ASSERT_EQ(async_stream_write(&f->c[f->i], "unread", 6), 0); /* in flight, then unread */
+    }
+    ASSERT_EQ(async_stream_write(&f->c[2], "more", 4), 0);
+    /* the server never accepts: the connections wait in its backlog when the loop is freed */
+} ASYNC_END_DEF
+
+TEST(sim_net_loop_freed_with_live_connections) {
+    static sn_live_frame f;
+    async_loop *loop = sn_loop(13, 5, 0);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_live, &f)), 0);
+    async_loop_free(loop); /* valgrind (make valgrind T=sim_net_) sees nothing left */
+}
+
+/* ---- bad inputs ---- */
+
+ASYNC_DEF(sn_tls, async_tls_ctx *ctx; async_server srv; async_stream c; int code;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASSERT_EQ(async_server_tls(&f->srv, f->ctx, 1000), ASYNC_EINVAL); /* a client's context */
+    AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000);
+    ASYNC_TRY(t) {
+        AWAIT_STREAM_TLS_CONNECT(t, &f->c, f->ctx, "127.0.0.1", 1000);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 0);
+} ASYNC_END_DEF
+
+TEST(sim_net_bad_inputs) {
+    static async_server a, b;
+    static sn_connect_frame f;
+    static sn_tls_frame tf;
+    async_tls_opts topts;
+    async_loop *loop = sn_loop(14, 5, 0), *real;
+    ASSERT_EQ(async_server_listen(&a, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASSERT_EQ(async_server_listen(&b, "127.0.0.1", async_server_port(&a), 0, 16, sn_echo_new, NULL), ASYNC_EADDRINUSE);
+    ASSERT_EQ(async_server_listen(&b, NULL, async_server_port(&a), 0, 16, sn_echo_new, NULL), ASYNC_EADDRINUSE);
+    ASSERT_EQ(async_server_listen(&b, "10.1.2.3", async_server_port(&a), 0, 16, sn_echo_new, NULL), 0);
+    async_server_close(&b, 0);
+    ASSERT_EQ(async_server_listen(&b, "not-an-address", 0, 0, 16, sn_echo_new, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_server_listen(&b, "127.0.0.1", 0, 0, 16, NULL, NULL), ASYNC_EINVAL);
+    async_server_close(&a, 0);
+    ASSERT_EQ(async_server_listen(&b, "127.0.0.1", async_server_port(&a), 0, 16, sn_echo_new, NULL), 0);
+    async_server_close(&b, 0);
+    /* partitions */
+    ASSERT_EQ(async_sim_partition(NULL, "127.0.0.1", true), ASYNC_EINVAL);
+    ASSERT_EQ(async_sim_partition(loop, NULL, true), ASYNC_EINVAL);
+    ASSERT_EQ(async_sim_partition(loop, "", true), ASYNC_EINVAL);
+    ASSERT_EQ(async_sim_partition(loop, "a-name", true), ASYNC_EINVAL);
+    ASSERT_EQ(async_sim_partition(loop, "localhost", true), 0);
+    ASSERT_EQ(async_sim_partition(loop, "127.0.0.1", false), 0); /* localhost is 127.0.0.1 */
+    ASSERT_EQ(async_sim_partition(loop, "127.0.0.1", false), 0); /* healed twice: nothing */
+    real = async_loop_new(ASYNC_LOOP_LIBEV);
+    ASSERT(real != NULL);
+    ASSERT_EQ(async_sim_partition(real, "127.0.0.1", true), ASYNC_EINVAL);
+    async_loop_free(real);
+    /* names the world does not know: at once, no resolver */
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_connect, &f, "example.com", 80, 1000)), 0);
+    ASSERT_EQ(f.code, ASYNC_ENXIO);
+    ASSERT_EQ(f.took, 0);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_connect, &f, "127.0.0.1", 0, 1000)), 0);
+    ASSERT_EQ(f.code, ASYNC_EINVAL);
+    /* no TLS in the world */
+    memset(&topts, 0, sizeof topts);
+    topts.no_verify = true;
+    ASSERT_EQ(async_tls_ctx_new(&tf.ctx, &topts), 0);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_tls, &tf, tf.ctx)), 0);
+    ASSERT_EQ(tf.code, ASYNC_ENOTSUP);
+    async_tls_ctx_free(tf.ctx);
+    async_loop_free(loop);
+}
