@@ -453,12 +453,22 @@ void net__http_date(long long t, char out[32]) {
              (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
 }
 
-/* The Date header (RFC 9110 6.6.1), remade once a second. */
-static const char *date_line(async_http_server *hs) {
-    time_t now = time(NULL);
+/* In the simulated world (async/sim.h) the time of day is this date, 2000-01-01 00:00:00 UTC, plus the
+ * loop's virtual time: the world reads no real clock, so that a seed replays its run byte for byte. */
+#define SIM_EPOCH 946684800LL
+
+/* The time of day on loop, in seconds since the epoch: the OS's, or the world's (SIM_EPOCH). */
+static long long loop_time(async_loop *loop) {
+    if (loop && async__loop_is_sim(loop)) return SIM_EPOCH + (long long)(async_loop_now(loop) / 1000u);
+    return (long long)time(NULL);
+}
+
+/* The Date header (RFC 9110 6.6.1) of a response on loop, remade once a second. */
+static const char *date_line(async_http_server *hs, async_loop *loop) {
+    long long now = loop_time(loop);
     if ((long)now != hs->date_sec) {
         char date[32];
-        net__http_date((long long)now, date);
+        net__http_date(now, date);
         snprintf(hs->date, sizeof hs->date, "Date: %s\r\n", date);
         hs->date_sec = (long)now;
     }
@@ -476,7 +486,7 @@ enum { BODY_LENGTH, BODY_CHUNKED, BODY_TO_CLOSE };
 static int respond(http_conn *c, int status, const char *type, const char *extra, size_t extra_len, int framing,
                    unsigned long long len, const void *body, int conn) {
     char small[2048], *buf = small, *o;
-    const char *date = date_line(c->hs);
+    const char *date = date_line(c->hs, c->loop);
     size_t type_len, head_cap, date_len = strlen(date);
     bool together;
     int rc;
@@ -855,11 +865,11 @@ const char *async_http_request_query(const async_http_request *req, const char *
 const char *async_http_request_peer(const async_http_request *req) {
     http_conn *c = conn_of_req(req);
     struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
+    unsigned len;
     char ip[INET6_ADDRSTRLEN];
     if (!c) return "";
     c->peer[0] = '\0';
-    if (getpeername(async_stream_fd(c->s), (struct sockaddr *)&ss, &len) < 0) return c->peer;
+    if (net__stream_peer(c->s, &ss, &len)) return c->peer;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)(void *)&ss;
         if (inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip))
@@ -1119,10 +1129,10 @@ static async_status dog_run(async_task *t) {
         ASYNC_END_TRY(t);
         if (c->h_running && c->watching && (async_io_events(&c->watch) & ASYNC_IO_READ)) {
             char b;
-            ssize_t r = recv(async_stream_fd(c->s), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            long r = net__stream_peek(c->s, &b, 1);
             if (r > 0) {
                 c->watching = false; /* a pipelined request: the client is there */
-            } else if (r == 0 || !(NET_WOULD_BLOCK(errno) || errno == EINTR)) {
+            } else if (r != ASYNC_EAGAIN) { /* the end of the stream, or an error */
                 c->watching = false;
                 c->gone = true;
                 async_cancel(c->h);
@@ -1302,7 +1312,7 @@ static async_status conn_run(async_task *t) {
         if (c->mode != RES_TAKEN && async_stream_pending(c->s)) AWAIT_STREAM_DRAIN(t, c->s, lim->request_ms);
         if (c->reject) { /* lingering close: a client still sending would get a reset that destroys the
                           * answer it has not read yet, so read and drop its bytes for a while first */
-            shutdown(async_stream_fd(c->s), SHUT_WR);
+            net__stream_shutdown(c->s);
             c->deadline = async_loop_now(c->loop) + (async_ms)lim->linger_ms;
             do {
                 async_stream_consume(c->s, (size_t)-1);

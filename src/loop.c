@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
 #include "internal.h"
+#include "sim_net.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -156,6 +157,39 @@ static bool hosted_wait(async_loop *loop, int32_t timeout_ms) {
     return h->be->wait(loop, timeout_ms);
 }
 
+/* ---- the simulated loop current on this thread (sim_net.h) ---- */
+
+/* A thread-specific key, made once: a simulated loop sets it when it is made and at each pass (and
+ * async_run's start), and clears it when it is freed; real loops never touch it. */
+static pthread_key_t sim_key;
+static pthread_once_t sim_key_once = PTHREAD_ONCE_INIT;
+static bool sim_key_made;
+
+static void sim_key_make(void) { sim_key_made = pthread_key_create(&sim_key, NULL) == 0; }
+
+static void sim_set_current(async_loop *loop) {
+    pthread_once(&sim_key_once, sim_key_make);
+    if (sim_key_made) pthread_setspecific(sim_key, loop);
+}
+
+async__sim *async__sim_current(void) {
+    async_loop *loop;
+    pthread_once(&sim_key_once, sim_key_make);
+    loop = sim_key_made ? (async_loop *)pthread_getspecific(sim_key) : NULL;
+    return loop ? async__loop_sim(loop) : NULL;
+}
+
+/* A simulated loop's wait and thread check: the real ones, after making the loop current. */
+static bool sim_hosted_wait(async_loop *loop, int32_t timeout_ms) {
+    sim_set_current(loop);
+    return hosted_wait(loop, timeout_ms);
+}
+
+static bool sim_thread_check(const async_loop *loop, const char *what) {
+    if (!what) sim_set_current((async_loop *)(uintptr_t)loop); /* a pass of it starts on this thread */
+    return hosted_thread_check(loop, what);
+}
+
 /* ---- posted calls ---- */
 
 int async__loop_post(async_loop *loop, async__cb *cb) {
@@ -293,9 +327,15 @@ async_loop *async__hosted_new(const async_backend *be, void *arg) {
     async_loop_set_allocator(&h->loop, hosted_realloc, NULL);
     async_loop_set_error_handler(&h->loop, hosted_report, NULL);
     async_loop_set_clock(&h->loop, be->now);
-    async_loop_set_wait(&h->loop, hosted_wait);
-    async_loop_set_thread_check(&h->loop, hosted_thread_check);
+    if (be->caps & ASYNC__BACKEND_SIM) {
+        async_loop_set_wait(&h->loop, sim_hosted_wait);
+        async_loop_set_thread_check(&h->loop, sim_thread_check);
+    } else {
+        async_loop_set_wait(&h->loop, hosted_wait);
+        async_loop_set_thread_check(&h->loop, hosted_thread_check);
+    }
     async_loop_set_backend(&h->loop, be, h);
+    if (be->caps & ASYNC__BACKEND_SIM) sim_set_current(&h->loop);
     return &h->loop;
 }
 
@@ -313,6 +353,7 @@ void async_loop_free(async_loop *loop) {
         p->free_fn(loop, p);
     }
     if (!reported) async_loop_report_errors(loop);
+    if ((h->be->caps & ASYNC__BACKEND_SIM) && async__sim_current() == async__loop_sim(loop)) sim_set_current(NULL);
     h->be->close(loop);
     async_loop_free_storage(loop); /* the timer heap and lane */
     pthread_mutex_destroy(&h->inbox_mu);

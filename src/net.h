@@ -51,6 +51,17 @@ void net__stream_mark(async_stream *s, unsigned flag, bool on);
  * nothing changes, for a stream that is no server's. */
 bool net__stream_mark_idle(async_stream *s, bool idle);
 
+/* Adopts an accepted socket fd, of the simulated world `world` (async__sim *) or of the OS (NULL, and
+ * already non-blocking), into a zeroed s: async_stream_open without its checks. */
+void net__stream_adopt(async_stream *s, int fd, void *world);
+/* recv(MSG_PEEK | MSG_DONTWAIT) on the stream's socket: bytes, 0 (the peer closed), ASYNC_EAGAIN, or an
+ * error code (ASYNC_EBADF once closed). */
+long net__stream_peek(async_stream *s, void *buf, size_t n);
+/* shutdown(SHUT_WR) of the stream's socket: 0 or an error code. */
+int net__stream_shutdown(async_stream *s);
+/* getpeername of the stream's socket into *ss (*len its length): 0 or an error code. */
+int net__stream_peer(const async_stream *s, struct sockaddr_storage *ss, unsigned *len);
+
 /* Remaining ms of a deadline set ms ago for `deadline` (-1: none; 0 once passed). */
 int32_t net__remaining(async_loop *loop, async_ms deadline, int32_t ms);
 

@@ -5,7 +5,10 @@
  * The job is the lookup: its payload holds the name, and the answer once it is back. A connect that is
  * cancelled, times out or whose stream closes lets go of it at once (net__lookup_end): the lookup
  * finishes on its thread and the job's dtor frees the answer no one takes; nothing ever kills a thread.
- * Freeing the loop waits for lookups in flight, as for every call on its pool. */
+ * Freeing the loop waits for lookups in flight, as for every call on its pool.
+ *
+ * The simulated world (async/sim.h) has no resolver: a lookup on its loop fails at once with ASYNC_ENXIO
+ * (net_stream.c does not even start one: IP literals and "localhost" need none). */
 #include "net.h"
 #include "thread_pool.h"
 
@@ -59,6 +62,10 @@ net_lookup *net__lookup_start(async_loop *loop, const char *host, int port, void
     lookup_args *a;
     if (n > LOOKUP_NAME_MAX) {
         *err = ASYNC_EINVAL;
+        return NULL;
+    }
+    if (async__loop_is_sim(loop)) { /* no getaddrinfo in the world: its names are its addresses */
+        *err = ASYNC_ENXIO;
         return NULL;
     }
     j = async__job_new(loop, sizeof *a + n + 1, err);

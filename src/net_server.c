@@ -6,8 +6,13 @@
  * task's memory cannot be freed by its own last step, so a call deferred to the end of the pass (the
  * hosted loop's) frees ended connections after the pass that ended them. Connections are root tasks of
  * the loop rather than children of a task group: a group keeps its finished children linked until all
- * have ended, which a server never reaches. */
+ * have ended, which a server never reaches.
+ *
+ * async_server_listen on a thread where a simulated loop is current (async__sim_current: it has no loop
+ * argument) listens in that loop's world (srv->world), and the server's system calls go to the world's
+ * counterparts (sim_net.h); serving it on another loop than that world's is ASYNC_EINVAL. */
 #include "net.h"
+#include "sim_net.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -161,7 +166,10 @@ static void close_listener(async_server *srv) {
     /* fn is set by a successful listen: a zero-initialised server's fd 0 is not its to close */
     if (srv->fn && srv->fd >= 0) {
         async_io_stop(&srv->accept);
-        close(srv->fd);
+        if (srv->world)
+            async__sim_net_close_fd((async__sim *)srv->world, srv->fd);
+        else
+            close(srv->fd);
         srv->fd = -1;
     }
 }
@@ -176,6 +184,14 @@ int async_server_listen(async_server *srv, const char *host, int port, unsigned 
     memset(srv, 0, sizeof *srv);
     srv->fd = -1;
     if (!net__numeric_addr(host, port, &ss, &len)) return ASYNC_EINVAL; /* listen on an address, not a name */
+    if ((srv->world = async__sim_current()) != NULL) { /* SO_REUSEPORT means nothing in the world */
+        rc = async__sim_net_listen((async__sim *)srv->world, (struct sockaddr *)&ss, len, &fd, &srv->port);
+        if (rc) {
+            srv->world = NULL;
+            return rc;
+        }
+        goto listening;
+    }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return async__errno_code(errno);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -193,6 +209,7 @@ int async_server_listen(async_server *srv, const char *host, int port, unsigned 
     getsockname(fd, (struct sockaddr *)&ss, &slen);
     srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&ss)->sin6_port
                                                : ((struct sockaddr_in *)(void *)&ss)->sin_port);
+listening:
     srv->fd = fd;
     srv->frame_size = frame_size;
     srv->fn = fn;
@@ -209,15 +226,18 @@ bool async_server_closing(const async_server *srv) { return srv && srv->closing;
 static void serve_fd(async_server *srv, async_loop *loop, int fd) {
     int one = 1;
     net_conn *c;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!srv->world) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c = conn_alloc(srv);
     if (!c) { /* ASYNC_ENOMEM for this connection: it is closed, the server goes on */
-        close(fd);
+        if (srv->world)
+            async__sim_net_close_fd((async__sim *)srv->world, fd);
+        else
+            close(fd);
         srv->refused++;
         return;
     }
     c->srv = srv;
-    async_stream_open(&c->stream, fd);
+    net__stream_adopt(&c->stream, fd, srv->world); /* accept4 made it non-blocking */
     net__stream_mark(&c->stream, NS_SERVER, true);
     c->user = srv->fn(c->frame, &c->stream, srv->arg);
     if (!c->user) {
@@ -242,7 +262,14 @@ static void serve_fd(async_server *srv, async_loop *loop, int fd) {
 static int accept_some(async_server *srv, async_loop *loop) {
     int i;
     for (i = 0; i < ACCEPT_BATCH && srv->fd >= 0; i++) {
-        int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd;
+        if (srv->world) {
+            fd = async__sim_net_accept((async__sim *)srv->world, srv->fd);
+            if (fd < 0) return fd == ASYNC_ENOMEM ? ASYNC_EMFILE : 0; /* EAGAIN: none waits */
+            serve_fd(srv, loop, fd);
+            continue;
+        }
+        fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) return ASYNC_EMFILE;
@@ -310,8 +337,10 @@ static async_status serve_run(async_task *t) {
     async_server *srv = (async_server *)t;
     int rc = 0;
     ASYNC_BEGIN(t);
-    if (!async__loop_has_io(async_task_loop(t)))
+    if (srv->world ? srv->world != (void *)async__loop_sim(async_task_loop(t)) : !async__loop_has_io(async_task_loop(t))) {
+        if (srv->world) ASYNC_THROW(t, ASYNC_EINVAL, "a server of a simulated world is served on that world's loop");
         ASYNC_THROW(t, ASYNC_ENOTSUP, "a server needs a loop that polls the OS (not the virtual clock)");
+    }
     /* Never listened (zero-initialised: its fd 0 is not ours), or the listen failed. A listen that
      * succeeded set fn, and only a close (closing) takes its fd away. */
     if (!srv->fn) ASYNC_THROW(t, ASYNC_EBADF, "the server is not listening");

@@ -10,8 +10,13 @@
  *
  * Once a TLS handshake has run on the stream (tls.c), the same operations go through the TLS session's
  * recv and send (net.h's net_tls) instead of the socket's, and wait for whatever readiness the session
- * asks for. */
+ * asks for.
+ *
+ * A stream of a simulated loop (async/sim.h) holds a socket of the world (s->world): each system call
+ * below goes to the world's counterpart (sim_net.h) instead, and a name other than an IP literal or
+ * "localhost" is ASYNC_ENXIO at once (the world has no resolver). */
 #include "net.h"
+#include "sim_net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -72,7 +77,12 @@ void async_stream_close(async_stream *s) {
      * both waits are left failed with ASYNC_EBADF (every operation resets its wait when it starts). */
     net__io_fail(&s->rio, &closed_under_wait);
     net__io_fail(&s->wio, &closed_under_wait);
-    if (s->flags & NS_OPEN) close(s->fd);
+    if (s->flags & NS_OPEN) {
+        if (s->world)
+            async__sim_net_close_fd((async__sim *)s->world, s->fd);
+        else
+            close(s->fd);
+    }
     free(s->rbuf);
     free(s->wbuf);
     keep = s->flags & NS_SERVER;
@@ -115,12 +125,17 @@ void async_stream_consume(async_stream *s, size_t n) {
 
 size_t async_stream_pending(const async_stream *s) { return s ? s->wlen - s->wpos : 0; }
 
-/* The sticky errors a peer causes; others are reported once. */
-static int stream_fail(async_stream *s, int err) {
-    int code = async__errno_code(err);
+/* The sticky errors a peer causes (code: an ASYNC_E* code); others are reported once. */
+static int stream_fail_code(async_stream *s, int code) {
     if (code == ASYNC_ECONNRESET || code == ASYNC_EPIPE || code == ASYNC_ENOTCONN) s->error = code;
     return code;
 }
+
+/* The same for an errno value. */
+static int stream_fail(async_stream *s, int err) { return stream_fail_code(s, async__errno_code(err)); }
+
+/* The world of a stream's socket, or NULL: the OS's. */
+static async__sim *world_of(const async_stream *s) { return (async__sim *)s->world; }
 
 int32_t net__remaining(async_loop *loop, async_ms deadline, int32_t ms) {
     int32_t d;
@@ -145,6 +160,11 @@ static long net_recv(async_stream *s, void *buf, size_t n) {
         if (got == ASYNC_EAGAIN) s->flags |= NS_DRAINED;
         return got;
     }
+    if (s->world) {
+        long got = async__sim_net_recv(world_of(s), s->fd, buf, n, false);
+        if (got == ASYNC_EAGAIN || (got >= 0 && (size_t)got < n)) s->flags |= NS_DRAINED;
+        return got < 0 && got != ASYNC_EAGAIN ? stream_fail_code(s, (int)got) : got;
+    }
     do r = recv(s->fd, buf, n, 0);
     while (r < 0 && errno == EINTR);
     if (r >= 0) {
@@ -162,6 +182,10 @@ static long net_recv(async_stream *s, void *buf, size_t n) {
 static long net_send(async_stream *s, const void *buf, size_t n) {
     ssize_t r;
     if (s->tls) return tls_of(s)->send(s, buf, n);
+    if (s->world) {
+        long took = async__sim_net_send(world_of(s), s->fd, buf, n);
+        return took < 0 && took != ASYNC_EAGAIN ? stream_fail_code(s, (int)took) : took;
+    }
     do r = send(s->fd, buf, n, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     if (r >= 0) return (long)r;
@@ -585,8 +609,17 @@ int net__numeric_addr(const char *host, int port, struct sockaddr_storage *ss, u
 
 /* Starts a non-blocking connect to a resolved address: 0 (connected), ASYNC_EINPROGRESS, or an error
  * (the socket is then closed). */
-static int connect_addr(async_stream *s, const struct sockaddr *sa, unsigned len) {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, rc;
+static int connect_addr(async_stream *s, async__sim *world, const struct sockaddr *sa, unsigned len) {
+    int fd, one = 1, rc;
+    if (world) { /* the world's socket: it always connects in the background */
+        rc = async__sim_net_connect(world, sa, len, &fd);
+        if (rc != ASYNC_EINPROGRESS) return rc;
+        s->fd = fd;
+        s->world = world;
+        s->flags = (s->flags & NS_SERVER) | NS_OPEN | NS_CONNECTING;
+        return rc;
+    }
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return async__errno_code(errno);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->fd = fd;
@@ -637,7 +670,7 @@ static int resolve_done(async_task *t, async_stream *s) {
         return ASYNC__RAISE;
     }
     for (ai = res; ai; ai = ai->ai_next) { /* the first address that does not fail at once */
-        last = connect_addr(s, ai->ai_addr, (unsigned)ai->ai_addrlen);
+        last = connect_addr(s, NULL, ai->ai_addr, (unsigned)ai->ai_addrlen);
         if (last == 0 || last == ASYNC_EINPROGRESS) break;
     }
     resolve_end(s);
@@ -654,13 +687,19 @@ int async__stream_connect_start(async_task *t, async_stream *s, const char *host
     if (s->flags & NS_OPEN) return async__raise_error_code(t, ASYNC_EBUSY);
     s->fd = -1;
     s->error = 0;
+    s->world = NULL;
     s->flags &= NS_SERVER;
     s->wms = ms < 0 ? -1 : (int32_t)ms;
     if (ms >= 0) s->wdeadline = async_loop_now(async_task_loop(t)) + (async_ms)ms;
     s->op_host = host;
     s->op_port = port;
-    if (!net__numeric_addr(host, port, &ss, &len)) return resolve_start(t, s);
-    rc = connect_addr(s, (struct sockaddr *)&ss, len);
+    if (!net__numeric_addr(host, port, &ss, &len)) {
+        static const async_error unknown = {ASYNC_ENXIO, "host name not known in the simulated world"};
+        if (!async__loop_is_sim(async_task_loop(t))) return resolve_start(t, s);
+        async__raise(t, &unknown); /* the world has no resolver: IP literals and "localhost" only */
+        return ASYNC__RAISE;
+    }
+    rc = connect_addr(s, async__loop_sim(async_task_loop(t)), (struct sockaddr *)&ss, len);
     if (rc == 0) {
         s->flags |= NS_WDONE;
         return ASYNC__GO;
@@ -699,10 +738,49 @@ int async__stream_connect_check(async_task *t, async_stream *s) {
         return rc;
     }
     s->flags &= ~NS_CONNECTING;
-    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (s->world) {
+        err = async__sim_net_error(world_of(s), s->fd);
+    } else {
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        err = err ? async__errno_code(err) : 0;
+    }
     if (err) {
         async_stream_close(s);
-        return async__raise_error_code(t, async__errno_code(err));
+        return async__raise_error_code(t, err);
     }
     return ASYNC__GO;
+}
+
+/* ---- what the server and HTTP call on a stream's socket, the world's or the OS's ---- */
+
+void net__stream_adopt(async_stream *s, int fd, void *world) {
+    memset(s, 0, sizeof *s);
+    s->fd = fd;
+    s->flags = NS_OPEN;
+    s->world = world;
+}
+
+long net__stream_peek(async_stream *s, void *buf, size_t n) {
+    ssize_t r;
+    if (!(s->flags & NS_OPEN)) return ASYNC_EBADF;
+    if (s->world) return async__sim_net_recv(world_of(s), s->fd, buf, n, true);
+    do r = recv(s->fd, buf, n, MSG_PEEK | MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) return (long)r;
+    return NET_WOULD_BLOCK(errno) ? ASYNC_EAGAIN : async__errno_code(errno);
+}
+
+int net__stream_shutdown(async_stream *s) {
+    if (!(s->flags & NS_OPEN)) return ASYNC_EBADF;
+    if (s->world) return async__sim_net_shutdown(world_of(s), s->fd);
+    return shutdown(s->fd, SHUT_WR) < 0 ? async__errno_code(errno) : 0;
+}
+
+int net__stream_peer(const async_stream *s, struct sockaddr_storage *ss, unsigned *len) {
+    socklen_t slen = sizeof *ss;
+    if (!(s->flags & NS_OPEN)) return ASYNC_EBADF;
+    if (s->world) return async__sim_net_peer(world_of(s), s->fd, ss, len);
+    if (getpeername(s->fd, (struct sockaddr *)ss, &slen) < 0) return async__errno_code(errno);
+    *len = (unsigned)slen;
+    return 0;
 }

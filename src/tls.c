@@ -5,7 +5,11 @@
  * libssl talks to the socket through a BIO of our own rather than its socket BIO: that one writes with
  * write(2), which raises SIGPIPE on a connection the peer reset; ours sends with MSG_NOSIGNAL as the
  * stream does, and keeps the errno of a failed call (libssl's error queue does not). The socket is
- * non-blocking: libssl answers "want read" or "want write", and the stream waits for that readiness. */
+ * non-blocking: libssl answers "want read" or "want write", and the stream waits for that readiness.
+ *
+ * The simulated world (async/sim.h) has no TLS: a handshake on a stream of the world, and
+ * async_server_tls on a server listening in it, are refused with ASYNC_ENOTSUP (the world's sockets
+ * are no descriptors libssl's BIO could send on; a scenario speaks plain TCP or HTTP there). */
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -402,6 +406,11 @@ int async__stream_tls_start(async_task *t, async_stream *s, async_tls_ctx *ctx, 
         return async__raise_error_code(t, ASYNC_EINVAL);
     if (ms > ASYNC_MS_MAX) return async__raise_error_code(t, ASYNC_ERANGE);
     if (!(s->flags & NS_OPEN)) return async__raise_error_code(t, ASYNC_EBADF);
+    if (s->world) {
+        static const async_error no_tls = {ASYNC_ENOTSUP, "no TLS in the simulated world"};
+        async__raise(t, &no_tls);
+        return ASYNC__RAISE;
+    }
     if (s->error) return async__raise_error_code(t, s->error);
     if (s->tls || net__io_waiting(&s->rio) || net__io_waiting(&s->wio) || async_stream_pending(s))
         return async__raise_error_code(t, ASYNC_EBUSY);
@@ -447,6 +456,7 @@ const char *async_stream_tls_alpn(const async_stream *s) {
 int async_server_tls(async_server *srv, async_tls_ctx *ctx, int64_t handshake_ms) {
     if (!srv || !ctx || !ctx->server || !srv->fn || srv->task.fn) return ASYNC_EINVAL;
     if (handshake_ms > ASYNC_MS_MAX) return ASYNC_ERANGE;
+    if (srv->world) return ASYNC_ENOTSUP; /* no TLS in the simulated world */
     srv->tls = ctx;
     srv->tls_ms = handshake_ms < 0 ? -1 : (int32_t)handshake_ms;
     srv->tls_start = async__stream_tls_start;

@@ -76,6 +76,7 @@ typedef struct async_stream {
     const char *op_host;         /* private: the pending connect */
     int op_port;
     void *tls;                   /* private: the TLS session once a handshake started, else NULL */
+    void *world;                 /* private: the simulated world whose socket fd is (async/sim.h), else NULL */
 } async_stream;
 
 /** Adopts a connected socket (made non-blocking; SIGPIPE suppressed). 0, ASYNC_EINVAL (NULL), ASYNC_EBADF
@@ -234,6 +235,7 @@ typedef struct async_server {
     unsigned long accepted; /**< connections accepted so far (read-only) */
     unsigned long refused;  /**< connections closed at once for lack of memory or by fn (read-only) */
     unsigned long tls_failed; /**< connections closed because their TLS handshake failed (read-only) */
+    void *world;            /* private: the simulated world whose listener fd is (async/sim.h), else NULL */
 } async_server;
 
 /** Binds host:port (IPv4 or IPv6 literal, "localhost", or NULL for every IPv4 address; port 0 picks a
