@@ -9,9 +9,16 @@
  *
  * An open file is attached to its loop (stage RESOURCES: after the calls in flight are back, the loop
  * closes the files left open). Its calls count while in flight; a close waits, parked, until the last
- * one is back, and frees the file when it is done. */
+ * one is back, and frees the file when it is done.
+ *
+ * On a simulated loop the same job functions reach the world's file system (sim_fs.h) instead of the
+ * OS's: a job has no loop, so its payload begins with the world's file system (file_head; NULL on any
+ * other loop), and the calls below go one way or the other by it. The world's calls may be short
+ * (file_short_pct): the loops that must move every byte (write_all, read_all) go on with the rest, as
+ * they do for a real short write. */
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
+#include "sim_fs.h"
 #include "thread_pool.h"
 
 #include <errno.h>
@@ -25,62 +32,99 @@
 struct async_file {
     async__part part;      /* attached to its loop */
     async_loop *loop;
+    async__sim_files *fs;     /* the world's file system fd belongs to, or NULL: the OS's */
     int fd;
     unsigned busy;         /* reads and writes on it in flight */
     bool closing;          /* a close was requested: no new calls */
     async__job *close_job; /* the close, parked until busy drops to 0 */
 };
 
-/* ---- the calls, on a pool thread ---- */
+/* ---- the calls, on a pool thread (or the loop's thread in the world) ---- */
+
+/* What every job's payload begins with: the file system its calls go to. */
+typedef struct {
+    async__sim_files *fs; /* the world's, or NULL: the OS's */
+} file_head;
 
 static int file_error(void) { return async__errno_code(errno); }
 
-static int open_retry(const char *path, int flags, mode_t mode) {
+/* The system calls the jobs make, on the OS's files or (fs) the world's, with one shape of result: a
+ * descriptor or a count, or an error code. An interrupted call is made again. */
+
+static int fs_open(async__sim_files *fs, const char *path, int flags, mode_t mode) {
     int fd;
+    if (fs) return async__sim_file_open(fs, path, flags);
     do fd = open(path, flags | O_CLOEXEC, mode);
     while (fd < 0 && errno == EINTR);
-    return fd;
+    return fd < 0 ? file_error() : fd;
 }
 
-/* Writes all len bytes; 0 or an error code. */
-static int write_all(int fd, const unsigned char *p, size_t len) {
+/* read(2) at the position (offset -1) or pread(2). */
+static long fs_read(async__sim_files *fs, int fd, void *buf, size_t len, int64_t offset) {
+    ssize_t n;
+    if (fs) return async__sim_file_read(fs, fd, buf, len, offset);
+    do n = offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, (off_t)offset);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? file_error() : (long)n;
+}
+
+static long fs_write(async__sim_files *fs, int fd, const void *data, size_t len) {
+    ssize_t n;
+    if (fs) return async__sim_file_write(fs, fd, data, len);
+    do n = write(fd, data, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? file_error() : (long)n;
+}
+
+/* close(2): on Linux the fd is gone even when it reports EINTR, so that is no error. */
+static int fs_close(async__sim_files *fs, int fd) {
+    if (fs) return async__sim_file_close(fs, fd);
+    return close(fd) == 0 || errno == EINTR ? 0 : file_error();
+}
+
+/* A regular file's size (a first guess for read_all), or -1 if it has none (a pipe, a /proc file). */
+static int64_t fs_size(async__sim_files *fs, int fd) {
+    struct stat st;
+    if (fs) return async__sim_file_size(fs, fd);
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+}
+
+/* Writes all len bytes, going on after short writes; 0 or an error code. */
+static int write_all(async__sim_files *fs, int fd, const unsigned char *p, size_t len) {
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return file_error();
-        }
+        long n = fs_write(fs, fd, p, len);
+        if (n < 0) return (int)n;
+        if (n == 0) return ASYNC_EIO; /* nothing taken and no error: it would loop forever */
         p += n;
         len -= (size_t)n;
     }
     return 0;
 }
 
-/* close(2): on Linux the fd is gone even when it reports EINTR, so that is no error. */
-static int close_checked(int fd) { return close(fd) == 0 || errno == EINTR ? 0 : file_error(); }
-
 typedef struct {
+    file_head h;
     size_t len;  /* out: bytes read */
     char path[]; /* in */
 } read_all_args;
 
 static int read_all_fn(void *arg, intptr_t *result) {
     read_all_args *a = (read_all_args *)arg;
-    struct stat st;
+    async__sim_files *fs = a->h.fs;
     size_t cap = 4096, len = 0;
+    int64_t size;
     char *buf;
-    int fd = open_retry(a->path, O_RDONLY, 0), rc = 0;
-    if (fd < 0) return file_error();
+    int fd = fs_open(fs, a->path, O_RDONLY, 0), rc = 0;
+    if (fd < 0) return fd;
     /* a regular file's size is a good first guess; a pipe or /proc file grows the buffer as it goes */
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 1)
-        cap = (size_t)st.st_size + 1;
+    size = fs_size(fs, fd);
+    if (size > 0 && (uint64_t)size < SIZE_MAX - 1) cap = (size_t)size + 1;
     buf = (char *)malloc(cap);
     if (!buf) {
-        close(fd);
+        fs_close(fs, fd);
         return ASYNC_ENOMEM;
     }
     for (;;) {
-        ssize_t n;
+        long n;
         if (cap - len < 2) {
             char *p = cap <= SIZE_MAX / 2 ? (char *)realloc(buf, cap * 2) : NULL;
             if (!p) {
@@ -90,16 +134,15 @@ static int read_all_fn(void *arg, intptr_t *result) {
             buf = p;
             cap *= 2;
         }
-        n = read(fd, buf + len, cap - len - 1);
+        n = fs_read(fs, fd, buf + len, cap - len - 1, -1);
         if (n < 0) {
-            if (errno == EINTR) continue;
-            rc = file_error();
+            rc = (int)n;
             break;
         }
         if (n == 0) break;
         len += (size_t)n;
     }
-    close(fd); /* read-only: nothing for close to report */
+    fs_close(fs, fd); /* read-only: nothing for close to report */
     if (rc) {
         free(buf);
         return rc;
@@ -116,6 +159,7 @@ static void free_result(intptr_t result, void *arg) {
 }
 
 typedef struct {
+    file_head h;
     size_t len;
     unsigned mode;
     const char *path; /* into data[], after the bytes */
@@ -124,37 +168,39 @@ typedef struct {
 
 static int write_all_fn(void *arg, intptr_t *result) {
     write_all_args *a = (write_all_args *)arg;
-    int rc, fd = open_retry(a->path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)a->mode);
-    if (fd < 0) return file_error();
-    rc = write_all(fd, a->data, a->len);
+    async__sim_files *fs = a->h.fs;
+    int rc, fd = fs_open(fs, a->path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)a->mode);
+    if (fd < 0) return fd;
+    rc = write_all(fs, fd, a->data, a->len);
     if (rc) {
-        close(fd);
+        fs_close(fs, fd);
         return rc;
     }
-    rc = close_checked(fd); /* some file systems report a failed write only here */
+    rc = fs_close(fs, fd); /* some file systems report a failed write only here */
     if (rc) return rc;
     *result = (intptr_t)a->len;
     return 0;
 }
 
 typedef struct {
+    file_head h;
     int flags;
     char path[];
 } open_args;
 
 static int open_fn(void *arg, intptr_t *result) {
     open_args *a = (open_args *)arg;
-    int fd = open_retry(a->path, a->flags, 0666);
+    int fd = fs_open(a->h.fs, a->path, a->flags, 0666);
     *result = fd;
-    return fd < 0 ? file_error() : 0;
+    return fd < 0 ? fd : 0;
 }
 
 static void close_result(intptr_t result, void *arg) {
-    (void)arg;
-    if (result >= 0) close((int)result);
+    if (result >= 0) fs_close(((open_args *)arg)->h.fs, (int)result);
 }
 
 typedef struct {
+    file_head h;
     int fd;
     size_t len;
     int64_t offset;        /* a read at an offset (pread), or -1: at the file's position */
@@ -163,24 +209,23 @@ typedef struct {
 
 static int read_fn(void *arg, intptr_t *result) {
     rw_args *a = (rw_args *)arg;
-    ssize_t n;
-    do n = a->offset < 0 ? read(a->fd, a->bytes, a->len) : pread(a->fd, a->bytes, a->len, (off_t)a->offset);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return file_error();
+    long n = fs_read(a->h.fs, a->fd, a->bytes, a->len, a->offset);
+    if (n < 0) return (int)n;
     *result = (intptr_t)n;
     return 0;
 }
 
 static int write_fn(void *arg, intptr_t *result) {
     rw_args *a = (rw_args *)arg;
-    int rc = write_all(a->fd, a->bytes, a->len);
+    int rc = write_all(a->h.fs, a->fd, a->bytes, a->len);
     if (!rc) *result = (intptr_t)a->len;
     return rc;
 }
 
 static int close_fn(void *arg, intptr_t *result) {
+    rw_args *a = (rw_args *)arg;
     (void)result;
-    return close_checked(((rw_args *)arg)->fd);
+    return fs_close(a->h.fs, a->fd);
 }
 
 /* ---- open files ---- */
@@ -191,7 +236,7 @@ static const char file_kind = 0; /* tags files among the loop's parts */
 static void file_part_free(async_loop *loop, async__part *part) {
     async_file *f = (async_file *)(void *)((char *)part - offsetof(async_file, part));
     (void)loop;
-    close(f->fd);
+    fs_close(f->fs, f->fd);
     free(f);
 }
 
@@ -227,6 +272,7 @@ static async__job *new_job(async_task *t, async_thread_call *call, size_t extra,
         return NULL;
     }
     async__job_set_fn(j, fn, async__job_payload(j), dtor);
+    ((file_head *)async__job_payload(j))->fs = async__sim_files_of(async_task_loop(t));
     return j;
 }
 
@@ -321,10 +367,11 @@ int async__file_open_check(async_task *t, async_thread_call *call, async_file **
     if (async__job_rc(j)) return async__job_end(t, call, j, async__job_rc(j));
     f = file ? (async_file *)calloc(1, sizeof *f) : NULL;
     if (!f) { /* nowhere to keep it: the fd is closed, nothing leaks */
-        close((int)async__job_result(j));
+        fs_close(((open_args *)async__job_payload(j))->h.fs, (int)async__job_result(j));
         return async__job_end(t, call, j, file ? ASYNC_ENOMEM : ASYNC_EINVAL);
     }
     f->fd = (int)async__job_result(j);
+    f->fs = ((open_args *)async__job_payload(j))->h.fs;
     f->loop = async__job_loop(j);
     async__loop_attach(f->loop, &f->part, &file_kind, ASYNC__STAGE_RESOURCES, file_part_free); /* hosted */
     *file = f;

@@ -18,7 +18,17 @@
  * for them; it lets go once they are back and the tasks they woke have run.
  *
  * The pool thread touches a home (push, post, signal) only under the home's mutex: once the loop has
- * taken back all its jobs under that mutex, no thread will touch the home again, and it can go. */
+ * taken back all its jobs under that mutex, no thread will touch the home again, and it can go.
+ *
+ * The simulated world (backend_sim.c). A simulated loop starts no thread, ever: each job is a CALL
+ * request of the world instead, the shape a native job has on io_uring (the job's own request, started
+ * when the job is launched). The world completes it after a delay it draws, in an order it draws among
+ * the calls due together; the completion runs fn on the loop's thread, and the job comes back the usual
+ * way (to its awaiter or completion callback, or its outcome to the dtor if no one wants it any more: a
+ * cancelled awaiter's call still runs at its time, as a thread's would). The pool settings still take
+ * and check their arguments (a shared pool set is counted as in use), but no call reaches a pool. A loop
+ * freed with calls in flight runs them then, in the order they started (a real loop waits for its calls
+ * to end), and their outcomes go to the dtors. */
 #define _POSIX_C_SOURCE 200809L
 #include "thread_pool.h"
 #include "backend.h"
@@ -63,6 +73,7 @@ struct async__job {
     size_t nlen, ndone;     /* a write goes on until all nlen bytes are written */
     int64_t noff;           /* where in the file, or -1: at the file's position */
     async__job *native_next; /* the home's native jobs in flight */
+    async__job *call_prev, *call_next; /* the home's simulated calls in flight, in the order started */
     async__req req;
     async__max_align payload[];               /* the call's copy of its arguments */
 };
@@ -103,6 +114,8 @@ struct thread_home {
     bool held;            /* the home holds the loop: it waits for calls */
     async__job *live;     /* finished, undelivered jobs */
     async__job *native;   /* native jobs in the kernel's hands */
+    async__job *calls, *calls_tail; /* simulated calls in flight, oldest first */
+    bool sim;             /* the loop is simulated: jobs are the world's CALL requests, no pool */
     async__job *free_jobs;
     unsigned nfree;
 };
@@ -348,9 +361,66 @@ static void native_back(async__req *r, int res) {
     native_end(h, j, res);
 }
 
+/* ---- simulated calls: the world's CALL requests, no thread ---- */
+
+static void call_link(thread_home *h, async__job *j) {
+    j->call_next = NULL;
+    j->call_prev = h->calls_tail;
+    if (h->calls_tail)
+        h->calls_tail->call_next = j;
+    else
+        h->calls = j;
+    h->calls_tail = j;
+}
+
+static void call_unlink(thread_home *h, async__job *j) {
+    if (j->call_prev)
+        j->call_prev->call_next = j->call_next;
+    else
+        h->calls = j->call_next;
+    if (j->call_next)
+        j->call_next->call_prev = j->call_prev;
+    else
+        h->calls_tail = j->call_prev;
+    j->call_prev = j->call_next = NULL;
+}
+
+/* The call's time has come (res 0), or the world would not take it (res < 0: fn never runs): fn runs
+ * here, on the loop's thread, and the job comes back as from a pool thread. */
+static void call_run(thread_home *h, async__job *j, int res) {
+    call_unlink(h, j);
+    j->result = 0;
+    j->rc = res < 0 ? res : j->fn(j->arg, &j->result);
+    j->next = NULL;
+    home_take_back(h, j);
+}
+
+static void call_back(async__req *r, int res) {
+    async__job *j = (async__job *)(void *)((char *)r - offsetof(async__job, req));
+    async__req_stop(j->home->loop, r);
+    call_run(j->home, j, res);
+}
+
+/* Hands the job to the world, which draws when its call ends. */
+static void call_start(thread_home *h, async__job *j) {
+    int rc;
+    j->state = JOB_QUEUED;
+    j->req.cb = call_back;
+    j->req.kind = ASYNC__REQ_CALL;
+    j->req.fd = -1;
+    call_link(h, j);
+    rc = async__req_start(h->loop, &j->req, -1);
+    if (rc) call_run(h, j, rc); /* the world takes every call: not reached */
+}
+
 /* Jobs started in a pass go to the pool together, when the pass is over (flush_fn); a native one goes to
- * the kernel (its SQE with the pass's others), or to the pool if the backend cannot take it. */
+ * the kernel (its SQE with the pass's others), or to the pool if the backend cannot take it; on a
+ * simulated loop each is a call of the world. */
 static void job_launch(thread_home *h, async__job *j) {
+    if (h->sim) {
+        call_start(h, j);
+        return;
+    }
     if (j->native) {
         if (native_start(h, j) == 0) {
             j->state = JOB_QUEUED;
@@ -439,6 +509,12 @@ static void wake_fn(async_loop *loop, async__cb *cb) {
 static void home_free(async_loop *loop, async__part *part) {
     thread_home *h = (thread_home *)(void *)((char *)part - offsetof(thread_home, part));
     async__job *j;
+    /* the world's calls in flight run now, in the order started (a parked close that their return lets
+     * go joins the list), and come back as usual */
+    while ((j = h->calls) != NULL) {
+        async__req_stop(loop, &j->req);
+        call_run(h, j, 0);
+    }
     /* native jobs are the ring's, which no one waits on any more: stopped (synchronously; an
      * operation the kernel finished is handed out by the stop), else back as cancelled */
     while ((j = h->native) != NULL) {
@@ -448,7 +524,7 @@ static void home_free(async_loop *loop, async__part *part) {
     home_flush(h);
     pthread_mutex_lock(&h->mu);
     h->freeing = true;
-    while (h->inflight) {
+    while (h->inflight && !h->sim) { /* the world's are back: no thread will bring any */
         async__job *list;
         while (!h->done) pthread_cond_wait(&h->drained, &h->mu);
         list = h->done;
@@ -507,6 +583,7 @@ static thread_home *home_of(async_loop *loop, int *err) {
         return NULL;
     }
     h->loop = loop;
+    h->sim = async__loop_is_sim(loop);
     h->wake.fn = wake_fn;
     h->flush.fn = flush_fn;
     async__loop_attach(loop, &h->part, &home_kind, ASYNC__STAGE_WORK, home_free); /* hosted: cannot fail */
@@ -582,7 +659,7 @@ async__job *async__job_new(async_loop *loop, size_t extra, int *err) {
     thread_home *h;
     async__job *j;
     h = home_of(loop, err);
-    if (!h || !home_pool(h, err)) return NULL;
+    if (!h || (!h->sim && !home_pool(h, err))) return NULL; /* the world's calls need no pool */
     if (extra == 0 && h->free_jobs) {
         j = h->free_jobs;
         h->free_jobs = j->next;

@@ -1,7 +1,9 @@
 /* Private to src/: jobs on a loop's thread pool (thread_pool.c), for the files (files.c), name lookups
  * (net_resolve.c) and to_thread. A job is made on the loop thread, run by a pool thread, and comes back
  * to the loop thread, where it is either delivered (to the task awaiting it, or to a completion
- * callback) or, if no one wants it any more, its outcome goes to its dtor. */
+ * callback) or, if no one wants it any more, its outcome goes to its dtor. On a simulated loop no thread
+ * is started: a job is a call of the world (ASYNC__REQ_CALL), whose completion runs fn on the loop's
+ * thread at the time the world draws, and the job comes back the same way. */
 #ifndef ASYNC_THREAD_POOL_H
 #define ASYNC_THREAD_POOL_H
 
