@@ -256,12 +256,10 @@ static void complete_now(async__sim *sim, sim_req *x, int result) {
 
 static int ready_of(async__sim *sim, int fd) { return sim->net ? async__sim_net_ready(sim, sim->net, fd) : ASYNC_EBADF; }
 
-/* The world's numbers start far above any descriptor the process can have (Linux caps RLIMIT_NOFILE at
- * fs.nr_open, 1,048,576 by default), so that a program that hands one to a real system call (a
- * setsockopt of its own) gets EBADF instead of touching a real file. */
-#define SIM_FD_BASE (1 << 24)
-
-int async__sim_fd_new(async__sim *sim) { return sim->next_fd < SIM_FD_BASE ? (sim->next_fd = SIM_FD_BASE + 1, SIM_FD_BASE) : sim->next_fd++; }
+int async__sim_fd_new(async__sim *sim) {
+    if (sim->next_fd < ASYNC__SIM_FD_BASE) sim->next_fd = ASYNC__SIM_FD_BASE;
+    return sim->next_fd++;
+}
 
 void async__sim_fd_changed(async__sim *sim, int fd) {
     sim_req *x = sim->polls, *next;

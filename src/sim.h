@@ -10,7 +10,7 @@
  *                   partial reads and writes, refusals, resets, stalls, partitions (async__sim_net)
  *   sim_fs.c        simulated files: a file system in memory with short reads and writes, EIO, ENOSPC
  *
- * The layers above reach the world's sockets and files through async__sim_net_ops / async__sim_fs_ops
+ * The layers above reach the world's sockets and files through the calls of sim_net.h and sim_fs.h
  * when their loop is simulated (async__loop_sim), and the OS's otherwise. */
 #ifndef ASYNC_SIM_H
 #define ASYNC_SIM_H
@@ -66,6 +66,10 @@ typedef int (*async__sim_ready_fn)(async__sim *sim, int fd);
 /** A new descriptor number of the world (its parts share one numbering, from 2^24 up, never reused:
  *  a stale number never reaches another object, and none is a real descriptor of the process). */
 int async__sim_fd_new(async__sim *sim);
+/** The first number async__sim_fd_new gives (2^24: Linux caps RLIMIT_NOFILE at fs.nr_open, 1,048,576 by
+ *  default, so that a program that hands one to a real system call, a setsockopt of its own, gets EBADF
+ *  instead of touching a real file). A part indexes its descriptors by fd - ASYNC__SIM_FD_BASE. */
+#define ASYNC__SIM_FD_BASE (1 << 24)
 
 /** Tells the world that fd's readiness may have changed: POLL requests on it whose bits are ready now
  *  complete (as events now, in an order drawn from the generator). A part calls it whenever data

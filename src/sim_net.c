@@ -64,6 +64,7 @@ typedef struct seg {
     async_ms at;  /* when it arrives */
     size_t len, off; /* off: bytes read */
     bool fin, stalled;
+    bool rst; /* a reset sent by an end that closed with input unread, or that got bytes once closed */
     unsigned char data[];
 } seg;
 
@@ -80,6 +81,7 @@ typedef struct pipe_dir {
     bool blocked;               /* an arrival found the connection cut: it waits for the heal */
     bool eof;                   /* the FIN arrived */
     bool fin_sent;
+    bool rst_sent;              /* a reset is on its way behind the data (see end_close) */
     struct sim_conn *conn;
     int dir; /* 0: client to server (written by end[0]), 1: server to client */
 } pipe_dir;
@@ -119,8 +121,9 @@ typedef struct sim_conn {
 
 typedef struct sim_net {
     async__sim *sim;
-    sock **fds; /* by descriptor number */
+    sock **fds; /* by descriptor number, less ASYNC__SIM_FD_BASE */
     size_t nfds;
+    unsigned open; /* descriptors open (the runner's census) */
     sim_conn *conns;
     sock *listeners;
     net_addr *cut; /* hosts cut off (ports unused) */
@@ -218,23 +221,25 @@ static bool conn_cut(const sim_conn *c) {
 
 static int fd_put(sim_net *n, sock *s) {
     int fd = async__sim_fd_new(n->sim);
-    if ((size_t)fd >= n->nfds) {
+    size_t i = (size_t)(fd - ASYNC__SIM_FD_BASE);
+    if (i >= n->nfds) {
         size_t cap = n->nfds ? n->nfds * 2 : 64;
         sock **p;
-        while (cap <= (size_t)fd) cap *= 2;
+        while (cap <= i) cap *= 2;
         p = (sock **)realloc(n->fds, cap * sizeof *p);
         if (!p) return ASYNC_ENOMEM;
         memset(p + n->nfds, 0, (cap - n->nfds) * sizeof *p);
         n->fds = p;
         n->nfds = cap;
     }
-    n->fds[fd] = s;
+    n->fds[i] = s;
+    n->open++;
     s->fd = fd;
     return fd;
 }
 
 static sock *sock_of(const sim_net *n, int fd) {
-    return fd >= 0 && (size_t)fd < n->nfds ? n->fds[fd] : NULL;
+    return fd >= ASYNC__SIM_FD_BASE && (size_t)(fd - ASYNC__SIM_FD_BASE) < n->nfds ? n->fds[fd - ASYNC__SIM_FD_BASE] : NULL;
 }
 
 /* fd's readiness may have changed (a server's end not accepted yet has no POLL to tell). */
@@ -295,6 +300,7 @@ static void conn_maybe_free(sim_conn *c) {
 }
 
 static void pipe_arrive(async__sim *sim, async__sim_event *ev);
+static int pipe_push_seg(sim_net *n, pipe_dir *p, const void *data, size_t len, bool fin, bool rst);
 
 /* Schedules the arrival of p's first segment on its way. */
 static void pipe_schedule(sim_net *n, pipe_dir *p) {
@@ -303,6 +309,12 @@ static void pipe_schedule(sim_net *n, pipe_dir *p) {
 
 /* Puts a segment of len bytes (a FIN if fin) on its way. 0 or ASYNC_ENOMEM. */
 static int pipe_push(sim_net *n, pipe_dir *p, const void *data, size_t len, bool fin) {
+    return pipe_push_seg(n, p, data, len, fin, false);
+}
+
+/* Puts a segment on its way: len bytes, a FIN, or a reset (which, as TCP's, travels behind what the end
+ * sent before it). 0 or ASYNC_ENOMEM. */
+static int pipe_push_seg(sim_net *n, pipe_dir *p, const void *data, size_t len, bool fin, bool rst) {
     sim_conn *c = p->conn;
     seg *s = (seg *)malloc(sizeof *s + len);
     async_ms now = now_of(n);
@@ -311,6 +323,7 @@ static int pipe_push(sim_net *n, pipe_dir *p, const void *data, size_t len, bool
     memset(s, 0, sizeof *s);
     s->len = len;
     s->fin = fin;
+    s->rst = rst;
     if (len) memcpy(s->data, data, len);
     if ((int32_t)(p->link_ms - now) < 0) { /* the link was idle */
         p->link_ms = now;
@@ -333,6 +346,29 @@ static int pipe_push(sim_net *n, pipe_dir *p, const void *data, size_t len, bool
         if (!async__sim_scheduled(&p->ev)) pipe_schedule(n, p);
     }
     return 0;
+}
+
+/* An end sends a reset behind what it sent (it closed with input unread, or bytes came for it once
+ * closed): the peer reads what arrived before it, then ASYNC_ECONNRESET. The direction towards the end
+ * that sent it is dropped (that end reads no more). */
+static void rst_send(sim_net *n, sim_conn *c, int side) {
+    pipe_dir *out = &c->p[side];
+    pipe_free(n, &c->p[1 - side]);
+    if (c->reset || out->rst_sent) return;
+    out->rst_sent = out->fin_sent = true;
+    if (pipe_push_seg(n, out, NULL, 0, false, true)) conn_reset(c); /* no memory: at once */
+}
+
+/* A reset sent by the end p is written by arrives at the other end. */
+static void rst_arrive(sim_net *n, sim_conn *c, pipe_dir *p) {
+    sock *r = c->end[1 - p->dir];
+    c->reset = true;
+    note(n, c->id, N_RESET, NULL, 0);
+    pipe_free(n, &c->p[1 - p->dir]); /* what the reader sent is refused */
+    if (r) {
+        r->error = ASYNC_ECONNRESET; /* after what arrived before it is read (recv) */
+        changed(n, r);
+    }
 }
 
 /* The arrival of p's segments due now. */
@@ -360,6 +396,11 @@ static void pipe_arrive(async__sim *sim, async__sim_event *ev) {
         p->flight = s->next;
         p->in_flight -= s->len;
         any = true;
+        if (s->rst) {
+            rst_arrive(n, c, p);
+            conn_maybe_free(c);
+            return;
+        }
         if (s->fin) {
             p->eof = true;
             note(n, c->id, N_FIN, NULL, 0);
@@ -368,7 +409,7 @@ static void pipe_arrive(async__sim *sim, async__sim_event *ev) {
         p->readable += s->len;
         note(n, c->id, N_DELIVER, s->data, s->len);
         if (!reader && s->len) { /* bytes for an end that is closed: TCP answers with a reset */
-            conn_reset(c);
+            rst_send(n, c, 1 - p->dir);
             conn_maybe_free(c);
             return;
         }
@@ -494,10 +535,7 @@ void async__sim_net_close(async__sim *sim, void *net) {
     free(n);
 }
 
-unsigned async__sim_net_count(const void *net) {
-    (void)net;
-    return 0;
-}
+unsigned async__sim_net_count(const void *net) { return ((const sim_net *)net)->open; }
 
 int async__sim_net_ready(async__sim *sim, void *net, int fd) {
     sim_net *n = (sim_net *)net;
@@ -635,7 +673,8 @@ long async__sim_net_recv(async__sim *sim, int fd, void *buf, size_t len, bool pe
     size_t take, got = 0;
     seg *g;
     if (!s) return err;
-    if (s->error) return s->error;
+    /* a reset that came behind data: the data is read first (as Linux's recv does) */
+    if (s->error && (s->state != S_OPEN || !s->conn->p[1 - s->side].readable)) return s->error;
     if (s->state != S_OPEN) return ASYNC_EAGAIN;
     p = &s->conn->p[1 - s->side];
     if (!p->readable) {
@@ -718,7 +757,7 @@ static void end_close(sim_net *n, sock *s) {
     note(n, c->id, N_CLOSE, NULL, 0);
     if (!c->reset && s->state == S_OPEN) {
         if (c->p[1 - s->side].readable) {
-            conn_reset(c);
+            rst_send(n, c, s->side);
         } else if (!c->p[s->side].fin_sent) {
             c->p[s->side].fin_sent = true;
             if (pipe_push(n, &c->p[s->side], NULL, 0, true)) conn_reset(c); /* no memory for the FIN */
@@ -732,7 +771,8 @@ int async__sim_net_close_fd(async__sim *sim, int fd) {
     sim_net *n = net_of(sim);
     sock *s = sock_of(n, fd), **pp;
     if (!s) return ASYNC_EBADF;
-    n->fds[fd] = NULL;
+    n->fds[fd - ASYNC__SIM_FD_BASE] = NULL;
+    n->open--;
     async__sim_fd_closed(sim, fd);
     if (s->kind == K_CONN) {
         end_close(n, s);
