@@ -1,7 +1,8 @@
 /* sim: runs the simulated world's scenarios over seeds, and replays one.
  *
  *   sim [SCENARIO ...] [--seeds N] [--first S]   N seeds from S (default 1000 from 1), each scenario
- *   sim SCENARIO --seed S [--trace out.json]      one seed again, with its timeline if asked
+ *   sim SCENARIO --seed S [--trace out.json]      one seed again, with its task timeline if asked
+ *                                                  (Chrome trace JSON: Perfetto, chrome://tracing)
  *   sim --list
  *
  * Stops at a scenario's first failing seed and prints the command that replays it (--keep-going goes
@@ -22,7 +23,7 @@ static const async_sim_scenario *const scenarios[] = {
 
 static int usage(void) {
     fprintf(stderr, "usage: sim [SCENARIO ...] [--seeds N] [--first S] [--keep-going]\n"
-                    "       sim SCENARIO --seed S\n"
+                    "       sim SCENARIO --seed S [--trace out.json]\n"
                     "       sim --list\n");
     return 2;
 }
@@ -43,7 +44,11 @@ int main(int argc, char **argv) {
     o.first_seed = 1;
     o.seeds = 1000;
     o.check_determinism = true;
-    o.replay = "  build/sim/sim %s --seed %llu";
+    {   /* the command that replays a seed: this program, as it was started */
+        static char replay[512];
+        snprintf(replay, sizeof replay, "  %.400s %%s --seed %%llu", argv[0]);
+        o.replay = replay;
+    }
     for (a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--list") == 0) {
             for (i = 0; i < NSCEN; i++) printf("%s\n", scenarios[i]->name);
@@ -55,6 +60,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[a], "--seed") == 0 && a + 1 < argc) {
             o.first_seed = strtoull(argv[++a], NULL, 0);
             o.seeds = 1;
+        } else if (strcmp(argv[a], "--trace") == 0 && a + 1 < argc) {
+            o.trace = argv[++a];
         } else if (strcmp(argv[a], "--keep-going") == 0) {
             o.keep_going = true;
         } else if (argv[a][0] == '-') {

@@ -154,8 +154,8 @@ static void census(async_loop *loop, run_state *st, char *why, size_t cap) {
 }
 
 /* Runs s with seed: 0 and its hash in *hash, or the failure's text in why. */
-static int run_one(const async_sim_scenario *s, uint64_t seed, uint64_t *hash, uint64_t *events, char *why,
-                   size_t cap) {
+static int run_one(const async_sim_scenario *s, uint64_t seed, const char *trace, uint64_t *hash,
+                   uint64_t *events, char *why, size_t cap) {
     async_sim_options o = async_sim_defaults(seed);
     run_state st;
     async__hooks_user census_hooks;
@@ -175,10 +175,13 @@ static int run_one(const async_sim_scenario *s, uint64_t seed, uint64_t *hash, u
     census_hooks.hooks = &run_hooks;
     census_hooks.ctx = &st;
     if (async__hooks_add(loop, &census_hooks)) say(why, cap, "(the census of tasks is off: the loop has hooks of its own) ");
+    if (trace && (rc = async_loop_trace_start(loop, trace)) != 0)
+        say(why, cap, "the trace could not be written to %s (%s); ", trace, async_strerror(rc));
     rc = s->run(loop, s->arg, &own);
     if (rc) say(why, cap, "%s (%d); ", own ? own : async_strerror(rc), rc);
     if (!settle(loop)) say(why, cap, "the world never settled; ");
     census(loop, &st, why, cap);
+    if (trace) async_loop_trace_stop(loop);
     *hash = async_sim_hash(loop);
     *events = async_sim_events(loop);
     async__hooks_remove(loop, &census_hooks);
@@ -209,12 +212,12 @@ int async_sim_run(const async_sim_scenario *s, const async_sim_run_options *o, a
     memset(&r, 0, sizeof r);
     for (i = 0; i < count; i++) {
         uint64_t seed = o->first_seed + i;
-        int rc = run_one(s, seed, &hash, &events, why, sizeof why);
+        int rc = run_one(s, seed, o->trace, &hash, &events, why, sizeof why);
         r.seeds_run++;
         r.events += events;
         r.last_hash = hash;
         if (!rc && o->check_determinism && i == 0) { /* the seed alone decides: a second run, the same hash */
-            rc = run_one(s, seed, &hash2, &events2, why, sizeof why);
+            rc = run_one(s, seed, o->trace, &hash2, &events2, why, sizeof why);
             if (!rc && (hash2 != hash || events2 != events)) {
                 snprintf(why, sizeof why, "not deterministic: hash %016llx then %016llx", (unsigned long long)hash,
                          (unsigned long long)hash2);

@@ -110,6 +110,8 @@ typedef struct async_sim_run_options {
     const char *replay;      /**< printf format of the command that replays a failure, given the
                               *   scenario's name (%s) and the seed (%llu); NULL: none printed */
     FILE *out;               /**< where failures are printed (NULL: stderr) */
+    const char *trace;       /**< a path: each seed's run writes its task timeline there (Chrome trace
+                              *   JSON, async_loop_trace_start), the last seed's stays: for a replay */
 } async_sim_run_options;
 
 /** What async_sim_run saw. */
