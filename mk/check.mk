@@ -9,9 +9,9 @@ CHECK_JOBS   ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 CHECK_LOGS   := build/check
 # the stages, longest first, so that the short ones fill the gaps
 CHECK_ORDER  := inject-alloc valgrind inject-cancel-each inject-cancel-main fuzz clang tsan asan inject-census \
-                gcc uring firmware cxx install portable
+                gcc uring sim firmware cxx install portable
 .PHONY: check check-portable check-install check-cxx check-gcc check-clang check-asan check-valgrind \
-        check-build-gcc check-build-san check-uring $(CHECK_ORDER:%=check-stage-%)
+        check-build-gcc check-build-san check-uring check-sim $(CHECK_ORDER:%=check-stage-%)
 
 check:
 	@rm -rf $(CHECK_LOGS) && mkdir -p $(CHECK_LOGS)
@@ -35,6 +35,7 @@ endef
 CHECK_NEEDS_gcc      := check-build-gcc
 CHECK_NEEDS_valgrind := check-build-gcc
 CHECK_NEEDS_uring    := check-build-gcc
+CHECK_NEEDS_sim      := check-build-gcc
 CHECK_NEEDS_install  := check-build-gcc
 CHECK_NEEDS_firmware := check-build-gcc
 CHECK_NEEDS_cxx      := check-build-gcc

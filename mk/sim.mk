@@ -37,7 +37,8 @@ sim-planted:
 	seed=$$(echo "$$out" | sed -n 's/.*seed \([0-9]*\) FAILED.*/\1/p' | head -n 1); \
 	if [ -z "$$seed" ]; then echo "  FAIL    the planted race was not found in $(SIM_SEEDS) seeds"; exit 1; fi; \
 	echo "  found   the planted race at seed $$seed; replaying it twice:"; \
-	a=$$($(PLANTED_BUILD)/sim/sim http --seed $$seed 2>&1); b=$$($(PLANTED_BUILD)/sim/sim http --seed $$seed 2>&1); \
+	a=$$($(PLANTED_BUILD)/sim/sim http --seed $$seed 2>&1 | grep -E 'FAILED|hash'); \
+	b=$$($(PLANTED_BUILD)/sim/sim http --seed $$seed 2>&1 | grep -E 'FAILED|hash'); \
 	echo "$$a"; \
 	echo "$$a" | grep -q FAILED && [ "$$a" = "$$b" ] || { echo "  FAIL    the replay did not fail the same way"; exit 1; }; \
 	echo "  PASS    the replay fails the same way, with the same hash"

@@ -22,6 +22,7 @@ typedef struct chat_world {
     int got[CLIENTS][CLIENTS];  /* got[b][a]: messages of a that b received */
     int next[CLIENTS][CLIENTS]; /* next[b][a]: the number b expects next from a */
     int disorder, timeouts, failures;
+    bool all_in; /* the room held every client once: talking may start (and vanishing with it) */
 } chat_world;
 
 static int room_size(void) {
@@ -83,7 +84,10 @@ ASYNC_DEF(chat_client, chat_world *w; int me; async_stream s; char buf[32]; int 
             snprintf(f->buf, sizeof f->buf, "c%02d\n", f->me);
             async_stream_write(&f->s, f->buf, strlen(f->buf));
             AWAIT_STREAM_DRAIN(t, &f->s, 10000);
-            while (room_size() < CLIENTS) AWAIT_SLEEP(t, 10); /* everyone is in the room: now talk */
+            /* everyone is in the room: now talk. A latch, not the room's size: once the first client
+             * talks, one that vanishes makes the room smaller again */
+            while (!f->w->all_in && room_size() < CLIENTS) AWAIT_SLEEP(t, 10);
+            f->w->all_in = true;
             ASYNC_SPAWN(t, &f->g, ASYNC_CALL(chat_reader, &f->r, f->w, &f->s, f->me));
             for (f->k = 0; f->k < MESSAGES; f->k++) {
                 AWAIT_SLEEP(t, (int)async_sim_random(async_task_loop(t), 200));

@@ -4,9 +4,10 @@
  * request that failed (every request is idempotent). Checks: every request was answered in the end,
  * every key holds the last value written, and the store's version counts every write the handlers made.
  *
- * Built with -DSIM_PLANTED_RACE=1 (make sim-planted) the PUT handler has a planted race: it reads the
- * version before its backend call and writes it back after, so two PUTs whose calls overlap lose one
- * increment. The runner must find a seed where that happens and replay it. */
+ * Built with -DSIM_PLANTED_RACE=1 (make sim-planted) the PUT handler has a planted race on a rare path
+ * (a PUT of key 0 while the version is 5 modulo 16): it reads the version before its backend call and
+ * writes it back after, so another PUT whose call ends meanwhile loses its increment. About one seed in
+ * twenty meets it; the runner must find one and replay it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +45,14 @@ ASYNC_HTTP_DEF(put_value, store *st; long v; int key; async_thread_call call;) {
         ASYNC_RETURN(t, 0);
     }
     memcpy(f->st->values[f->key], f->req->body, f->req->body_len + 1);
-#if SIM_PLANTED_RACE
-    f->v = f->st->version; /* the planted race: read, await, write back */
-    AWAIT_TO_THREAD(t, &f->call, backend_write, NULL, NULL);
-    f->st->version = f->v + 1;
-#else
-    AWAIT_TO_THREAD(t, &f->call, backend_write, NULL, NULL);
-    f->st->version++;
-#endif
+    if (SIM_PLANTED_RACE && f->key == 0 && f->st->version % 16 == 5) { /* planted: read, await, write back */
+        f->v = f->st->version;
+        AWAIT_TO_THREAD(t, &f->call, backend_write, NULL, NULL);
+        f->st->version = f->v + 1;
+    } else {
+        AWAIT_TO_THREAD(t, &f->call, backend_write, NULL, NULL);
+        f->st->version++;
+    }
     f->st->writes++;
     async_http_response_text(f->res, 200, "ok");
 } ASYNC_END_DEF

@@ -96,11 +96,12 @@ static void pipeline_options(async_sim_options *o, uint64_t seed, void *arg) {
 }
 
 static int pipeline_scenario(async_loop *loop, void *arg, const char **why) {
-    pipe_state st;
-    pipeline_frame m;
+    static pipe_state st;
+    static pipeline_frame m;
     int rc, i;
     (void)arg;
     memset(&st, 0, sizeof st);
+    memset(&m, 0, sizeof m);
     rc = async_run(loop, ASYNC_CALL(pipeline, &m, &st));
     if (rc) {
         *why = "the pipeline failed";
