@@ -8,7 +8,9 @@
  * (async_sim_hash) shows that it did.
  *
  * The world's wait: if tasks are ready, it runs the events due now and returns; otherwise it moves the
- * clock to the earlier of the next event and the next timer, and runs the events due then. With neither
+ * clock to the earlier of the next event and the next timer, and runs the events due then. When the
+ * next event and the next timer are due at the same moment, a draw says which goes first (the timers'
+ * tasks run before the events, or after them). With neither
  * left, nothing can ever happen again: it says so, and async_run reports the deadlock as on any loop.
  *
  * Requests: TIMER (an event at its deadline), POLL (on the world's descriptors: completes at once, as an
@@ -346,8 +348,11 @@ static bool sim_wait(async_loop *loop, int32_t timeout_ms) {
             advance(sim, (async_ms)timeout_ms);
             return true;
         }
-        if (timeout_ms > 0 && (int32_t)(sim->root->at - now) > timeout_ms) {
-            advance(sim, (async_ms)timeout_ms); /* a timer is first */
+        /* a timer is first; or due with the next event, and first by a draw: a sleep and an arrival of
+         * the same ms come in either order, as on a real machine */
+        if (timeout_ms > 0 && ((int32_t)(sim->root->at - now) > timeout_ms ||
+                               ((int32_t)(sim->root->at - now) == timeout_ms && async__sim_chance(sim, 50)))) {
+            advance(sim, (async_ms)timeout_ms); /* the events due then run at the next wait */
             return true;
         }
         if ((int32_t)(sim->root->at - now) > 0) advance(sim, sim->root->at - now);

@@ -500,6 +500,44 @@ TEST(sim_net_http_server_and_client_exchange_requests) {
     async_loop_free(loop);
 }
 
+/* ---- a timer and an event of the world due at the same moment: either may come first ---- */
+
+static char sn_tie_order[3];
+
+ASYNC_DEF(sn_tie_sleeper, int unused;) {
+    (void)f;
+    AWAIT_SLEEP(t, 10);
+    strcat(sn_tie_order, "s");
+} ASYNC_END_DEF
+
+ASYNC_DEF(sn_tie, async_server srv; async_stream c; sn_tie_sleeper_frame s; async_group g;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sn_tie_sleeper, &f->s, 0));
+    AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000); /* answered at 10 ms */
+    ASSERT_EQ(async_loop_now(async_task_loop(t)), 10);
+    strcat(sn_tie_order, "c");
+    AWAIT_GROUP(t, &f->g);
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 0);
+} ASYNC_END_DEF
+
+TEST(sim_net_a_timer_and_an_event_due_together_come_in_either_order) {
+    static sn_tie_frame f;
+    int seed, sleeper_first = 0, connect_first = 0;
+    for (seed = 1; seed <= 40; seed++) {
+        async_loop *loop = sn_loop((uint64_t)seed, 5, 0);
+        memset(&f, 0, sizeof f);
+        sn_tie_order[0] = '\0';
+        ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_tie, &f)), 0);
+        sleeper_first += strcmp(sn_tie_order, "sc") == 0;
+        connect_first += strcmp(sn_tie_order, "cs") == 0;
+        async_loop_free(loop);
+    }
+    ASSERT_EQ(sleeper_first + connect_first, 40);
+    ASSERT(sleeper_first > 0); /* the order is the seed's, not always the world's event first */
+    ASSERT(connect_first > 0);
+}
+
 /* ---- waits on many descriptors: a change or a close reaches the waits on its descriptor alone ---- */
 
 #define SN_WAITERS 64
