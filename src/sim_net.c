@@ -34,7 +34,10 @@
  * below), deliveries with their bytes. Descriptors are the world's (async__sim_fd_new); a table indexed
  * by number finds them (numbers are never reused: it grows by a pointer per descriptor the world ever
  * made). Memory is malloc's: the world is the hosted runtime's, and async__sim_net_close frees what is
- * left, a world freed with live connections included. */
+ * left, a world freed with live connections included. A call that cannot allocate returns ASYNC_ENOMEM
+ * (connect, listen, accept, send); where the world itself needs memory (a server's end when a SYN
+ * arrives, a FIN, a reset travelling behind data) it turns the failure into a fault the program must
+ * handle anyway: a refused connect, a reset connection. */
 #define _POSIX_C_SOURCE 200809L
 #include "sim_net.h"
 #include "net.h"
