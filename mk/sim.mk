@@ -42,3 +42,15 @@ sim-planted:
 	echo "$$a"; \
 	echo "$$a" | grep -q FAILED && [ "$$a" = "$$b" ] || { echo "  FAIL    the replay did not fail the same way"; exit 1; }; \
 	echo "  PASS    the replay fails the same way, with the same hash"
+
+# The world's speed with many connections at once (sim/bench/conns.c): events per second for 100, 1000
+# and 3000 connections, or SIM_BENCH="n ...".
+SIM_BENCH ?=
+.PHONY: sim-bench
+$(BUILD)/sim/bench/conns: sim/bench/conns.c $(BUILD)/libasync.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
+
+sim-bench: $(BUILD)/sim/bench/conns
+	$(Q)$(BUILD)/sim/bench/conns $(SIM_BENCH)

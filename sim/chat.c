@@ -145,6 +145,11 @@ static int chat_scenario(async_loop *loop, void *arg, const char **why) {
     (void)arg;
     memset(&w, 0, sizeof w);
     memset(&m, 0, sizeof m);
+    /* the sample's globals: a seed that failed (the runner goes on with --keep-going) may have left them
+     * pointing into the frames of its freed loop */
+    room = NULL;
+    over_high = 0;
+    memset(&room_open, 0, sizeof room_open);
     for (i = 0; i < 3; i++) { /* three vanish, three stall (maybe the same ones) */
         w.vanish[async_sim_random(loop, CLIENTS)] = 1 + (int)async_sim_random(loop, MESSAGES);
         w.stall[async_sim_random(loop, CLIENTS)] = 1;

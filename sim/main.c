@@ -44,9 +44,17 @@ int main(int argc, char **argv) {
     o.first_seed = 1;
     o.seeds = 1000;
     o.check_determinism = true;
-    {   /* the command that replays a seed: this program, as it was started */
-        static char replay[512];
-        snprintf(replay, sizeof replay, "  %.400s %%s --seed %%llu", argv[0]);
+    {   /* the command that replays a seed: this program, as it was started (a printf format: a % in
+         * its path is doubled) */
+        static char replay[1024];
+        size_t k = 0, j;
+        replay[k++] = ' ';
+        replay[k++] = ' ';
+        for (j = 0; argv[0][j] && k < 800; j++) {
+            if (argv[0][j] == '%') replay[k++] = '%';
+            replay[k++] = argv[0][j];
+        }
+        snprintf(replay + k, sizeof replay - k, " %%s --seed %%llu");
         o.replay = replay;
     }
     for (a = 1; a < argc; a++) {

@@ -8,11 +8,15 @@
  * (async_sim_hash) shows that it did.
  *
  * The world's wait: if tasks are ready, it runs the events due now and returns; otherwise it moves the
- * clock to the earlier of the next event and the next timer, and runs the events due then. With neither
+ * clock to the earlier of the next event and the next timer, and runs the events due then. When the
+ * next event and the next timer are due at the same moment, a draw says which goes first (the timers'
+ * tasks run before the events, or after them). With neither
  * left, nothing can ever happen again: it says so, and async_run reports the deadlock as on any loop.
  *
  * Requests: TIMER (an event at its deadline), POLL (on the world's descriptors: completes at once, as an
- * event now, when the part that owns the descriptor says it is ready, or at its deadline), CALL (a call
+ * event now, when the part that owns the descriptor says it is ready, or at its deadline; while it waits
+ * it is in a list the descriptor's object keeps, so that a change costs the waits on that descriptor
+ * alone, however many connections the world holds), CALL (a call
  * on a simulated thread: an event after a delay drawn in [0, call_delay_max_ms]). Signals never come in
  * the world: a SIGNAL request is taken and never completes, and does not keep the loop alive. */
 #define _POSIX_C_SOURCE 200809L
@@ -23,11 +27,11 @@
 #include <string.h>
 
 /* A request's state in its backend bytes. */
-typedef struct sim_req {
-    async__sim_event done;       /* its completion; a POLL's is at its deadline until it is ready */
-    struct sim_req *prev, *next; /* POLL: in the world's list of waiting polls */
-    int result;                  /* the completion's result */
-    bool waiting;                /* POLL: in the list */
+typedef struct async__sim_wait {
+    async__sim_event done;                /* its completion; a POLL's is at its deadline until it is ready */
+    struct async__sim_wait *prev, *next;  /* POLL: in its descriptor's waits (async__sim_waiters) */
+    async__sim_waiters *list;             /* POLL: that list while it waits, else NULL */
+    int result;                           /* the completion's result */
 } sim_req;
 
 typedef char sim_req_fits[sizeof(sim_req) <= ASYNC__REQ_BACKEND_BYTES ? 1 : -1];
@@ -38,7 +42,7 @@ struct async__sim {
     uint64_t s[4];           /* the generator */
     async__sim_event *root; /* the schedule: a pairing heap by (at, order) */
     size_t n;               /* events in it */
-    sim_req *polls, *polls_tail; /* POLL requests waiting for readiness, in the order started */
+    unsigned polls;          /* POLL requests waiting for readiness (each in its descriptor's list) */
     uint64_t hash, events;
     int next_fd;
     void *net, *fs;
@@ -209,29 +213,34 @@ static void advance(async__sim *sim, async_ms ms) {
 
 /* ---- requests ---- */
 
+/* A POLL's wait is in the list of its descriptor's object (async__sim_waiters, which the part that owns
+ * the descriptor keeps), in the order started: a change of one descriptor looks at its own waits only. */
 static void poll_unlink(async__sim *sim, sim_req *x) {
-    if (!x->waiting) return;
+    async__sim_waiters *w = x->list;
+    if (!w) return;
     if (x->prev)
         x->prev->next = x->next;
     else
-        sim->polls = x->next;
+        w->head = x->next;
     if (x->next)
         x->next->prev = x->prev;
     else
-        sim->polls_tail = x->prev;
+        w->tail = x->prev;
     x->prev = x->next = NULL;
-    x->waiting = false;
+    x->list = NULL;
+    sim->polls--;
 }
 
-static void poll_link(async__sim *sim, sim_req *x) {
+static void poll_link(async__sim *sim, sim_req *x, async__sim_waiters *w) {
     x->next = NULL;
-    x->prev = sim->polls_tail;
-    if (sim->polls_tail)
-        sim->polls_tail->next = x;
+    x->prev = w->tail;
+    if (w->tail)
+        w->tail->next = x;
     else
-        sim->polls = x;
-    sim->polls_tail = x;
-    x->waiting = true;
+        w->head = x;
+    w->tail = x;
+    x->list = w;
+    sim->polls++;
 }
 
 static void done_fn(async__sim *sim, async__sim_event *ev) {
@@ -255,33 +264,34 @@ static void complete_now(async__sim *sim, sim_req *x, int result) {
 }
 
 static int ready_of(async__sim *sim, int fd) { return sim->net ? async__sim_net_ready(sim, sim->net, fd) : ASYNC_EBADF; }
+static async__sim_waiters *waiters_of(async__sim *sim, int fd) { return sim->net ? async__sim_net_waiters(sim->net, fd) : NULL; }
 
 int async__sim_fd_new(async__sim *sim) {
     if (sim->next_fd < ASYNC__SIM_FD_BASE) sim->next_fd = ASYNC__SIM_FD_BASE;
     return sim->next_fd++;
 }
 
+/* Completing a wait schedules an event and changes no descriptor: the readiness read once holds for
+ * every wait of the list. */
 void async__sim_fd_changed(async__sim *sim, int fd) {
-    sim_req *x = sim->polls, *next;
-    for (; x; x = next) {
-        async__req *r = req_of(x);
-        int ready;
+    async__sim_waiters *w = waiters_of(sim, fd);
+    sim_req *x, *next;
+    int ready;
+    if (!w || !w->head) return;
+    ready = ready_of(sim, fd);
+    for (x = w->head; x; x = next) {
+        unsigned events = req_of(x)->events;
         next = x->next;
-        if (r->fd != fd) continue;
-        ready = ready_of(sim, fd);
         if (ready < 0)
             complete_now(sim, x, ready);
-        else if ((unsigned)ready & r->events)
-            complete_now(sim, x, (int)((unsigned)ready & r->events));
+        else if ((unsigned)ready & events)
+            complete_now(sim, x, (int)((unsigned)ready & events));
     }
 }
 
 void async__sim_fd_closed(async__sim *sim, int fd) {
-    sim_req *x = sim->polls, *next;
-    for (; x; x = next) {
-        next = x->next;
-        if (req_of(x)->fd == fd) complete_now(sim, x, ASYNC_EBADF);
-    }
+    async__sim_waiters *w = waiters_of(sim, fd);
+    while (w && w->head) complete_now(sim, w->head, ASYNC_EBADF);
 }
 
 static void sim_stop(void *state, async__req *r) {
@@ -316,7 +326,7 @@ static int sim_start(void *state, async__req *r, int64_t ms) {
             complete_now(sim, x, (int)((unsigned)ready & r->events));
             return 0;
         }
-        poll_link(sim, x);
+        poll_link(sim, x, waiters_of(sim, r->fd)); /* a descriptor that is ready_of's has its list */
         x->result = ASYNC_ETIMEDOUT; /* unless it is ready first */
         if (ms >= 0) async__sim_at(sim, &x->done, now + (async_ms)ms);
         return 0;
@@ -338,8 +348,11 @@ static bool sim_wait(async_loop *loop, int32_t timeout_ms) {
             advance(sim, (async_ms)timeout_ms);
             return true;
         }
-        if (timeout_ms > 0 && (int32_t)(sim->root->at - now) > timeout_ms) {
-            advance(sim, (async_ms)timeout_ms); /* a timer is first */
+        /* a timer is first; or due with the next event, and first by a draw: a sleep and an arrival of
+         * the same ms come in either order, as on a real machine */
+        if (timeout_ms > 0 && ((int32_t)(sim->root->at - now) > timeout_ms ||
+                               ((int32_t)(sim->root->at - now) == timeout_ms && async__sim_chance(sim, 50)))) {
+            advance(sim, (async_ms)timeout_ms); /* the events due then run at the next wait */
             return true;
         }
         if ((int32_t)(sim->root->at - now) > 0) advance(sim, sim->root->at - now);
@@ -455,11 +468,10 @@ void async_sim_note(async_loop *loop, const void *data, size_t len) {
 
 int async_sim_census_of(async_loop *loop, async_sim_census *out) {
     async__sim *sim = loop ? async__loop_sim(loop) : NULL;
-    sim_req *x;
     if (!sim || !out) return ASYNC_EINVAL;
     memset(out, 0, sizeof *out);
     out->ready = async_loop_has_ready(loop) ? 1u : 0u;
-    for (x = sim->polls; x; x = x->next) out->polls++;
+    out->polls = sim->polls;
     out->timers = async_loop_timers(loop);
     out->events = (unsigned)sim->n;
     out->sockets = async__sim_net_count(sim->net);

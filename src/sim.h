@@ -63,6 +63,14 @@ void async__sim_note(async__sim *sim, unsigned kind, int64_t a, const void *data
  *  (ASYNC_EBADF: no such descriptor). */
 typedef int (*async__sim_ready_fn)(async__sim *sim, int fd);
 
+/** The POLL requests waiting on one descriptor, in the order they started (the backend's, opaque to the
+ *  parts): a field of the part's object for the descriptor, zeroed with it, which the world links and
+ *  unlinks. It lets a change of one descriptor cost what waits on that descriptor, not every wait of the
+ *  world. The part keeps the object (and the field) until async__sim_fd_closed has emptied it. */
+typedef struct async__sim_waiters {
+    struct async__sim_wait *head, *tail;
+} async__sim_waiters;
+
 /** A new descriptor number of the world (its parts share one numbering, from 2^24 up, never reused:
  *  a stale number never reaches another object, and none is a real descriptor of the process). */
 int async__sim_fd_new(async__sim *sim);
@@ -72,10 +80,13 @@ int async__sim_fd_new(async__sim *sim);
 #define ASYNC__SIM_FD_BASE (1 << 24)
 
 /** Tells the world that fd's readiness may have changed: POLL requests on it whose bits are ready now
- *  complete (as events now, in an order drawn from the generator). A part calls it whenever data
- *  arrives, room frees up, a connection completes, resets or closes. */
+ *  complete, each as an event now. They are looked at in the order they started (so that the draws that
+ *  order their completions among the events due now are taken in that order: the same every run); the
+ *  order in which they then complete is the draws'. A part calls it whenever data arrives, room frees
+ *  up, a connection completes, resets or closes. Its cost is the number of requests waiting on fd. */
 void async__sim_fd_changed(async__sim *sim, int fd);
-/** Fails every POLL request on fd with code (the descriptor was closed under them: ASYNC_EBADF). */
+/** Fails every POLL request on fd with ASYNC_EBADF (the descriptor is being closed under them), in the
+ *  same way. A part calls it while fd still finds its object (async__sim_net_waiters), then frees it. */
 void async__sim_fd_closed(async__sim *sim, int fd);
 
 /** The network part (sim_net.c): its state for a world, made at the world's start, freed at its end. */
@@ -83,6 +94,8 @@ void *async__sim_net_open(async__sim *sim, int *err);
 void async__sim_net_close(async__sim *sim, void *net);
 /** The network part's readiness of fd (see async__sim_ready_fn). */
 int async__sim_net_ready(async__sim *sim, void *net, int fd);
+/** The waits on fd, a descriptor of the network part, or NULL if it has no such descriptor. */
+async__sim_waiters *async__sim_net_waiters(void *net, int fd);
 /** The network part's sockets and listeners open now (the runner's census). */
 unsigned async__sim_net_count(const void *net);
 /** The network part's state of a world. */

@@ -34,7 +34,10 @@
  * below), deliveries with their bytes. Descriptors are the world's (async__sim_fd_new); a table indexed
  * by number finds them (numbers are never reused: it grows by a pointer per descriptor the world ever
  * made). Memory is malloc's: the world is the hosted runtime's, and async__sim_net_close frees what is
- * left, a world freed with live connections included. */
+ * left, a world freed with live connections included. A call that cannot allocate returns ASYNC_ENOMEM
+ * (connect, listen, accept, send); where the world itself needs memory (a server's end when a SYN
+ * arrives, a FIN, a reset travelling behind data) it turns the failure into a fault the program must
+ * handle anyway: a refused connect, a reset connection. */
 #define _POSIX_C_SOURCE 200809L
 #include "sim_net.h"
 #include "net.h"
@@ -92,6 +95,7 @@ enum { S_CONNECTING = 1, S_OPEN, S_FAILED };
 /* A socket of the world: a connection's end, or a listener. */
 typedef struct sock {
     int fd; /* -1 for a server's end not accepted yet */
+    async__sim_waiters waits; /* the POLL requests on fd (the world's: emptied when fd closes) */
     uint8_t kind, state;
     int side;  /* K_CONN: 0 client, 1 server */
     int error; /* the connect's failure, or the reset (sticky) */
@@ -537,6 +541,11 @@ void async__sim_net_close(async__sim *sim, void *net) {
 
 unsigned async__sim_net_count(const void *net) { return ((const sim_net *)net)->open; }
 
+async__sim_waiters *async__sim_net_waiters(void *net, int fd) {
+    sock *s = sock_of((sim_net *)net, fd);
+    return s ? &s->waits : NULL;
+}
+
 int async__sim_net_ready(async__sim *sim, void *net, int fd) {
     sim_net *n = (sim_net *)net;
     sock *s = sock_of(n, fd);
@@ -771,9 +780,9 @@ int async__sim_net_close_fd(async__sim *sim, int fd) {
     sim_net *n = net_of(sim);
     sock *s = sock_of(n, fd), **pp;
     if (!s) return ASYNC_EBADF;
+    async__sim_fd_closed(sim, fd); /* while fd still finds its waits */
     n->fds[fd - ASYNC__SIM_FD_BASE] = NULL;
     n->open--;
-    async__sim_fd_closed(sim, fd);
     if (s->kind == K_CONN) {
         end_close(n, s);
         return 0;

@@ -128,21 +128,32 @@ static bool settle(async_loop *loop) {
     return false;
 }
 
+/* The tasks that never ended, as the failure shows them: the first three by their text (not by the
+ * set's order, which is their addresses': a replay of the seed prints the same ones). */
+static void show_live(const run_state *st, char *why, size_t cap) {
+    char first[3][160], one[160];
+    size_t i, n = 0, k;
+    for (i = 0; i < st->cap; i++) {
+        async_task *t = st->set[i];
+        const char *file = "?", *fn = "?";
+        unsigned line = 0;
+        if (!t || t == TOMB) continue;
+        async_task_where(t, &file, &fn, &line);
+        snprintf(one, sizeof one, " %s (%s:%u, %s)", fn ? fn : "?", file ? file : "?", line, async_task_state(t));
+        for (k = n < 3 ? n : 3; k > 0 && strcmp(one, first[k - 1]) < 0; k--)
+            if (k < 3) memcpy(first[k], first[k - 1], sizeof one);
+        if (k < 3) memcpy(first[k], one, sizeof one);
+        if (n < 3) n++;
+    }
+    for (k = 0; k < n; k++) say(why, cap, "%s", first[k]);
+}
+
 static void census(async_loop *loop, run_state *st, char *why, size_t cap) {
     async_sim_census c;
-    size_t i, shown = 0;
     async_sim_census_of(loop, &c);
     if (st->live) {
         say(why, cap, "%lu task(s) never ended:", (unsigned long)st->live);
-        for (i = 0; i < st->cap && shown < 3; i++) {
-            async_task *t = st->set[i];
-            const char *file = "?", *fn = "?";
-            unsigned line = 0;
-            if (!t || t == TOMB) continue;
-            async_task_where(t, &file, &fn, &line);
-            say(why, cap, " %s (%s:%u, %s)", fn ? fn : "?", file ? file : "?", line, async_task_state(t));
-            shown++;
-        }
+        show_live(st, why, cap);
         say(why, cap, "; ");
     }
     if (c.ready) say(why, cap, "tasks still ready; ");

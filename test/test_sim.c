@@ -112,3 +112,83 @@ TEST(sim_environment_makes_async_loop_new_simulated) {
     ASSERT_EQ(async_sim_seed(loop), 99);
     async_loop_free(loop);
 }
+
+/* ---- the runner of seeds ---- */
+
+ASYNC_DEF(sim_run_stuck_alpha, async_future never;) {
+    async_future_init(&f->never);
+    AWAIT_FUTURE(t, &f->never);
+} ASYNC_END_DEF
+
+ASYNC_DEF(sim_run_stuck_zeta, async_future never;) {
+    async_future_init(&f->never);
+    AWAIT_FUTURE(t, &f->never);
+} ASYNC_END_DEF
+
+/* A scenario whose odd seeds leave tasks that never end (six of the later kind by name, spawned first,
+ * and two of the earlier), and whose even seeds end cleanly. */
+static int sim_run_scenario(async_loop *loop, void *arg, const char **why) {
+    static sim_run_stuck_zeta_frame z[6];
+    static sim_run_stuck_alpha_frame a[2];
+    static worker_frame w;
+    int i;
+    (void)arg;
+    (void)why;
+    if (async_sim_seed(loop) % 2) {
+        memset(z, 0, sizeof z);
+        memset(a, 0, sizeof a);
+        for (i = 0; i < 6; i++) async_spawn(loop, ASYNC_CALL(sim_run_stuck_zeta, &z[i]));
+        for (i = 0; i < 2; i++) async_spawn(loop, ASYNC_CALL(sim_run_stuck_alpha, &a[i]));
+    }
+    memset(&w, 0, sizeof w);
+    trace[0] = '\0';
+    return async_run(loop, worker(&w, "w", 10, 0));
+}
+
+/* What async_sim_run printed for scenario s over seeds from first. */
+static int sim_run_text(const async_sim_scenario *s, uint64_t first, uint64_t seeds, bool keep_going, char *out,
+                        size_t cap, async_sim_result *r) {
+    async_sim_run_options o;
+    FILE *f = tmpfile();
+    size_t n;
+    int rc;
+    ASSERT(f != NULL);
+    memset(&o, 0, sizeof o);
+    o.first_seed = first;
+    o.seeds = seeds;
+    o.keep_going = keep_going;
+    o.check_determinism = true;
+    o.replay = "replay %s %llu";
+    o.out = f;
+    rc = async_sim_run(s, &o, r);
+    rewind(f);
+    n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return rc;
+}
+
+TEST(sim_run_reports_tasks_that_never_ended_the_same_way_each_time) {
+    static const async_sim_scenario s = {"stuck", sim_run_scenario, NULL, NULL};
+    static char text[2048], again[2048];
+    async_sim_result r;
+    ASSERT_EQ(sim_run_text(&s, 2, 1, false, text, sizeof text, &r), 0); /* an even seed: clean */
+    ASSERT_EQ(r.seeds_run, 1);
+    ASSERT_EQ(r.failed, 0);
+    ASSERT_STR_EQ(text, "");
+    ASSERT_EQ(sim_run_text(&s, 1, 4, true, text, sizeof text, &r), ASYNC_EIO);
+    ASSERT_EQ(r.seeds_run, 4);
+    ASSERT_EQ(r.failed, 2);
+    ASSERT_EQ(r.first_failed_seed, 1);
+    ASSERT(strstr(text, "sim stuck: seed 1 FAILED: 8 task(s) never ended:") != NULL);
+    ASSERT(strstr(text, "replay stuck 1\n") != NULL && strstr(text, "replay stuck 3\n") != NULL);
+    ASSERT(strstr(text, "seed 2") == NULL);
+    /* the three shown are the first by their text: the two alpha tasks, then a zeta, whatever their
+     * addresses (the set of tasks is ordered by them) */
+    ASSERT(strstr(text, "never ended: sim_run_stuck_alpha_run (") != NULL);
+    ASSERT(strstr(strstr(text, "sim_run_stuck_alpha_run (") + 1, "sim_run_stuck_alpha_run (") != NULL);
+    ASSERT(strstr(text, "sim_run_stuck_zeta_run (") != NULL);
+    ASSERT_EQ(sim_run_text(&s, 1, 4, true, again, sizeof again, &r), ASYNC_EIO);
+    ASSERT_STR_EQ(again, text);
+    ASSERT_EQ(async_sim_run(NULL, NULL, NULL), ASYNC_EINVAL);
+}

@@ -500,6 +500,114 @@ TEST(sim_net_http_server_and_client_exchange_requests) {
     async_loop_free(loop);
 }
 
+/* ---- a timer and an event of the world due at the same moment: either may come first ---- */
+
+static char sn_tie_order[3];
+
+ASYNC_DEF(sn_tie_sleeper, int unused;) {
+    (void)f;
+    AWAIT_SLEEP(t, 10);
+    strcat(sn_tie_order, "s");
+} ASYNC_END_DEF
+
+ASYNC_DEF(sn_tie, async_server srv; async_stream c; sn_tie_sleeper_frame s; async_group g;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, 0, sizeof(sn_echo_frame), sn_echo_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, ASYNC_CALL(sn_tie_sleeper, &f->s, 0));
+    AWAIT_STREAM_CONNECT(t, &f->c, "127.0.0.1", async_server_port(&f->srv), 1000); /* answered at 10 ms */
+    ASSERT_EQ(async_loop_now(async_task_loop(t)), 10);
+    strcat(sn_tie_order, "c");
+    AWAIT_GROUP(t, &f->g);
+    async_stream_close(&f->c);
+    async_server_close(&f->srv, 0);
+} ASYNC_END_DEF
+
+TEST(sim_net_a_timer_and_an_event_due_together_come_in_either_order) {
+    static sn_tie_frame f;
+    int seed, sleeper_first = 0, connect_first = 0;
+    for (seed = 1; seed <= 40; seed++) {
+        async_loop *loop = sn_loop((uint64_t)seed, 5, 0);
+        memset(&f, 0, sizeof f);
+        sn_tie_order[0] = '\0';
+        ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_tie, &f)), 0);
+        sleeper_first += strcmp(sn_tie_order, "sc") == 0;
+        connect_first += strcmp(sn_tie_order, "cs") == 0;
+        async_loop_free(loop);
+    }
+    ASSERT_EQ(sleeper_first + connect_first, 40);
+    ASSERT(sleeper_first > 0); /* the order is the seed's, not always the world's event first */
+    ASSERT(connect_first > 0);
+}
+
+/* ---- waits on many descriptors: a change or a close reaches the waits on its descriptor alone ---- */
+
+#define SN_WAITERS 64
+
+/* Waits to read one byte of its stream: what the read raised, or 0 with the byte. */
+ASYNC_DEF(sn_waiter, async_stream *s; char c; int code;) {
+    ASYNC_TRY(t) {
+        AWAIT_STREAM_READEXACTLY(t, f->s, &f->c, 1, -1);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+} ASYNC_END_DEF
+
+/* The server's end: sends its byte at once unless it is an odd one, which waits for the end. */
+ASYNC_DEF(sn_quiet, async_stream *s; char c; size_t n;) {
+    AWAIT_STREAM_READ(t, f->s, &f->c, 1, &f->n, -1); /* the client's id, then its end */
+    if (f->n == 1 && f->c % 2 == 0) {
+        ASSERT_EQ(async_stream_write(f->s, &f->c, 1), 0);
+        AWAIT_STREAM_DRAIN(t, f->s, -1);
+    }
+    if (f->n == 1) AWAIT_STREAM_READ(t, f->s, &f->c, 1, &f->n, -1);
+} ASYNC_END_DEF
+
+static async_task *sn_quiet_new(void *frame, async_stream *s, void *arg) {
+    (void)arg;
+    return ASYNC_CALL(sn_quiet, (sn_quiet_frame *)frame, s);
+}
+
+ASYNC_DEF(sn_waits, async_server srv; async_group g, wg; async_stream c[SN_WAITERS]; sn_waiter_frame w[SN_WAITERS];
+          async_sim_census before, after; int i;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 0, SN_WAITERS, sizeof(sn_quiet_frame), sn_quiet_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    for (f->i = 0; f->i < SN_WAITERS; f->i++) AWAIT_STREAM_CONNECT(t, &f->c[f->i], "127.0.0.1", async_server_port(&f->srv), 1000);
+    for (f->i = 0; f->i < SN_WAITERS; f->i++) ASYNC_SPAWN(t, &f->wg, ASYNC_CALL(sn_waiter, &f->w[f->i], &f->c[f->i]));
+    AWAIT_SLEEP(t, 1); /* every waiter waits */
+    ASSERT_EQ(async_sim_census_of(async_task_loop(t), &f->before), 0);
+    ASSERT(f->before.polls >= SN_WAITERS); /* the waiters', the server ends', the accept loop's */
+    for (f->i = 0; f->i < SN_WAITERS; f->i++) {
+        char id = (char)f->i;
+        ASSERT_EQ(async_stream_write(&f->c[f->i], &id, 1), 0);
+    }
+    AWAIT_SLEEP(t, 100); /* the even ones got their byte; the odd ones still wait */
+    for (f->i = 0; f->i < SN_WAITERS; f->i++) {
+        ASSERT_EQ(async_task_done(&f->w[f->i].task), f->i % 2 == 0);
+        if (f->i % 2 == 0) ASSERT_EQ(f->w[f->i].c, (char)f->i);
+    }
+    ASSERT_EQ(async_sim_census_of(async_task_loop(t), &f->after), 0);
+    ASSERT(f->after.polls < f->before.polls);
+    for (f->i = 1; f->i < SN_WAITERS; f->i += 2) async_stream_close(&f->c[f->i]); /* closed under the wait */
+    AWAIT_GROUP(t, &f->wg);
+    for (f->i = 0; f->i < SN_WAITERS; f->i++) {
+        ASSERT_EQ(f->w[f->i].code, f->i % 2 ? ASYNC_EBADF : 0);
+        async_stream_close(&f->c[f->i]);
+    }
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+    ASSERT_EQ(async_sim_census_of(async_task_loop(t), &f->after), 0);
+    ASSERT_EQ(f->after.polls, 0);
+    ASSERT_EQ(f->after.sockets, 0);
+} ASYNC_END_DEF
+
+TEST(sim_net_waits_on_many_descriptors_end_by_their_own_descriptor) {
+    static sn_waits_frame f;
+    async_loop *loop = sn_loop(15, 5, 0);
+    ASSERT_EQ(sn_run(loop, ASYNC_CALL(sn_waits, &f)), 0);
+    async_loop_free(loop);
+}
+
 /* ---- a loop freed with live connections frees them ---- */
 
 ASYNC_DEF(sn_live, async_server srv; async_stream c[3]; int i;) {

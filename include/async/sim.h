@@ -65,7 +65,9 @@ ASYNC_API uint64_t async_sim_random(async_loop *loop, uint64_t n);
 /** Mixes a scenario's own observation into the run's hash. */
 ASYNC_API void async_sim_note(async_loop *loop, const void *data, size_t len);
 /** Changes the latency, bandwidth and faults from now on (o's seed is ignored): a scenario's calm and
- *  storm. 0, ASYNC_EINVAL (NULL, not simulated, out of range). */
+ *  storm. The faults and the window apply at once; a connection keeps the latency and bandwidth it drew
+ *  when it was made (the new ones are for connections made after). 0, ASYNC_EINVAL (NULL, not
+ *  simulated, out of range). */
 ASYNC_API int async_sim_set_faults(async_loop *loop, const async_sim_options *o);
 /** Cuts host (an IP literal or "localhost") off the world's network (cut true) or heals it: while cut,
  *  nothing is delivered to or from it (bytes wait, as TCP retransmits them) and connects to it get no
