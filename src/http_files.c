@@ -7,7 +7,13 @@
  * The body then goes with sendfile(2) from the file to the non-blocking socket, a part at a time, the
  * task waiting for the socket on EAGAIN: nothing of the file passes through memory of ours. The loop has
  * one backend (libev, readiness), so sendfile it is; a completion backend (io_uring) would give the same
- * coroutine an IORING_OP_SPLICE instead.
+ * coroutine an IORING_OP_SPLICE instead. Where sendfile cannot go the body is read a part at a time and
+ * written through the stream, the task draining it between parts: a TLS stream (its session must
+ * encrypt the bytes) and a stream of the simulated world (no real socket).
+ *
+ * On a simulated loop (async/sim.h) the files are the world's (sim_fs.h): the same answers from its flat
+ * namespace, a directory being where names go on below it, a file's Last-Modified the world's time of
+ * day at its last change (net__sim_time_of_day), so that a seed replays the answers byte for byte.
  *
  * Safety under a root: the server has percent-decoded the path already ("%2e%2e" is ".." by now), so the
  * segments are checked as they are; the file is then opened by openat2 with RESOLVE_BENEATH, which the

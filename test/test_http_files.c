@@ -4,7 +4,9 @@
  * 405, directories and their index, paths that try to leave the root (".." raw and percent-encoded,
  * backslashes, symlinks out of the root) and symlinks that stay inside, the same without openat2 (a
  * seccomp filter takes it away), clients that go away or reset mid-body and one that stops reading, bad
- * arguments, and curl as a real peer. Clients are raw streams of the loop that runs the server. */
+ * arguments, and curl as a real peer (https too: the body through the TLS session). In the simulated
+ * world: the same requests answered as on a real loop, the world's dates, a seed's replay, short reads
+ * and EIO. Clients are raw streams of the loop that runs the server. */
 #define _GNU_SOURCE /* syscall(), to see that the seccomp filter has taken openat2 away */
 #include "test.h"
 #include "util.h"
