@@ -760,9 +760,9 @@ ASYNC_API int async_remote_cancel(async_remote *r, async_task *t);
  *  waits for all of them. make_main(index, arg) builds each loop's main task; all are built first, in
  *  index order, on the calling thread (so main 0 may bind a port that the others then share with
  *  ASYNC_SERVER_REUSEPORT). Returns the first non-zero code in index order, ASYNC_EINVAL, ASYNC_ENOMEM.
- *  In the simulated world (ASYNC_SIM, or a simulated loop current on the thread) one loop runs, made
- *  before its main so that the main's servers listen in it; n > 1 is ASYNC_ENOTSUP, with a message on
- *  stderr, before any main is made. */
+ *  Under ASYNC_SIM (async/sim.h) one loop runs, a world made before its main so that the main's servers
+ *  listen in it; n > 1 there, or a simulated loop of the caller's current on the thread, is ASYNC_ENOTSUP
+ *  with a message on stderr, before any main is made. */
 ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg);
 
 /* ---- WebSocket (RFC 6455), server side, over a stream; provided by http_ws.c, which needs libcrypto
