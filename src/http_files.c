@@ -7,7 +7,13 @@
  * The body then goes with sendfile(2) from the file to the non-blocking socket, a part at a time, the
  * task waiting for the socket on EAGAIN: nothing of the file passes through memory of ours. The loop has
  * one backend (libev, readiness), so sendfile it is; a completion backend (io_uring) would give the same
- * coroutine an IORING_OP_SPLICE instead.
+ * coroutine an IORING_OP_SPLICE instead. Where sendfile cannot go the body is read a part at a time and
+ * written through the stream, the task draining it between parts: a TLS stream (its session must
+ * encrypt the bytes) and a stream of the simulated world (no real socket).
+ *
+ * On a simulated loop (async/sim.h) the files are the world's (sim_fs.h): the same answers from its flat
+ * namespace, a directory being where names go on below it, a file's Last-Modified the world's time of
+ * day at its last change (net__sim_time_of_day), so that a seed replays the answers byte for byte.
  *
  * Safety under a root: the server has percent-decoded the path already ("%2e%2e" is ".." by now), so the
  * segments are checked as they are; the file is then opened by openat2 with RESOLVE_BENEATH, which the
@@ -16,6 +22,7 @@
  * for what it refuses as a way out (an absolute symlink may point inside), the file is opened and the
  * path of what was really opened (/proc/self/fd) is compared with the root's real path. */
 #include "net.h"
+#include "sim_fs.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -39,6 +46,8 @@
  * tasks of the loop run: a fast reader on loopback would otherwise keep the loop for a whole large file. */
 #define FILE_CHUNK ((size_t)4 << 20)
 #define FILE_BURST (16ULL << 20)
+/* What a body copied through the stream (TLS, the simulated world) is read in: a TLS record's worth. */
+#define COPY_CHUNK 16384
 
 static const char index_name[] = "index.html";
 
@@ -313,19 +322,35 @@ static bool redirect_dir(const async_http_file *x) {
     return x->root && !x->path && n && x->req->path[n - 1] != '/';
 }
 
-/* Opens the file to serve into x->fd, and its name into name (for its type): 0, a status to answer
- * with (403, 404), or an error to raise. A directory is its index.html. */
-static int open_target(async_http_file *x, char name[PATH_MAX], struct stat *st) {
+/* What decide needs of the file opened: its size, and its modification time in seconds since the
+ * epoch. */
+typedef struct file_meta {
+    unsigned long long size;
+    long long mtime;
+} file_meta;
+
+/* The path the request asks for: the handler's, the route's {path...} or the request's; for a root,
+ * NULL if it is refused (403), else without its leading '/' ("." for none). */
+static const char *target_path(const async_http_file *x) {
     const char *path = x->path;
-    size_t len;
-    int rootfd = -1, status = 0, pass;
     if (!path && x->root) path = async_http_request_param(x->req, "path");
     if (!path) path = x->req->path;
     if (x->root) {
-        if (path_refused(path)) return 403;
+        if (path_refused(path)) return NULL;
         while (*path == '/') path++;
         if (!*path) path = ".";
     }
+    return path;
+}
+
+/* Opens the file to serve into x->fd, and its name into name (for its type): 0, a status to answer
+ * with (301, 403, 404), or an error to raise. A directory is its index.html. */
+static int open_target(async_http_file *x, char name[PATH_MAX], file_meta *meta) {
+    const char *path = target_path(x);
+    struct stat st_, *st = &st_;
+    size_t len;
+    int rootfd = -1, status = 0, pass;
+    if (!path) return 403;
     len = strlen(path);
     if (len + sizeof index_name + 1 > PATH_MAX) return 404;
     memcpy(name, path, len + 1);
@@ -361,7 +386,92 @@ static int open_target(async_http_file *x, char name[PATH_MAX], struct stat *st)
         x->fd = -1;
     }
     if (rootfd >= 0) close(rootfd);
+    if (!status) {
+        meta->size = (unsigned long long)st->st_size;
+        meta->mtime = (long long)st->st_mtime;
+    }
     return status;
+}
+
+/* ---- the simulated world's files (async/sim.h) ---- */
+
+/* Appends the segments of path to out (len bytes long) as the kernel resolves them where no symlink is:
+ * empty and "." segments dropped, ".." taking back the segment before it ("/.." is "/"; at the top of a
+ * relative path it stays, a name of the world). false if out would pass PATH_MAX. */
+static bool world_join(char out[PATH_MAX], size_t *len, const char *path) {
+    while (*path) {
+        const char *seg = path;
+        size_t n, last;
+        while (*path && *path != '/') path++;
+        n = (size_t)(path - seg);
+        if (*path) path++;
+        if (n == 0 || (n == 1 && seg[0] == '.')) continue;
+        for (last = *len; last && out[last - 1] != '/'; last--) {
+        } /* out's last segment begins at last */
+        if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+            if (*len == 1 && out[0] == '/') continue;
+            if (last < *len && strcmp(out + last, "..") != 0) {
+                *len = last > 1 ? last - 1 : last; /* "a/b" is "a", "/a" is "/", "a" is "" */
+                out[*len] = '\0';
+                continue;
+            }
+        }
+        if (*len + 1 + n + 1 > PATH_MAX) return false;
+        if (*len && out[*len - 1] != '/') out[(*len)++] = '/';
+        memcpy(out + *len, seg, n);
+        *len += n;
+        out[*len] = '\0';
+    }
+    return true;
+}
+
+/* open_target in the world: the same answers from its flat namespace (sim_fs.h), where a directory is
+ * where names go on below it, and which has no symlink, permission, device or FIFO. The root and the
+ * path are joined and resolved by their names ("a/./b" is "a/b"); a root that is no directory of the
+ * world is ASYNC_ENOENT (raised: a 500, as a missing root on a real loop). Last-Modified is the world's
+ * time of day at the file's last change (net__sim_time_of_day): no real clock is read. */
+static int open_target_world(async_http_file *x, async__sim_files *fs, char name[PATH_MAX], file_meta *meta) {
+    const char *path = target_path(x);
+    size_t len = 0, plen;
+    int64_t size, mtime;
+    bool dir;
+    int pass;
+    if (!path) return 403;
+    if (!x->root && !*path) return 404; /* open("") */
+    name[0] = '\0';
+    if (x->root) {
+        if (!*x->root) return ASYNC_ENOENT;
+        if (x->root[0] == '/') name[len++] = '/', name[len] = '\0';
+        if (!world_join(name, &len, x->root)) return 404;
+        if (!async__sim_file_is_dir(fs, name)) return ASYNC_ENOENT;
+    } else if (path[0] == '/') {
+        name[len++] = '/';
+        name[len] = '\0';
+    }
+    if (!world_join(name, &len, path) || len + sizeof index_name + 1 > PATH_MAX) return 404;
+    plen = strlen(path);
+    dir = !len || (len == 1 && name[0] == '/') || (plen && path[plen - 1] == '/') || strcmp(path, ".") == 0;
+    for (pass = 0; pass < 2; pass++) {
+        int fd = dir ? ASYNC_ENOENT : async__sim_file_open(fs, name, O_RDONLY);
+        if (fd >= 0) {
+            x->fd = fd;
+            break;
+        }
+        if (fd != ASYNC_ENOENT) return fd; /* a fault of the world: EIO */
+        if (pass == 1 || !async__sim_file_is_dir(fs, name)) return pass == 1 ? 403 : 404;
+        if (redirect_dir(x)) return 301;
+        if (len && name[len - 1] != '/') name[len++] = '/';
+        memcpy(name + len, index_name, sizeof index_name);
+        dir = false;
+    }
+    if ((size = async__sim_file_size(fs, x->fd)) < 0 || (mtime = async__sim_file_mtime(fs, x->fd)) < 0) {
+        async__sim_file_close(fs, x->fd);
+        x->fd = -1;
+        return size < 0 ? (int)size : (int)mtime;
+    }
+    meta->size = (unsigned long long)size;
+    meta->mtime = net__sim_time_of_day((async_ms)mtime);
+    return 0;
 }
 
 /* ---- the answer ---- */
@@ -371,18 +481,19 @@ static int open_target(async_http_file *x, char name[PATH_MAX], struct stat *st)
 static int decide(async_http_file *x) {
     async_http_request *req = x->req;
     async_http_response *res = x->res;
+    async__sim_files *fs = async__sim_files_of(async_task_loop(&x->task));
     char name[PATH_MAX], etag[48], date[32], value[96];
     const char *inm, *ims, *range, *if_range;
     unsigned long long size, first = 0, last = 0;
     long long since;
-    struct stat st;
+    file_meta st = {0, 0};
     int rc, kind = RANGE_WHOLE;
     bool head = strcmp(req->method, "HEAD") == 0;
     if (!head && strcmp(req->method, "GET") != 0) {
         if ((rc = async_http_response_header(res, "Allow", "GET, HEAD")) != 0) return rc;
         return refuse(x, 405);
     }
-    rc = open_target(x, name, &st);
+    rc = fs ? open_target_world(x, fs, name, &st) : open_target(x, name, &st);
     if (rc == 301) { /* Location: the target as sent up to its query, a '/', the query */
         size_t n = strcspn(req->target, "?#");
         char *loc = (char *)malloc(n + strlen(req->query) + 3);
@@ -395,16 +506,16 @@ static int decide(async_http_file *x) {
     }
     if (rc > 0) return refuse(x, rc);
     if (rc < 0) return rc;
-    size = (unsigned long long)st.st_size;
-    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime, size);
-    net__http_date((long long)st.st_mtime, date);
+    size = st.size;
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.mtime, size);
+    net__http_date((long long)st.mtime, date);
     if ((rc = async_http_response_header(res, "Last-Modified", date)) != 0 ||
         (rc = async_http_response_header(res, "ETag", etag)) != 0)
         return rc;
     /* RFC 9110 13.2.2: If-None-Match, when present, decides alone */
     inm = async_http_request_header(req, "If-None-Match");
     ims = async_http_request_header(req, "If-Modified-Since");
-    if (inm ? etag_listed(inm, etag) : ims && parse_date(ims, &since) && (long long)st.st_mtime <= since) {
+    if (inm ? etag_listed(inm, etag) : ims && parse_date(ims, &since) && (long long)st.mtime <= since) {
         x->status = res->status = 304;
         return 0;
     }
@@ -413,7 +524,7 @@ static int decide(async_http_file *x) {
     if_range = async_http_request_header(req, "If-Range");
     if (range && if_range &&
         (if_range[0] == '"' ? strcmp(if_range, etag) != 0
-                            : !parse_date(if_range, &since) || since != (long long)st.st_mtime))
+                            : !parse_date(if_range, &since) || since != (long long)st.mtime))
         range = NULL; /* the client's copy is not this one: the whole file */
     if (range) kind = parse_range(range, size, &first, &last);
     if (kind == RANGE_UNSATISFIABLE) {
@@ -473,6 +584,39 @@ static long send_part(async_http_file *x, int sock) {
     return NET_WOULD_BLOCK(err) ? 0 : async__errno_code(err);
 }
 
+/* Whether the body must be copied through the stream rather than sent by sendfile: a TLS session must
+ * encrypt it, and a stream of the simulated world has no real socket (its file has no real descriptor
+ * either). */
+static bool copied(async_http_file *x) {
+    const async_stream *s = async__http_stream(x->res);
+    return s->tls || s->world;
+}
+
+/* Reads the next part of the body (at most COPY_CHUNK bytes, at x->off) and writes it to the response:
+ * > 0 bytes written (the stream sends what it can and buffers the rest), or an error code. */
+static long copy_part(async_http_file *x) {
+    async__sim_files *fs = async__sim_files_of(async_task_loop(&x->task));
+    char buf[COPY_CHUNK];
+    size_t n = x->left < sizeof buf ? (size_t)x->left : sizeof buf;
+    long r;
+    int rc;
+    if (fs) {
+        r = async__sim_file_read(fs, x->fd, buf, n, (int64_t)x->off);
+    } else {
+        do r = (long)pread(x->fd, buf, n, (off_t)x->off);
+        while (r < 0 && errno == EINTR);
+        if (r < 0) r = async__errno_code(errno);
+    }
+    if (r == 0) return ASYNC_EIO; /* the file is shorter than it was: the body cannot be completed */
+    if (r < 0) return r;
+    if ((rc = async_http_response_write(x->res, buf, (size_t)r)) != 0) return rc; /* counts it */
+    x->off += (unsigned long long)r;
+    x->left -= (unsigned long long)r;
+    x->sent += (unsigned long long)r;
+    x->burst += (unsigned long long)r;
+    return r;
+}
+
 static async_status file_run(async_task *t) {
     async_http_file *x = (async_http_file *)t;
     long rc;
@@ -484,6 +628,17 @@ static async_status file_run(async_task *t) {
         if (rc > 0) {
             rc = async_http_response_write(x->res, NULL, 0); /* the head, with its Content-Length */
             if (rc) ASYNC_THROW_ERROR(t, async_error_of((int)rc));
+            while (x->left && copied(x)) { /* the next part waits until the stream has taken this one */
+                rc = copy_part(x);
+                if (rc < 0) ASYNC_THROW_ERROR(t, async_error_of((int)rc));
+                if (async_stream_pending(async__http_stream(x->res))) {
+                    x->burst = 0;
+                    AWAIT_STREAM_DRAIN(t, async__http_stream(x->res), x->ms);
+                } else if (x->burst >= FILE_BURST) {
+                    x->burst = 0;
+                    AWAIT_YIELD(t);
+                }
+            }
             if (x->left) AWAIT_STREAM_DRAIN(t, async__http_stream(x->res), x->ms);
             while (x->left) {
                 rc = send_part(x, async_stream_fd(async__http_stream(x->res)));
@@ -500,7 +655,13 @@ static async_status file_run(async_task *t) {
         }
     }
     ASYNC_FINALLY(t) {
-        if (x->fd >= 0) close(x->fd);
+        if (x->fd >= 0) {
+            async__sim_files *fs = async__sim_files_of(async_task_loop(t));
+            if (fs)
+                async__sim_file_close(fs, x->fd);
+            else
+                close(x->fd);
+        }
         x->fd = -1;
     }
     ASYNC_END_TRY(t);

@@ -457,9 +457,11 @@ void net__http_date(long long t, char out[32]) {
  * loop's virtual time: the world reads no real clock, so that a seed replays its run byte for byte. */
 #define SIM_EPOCH 946684800LL
 
-/* The time of day on loop, in seconds since the epoch: the OS's, or the world's (SIM_EPOCH). */
+long long net__sim_time_of_day(async_ms ms) { return SIM_EPOCH + (long long)(ms / 1000u); }
+
+/* The time of day on loop, in seconds since the epoch: the OS's, or the world's. */
 static long long loop_time(async_loop *loop) {
-    if (loop && async__loop_is_sim(loop)) return SIM_EPOCH + (long long)(async_loop_now(loop) / 1000u);
+    if (loop && async__loop_is_sim(loop)) return net__sim_time_of_day(async_loop_now(loop));
     return (long long)time(NULL);
 }
 

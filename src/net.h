@@ -85,6 +85,10 @@ typedef struct net_tls {
  * by hand rather than by strftime, whose day and month names follow the locale. A t gmtime cannot take
  * is the epoch. */
 void net__http_date(long long t, char out[32]);
+/* The time of day, in seconds since the epoch, at the virtual time ms of a simulated world (async/sim.h):
+ * 2000-01-01 00:00:00 UTC plus ms. The world reads no real clock, so that a seed replays its run byte
+ * for byte: its Date headers and its files' Last-Modified are both made of this. */
+long long net__sim_time_of_day(async_ms ms);
 /* "Jan".."Dec", three letters each: net__http_date's months, and what parsing a date looks them up in. */
 extern const char net__month_names[];
 

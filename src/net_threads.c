@@ -5,10 +5,16 @@
  * runs the calls between passes, in the order they came. While a remote exists it holds its loop (another
  * thread may still wake it), and it is attached to the loop, which frees a remote still open when it is
  * freed itself. Servers on several loops share one port through SO_REUSEPORT (async_server_listen's
- * flag): the kernel spreads the connections over the listeners, so the loops share nothing. */
+ * flag): the kernel spreads the connections over the listeners, so the loops share nothing.
+ *
+ * The simulated world (async/sim.h) is one loop on one thread: async_run_threads runs one loop there (n =
+ * 1: made before its main, so that the main's servers listen in its world) and refuses more with
+ * ASYNC_ENOTSUP; a remote needs a loop that polls the OS, which a world is not. */
 #include "net.h"
+#include "sim_net.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct remote_call {
@@ -131,11 +137,41 @@ static void *loop_thread_run(void *arg) {
     return NULL;
 }
 
+/* async_run_threads in a simulated context: the environment's ASYNC_SIM makes every new loop a world, or a
+ * world is current on this thread (async__sim_current), where make_main's servers would listen. One loop
+ * runs, made first on this thread, so that it is the current world when its main is made; n > 1 is
+ * refused before anything is made (no main, no port), as is a world of the caller's that is current (its
+ * servers could not be served by a loop of ours). */
+static int run_simulated(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg) {
+    async_loop *loop;
+    async_task *main;
+    int rc;
+    if (n > 1) {
+        fprintf(stderr, "async.h: async_run_threads(%u): the simulated world is one loop on one "
+                        "thread; run 1 loop in it\n", n);
+        return ASYNC_ENOTSUP;
+    }
+    loop = async_loop_new(0);
+    if (!loop) return ASYNC_ENOMEM;
+    if (async__loop_sim(loop) == NULL || async__sim_current() != async__loop_sim(loop)) {
+        async_loop_free(loop);
+        fprintf(stderr, "async.h: async_run_threads: a simulated loop is current on this thread, and its servers "
+                        "are served on it alone; run the main there (async_run)\n");
+        return ASYNC_ENOTSUP;
+    }
+    main = make_main(0, arg);
+    rc = main ? async_run(loop, main) : ASYNC_EINVAL;
+    async_loop_free(loop);
+    return rc;
+}
+
 int async_run_threads(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg) {
+    const char *sim = getenv("ASYNC_SIM");
     loop_thread *lts;
     unsigned i;
     int rc = 0;
     if (!n || !make_main) return ASYNC_EINVAL;
+    if ((sim && *sim) || async__sim_current()) return run_simulated(n, make_main, arg);
     lts = (loop_thread *)calloc(n, sizeof *lts);
     if (!lts) return ASYNC_ENOMEM;
     for (i = 0; i < n; i++) { /* every main is made before any runs, in index order, on this thread */

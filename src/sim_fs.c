@@ -28,6 +28,7 @@ typedef struct fs_file {
     fs_node node; /* in fs->files */
     unsigned char *data;
     size_t len, cap;
+    async_ms mtime; /* the virtual time of its last change (async__sim_file_mtime) */
     char path[];
 } fs_file;
 
@@ -45,7 +46,7 @@ struct async__sim_files {
 };
 
 /* What a note in the run's hash is about (the first byte of its head). */
-enum { OP_OPEN = 1, OP_READ, OP_WRITE, OP_SIZE, OP_CLOSE, OP_PUT };
+enum { OP_OPEN = 1, OP_READ, OP_WRITE, OP_SIZE, OP_CLOSE, OP_PUT, OP_MTIME, OP_DIR };
 
 /* ---- the tables ---- */
 
@@ -136,6 +137,7 @@ static fs_file *file_new(async__sim_files *fs, const char *path) {
     fs_file *f = (fs_file *)calloc(1, sizeof *f + plen);
     if (!f) return NULL;
     memcpy(f->path, path, plen);
+    f->mtime = async_loop_now(async__sim_loop(fs->sim));
     f->node.key = path_hash(path);
     if (table_add(&fs->files, &f->node)) {
         free(f);
@@ -219,7 +221,10 @@ int async__sim_file_open(async__sim_files *fs, const char *path, int flags) {
         rc = table_add(&fs->fds, &o->node);
     }
     if (rc == 0) {
-        if ((flags & O_TRUNC) && o->writable) f->len = 0;
+        if ((flags & O_TRUNC) && o->writable) {
+            f->len = 0;
+            f->mtime = async_loop_now(async__sim_loop(fs->sim));
+        }
         rc = (int)o->node.key;
     } else {
         free(o);
@@ -278,6 +283,7 @@ long async__sim_file_write(async__sim_files *fs, int fd, const void *data, size_
             if (at > f->len) memset(f->data + f->len, 0, at - f->len); /* a hole reads as zeros */
             memcpy(f->data + at, data, n);
             if (at + n > f->len) f->len = at + n;
+            f->mtime = async_loop_now(async__sim_loop(fs->sim));
             o->pos = at + n;
             rc = (long)n;
         } else {
@@ -293,6 +299,27 @@ int64_t async__sim_file_size(async__sim_files *fs, int fd) {
     int64_t rc = o ? (int64_t)o->file->len : ASYNC_EBADF;
     note(fs, OP_SIZE, fd, 0, rc, NULL, 0);
     return rc;
+}
+
+int64_t async__sim_file_mtime(async__sim_files *fs, int fd) {
+    fs_open *o = open_find(fs, fd);
+    int64_t rc = o ? (int64_t)o->file->mtime : ASYNC_EBADF;
+    note(fs, OP_MTIME, fd, 0, rc, NULL, 0);
+    return rc;
+}
+
+bool async__sim_file_is_dir(async__sim_files *fs, const char *path) {
+    size_t n = strlen(path), i;
+    bool dir = n == 0;
+    for (i = 0; !dir && fs->files.b && i <= fs->files.mask; i++) {
+        fs_node *x;
+        for (x = fs->files.b[i]; x && !dir; x = x->next) {
+            const char *name = ((fs_file *)(void *)x)->path;
+            dir = strncmp(name, path, n) == 0 && (path[n - 1] == '/' ? name[n] : name[n] == '/' && name[n + 1]);
+        }
+    }
+    note(fs, OP_DIR, -1, 0, dir, path, n);
+    return dir;
 }
 
 int async__sim_file_close(async__sim_files *fs, int fd) {
@@ -355,6 +382,7 @@ int async_sim_file_put(async_loop *loop, const char *path, const void *data, siz
     free(f->data); /* replaced in place: descriptors open on it see the new bytes */
     f->data = p;
     f->len = f->cap = len;
+    f->mtime = async_loop_now(loop);
     note(fs, OP_PUT, -1, 0, (int64_t)len, p, len);
     return 0;
 }

@@ -35,6 +35,13 @@ long async__sim_file_read(async__sim_files *fs, int fd, void *buf, size_t len, i
 long async__sim_file_write(async__sim_files *fs, int fd, const void *data, size_t len);
 /** fstat(2)'s st_size: the length of fd's file, or ASYNC_EBADF. */
 int64_t async__sim_file_size(async__sim_files *fs, int fd);
+/** fstat(2)'s st_mtime in the world's time: the loop's virtual time (ms) when fd's file was last made,
+ *  written, truncated or put (async_sim_file_put); or ASYNC_EBADF. */
+int64_t async__sim_file_mtime(async__sim_files *fs, int fd);
+/** Whether path names a directory of the world. The namespace is flat, so a directory is where a file's
+ *  name goes on below it: some file is named path, a '/' (unless path ends with one) and more; "" is the
+ *  top, always a directory. It looks at every file: a call for a lookup that found no file. */
+bool async__sim_file_is_dir(async__sim_files *fs, const char *path);
 /** close(2): 0, or ASYNC_EBADF (no such descriptor). */
 int async__sim_file_close(async__sim_files *fs, int fd);
 

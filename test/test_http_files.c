@@ -4,7 +4,9 @@
  * 405, directories and their index, paths that try to leave the root (".." raw and percent-encoded,
  * backslashes, symlinks out of the root) and symlinks that stay inside, the same without openat2 (a
  * seccomp filter takes it away), clients that go away or reset mid-body and one that stops reading, bad
- * arguments, and curl as a real peer. Clients are raw streams of the loop that runs the server. */
+ * arguments, and curl as a real peer (https too: the body through the TLS session). In the simulated
+ * world: the same requests answered as on a real loop, the world's dates, a seed's replay, short reads
+ * and EIO. Clients are raw streams of the loop that runs the server. */
 #define _GNU_SOURCE /* syscall(), to see that the seccomp filter has taken openat2 away */
 #include "test.h"
 #include "util.h"
@@ -46,6 +48,17 @@ static void hf_check_bytes(const char *p, size_t n, size_t from) {
 
 static void hf_file(const char *rel, const char *text) { test_write_file(test_path(rel), text); }
 
+#define HF_MID 300001u /* many windows of the world's connections, and an odd size */
+
+/* Writes mid.bin into the real tree: the first HF_MID bytes of the large file's pattern. */
+static void hf_make_mid(void) {
+    FILE *out = fopen(test_path("www/mid.bin"), "wb");
+    size_t i;
+    ASSERT(out != NULL);
+    for (i = 0; i < HF_MID; i++) ASSERT(fputc(hf_byte(i), out) != EOF);
+    ASSERT(fclose(out) == 0);
+}
+
 /* The tree: www/ with files of every type, a subdirectory with an index, one without, symlinks in and
  * out; secret.txt and outside/ beside it, which must never be served. */
 static void hf_make_tree(void) {
@@ -78,6 +91,7 @@ static void hf_make_tree(void) {
         ASSERT(fwrite(block, 1, sizeof block, big) == sizeof block);
     }
     ASSERT(fclose(big) == 0);
+    hf_make_mid();
     ASSERT(symlink("../secret.txt", test_path("www/out.txt")) == 0);
     ASSERT(symlink("../outside", test_path("www/outdir")) == 0);
     ASSERT(symlink("a.html", test_path("www/in.html")) == 0);
@@ -106,6 +120,7 @@ static int hf_sock;       /* hf_tracked's connection socket */
 static int64_t hf_ms;     /* hf_tracked's limit for the client */
 static int hf_status;     /* what hf_tracked answered */
 static int hf_bad[4];     /* what hf_bad_args's awaits raised */
+static async_tls_ctx *hf_tls; /* the server speaks https with it, if set */
 
 /* Serves like ASYNC_HTTP_STATIC and records how it ended. */
 ASYNC_HTTP_DEF(hf_tracked, async_http_file file;) {
@@ -257,6 +272,7 @@ static bool hf_body_is(const hf_resp *r, const char *text) {
 
 ASYNC_DEF(hf_main, async_task *scenario; async_http_server http; async_group g;) {
     ASSERT_EQ(async_http_server_listen(&f->http, "127.0.0.1", 0, 0, NULL, hf_routes, NULL), 0);
+    if (hf_tls) ASSERT_EQ(async_http_server_tls(&f->http, hf_tls), 0);
     hf_port = async_http_server_port(&f->http);
     ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->http));
     ASYNC_TRY(t) {
@@ -744,4 +760,324 @@ ASYNC_DEF(hf_curl_scenario, async_thread_call call; char cmd[4 * PATH_MAX]; int 
 TEST_TAGGED(http_files_curl_gets_ranges_304_and_whole_files, TEST_THREADS | TEST_WAITS) {
     test_need("curl");
     HF_RUN(hf_curl_scenario);
+}
+
+/* ---- the simulated world: the same answers from its files ---- */
+
+/* The names hf_make_tree writes as files (its symlinks are left out: the world has none), and mid.bin. */
+static const char *const hf_world_names[] = {
+    "www/a.html",  "www/hundred.txt", "www/empty.txt", "www/index.html", "www/sub/index.html", "www/noindex/x.txt",
+    "secret.txt",  "outside/x.txt",   "www/b.CSS",     "www/c.js",       "www/d.json",         "www/e.png",
+    "www/f.unknown", "www/g",         "www/h.mjs",     "www/i.wasm",     "www/j.svg",          "www/k.woff2",
+    "www/mid.bin",
+};
+
+/* Copies the real tree's files into the world's file system under the same names. */
+static void hf_mirror(async_loop *loop) {
+    static char buf[HF_MID + 1];
+    size_t i, n;
+    for (i = 0; i < sizeof hf_world_names / sizeof hf_world_names[0]; i++) {
+        FILE *in = fopen(test_path(hf_world_names[i]), "rb");
+        ASSERT(in != NULL);
+        n = fread(buf, 1, sizeof buf, in);
+        fclose(in);
+        ASSERT_EQ(async_sim_file_put(loop, hf_world_names[i], buf, n), 0);
+    }
+}
+
+/* The world's options for seed: partial sends and receives, a window smaller than most bodies, a
+ * bandwidth that makes a large one take many deliveries. */
+static async_sim_options hf_world_options(uint64_t seed) {
+    async_sim_options o = async_sim_defaults(seed);
+    o.partial_pct = 40;
+    o.window = 1500;
+    o.bandwidth = 3000;
+    return o;
+}
+
+/* Runs scenario against a server in a new world of options o whose files are the real tree's (made
+ * before: hf_make_tree, hf_make_mid), served from the world's names; then checks that the world holds no
+ * socket and no open file. Returns the run's hash. */
+static uint64_t hf_run_world(async_task *scenario, const async_sim_options *o) {
+    static hf_main_frame m;
+    async_sim_census c;
+    async_loop *loop = async_sim_new(o);
+    uint64_t hash;
+    ASSERT(loop != NULL);
+    hf_mirror(loop);
+    snprintf(hf_root, sizeof hf_root, "www"); /* the handlers' names, of the world from now on */
+    snprintf(hf_hundred, sizeof hf_hundred, "www/hundred.txt");
+    snprintf(hf_missing, sizeof hf_missing, "missing");
+    hf_ms = TEST_LONG_MS;
+    memset(&m, 0, sizeof m);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(hf_main, &m, scenario)), 0);
+    ASSERT_EQ(async_server_connections(&m.http.server), 0);
+    ASSERT_EQ(async_sim_census_of(loop, &c), 0);
+    ASSERT_EQ(c.sockets, 0);
+    ASSERT_EQ(c.files, 0);
+    hash = async_sim_hash(loop);
+    async_loop_free(loop);
+    return hash;
+}
+
+/* What hf_collect got for each request: the whole answer, malloc'ed. */
+typedef struct hf_got {
+    char *text;
+    size_t len;
+} hf_got;
+
+/* Sends each request of cases[0..n) on a connection of its own, reading its answer a piece of `piece`
+ * bytes at a time, and keeps the answers in got[]. */
+ASYNC_DEF(hf_collect, const hf_case *cases; size_t n; hf_got *got; size_t piece; size_t i; hf_client_frame c;) {
+    for (f->i = 0; f->i < f->n; f->i++) {
+        memset(&f->c, 0, sizeof f->c);
+        AWAIT_CALL(t, hf_client, &f->c, f->cases[f->i].request, 0, f->piece);
+        ASSERT_EQ(f->c.code, 0);
+        f->got[f->i].text = f->c.got; /* hf_client's buffer, kept */
+        f->got[f->i].len = f->c.len;
+    }
+} ASYNC_END_DEF
+
+/* The answer a is as case k expects, and the same as b (status, body, the headers that do not depend
+ * on the file's time; Last-Modified and ETag there in both or in neither). */
+static void hf_same(const hf_case *k, const hf_got *a, const hf_got *b) {
+    static const char *const names[] = {"Content-Type", "Content-Length", "Content-Range", "Location", "Allow",
+                                        "Accept-Ranges"};
+    hf_resp ra, rb;
+    const char *pa = a->text, *pb = b->text;
+    char va[256];
+    size_t i;
+    bool ok = hf_next(&pa, a->text + a->len, &ra) && hf_next(&pb, b->text + b->len, &rb) && ra.status == k->status &&
+              rb.status == k->status && ra.body_len == rb.body_len && memcmp(ra.body, rb.body, ra.body_len) == 0 &&
+              (!k->body || hf_body_is(&ra, k->body)) && (!k->header || strcmp(hf_header(&ra, k->header), k->value) == 0);
+    for (i = 0; ok && i < sizeof names / sizeof names[0]; i++) {
+        snprintf(va, sizeof va, "%s", hf_header(&ra, names[i]));
+        ok = strcmp(va, hf_header(&rb, names[i])) == 0;
+    }
+    for (i = 0; ok && i < 2; i++) {
+        const char *name = i ? "ETag" : "Last-Modified";
+        ok = (hf_header(&ra, name)[0] != '\0') == (hf_header(&rb, name)[0] != '\0');
+    }
+    if (!ok)
+        test_fail(__FILE__, __LINE__, "%s\nexpected %d %s\nreal loop:\n%.*s\nworld:\n%.*s", k->request, k->status,
+                  k->body ? k->body : "-", (int)a->len, a->text, (int)b->len, b->text);
+}
+
+/* The requests answered alike on a real loop and in the world: every status http_files gives, bodies
+ * whole and in ranges, HEAD, conditions that do not depend on the file's time. */
+static const hf_case hf_world_cases[] = {
+    {HF_GET_CLOSE("/s/a.html"), 200, "<h1>a</h1>", "Content-Type", "text/html; charset=utf-8"},
+    {HF_GET_CLOSE("/s/b.CSS"), 200, "t", "Content-Type", "text/css; charset=utf-8"},
+    {HF_GET_CLOSE("/s/g"), 200, "t", "Content-Type", "application/octet-stream"},
+    {HF_GET_CLOSE("/s/hundred.txt"), 200, NULL, "Content-Length", "100"},
+    {HF_GET_CLOSE("/s/empty.txt"), 200, "", "Content-Length", "0"},
+    {HF_GET_CLOSE("/s/mid.bin"), 200, NULL, "Content-Length", "300001"},
+    {HF_GET_WITH("/s/mid.bin", "Range: bytes=123456-\r\n"), 206, NULL, "Content-Range", "bytes 123456-300000/300001"},
+    {HF_GET_CLOSE("/s/"), 200, "root index", NULL, NULL},
+    {HF_GET_CLOSE("/s/sub/"), 200, "sub index", NULL, NULL},
+    {HF_GET_CLOSE("/s/sub/index.html"), 200, "sub index", NULL, NULL},
+    {HF_GET_CLOSE("/s/sub"), 301, NULL, "Location", "/s/sub/"},
+    {HF_GET_CLOSE("/s/sub?a=1#f"), 301, NULL, "Location", "/s/sub/?a=1"},
+    {HF_GET_CLOSE("/s/noindex"), 301, NULL, "Location", "/s/noindex/"},
+    {HF_GET_CLOSE("/s/noindex/"), 403, "Forbidden", NULL, NULL},
+    {HF_GET_CLOSE("/s/noindex/x.txt"), 200, "x", NULL, NULL},
+    {HF_GET_CLOSE("/s/./a.html"), 200, "<h1>a</h1>", NULL, NULL},
+    {HF_GET_CLOSE("/s//a.html"), 200, "<h1>a</h1>", NULL, NULL},
+    {HF_GET_CLOSE("/s/sub/./index.html"), 200, "sub index", NULL, NULL},
+    {HF_GET_CLOSE("/s/nothing.txt"), 404, "Not Found", NULL, NULL},
+    {HF_GET_CLOSE("/s/nothing/deeper.txt"), 404, "Not Found", NULL, NULL},
+    {HF_GET_CLOSE("/s/a.html/x"), 404, "Not Found", NULL, NULL},
+    {HF_GET_CLOSE("/s/a.html/"), 404, "Not Found", NULL, NULL},
+    {HF_GET_CLOSE("/s/..a.html"), 404, "Not Found", NULL, NULL},
+    {HF_GET_CLOSE("/s/../secret.txt"), 403, "Forbidden", NULL, NULL},
+    {HF_GET_CLOSE("/s/%2e%2e/secret.txt"), 403, "Forbidden", NULL, NULL},
+    {HF_GET_CLOSE("/s/sub/../a.html"), 403, "Forbidden", NULL, NULL},
+    {HF_GET_CLOSE("/s/a%5cb"), 403, "Forbidden", NULL, NULL},
+    {HF_GET_CLOSE("/q?p=../secret.txt"), 403, "Forbidden", NULL, NULL},
+    {HF_GET_CLOSE("/q?p=sub"), 200, "sub index", NULL, NULL},
+    {HF_GET_CLOSE("/q?p=/sub/index.html"), 200, "sub index", NULL, NULL},
+    {HF_GET_CLOSE("/one"), 200, NULL, "Content-Type", "text/plain; charset=utf-8"},
+    {"POST /s/a.html HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 405,
+     "Method Not Allowed", "Allow", "GET, HEAD"},
+    {"HEAD /s/hundred.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 200, NULL, "Content-Length", "100"},
+    {"HEAD /s/hundred.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nConnection: close\r\n\r\n", 200, NULL,
+     "Content-Length", "100"},
+    {HF_GET_WITH("/s/hundred.txt", "Range: bytes=0-9\r\n"), 206, "0123456789", "Content-Range", "bytes 0-9/100"},
+    {HF_GET_WITH("/s/hundred.txt", "Range: bytes=-3\r\n"), 206, "789", "Content-Range", "bytes 97-99/100"},
+    {HF_GET_WITH("/s/hundred.txt", "Range: bytes=95-\r\n"), 206, "56789", NULL, NULL},
+    {HF_GET_WITH("/s/hundred.txt", "Range: bytes=100-\r\n"), 416, NULL, "Content-Range", "bytes */100"},
+    {HF_GET_WITH("/s/empty.txt", "Range: bytes=0-\r\n"), 416, NULL, "Content-Range", "bytes */0"},
+    {HF_GET_WITH("/s/hundred.txt", "Range: bytes=0-1,5-6\r\n"), 200, NULL, "Content-Length", "100"},
+    {HF_GET_WITH("/s/hundred.txt", "Range: bytes=0-1\r\nIf-Range: \"old\"\r\n"), 200, NULL, "Content-Length", "100"},
+    {HF_GET_WITH("/s/hundred.txt", "If-Modified-Since: Tue, 01 Jan 2030 00:00:00 GMT\r\n"), 304, "", NULL, NULL},
+    {HF_GET_WITH("/s/hundred.txt", "If-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n"), 200, NULL, NULL, NULL},
+    {HF_GET_WITH("/s/hundred.txt", "If-None-Match: *\r\n"), 304, "", NULL, NULL},
+    {HF_GET_WITH("/s/hundred.txt", "If-None-Match: \"other\"\r\n"), 200, NULL, NULL, NULL},
+    {HF_GET_CLOSE("/nowhere/a.html"), 500, NULL, NULL, NULL},
+};
+
+#define HF_WORLD_N (sizeof hf_world_cases / sizeof hf_world_cases[0])
+
+static void hf_got_free(hf_got *got, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) free(got[i].text);
+    memset(got, 0, n * sizeof *got);
+}
+
+TEST(http_files_the_world_answers_as_a_real_loop) {
+    static hf_got real[HF_WORLD_N], world[HF_WORLD_N];
+    static hf_collect_frame c;
+    static const size_t pieces[] = {0, 777, 1};
+    uint64_t seed;
+    size_t i;
+    memset(&c, 0, sizeof c);
+    hf_run(ASYNC_CALL(hf_collect, &c, hf_world_cases, HF_WORLD_N, real, (size_t)0));
+    for (seed = 1; seed <= 3; seed++) { /* partial sends, a small window, readers of all sizes */
+        async_sim_options o = hf_world_options(seed);
+        memset(&c, 0, sizeof c);
+        hf_run_world(ASYNC_CALL(hf_collect, &c, hf_world_cases, HF_WORLD_N, world, pieces[seed - 1]), &o);
+        for (i = 0; i < HF_WORLD_N; i++) hf_same(&hf_world_cases[i], &real[i], &world[i]);
+        {
+            hf_resp r;
+            const char *p = world[5].text;
+            ASSERT(hf_next(&p, world[5].text + world[5].len, &r) && r.body_len == HF_MID);
+            hf_check_bytes(r.body, r.body_len, 0);
+        }
+        hf_got_free(world, HF_WORLD_N);
+    }
+    hf_got_free(real, HF_WORLD_N);
+}
+
+/* The answer of c (one response) as hf_resp, checked to be there. */
+static hf_resp hf_only(const hf_client_frame *c) {
+    hf_resp r;
+    const char *p = c->got;
+    ASSERT_EQ(c->code, 0);
+    ASSERT(hf_next(&p, c->got + c->len, &r));
+    return r;
+}
+
+/* A file's dates in the world are the world's time of day (2000-01-01 plus the virtual clock) at its
+ * last change: the validators of a file put at the start, the 304s and the range they allow, and new
+ * ones once the file is put again later. */
+ASYNC_DEF(hf_world_dates_scenario, hf_client_frame c; int i; char last[64];) {
+    static const char *const asks[] = {
+        HF_GET_CLOSE("/s/hundred.txt"),
+        HF_GET_WITH("/s/hundred.txt", "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n"),
+        HF_GET_WITH("/s/hundred.txt", "If-None-Match: \"386d4380-64\"\r\n"),
+        HF_GET_WITH("/s/hundred.txt", "Range: bytes=0-1\r\nIf-Range: Sat, 01 Jan 2000 00:00:00 GMT\r\n"),
+        HF_GET_WITH("/s/hundred.txt", "Range: bytes=0-1\r\nIf-Range: \"386d4380-64\"\r\n"),
+    };
+    static const int status[] = {200, 304, 304, 206, 206};
+    for (f->i = 0; f->i < 5; f->i++) {
+        memset(&f->c, 0, sizeof f->c);
+        AWAIT_CALL(t, hf_client, &f->c, asks[f->i]);
+        {
+            hf_resp r = hf_only(&f->c);
+            ASSERT_EQ(r.status, status[f->i]);
+            ASSERT_STR_EQ(hf_header(&r, "Last-Modified"), "Sat, 01 Jan 2000 00:00:00 GMT");
+            ASSERT_STR_EQ(hf_header(&r, "ETag"), "\"386d4380-64\"");
+        }
+        hf_client_free(&f->c);
+    }
+    AWAIT_SLEEP(t, 61000); /* a minute on, the file changes */
+    ASSERT_EQ(async_sim_file_put(async_task_loop(t), "www/hundred.txt", "changed", 7), 0);
+    memset(&f->c, 0, sizeof f->c);
+    AWAIT_CALL(t, hf_client, &f->c, HF_GET_WITH("/s/hundred.txt", "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n"));
+    {
+        hf_resp r = hf_only(&f->c);
+        ASSERT_EQ(r.status, 200);
+        ASSERT(hf_body_is(&r, "changed"));
+        snprintf(f->last, sizeof f->last, "%s", hf_header(&r, "Last-Modified"));
+        ASSERT(strncmp(f->last, "Sat, 01 Jan 2000 00:01:", 23) == 0);
+    }
+    hf_client_free(&f->c);
+} ASYNC_END_DEF
+
+TEST(http_files_the_world_dates_its_files_by_its_clock) {
+    static hf_world_dates_scenario_frame s;
+    async_sim_options o = hf_world_options(5);
+    hf_make_tree();
+    memset(&s, 0, sizeof s);
+    hf_run_world(ASYNC_CALL(hf_world_dates_scenario, &s), &o);
+}
+
+/* The large-ish file whole, through short reads of the world's files, with the answer read back. */
+ASYNC_DEF(hf_world_short_scenario, bool fail; hf_client_frame c;) {
+    AWAIT_CALL(t, hf_client, &f->c, f->fail ? HF_GET_CLOSE("/s/a.html") : HF_GET_CLOSE("/s/mid.bin"), 0, 4000);
+    {
+        hf_resp r = hf_only(&f->c);
+        if (f->fail) {
+            ASSERT_EQ(r.status, 500); /* the open failed (EIO): the server's own error */
+        } else {
+            ASSERT_EQ(r.status, 200);
+            ASSERT_EQ(r.body_len, HF_MID);
+            hf_check_bytes(r.body, r.body_len, 0);
+        }
+    }
+    hf_client_free(&f->c);
+} ASYNC_END_DEF
+
+TEST(http_files_the_world_replays_a_seed_and_its_file_faults) {
+    static hf_collect_frame c;
+    static hf_got got[HF_WORLD_N];
+    static hf_world_short_scenario_frame s;
+    async_sim_options o = hf_world_options(7);
+    uint64_t first, second;
+    hf_make_tree();
+    memset(&c, 0, sizeof c);
+    first = hf_run_world(ASYNC_CALL(hf_collect, &c, hf_world_cases, HF_WORLD_N, got, (size_t)1000), &o);
+    hf_got_free(got, HF_WORLD_N);
+    memset(&c, 0, sizeof c);
+    second = hf_run_world(ASYNC_CALL(hf_collect, &c, hf_world_cases, HF_WORLD_N, got, (size_t)1000), &o);
+    hf_got_free(got, HF_WORLD_N);
+    ASSERT_EQ(first, second);
+    o.file_short_pct = 60;
+    memset(&s, 0, sizeof s);
+    hf_run_world(ASYNC_CALL(hf_world_short_scenario, &s, false), &o);
+    o.file_short_pct = 0;
+    o.file_error_pct = 100;
+    memset(&s, 0, sizeof s);
+    hf_run_world(ASYNC_CALL(hf_world_short_scenario, &s, true), &o);
+}
+
+/* ---- https: the body copied through the TLS session ---- */
+
+/* curl over https: the large file whole and a range of it, which sendfile would have sent past the
+ * session as plain text. */
+ASYNC_DEF(hf_https_scenario, async_thread_call call; char cmd[4 * PATH_MAX]; int i;) {
+    for (f->i = 0; f->i < 2; f->i++) {
+        snprintf(f->cmd, sizeof f->cmd, "curl -s -k --max-time 20 %s -o '%s' https://127.0.0.1:%d/s/big.bin",
+                 f->i ? "-r 5000000-" : "", test_path("curl.body"), hf_port);
+        AWAIT_TO_THREAD(t, &f->call, hf_system, f->cmd, NULL);
+        ASSERT_EQ(async_thread_call_result(&f->call), 0);
+        {
+            size_t blen;
+            char *body = hf_slurp(test_path("curl.body"), &blen);
+            ASSERT_EQ(blen, f->i ? HF_BIG - 5000000 : HF_BIG);
+            hf_check_bytes(body, blen, f->i ? 5000000 : 0);
+            free(body);
+        }
+        unlink(test_path("curl.body"));
+    }
+} ASYNC_END_DEF
+
+TEST_TAGGED(http_files_https_copies_the_body_through_the_session, TEST_THREADS | TEST_WAITS) {
+    async_tls_opts o = {true, false, NULL, NULL, NULL, "http/1.1"};
+    char cmd[2 * PATH_MAX + 256], cert[PATH_MAX], key[PATH_MAX];
+    test_need("curl");
+    test_need("openssl");
+    snprintf(cert, sizeof cert, "%s", test_path("self.pem"));
+    snprintf(key, sizeof key, "%s", test_path("self.key"));
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout '%s' -out '%s' "
+             "-days 2 -subj /CN=localhost >/dev/null 2>&1",
+             key, cert);
+    ASSERT_EQ(system(cmd), 0);
+    o.cert_file = cert;
+    o.key_file = key;
+    ASSERT_EQ(async_tls_ctx_new(&hf_tls, &o), 0);
+    HF_RUN(hf_https_scenario);
+    async_tls_ctx_free(hf_tls);
+    hf_tls = NULL;
 }

@@ -192,3 +192,74 @@ TEST_TAGGED(net_threads_cancel_from_another_thread_is_refused_and_remote_cancel_
     ASSERT_EQ(async_remote_cancel(NULL, &f.target.task), ASYNC_EINVAL);
     ASSERT_EQ(async_remote_cancel((async_remote *)1, NULL), ASYNC_EINVAL); /* t is checked first */
 }
+
+/* ---- the simulated world: one loop on one thread ---- */
+
+ASYNC_HTTP_DEF(net_sim_hello) {
+    async_http_response_text(f->res, 200, "hello");
+} ASYNC_END_DEF
+
+static const async_http_route net_sim_routes[] = {ASYNC_HTTP_ROUTE("GET", NULL, net_sim_hello),
+                                                  ASYNC_HTTP_ROUTES_END};
+
+/* A server made with the main (as hello_server makes it), a client of the same loop that gets its
+ * answer, then the server closed. */
+ASYNC_DEF(net_sim_main, async_http_server *http; bool simulated; async_group g; async_http_client c; int status;
+          char body[16];) {
+    f->simulated = async_loop_simulated(async_task_loop(t));
+    ASYNC_SPAWN(t, &f->g, async_http_server_serve(f->http));
+    {
+        static char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/", async_http_server_port(f->http));
+        AWAIT(t, async_http_client_get(&f->c, url, TEST_LONG_MS));
+    }
+    f->status = async_http_client_status(&f->c);
+    snprintf(f->body, sizeof f->body, "%s", async_http_client_body(&f->c, NULL));
+    async_http_client_close(&f->c);
+    async_http_server_close(f->http, 0);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+static struct {
+    async_http_server http;
+    net_sim_main_frame main;
+    unsigned made; /* make_main calls */
+    int listen_rc;
+} net_sim;
+
+static async_task *net_make_sim_main(unsigned i, void *arg) {
+    (void)i;
+    (void)arg;
+    net_sim.made++;
+    net_sim.listen_rc = async_http_server_listen(&net_sim.http, "127.0.0.1", 0, 0, NULL, net_sim_routes, NULL);
+    if (net_sim.listen_rc) return NULL;
+    return ASYNC_CALL(net_sim_main, &net_sim.main, &net_sim.http);
+}
+
+TEST(net_threads_one_loop_runs_in_the_simulated_world_and_more_are_refused) {
+    memset(&net_sim, 0, sizeof net_sim);
+    ASSERT_EQ(setenv("ASYNC_SIM", "3", 1), 0); /* this test's process alone */
+    ASSERT_EQ(async_run_threads(2, net_make_sim_main, NULL), ASYNC_ENOTSUP);
+    ASSERT_EQ(net_sim.made, 0); /* refused before any main is made: no port taken */
+    ASSERT_EQ(async_run_threads(1, net_make_sim_main, NULL), 0);
+    ASSERT_EQ(net_sim.made, 1);
+    ASSERT_EQ(net_sim.listen_rc, 0);
+    ASSERT(net_sim.main.simulated);
+    ASSERT_EQ(net_sim.main.status, 200);
+    ASSERT_STR_EQ(net_sim.main.body, "hello");
+    ASSERT_EQ(unsetenv("ASYNC_SIM"), 0);
+}
+
+TEST(net_threads_a_world_current_on_the_thread_is_refused) {
+    async_loop *world = async_sim_new(NULL);
+    ASSERT(world != NULL);
+    memset(&net_sim, 0, sizeof net_sim);
+    ASSERT_EQ(async_run_threads(1, net_make_sim_main, NULL), ASYNC_ENOTSUP); /* its servers are its own */
+    ASSERT_EQ(async_run_threads(2, net_make_sim_main, NULL), ASYNC_ENOTSUP);
+    ASSERT_EQ(net_sim.made, 0);
+    ASSERT(async_remote_new(world) == NULL); /* no thread can reach into a world */
+    async_loop_free(world);
+    ASSERT_EQ(async_run_threads(1, net_make_sim_main, NULL), 0); /* a real loop again */
+    ASSERT(!net_sim.main.simulated);
+    ASSERT_EQ(net_sim.main.status, 200);
+}

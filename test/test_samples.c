@@ -1012,3 +1012,17 @@ static void hello_server_answers_https(int threads) {
 
 TEST(samples_hello_server_https) { hello_server_answers_https(1); }
 TEST_TAGGED(samples_hello_server_https_two_threads_share_the_context, TEST_THREADS) { hello_server_answers_https(2); }
+
+/* hello_server in the simulated world (ASYNC_SIM): one loop serves there, for --seconds of virtual time
+ * (no real port, no wall-clock wait); without --seconds nothing in the world can ever reach it, which the
+ * loop reports as a deadlock; --threads 2 is refused at once. */
+TEST(samples_hello_server_in_the_simulated_world) {
+    char out[512];
+    ASSERT_EQ(run_cmd("env ASYNC_SIM=1 " SAMPLE "hello_server --seconds 30 2>&1", out, sizeof out), 0);
+    ASSERT(strncmp(out, "Serving on http://127.0.0.1:", 28) == 0 && strstr(out, "/ with 1 thread\n") != NULL);
+    ASSERT_EQ(run_cmd("env ASYNC_SIM=1 " SAMPLE "hello_server 2>&1", out, sizeof out), 1);
+    ASSERT(strstr(out, "deadlock") != NULL);
+    ASSERT_EQ(run_cmd("env ASYNC_SIM=1 " SAMPLE "hello_server --threads 2 --seconds 1 2>&1", out, sizeof out), 1);
+    ASSERT(strstr(out, "the simulated world is one loop on one thread") != NULL);
+    ASSERT(strstr(out, "hello_server: operation not supported") != NULL);
+}

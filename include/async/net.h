@@ -467,7 +467,9 @@ ASYNC_API int async_http_server_port(const async_http_server *hs);
  *     AWAIT_HTTP_FILE(t, &f->file, f->req, f->res, "report.pdf", 30000);
  *
  * The body goes from the file to the socket with sendfile(2): the file is never read into memory, and
- * the loop never blocks on the client (on EAGAIN the task waits for the socket). Opening and fstat run
+ * the loop never blocks on the client (on EAGAIN the task waits for the socket). Over TLS, and in the
+ * simulated world (async/sim.h: its files, dated by its clock), it is read 16 KiB at a time and written
+ * through the stream instead. Opening and fstat run
  * on the loop's thread: for local files they take microseconds (a network file system that stalls
  * would stall the loop; serve such trees from a thread of their own). What is answered:
  *   - 200 with the whole file; Content-Type from the name's extension (async_http_content_type),
@@ -757,7 +759,10 @@ ASYNC_API int async_remote_cancel(async_remote *r, async_task *t);
 /** Runs n loops on n threads (the calling thread is loop 0), each with its own async_loop_new(0), and
  *  waits for all of them. make_main(index, arg) builds each loop's main task; all are built first, in
  *  index order, on the calling thread (so main 0 may bind a port that the others then share with
- *  ASYNC_SERVER_REUSEPORT). Returns the first non-zero code in index order, ASYNC_EINVAL, ASYNC_ENOMEM. */
+ *  ASYNC_SERVER_REUSEPORT). Returns the first non-zero code in index order, ASYNC_EINVAL, ASYNC_ENOMEM.
+ *  Under ASYNC_SIM (async/sim.h) one loop runs, a world made before its main so that the main's servers
+ *  listen in it; n > 1 there, or a simulated loop of the caller's current on the thread, is ASYNC_ENOTSUP
+ *  with a message on stderr, before any main is made. */
 ASYNC_API int async_run_threads(unsigned n, async_task *(*make_main)(unsigned index, void *arg), void *arg);
 
 /* ---- WebSocket (RFC 6455), server side, over a stream; provided by http_ws.c, which needs libcrypto
