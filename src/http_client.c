@@ -531,8 +531,6 @@ async_task *async_http_client_get(async_http_client *c, const char *url, int64_t
 
 /* ==== Sessions: a pool of connections per host:port, shared by the tasks of one loop ==== */
 
-#include <poll.h>
-
 #define DEFAULT_MAX_CONNECTIONS 100u
 #define DEFAULT_MAX_REDIRECTS 10
 
@@ -644,15 +642,15 @@ static void conn_drop(async_http_session *s, struct async__http_conn *k) {
 
 /* An idle connection the server has closed, or that has input no request asked for, is of no use. */
 static bool conn_stale(struct async__http_conn *k) {
-    struct pollfd p;
+    char b;
     size_t len;
     if (async_stream_fd(&k->stream) < 0) return true;
     async_stream_peek(&k->stream, &len);
     if (len) return true;
-    p.fd = async_stream_fd(&k->stream);
-    p.events = POLLIN;
-    p.revents = 0;
-    return poll(&p, 1, 0) != 0; /* readable (bytes or the end), hung up, or an error */
+    /* bytes, the end or an error: anything but "would block". Through the stream (not poll(2) on its
+     * number): a simulated world's descriptor is no descriptor of the OS, whose poll calls it invalid,
+     * so that a session never reused a connection there */
+    return net__stream_peek(&k->stream, &b, 1) != ASYNC_EAGAIN;
 }
 
 /* Gives c a connection to its host: an idle one, a new one within the limits (closing the oldest idle
