@@ -5,6 +5,7 @@
  * server closes the connection once its peer has ended the stream (no connection is left behind); and
  * after each input the server still answers a well-formed request with 200. */
 #include "fuzz_net.h"
+#include "fuzz_http_handler.h"
 
 typedef struct {
     async_task task;
@@ -20,18 +21,6 @@ typedef struct {
 static async_http_server server;
 static int server_port;
 
-ASYNC_HTTP_DEF(handler, char body[256];) {
-    FUZZ_CHECK(f->req->method && f->req->target && f->req->path && f->req->query &&
-               (f->req->body || f->req->body_len == 0));
-    FUZZ_CHECK(f->req->nheaders <= 16);
-    f->res->body_len = (size_t)snprintf(f->body, sizeof f->body, "%s %zu %zu", f->req->method, f->req->nheaders,
-                                        f->req->body_len);
-    f->res->body = f->body;
-    if (f->req->body_len > 2) f->res->status = 201;
-    if (async_http_request_query(f->req, "a")) f->res->status = 202;
-} ASYNC_END_DEF
-
-static const async_http_route routes[] = {ASYNC_HTTP_ROUTE(NULL, NULL, handler), ASYNC_HTTP_ROUTES_END};
 
 static async_status client_run(async_task *t) {
     client_frame *f = (client_frame *)t;

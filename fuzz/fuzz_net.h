@@ -10,6 +10,7 @@
 
 #define _GNU_SOURCE
 #include "async.h"
+#include "fuzz_check.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,15 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FUZZ_CHECK(cond)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond);     \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The loop of the whole fuzzing run. */
 static async_loop *fuzz_loop(void) {

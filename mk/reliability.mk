@@ -2,12 +2,13 @@
 #   make inject     every test again with its Nth allocation failing, then with its main task and then
 #                   each task cancelled at its k-th suspension; ASan+UBSan+LeakSanitizer, census at the
 #                   end (test/inject/inject.c). INJECT_MAX=n faults per test (default 120).
-#   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60) from its seed corpus (fuzz/)
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60) from its seed corpus (fuzz/);
+#                   FUZZ_RUN_TARGETS="sim_ws sim_sched" runs some of them
 #   make soak       10 million tasks in waves with RSS measured; 100,000 sleepers cancelled at random
 #                   (test/test_soak.c at full size; `make test` runs the same tests small)
 #   make coverage   the test suite built with gcov; gcovr's line and branch figures for async.h and src/
 #   make check-reliability   the bounded ones `make check` runs: census, the three injections with a
-#                   small INJECT_MAX, and FUZZ_CHECK_SECONDS (default 10) per fuzz target
+#                   small INJECT_MAX, and FUZZ_CHECK_SECONDS (default 10) per fuzz target of FUZZ_CHECK_TARGETS
 # Needs clang and libclang-rt-14-dev (libFuzzer), gcovr, binutils (addr2line).
 
 INJECT_BUILD ?= build-san
@@ -68,7 +69,16 @@ $(INJECT_MODES:%=check-inject-%): check-inject-%:
 
 # ---- fuzzing (clang's libFuzzer; the library built with clang, ASan+UBSan and fuzzer coverage) ----
 FUZZ_BUILD   ?= $(BUILD)-fuzz
-FUZZ_TARGETS := sched readline http_request http_response
+# The sim_ targets run their inputs over connections of the simulated world (async/sim.h, fuzz/fuzz_sim.h):
+# a fresh world per input, its options and seed taken from the input, so that a crash replays from the
+# input alone. The others (but sched, which is the core alone) use real sockets on 127.0.0.1.
+FUZZ_TARGETS := sched readline http_request http_response sim_http_request sim_http_response sim_readline \
+                sim_ws sim_sched
+# What `make check` fuzzes (FUZZ_CHECK_SECONDS each): the core's scheduler and the simulated-world targets,
+# which cover the real-socket targets' parsers and more (chunking and faults drawn from the input) at a
+# deterministic replay; the real-socket ones stay in `make fuzz`.
+FUZZ_CHECK_TARGETS ?= sched sim_http_request sim_http_response sim_readline sim_ws sim_sched
+FUZZ_RUN_TARGETS ?= $(FUZZ_TARGETS)
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 10
 FUZZ_CC      ?= clang
@@ -80,14 +90,14 @@ $(FUZZ_BUILD)/fuzz/fuzz_sched: fuzz/fuzz_sched.c $(HEADERS)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(FUZZ_CC) $(WARN) -Iinclude $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@
 
-$(FUZZ_BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_net.h $(HEADERS) $(FUZZ_BUILD)/libasync.a
+$(FUZZ_BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_net.h fuzz/fuzz_sim.h $(HEADERS) $(FUZZ_BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(FUZZ_CC) $(WARN) -Iinclude $(FUZZ_FLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)
 
-$(FUZZ_BUILD)/libasync.a: $(LIB_SRC) $(HEADERS) $(wildcard src/*.h)
+$(FUZZ_BUILD)/libasync.a: $(LIB_SRC) $(HEADERS) $(wildcard src/*.h) fuzz/sim-ignore.txt
 	$(Q)$(MAKE) --no-print-directory lib CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) SANFLAGS= \
-	    CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link"
+	    CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -fsanitize-coverage-ignorelist=$(CURDIR)/fuzz/sim-ignore.txt"
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
 
@@ -95,7 +105,7 @@ fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
 # $(FUZZ_BUILD)/corpus/NAME, crashes are written to $(FUZZ_BUILD)/crashes/.
 fuzz: fuzz-build
 	$(Q)mkdir -p $(FUZZ_BUILD)/crashes
-	$(Q)for t in $(FUZZ_TARGETS); do \
+	$(Q)for t in $(FUZZ_RUN_TARGETS); do \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 	    echo "  FUZZ    $$t ($(FUZZ_SECONDS) s)"; \
 	    $(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=2048 -timeout=20 -print_final_stats=1 \
@@ -106,7 +116,7 @@ fuzz: fuzz-build
 	done
 
 check-fuzz:
-	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) FUZZ_RUN_TARGETS="$(FUZZ_CHECK_TARGETS)"
 
 # ---- soak: test/test_soak.c's tests at full size (`make test` runs them small) ----
 .PHONY: soak
@@ -132,7 +142,7 @@ $(BUILD)/fuzz/replay_sched: fuzz/fuzz_sched.c fuzz/replay.c $(HEADERS)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) fuzz/fuzz_sched.c fuzz/replay.c -o $@ $(ALL_LDFLAGS)
 
-$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz_net.h $(HEADERS) $(BUILD)/libasync.a
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz_net.h fuzz/fuzz_sim.h $(HEADERS) $(BUILD)/libasync.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $< fuzz/replay.c -o $@ $(ALL_LDFLAGS) $(BUILD)/libasync.a $(LIBS) $(HTTP_LIBS)

@@ -531,8 +531,6 @@ async_task *async_http_client_get(async_http_client *c, const char *url, int64_t
 
 /* ==== Sessions: a pool of connections per host:port, shared by the tasks of one loop ==== */
 
-#include <poll.h>
-
 #define DEFAULT_MAX_CONNECTIONS 100u
 #define DEFAULT_MAX_REDIRECTS 10
 
@@ -644,15 +642,15 @@ static void conn_drop(async_http_session *s, struct async__http_conn *k) {
 
 /* An idle connection the server has closed, or that has input no request asked for, is of no use. */
 static bool conn_stale(struct async__http_conn *k) {
-    struct pollfd p;
+    char b;
     size_t len;
     if (async_stream_fd(&k->stream) < 0) return true;
     async_stream_peek(&k->stream, &len);
     if (len) return true;
-    p.fd = async_stream_fd(&k->stream);
-    p.events = POLLIN;
-    p.revents = 0;
-    return poll(&p, 1, 0) != 0; /* readable (bytes or the end), hung up, or an error */
+    /* bytes, the end or an error: anything but "would block". Through the stream (not poll(2) on its
+     * number): a simulated world's descriptor is no descriptor of the OS, whose poll calls it invalid,
+     * so that a session never reused a connection there */
+    return net__stream_peek(&k->stream, &b, 1) != ASYNC_EAGAIN;
 }
 
 /* Gives c a connection to its host: an idle one, a new one within the limits (closing the oldest idle
@@ -1103,6 +1101,15 @@ async_task *async_http_body_end(async_http_call *c) {
     return &c->task;
 }
 
+/* Lets the parser go on after its pause; false if it had stopped at an error instead (the head of a
+ * streamed response is handed over as soon as it is parsed, and the body bytes that came with it may
+ * already have failed: http_parser asserts, and aborts the program, when such a parser is unpaused). */
+static bool parser_resume(http_parser *p) {
+    if (HTTP_PARSER_ERRNO(p) != HPE_OK && HTTP_PARSER_ERRNO(p) != HPE_PAUSED) return false;
+    http_parser_pause(p, 0);
+    return true;
+}
+
 /* Reads the next piece of a streamed response body into st->buf. */
 static async_status body_read_run(async_task *t) {
     async_http_call *c = (async_http_call *)t;
@@ -1130,7 +1137,7 @@ static async_status body_read_run(async_task *t) {
                 r->body_pos = r->body_len = 0;
                 data = async_stream_peek(&c->conn->stream, &len);
                 if (len) {
-                    http_parser_pause(&r->parser, 0);
+                    if (!parser_resume(&r->parser)) ASYNC_THROW(t, ASYNC_EPROTO, "malformed HTTP response");
                     n = http_parser_execute(&r->parser, &settings, data, len);
                     async_stream_consume(&c->conn->stream, n);
                     if (r->error) ASYNC_THROW_ERROR(t, async_error_of(r->error));
@@ -1140,7 +1147,7 @@ static async_status body_read_run(async_task *t) {
                 }
                 AWAIT_STREAM_FILL(t, &c->conn->stream, HEAD_LIMIT + 65536, &r->rx.n, st->read_ms);
                 if (r->rx.n == 0) {
-                    http_parser_pause(&r->parser, 0);
+                    if (!parser_resume(&r->parser)) ASYNC_THROW(t, ASYNC_EPROTO, "malformed HTTP response");
                     http_parser_execute(&r->parser, &settings, NULL, 0);
                     if (!r->complete) ASYNC_THROW(t, ASYNC_ENODATA, "connection closed in the middle of the response");
                 }

@@ -1446,3 +1446,88 @@ TEST(http_client_session_cancel_mid_request_keeps_the_pool_consistent) {
     ASSERT_EQ(run_real(ASYNC_CALL(sx_cancel_main, &f)), 0);
     test_server_stop(&sx_srv);
 }
+
+/* ---- a session in the simulated world keeps its connections ---- */
+
+ASYNC_HTTP_DEF(sw_hello) {
+    async_http_response_text(f->res, 200, "hello");
+} ASYNC_END_DEF
+
+static const async_http_route sw_routes[] = {ASYNC_HTTP_ROUTE("GET", NULL, sw_hello), ASYNC_HTTP_ROUTES_END};
+
+ASYNC_DEF(sw_main, async_http_server hs; async_group g; async_http_session s; async_http_call c; int i;) {
+    ASSERT_EQ(async_http_server_listen(&f->hs, "127.0.0.1", 80, 0, NULL, sw_routes, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_http_server_serve(&f->hs));
+    for (f->i = 0; f->i < 3; f->i++) {
+        memset(&f->c, 0, sizeof f->c);
+        f->c.url = "http://127.0.0.1:80/";
+        AWAIT_HTTP_REQUEST(t, &f->s, &f->c);
+        ASSERT_EQ(async_http_call_status(&f->c), 200);
+        ASSERT_STR_EQ(async_http_call_body(&f->c, NULL), "hello");
+        async_http_call_close(&f->c);
+    }
+    /* the kept connection served all three: the session asked the world whether it had input, where
+     * poll(2) on a world's descriptor had said "invalid", and so "stale", every time */
+    ASSERT_EQ(async_http_session_reused(&f->s), 2);
+    ASSERT_EQ(f->hs.server.accepted, 1);
+    async_http_session_close(&f->s);
+    async_http_server_close(&f->hs, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(http_client_session_reuses_a_kept_connection_in_the_simulated_world) {
+    static sw_main_frame f;
+    async_loop *loop = async_sim_new(NULL);
+    ASSERT(loop != NULL);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(sw_main, &f)), 0);
+    async_loop_free(loop);
+}
+
+/* ---- a streamed response whose head came with a malformed body: an error, not an abort ---- */
+
+static const char sw_bad_chunk[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nh\r\r\n5ello\r\n";
+
+/* Answers the request with sw_bad_chunk in one send, then waits for the client to close. */
+ASYNC_DEF(sw_bad_conn, async_stream *s; const char *line; size_t len;) {
+    do AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 4096, 10000);
+    while (f->len > 2);
+    ASSERT_EQ(async_stream_write(f->s, sw_bad_chunk, sizeof sw_bad_chunk - 1), 0);
+    AWAIT_STREAM_DRAIN(t, f->s, 10000);
+    do AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 4096, 10000);
+    while (f->len > 0);
+} ASYNC_END_DEF
+
+static async_task *sw_bad_conn_new(void *frame, async_stream *s, void *arg) {
+    (void)arg;
+    return ASYNC_CALL(sw_bad_conn, (sw_bad_conn_frame *)frame, s);
+}
+
+ASYNC_DEF(sw_bad_main, async_server srv; async_group g; async_http_session s; async_http_call c; char buf[16];
+          size_t n; int code;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 80, 0, sizeof(sw_bad_conn_frame), sw_bad_conn_new, NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    f->c.url = "http://127.0.0.1:80/";
+    f->c.flags = ASYNC_HTTP_STREAM_RESPONSE;
+    AWAIT_HTTP_REQUEST(t, &f->s, &f->c); /* the head is whole: it is the answer */
+    ASSERT_EQ(async_http_call_status(&f->c), 200);
+    ASYNC_TRY(t) {
+        AWAIT_HTTP_BODY_READ(t, &f->c, f->buf, sizeof f->buf, &f->n);
+    }
+    ASYNC_CATCH(t) {
+        f->code = async_caught(t)->code;
+    }
+    ASYNC_END_TRY(t);
+    ASSERT_EQ(f->code, ASYNC_EPROTO); /* the parser had failed on "h\r\r\n": it aborted the program here */
+    async_http_call_close(&f->c);
+    async_http_session_close(&f->s);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(http_client_session_streamed_body_after_a_malformed_chunk_is_eproto) {
+    static sw_bad_main_frame f;
+    async_loop *loop = async_sim_new(NULL);
+    ASSERT(loop != NULL);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(sw_bad_main, &f)), 0);
+    async_loop_free(loop);
+}
