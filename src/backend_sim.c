@@ -44,6 +44,7 @@ struct async__sim {
     size_t n;               /* events in it */
     unsigned polls;          /* POLL requests waiting for readiness (each in its descriptor's list) */
     uint64_t hash, events;
+    int posted; /* another thread posted a call (sim_wake): read and written with atomics where we have them */
     int next_fd;
     void *net, *fs;
 };
@@ -93,28 +94,38 @@ bool async__sim_chance(async__sim *sim, unsigned pct) {
     return async__sim_rand(sim) % 100 < pct;
 }
 
-/* ---- what happened: FNV-1a over every note ---- */
+/* ---- what happened: a hash over every note ----
+ * Eight bytes at a time (the bytes that move are hashed too, so this is on the path of every delivery):
+ * each word, read little-endian whatever the host, is xored in, multiplied by an odd constant and folded
+ * (the multiply-xorshift step of splitmix64/wyhash), so that a run's hash is the same on every host. */
+
+static uint64_t fold(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t le64(const unsigned char *p, size_t n) {
+    uint64_t w = 0;
+    size_t i;
+    for (i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+    return w;
+}
 
 static void mix(async__sim *sim, const void *data, size_t len) {
     const unsigned char *p = (const unsigned char *)data;
     uint64_t h = sim->hash;
-    size_t i;
-    for (i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) h = fold(h, le64(p + i, 8));
+    if (i < len) h = fold(h, le64(p + i, len - i) ^ ((uint64_t)(len - i) << 56));
     sim->hash = h;
 }
 
 void async__sim_note(async__sim *sim, unsigned kind, int64_t a, const void *data, size_t len) {
-    unsigned char head[16];
-    uint64_t ua = (uint64_t)a;
-    int i;
-    /* bytes in a fixed order, not the host's layout of the integers */
-    for (i = 0; i < 4; i++) head[i] = (unsigned char)(kind >> (8 * i));
-    for (i = 0; i < 8; i++) head[4 + i] = (unsigned char)(ua >> (8 * i));
-    for (i = 0; i < 4; i++) head[12 + i] = (unsigned char)((uint32_t)async_loop_now(sim->loop) >> (8 * i));
-    mix(sim, head, sizeof head);
+    uint64_t h = sim->hash;
+    /* the kind, a, the time and the length, as numbers (not the host's layout of them) */
+    h = fold(h, (uint64_t)kind | (uint64_t)sim->loop->now << 32);
+    h = fold(h, (uint64_t)a);
+    sim->hash = fold(h, (uint64_t)len);
     if (data && len) mix(sim, data, len);
 }
 
@@ -337,10 +348,20 @@ static int sim_start(void *state, async__req *r, int64_t ms) {
 
 /* ---- the wait ---- */
 
+/* True if calls were posted since the last look (the look costs a lock: not on every wait). */
+static bool posted_take(async__sim *sim) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __atomic_exchange_n(&sim->posted, 0, __ATOMIC_ACQUIRE) != 0;
+#else
+    (void)sim;
+    return true;
+#endif
+}
+
 static bool sim_wait(async_loop *loop, int32_t timeout_ms) {
     async__sim *sim = sim_of(loop);
     async_ms now;
-    async__loop_run_posts(loop); /* calls posted from other threads (a remote door): none in a closed world */
+    if (posted_take(sim)) async__loop_run_posts(loop); /* calls posted from other threads: rare in a closed world */
     if (timeout_ms != 0) {
         now = async_loop_now(loop);
         if (!sim->root) {
@@ -361,7 +382,13 @@ static bool sim_wait(async_loop *loop, int32_t timeout_ms) {
     return true;
 }
 
-static void sim_wake(async_loop *loop) { (void)loop; }
+static void sim_wake(async_loop *loop) {
+#if defined(__GNUC__) || defined(__clang__)
+    __atomic_store_n(&sim_of(loop)->posted, 1, __ATOMIC_RELEASE);
+#else
+    (void)loop; /* without atomics every wait looks at the posted calls (posted_take) */
+#endif
+}
 static void sim_hold(async_loop *loop, bool on) {
     (void)loop;
     (void)on; /* calls on threads are the world's events: they keep the loop alive by being scheduled */
