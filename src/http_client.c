@@ -1168,6 +1168,12 @@ async_task *async_http_body_read(async_http_call *c, void *buf, size_t cap, size
     if (!c) return NULL;
     if (!async_task_init(&c->task, body_read_run)) return &c->task;
     st = (call_state *)c->state;
+    if (st && !st->r.streaming && st->r.status == 101 && (c->flags & ASYNC_HTTP_STREAM_RESPONSE) && buf && cap && n) {
+        /* a 101 has no body (the connection speaks another protocol now): its streamed body is empty */
+        *n = 0;
+        async_task_init(&c->task, call_noop_run);
+        return &c->task;
+    }
     if (!st || !st->r.streaming || !buf || !cap || !n) return call_fail(c, ASYNC_EINVAL);
     if (!c->conn && st->r.body_pos >= st->r.body_len) { /* read to its end already */
         *n = 0;

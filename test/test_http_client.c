@@ -1531,3 +1531,48 @@ TEST(http_client_session_streamed_body_after_a_malformed_chunk_is_eproto) {
     ASSERT_EQ(async_run(loop, ASYNC_CALL(sw_bad_main, &f)), 0);
     async_loop_free(loop);
 }
+
+/* ---- a streamed response that is a 101: its body is empty (found by fuzz_sim_http_response) ---- */
+
+static const char sw_switch[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n";
+
+/* Answers the request with sw_switch, then waits for the client to close. */
+ASYNC_DEF(sw_switch_conn, async_stream *s; const char *line; size_t len;) {
+    do AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 4096, 10000);
+    while (f->len > 2);
+    ASSERT_EQ(async_stream_write(f->s, sw_switch, sizeof sw_switch - 1), 0);
+    AWAIT_STREAM_DRAIN(t, f->s, 10000);
+    do AWAIT_STREAM_READLINE(t, f->s, &f->line, &f->len, 4096, 10000);
+    while (f->len > 0);
+} ASYNC_END_DEF
+
+static async_task *sw_switch_conn_new(void *frame, async_stream *s, void *arg) {
+    (void)arg;
+    return ASYNC_CALL(sw_switch_conn, (sw_switch_conn_frame *)frame, s);
+}
+
+ASYNC_DEF(sw_switch_main, async_server srv; async_group g; async_http_session s; async_http_call c; char buf[16];
+          size_t n;) {
+    ASSERT_EQ(async_server_listen(&f->srv, "127.0.0.1", 80, 0, sizeof(sw_switch_conn_frame), sw_switch_conn_new,
+                                  NULL), 0);
+    ASYNC_SPAWN(t, &f->g, async_server_serve(&f->srv));
+    f->c.url = "http://127.0.0.1:80/";
+    f->c.flags = ASYNC_HTTP_STREAM_RESPONSE;
+    AWAIT_HTTP_REQUEST(t, &f->s, &f->c);
+    ASSERT_EQ(async_http_call_status(&f->c), 101);
+    f->n = 99;
+    AWAIT_HTTP_BODY_READ(t, &f->c, f->buf, sizeof f->buf, &f->n); /* raised ASYNC_EINVAL, a usage error */
+    ASSERT_EQ(f->n, 0);
+    async_http_call_close(&f->c);
+    async_http_session_close(&f->s);
+    async_server_close(&f->srv, 1000);
+    AWAIT_GROUP(t, &f->g);
+} ASYNC_END_DEF
+
+TEST(http_client_session_streamed_body_of_a_101_is_empty) {
+    static sw_switch_main_frame f;
+    async_loop *loop = async_sim_new(NULL);
+    ASSERT(loop != NULL);
+    ASSERT_EQ(async_run(loop, ASYNC_CALL(sw_switch_main, &f)), 0);
+    async_loop_free(loop);
+}

@@ -725,8 +725,8 @@ ASYNC_API async_task *async_http_body_end(async_http_call *c);
 /** The step that reads the next piece of a streamed response body. */
 ASYNC_API async_task *async_http_body_read(async_http_call *c, void *buf, size_t cap, size_t *n);
 /** Reads the next 1..cap bytes of c's streamed response body into buf, *n (size_t *) their count; 0 at
- *  the end of the body, when the connection goes back to the pool. ASYNC_EINVAL without
- *  ASYNC_HTTP_STREAM_RESPONSE or before the head. */
+ *  the end of the body, when the connection goes back to the pool (a 101's body is empty: 0 at once).
+ *  ASYNC_EINVAL without ASYNC_HTTP_STREAM_RESPONSE or before the head. */
 #define AWAIT_HTTP_BODY_READ(t, c, buf, cap, n) AWAIT(t, async_http_body_read((c), (buf), (cap), (n)))
 /** The response's status code (0 before one). */
 ASYNC_API int async_http_call_status(const async_http_call *c);
