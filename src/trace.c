@@ -329,6 +329,13 @@ static const char *const wait_fors[] = {"yield", "sleep", "task", "children",
                                         "lock, event, condition, semaphore or queue",
                                         "future: I/O, a thread call, a signal, a generator, ..."};
 
+/* A wait slice's category and name, on its end as on its begin: the format lets an end go without its
+ * name, but Chrome's DevTools (its Performance panel's parser) reads every event's name. */
+static void put_wait_name(async__trace *tr, const trace_track *e) {
+    puts_(tr, ",\"cat\":\"wait\",\"name\":");
+    put_str(tr, wait_names[e->wait_kind]);
+}
+
 /* "key":"label" of the task a hook names as the cause (by): its function and track number. */
 static void put_by(async__trace *tr, const char *key, async_task *by) {
     trace_track *b = by ? lookup(tr, by) : NULL;
@@ -348,7 +355,8 @@ static void put_by(async__trace *tr, const char *key, async_task *by) {
 /* Ends e's open wait at ns: woken by task `by`, or (NULL) outside a step: a timer, a completion. */
 static void end_wait(async__trace *tr, trace_track *e, uint64_t ns, async_task *by) {
     put_head(tr, "E", e->tid, ns);
-    puts_(tr, ",\"cat\":\"wait\",\"args\":{");
+    put_wait_name(tr, e);
+    puts_(tr, ",\"args\":{");
     put_by(tr, "woken_by", by);
     puts_(tr, "}}");
     e->waiting = false;
@@ -413,8 +421,7 @@ static void h_step_end(async_loop *loop, async_task *t) {
     }
     /* it waits now: a slice until its wake-up, saying for what */
     put_head(tr, "B", e->tid, stamp(tr));
-    puts_(tr, ",\"cat\":\"wait\",\"name\":");
-    put_str(tr, wait_names[e->wait_kind]);
+    put_wait_name(tr, e);
     puts_(tr, ",\"args\":{\"for\":");
     put_str(tr, wait_fors[e->wait_kind]);
     if (e->wait_obj) {
@@ -551,7 +558,8 @@ static int finish(async__trace *tr) {
         trace_track *e = &tr->tracks[i];
         if (e->task && e->task != TRACE_GONE && e->waiting) {
             put_head(tr, "E", e->tid, ns);
-            puts_(tr, ",\"cat\":\"wait\",\"args\":{\"for\":\"(trace stopped)\"}}");
+            put_wait_name(tr, e);
+            puts_(tr, ",\"args\":{\"for\":\"(trace stopped)\"}}");
         }
     }
     puts_(tr, "\n]}\n");

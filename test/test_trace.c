@@ -274,6 +274,9 @@ static void tl_read(tl *t, const char *path) {
         ASSERT(e->dur >= 0);
         e->name = j_str(&t->doc, c, "name");
         e->cat = j_str(&t->doc, c, "cat");
+        /* every event is named, the ends of B..E pairs too: the format lets an end go without, but
+         * Chrome's DevTools (its Performance panel's parser) stops at the first event without one */
+        ASSERT(e->name && *e->name);
     }
     /* per track: X slices and B..E pairs in time order, each after the one before */
     for (i = 0; i < t->n; i++) {
