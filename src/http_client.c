@@ -90,9 +90,17 @@ static int head_add(http_resp *r, const char *at, size_t n, int kind) {
     return 0;
 }
 
+/* Empties the body, still NUL-terminated (async_http_call_body promises it; the bytes an interim response
+ * or an earlier one left are not this response's). */
+static void body_clear(http_resp *r) {
+    r->body_len = r->body_pos = 0;
+    if (r->body) r->body[0] = '\0';
+}
+
 static int on_begin(http_parser *p) {
     http_resp *r = (http_resp *)p->data;
-    r->head_len = r->body_len = r->body_pos = 0;
+    r->head_len = 0;
+    body_clear(r);
     r->last = 0;
     r->headers_done = r->streaming = r->follow = false;
     return 0;
@@ -374,7 +382,8 @@ static async_status recv_run(async_task *t) {
     r->complete = r->got_bytes = r->headers_done = r->streaming = r->follow = false;
     r->status = 0;
     r->error = 0;
-    r->head_len = r->body_len = r->body_pos = 0;
+    r->head_len = 0;
+    body_clear(r);
     f->stale = false;
     for (;;) {
         data = async_stream_peek(f->s, &len);
@@ -524,7 +533,8 @@ async_task *async_http_client_get(async_http_client *c, const char *url, int64_t
     }
     r->max_body = c->max_body ? c->max_body : DEFAULT_MAX_BODY;
     r->status = 0;
-    r->head_len = r->body_len = 0;
+    r->head_len = 0;
+    body_clear(r);
     strcpy(r->url, url);
     return &c->task;
 }
@@ -1011,7 +1021,8 @@ async_task *async_http_session_request(async_http_session *s, async_http_call *c
     c->wait_error = 0;
     st->r.max_body = s->opts.max_body ? s->opts.max_body : DEFAULT_MAX_BODY;
     st->r.status = 0;
-    st->r.head_len = st->r.body_len = st->r.body_pos = 0;
+    st->r.head_len = 0;
+    body_clear(&st->r);
     st->r.complete = false;
     strcpy(st->r.url, c->url);
     st->timed = ms > 0;
@@ -1134,7 +1145,7 @@ static async_status body_read_run(async_task *t) {
                     call_release(c, r->keep_alive && !len);
                     break;
                 }
-                r->body_pos = r->body_len = 0;
+                body_clear(r);
                 data = async_stream_peek(&c->conn->stream, &len);
                 if (len) {
                     if (!parser_resume(&r->parser)) ASYNC_THROW(t, ASYNC_EPROTO, "malformed HTTP response");
