@@ -192,3 +192,51 @@ TEST(sim_run_reports_tasks_that_never_ended_the_same_way_each_time) {
     ASSERT_STR_EQ(again, text);
     ASSERT_EQ(async_sim_run(NULL, NULL, NULL), ASYNC_EINVAL);
 }
+
+/* Options a scenario asks for that are out of range: each seed fails with that said, nothing runs. */
+static void sim_bad_options(async_sim_options *o, uint64_t seed, void *arg) {
+    (void)seed;
+    (void)arg;
+    o->partial_pct = 101;
+}
+
+static int sim_never_run(async_loop *loop, void *arg, const char **why) {
+    (void)loop;
+    (void)why;
+    *(int *)arg = 1;
+    return 0;
+}
+
+TEST(sim_run_and_census_refuse_what_is_not_theirs) {
+    static int ran;
+    const async_sim_scenario bad = {"bad", sim_never_run, &ran, sim_bad_options};
+    const async_sim_scenario unnamed = {NULL, sim_never_run, &ran, NULL};
+    async_sim_run_options o;
+    async_sim_result r;
+    async_sim_census c;
+    async_loop *loop;
+    FILE *out = tmpfile();
+    ASSERT(out != NULL);
+    memset(&o, 0, sizeof o);
+    o.out = out;
+    o.seeds = 3;
+    ran = 0;
+    ASSERT_EQ(async_sim_run(&bad, &o, &r), ASYNC_EIO);
+    ASSERT_EQ(ran, 0);
+    ASSERT_EQ(r.failed, 1); /* it stops at the first failing seed */
+    ASSERT_EQ(async_sim_run(&unnamed, &o, &r), ASYNC_EINVAL);
+    fclose(out);
+    /* the census: only of a simulated loop, into somewhere */
+    ASSERT_EQ(async_sim_census_of(NULL, &c), ASYNC_EINVAL);
+    loop = new_hosted_loop();
+    ASSERT_EQ(async_sim_census_of(loop, &c), ASYNC_EINVAL);
+    ASSERT(async_sim_events(loop) == 0);
+    async_sim_note(loop, "x", 1); /* nothing to note into: ignored */
+    async_loop_free(loop);
+    loop = async_sim_new(NULL);
+    ASSERT(loop != NULL);
+    ASSERT_EQ(async_sim_census_of(loop, NULL), ASYNC_EINVAL);
+    ASSERT_EQ(async_sim_census_of(loop, &c), 0);
+    ASSERT(c.ready == 0 && c.timers == 0 && c.events == 0 && c.polls == 0 && c.sockets == 0 && c.files == 0);
+    async_loop_free(loop);
+}
