@@ -10,13 +10,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
 #include "internal.h"
+#include "taskmap.h"
 
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
 
 typedef struct debug_entry {
-    async_task *task;  /* NULL: free slot */
+    async_task *task;  /* first: an entry of the task table (taskmap.h) */
     async_task *child; /* the coroutine it awaits inline, if any */
     uint64_t start_ns; /* a coroutine awaited inline: when it started */
 } debug_entry;
@@ -32,8 +33,7 @@ typedef struct async__debug {
     async_loop *loop;
     FILE *out;
     uint64_t slow_ns; /* the slow-step threshold */
-    debug_entry *slots;
-    size_t cap, count; /* cap: a power of two */
+    async__taskmap tasks; /* debug_entry by task: the live ones */
     bool oom_noted;
     /* the step in progress */
     uint64_t step_ns;
@@ -54,73 +54,22 @@ static uint64_t now_ns(void) {
 static async__debug *debug_of(const async_loop *loop);
 static void debug_free(async_loop *loop, async__debug *d);
 
-/* ---- the table of live tasks: open addressing, linear probing, deletion by backward shift ---- */
+/* ---- the table of live tasks ---- */
 
-static size_t slot_of(const async__debug *d, const async_task *t) {
-    uintptr_t h = (uintptr_t)t;
-    h ^= h >> 17;
-    h *= (uintptr_t)0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 7) & (d->cap - 1);
-}
-
-static debug_entry *find(async__debug *d, const async_task *t) {
-    size_t i;
-    if (!d->cap) return NULL;
-    for (i = slot_of(d, t); d->slots[i].task; i = (i + 1) & (d->cap - 1))
-        if (d->slots[i].task == t) return &d->slots[i];
-    return NULL;
-}
-
-static bool grow(async__debug *d) {
-    size_t old_cap = d->cap, cap = old_cap ? old_cap * 2 : 64, i, k;
-    debug_entry *old = d->slots, *slots = (debug_entry *)calloc(cap, sizeof *slots);
-    if (!slots) return false;
-    d->slots = slots;
-    d->cap = cap;
-    for (i = 0; i < old_cap; i++) {
-        if (!old[i].task) continue;
-        for (k = slot_of(d, old[i].task); slots[k].task; k = (k + 1) & (cap - 1)) {}
-        slots[k] = old[i];
-    }
-    free(old);
-    return true;
-}
+static debug_entry *find(async__debug *d, const async_task *t) { return (debug_entry *)async__taskmap_find(&d->tasks, t); }
 
 static debug_entry *add(async__debug *d, async_task *t) {
-    debug_entry *e = find(d, t);
-    size_t i;
-    if (e) return e;
-    if ((d->count + 1) * 4 > d->cap * 3 && !grow(d)) {
-        if (!d->oom_noted) fprintf(d->out, "async: debug: out of memory; the task dump will be incomplete\n");
+    debug_entry *e = (debug_entry *)async__taskmap_add(&d->tasks, t, NULL);
+    if (!e && !d->oom_noted) {
+        fprintf(d->out, "async: debug: out of memory; the task dump will be incomplete\n");
         d->oom_noted = true;
-        return NULL;
     }
-    for (i = slot_of(d, t); d->slots[i].task; i = (i + 1) & (d->cap - 1)) {}
-    d->slots[i].task = t;
-    d->slots[i].child = NULL;
-    d->slots[i].start_ns = 0;
-    d->count++;
-    return &d->slots[i];
+    return e;
 }
 
 static void del(async__debug *d, const async_task *t) {
     debug_entry *e = find(d, t);
-    size_t i, j, k;
-    if (!e) return;
-    i = (size_t)(e - d->slots);
-    d->slots[i].task = NULL;
-    d->count--;
-    /* shift back the entries of the same run that could no longer be found past the hole */
-    for (j = (i + 1) & (d->cap - 1); d->slots[j].task; j = (j + 1) & (d->cap - 1)) {
-        bool stays;
-        k = slot_of(d, d->slots[j].task);
-        stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-        if (!stays) {
-            d->slots[i] = d->slots[j];
-            d->slots[j].task = NULL;
-            i = j;
-        }
-    }
+    if (e) async__taskmap_del(&d->tasks, e);
 }
 
 /* ---- describing a task ---- */
@@ -263,13 +212,14 @@ void async_loop_dump(async_loop *loop, FILE *out) {
         fprintf(out, "async: dump: debug mode is off (ASYNC_DEBUG=1 or async_loop_set_debug)\n");
         return;
     }
-    nodes = (dump_node *)malloc((d->count ? d->count : 1) * sizeof *nodes);
+    nodes = (dump_node *)malloc((d->tasks.live ? d->tasks.live : 1) * sizeof *nodes);
     if (!nodes) {
         fprintf(out, "async: dump: out of memory\n");
         return;
     }
-    for (i = 0; i < d->cap; i++) {
-        async_task *t = d->slots[i].task;
+    for (i = 0; i < d->tasks.cap; i++) {
+        debug_entry *e = (debug_entry *)async__taskmap_at(&d->tasks, i);
+        async_task *t = e ? e->task : NULL;
         if (!t || async_task_done(t)) continue;
         nodes[n].task = t;
         nodes[n].parent = async_task_parent(t);
@@ -322,6 +272,7 @@ int async_loop_set_debug(async_loop *loop, bool on) {
     d = (async__debug *)calloc(1, sizeof *d);
     if (!d) return ASYNC_ENOMEM;
     d->loop = loop;
+    async__taskmap_init(&d->tasks, NULL, sizeof(debug_entry), 0); /* its memory at the first task */
     d->out = stderr;
     d->slow_ns = 100 * 1000000u;
     d->user.hooks = &debug_hooks;
@@ -379,7 +330,7 @@ static void debug_free(async_loop *loop, async__debug *d) {
     if (d->sigquit_on) async__req_stop(loop, &d->sigquit);
     /* (nothing if someone replaced the loop's hooks meanwhile: a test's own, a fault injector's) */
     async__hooks_remove(loop, &d->user);
-    free(d->slots);
+    async__taskmap_free(&d->tasks);
     free(d);
 }
 

@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sim.h"
 #include "internal.h"
+#include "taskmap.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,73 +17,24 @@
 
 /* ---- the census of tasks: every task that ran a step, until it ends (the loop's hooks) ---- */
 
-#define TOMB ((async_task *)(void *)&tomb_mark)
-static const char tomb_mark = 0;
-
 typedef struct run_state {
-    async_task **set; /* open addressing; NULL empty, TOMB removed */
-    size_t cap, used, live;
-    long blocks;      /* blocks the loop's allocator holds */
-    bool oom;         /* the set could not grow: the census of tasks is incomplete */
+    async__taskmap live; /* tasks that ran a step and have not ended (entries: the task alone) */
+    long blocks;         /* blocks the loop's allocator holds */
+    bool oom;            /* the table could not grow: the census of tasks is incomplete */
 } run_state;
-
-static size_t slot_of(const async_task *t, size_t cap) {
-    uintptr_t h = (uintptr_t)t;
-    h ^= h >> 17;
-    h *= (uintptr_t)0x9e3779b97f4a7c15ull;
-    return (size_t)(h ^ (h >> 29)) & (cap - 1);
-}
-
-static bool set_grow(run_state *st) {
-    size_t cap = st->cap ? st->cap * 2 : 256, i;
-    async_task **old = st->set, **set = (async_task **)calloc(cap, sizeof *set);
-    if (!set) return false;
-    for (i = 0; i < st->cap; i++) {
-        async_task *t = old[i];
-        size_t j;
-        if (!t || t == TOMB) continue;
-        for (j = slot_of(t, cap); set[j]; j = (j + 1) & (cap - 1)) {}
-        set[j] = t;
-    }
-    free(old);
-    st->set = set;
-    st->cap = cap;
-    st->used = st->live;
-    return true;
-}
-
-static void set_add(run_state *st, async_task *t) {
-    size_t j;
-    if ((st->used + 1) * 2 > st->cap && !set_grow(st)) {
-        st->oom = true;
-        return;
-    }
-    for (j = slot_of(t, st->cap); st->set[j]; j = (j + 1) & (st->cap - 1))
-        if (st->set[j] == t) return;
-    st->set[j] = t;
-    st->used++;
-    st->live++;
-}
-
-static void set_remove(run_state *st, async_task *t) {
-    size_t j;
-    if (!st->cap) return;
-    for (j = slot_of(t, st->cap); st->set[j]; j = (j + 1) & (st->cap - 1)) {
-        if (st->set[j] != t) continue;
-        st->set[j] = TOMB;
-        st->live--;
-        return;
-    }
-}
 
 static const async_loop_hooks run_hooks;
 
 static void hook_step(async_loop *loop, async_task *t) {
     run_state *st = (run_state *)async__hooks_ctx(loop, &run_hooks);
-    if (!async_task_done(t)) set_add(st, t);
+    if (!async_task_done(t) && !async__taskmap_add(&st->live, t, NULL)) st->oom = true;
 }
 
-static void hook_done(async_loop *loop, async_task *t) { set_remove((run_state *)async__hooks_ctx(loop, &run_hooks), t); }
+static void hook_done(async_loop *loop, async_task *t) {
+    run_state *st = (run_state *)async__hooks_ctx(loop, &run_hooks);
+    void *e = async__taskmap_find(&st->live, t);
+    if (e) async__taskmap_del(&st->live, e);
+}
 
 static void hook_inline(async_loop *loop, async_task *parent, async_task *child) {
     (void)parent;
@@ -133,11 +85,12 @@ static bool settle(async_loop *loop) {
 static void show_live(const run_state *st, char *why, size_t cap) {
     char first[3][160], one[160];
     size_t i, n = 0, k;
-    for (i = 0; i < st->cap; i++) {
-        async_task *t = st->set[i];
+    for (i = 0; i < st->live.cap; i++) {
+        async_task **e = (async_task **)async__taskmap_at(&st->live, i), *t;
         const char *file = "?", *fn = "?";
         unsigned line = 0;
-        if (!t || t == TOMB) continue;
+        if (!e) continue;
+        t = *e;
         async_task_where(t, &file, &fn, &line);
         snprintf(one, sizeof one, " %s (%s:%u, %s)", fn ? fn : "?", file ? file : "?", line, async_task_state(t));
         for (k = n < 3 ? n : 3; k > 0 && strcmp(one, first[k - 1]) < 0; k--)
@@ -151,8 +104,8 @@ static void show_live(const run_state *st, char *why, size_t cap) {
 static void census(async_loop *loop, run_state *st, char *why, size_t cap) {
     async_sim_census c;
     async_sim_census_of(loop, &c);
-    if (st->live) {
-        say(why, cap, "%lu task(s) never ended:", (unsigned long)st->live);
+    if (st->live.live) {
+        say(why, cap, "%lu task(s) never ended:", (unsigned long)st->live.live);
         show_live(st, why, cap);
         say(why, cap, "; ");
     }
@@ -183,6 +136,8 @@ static int run_one(const async_sim_scenario *s, uint64_t seed, const char *trace
         return ASYNC_ENOMEM;
     }
     async_loop_set_allocator(loop, counted, &st);
+    /* malloc's memory, not the loop's: the census outlives the loop, whose allocator counts leaks */
+    if (async__taskmap_init(&st.live, NULL, sizeof(async_task *), 256)) st.oom = true;
     census_hooks.hooks = &run_hooks;
     census_hooks.ctx = &st;
     if (async__hooks_add(loop, &census_hooks)) say(why, cap, "(the census of tasks is off: the loop has hooks of its own) ");
@@ -199,7 +154,7 @@ static int run_one(const async_sim_scenario *s, uint64_t seed, const char *trace
     async_loop_free(loop);
     if (st.blocks) say(why, cap, "%ld block(s) of the loop's memory never freed; ", st.blocks);
     if (st.oom) say(why, cap, "(the census of tasks ran out of memory) ");
-    free(st.set);
+    async__taskmap_free(&st.live);
     return why[0] ? (rc ? rc : ASYNC_EIO) : 0;
 }
 

@@ -26,6 +26,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
 #include "internal.h"
+#include "taskmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +40,7 @@
 
 /* A task that has a track: a scheduled one (a task of the loop or a group's child). */
 typedef struct trace_track {
-    async_task *task; /* NULL: free; TRACE_GONE: a deleted slot */
+    async_task *task; /* first: an entry of the task table (taskmap.h) */
     async_task *leaf; /* the coroutine it awaits inline now (NULL: none) */
     uint32_t tid;
     uint32_t flow;  /* a wake-up's flow, to end at its next step (0: none) */
@@ -64,17 +65,13 @@ typedef struct async__trace {
     uint64_t virt_ms; /* virtual: ms since the start */
     bool from_env;    /* started by ASYNC_TRACE */
     uint32_t next_tid, next_flow;
-    trace_track *tracks;
-    size_t cap, used, live; /* used: slots not free (live and deleted); cap a power of two */
+    async__taskmap tracks;  /* trace_track by task */
     /* the step in progress */
     uint64_t step_ns;
     char resumed[160];
     size_t len;
     char buf[TRACE_BUF];
 } async__trace;
-
-static async_task gone_mark;
-#define TRACE_GONE (&gone_mark)
 
 static const async_loop_hooks trace_hooks;
 static async__trace *trace_of(const async_loop *loop) { return (async__trace *)async__hooks_ctx(loop, &trace_hooks); }
@@ -216,67 +213,26 @@ static void put_head(async__trace *tr, const char *ph, uint32_t tid, uint64_t ns
     tr->first = false;
 }
 
-/* ---- the table of tracks: open addressing, linear probing, deleted slots marked ---- */
-
-static size_t home(const async__trace *tr, const async_task *t) {
-    uintptr_t h = (uintptr_t)t;
-    h = (h >> 4) * (uintptr_t)0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 16) & (tr->cap - 1);
-}
+/* ---- the tracks, by task ---- */
 
 static trace_track *lookup(async__trace *tr, const async_task *t) {
-    size_t i = home(tr, t), n;
-    for (n = 0; n < tr->cap && tr->tracks[i].task; n++, i = (i + 1) & (tr->cap - 1))
-        if (tr->tracks[i].task == t) return &tr->tracks[i];
-    return NULL;
-}
-
-/* Rebuilds the table at cap slots (deleted ones dropped); false if out of memory. */
-static bool rehash(async__trace *tr, size_t cap) {
-    trace_track *old = tr->tracks, *tracks = (trace_track *)async__loop_alloc(tr->loop, cap * sizeof *tracks);
-    size_t old_cap = tr->cap, i;
-    if (!tracks) return false;
-    memset(tracks, 0, cap * sizeof *tracks);
-    tr->tracks = tracks;
-    tr->cap = cap;
-    tr->used = 0;
-    for (i = 0; i < old_cap; i++) {
-        trace_track *e = &old[i];
-        size_t k;
-        if (!e->task || e->task == TRACE_GONE) continue;
-        for (k = home(tr, e->task); tracks[k].task; k = (k + 1) & (cap - 1)) {}
-        tracks[k] = *e;
-        tr->used++;
-    }
-    async__loop_release(tr->loop, old);
-    return true;
+    return (trace_track *)async__taskmap_find(&tr->tracks, t);
 }
 
 /* t's track, made if it has none (NULL only when out of memory: the event is left out and stop
  * reports ASYNC_ENOMEM). */
 static trace_track *track(async__trace *tr, async_task *t) {
-    trace_track *e = lookup(tr, t);
-    size_t i;
-    if (e) return e;
-    /* (a table full of deleted slots is rebuilt at its size) */
-    if ((tr->used + 1) * 4 > tr->cap * 3 && !rehash(tr, tr->live * 2 >= tr->cap ? tr->cap * 2 : tr->cap)) {
+    bool made;
+    trace_track *e = (trace_track *)async__taskmap_add(&tr->tracks, t, &made);
+    if (!e) {
         note_error(tr, ASYNC_ENOMEM);
         return NULL;
     }
-    for (i = home(tr, t); tr->tracks[i].task && tr->tracks[i].task != TRACE_GONE; i = (i + 1) & (tr->cap - 1)) {}
-    if (!tr->tracks[i].task) tr->used++;
-    e = &tr->tracks[i];
-    memset(e, 0, sizeof *e);
-    e->task = t;
-    e->tid = ++tr->next_tid;
-    tr->live++;
+    if (made) e->tid = ++tr->next_tid;
     return e;
 }
 
-static void forget(async__trace *tr, trace_track *e) {
-    e->task = TRACE_GONE; /* still counted in used: a probe goes past it */
-    tr->live--;
-}
+static void forget(async__trace *tr, trace_track *e) { async__taskmap_del(&tr->tracks, e); }
 
 /* ---- describing ---- */
 
@@ -554,9 +510,9 @@ static int finish(async__trace *tr) {
         trace_track *e = lookup(tr, async_loop_current_task(tr->loop));
         if (e) put_step(tr, e, ns);
     }
-    for (i = 0; i < tr->cap; i++) {
-        trace_track *e = &tr->tracks[i];
-        if (e->task && e->task != TRACE_GONE && e->waiting) {
+    for (i = 0; i < tr->tracks.cap; i++) {
+        trace_track *e = (trace_track *)async__taskmap_at(&tr->tracks, i);
+        if (e && e->waiting) {
             put_head(tr, "E", e->tid, ns);
             put_wait_name(tr, e);
             puts_(tr, ",\"args\":{\"for\":\"(trace stopped)\"}}");
@@ -567,7 +523,7 @@ static int finish(async__trace *tr) {
     if (tr->fd >= 0 && close(tr->fd) != 0) note_error(tr, async__errno_code(errno));
     rc = tr->error;
     if (tr->from_env) __atomic_store_n(&env_trace_taken, 0, __ATOMIC_RELEASE);
-    async__loop_release(tr->loop, tr->tracks);
+    async__taskmap_free(&tr->tracks);
     async__loop_release(tr->loop, tr);
     return rc;
 }
@@ -591,13 +547,10 @@ int async_loop_trace_start(async_loop *loop, const char *path) {
     memset(tr, 0, offsetof(async__trace, buf));
     tr->loop = loop;
     tr->first = true;
-    tr->cap = 64;
-    tr->tracks = (trace_track *)async__loop_alloc(loop, tr->cap * sizeof *tr->tracks);
-    if (!tr->tracks) {
+    if (async__taskmap_init(&tr->tracks, loop, sizeof(trace_track), 64)) {
         async__loop_release(loop, tr);
         return ASYNC_ENOMEM;
     }
-    memset(tr->tracks, 0, tr->cap * sizeof *tr->tracks);
     tr->user.hooks = &trace_hooks;
     tr->user.ctx = tr;
     rc = async__hooks_add(loop, &tr->user);
@@ -609,7 +562,7 @@ int async_loop_trace_start(async_loop *loop, const char *path) {
         }
     }
     if (rc) {
-        async__loop_release(loop, tr->tracks);
+        async__taskmap_free(&tr->tracks);
         async__loop_release(loop, tr);
         return rc;
     }
